@@ -1,0 +1,10 @@
+//! leadline's engine: the canonical event and its validation, the append-only
+//! log, the projections and the SQL catalog over them.
+
+pub mod catalog;
+pub mod error;
+pub mod event;
+pub mod ingest;
+pub mod log;
+
+pub use error::{Error, Result};

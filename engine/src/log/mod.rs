@@ -1,0 +1,387 @@
+//! The append-only event log of a data directory.
+//!
+//! ```text
+//! DIR/LOCK                        one writer at a time (names its holder)
+//! DIR/events/_delta_log/*.json    Delta Lake commits of the events table
+//! DIR/events/event_date=YYYY-MM-DD/part-*.snappy.parquet
+//! DIR/rejected/...                the quarantine, a Delta table too
+//! DIR/index/bucket-*.idx          event-id index (see index.rs)
+//! ```
+//!
+//! An append is one commit of the events table: data files and index records
+//! are written and fsynced first, then the commit file appears atomically, so
+//! a crash at any point leaves either the whole append or none of it. The
+//! quarantine's file is written before that commit too and named in it; if
+//! the process dies before the quarantine's own commit, the next writer
+//! commits it ([`Writer::open`]).
+
+pub mod delta;
+pub mod files;
+pub mod index;
+pub mod lock;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::event::{Event, RawRow, Rejection, RejectionKind, event_id_hash, events_schema, rejected_schema};
+use delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action};
+use files::{EventFilesWriter, PARTITION_COLUMN, RejectedFileWriter};
+use index::{IdIndex, Seen};
+
+/// Files in one partition beyond which an append compacts that partition.
+pub const AUTO_COMPACT_FILES: usize = 16;
+/// Removed files are deleted from disk this long after their removal, so that
+/// readers of an older snapshot finish first.
+pub const REMOVED_FILE_RETENTION_MS: i64 = 60 * 60 * 1000;
+
+/// One input row as read: its position, its verbatim text, and its fields or
+/// why they could not be read.
+#[derive(Debug, Clone)]
+pub struct InputRow {
+    pub line: u64,
+    pub raw: String,
+    pub fields: std::result::Result<RawRow, String>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AppendReport {
+    pub appended: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    /// Events table version of the commit (none if the input was empty).
+    pub version: Option<u64>,
+    pub ingested_at: i64,
+    /// The first rejections, for the caller to show.
+    #[serde(skip)]
+    pub first_rejections: Vec<Rejection>,
+}
+
+/// Keep this many rejections in the report for display.
+const REPORTED_REJECTIONS: usize = 20;
+
+/// Facts about one append, from its commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendRecord {
+    pub version: u64,
+    pub ingested_at: i64,
+    pub appended: u64,
+    pub duplicates: u64,
+}
+
+/// A consistent view of the log: the files and commits of one version.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub root: PathBuf,
+    pub version: Option<u64>,
+    pub event_files: Vec<AddFile>,
+    pub rejected_files: Vec<AddFile>,
+    pub appends: Vec<AppendRecord>,
+}
+
+impl Snapshot {
+    pub fn events_root(&self) -> PathBuf {
+        self.root.join("events")
+    }
+    pub fn rejected_root(&self) -> PathBuf {
+        self.root.join("rejected")
+    }
+}
+
+/// Read access to a data directory; never blocks, never takes the lock.
+#[derive(Debug)]
+pub struct EventLog {
+    root: PathBuf,
+    events: DeltaTable,
+    rejected: DeltaTable,
+    cached: Mutex<(TableState, TableState)>,
+}
+
+impl EventLog {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root: PathBuf = root.into();
+        if !root.is_dir() {
+            return Err(Error::Input(format!("data directory {} does not exist", root.display())));
+        }
+        let root = root.canonicalize().map_err(|e| Error::io(&root, e))?;
+        Ok(Self {
+            events: DeltaTable::new(root.join("events")),
+            rejected: DeltaTable::new(root.join("rejected")),
+            root,
+            cached: Mutex::new(Default::default()),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The latest committed state. Reads only commits it has not seen yet.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let mut guard = self.cached.lock().map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
+        let (events, rejected) = &mut *guard;
+        // Rejected first: a quarantine commit is never newer than its events commit.
+        self.rejected.refresh(rejected)?;
+        self.events.refresh(events)?;
+        let mut rejected_files = rejected.files.clone();
+        // A quarantine file named by an events commit but not yet committed
+        // itself (writer died in between) is part of the snapshot all the same.
+        for c in &events.commits {
+            for add in pending_rejects(&c.leadline) {
+                if !rejected.known_paths.contains(&add.path) {
+                    rejected_files.push(add);
+                }
+            }
+        }
+        Ok(Snapshot {
+            root: self.root.clone(),
+            version: events.version,
+            event_files: events.files.clone(),
+            rejected_files,
+            appends: events.commits.iter().filter_map(append_record).collect(),
+        })
+    }
+}
+
+fn append_record(c: &delta::CommitInfo) -> Option<AppendRecord> {
+    let l = &c.leadline;
+    Some(AppendRecord {
+        version: c.version,
+        ingested_at: l.get("ingested_at")?.as_i64()?,
+        appended: l.get("appended").and_then(Value::as_u64).unwrap_or(0),
+        duplicates: l.get("duplicates").and_then(Value::as_u64).unwrap_or(0),
+    })
+}
+
+fn pending_rejects(leadline: &Value) -> Vec<AddFile> {
+    leadline
+        .get("rejected_file")
+        .and_then(|f| {
+            Some(AddFile {
+                path: f.get("path")?.as_str()?.to_string(),
+                partition_values: BTreeMap::new(),
+                size: f.get("size")?.as_u64()?,
+                num_records: f.get("num_records")?.as_u64()?,
+            })
+        })
+        .into_iter()
+        .collect()
+}
+
+/// The one writer of a data directory.
+pub struct Writer {
+    log: EventLog,
+    _lock: lock::WriterLock,
+    events_state: TableState,
+    rejected_state: TableState,
+    last_ingested_at: i64,
+}
+
+impl Writer {
+    /// Takes the lock (creating the directory if needed), creates the tables,
+    /// and finishes or undoes whatever a crashed writer left behind.
+    pub fn open(root: impl Into<PathBuf>, holder: &str) -> Result<Self> {
+        let root: PathBuf = root.into();
+        delta::create_dir_durable(&root)?;
+        let lock = lock::WriterLock::acquire(&root, holder)?;
+        let log = EventLog::open(&root)?;
+        log.events.create_if_missing(&events_schema(), &[PARTITION_COLUMN])?;
+        log.rejected.create_if_missing(&rejected_schema(), &[])?;
+        let events_state = log.events.state()?;
+        let mut rejected_state = log.rejected.state()?;
+        IdIndex::recover(&log.root.join("index"), events_state.version)?;
+        // Roll the quarantine forward to match the last events commit.
+        if let Some(last) = events_state.commits.last() {
+            let missing: Vec<AddFile> = pending_rejects(&last.leadline)
+                .into_iter()
+                .filter(|a| !rejected_state.known_paths.contains(&a.path))
+                .collect();
+            if !missing.is_empty() {
+                let v = rejected_state.version.map_or(0, |v| v + 1);
+                let mut actions: Vec<Value> = missing.iter().map(add_action).collect();
+                actions.push(commit_info("WRITE", json!({"events_version": last.version})));
+                log.rejected.commit(v, &actions)?;
+                log.rejected.refresh(&mut rejected_state)?;
+            }
+        }
+        log.events.clean(&events_state, None)?;
+        log.rejected.clean(&rejected_state, None)?;
+        let last_ingested_at = events_state
+            .commits
+            .iter()
+            .filter_map(|c| c.leadline.get("ingested_at").and_then(Value::as_i64))
+            .max()
+            .unwrap_or(i64::MIN);
+        Ok(Self { log, _lock: lock, events_state, rejected_state, last_ingested_at })
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Appends every valid, new row of `rows` as one atomic commit and
+    /// quarantines the rest. `source` names the input (file name, `INSERT`…).
+    /// `progress` is called with the number of rows read so far.
+    pub fn append(
+        &mut self,
+        source: &str,
+        rows: impl Iterator<Item = Result<InputRow>>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<AppendReport> {
+        let version = self.events_state.version.map_or(0, |v| v + 1);
+        // Monotonic per data directory, even if the clock steps back.
+        let now = chrono::Utc::now().timestamp_micros();
+        let ingested_at = now.max(self.last_ingested_at.saturating_add(1));
+        let events_root = self.log.events.root().to_path_buf();
+        let mut index = IdIndex::begin(&self.log.root.join("index"), version)?;
+        let mut data = EventFilesWriter::new(&events_root, ingested_at);
+        let mut quarantine = RejectedFileWriter::new(self.log.rejected.root(), ingested_at);
+        let mut report = AppendReport { ingested_at, ..Default::default() };
+        let mut read = 0u64;
+        let mut reject = |report: &mut AppendReport, r: Rejection| -> Result<()> {
+            match r.kind {
+                RejectionKind::Invalid => report.rejected += 1,
+                RejectionKind::Conflict => report.conflicts += 1,
+            }
+            if report.first_rejections.len() < REPORTED_REJECTIONS {
+                report.first_rejections.push(r.clone());
+            }
+            quarantine.push(r)
+        };
+        for row in rows {
+            let row = row?;
+            read += 1;
+            if read % 65_536 == 0 {
+                progress(read);
+            }
+            let event_id = row.fields.as_ref().ok().and_then(|f| match f.get("event_id") {
+                Some(crate::event::RawValue::Text(s)) => Some(s.clone()),
+                _ => None,
+            });
+            let event = row.fields.and_then(|f| Event::from_raw(&f));
+            let event = match event {
+                Ok(e) => e,
+                Err(reason) => {
+                    let r = Rejection { source: source.into(), line: row.line, event_id, kind: RejectionKind::Invalid, reason, raw: row.raw };
+                    reject(&mut report, r)?;
+                    continue;
+                }
+            };
+            match index.check_and_insert(event_id_hash(&event.event_id), event.content_hash())? {
+                Seen::New => {
+                    report.appended += 1;
+                    data.push(event)?;
+                }
+                Seen::Duplicate => report.duplicates += 1,
+                Seen::Conflict => {
+                    let reason = format!(
+                        "event_id '{}' is already stored with different content; the first write stays",
+                        event.event_id
+                    );
+                    let r = Rejection { source: source.into(), line: row.line, event_id: Some(event.event_id), kind: RejectionKind::Conflict, reason, raw: row.raw };
+                    reject(&mut report, r)?;
+                }
+            }
+        }
+        progress(read);
+        if read == 0 {
+            drop(index);
+            IdIndex::recover(&self.log.root.join("index"), self.events_state.version)?;
+            return Ok(report);
+        }
+        let added = data.finish()?;
+        let rejected_file = quarantine.finish()?;
+        index.flush()?;
+        let mut actions: Vec<Value> = added.iter().map(add_action).collect();
+        let mut facts = json!({
+            "source": source,
+            "ingested_at": ingested_at,
+            "appended": report.appended,
+            "duplicates": report.duplicates,
+            "conflicts": report.conflicts,
+            "rejected": report.rejected,
+        });
+        if let Some(f) = &rejected_file {
+            facts["rejected_file"] = json!({"path": f.path, "size": f.size, "num_records": f.num_records});
+        }
+        actions.push(commit_info("WRITE", facts));
+        self.log.events.commit(version, &actions)?;
+        // From here on the append is acknowledged-durable.
+        index.finish()?;
+        self.log.events.refresh(&mut self.events_state)?;
+        self.last_ingested_at = ingested_at;
+        report.version = Some(version);
+        if let Some(f) = rejected_file {
+            let v = self.rejected_state.version.map_or(0, |v| v + 1);
+            self.log.rejected.commit(v, &[add_action(&f), commit_info("WRITE", json!({"events_version": version}))])?;
+            self.log.rejected.refresh(&mut self.rejected_state)?;
+        }
+        let touched: HashSet<&BTreeMap<String, String>> = added.iter().map(|f| &f.partition_values).collect();
+        let crowded = self.partitions_over(AUTO_COMPACT_FILES, Some(&touched));
+        compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
+        Ok(report)
+    }
+
+    /// Partitions of the events table holding more than `limit` files.
+    fn partitions_over(
+        &self,
+        limit: usize,
+        only: Option<&HashSet<&BTreeMap<String, String>>>,
+    ) -> Vec<Vec<AddFile>> {
+        let mut by_partition: BTreeMap<&BTreeMap<String, String>, Vec<AddFile>> = BTreeMap::new();
+        for f in &self.events_state.files {
+            if only.is_none_or(|o| o.contains(&f.partition_values)) {
+                by_partition.entry(&f.partition_values).or_default().push(f.clone());
+            }
+        }
+        by_partition.into_values().filter(|fs| fs.len() > limit).collect()
+    }
+
+    /// Rewrites every partition (of both tables) that has more than one file
+    /// as a single file, in one commit per table, and deletes files removed
+    /// longer than the retention ago. Queries return the same rows before,
+    /// during and after. Returns (files before, files after).
+    pub fn compact(&mut self) -> Result<(usize, usize)> {
+        let before = self.events_state.files.len() + self.rejected_state.files.len();
+        let crowded = self.partitions_over(1, None);
+        compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
+        if self.rejected_state.files.len() > 1 {
+            let all = vec![self.rejected_state.files.clone()];
+            compact_groups(&self.log.rejected, &mut self.rejected_state, all, rejected_schema())?;
+        }
+        let cutoff = chrono::Utc::now().timestamp_millis() - REMOVED_FILE_RETENTION_MS;
+        self.log.events.clean(&self.events_state, Some(cutoff))?;
+        self.log.rejected.clean(&self.rejected_state, Some(cutoff))?;
+        Ok((before, self.events_state.files.len() + self.rejected_state.files.len()))
+    }
+}
+
+/// Replaces each group of files (one partition each) by one rewritten file,
+/// all in one commit that changes no data.
+fn compact_groups(
+    table: &DeltaTable,
+    state: &mut TableState,
+    groups: Vec<Vec<AddFile>>,
+    schema: arrow::datatypes::SchemaRef,
+) -> Result<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let mut actions = Vec::new();
+    for files in groups {
+        let new = files::rewrite(table.root(), &files, schema.clone())?;
+        actions.extend(files.iter().map(|f| remove_action(f, false)));
+        let mut add = add_action(&new);
+        add["add"]["dataChange"] = json!(false);
+        actions.push(add);
+    }
+    actions.push(commit_info("OPTIMIZE", json!({})));
+    let v = state.version.map_or(0, |v| v + 1);
+    table.commit(v, &actions)?;
+    table.refresh(state)
+}

@@ -1,0 +1,328 @@
+//! [`LeadTime`]: `lead_time(lead_time interval [, percentile float8])`, the
+//! DORA "lead time for changes" aggregate.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, FieldRef};
+use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, ReversedUDAF,
+    Signature, Volatility,
+};
+
+use crate::DOC_SECTION_DORA;
+use crate::accumulate::constant_argument;
+use crate::percentile::{
+    INTERVAL, PercentileAccumulator, PercentileGroupsAccumulator, coerce_duration_argument,
+    percentile_state_fields, reject_distinct,
+};
+
+/// Percentile used when `lead_time` is called with one argument: the median.
+pub const DEFAULT_PERCENTILE: f64 = 0.5;
+
+/// `lead_time(lead_time interval [, percentile float8]) -> interval`
+///
+/// The continuous percentile (linear interpolation, exactly like
+/// PostgreSQL's `percentile_cont`) of the lead times in the group; the
+/// median when no percentile is given. NULL lead times are ignored; a group
+/// with none gives NULL. The percentile must be a constant in `[0, 1]`.
+///
+/// ```sql
+/// > SELECT service,
+///          lead_time(lead_time)      AS p50,
+///          lead_time(lead_time, 0.9) AS p90
+///   FROM changes
+///   WHERE environment = 'production'
+///   GROUP BY service;
+/// +---------+-----------------+-----------------+
+/// | service | p50             | p90             |
+/// +---------+-----------------+-----------------+
+/// | api     | 2 hours 30 mins | 3 hours 42 mins |
+/// +---------+-----------------+-----------------+
+/// ```
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct LeadTime {
+    signature: Signature,
+}
+
+impl Default for LeadTime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LeadTime {
+    /// A new `lead_time` implementation.
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// The `lead_time` aggregate, shared.
+pub fn lead_time_udaf() -> Arc<AggregateUDF> {
+    static UDAF: LazyLock<Arc<AggregateUDF>> =
+        LazyLock::new(|| Arc::new(AggregateUDF::from(LeadTime::new())));
+    Arc::clone(&UDAF)
+}
+
+impl AggregateUDFImpl for LeadTime {
+    fn name(&self) -> &str {
+        "lead_time"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [value] => Ok(vec![coerce_duration_argument(self.name(), value)?]),
+            [value, percentile] if percentile.is_numeric() || percentile.is_null() => Ok(vec![
+                coerce_duration_argument(self.name(), value)?,
+                DataType::Float64,
+            ]),
+            [_, percentile] => plan_err!(
+                "the percentile argument of lead_time must be a number between 0 and 1, got {percentile}"
+            ),
+            _ => plan_err!(
+                "lead_time takes 1 or 2 arguments (lead_time interval [, percentile float8]), got {}",
+                arg_types.len()
+            ),
+        }
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(INTERVAL)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(percentile_state_fields(args.name))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        reject_distinct(&args, self.name())?;
+        Ok(Box::new(PercentileAccumulator::new(percentile_argument(
+            &args,
+        )?)))
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        !args.is_distinct
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        reject_distinct(&args, self.name())?;
+        Ok(Box::new(PercentileGroupsAccumulator::new(
+            percentile_argument(&args)?,
+        )))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
+            Documentation::builder(
+                DOC_SECTION_DORA,
+                "Lead time for changes: the continuous percentile (linear interpolation, like percentile_cont) of the lead times in the group, the median by default.",
+                "lead_time(lead_time [, percentile])",
+            )
+            .with_sql_example(
+                "SELECT service, lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90 FROM changes GROUP BY service;",
+            )
+            .with_argument("lead_time", "Interval expression, e.g. deployed_at - committed_at.")
+            .with_argument("percentile", "Constant between 0 and 1 inclusive; defaults to 0.5.")
+            .build()
+        });
+        Some(&DOCUMENTATION)
+    }
+}
+
+/// The constant percentile argument, validated to lie in `[0, 1]`.
+fn percentile_argument(args: &AccumulatorArgs) -> Result<f64> {
+    let Some(expr) = args.exprs.get(1) else {
+        return Ok(DEFAULT_PERCENTILE);
+    };
+    match constant_argument(expr, "lead_time", "percentile")? {
+        ScalarValue::Float64(Some(p)) if (0.0..=1.0).contains(&p) => Ok(p),
+        ScalarValue::Float64(Some(p)) => plan_err!(
+            "the percentile argument of lead_time must be between 0 and 1 inclusive, got {p}"
+        ),
+        value if value.is_null() => {
+            plan_err!("the percentile argument of lead_time must not be NULL")
+        }
+        value => plan_err!(
+            "the percentile argument of lead_time must be a float8 constant, got {}",
+            value.data_type()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, IntervalMonthDayNanoArray};
+    use arrow::datatypes::{Field, IntervalUnit, Schema};
+    use datafusion::logical_expr::EmitTo;
+    use datafusion::physical_expr::PhysicalExpr;
+    use datafusion::physical_expr::expressions::{Column, lit};
+
+    use crate::interval::nanos_to_interval;
+
+    const HOUR: i64 = 3_600_000_000_000;
+
+    /// Calls `f` with the `AccumulatorArgs` of `lead_time(x [, percentile])`.
+    fn with_args<T>(
+        percentile: Option<Arc<dyn PhysicalExpr>>,
+        f: impl FnOnce(AccumulatorArgs) -> T,
+    ) -> T {
+        let schema = Schema::new(vec![
+            Field::new("x", INTERVAL, true),
+            Field::new("p", DataType::Float64, true),
+        ]);
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
+        let mut expr_fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", INTERVAL, true))];
+        if let Some(percentile) = percentile {
+            exprs.push(percentile);
+            expr_fields.push(Arc::new(Field::new("p", DataType::Float64, true)));
+        }
+        f(AccumulatorArgs {
+            return_field: Arc::new(Field::new("lead_time", INTERVAL, true)),
+            schema: &schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: "lead_time(x)",
+            is_distinct: false,
+            exprs: &exprs,
+            expr_fields: &expr_fields,
+        })
+    }
+
+    fn hours(values: &[i64]) -> ArrayRef {
+        Arc::new(
+            values
+                .iter()
+                .map(|h| Some(nanos_to_interval(h * HOUR)))
+                .collect::<IntervalMonthDayNanoArray>(),
+        )
+    }
+
+    fn evaluate(percentile: Option<Arc<dyn PhysicalExpr>>, input: ArrayRef) -> Result<ScalarValue> {
+        let mut acc = with_args(percentile, |args| LeadTime::new().accumulator(args))?;
+        acc.update_batch(&[input])?;
+        acc.evaluate()
+    }
+
+    #[test]
+    fn default_is_median_and_percentile_is_used() {
+        let median = evaluate(None, hours(&[1, 2, 3, 4])).unwrap();
+        assert_eq!(
+            median,
+            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(5 * HOUR / 2)))
+        );
+        let p90 = evaluate(Some(lit(0.9)), hours(&[1, 2, 3, 4])).unwrap();
+        assert_eq!(
+            p90,
+            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(37 * HOUR / 10)))
+        );
+        let p0 = evaluate(Some(lit(0.0)), hours(&[3, 1, 2])).unwrap();
+        assert_eq!(
+            p0,
+            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(HOUR)))
+        );
+    }
+
+    #[test]
+    fn groups_accumulator_uses_the_percentile() {
+        let mut acc = with_args(Some(lit(0.9)), |args| {
+            LeadTime::new().create_groups_accumulator(args)
+        })
+        .unwrap();
+        acc.update_batch(&[hours(&[1, 2, 3, 4, 9])], &[0, 0, 0, 0, 1], None, 2)
+            .unwrap();
+        let result = acc.evaluate(EmitTo::All).unwrap();
+        let expected: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            nanos_to_interval(37 * HOUR / 10),
+            nanos_to_interval(9 * HOUR),
+        ]));
+        assert_eq!(&result, &expected);
+    }
+
+    #[test]
+    fn percentile_out_of_range_is_a_plan_error() {
+        for bad in [1.5, -0.1, f64::NAN] {
+            let err = evaluate(Some(lit(bad)), hours(&[1])).unwrap_err();
+            assert!(err.to_string().contains("between 0 and 1"), "{err}");
+            assert!(
+                err.to_string().starts_with("Error during planning"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn percentile_must_be_a_non_null_constant() {
+        let err = evaluate(Some(Arc::new(Column::new("p", 1))), hours(&[1])).unwrap_err();
+        assert!(err.to_string().contains("must be a constant"), "{err}");
+        let err = evaluate(Some(lit(ScalarValue::Float64(None))), hours(&[1])).unwrap_err();
+        assert!(err.to_string().contains("must not be NULL"), "{err}");
+    }
+
+    #[test]
+    fn distinct_is_refused() {
+        let schema = Schema::empty();
+        let exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
+        let fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", INTERVAL, true))];
+        let args = AccumulatorArgs {
+            return_field: Arc::new(Field::new("lead_time", INTERVAL, true)),
+            schema: &schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: "lead_time(DISTINCT x)",
+            is_distinct: true,
+            exprs: &exprs,
+            expr_fields: &fields,
+        };
+        let err = LeadTime::new().accumulator(args).unwrap_err();
+        assert!(err.to_string().contains("DISTINCT"), "{err}");
+    }
+
+    #[test]
+    fn coercion() {
+        let udf = LeadTime::new();
+        let day_time = DataType::Interval(IntervalUnit::DayTime);
+        assert_eq!(
+            udf.coerce_types(std::slice::from_ref(&day_time)).unwrap(),
+            vec![INTERVAL]
+        );
+        assert_eq!(
+            udf.coerce_types(&[day_time.clone(), DataType::Int64])
+                .unwrap(),
+            vec![INTERVAL, DataType::Float64]
+        );
+        assert!(
+            udf.coerce_types(&[day_time.clone(), DataType::Utf8])
+                .is_err()
+        );
+        assert!(udf.coerce_types(&[DataType::Utf8]).is_err());
+        assert!(udf.coerce_types(&[]).is_err());
+        assert!(
+            udf.coerce_types(&[day_time.clone(), DataType::Float64, DataType::Float64])
+                .is_err()
+        );
+    }
+}
