@@ -1,0 +1,30 @@
+"""Shared fixtures of the Python tests: the leadline binary and fixture paths."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def leadline_bin() -> pathlib.Path:
+    """The debug binary that scripts/test built."""
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", pathlib.Path.home() / ".cache/leadline/target"))
+    path = target / "debug" / "leadline"
+    assert path.exists(), f"{path} missing: run scripts/test"
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures() -> pathlib.Path:
+    return SHARED / "fixtures"
+
+
+def run(bin_path, *args, check=True):
+    out = subprocess.run([str(bin_path), *map(str, args)], capture_output=True, text=True)
+    if check and out.returncode not in (0, 2):
+        raise AssertionError(f"leadline {' '.join(map(str, args))} failed: {out.stderr}")
+    return out
