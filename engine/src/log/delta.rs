@@ -105,12 +105,7 @@ impl DeltaTable {
         if commit_path(&self.log_dir(), 0).exists() {
             return Ok(());
         }
-        let fields: Vec<Value> = schema
-            .fields()
-            .iter()
-            .map(|f| json!({"name": f.name(), "type": delta_type(f.data_type()), "nullable": f.is_nullable(), "metadata": {}}))
-            .collect();
-        let schema_string = json!({"type": "struct", "fields": fields}).to_string();
+        let schema_string = schema_string(schema, partition_columns);
         let now = chrono::Utc::now().timestamp_millis();
         let actions = vec![
             json!({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}),
@@ -276,6 +271,24 @@ pub fn commit_info(operation: &str, leadline: Value) -> Value {
     }})
 }
 
+/// The Delta `schemaString` of a table: the data files' columns, then each
+/// partition column that is not one of them, as a non-null `date` (the
+/// protocol requires every partition column to be in the schema; its values
+/// live in the `add` actions' `partitionValues`, not in the files).
+pub fn schema_string(schema: &Schema, partition_columns: &[&str]) -> String {
+    let mut fields: Vec<Value> = schema
+        .fields()
+        .iter()
+        .map(|f| json!({"name": f.name(), "type": delta_type(f.data_type()), "nullable": f.is_nullable(), "metadata": {}}))
+        .collect();
+    for col in partition_columns {
+        if schema.field_with_name(col).is_err() {
+            fields.push(json!({"name": col, "type": "date", "nullable": false, "metadata": {}}));
+        }
+    }
+    json!({"type": "struct", "fields": fields}).to_string()
+}
+
 fn delta_type(t: &DataType) -> Value {
     match t {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => json!("string"),
@@ -352,6 +365,7 @@ fn walk_parquet(dir: &Path) -> Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
     use arrow::datatypes::Field;
+    use std::sync::Arc;
 
     #[test]
     fn commits_replay_adds_and_removes() {
@@ -374,5 +388,36 @@ mod tests {
         assert_eq!(state.commits[1].leadline["appended"], 3);
         // A version can be committed once only.
         assert!(t.commit(2, &[]).is_err());
+    }
+
+    #[test]
+    fn schema_names_every_partition_column() {
+        // Delta readers (delta-kernel, Spark) refuse a table whose partition
+        // column is missing from the schema.
+        let dir = tempfile::tempdir().unwrap();
+        let t = DeltaTable::new(dir.path());
+        let item = Arc::new(Field::new("element", DataType::Utf8, true));
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Utf8, false),
+            Field::new("ids", DataType::List(item), true),
+            Field::new("n", DataType::Int16, false),
+        ]);
+        t.create_if_missing(&schema, &["event_date"]).unwrap();
+        let text = fs::read_to_string(commit_path(&t.log_dir(), 0)).unwrap();
+        let meta: Value = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find_map(|a| a.get("metaData").cloned())
+            .unwrap();
+        assert_eq!(meta["partitionColumns"], json!(["event_date"]));
+        let parsed: Value = serde_json::from_str(meta["schemaString"].as_str().unwrap()).unwrap();
+        let fields = parsed["fields"].as_array().unwrap();
+        let names: Vec<&str> = fields.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["a", "ids", "n", "event_date"]);
+        assert_eq!(fields[3]["type"], "date");
+        assert_eq!(fields[1]["type"], json!({"type": "array", "elementType": "string", "containsNull": true}));
+        assert_eq!(fields[2]["type"], "short");
+        // A partition column that is already a data column is not repeated.
+        assert_eq!(schema_string(&schema, &["a"]).matches("\"name\":\"a\"").count(), 1);
     }
 }
