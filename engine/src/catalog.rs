@@ -208,6 +208,7 @@ pub fn session(catalog: Arc<Catalog>, config: SessionConfig) -> DfResult<Session
     leadline_udfs::register_all(&ctx);
     ctx.register_table("events", Arc::new(LogTable { catalog: catalog.clone(), kind: LogTableKind::Events }))?;
     ctx.register_table("rejected_events", Arc::new(LogTable { catalog: catalog.clone(), kind: LogTableKind::Rejected }))?;
+    crate::project::register(&ctx, catalog)?;
     Ok(ctx)
 }
 

@@ -6,5 +6,6 @@ pub mod error;
 pub mod event;
 pub mod ingest;
 pub mod log;
+pub mod project;
 
 pub use error::{Error, Result};

@@ -1,0 +1,199 @@
+//! SPEC §2 "Changes shipped by a successful deployment" and "Change": which
+//! commits each successful deployment shipped, and each commit's first
+//! arrival in each environment.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::deployments::Deployment;
+use crate::event::{Event, EventType};
+
+/// The commit event that defines a `commit_sha`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub sha: String,
+    pub service: String,
+    pub committed_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub commit_sha: String,
+    /// The shipping deployment's service: lead times belong to it.
+    pub service: String,
+    pub environment: String,
+    /// The shipping deployment's team.
+    pub team: Option<String>,
+    /// `None`: no commit event for this id (unknown lead time).
+    pub committed_at: Option<i64>,
+    pub deployment_id: String,
+    pub deployed_at: i64,
+}
+
+impl Change {
+    /// `deployed_at - committed_at`, in µs; may be negative.
+    pub fn raw_lead_time(&self) -> Option<i64> {
+        self.committed_at.map(|c| self.deployed_at - c)
+    }
+    /// The lead time every statistic uses: unknown and negative ones excluded.
+    pub fn lead_time(&self) -> Option<i64> {
+        self.raw_lead_time().filter(|l| *l >= 0)
+    }
+}
+
+/// Commits by sha: when several events share one, the earliest wins (ties:
+/// smallest event_id).
+pub fn commits(events: &[Event]) -> HashMap<String, Commit> {
+    let mut best: HashMap<&str, &Event> = HashMap::new();
+    for e in events.iter().filter(|e| e.event_type == EventType::Commit) {
+        let Some(sha) = e.commit_sha.as_deref() else { continue };
+        best.entry(sha)
+            .and_modify(|cur| {
+                if (e.occurred_at, &e.event_id) < (cur.occurred_at, &cur.event_id) {
+                    *cur = e;
+                }
+            })
+            .or_insert(e);
+    }
+    best.into_iter()
+        .map(|(sha, e)| (sha.to_string(), Commit { sha: sha.to_string(), service: e.service.clone(), committed_at: e.occurred_at }))
+        .collect()
+}
+
+/// One row per (commit, environment) a successful deployment shipped it to,
+/// with the first such deployment. Sorted by environment, deployment order, sha.
+pub fn changes(deployments: &[Deployment], commits: &HashMap<String, Commit>) -> Vec<Change> {
+    // Each service's commits in time order, for the "every commit up to" rules.
+    let mut by_service: HashMap<&str, Vec<&Commit>> = HashMap::new();
+    for c in commits.values() {
+        by_service.entry(c.service.as_str()).or_default().push(c);
+    }
+    for list in by_service.values_mut() {
+        list.sort_by(|a, b| (a.committed_at, &a.sha).cmp(&(b.committed_at, &b.sha)));
+    }
+    // Successful deployments of each (service, environment), in finished_at
+    // order (ties: deployment_id).
+    let mut streams: BTreeMap<(&str, &str), Vec<&Deployment>> = BTreeMap::new();
+    for d in deployments.iter().filter(|d| d.is_successful()) {
+        streams.entry((d.service.as_str(), d.environment.as_str())).or_default().push(d);
+    }
+    // First shipment of each (sha, environment).
+    let mut first: HashMap<(String, String), Change> = HashMap::new();
+    for ((service, env), mut stream) in streams {
+        stream.sort_by(|a, b| (a.finished_at, &a.deployment_id).cmp(&(b.finished_at, &b.deployment_id)));
+        let service_commits = by_service.get(service).map(Vec::as_slice).unwrap_or(&[]);
+        let mut shipped: HashSet<&str> = HashSet::new();
+        for d in stream {
+            let Some(finished_at) = d.finished_at else { continue };
+            let ids: Vec<&str> = shipped_by(d, finished_at, commits, service_commits, &shipped);
+            for id in ids {
+                shipped.insert(id);
+                let key = (id.to_string(), env.to_string());
+                let candidate = Change {
+                    commit_sha: id.to_string(),
+                    service: d.service.clone(),
+                    environment: env.to_string(),
+                    team: d.team.clone(),
+                    committed_at: commits.get(id).map(|c| c.committed_at),
+                    deployment_id: d.deployment_id.clone(),
+                    deployed_at: finished_at,
+                };
+                first
+                    .entry(key)
+                    .and_modify(|cur| {
+                        if (candidate.deployed_at, &candidate.deployment_id) < (cur.deployed_at, &cur.deployment_id) {
+                            *cur = candidate.clone();
+                        }
+                    })
+                    .or_insert(candidate);
+            }
+        }
+    }
+    let mut out: Vec<Change> = first.into_values().collect();
+    out.sort_by(|a, b| {
+        (&a.environment, a.deployed_at, &a.deployment_id, &a.commit_sha).cmp(&(&b.environment, b.deployed_at, &b.deployment_id, &b.commit_sha))
+    });
+    out
+}
+
+/// The three linking rules, in order.
+fn shipped_by<'a>(
+    d: &'a Deployment,
+    finished_at: i64,
+    commits: &HashMap<String, Commit>,
+    service_commits: &[&'a Commit],
+    shipped: &HashSet<&str>,
+) -> Vec<&'a str> {
+    // 1. An explicit list, plus the head commit.
+    if let Some(ids) = &d.change_ids {
+        let mut out: Vec<&str> = ids.iter().map(String::as_str).collect();
+        if let Some(h) = d.commit_sha.as_deref()
+            && !out.contains(&h)
+        {
+            out.push(h);
+        }
+        return out;
+    }
+    // 2. Everything of the service up to the head commit; 3. up to finishing.
+    let cutoff = match d.commit_sha.as_deref().and_then(|h| commits.get(h)) {
+        Some(head) => head.committed_at,
+        None => finished_at,
+    };
+    service_commits
+        .iter()
+        .take_while(|c| c.committed_at <= cutoff)
+        .map(|c| c.sha.as_str())
+        .filter(|sha| !shipped.contains(sha))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::deployments::deployments;
+    use crate::project::tests::ev;
+
+    fn log() -> Vec<Event> {
+        vec![
+            ev("c1", "commit", 10).sha("a1").no_env(),
+            ev("c2", "commit", 20).sha("a2").no_env(),
+            ev("c2b", "commit", 5).sha("a2").no_env().svc("other"),
+            ev("c3", "commit", 30).sha("a3").no_env(),
+            ev("d1", "deployment_succeeded", 25).dep("D1").sha("a1"),
+            ev("d2", "deployment_succeeded", 40).dep("D2").changes(&["a3", "zz"]),
+            ev("d3", "deployment_succeeded", 50).dep("D3"),
+            ev("s1", "deployment_succeeded", 60).dep("S1").env("staging"),
+        ]
+    }
+
+    #[test]
+    fn earliest_commit_event_defines_a_sha() {
+        let c = commits(&log());
+        assert_eq!(c["a2"].committed_at, 5);
+        assert_eq!(c["a2"].service, "other");
+    }
+
+    #[test]
+    fn the_three_rules_and_first_shipment() {
+        let events = log();
+        let ch = changes(&deployments(&events), &commits(&events));
+        let got: Vec<(&str, &str, &str, Option<i64>)> = ch
+            .iter()
+            .map(|c| (c.environment.as_str(), c.deployment_id.as_str(), c.commit_sha.as_str(), c.lead_time()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                // rule 2: commits of svc up to a1's time (a2 belongs to "other")
+                ("production", "D1", "a1", Some(15)),
+                // rule 1: the explicit list; zz has no commit event
+                ("production", "D2", "a3", Some(10)),
+                ("production", "D2", "zz", None),
+                // rule 3 on staging: every commit of svc up to finishing
+                ("staging", "S1", "a1", Some(50)),
+                ("staging", "S1", "a3", Some(30)),
+            ]
+        );
+        // D3 (rule 3) found nothing new: a1 and a3 had shipped to production.
+        assert!(ch.iter().all(|c| c.deployment_id != "D3"));
+    }
+}

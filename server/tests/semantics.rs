@@ -1,0 +1,216 @@
+//! SPEC §2–§4 against the golden fixtures, loaded through `leadline ingest`,
+//! and the properties that make the projections event-sourced: arrival
+//! order, batching and redelivery never change the answer.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+const INTERVALS: [&str; 4] = ["lead_time_p50", "lead_time_p90", "time_to_restore_p50", "failed_deployment_recovery_p50"];
+const FLOATS: [&str; 2] = ["deployment_frequency", "change_failure_rate"];
+
+fn metrics_sql(grain: &str) -> String {
+    // Intervals as seconds, so they compare with the fixtures' numbers.
+    let cols: Vec<String> = [
+        "service", "environment", "bucket_start", "deployments", "deployment_frequency", "lead_time_p50", "lead_time_p90",
+        "change_failure_rate", "time_to_restore_p50", "failed_deployment_recovery_p50", "lead_time_tier",
+        "deployment_frequency_tier", "change_failure_rate_tier", "time_to_restore_tier",
+    ]
+    .iter()
+    .map(|c| if INTERVALS.contains(c) { format!("date_part('epoch', {c}) AS {c}") } else { c.to_string() })
+    .collect();
+    format!("SELECT {} FROM dora_metrics('{grain}') ORDER BY service, environment, bucket_start", cols.join(", "))
+}
+
+fn instant(text: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}")).timestamp()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
+}
+
+/// Compares `dora_metrics(grain)` with `expected_{grain}.csv`, cell by cell.
+fn assert_metrics(data: &Path, fixture: &Path, grain: &str) {
+    let got = query(data, &metrics_sql(grain));
+    let mut rdr = csv::Reader::from_path(fixture.join(format!("expected_{grain}.csv"))).unwrap();
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    let expected: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(got.len(), expected.len(), "{grain}: row count");
+    for (row, (g, e)) in got.iter().zip(&expected).enumerate() {
+        for (col, want) in header.iter().zip(e.iter()) {
+            let have = &g[col];
+            let ctx = format!("{} {grain} row {row} ({} {} {}) column {col}: got {have}, want {want:?}", fixture.display(), e[0].to_string(), &e[1], &e[2]);
+            if want.is_empty() {
+                assert!(have.is_null(), "{ctx}");
+            } else if col == "bucket_start" {
+                assert_eq!(instant(have.as_str().unwrap()), instant(want), "{ctx}");
+            } else if INTERVALS.contains(&col.as_str()) || FLOATS.contains(&col.as_str()) {
+                let h = have.as_f64().unwrap_or_else(|| panic!("{ctx}"));
+                assert!(close(h, want.parse().unwrap()), "{ctx}");
+            } else if col == "deployments" {
+                assert_eq!(have.as_i64(), Some(want.parse().unwrap()), "{ctx}");
+            } else {
+                assert_eq!(have.as_str(), Some(want), "{ctx}");
+            }
+        }
+    }
+}
+
+fn assert_quality(data: &Path, fixture: &Path) {
+    let want: Value = serde_json::from_str(&std::fs::read_to_string(fixture.join("expected_quality.json")).unwrap()).unwrap();
+    for sql in ["SELECT * FROM dora_quality", "SELECT * FROM dora_quality()"] {
+        let got = query(data, sql);
+        assert_eq!(got.len(), 1);
+        for (k, v) in want.as_object().unwrap() {
+            assert_eq!(got[0][k], *v, "{}: dora_quality.{k}", fixture.display());
+        }
+    }
+}
+
+#[test]
+fn fixtures_give_the_expected_metrics_and_quality() {
+    for name in ["worked", "mixed"] {
+        let fixture = fixtures().join(name);
+        let dir = tempfile::tempdir().unwrap();
+        ingest(dir.path(), &[&fixture.join("events.ndjson")]);
+        for grain in ["day", "week", "month"] {
+            assert_metrics(dir.path(), &fixture, grain);
+        }
+        assert_quality(dir.path(), &fixture);
+    }
+}
+
+fn all_metrics(data: &Path) -> Vec<Value> {
+    let mut out = query(data, "SELECT * FROM dora_metrics('week') ORDER BY service, environment, bucket_start");
+    out.extend(query(data, "SELECT * FROM dora_metrics('day') ORDER BY service, environment, bucket_start"));
+    out.extend(query(data, "SELECT * FROM deployments ORDER BY deployment_id"));
+    out.extend(query(data, "SELECT * FROM changes ORDER BY environment, commit_sha"));
+    out.extend(query(data, "SELECT * FROM incidents ORDER BY incident_id"));
+    out
+}
+
+/// A tiny deterministic shuffle (no test-only RNG crate needed).
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+#[test]
+fn arrival_order_batching_and_redelivery_do_not_change_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.ndjson");
+    generate(&log, 11, 3, 30);
+    let base = dir.path().join("base");
+    ingest(&base, &[&log]);
+    let want = all_metrics(&base);
+    assert!(query(&base, "SELECT count(*) AS n FROM deployments WHERE failed")[0]["n"].as_i64().unwrap() > 0);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    for seed in [1u64, 2] {
+        let mut lines: Vec<&str> = text.lines().collect();
+        shuffle(&mut lines, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        // Many batches, in shuffled order.
+        let files: Vec<std::path::PathBuf> = lines
+            .chunks(lines.len() / 9 + 1)
+            .enumerate()
+            .map(|(i, c)| {
+                let p = dir.path().join(format!("s{seed}-{i}.ndjson"));
+                std::fs::write(&p, c.join("\n")).unwrap();
+                p
+            })
+            .collect();
+        let data = dir.path().join(format!("shuffled-{seed}"));
+        let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        ingest(&data, &refs);
+        assert_eq!(all_metrics(&data), want, "shuffled arrival (seed {seed}) changed the answer");
+        // Loading everything twice changes nothing.
+        ingest(&data, &[&log]);
+        assert_eq!(all_metrics(&data), want, "redelivery changed the answer");
+    }
+}
+
+#[test]
+fn late_events_change_the_answer_to_what_the_full_log_implies() {
+    let fixture = fixtures().join("worked/events.ndjson");
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    let (late, early): (Vec<&str>, Vec<&str>) =
+        text.lines().partition(|l| l.contains("\"c4\"") || l.contains("\"i1o\"") || l.contains("\"c2\""));
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("early.ndjson"), dir.path().join("late.ndjson"));
+    std::fs::write(&a, early.join("\n")).unwrap();
+    std::fs::write(&b, late.join("\n")).unwrap();
+    let data = dir.path().join("d");
+    ingest(&data, &[&a]);
+    let before = query(&data, "SELECT * FROM dora_metrics('week') ORDER BY service, environment, bucket_start");
+    ingest(&data, &[&b]);
+    // Same answer as the whole log loaded at once.
+    let whole = dir.path().join("whole");
+    ingest(&whole, &[&fixture]);
+    let q = "SELECT * FROM dora_metrics('week') ORDER BY service, environment, bucket_start";
+    assert_eq!(query(&data, q), query(&whole, q));
+    assert_ne!(before, query(&data, q), "the late commit and incident moved the numbers");
+    // And time travel to before the late batch gives the earlier answer back.
+    let first_ingest = query(&data, "SELECT CAST(min(ingested_at) AS VARCHAR) AS t FROM events")[0]["t"].as_str().unwrap().to_string();
+    assert_eq!(query_with(&data, q, &["--as-of", &first_ingest]), before);
+}
+
+#[test]
+fn attribution_window_and_as_of_are_session_settings() {
+    let fixture = fixtures().join("worked/events.ndjson");
+    let dir = tempfile::tempdir().unwrap();
+    ingest(dir.path(), &[&fixture]);
+    let cause = "SELECT deployment_id, attribution FROM incidents WHERE incident_id = 'INC-1'";
+    assert_eq!(query(dir.path(), cause)[0]["attribution"], "inferred");
+    // INC-1 opened 2h after D2 went live.
+    let narrow = query_with(dir.path(), cause, &["--attribution-window", "1 hour"]);
+    assert!(narrow[0]["deployment_id"].is_null());
+    let unbounded = query_with(dir.path(), cause, &["--attribution-window", "unbounded"]);
+    assert_eq!(unbounded[0]["deployment_id"], "D2");
+    let out = run(&["query", "--data", &dir.path().display().to_string(), "--attribution-window", "soon", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid interval 'soon'"));
+}
+
+#[test]
+fn aggregate_functions_agree_with_dora_metrics() {
+    let fixture = fixtures().join("worked/events.ndjson");
+    let dir = tempfile::tempdir().unwrap();
+    ingest(dir.path(), &[&fixture]);
+    let adhoc = query(
+        dir.path(),
+        "SELECT d.service, date_trunc('week', d.finished_at) AS week, \
+                count(*) AS deployments, change_failure_rate(d.failed) AS cfr, \
+                deployment_frequency(d.finished_at, 'week') AS df, \
+                failed_deployment_recovery_time(d.recovery_time) AS fdrt \
+         FROM deployments d WHERE d.status = 'succeeded' AND d.environment = 'production' \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    );
+    let table = query(
+        dir.path(),
+        "SELECT service, bucket_start, deployments, change_failure_rate AS cfr, deployment_frequency AS df, \
+                failed_deployment_recovery_p50 AS fdrt \
+         FROM dora_metrics('week') WHERE environment = 'production' AND deployments > 0 ORDER BY 1, 2",
+    );
+    assert_eq!(adhoc.len(), table.len());
+    for (a, t) in adhoc.iter().zip(&table) {
+        assert_eq!(a["deployments"], t["deployments"]);
+        assert_eq!(a["cfr"], t["cfr"]);
+        assert_eq!(a["df"], t["df"]);
+        assert_eq!(a["fdrt"], t["fdrt"]);
+    }
+    let lead = query(
+        dir.path(),
+        "SELECT lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90, dora_tier('lead_time', lead_time(lead_time)) AS tier \
+         FROM changes WHERE environment = 'production' AND deployed_at < '2026-03-09T00:00:00Z'",
+    );
+    let want = query(dir.path(), "SELECT lead_time_p50 AS p50, lead_time_p90 AS p90, lead_time_tier AS tier FROM dora_metrics('week') WHERE service = 'checkout' AND bucket_start = '2026-03-02T00:00:00Z'");
+    assert_eq!(lead, want);
+}
