@@ -309,12 +309,21 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
+/// The directory holding `path`: `.` for a bare relative name such as
+/// `mydata` (whose `Path::parent` is the empty path, which cannot be opened).
+fn parent_dir(path: &Path) -> Option<&Path> {
+    match path.parent() {
+        Some(p) if p.as_os_str().is_empty() => Some(Path::new(".")),
+        other => other,
+    }
+}
+
 /// Creates `dir` (and parents) and makes each new entry durable.
 pub fn create_dir_durable(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    if let Some(parent) = dir.parent() {
+    if let Some(parent) = parent_dir(dir) {
         create_dir_durable(parent)?;
     }
     match fs::create_dir(dir) {
@@ -322,7 +331,7 @@ pub fn create_dir_durable(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
         Err(e) => return Err(Error::io(dir, e)),
     }
-    if let Some(parent) = dir.parent() {
+    if let Some(parent) = parent_dir(dir) {
         sync_dir(parent)?;
     }
     Ok(())
@@ -330,7 +339,7 @@ pub fn create_dir_durable(dir: &Path) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically and durably (temp file, fsync, rename, fsync dir).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(path).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()));
     let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| Error::io(&tmp, e))?;
@@ -388,6 +397,20 @@ mod tests {
         assert_eq!(state.commits[1].leadline["appended"], 3);
         // A version can be committed once only.
         assert!(t.commit(2, &[]).is_err());
+    }
+
+    #[test]
+    fn a_bare_relative_name_lives_in_the_current_directory() {
+        // `leadline ingest --data mydata` must not try to fsync the empty path.
+        assert_eq!(parent_dir(Path::new("mydata")), Some(Path::new(".")));
+        assert_eq!(parent_dir(Path::new("./mydata")), Some(Path::new(".")));
+        assert_eq!(parent_dir(Path::new("a/b")), Some(Path::new("a")));
+        assert_eq!(parent_dir(Path::new("/")), None);
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("x/y");
+        create_dir_durable(&nested).unwrap();
+        assert!(nested.is_dir());
+        write_atomic(&nested.join("f"), b"1").unwrap();
     }
 
     #[test]
