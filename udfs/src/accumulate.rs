@@ -1,14 +1,17 @@
 //! Crate-private plumbing shared by the aggregate implementations: walking
 //! the rows of a batch that count (non-null and passing the `FILTER`
-//! clause), and reading an argument that must be a constant.
+//! clause), reading an argument that must be a constant, refusing
+//! `DISTINCT` and naming `Int64` state fields.
 
 use std::sync::Arc;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
 use arrow::buffer::NullBuffer;
-use arrow::datatypes::Schema;
-use datafusion::common::{Result, ScalarValue, plan_err};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema};
+use datafusion::common::{Result, ScalarValue, not_impl_err, plan_err};
 use datafusion::logical_expr::ColumnarValue;
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::utils::format_state_name;
 use datafusion::physical_expr::PhysicalExpr;
 
 /// Validity of each row once the input's own nulls and the aggregate's
@@ -68,6 +71,27 @@ pub(crate) fn constant_argument(
             "the {arg_name} argument of {fn_name} must be a constant, got the expression {expr}"
         ),
     }
+}
+
+/// Refuses `DISTINCT`: no DORA aggregate means it (two changes with the same
+/// lead time are two changes, two deployments in the same microsecond are
+/// two deployments, and a rate over distinct values would count at most one
+/// failure and one success), so it is an error rather than silently ignored.
+pub(crate) fn reject_distinct(args: &AccumulatorArgs, fn_name: &str) -> Result<()> {
+    if args.is_distinct {
+        return not_impl_err!("{fn_name}(DISTINCT ...) is not supported");
+    }
+    Ok(())
+}
+
+/// An `Int64` state field of aggregate `aggregate_name`, named after it and
+/// `field`.
+pub(crate) fn int64_state_field(aggregate_name: &str, field: &str, nullable: bool) -> FieldRef {
+    Arc::new(Field::new(
+        format_state_name(aggregate_name, field),
+        DataType::Int64,
+        nullable,
+    ))
 }
 
 #[cfg(test)]

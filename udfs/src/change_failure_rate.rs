@@ -5,18 +5,19 @@ use std::mem::size_of_val;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array};
-use arrow::datatypes::{DataType, Field, FieldRef, Int64Type};
-use datafusion::common::{Result, ScalarValue, internal_err, not_impl_err, plan_err};
+use arrow::datatypes::{DataType, FieldRef, Int64Type};
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
-use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
     ReversedUDAF, Signature, Volatility,
 };
 
 use crate::DOC_SECTION_DORA;
-use crate::accumulate::{filtered_validity, for_each_valid_row};
+use crate::accumulate::{
+    filtered_validity, for_each_valid_row, int64_state_field, reject_distinct,
+};
 
 /// `change_failure_rate(failed boolean) -> float8`
 ///
@@ -90,21 +91,13 @@ impl AggregateUDFImpl for ChangeFailureRate {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![
-            Arc::new(Field::new(
-                format_state_name(args.name, "failed"),
-                DataType::Int64,
-                false,
-            )),
-            Arc::new(Field::new(
-                format_state_name(args.name, "total"),
-                DataType::Int64,
-                false,
-            )),
+            int64_state_field(args.name, "failed", false),
+            int64_state_field(args.name, "total", false),
         ])
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        reject_distinct(&args)?;
+        reject_distinct(&args, self.name())?;
         Ok(Box::new(ChangeFailureRateAccumulator::default()))
     }
 
@@ -116,7 +109,7 @@ impl AggregateUDFImpl for ChangeFailureRate {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        reject_distinct(&args)?;
+        reject_distinct(&args, self.name())?;
         Ok(Box::new(ChangeFailureRateGroupsAccumulator::default()))
     }
 
@@ -143,14 +136,6 @@ impl AggregateUDFImpl for ChangeFailureRate {
         });
         Some(&DOCUMENTATION)
     }
-}
-
-/// `DISTINCT` would count at most one failure and one success: refused.
-fn reject_distinct(args: &AccumulatorArgs) -> Result<()> {
-    if args.is_distinct {
-        return not_impl_err!("change_failure_rate(DISTINCT ...) is not supported");
-    }
-    Ok(())
 }
 
 /// `failed / total`, or NULL when nothing was counted.
@@ -324,6 +309,7 @@ impl GroupsAccumulator for ChangeFailureRateGroupsAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{state_columns, states};
 
     fn booleans(values: &[Option<bool>]) -> ArrayRef {
         Arc::new(BooleanArray::from(values.to_vec()))
@@ -365,13 +351,7 @@ mod tests {
             .unwrap();
         let mut empty = ChangeFailureRateAccumulator::default();
 
-        let states: Vec<Vec<ScalarValue>> = [&mut left, &mut right, &mut empty]
-            .into_iter()
-            .map(|a| a.state().unwrap())
-            .collect();
-        let columns: Vec<ArrayRef> = (0..2)
-            .map(|i| ScalarValue::iter_to_array(states.iter().map(|s| s[i].clone())).unwrap())
-            .collect();
+        let columns = state_columns(&states([&mut left, &mut right, &mut empty]));
         let mut merged = ChangeFailureRateAccumulator::default();
         merged.merge_batch(&columns).unwrap();
         assert_eq!(merged.evaluate().unwrap(), ScalarValue::Float64(Some(0.5)));

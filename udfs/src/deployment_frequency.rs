@@ -5,18 +5,19 @@ use std::mem::size_of_val;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array};
-use arrow::datatypes::{DataType, Field, FieldRef, Int64Type, TimeUnit, TimestampMicrosecondType};
-use datafusion::common::{Result, ScalarValue, internal_err, not_impl_err, plan_err};
+use arrow::datatypes::{DataType, FieldRef, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
-use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
     ReversedUDAF, Signature, Volatility,
 };
 
 use crate::DOC_SECTION_DORA;
-use crate::accumulate::{constant_argument, filtered_validity, for_each_valid_row};
+use crate::accumulate::{
+    constant_argument, filtered_validity, for_each_valid_row, int64_state_field, reject_distinct,
+};
 use crate::bucket::{Grain, bucket_end, bucket_start, days_in};
 
 /// Grain used when `deployment_frequency` is called with one argument.
@@ -121,21 +122,9 @@ impl AggregateUDFImpl for DeploymentFrequency {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![
-            Arc::new(Field::new(
-                format_state_name(args.name, "count"),
-                DataType::Int64,
-                false,
-            )),
-            Arc::new(Field::new(
-                format_state_name(args.name, "min"),
-                DataType::Int64,
-                true,
-            )),
-            Arc::new(Field::new(
-                format_state_name(args.name, "max"),
-                DataType::Int64,
-                true,
-            )),
+            int64_state_field(args.name, "count", false),
+            int64_state_field(args.name, "min", true),
+            int64_state_field(args.name, "max", true),
         ])
     }
 
@@ -189,9 +178,7 @@ impl AggregateUDFImpl for DeploymentFrequency {
 /// The constant grain argument (and a refusal of `DISTINCT`, which would
 /// count two deployments finishing in the same microsecond as one).
 fn grain_argument(args: &AccumulatorArgs) -> Result<Grain> {
-    if args.is_distinct {
-        return not_impl_err!("deployment_frequency(DISTINCT ...) is not supported");
-    }
+    reject_distinct(args, "deployment_frequency")?;
     let Some(expr) = args.exprs.get(1) else {
         return Ok(DEFAULT_GRAIN);
     };
@@ -424,6 +411,7 @@ impl GroupsAccumulator for DeploymentFrequencyGroupsAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{state_columns, states};
     use arrow::array::TimestampMicrosecondArray;
     use arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 
@@ -518,14 +506,9 @@ mod tests {
             .unwrap();
         let mut empty = accumulator(Grain::Day);
 
-        let states: Vec<Vec<ScalarValue>> = [&mut left, &mut right, &mut empty]
-            .into_iter()
-            .map(|a| a.state().unwrap())
-            .collect();
+        let states = states([&mut left, &mut right, &mut empty]);
         assert_eq!(states[2][1], ScalarValue::Int64(None));
-        let columns: Vec<ArrayRef> = (0..3)
-            .map(|i| ScalarValue::iter_to_array(states.iter().map(|s| s[i].clone())).unwrap())
-            .collect();
+        let columns = state_columns(&states);
         let mut merged = accumulator(Grain::Day);
         merged.merge_batch(&columns).unwrap();
         assert_eq!(merged.evaluate().unwrap(), ScalarValue::Float64(Some(1.0)));

@@ -4,20 +4,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::datatypes::{DataType, FieldRef};
-use datafusion::common::{Result, plan_err};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, ReversedUDAF,
-    Signature, Volatility,
-};
+use datafusion::logical_expr::AggregateUDF;
 
-use crate::DOC_SECTION_DORA;
-use crate::percentile::{
-    INTERVAL, PercentileAccumulator, PercentileGroupsAccumulator, coerce_duration_argument,
-    percentile_state_fields, reject_distinct,
-};
+use crate::percentile::{DurationPercentile, DurationPercentileSpec};
 
 /// `failed_deployment_recovery_time(recovery_time interval) -> interval`
 ///
@@ -37,24 +26,22 @@ use crate::percentile::{
 /// | api     | 1 hours 15 mins |
 /// +---------+-----------------+
 /// ```
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct FailedDeploymentRecoveryTime {
-    signature: Signature,
-}
+pub type FailedDeploymentRecoveryTime = DurationPercentile<FailedDeploymentRecoveryTimeSpec>;
 
-impl Default for FailedDeploymentRecoveryTime {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// Name, argument and documentation of [`FailedDeploymentRecoveryTime`], a
+/// median.
+pub struct FailedDeploymentRecoveryTimeSpec;
 
-impl FailedDeploymentRecoveryTime {
-    /// A new `failed_deployment_recovery_time` implementation.
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
+impl DurationPercentileSpec for FailedDeploymentRecoveryTimeSpec {
+    const NAME: &'static str = "failed_deployment_recovery_time";
+    const ARGUMENTS: &'static str = "recovery_time interval";
+    const DESCRIPTION: &'static str = "Failed deployment recovery time: the median (interpolated like percentile_cont(0.5)) of the recovery times of failed deployments.";
+    const SYNTAX: &'static str = "failed_deployment_recovery_time(recovery_time)";
+    const SQL_EXAMPLE: &'static str = "SELECT service, failed_deployment_recovery_time(recovery_time) FROM deployments GROUP BY service;";
+    const ARGUMENT_DOCS: &'static [(&'static str, &'static str)] = &[(
+        "recovery_time",
+        "Interval expression, e.g. deployments.recovery_time.",
+    )];
 }
 
 /// The `failed_deployment_recovery_time` aggregate, shared.
@@ -64,178 +51,28 @@ pub fn failed_deployment_recovery_time_udaf() -> Arc<AggregateUDF> {
     Arc::clone(&UDAF)
 }
 
-/// The median.
-const PERCENTILE: f64 = 0.5;
-
-impl AggregateUDFImpl for FailedDeploymentRecoveryTime {
-    fn name(&self) -> &str {
-        "failed_deployment_recovery_time"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        match arg_types {
-            [value] => Ok(vec![coerce_duration_argument(self.name(), value)?]),
-            _ => plan_err!(
-                "failed_deployment_recovery_time takes exactly 1 argument (recovery_time interval), got {}",
-                arg_types.len()
-            ),
-        }
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(INTERVAL)
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(percentile_state_fields(args.name))
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        reject_distinct(&args, self.name())?;
-        Ok(Box::new(PercentileAccumulator::new(PERCENTILE)))
-    }
-
-    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !args.is_distinct
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        reject_distinct(&args, self.name())?;
-        Ok(Box::new(PercentileGroupsAccumulator::new(PERCENTILE)))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
-
-    fn reverse_expr(&self) -> ReversedUDAF {
-        ReversedUDAF::Identical
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-            Documentation::builder(
-                DOC_SECTION_DORA,
-                "Failed deployment recovery time: the median (interpolated like percentile_cont(0.5)) of the recovery times of failed deployments.",
-                "failed_deployment_recovery_time(recovery_time)",
-            )
-            .with_sql_example("SELECT service, failed_deployment_recovery_time(recovery_time) FROM deployments GROUP BY service;")
-            .with_argument("recovery_time", "Interval expression, e.g. deployments.recovery_time.")
-            .build()
-        });
-        Some(&DOCUMENTATION)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{ArrayRef, IntervalMonthDayNanoArray};
-    use arrow::datatypes::{Field, Schema};
-    use datafusion::common::ScalarValue;
-    use datafusion::logical_expr::EmitTo;
-    use datafusion::physical_expr::PhysicalExpr;
-    use datafusion::physical_expr::expressions::Column;
-
-    use crate::interval::nanos_to_interval;
-
-    const MINUTE: i64 = 60_000_000_000;
-
-    fn minutes(values: &[Option<i64>]) -> ArrayRef {
-        Arc::new(
-            values
-                .iter()
-                .map(|m| m.map(|m| nanos_to_interval(m * MINUTE)))
-                .collect::<IntervalMonthDayNanoArray>(),
-        )
-    }
-
-    fn with_args<T>(f: impl FnOnce(AccumulatorArgs) -> T) -> T {
-        let schema = Schema::new(vec![Field::new("x", INTERVAL, true)]);
-        let exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
-        let fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", INTERVAL, true))];
-        f(AccumulatorArgs {
-            return_field: Arc::new(Field::new(
-                "failed_deployment_recovery_time",
-                INTERVAL,
-                true,
-            )),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "failed_deployment_recovery_time(x)",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &fields,
-        })
-    }
+    use crate::test_support::median_aggregate;
 
     #[test]
     fn median_ignores_nulls() {
-        let mut acc =
-            with_args(|args| FailedDeploymentRecoveryTime::new().accumulator(args)).unwrap();
-        acc.update_batch(&[minutes(&[Some(30), None, Some(90), Some(60), Some(600)])])
-            .unwrap();
-        assert_eq!(
-            acc.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(75 * MINUTE)))
-        );
+        median_aggregate::ignores_nulls(&FailedDeploymentRecoveryTime::new());
     }
 
     #[test]
     fn empty_and_all_null_are_null() {
-        let mut acc =
-            with_args(|args| FailedDeploymentRecoveryTime::new().accumulator(args)).unwrap();
-        assert_eq!(
-            acc.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(None)
-        );
-        acc.update_batch(&[minutes(&[None])]).unwrap();
-        assert_eq!(
-            acc.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(None)
-        );
+        median_aggregate::empty_and_all_null_are_null(&FailedDeploymentRecoveryTime::new());
     }
 
     #[test]
     fn groups_accumulator_matches_median() {
-        let mut acc =
-            with_args(|args| FailedDeploymentRecoveryTime::new().create_groups_accumulator(args))
-                .unwrap();
-        acc.update_batch(
-            &[minutes(&[Some(10), Some(20), None, Some(5)])],
-            &[0, 0, 1, 2],
-            None,
-            3,
-        )
-        .unwrap();
-        let result = acc.evaluate(EmitTo::All).unwrap();
-        let expected: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
-            Some(nanos_to_interval(15 * MINUTE)),
-            None,
-            Some(nanos_to_interval(5 * MINUTE)),
-        ]));
-        assert_eq!(&result, &expected);
+        median_aggregate::groups_accumulator_matches_median(&FailedDeploymentRecoveryTime::new());
     }
 
     #[test]
     fn takes_exactly_one_interval() {
-        let udf = FailedDeploymentRecoveryTime::new();
-        assert_eq!(udf.coerce_types(&[DataType::Null]).unwrap(), vec![INTERVAL]);
-        assert!(udf.coerce_types(&[INTERVAL, DataType::Float64]).is_err());
-        let err = udf.coerce_types(&[DataType::Utf8]).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("failed_deployment_recovery_time expects an interval"),
-            "{err}"
-        );
+        median_aggregate::takes_exactly_one_interval(&FailedDeploymentRecoveryTime::new());
     }
 }

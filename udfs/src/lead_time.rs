@@ -3,21 +3,13 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::datatypes::{DataType, FieldRef};
+use arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, plan_err};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, ReversedUDAF,
-    Signature, Volatility,
-};
+use datafusion::logical_expr::AggregateUDF;
+use datafusion::logical_expr::function::AccumulatorArgs;
 
-use crate::DOC_SECTION_DORA;
 use crate::accumulate::constant_argument;
-use crate::percentile::{
-    INTERVAL, PercentileAccumulator, PercentileGroupsAccumulator, coerce_duration_argument,
-    percentile_state_fields, reject_distinct,
-};
+use crate::percentile::{DurationPercentile, DurationPercentileSpec, coerce_duration_argument};
 
 /// Percentile used when `lead_time` is called with one argument: the median.
 pub const DEFAULT_PERCENTILE: f64 = 0.5;
@@ -42,25 +34,10 @@ pub const DEFAULT_PERCENTILE: f64 = 0.5;
 /// | api     | 2 hours 30 mins | 3 hours 42 mins |
 /// +---------+-----------------+-----------------+
 /// ```
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct LeadTime {
-    signature: Signature,
-}
+pub type LeadTime = DurationPercentile<LeadTimeSpec>;
 
-impl Default for LeadTime {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LeadTime {
-    /// A new `lead_time` implementation.
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
+/// Name, arguments, documentation and percentile argument of [`LeadTime`].
+pub struct LeadTimeSpec;
 
 /// The `lead_time` aggregate, shared.
 pub fn lead_time_udaf() -> Arc<AggregateUDF> {
@@ -69,84 +46,43 @@ pub fn lead_time_udaf() -> Arc<AggregateUDF> {
     Arc::clone(&UDAF)
 }
 
-impl AggregateUDFImpl for LeadTime {
-    fn name(&self) -> &str {
-        "lead_time"
-    }
+impl DurationPercentileSpec for LeadTimeSpec {
+    const NAME: &'static str = "lead_time";
+    const ARGUMENTS: &'static str = "lead_time interval [, percentile float8]";
+    const DESCRIPTION: &'static str = "Lead time for changes: the continuous percentile (linear interpolation, like percentile_cont) of the lead times in the group, the median by default.";
+    const SYNTAX: &'static str = "lead_time(lead_time [, percentile])";
+    const SQL_EXAMPLE: &'static str = "SELECT service, lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90 FROM changes GROUP BY service;";
+    const ARGUMENT_DOCS: &'static [(&'static str, &'static str)] = &[
+        (
+            "lead_time",
+            "Interval expression, e.g. deployed_at - committed_at.",
+        ),
+        (
+            "percentile",
+            "Constant between 0 and 1 inclusive; defaults to 0.5.",
+        ),
+    ];
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
-            [value] => Ok(vec![coerce_duration_argument(self.name(), value)?]),
+            [value] => Ok(vec![coerce_duration_argument(Self::NAME, value)?]),
             [value, percentile] if percentile.is_numeric() || percentile.is_null() => Ok(vec![
-                coerce_duration_argument(self.name(), value)?,
+                coerce_duration_argument(Self::NAME, value)?,
                 DataType::Float64,
             ]),
             [_, percentile] => plan_err!(
                 "the percentile argument of lead_time must be a number between 0 and 1, got {percentile}"
             ),
             _ => plan_err!(
-                "lead_time takes 1 or 2 arguments (lead_time interval [, percentile float8]), got {}",
+                "lead_time takes 1 or 2 arguments ({}), got {}",
+                Self::ARGUMENTS,
                 arg_types.len()
             ),
         }
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(INTERVAL)
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(percentile_state_fields(args.name))
-    }
-
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        reject_distinct(&args, self.name())?;
-        Ok(Box::new(PercentileAccumulator::new(percentile_argument(
-            &args,
-        )?)))
-    }
-
-    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
-        !args.is_distinct
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        reject_distinct(&args, self.name())?;
-        Ok(Box::new(PercentileGroupsAccumulator::new(
-            percentile_argument(&args)?,
-        )))
-    }
-
-    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
-        AggregateOrderSensitivity::Insensitive
-    }
-
-    fn reverse_expr(&self) -> ReversedUDAF {
-        ReversedUDAF::Identical
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-            Documentation::builder(
-                DOC_SECTION_DORA,
-                "Lead time for changes: the continuous percentile (linear interpolation, like percentile_cont) of the lead times in the group, the median by default.",
-                "lead_time(lead_time [, percentile])",
-            )
-            .with_sql_example(
-                "SELECT service, lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90 FROM changes GROUP BY service;",
-            )
-            .with_argument("lead_time", "Interval expression, e.g. deployed_at - committed_at.")
-            .with_argument("percentile", "Constant between 0 and 1 inclusive; defaults to 0.5.")
-            .build()
-        });
-        Some(&DOCUMENTATION)
+    fn percentile(args: &AccumulatorArgs) -> Result<f64> {
+        percentile_argument(args)
     }
 }
 
@@ -174,50 +110,25 @@ fn percentile_argument(args: &AccumulatorArgs) -> Result<f64> {
 mod tests {
     use super::*;
     use arrow::array::{ArrayRef, IntervalMonthDayNanoArray};
-    use arrow::datatypes::{Field, IntervalUnit, Schema};
-    use datafusion::logical_expr::EmitTo;
+    use arrow::datatypes::IntervalUnit;
+    use datafusion::logical_expr::{AggregateUDFImpl, EmitTo};
     use datafusion::physical_expr::PhysicalExpr;
     use datafusion::physical_expr::expressions::{Column, lit};
 
     use crate::interval::nanos_to_interval;
-
-    const HOUR: i64 = 3_600_000_000_000;
+    use crate::percentile::INTERVAL;
+    use crate::test_support::{HOUR, intervals_of, with_interval_args};
 
     /// Calls `f` with the `AccumulatorArgs` of `lead_time(x [, percentile])`.
     fn with_args<T>(
         percentile: Option<Arc<dyn PhysicalExpr>>,
         f: impl FnOnce(AccumulatorArgs) -> T,
     ) -> T {
-        let schema = Schema::new(vec![
-            Field::new("x", INTERVAL, true),
-            Field::new("p", DataType::Float64, true),
-        ]);
-        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
-        let mut expr_fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", INTERVAL, true))];
-        if let Some(percentile) = percentile {
-            exprs.push(percentile);
-            expr_fields.push(Arc::new(Field::new("p", DataType::Float64, true)));
-        }
-        f(AccumulatorArgs {
-            return_field: Arc::new(Field::new("lead_time", INTERVAL, true)),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "lead_time(x)",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &expr_fields,
-        })
+        with_interval_args("lead_time", percentile, false, f)
     }
 
     fn hours(values: &[i64]) -> ArrayRef {
-        Arc::new(
-            values
-                .iter()
-                .map(|h| Some(nanos_to_interval(h * HOUR)))
-                .collect::<IntervalMonthDayNanoArray>(),
-        )
+        intervals_of(HOUR, &values.iter().copied().map(Some).collect::<Vec<_>>())
     }
 
     fn evaluate(percentile: Option<Arc<dyn PhysicalExpr>>, input: ArrayRef) -> Result<ScalarValue> {
@@ -283,21 +194,10 @@ mod tests {
 
     #[test]
     fn distinct_is_refused() {
-        let schema = Schema::empty();
-        let exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
-        let fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", INTERVAL, true))];
-        let args = AccumulatorArgs {
-            return_field: Arc::new(Field::new("lead_time", INTERVAL, true)),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "lead_time(DISTINCT x)",
-            is_distinct: true,
-            exprs: &exprs,
-            expr_fields: &fields,
-        };
-        let err = LeadTime::new().accumulator(args).unwrap_err();
+        let err = with_interval_args("lead_time", None, true, |args| {
+            LeadTime::new().accumulator(args)
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("DISTINCT"), "{err}");
     }
 

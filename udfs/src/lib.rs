@@ -45,6 +45,8 @@ pub mod failed_deployment_recovery_time;
 pub mod interval;
 pub mod lead_time;
 pub mod percentile;
+#[cfg(test)]
+mod test_support;
 pub mod tier;
 pub mod time_to_restore;
 

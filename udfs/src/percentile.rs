@@ -7,8 +7,9 @@
 //! `PercentileAccumulator` and `PercentileGroupsAccumulator` collect the
 //! non-null `Interval(MonthDayNano)` inputs of one group (or of many) as
 //! `i64` nanoseconds and evaluate to an interval rounded to the nearest
-//! nanosecond; the three aggregate functions are thin wrappers that only
-//! choose the percentile.
+//! nanosecond. [`DurationPercentile`] is the one `AggregateUDFImpl` of the
+//! three aggregate functions; each of them is a [`DurationPercentileSpec`]
+//! that gives its name, documentation, argument types and percentile.
 //!
 //! ```
 //! use leadline_udfs::percentile_cont;
@@ -20,6 +21,9 @@
 //! ```
 
 use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
 use std::mem::{size_of, size_of_val};
 use std::sync::Arc;
 
@@ -31,14 +35,16 @@ use arrow::datatypes::{
     DataType, Field, FieldRef, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType,
     IntervalUnit,
 };
-use datafusion::common::{
-    DataFusionError, Result, ScalarValue, exec_err, internal_err, not_impl_err, plan_err,
+use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF,
+    Signature, Volatility,
 };
-use datafusion::logical_expr::function::AccumulatorArgs;
-use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 
-use crate::accumulate::{filtered_validity, for_each_valid_row};
+use crate::DOC_SECTION_DORA;
+use crate::accumulate::{filtered_validity, for_each_valid_row, reject_distinct};
 use crate::interval::{interval_to_nanos, nanos_to_interval};
 
 /// The type every duration aggregate returns (and coerces its input to).
@@ -108,7 +114,7 @@ pub(crate) fn coerce_duration_argument(fn_name: &str, data_type: &DataType) -> R
 
 /// State fields of a duration percentile: a single nullable
 /// `List(Int64)` named after the aggregate (see [`PercentileAccumulator`]).
-pub(crate) fn percentile_state_fields(aggregate_name: &str) -> Vec<FieldRef> {
+fn percentile_state_fields(aggregate_name: &str) -> Vec<FieldRef> {
     vec![Arc::new(Field::new(
         format_state_name(aggregate_name, "nanos"),
         DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))),
@@ -116,13 +122,154 @@ pub(crate) fn percentile_state_fields(aggregate_name: &str) -> Vec<FieldRef> {
     ))]
 }
 
-/// `DISTINCT` is not meaningful for DORA medians (two changes with the same
-/// lead time are two changes), so it is refused rather than silently ignored.
-pub(crate) fn reject_distinct(args: &AccumulatorArgs, fn_name: &str) -> Result<()> {
-    if args.is_distinct {
-        return not_impl_err!("{fn_name}(DISTINCT ...) is not supported");
+/// The percentile of an aggregate that does not let its caller choose one.
+pub const MEDIAN: f64 = 0.5;
+
+/// What tells one duration percentile aggregate from another: its SQL name,
+/// its arguments and documentation, and the percentile it computes (by
+/// default one interval argument and the [`MEDIAN`]).
+pub trait DurationPercentileSpec: Send + Sync + 'static {
+    /// SQL name of the aggregate.
+    const NAME: &'static str;
+    /// The arguments as error messages list them, e.g. `restore_time interval`.
+    const ARGUMENTS: &'static str;
+    /// Documentation: what the aggregate computes.
+    const DESCRIPTION: &'static str;
+    /// Documentation: how it is called, e.g. `time_to_restore(restore_time)`.
+    const SYNTAX: &'static str;
+    /// Documentation: an example query.
+    const SQL_EXAMPLE: &'static str;
+    /// Documentation: each argument's name and description.
+    const ARGUMENT_DOCS: &'static [(&'static str, &'static str)];
+
+    /// Coerces the argument types: by default exactly one duration.
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [value] => Ok(vec![coerce_duration_argument(Self::NAME, value)?]),
+            _ => plan_err!(
+                "{} takes exactly 1 argument ({}), got {}",
+                Self::NAME,
+                Self::ARGUMENTS,
+                arg_types.len()
+            ),
+        }
     }
-    Ok(())
+
+    /// The percentile to compute, validated in `[0, 1]`: by default the
+    /// [`MEDIAN`].
+    fn percentile(_args: &AccumulatorArgs) -> Result<f64> {
+        Ok(MEDIAN)
+    }
+}
+
+/// The `AggregateUDFImpl` of every duration percentile aggregate
+/// (`lead_time`, `time_to_restore`, `failed_deployment_recovery_time`): an
+/// interval in, the percentile `S` chooses of the non-null inputs out, as an
+/// interval, through `PercentileAccumulator` and
+/// `PercentileGroupsAccumulator`.
+pub struct DurationPercentile<S> {
+    signature: Signature,
+    documentation: Documentation,
+    spec: PhantomData<fn() -> S>,
+}
+
+impl<S: DurationPercentileSpec> Default for DurationPercentile<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: DurationPercentileSpec> DurationPercentile<S> {
+    /// A new implementation of aggregate `S`.
+    pub fn new() -> Self {
+        let documentation = S::ARGUMENT_DOCS.iter().fold(
+            Documentation::builder(DOC_SECTION_DORA, S::DESCRIPTION, S::SYNTAX)
+                .with_sql_example(S::SQL_EXAMPLE),
+            |builder, (name, description)| builder.with_argument(*name, *description),
+        );
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+            documentation: documentation.build(),
+            spec: PhantomData,
+        }
+    }
+}
+
+impl<S: DurationPercentileSpec> fmt::Debug for DurationPercentile<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurationPercentile")
+            .field("name", &S::NAME)
+            .field("signature", &self.signature)
+            .finish()
+    }
+}
+
+/// Equal when the signatures are (the documentation follows from `S`).
+impl<S: DurationPercentileSpec> PartialEq for DurationPercentile<S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.signature == other.signature
+    }
+}
+
+impl<S: DurationPercentileSpec> Eq for DurationPercentile<S> {}
+
+impl<S: DurationPercentileSpec> Hash for DurationPercentile<S> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.signature.hash(state);
+    }
+}
+
+impl<S: DurationPercentileSpec> AggregateUDFImpl for DurationPercentile<S> {
+    fn name(&self) -> &str {
+        S::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        S::coerce_types(arg_types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(INTERVAL)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(percentile_state_fields(args.name))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        reject_distinct(&args, S::NAME)?;
+        Ok(Box::new(PercentileAccumulator::new(S::percentile(&args)?)))
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        !args.is_distinct
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        reject_distinct(&args, S::NAME)?;
+        Ok(Box::new(PercentileGroupsAccumulator::new(S::percentile(
+            &args,
+        )?)))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(&self.documentation)
+    }
 }
 
 /// Converts an input column (already coerced to `Interval(MonthDayNano)`)
@@ -340,17 +487,7 @@ impl GroupsAccumulator for PercentileGroupsAccumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HOUR: i64 = 3_600_000_000_000;
-
-    fn intervals(values: &[Option<i64>]) -> ArrayRef {
-        Arc::new(
-            values
-                .iter()
-                .map(|v| v.map(nanos_to_interval))
-                .collect::<IntervalMonthDayNanoArray>(),
-        )
-    }
+    use crate::test_support::{HOUR, intervals, scalars, state_columns, states};
 
     fn hours(h: f64) -> ScalarValue {
         ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval((h * HOUR as f64) as i64)))
@@ -462,14 +599,10 @@ mod tests {
             .unwrap();
         let mut empty = PercentileAccumulator::new(0.5);
 
-        let states: Vec<ScalarValue> = [&mut left, &mut right, &mut empty]
-            .into_iter()
-            .map(|acc| acc.state().unwrap().remove(0))
-            .collect();
-        let states = ScalarValue::iter_to_array(states).unwrap();
+        let states = state_columns(&states([&mut left, &mut right, &mut empty]));
 
         let mut merged = PercentileAccumulator::new(0.5);
-        merged.merge_batch(&[states]).unwrap();
+        merged.merge_batch(&states).unwrap();
         assert_eq!(merged.evaluate().unwrap(), hours(2.5));
     }
 
@@ -508,12 +641,6 @@ mod tests {
             .collect()
     }
 
-    fn groups_result(array: ArrayRef) -> Vec<ScalarValue> {
-        (0..array.len())
-            .map(|i| ScalarValue::try_from_array(&array, i).unwrap())
-            .collect()
-    }
-
     #[test]
     fn groups_accumulator_agrees_with_plain_accumulator() {
         let rows: Vec<(usize, Option<i64>)> = vec![
@@ -533,13 +660,13 @@ mod tests {
             let mut acc = PercentileGroupsAccumulator::new(p);
             acc.update_batch(&[Arc::clone(&values)], &group_indices, None, groups)
                 .unwrap();
-            let result = groups_result(acc.evaluate(EmitTo::All).unwrap());
+            let result = scalars(&acc.evaluate(EmitTo::All).unwrap());
             assert_eq!(result, plain_results(&rows, groups, p), "p = {p}");
         }
         let mut acc = PercentileGroupsAccumulator::new(0.5);
         acc.update_batch(&[values], &group_indices, None, groups)
             .unwrap();
-        let result = groups_result(acc.evaluate(EmitTo::All).unwrap());
+        let result = scalars(&acc.evaluate(EmitTo::All).unwrap());
         assert_eq!(result[0], hours(2.5));
         assert_eq!(result[2], ScalarValue::IntervalMonthDayNano(None));
     }
@@ -560,7 +687,7 @@ mod tests {
         let mut fin = PercentileGroupsAccumulator::new(0.5);
         fin.merge_batch(&state, &[1, 0], 2).unwrap();
         fin.merge_batch(&converted, &[0, 0, 0, 0], 2).unwrap();
-        let result = groups_result(fin.evaluate(EmitTo::All).unwrap());
+        let result = scalars(&fin.evaluate(EmitTo::All).unwrap());
         // Group 0 got nothing from `state` row 1 (filtered) and [1h, 2h] from
         // `converted`; group 1 got [1h, 2h] from `state` row 0.
         assert_eq!(result, vec![hours(1.5), hours(1.5)]);
@@ -576,9 +703,9 @@ mod tests {
             3,
         )
         .unwrap();
-        let first = groups_result(acc.evaluate(EmitTo::First(2)).unwrap());
+        let first = scalars(&acc.evaluate(EmitTo::First(2)).unwrap());
         assert_eq!(first, vec![hours(1.0), hours(2.0)]);
-        let rest = groups_result(acc.evaluate(EmitTo::All).unwrap());
+        let rest = scalars(&acc.evaluate(EmitTo::All).unwrap());
         assert_eq!(rest, vec![hours(3.0)]);
     }
 
