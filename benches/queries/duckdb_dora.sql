@@ -14,6 +14,7 @@
 -- default 24 hours.
 
 SET TimeZone = 'UTC';
+SET enable_progress_bar = false;
 
 CREATE OR REPLACE VIEW ev AS
 SELECT event_id, event_type, occurred_at, service, environment, commit_sha,
