@@ -1,8 +1,10 @@
 //! `leadline`: ingest delivery events, query DORA metrics, serve them over
 //! the PostgreSQL wire protocol.
 
+mod config;
 mod generate;
 mod output;
+mod pg;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -83,6 +85,114 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Serve the data directory over the PostgreSQL wire protocol (database `leadline`).
+    Serve {
+        #[command(flatten)]
+        data: DataArg,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Load the embedded sample history into a data directory (first run) and serve it.
+    Demo {
+        /// Data directory of the demo (default: ~/.local/share/leadline/demo).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print a SCRAM-SHA-256 verifier for a password (read from stdin) for the config file.
+    Passwd {
+        /// The user name (only echoed into the config line).
+        user: String,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    listen: String,
+    /// Server config file (JSON): users with SCRAM verifiers, TLS PEM files, limits.
+    #[arg(long, env = "LEADLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Maximum concurrent connections (overrides the config file).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Default statement timeout in milliseconds, 0 = none (overrides the config file).
+    #[arg(long)]
+    statement_timeout_ms: Option<u64>,
+    /// Memory one query may use, in MiB (overrides the config file).
+    #[arg(long)]
+    query_memory_mb: Option<usize>,
+}
+
+const SAMPLE: &str = include_str!("../../data/sample.ndjson");
+
+fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(p) => config::ServerConfig::load(p)?,
+        None => config::ServerConfig::default(),
+    };
+    if let Some(n) = args.max_connections {
+        cfg.limits.max_connections = n.max(1);
+    }
+    if let Some(t) = args.statement_timeout_ms {
+        cfg.limits.statement_timeout_ms = t;
+    }
+    if let Some(m) = args.query_memory_mb {
+        cfg.limits.query_memory_mb = m.max(1);
+    }
+    if !dir.is_dir() {
+        // An empty log is a valid one: create the tables.
+        drop(Writer::open(dir, "leadline serve")?);
+    }
+    let state = pg::ServerState::new(dir.to_path_buf(), cfg)?;
+    let auth = state.auth_enabled();
+    runtime()?.block_on(async move {
+        let server = pg::serve(state, &args.listen, |addr| {
+            let user = if auth { "USER" } else { "leadline" };
+            let host = addr.ip();
+            let port = addr.port();
+            if banner {
+                println!("leadline is serving {} on {addr}", dir.display());
+                println!("connect with:  psql \"postgresql://{user}@{host}:{port}/leadline\"");
+                println!("try:           SELECT * FROM dora_metrics('week') LIMIT 5;   (Ctrl-C stops the server)");
+            } else {
+                println!("listening on {addr}");
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        });
+        tokio::select! {
+            r = server => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo_dir(data: Option<PathBuf>) -> PathBuf {
+    data.unwrap_or_else(|| {
+        let base = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("leadline/demo")
+    })
+}
+
+fn demo(data: Option<PathBuf>, args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let dir = demo_dir(data);
+    let empty = !dir.join("events").join("_delta_log").is_dir()
+        || EventLog::open(&dir).and_then(|l| l.snapshot()).map(|s| s.version.is_none()).unwrap_or(true);
+    if empty {
+        std::fs::create_dir_all(&dir)?;
+        let mut writer = Writer::open(&dir, "leadline demo")?;
+        let rows = leadline_engine::ingest::ndjson_rows(std::io::Cursor::new(SAMPLE.as_bytes()));
+        let r = writer.append("sample.ndjson", rows, &mut |_| {})?;
+        println!("loaded the sample history into {}: {} events", dir.display(), r.appended);
+    }
+    serve(&dir, args, true)
 }
 
 fn main() -> ExitCode {
@@ -159,6 +269,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             bar.finish_and_clear();
             eprintln!("generated {n} events");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { data, server } => serve(&data.data, server, true),
+        Command::Demo { data, server } => demo(data, server),
+        Command::Passwd { user } => {
+            let mut password = String::new();
+            if std::io::stdin().is_terminal() {
+                eprint!("password for {user}: ");
+            }
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                anyhow::bail!("empty password");
+            }
+            println!("{{\"name\": \"{user}\", \"scram\": \"{}\"}}", config::make_verifier(password));
             Ok(ExitCode::SUCCESS)
         }
         Command::Compact { data } => {

@@ -1,0 +1,147 @@
+//! The server's config file (JSON): users with SCRAM-SHA-256 verifiers, TLS
+//! PEM files and limits. Passwords are never stored: `leadline passwd`
+//! prints the verifier to paste in.
+//!
+//! ```json
+//! {
+//!   "users": [
+//!     {"name": "analyst", "scram": "SCRAM-SHA-256$4096:…$…:…", "read_only": true},
+//!     {"name": "ingest", "scram": "SCRAM-SHA-256$4096:…$…:…"}
+//!   ],
+//!   "tls": {"cert": "server.crt", "key": "server.key", "required": true},
+//!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024}
+//! }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// PostgreSQL's verifier format: `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`.
+    pub scram: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Refuse clients that do not use TLS.
+    #[serde(default)]
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_connections: usize,
+    /// Default `statement_timeout` (0 = none); a session may `SET statement_timeout`.
+    pub statement_timeout_ms: u64,
+    /// Memory one query may use (DataFusion memory pool), in MiB.
+    pub query_memory_mb: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_connections: 64, statement_timeout_ms: 0, query_memory_mb: 1024 }
+    }
+}
+
+/// A parsed SCRAM verifier.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    pub iterations: usize,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+impl ServerConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        let mut cfg: ServerConfig =
+            serde_json::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(tls) = &mut cfg.tls {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
+        for u in &cfg.users {
+            parse_verifier(&u.scram).with_context(|| format!("user '{}' in {}", u.name, path.display()))?;
+        }
+        if cfg.limits.max_connections == 0 {
+            bail!("limits.max_connections must be at least 1");
+        }
+        Ok(cfg)
+    }
+
+    pub fn user(&self, name: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.name == name)
+    }
+}
+
+pub fn parse_verifier(s: &str) -> anyhow::Result<Verifier> {
+    let bad = || anyhow::anyhow!("not a SCRAM-SHA-256 verifier (make one with `leadline passwd`)");
+    let rest = s.strip_prefix("SCRAM-SHA-256$").ok_or_else(bad)?;
+    let (iter_salt, keys) = rest.split_once('$').ok_or_else(bad)?;
+    let (iter, salt) = iter_salt.split_once(':').ok_or_else(bad)?;
+    let (stored, server) = keys.split_once(':').ok_or_else(bad)?;
+    Ok(Verifier {
+        iterations: iter.parse().map_err(|_| bad())?,
+        salt: B64.decode(salt).map_err(|_| bad())?,
+        stored_key: B64.decode(stored).map_err(|_| bad())?,
+        server_key: B64.decode(server).map_err(|_| bad())?,
+    })
+}
+
+/// Makes a verifier for a password (what `leadline passwd` prints).
+pub fn make_verifier(password: &str) -> String {
+    use pgwire::api::auth::sasl::scram::{ScramSecret, gen_salted_password};
+    let salt: [u8; 16] = rand::random();
+    let iterations = 4096;
+    let salted = gen_salted_password(password, &salt, iterations);
+    match ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, iterations) {
+        ScramSecret::Verifier { stored_key, server_key, .. } => format!(
+            "SCRAM-SHA-256${iterations}:{}${}:{}",
+            B64.encode(salt),
+            B64.encode(stored_key),
+            B64.encode(server_key)
+        ),
+        ScramSecret::SaltedPassword { .. } => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifier_round_trips() {
+        let v = make_verifier("secret");
+        let p = parse_verifier(&v).unwrap();
+        assert_eq!(p.iterations, 4096);
+        assert_eq!(p.salt.len(), 16);
+        assert_eq!(p.stored_key.len(), 32);
+        assert!(!v.contains("secret"));
+    }
+}

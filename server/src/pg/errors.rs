@@ -1,0 +1,188 @@
+//! The server's one error type, and how every error becomes a SQLSTATE.
+
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+
+/// An error of one statement; only `Fatal` ends the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// An error with an explicit SQLSTATE.
+    #[error("{message}")]
+    Sql { code: &'static str, message: String, hint: Option<String> },
+    /// Ends the session (auth failures, limits at connect).
+    #[error("{message}")]
+    Fatal { code: &'static str, message: String },
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    #[error(transparent)]
+    Engine(#[from] leadline_engine::Error),
+}
+
+impl PgError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        PgError::Sql { code, message: message.into(), hint: None }
+    }
+    pub fn with_hint(code: &'static str, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        PgError::Sql { code, message: message.into(), hint: Some(hint.into()) }
+    }
+    pub fn fatal(code: &'static str, message: impl Into<String>) -> Self {
+        PgError::Fatal { code, message: message.into() }
+    }
+    pub fn syntax(message: impl Into<String>) -> Self {
+        Self::new("42601", message)
+    }
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self::new("0A000", message)
+    }
+    pub fn cancelled() -> Self {
+        Self::new("57014", "canceling statement due to user request")
+    }
+    pub fn timed_out() -> Self {
+        Self::new("57014", "canceling statement due to statement timeout")
+    }
+    pub fn read_only(what: &str) -> Self {
+        Self::with_hint(
+            "42501",
+            format!("permission denied: {what} needs a user that may write, this user is read-only"),
+            "connect as a user without \"read_only\": true in the server config",
+        )
+    }
+
+    /// SQLSTATE and message.
+    pub fn parts(&self) -> (&'static str, String, Option<String>) {
+        match self {
+            PgError::Sql { code, message, hint } => (code, message.clone(), hint.clone()),
+            PgError::Fatal { code, message } => (code, message.clone(), None),
+            PgError::DataFusion(e) => datafusion_parts(e),
+            PgError::Engine(leadline_engine::Error::DataFusion(e)) => datafusion_parts(e),
+            PgError::Engine(leadline_engine::Error::Input(m)) => ("22023", m.clone(), None),
+            PgError::Engine(leadline_engine::Error::Locked { .. }) => ("55006", self.to_string(), None),
+            PgError::Engine(e @ leadline_engine::Error::Io { .. }) => ("58030", e.to_string(), None),
+            PgError::Engine(e) => ("XX000", e.to_string(), None),
+        }
+    }
+
+    pub fn info(&self) -> ErrorInfo {
+        let (code, message, hint) = self.parts();
+        let severity = if matches!(self, PgError::Fatal { .. }) { "FATAL" } else { "ERROR" };
+        let mut info = ErrorInfo::new(severity.to_owned(), code.to_owned(), message);
+        info.hint = hint;
+        info
+    }
+}
+
+impl From<PgError> for PgWireError {
+    fn from(e: PgError) -> Self {
+        PgWireError::UserError(Box::new(e.info()))
+    }
+}
+
+impl From<arrow::error::ArrowError> for PgError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        PgError::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
+    }
+}
+
+impl From<datafusion::sql::sqlparser::parser::ParserError> for PgError {
+    fn from(e: datafusion::sql::sqlparser::parser::ParserError) -> Self {
+        let m = e.to_string();
+        PgError::syntax(m.strip_prefix("sql parser error: ").unwrap_or(&m).to_string())
+    }
+}
+
+/// Maps DataFusion's errors onto PostgreSQL's SQLSTATEs by kind and message.
+fn datafusion_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
+    let root = e.find_root();
+    let full = root.to_string();
+    let msg = strip_prefixes(&full);
+    let lower = msg.to_ascii_lowercase();
+    let code = match root {
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::SchemaError(err, _) => match **err {
+            datafusion::common::SchemaError::FieldNotFound { .. } => "42703",
+            datafusion::common::SchemaError::AmbiguousReference { .. } => "42702",
+            _ => "42P10",
+        },
+        DataFusionError::ArrowError(a, _) => match **a {
+            arrow::error::ArrowError::DivideByZero => "22012",
+            arrow::error::ArrowError::CastError(_) | arrow::error::ArrowError::ParseError(_) => {
+                if lower.contains("timestamp") || lower.contains("date") {
+                    "22007"
+                } else {
+                    "22P02"
+                }
+            }
+            arrow::error::ArrowError::ArithmeticOverflow(_) => "22003",
+            _ => "XX000",
+        },
+        DataFusionError::Plan(_) => {
+            if lower.contains("table") && lower.contains("not found") {
+                return ("42P01", relation_message(msg), None);
+            } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
+                "42883"
+            } else if lower.contains("no field named") || lower.contains("schema error") {
+                "42703"
+            } else if lower.contains("cannot be cast") || lower.contains("coerc") || lower.contains("type") {
+                "42804"
+            } else if lower.contains("unsupported") || lower.contains("not supported") {
+                "0A000"
+            } else {
+                "42601"
+            }
+        }
+        DataFusionError::Execution(_) => {
+            if lower.contains("divide by zero") || lower.contains("division by zero") {
+                "22012"
+            } else if lower.contains("cast") || lower.contains("parse") || lower.contains("invalid") {
+                if lower.contains("timestamp") || lower.contains("date") {
+                    "22007"
+                } else {
+                    "22P02"
+                }
+            } else {
+                "XX000"
+            }
+        }
+        _ => {
+            if lower.contains("resources exhausted") || lower.contains("memory") {
+                "53200"
+            } else {
+                "XX000"
+            }
+        }
+    };
+    let hint = match code {
+        "53200" => Some("the query needs more memory than the server allows one query (--query-memory)".to_string()),
+        "42883" => Some("leadline's functions are listed by SHOW FUNCTIONS in the docs; DORA aggregates: deployment_frequency, lead_time, change_failure_rate, time_to_restore, failed_deployment_recovery_time, dora_tier".to_string()),
+        _ => None,
+    };
+    (code, msg.to_string(), hint)
+}
+
+fn strip_prefixes(s: &str) -> &str {
+    let mut s = s;
+    for p in [
+        "Error during planning: ",
+        "Execution error: ",
+        "SQL error: ",
+        "External error: ",
+        "This feature is not implemented: ",
+        "Arrow error: ",
+        "Schema error: ",
+        "Resources exhausted: ",
+        "ParserError(\"",
+    ] {
+        if let Some(r) = s.strip_prefix(p) {
+            s = r;
+        }
+    }
+    s
+}
+
+/// `table 'datafusion.public.x' not found` → `relation "x" does not exist`.
+fn relation_message(msg: &str) -> String {
+    let name = msg.split('\'').nth(1).map(|n| n.rsplit('.').next().unwrap_or(n)).unwrap_or("?");
+    format!("relation \"{name}\" does not exist")
+}

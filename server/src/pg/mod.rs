@@ -1,0 +1,309 @@
+//! The PostgreSQL-wire front end: `leadline serve`.
+//!
+//! One module per protocol concern: [`startup`] (auth, limits at connect),
+//! [`simple`] (statement kinds, the simple query protocol), [`extended`]
+//! (Parse/Bind/Describe/Execute), [`query`] (planning and streaming over
+//! DataFusion), [`encode`] (Arrow → wire values), [`copy`] (INSERT and COPY
+//! into the event log), [`catalog`] (pg_catalog, information_schema),
+//! [`errors`] (SQLSTATEs) and [`cancel`] (cancel requests, timeouts).
+
+pub mod cancel;
+pub mod catalog;
+pub mod copy;
+pub mod encode;
+pub mod errors;
+pub mod extended;
+pub mod query;
+pub mod simple;
+pub mod startup;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionContext;
+use leadline_engine::catalog::{Catalog, session, session_config};
+use leadline_engine::log::{EventLog, Writer};
+use pgwire::api::{ClientInfo, PgWireServerHandlers};
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+use errors::PgError;
+
+/// Everything the connections share.
+pub struct ServerState {
+    pub log: Arc<EventLog>,
+    pub data_dir: PathBuf,
+    pub config: ServerConfig,
+    /// The one writer of the data directory, opened on the first write.
+    pub writer: tokio::sync::Mutex<Option<Writer>>,
+    pub connections: AtomicUsize,
+    pub cancels: Arc<cancel::Registry>,
+}
+
+impl ServerState {
+    pub fn new(data_dir: PathBuf, config: ServerConfig) -> anyhow::Result<Arc<Self>> {
+        let log = Arc::new(EventLog::open(&data_dir)?);
+        Ok(Arc::new(Self {
+            log,
+            data_dir,
+            config,
+            writer: tokio::sync::Mutex::new(None),
+            connections: AtomicUsize::new(0),
+            cancels: Arc::new(cancel::Registry::default()),
+        }))
+    }
+
+    pub fn auth_enabled(&self) -> bool {
+        !self.config.users.is_empty()
+    }
+}
+
+/// One connection's session: its DataFusion context over the log, its
+/// settings and its running statement.
+pub struct Conn {
+    pub ctx: SessionContext,
+    pub catalog: Arc<Catalog>,
+    pub info: Arc<catalog::CatalogInfo>,
+    pub user: String,
+    pub read_only: bool,
+    pub vars: Arc<Mutex<BTreeMap<String, String>>>,
+    pub slot: Arc<cancel::Slot>,
+    pub copy: Mutex<Option<copy::CopyIn>>,
+    pub tx_noticed: AtomicBool,
+    _registration: cancel::Registration,
+}
+
+/// Default session variables (what `SHOW` answers and `pg_settings` lists).
+fn default_vars(state: &ServerState, user: &str, application_name: &str) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    for (k, val) in [
+        ("server_version", catalog::SERVER_VERSION),
+        ("server_version_num", catalog::SERVER_VERSION_NUM),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("intervalstyle", "postgres"),
+        ("timezone", "UTC"),
+        ("standard_conforming_strings", "on"),
+        ("integer_datetimes", "on"),
+        ("search_path", "\"$user\", public"),
+        ("extra_float_digits", "1"),
+        ("transaction_isolation", "read committed"),
+        ("default_transaction_isolation", "read committed"),
+        ("transaction_read_only", "off"),
+        ("default_transaction_read_only", "off"),
+        ("max_identifier_length", "63"),
+        ("lc_collate", "C.UTF-8"),
+        ("lc_ctype", "C.UTF-8"),
+        ("lc_messages", "C.UTF-8"),
+        ("is_superuser", "off"),
+        ("default_table_access_method", "heap"),
+        ("bytea_output", "hex"),
+        ("in_hot_standby", "off"),
+    ] {
+        v.insert(k.to_string(), val.to_string());
+    }
+    v.insert("statement_timeout".into(), state.config.limits.statement_timeout_ms.to_string());
+    v.insert("max_connections".into(), state.config.limits.max_connections.to_string());
+    v.insert("session_authorization".into(), user.to_string());
+    v.insert("application_name".into(), application_name.to_string());
+    v
+}
+
+impl Conn {
+    async fn open<C: ClientInfo>(state: &Arc<ServerState>, client: &C) -> Result<Conn, PgError> {
+        let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+        let app = client.metadata().get(pgwire::api::METADATA_APPLICATION_NAME).cloned().unwrap_or_default();
+        let read_only = state.config.user(&user).is_some_and(|u| u.read_only);
+        let catalog = Catalog::new(state.log.clone())?;
+        let mut config = session_config().with_information_schema(false);
+        // now() and friends are timestamptz in UTC, as PostgreSQL's.
+        config.options_mut().execution.time_zone = Some("+00:00".into());
+        let base = session(catalog.clone(), config)?;
+        // A memory pool per connection (one statement runs at a time), no spilling:
+        // a query over the limit fails with 53200 instead of growing.
+        let limit = state.config.limits.query_memory_mb.max(1) << 20;
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()?;
+        let ctx = SessionContext::new_with_state(SessionStateBuilder::new_from_existing(base.state()).with_runtime_env(runtime).build());
+
+        // The user tables, before the catalog's own are registered beside them.
+        let snap = catalog.snapshot();
+        let mut tables = Vec::new();
+        if let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) {
+            let mut names = schema.table_names();
+            names.sort();
+            // events first, so its OID is stable.
+            names.sort_by_key(|n| (n != "events", n != "rejected_events", n.clone()));
+            for (n, name) in names.iter().enumerate() {
+                if let Some(t) = schema.table(name).await? {
+                    let rows = match name.as_str() {
+                        "events" => snap.event_files.iter().map(|f| f.num_records as i64).sum(),
+                        "rejected_events" => snap.rejected_files.iter().map(|f| f.num_records as i64).sum(),
+                        _ => -1,
+                    };
+                    tables.push(catalog::TableInfo {
+                        oid: catalog::FIRST_TABLE_OID + n as i32,
+                        name: name.clone(),
+                        schema: t.schema(),
+                        rows,
+                        insertable: name == "events",
+                    });
+                }
+            }
+        }
+        let info = Arc::new(catalog::CatalogInfo {
+            tables,
+            user: user.clone(),
+            roles: state.config.users.iter().map(|u| u.name.clone()).chain(std::iter::once(user.clone())).collect(),
+        });
+        let vars = Arc::new(Mutex::new(default_vars(state, &user, &app)));
+        catalog::register(&ctx, info.clone(), vars.clone())?;
+
+        let slot = Arc::new(cancel::Slot::default());
+        let (pid, key) = client.pid_and_secret_key();
+        let registration = state.cancels.register(pid, key.to_bytes(), &slot);
+        Ok(Conn {
+            ctx,
+            catalog,
+            info,
+            user,
+            read_only,
+            vars,
+            slot,
+            copy: Mutex::new(None),
+            tx_noticed: AtomicBool::new(false),
+            _registration: registration,
+        })
+    }
+
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.vars.lock().ok().and_then(|v| v.get(&name.to_ascii_lowercase()).cloned())
+    }
+
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        let ms: u64 = self.var("statement_timeout")?.parse().ok()?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+}
+
+/// The connection's session, created on its first statement.
+pub async fn conn<C: ClientInfo>(state: &Arc<ServerState>, client: &C) -> Result<Arc<Conn>, PgError> {
+    if let Some(c) = client.session_extensions().get::<Conn>() {
+        return Ok(c);
+    }
+    let c = Conn::open(state, client).await?;
+    client.session_extensions().insert(c);
+    client.session_extensions().get::<Conn>().ok_or_else(|| PgError::new("XX000", "session lost"))
+}
+
+/// The handler set of one server.
+pub struct Handlers {
+    startup: Arc<startup::Startup>,
+    query: Arc<query::QueryHandler>,
+    cancel: Arc<cancel::Canceller>,
+}
+
+impl Handlers {
+    pub fn new(state: Arc<ServerState>) -> Self {
+        Self {
+            startup: Arc::new(startup::Startup::new(state.clone())),
+            query: Arc::new(query::QueryHandler::new(state.clone())),
+            cancel: Arc::new(cancel::Canceller { registry: state.cancels.clone() }),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.query.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.query.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.startup.clone()
+    }
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.query.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// Loads the TLS acceptor from PEM files.
+fn tls_acceptor(cfg: &crate::config::TlsConfig) -> anyhow::Result<pgwire::tokio::TlsAcceptor> {
+    use anyhow::Context;
+    use pgwire::tokio::tokio_rustls::rustls::ServerConfig as RustlsConfig;
+    use pgwire::tokio::tokio_rustls::rustls::pki_types::pem::PemObject;
+    use pgwire::tokio::tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_pem = std::fs::read(&cfg.cert).with_context(|| format!("reading TLS certificate {}", cfg.cert.display()))?;
+    let key_pem = std::fs::read(&cfg.key).with_context(|| format!("reading TLS key {}", cfg.key.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing TLS certificate {}", cfg.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("no certificate in {}", cfg.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).with_context(|| format!("parsing TLS key {}", cfg.key.display()))?;
+    let config = RustlsConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not match")?;
+    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves the data directory until the process is stopped. `ready` is called
+/// with the bound address once the server accepts connections.
+pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() && !state.auth_enabled() {
+        anyhow::bail!(
+            "refusing to listen on {addr} without authentication: with no users configured leadline trusts every \
+             client, which is only safe on loopback. Add users (see `leadline passwd`) with --config, or listen on 127.0.0.1"
+        );
+    }
+    let tls = match &state.config.tls {
+        Some(t) => Some(tls_acceptor(t)?),
+        None => None,
+    };
+    let handlers = Arc::new(Handlers::new(state.clone()));
+    ready(addr);
+    loop {
+        let (socket, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let handlers = handlers.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+}
+
+/// Counts a connection for `max_connections` while it lives.
+pub struct ConnectionSlot(pub Arc<ServerState>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}

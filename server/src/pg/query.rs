@@ -1,0 +1,504 @@
+//! Running one statement: session statements answered in place, queries
+//! rewritten, planned by DataFusion and streamed batch by batch.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Schema};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use futures::{Stream, StreamExt};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{FieldFormat, QueryResponse, Response, Tag};
+use pgwire::api::{ClientInfo, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+
+use super::cancel::Guard;
+use super::encode::{BatchEncoder, fields};
+use super::errors::PgError;
+use super::simple::{Kind, classify};
+use super::{Conn, ServerState, catalog};
+
+pub struct QueryHandler {
+    pub state: Arc<ServerState>,
+    pub parser: Arc<super::extended::StmtParser>,
+}
+
+/// A planned query: what the client sees, and where the rows come from.
+pub struct Prepared {
+    pub names: Vec<String>,
+    pub types: Vec<DataType>,
+    pub source: Source,
+}
+
+pub enum Source {
+    Plan(LogicalPlan),
+    Batch(RecordBatch),
+}
+
+/// A statement's shape, for Describe.
+pub struct Description {
+    pub params: Vec<Type>,
+    pub columns: Option<(Vec<String>, Vec<DataType>)>,
+}
+
+fn text_batch(names: &[&str], rows: Vec<Vec<Option<String>>>) -> Result<Prepared, PgError> {
+    let schema = Arc::new(Schema::new(names.iter().map(|n| super::encode::text_field(n)).collect::<Vec<_>>()));
+    let columns: Vec<ArrayRef> = (0..names.len())
+        .map(|c| Arc::new(StringArray::from(rows.iter().map(|r| r.get(c).cloned().flatten()).collect::<Vec<_>>())) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema, columns)?;
+    Ok(Prepared {
+        names: names.iter().map(|s| s.to_string()).collect(),
+        types: vec![DataType::Utf8; names.len()],
+        source: Source::Batch(batch),
+    })
+}
+
+fn notice(severity: &str, code: &str, message: impl Into<String>) -> ErrorInfo {
+    ErrorInfo::new(severity.to_owned(), code.to_owned(), message.into())
+}
+
+/// The highest `$n` in a statement (outside quotes), i.e. its parameter count.
+pub fn placeholder_count(sql: &str) -> usize {
+    let mut max = 0;
+    scan_placeholders(sql, |n, _, _| max = max.max(n));
+    max
+}
+
+/// Calls `f(n, start, end)` for every `$n` outside quotes and comments.
+fn scan_placeholders(sql: &str, mut f: impl FnMut(usize, usize, usize)) {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"') => {
+                i += 1;
+                while i < b.len() {
+                    if b[i] == q {
+                        if b.get(i + 1) == Some(&q) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'$' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i > start + 1
+                    && let Ok(n) = sql[start + 1..i].parse::<usize>()
+                {
+                    f(n, start, i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+/// Replaces `$n` with the given SQL literals.
+pub fn substitute(sql: &str, literals: &[String]) -> Result<String, PgError> {
+    let mut out = String::with_capacity(sql.len());
+    let mut last = 0;
+    let mut err = None;
+    scan_placeholders(sql, |n, s, e| {
+        out.push_str(&sql[last..s]);
+        match literals.get(n.wrapping_sub(1)) {
+            Some(l) => out.push_str(l),
+            None => err = Some(PgError::new("08P01", format!("there is no parameter ${n}"))),
+        }
+        last = e;
+    });
+    out.push_str(&sql[last..]);
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// A bound parameter as a SQL literal of its type.
+pub fn literal(value: Option<&str>, ty: &Type) -> Result<String, PgError> {
+    let Some(v) = value else { return Ok("NULL".into()) };
+    let quoted = || format!("'{}'", v.replace('\'', "''"));
+    Ok(match *ty {
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => {
+            let n: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| PgError::new("22P02", format!("invalid input syntax for type {}: \"{v}\"", ty.name())))?;
+            format!("({n})")
+        }
+        Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => {
+            let t = v.trim();
+            let n: f64 =
+                t.parse().map_err(|_| PgError::new("22P02", format!("invalid input syntax for type {}: \"{v}\"", ty.name())))?;
+            if n.is_finite() { format!("({t})") } else { format!("CAST('{t}' AS DOUBLE)") }
+        }
+        Type::BOOL => match v.trim().to_ascii_lowercase().as_str() {
+            "t" | "true" | "1" | "on" | "yes" | "y" => "TRUE".into(),
+            "f" | "false" | "0" | "off" | "no" | "n" => "FALSE".into(),
+            _ => return Err(PgError::new("22P02", format!("invalid input syntax for type boolean: \"{v}\""))),
+        },
+        Type::TIMESTAMPTZ => format!("CAST({} AS TIMESTAMP WITH TIME ZONE)", quoted()),
+        Type::TIMESTAMP => format!("CAST({} AS TIMESTAMP)", quoted()),
+        Type::DATE => format!("CAST({} AS DATE)", quoted()),
+        Type::INTERVAL => format!("CAST({} AS INTERVAL)", quoted()),
+        _ => quoted(),
+    })
+}
+
+/// Parses one statement after the text rewrites.
+fn parse(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement, PgError> {
+    let text = catalog::rewrite_text(sql);
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, &text)?;
+    match stmts.len() {
+        1 => Ok(stmts.remove(0)),
+        0 => Err(PgError::syntax("empty statement")),
+        _ => Err(PgError::syntax("cannot insert multiple commands into a prepared statement")),
+    }
+}
+
+impl QueryHandler {
+    pub fn new(state: Arc<ServerState>) -> Self {
+        Self { parser: Arc::new(super::extended::StmtParser { state: state.clone() }), state }
+    }
+}
+
+/// Rewrites and plans a query (placeholders allowed).
+pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
+    let mut stmt = parse(sql)?;
+    catalog::rewrite_ast(&mut stmt, &conn.info);
+    let empty_names = catalog::empty_result_names(&stmt);
+    let names = catalog::name_columns(&mut stmt);
+    let state = conn.ctx.state();
+    match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
+        Ok(plan) => {
+            let schema = plan.schema();
+            let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+            let names = match names {
+                Some(n) if n.len() == types.len() => n,
+                _ => schema.fields().iter().map(|f| f.name().clone()).collect(),
+            };
+            Ok(Prepared { names, types, source: Source::Plan(plan) })
+        }
+        Err(e) => match empty_names {
+            // A catalog query over relations leadline has no rows in.
+            Some(names) => {
+                tracing::debug!("answering an unplannable query over empty catalog relations with no rows: {e}");
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                text_batch(&refs, vec![])
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// Parameter types and result columns of a statement, without side effects.
+pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Result<Description, PgError> {
+    let count = placeholder_count(sql).max(declared.len());
+    let declared_or = |i: usize, t: Type| declared.get(i).cloned().flatten().unwrap_or(t);
+    match classify(sql) {
+        Kind::Query => {
+            conn.catalog.refresh()?;
+            match prepare(conn, sql).await {
+                Ok(p) => {
+                    let inferred = match &p.source {
+                        Source::Plan(plan) => plan.get_parameter_types().unwrap_or_default(),
+                        Source::Batch(_) => Default::default(),
+                    };
+                    let params = (0..count)
+                        .map(|i| {
+                            let t = inferred
+                                .get(&format!("${}", i + 1))
+                                .cloned()
+                                .flatten()
+                                .map(|dt| super::encode::pg_type(&dt))
+                                .unwrap_or(Type::TEXT);
+                            declared_or(i, t)
+                        })
+                        .collect();
+                    Ok(Description { params, columns: Some((p.names, p.types)) })
+                }
+                Err(first) => {
+                    // Retry with NULLs for the parameters (for the shape only).
+                    let nulls: Vec<String> = (0..count).map(|_| "NULL".to_string()).collect();
+                    let p = prepare(conn, &substitute(sql, &nulls)?).await.map_err(|_| first)?;
+                    Ok(Description {
+                        params: (0..count).map(|i| declared_or(i, Type::TEXT)).collect(),
+                        columns: Some((p.names, p.types)),
+                    })
+                }
+            }
+        }
+        Kind::Show { name } => {
+            let cols = if name == "all" { vec!["name", "setting", "description"] } else { vec![name.as_str()] };
+            Ok(Description {
+                params: vec![],
+                columns: Some((cols.iter().map(|s| s.to_string()).collect(), vec![DataType::Utf8; cols.len()])),
+            })
+        }
+        _ => Ok(Description { params: (0..count).map(|i| declared_or(i, Type::TEXT)).collect(), columns: None }),
+    }
+}
+
+impl QueryHandler {
+    /// Runs one statement (parameters already substituted).
+    pub async fn execute<C: ClientInfo>(
+        &self,
+        client: &C,
+        conn: &Arc<Conn>,
+        sql: &str,
+        format: &Format,
+        notices: &mut Vec<ErrorInfo>,
+    ) -> Result<Response, PgError> {
+        let guard = Guard { token: conn.slot.begin(), deadline: conn.statement_timeout().map(|d| Instant::now() + d) };
+        match classify(sql) {
+            Kind::Empty => Ok(Response::EmptyQuery),
+            Kind::Transaction { tag, start } => {
+                if start == Some(true) && !conn.tx_noticed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    notices.push(notice(
+                        "NOTICE",
+                        "00000",
+                        "leadline has no transactions: BEGIN/COMMIT/ROLLBACK are accepted as no-ops; every INSERT and COPY is durable when it returns",
+                    ));
+                }
+                Ok(match start {
+                    Some(true) => Response::TransactionStart(Tag::new(tag)),
+                    Some(false) => Response::TransactionEnd(Tag::new(tag)),
+                    None => Response::Execution(Tag::new(tag)),
+                })
+            }
+            Kind::Set { name, value } => {
+                self.set(conn, &name, value, notices).await?;
+                Ok(Response::Execution(Tag::new("SET")))
+            }
+            Kind::Reset { name } => {
+                match name {
+                    Some(n) => self.set(conn, &n, None, notices).await?,
+                    None => {
+                        let defaults = super::default_vars(&self.state, &conn.user, "");
+                        if let Ok(mut v) = conn.vars.lock() {
+                            *v = defaults;
+                        }
+                        self.set(conn, "leadline.as_of", None, notices).await?;
+                        self.set(conn, "leadline.attribution_window", None, notices).await?;
+                    }
+                }
+                Ok(Response::Execution(Tag::new("RESET")))
+            }
+            Kind::Show { name } => {
+                let p = self.show(conn, &name)?;
+                Ok(Response::Query(self.respond(conn, p, format, guard).await?))
+            }
+            Kind::Noop { tag } => Ok(Response::Execution(Tag::new(&tag))),
+            Kind::Unsupported { what } => {
+                if conn.read_only {
+                    Err(PgError::read_only(&what))
+                } else {
+                    Err(PgError::unsupported(format!("leadline does not support {what}")))
+                }
+            }
+            Kind::Insert => {
+                let tag = super::copy::insert(&self.state, conn, client, sql, notices).await?;
+                Ok(Response::Execution(tag))
+            }
+            Kind::Copy => super::copy::start(conn, sql),
+            Kind::Query => {
+                conn.catalog.refresh()?;
+                let p = guard.run(prepare(conn, sql)).await?;
+                Ok(Response::Query(self.respond(conn, p, format, guard).await?))
+            }
+        }
+    }
+
+    async fn set(&self, conn: &Conn, name: &str, value: Option<String>, notices: &mut Vec<ErrorInfo>) -> Result<(), PgError> {
+        if name.starts_with("leadline.") || name.starts_with("datafusion.") {
+            let v = value.unwrap_or_else(|| "default".into());
+            if name.starts_with("datafusion.") && v == "default" {
+                return Ok(());
+            }
+            let sql = format!("SET {name} = '{}'", v.replace('\'', "''"));
+            conn.ctx.sql(&sql).await.map_err(|e| {
+                let (_, m, _) = PgError::from(e).parts();
+                PgError::new("22023", m)
+            })?;
+            return Ok(());
+        }
+        let value = match (name, value) {
+            (_, None) => super::default_vars(&self.state, &conn.user, "").get(name).cloned().unwrap_or_default(),
+            ("statement_timeout", Some(v)) => parse_duration_ms(&v)
+                .ok_or_else(|| PgError::new("22023", format!("invalid value for parameter \"statement_timeout\": \"{v}\"")))?
+                .to_string(),
+            ("timezone", Some(v)) => {
+                let utc = matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "utc" | "etc/utc" | "gmt" | "z" | "+00" | "+00:00" | "0" | "zulu" | "universal" | "etc/universal"
+                );
+                if !utc {
+                    notices.push(notice(
+                        "NOTICE",
+                        "00000",
+                        format!("leadline sends timestamptz values in UTC (+00) whatever TimeZone says; '{v}' is recorded"),
+                    ));
+                }
+                v
+            }
+            (_, Some(v)) => v,
+        };
+        if let Ok(mut vars) = conn.vars.lock() {
+            vars.insert(name.to_string(), value);
+        }
+        Ok(())
+    }
+
+    fn show(&self, conn: &Conn, name: &str) -> Result<Prepared, PgError> {
+        let leadline_entries = || -> Vec<(String, Option<String>, String)> {
+            use datafusion::common::config::ExtensionOptions;
+            conn.ctx
+                .state()
+                .config_options()
+                .extensions
+                .get::<leadline_engine::catalog::LeadlineOptions>()
+                .cloned()
+                .unwrap_or_default()
+                .entries()
+                .into_iter()
+                .filter(|e| e.key.starts_with("leadline."))
+                .map(|e| (e.key.clone(), e.value.clone(), e.description.to_string()))
+                .collect()
+        };
+        if name == "all" {
+            let mut rows: Vec<Vec<Option<String>>> = conn
+                .vars
+                .lock()
+                .map(|v| v.iter().map(|(k, v)| vec![Some(k.clone()), Some(v.clone()), None]).collect())
+                .unwrap_or_default();
+            for (k, v, d) in leadline_entries() {
+                rows.push(vec![Some(k), Some(v.unwrap_or_default()), Some(d)]);
+            }
+            return text_batch(&["name", "setting", "description"], rows);
+        }
+        if name.starts_with("leadline.") {
+            let v = leadline_entries().into_iter().find(|(k, _, _)| k == name);
+            return match v {
+                Some((_, v, _)) => text_batch(&[name], vec![vec![Some(v.unwrap_or_default())]]),
+                None => Err(PgError::new("42704", format!("unrecognized configuration parameter \"{name}\""))),
+            };
+        }
+        match conn.var(name) {
+            Some(v) => text_batch(&[name], vec![vec![Some(v)]]),
+            None => Err(PgError::new("42704", format!("unrecognized configuration parameter \"{name}\""))),
+        }
+    }
+
+    /// Starts the rows of a prepared query streaming.
+    async fn respond(&self, conn: &Conn, p: Prepared, format: &Format, guard: Guard) -> Result<QueryResponse, PgError> {
+        let formats: Vec<FieldFormat> = (0..p.types.len()).map(|i| format.format_for(i)).collect();
+        let row_fields = Arc::new(fields(&p.names, &p.types, |i| formats[i]));
+        let encoder = BatchEncoder::new(formats);
+        let stream: SendableRecordBatchStream = match p.source {
+            Source::Batch(b) => {
+                let schema = b.schema();
+                Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    schema,
+                    futures::stream::iter(vec![Ok(b)]),
+                ))
+            }
+            Source::Plan(plan) => {
+                guard
+                    .run(async {
+                        let df = conn.ctx.execute_logical_plan(plan).await?;
+                        Ok(df.execute_stream().await?)
+                    })
+                    .await?
+            }
+        };
+        let mut resp = QueryResponse::new(row_fields, row_stream(stream, encoder, guard));
+        resp.set_command_tag("SELECT");
+        Ok(resp)
+    }
+}
+
+/// Rows of a result, encoded a batch at a time, stopping on cancel/timeout.
+pub fn row_stream(
+    stream: SendableRecordBatchStream,
+    encoder: BatchEncoder,
+    guard: Guard,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send {
+    struct St {
+        stream: Option<SendableRecordBatchStream>,
+        rows: std::vec::IntoIter<DataRow>,
+        encoder: BatchEncoder,
+        guard: Guard,
+    }
+    let st = St { stream: Some(stream), rows: Vec::new().into_iter(), encoder, guard };
+    futures::stream::unfold(st, |mut st| async move {
+        loop {
+            if let Some(r) = st.rows.next() {
+                return Some((Ok(r), st));
+            }
+            let s = st.stream.as_mut()?;
+            let next = tokio::select! {
+                b = s.next() => b,
+                e = st.guard.stopped() => {
+                    st.stream = None;
+                    return Some((Err(PgWireError::from(e)), st));
+                }
+            };
+            match next {
+                None => return None,
+                Some(Err(e)) => {
+                    st.stream = None;
+                    return Some((Err(PgWireError::from(PgError::from(e))), st));
+                }
+                Some(Ok(batch)) => {
+                    if let Err(e) = st.guard.check() {
+                        st.stream = None;
+                        return Some((Err(e.into()), st));
+                    }
+                    let mut rows = Vec::with_capacity(batch.num_rows());
+                    if let Err(e) = st.encoder.encode(&batch, &mut rows) {
+                        st.stream = None;
+                        return Some((Err(e.into()), st));
+                    }
+                    st.rows = rows.into_iter();
+                }
+            }
+        }
+    })
+}
+
+/// `100`, `100ms`, `2s`, `1min`, `1h` → milliseconds.
+pub fn parse_duration_ms(v: &str) -> Option<u64> {
+    let v = v.trim().trim_matches('\'').trim().to_ascii_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.trim().parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "ms" => 1.0,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1000.0,
+        "min" | "mins" | "minute" | "minutes" => 60_000.0,
+        "h" | "hour" | "hours" => 3_600_000.0,
+        "d" | "day" | "days" => 86_400_000.0,
+        "us" => 0.001,
+        _ => return None,
+    };
+    Some((n * mult) as u64)
+}

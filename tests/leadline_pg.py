@@ -1,0 +1,69 @@
+"""Starts a real `leadline serve` for the PostgreSQL-client tests."""
+import json
+import os
+import pathlib
+import re
+import subprocess
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample.ndjson"
+
+
+def binary() -> pathlib.Path:
+    if os.environ.get("LEADLINE_BIN"):
+        return pathlib.Path(os.environ["LEADLINE_BIN"])
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", pathlib.Path.home() / ".cache/leadline/target"))
+    return target / "debug" / "leadline"
+
+
+class Server:
+    """A `leadline serve` process on a free loopback port."""
+
+    def __init__(self, data: pathlib.Path, *args, env=None):
+        self.data = data
+        self.proc = subprocess.Popen(
+            [str(binary()), "serve", "--data", str(data), "--listen", "127.0.0.1:0", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        deadline = time.time() + 60
+        self.port = None
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = re.search(r" on 127\.0\.0\.1:(\d+)", line)
+            if m:
+                self.port = int(m.group(1))
+                break
+        if self.port is None:
+            self.proc.kill()
+            raise RuntimeError(f"leadline serve did not start: {self.proc.stderr.read()}")
+        self.host = "127.0.0.1"
+
+    def dsn(self, user="leadline", password=None, **params) -> str:
+        auth = user if password is None else f"{user}:{password}"
+        extra = "&".join(f"{k}={v}" for k, v in params.items())
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/leadline" + (f"?{extra}" if extra else "")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def ingest(data: pathlib.Path, *files):
+    out = subprocess.run([str(binary()), "ingest", "--data", str(data), *map(str, files)], capture_output=True, text=True)
+    assert out.returncode in (0, 2), out.stderr
+    return out
+
+
+def query_json(data: pathlib.Path, sql: str):
+    out = subprocess.run([str(binary()), "query", "--data", str(data), "--format", "json", sql], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
