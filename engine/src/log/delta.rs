@@ -46,8 +46,8 @@ pub struct CommitInfo {
 pub struct TableState {
     /// `None` before the first commit.
     pub version: Option<u64>,
-    /// Live files, in the order they were added.
-    pub files: Vec<AddFile>,
+    /// Live files by path.
+    pub files: BTreeMap<String, AddFile>,
     pub commits: Vec<CommitInfo>,
     /// Every path any commit ever added (live or removed): what is not here is
     /// an orphan of a crashed write.
@@ -169,7 +169,7 @@ impl DeltaTable {
     }
 
     fn expired_removes(&self, state: &TableState, cutoff_ms: i64) -> Result<std::collections::HashSet<String>> {
-        let live: std::collections::HashSet<&str> = state.files.iter().map(|f| f.path.as_str()).collect();
+        let live = &state.files;
         let mut out = std::collections::HashSet::new();
         let Some(last) = state.version else { return Ok(out) };
         for v in 0..=last {
@@ -182,7 +182,7 @@ impl DeltaTable {
                     let ts = r.get("deletionTimestamp").and_then(Value::as_i64).unwrap_or(i64::MAX);
                     if let Some(p) = r.get("path").and_then(Value::as_str)
                         && ts < cutoff_ms
-                        && !live.contains(p)
+                        && !live.contains_key(p)
                     {
                         out.insert(p.to_string());
                     }
@@ -204,11 +204,10 @@ fn apply_commit(state: &mut TableState, version: u64, reader: impl BufRead, path
         if let Some(add) = action.get("add") {
             let file = parse_add(add).ok_or_else(|| Error::Corrupt(format!("{}: malformed add action", path.display())))?;
             state.known_paths.insert(file.path.clone());
-            state.files.retain(|f| f.path != file.path);
-            state.files.push(file);
+            state.files.insert(file.path.clone(), file);
         } else if let Some(remove) = action.get("remove") {
             if let Some(p) = remove.get("path").and_then(Value::as_str) {
-                state.files.retain(|f| f.path != p);
+                state.files.remove(p);
             }
         } else if let Some(info) = action.get("commitInfo") {
             state.commits.push(CommitInfo {
@@ -388,11 +387,11 @@ mod tests {
         t.commit(1, &[add_action(&f1), commit_info("WRITE", json!({"appended": 3}))]).unwrap();
         let mut state = t.state().unwrap();
         assert_eq!(state.version, Some(1));
-        assert_eq!(state.files, vec![f1.clone()]);
+        assert_eq!(state.files.values().collect::<Vec<_>>(), vec![&f1]);
         t.commit(2, &[remove_action(&f1, false), add_action(&f2)]).unwrap();
         t.refresh(&mut state).unwrap();
         assert_eq!(state.version, Some(2));
-        assert_eq!(state.files, vec![f2]);
+        assert_eq!(state.files.values().collect::<Vec<_>>(), vec![&f2]);
         assert!(state.known_paths.contains("p1.parquet"));
         assert_eq!(state.commits[1].leadline["appended"], 3);
         // A version can be committed once only.

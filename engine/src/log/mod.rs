@@ -128,7 +128,7 @@ impl EventLog {
         // Rejected first: a quarantine commit is never newer than its events commit.
         self.rejected.refresh(rejected)?;
         self.events.refresh(events)?;
-        let mut rejected_files = rejected.files.clone();
+        let mut rejected_files: Vec<AddFile> = rejected.files.values().cloned().collect();
         // A quarantine file named by an events commit but not yet committed
         // itself (writer died in between) is part of the snapshot all the same.
         for c in &events.commits {
@@ -141,7 +141,7 @@ impl EventLog {
         Ok(Snapshot {
             root: self.root.clone(),
             version: events.version,
-            event_files: events.files.clone(),
+            event_files: events.files.values().cloned().collect(),
             rejected_files,
             appends: events.commits.iter().filter_map(append_record).collect(),
         })
@@ -334,7 +334,7 @@ impl Writer {
         only: Option<&HashSet<&BTreeMap<String, String>>>,
     ) -> Vec<Vec<AddFile>> {
         let mut by_partition: BTreeMap<&BTreeMap<String, String>, Vec<AddFile>> = BTreeMap::new();
-        for f in &self.events_state.files {
+        for f in self.events_state.files.values() {
             if only.is_none_or(|o| o.contains(&f.partition_values)) {
                 by_partition.entry(&f.partition_values).or_default().push(f.clone());
             }
@@ -351,7 +351,7 @@ impl Writer {
         let crowded = self.partitions_over(1, None);
         compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
         if self.rejected_state.files.len() > 1 {
-            let all = vec![self.rejected_state.files.clone()];
+            let all = vec![self.rejected_state.files.values().cloned().collect()];
             compact_groups(&self.log.rejected, &mut self.rejected_state, all, rejected_schema())?;
         }
         let cutoff = chrono::Utc::now().timestamp_millis() - REMOVED_FILE_RETENTION_MS;

@@ -2,16 +2,18 @@
 //! commits each successful deployment shipped, and each commit's first
 //! arrival in each environment.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use datafusion::common::{HashMap, HashSet};
 
 use super::deployments::Deployment;
 use crate::event::{Event, EventType};
 
-/// The commit event that defines a `commit_sha`.
+/// The commit event that defines a `commit_sha` (borrowed from it).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Commit {
-    pub sha: String,
-    pub service: String,
+pub struct Commit<'a> {
+    pub sha: &'a str,
+    pub service: &'a str,
     pub committed_at: i64,
 }
 
@@ -42,7 +44,7 @@ impl Change {
 
 /// Commits by sha: when several events share one, the earliest wins (ties:
 /// smallest event_id).
-pub fn commits(events: &[Event]) -> HashMap<String, Commit> {
+pub fn commits(events: &[Event]) -> HashMap<&str, Commit<'_>> {
     let mut best: HashMap<&str, &Event> = HashMap::new();
     for e in events.iter().filter(|e| e.event_type == EventType::Commit) {
         let Some(sha) = e.commit_sha.as_deref() else { continue };
@@ -54,21 +56,19 @@ pub fn commits(events: &[Event]) -> HashMap<String, Commit> {
             })
             .or_insert(e);
     }
-    best.into_iter()
-        .map(|(sha, e)| (sha.to_string(), Commit { sha: sha.to_string(), service: e.service.clone(), committed_at: e.occurred_at }))
-        .collect()
+    best.into_iter().map(|(sha, e)| (sha, Commit { sha, service: &e.service, committed_at: e.occurred_at })).collect()
 }
 
 /// One row per (commit, environment) a successful deployment shipped it to,
 /// with the first such deployment. Sorted by environment, deployment order, sha.
-pub fn changes(deployments: &[Deployment], commits: &HashMap<String, Commit>) -> Vec<Change> {
+pub fn changes<'a>(deployments: &'a [Deployment], commits: &HashMap<&'a str, Commit<'a>>) -> Vec<Change> {
     // Each service's commits in time order, for the "every commit up to" rules.
     let mut by_service: HashMap<&str, Vec<&Commit>> = HashMap::new();
     for c in commits.values() {
-        by_service.entry(c.service.as_str()).or_default().push(c);
+        by_service.entry(c.service).or_default().push(c);
     }
     for list in by_service.values_mut() {
-        list.sort_by(|a, b| (a.committed_at, &a.sha).cmp(&(b.committed_at, &b.sha)));
+        list.sort_unstable_by(|a, b| (a.committed_at, a.sha).cmp(&(b.committed_at, b.sha)));
     }
     // Successful deployments of each (service, environment), in finished_at
     // order (ties: deployment_id).
@@ -76,52 +76,58 @@ pub fn changes(deployments: &[Deployment], commits: &HashMap<String, Commit>) ->
     for d in deployments.iter().filter(|d| d.is_successful()) {
         streams.entry((d.service.as_str(), d.environment.as_str())).or_default().push(d);
     }
-    // First shipment of each (sha, environment).
-    let mut first: HashMap<(String, String), Change> = HashMap::new();
+    // First shipment of each (sha, environment): the earliest deployment by
+    // (finished_at, deployment_id). Keys borrow; rows are built once at the end.
+    let mut first: HashMap<(&str, &str), (i64, &Deployment)> = HashMap::new();
     for ((service, env), mut stream) in streams {
         stream.sort_by(|a, b| (a.finished_at, &a.deployment_id).cmp(&(b.finished_at, &b.deployment_id)));
         let service_commits = by_service.get(service).map(Vec::as_slice).unwrap_or(&[]);
         let mut shipped: HashSet<&str> = HashSet::new();
+        // Commits before `swept` (in time order) have all shipped: rules 2
+        // and 3 only ever look past it, so the stream costs O(commits).
+        let mut swept = 0;
         for d in stream {
             let Some(finished_at) = d.finished_at else { continue };
-            let ids: Vec<&str> = shipped_by(d, finished_at, commits, service_commits, &shipped);
-            for id in ids {
+            for id in shipped_by(d, finished_at, commits, service_commits, &shipped, &mut swept) {
                 shipped.insert(id);
-                let key = (id.to_string(), env.to_string());
-                let candidate = Change {
-                    commit_sha: id.to_string(),
-                    service: d.service.clone(),
-                    environment: env.to_string(),
-                    team: d.team.clone(),
-                    committed_at: commits.get(id).map(|c| c.committed_at),
-                    deployment_id: d.deployment_id.clone(),
-                    deployed_at: finished_at,
-                };
                 first
-                    .entry(key)
+                    .entry((id, env))
                     .and_modify(|cur| {
-                        if (candidate.deployed_at, &candidate.deployment_id) < (cur.deployed_at, &cur.deployment_id) {
-                            *cur = candidate.clone();
+                        if (finished_at, &d.deployment_id) < (cur.0, &cur.1.deployment_id) {
+                            *cur = (finished_at, d);
                         }
                     })
-                    .or_insert(candidate);
+                    .or_insert((finished_at, d));
             }
         }
     }
-    let mut out: Vec<Change> = first.into_values().collect();
-    out.sort_by(|a, b| {
-        (&a.environment, a.deployed_at, &a.deployment_id, &a.commit_sha).cmp(&(&b.environment, b.deployed_at, &b.deployment_id, &b.commit_sha))
+    // Sort the small tuples, not the rows.
+    let mut firsts: Vec<((&str, &str), (i64, &Deployment))> = first.into_iter().collect();
+    firsts.sort_unstable_by(|((id_a, env_a), (t_a, d_a)), ((id_b, env_b), (t_b, d_b))| {
+        (env_a, t_a, &d_a.deployment_id, id_a).cmp(&(env_b, t_b, &d_b.deployment_id, id_b))
     });
-    out
+    firsts
+        .into_iter()
+        .map(|((id, env), (deployed_at, d))| Change {
+            commit_sha: id.to_string(),
+            service: d.service.clone(),
+            environment: env.to_string(),
+            team: d.team.clone(),
+            committed_at: commits.get(id).map(|c| c.committed_at),
+            deployment_id: d.deployment_id.clone(),
+            deployed_at,
+        })
+        .collect()
 }
 
 /// The three linking rules, in order.
 fn shipped_by<'a>(
     d: &'a Deployment,
     finished_at: i64,
-    commits: &HashMap<String, Commit>,
-    service_commits: &[&'a Commit],
+    commits: &HashMap<&'a str, Commit<'a>>,
+    service_commits: &[&Commit<'a>],
     shipped: &HashSet<&str>,
+    swept: &mut usize,
 ) -> Vec<&'a str> {
     // 1. An explicit list, plus the head commit.
     if let Some(ids) = &d.change_ids {
@@ -138,10 +144,12 @@ fn shipped_by<'a>(
         Some(head) => head.committed_at,
         None => finished_at,
     };
-    service_commits
+    let upto = service_commits.partition_point(|c| c.committed_at <= cutoff);
+    let from = (*swept).min(upto);
+    *swept = (*swept).max(upto);
+    service_commits[from..upto]
         .iter()
-        .take_while(|c| c.committed_at <= cutoff)
-        .map(|c| c.sha.as_str())
+        .map(|c| c.sha)
         .filter(|sha| !shipped.contains(sha))
         .collect()
 }

@@ -1,7 +1,7 @@
 //! SPEC §2 "Deployment": fold the `deployment_*` events of one
 //! `deployment_id` into its state.
 
-use std::collections::HashMap;
+use datafusion::common::HashMap;
 
 use crate::event::{Event, EventType};
 

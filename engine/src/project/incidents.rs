@@ -1,7 +1,9 @@
 //! SPEC §2 "Incident" and "Failed deployment": fold incident events, find
 //! each incident's cause, and mark failed deployments with their recovery.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use datafusion::common::HashMap;
 
 use super::deployments::Deployment;
 use crate::event::{Event, EventType};
@@ -102,6 +104,7 @@ pub fn attribute(incidents: &mut [Incident], deployments: &mut [Deployment], win
             inc.attribution = Some(Attribution::Inferred);
         }
     }
+    drop(live);
 
     let mut caused: HashMap<&str, Vec<&Incident>> = HashMap::new();
     for inc in incidents.iter() {

@@ -3,10 +3,10 @@
 //! Medians, buckets and tiers come from the `udfs` crate, the same code the
 //! SQL aggregate functions use.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::sync::{Arc, LazyLock};
 
+use datafusion::common::HashMap;
 use arrow::array::{
     ArrayRef, AsArray, Float64Builder, Int64Builder, IntervalMonthDayNanoBuilder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
@@ -69,11 +69,14 @@ pub fn dora_metrics(p: &Projected, grain: Grain, from: Option<i64>, to: Option<i
         (Some(&f), Some(&l)) => (f, bucket_end(l, grain)),
         _ => return Ok(RecordBatch::new_empty(dora_metrics_schema())),
     };
-    // The bucket an anchor time falls in, if it is in range.
-    let at = |s: &str, e: &str, t: i64| -> Option<(String, String, i64)> {
-        (t >= first && t < last).then(|| (s.to_string(), e.to_string(), bucket_start(t, grain)))
+    // (pair index, bucket start) of an anchor time, if it is in range.
+    let pair_index: HashMap<(&str, &str), usize> =
+        p.pairs.iter().enumerate().map(|(i, (s, e))| ((s.as_str(), e.as_str()), i)).collect();
+    let at = |s: &str, e: &str, t: i64| -> Option<(usize, i64)> {
+        let pair = *pair_index.get(&(s, e))?;
+        (t >= first && t < last).then(|| (pair, bucket_start(t, grain)))
     };
-    let mut owned: HashMap<(String, String, i64), Bucket> = HashMap::new();
+    let mut owned: HashMap<(usize, i64), Bucket> = HashMap::new();
     for d in p.deployments.iter().filter(|d| d.is_successful()) {
         let Some(f) = d.finished_at else { continue };
         if let Some(k) = at(&d.service, &d.environment, f) {
@@ -113,9 +116,9 @@ pub fn dora_metrics(p: &Projected, grain: Grain, from: Option<i64>, to: Option<i
     let mut fdrt = IntervalMonthDayNanoBuilder::with_capacity(n);
     let mut tiers: [StringBuilder; 4] = Default::default();
     let seconds = |nanos: Option<i64>| nanos.map(|n| n as f64 / 1e9);
-    for (s, e) in &p.pairs {
+    for (pair, (s, e)) in p.pairs.iter().enumerate() {
         for &start in &starts {
-            let mut b = owned.remove(&(s.clone(), e.clone(), start)).unwrap_or_default();
+            let mut b = owned.remove(&(pair, start)).unwrap_or_default();
             let days = days_in(start, bucket_end(start, grain));
             let freq = b.deployments as f64 / days;
             let lead50 = median_nanos(&mut b.lead_times, 0.5);

@@ -42,11 +42,15 @@ pub struct Projected {
 /// Applies SPEC §2 to `events`. `window` is the attribution window in µs
 /// (`None`: unbounded).
 pub fn project(events: &[Event], window: Option<i64>) -> Projected {
+    let t = std::time::Instant::now();
     let mut deployments = deployments::deployments(events);
+    let t1 = t.elapsed();
     let commits = changes::commits(events);
     let changes = changes::changes(&deployments, &commits);
+    let t2 = t.elapsed();
     let (mut incidents, orphan_resolves) = incidents::incidents(events);
     incidents::attribute(&mut incidents, &mut deployments, window);
+    tracing::debug!(deployments = ?t1, changes = ?(t2 - t1), incidents = ?(t.elapsed() - t2), "fold");
     let pairs = events
         .iter()
         .filter(|e| e.event_type.is_deployment() || e.event_type.is_incident())
@@ -142,8 +146,11 @@ pub fn projected(snap: &Snapshot, as_of: Option<i64>, window: Option<i64>) -> Re
     {
         return Ok(p.clone());
     }
+    let started = std::time::Instant::now();
     let events = load_events(snap, as_of)?;
+    let loaded = started.elapsed();
     let p = Arc::new(project(&events, window));
+    tracing::info!(events = events.len(), ?loaded, projected = ?(started.elapsed() - loaded), "projections rebuilt");
     if let Ok(mut cache) = CACHE.lock() {
         cache.retain(|(k, _)| *k != key);
         cache.push((key, p.clone()));
