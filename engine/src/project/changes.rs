@@ -175,7 +175,8 @@ mod tests {
 
     #[test]
     fn earliest_commit_event_defines_a_sha() {
-        let c = commits(&log());
+        let events = log();
+        let c = commits(&events);
         assert_eq!(c["a2"].committed_at, 5);
         assert_eq!(c["a2"].service, "other");
     }
