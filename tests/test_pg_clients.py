@@ -87,18 +87,67 @@ def test_psycopg3_dora_metrics_equal_in_process(server, data):
         assert got[6] == exp["deployment_frequency_tier"]
 
 
-def test_psycopg3_portal_suspension_and_server_cursor(server):
+def test_server_side_cursors_declare_fetch(server, data):
+    import psycopg
+    import psycopg2
+
+    total = query_json(data, "SELECT count(*) AS n FROM events")[0]["n"]
+    with psycopg.connect(server.dsn()) as conn:
+        with conn.cursor(name="c1") as cur:  # DECLARE … CURSOR, then FETCH FORWARD n
+            cur.itersize = 1000
+            cur.execute("SELECT event_id, occurred_at FROM events ORDER BY event_id")
+            first = cur.fetchmany(150)
+            assert len(first) == 150 and first[0][0] < first[-1][0]
+            rest = cur.fetchall()
+            assert len(first) + len(rest) == total
+    conn2 = psycopg2.connect(server.dsn())
+    with conn2.cursor(name="c2") as cur:
+        cur.itersize = 500
+        cur.execute("SELECT event_id FROM events")
+        assert sum(1 for _ in cur) == total
+    conn2.close()
+    # Execute(max_rows) portal suspension: asyncpg cursors fetch in chunks.
+    import asyncpg
+
+    async def run():
+        c = await asyncpg.connect(server.dsn())
+        async with c.transaction():
+            n = 0
+            async for _ in c.cursor("SELECT event_id FROM events", prefetch=700):
+                n += 1
+        await c.close()
+        return n
+
+    assert asyncio.run(run()) == total
+
+
+def test_demo_loads_the_sample_once_and_serves(tmp_path):
     import psycopg
 
-    with psycopg.connect(server.dsn()) as conn:
-        with conn.cursor(name="c1") as cur:  # DECLARE-free: psycopg uses a portal here
-            cur.itersize = 100
-            try:
-                cur.execute("SELECT event_id FROM events ORDER BY event_id")
-                first = cur.fetchmany(150)
-                assert len(first) == 150
-            except psycopg.errors.FeatureNotSupported:
-                pytest.skip("server-side cursors need DECLARE")
+    from leadline_pg import binary
+    import re as _re
+
+    d = tmp_path / "demo"
+    counts = []
+    for _ in range(2):
+        p = subprocess.Popen([str(binary()), "demo", "--data", str(d), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
+        try:
+            port = None
+            lines = []
+            for line in p.stdout:
+                lines.append(line)
+                m = _re.search(r'psql "postgresql://leadline@127\.0\.0\.1:(\d+)/leadline"', line)
+                if m:
+                    port = int(m.group(1))
+                    break
+            assert port, lines
+            with psycopg.connect(f"postgresql://leadline@127.0.0.1:{port}/leadline") as conn:
+                counts.append(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+                assert conn.execute("SELECT count(*) FROM dora_metrics('week')").fetchone()[0] > 0
+        finally:
+            p.terminate()
+            p.wait(10)
+    assert counts[0] == counts[1] > 10000
 
 
 def test_psycopg2_and_session_statements(server, data):

@@ -15,7 +15,7 @@ use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{FieldInfo, Response};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
@@ -140,6 +140,12 @@ impl ExtendedQueryHandler for QueryHandler {
         let r = self.execute(client, &conn, &sql, &portal.result_column_format, &mut notices).await;
         for n in notices {
             client.feed(PgWireBackendMessage::NoticeResponse(n.into())).await?;
+        }
+        let declared: Vec<_> = conn.declared.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+        for (name, names, types) in declared {
+            let stmt = Stmt { sql: format!("FETCH ALL FROM \"{}\"", name.replace('"', "\"\"")), params: vec![], columns: Some((names, types)) };
+            let stored = Arc::new(StoredStatement::new(name.clone(), stmt, vec![]));
+            client.portal_store().put_portal(Arc::new(Portal::new_cursor(name, stored)));
         }
         Ok(r?)
     }

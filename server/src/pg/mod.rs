@@ -76,6 +76,10 @@ pub struct Conn {
     pub vars: Arc<Mutex<BTreeMap<String, String>>>,
     pub slot: Arc<cancel::Slot>,
     pub copy: Mutex<Option<copy::CopyIn>>,
+    pub cursors: tokio::sync::Mutex<std::collections::HashMap<String, query::Cursor>>,
+    /// Cursors declared since the last extended-protocol Execute, to be
+    /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
+    pub declared: Mutex<Vec<(String, Vec<String>, Vec<arrow::datatypes::DataType>)>>,
     pub tx_noticed: AtomicBool,
     _registration: cancel::Registration,
 }
@@ -181,6 +185,8 @@ impl Conn {
             vars,
             slot,
             copy: Mutex::new(None),
+            cursors: Default::default(),
+            declared: Mutex::new(Vec::new()),
             tx_noticed: AtomicBool::new(false),
             _registration: registration,
         })

@@ -39,6 +39,55 @@ pub struct Prepared {
 pub enum Source {
     Plan(LogicalPlan),
     Batch(RecordBatch),
+    /// Rows already fetched (FETCH from a cursor).
+    Batches(Arc<Schema>, Vec<RecordBatch>),
+}
+
+/// A cursor made by `DECLARE … CURSOR FOR`: its running result.
+pub struct Cursor {
+    names: Vec<String>,
+    types: Vec<DataType>,
+    schema: Arc<Schema>,
+    stream: SendableRecordBatchStream,
+    pending: Option<RecordBatch>,
+    binary: bool,
+}
+
+/// `DECLARE name [BINARY] … CURSOR … FOR query` → (name, binary, query).
+fn parse_declare(sql: &str) -> Result<(String, bool, String), PgError> {
+    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let lower = s.to_ascii_lowercase();
+    let bad = || PgError::syntax("expected DECLARE name CURSOR FOR query");
+    let rest = lower.strip_prefix("declare").ok_or_else(bad)?;
+    let name_start = s.len() - rest.len() + (rest.len() - rest.trim_start().len());
+    let name_end = s[name_start..].find(char::is_whitespace).map(|p| name_start + p).ok_or_else(bad)?;
+    let name = s[name_start..name_end].trim_matches('"').to_string();
+    let cursor_at = lower[name_end..].find(" cursor").map(|p| p + name_end).ok_or_else(bad)?;
+    let binary = lower[name_end..cursor_at].split_whitespace().any(|w| w == "binary");
+    let for_at = lower[cursor_at..].find(" for ").map(|p| p + cursor_at).ok_or_else(bad)?;
+    Ok((name, binary, s[for_at + 5..].trim().to_string()))
+}
+
+/// `FETCH [FORWARD|NEXT] [n|ALL] [FROM|IN] name` → (count, name, is_move).
+fn parse_fetch(sql: &str) -> Result<(usize, String, bool), PgError> {
+    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let words: Vec<&str> = s.split_whitespace().collect();
+    let is_move = words.first().is_some_and(|w| w.eq_ignore_ascii_case("move"));
+    let mut count = 1usize;
+    let mut name = None;
+    for w in words.iter().skip(1) {
+        let l = w.to_ascii_lowercase();
+        match l.as_str() {
+            "next" | "forward" | "from" | "in" => {}
+            "all" => count = usize::MAX,
+            n if n.chars().all(|c| c.is_ascii_digit()) => count = n.parse().unwrap_or(1),
+            "prior" | "first" | "last" | "absolute" | "relative" | "backward" => {
+                return Err(PgError::unsupported("leadline cursors only move forward (FETCH [FORWARD] n|ALL)"));
+            }
+            _ => name = Some(w.trim_matches('"').to_string()),
+        }
+    }
+    Ok((count, name.ok_or_else(|| PgError::syntax("FETCH needs a cursor name"))?, is_move))
 }
 
 /// A statement's shape, for Describe.
@@ -221,7 +270,7 @@ pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Resu
                 Ok(p) => {
                     let inferred = match &p.source {
                         Source::Plan(plan) => plan.get_parameter_types().unwrap_or_default(),
-                        Source::Batch(_) => Default::default(),
+                        Source::Batch(_) | Source::Batches(..) => Default::default(),
                     };
                     let params = (0..count)
                         .map(|i| {
@@ -246,6 +295,15 @@ pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Resu
                     })
                 }
             }
+        }
+        Kind::Fetch => {
+            let (_, name, is_move) = parse_fetch(sql)?;
+            let cursors = conn.cursors.lock().await;
+            let columns = match cursors.get(&name) {
+                Some(c) if !is_move => Some((c.names.clone(), c.types.clone())),
+                _ => None,
+            };
+            Ok(Description { params: vec![], columns })
         }
         Kind::Show { name } => {
             let cols = if name == "all" { vec!["name", "setting", "description"] } else { vec![name.as_str()] };
@@ -308,6 +366,21 @@ impl QueryHandler {
                 Ok(Response::Query(self.respond(conn, p, format, guard).await?))
             }
             Kind::Noop { tag } => Ok(Response::Execution(Tag::new(&tag))),
+            Kind::Declare => {
+                self.declare(conn, sql, &guard).await?;
+                Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+            }
+            Kind::Fetch => self.fetch(conn, sql, format, guard).await,
+            Kind::Close { name } => {
+                let mut cursors = conn.cursors.lock().await;
+                match name {
+                    None => cursors.clear(),
+                    Some(n) => {
+                        cursors.remove(&n).ok_or_else(|| PgError::new("34000", format!("cursor \"{n}\" does not exist")))?;
+                    }
+                }
+                Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+            }
             Kind::Unsupported { what } => {
                 if conn.read_only {
                     Err(PgError::read_only(&what))
@@ -408,6 +481,75 @@ impl QueryHandler {
         }
     }
 
+    async fn declare(&self, conn: &Conn, sql: &str, guard: &Guard) -> Result<(), PgError> {
+        let (name, binary, query) = parse_declare(sql)?;
+        conn.catalog.refresh()?;
+        let p = guard.run(prepare(conn, &query)).await?;
+        let schema = Arc::new(Schema::new(
+            p.names.iter().zip(&p.types).map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true)).collect::<Vec<_>>(),
+        ));
+        let stream: SendableRecordBatchStream = match p.source {
+            Source::Plan(plan) => {
+                guard
+                    .run(async {
+                        let df = conn.ctx.execute_logical_plan(plan).await?;
+                        Ok(df.execute_stream().await?)
+                    })
+                    .await?
+            }
+            Source::Batch(b) => Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                b.schema(),
+                futures::stream::iter(vec![Ok(b)]),
+            )),
+            Source::Batches(s, bs) => Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                s,
+                futures::stream::iter(bs.into_iter().map(Ok)),
+            )),
+        };
+        if let Ok(mut d) = conn.declared.lock() {
+            d.push((name.clone(), p.names.clone(), p.types.clone()));
+        }
+        let cursor = Cursor { names: p.names, types: p.types, schema, stream, pending: None, binary };
+        conn.cursors.lock().await.insert(name, cursor);
+        Ok(())
+    }
+
+    /// FETCH/MOVE: the next rows of a cursor.
+    async fn fetch(&self, conn: &Conn, sql: &str, format: &Format, guard: Guard) -> Result<Response, PgError> {
+        let (count, name, is_move) = parse_fetch(sql)?;
+        let mut cursors = conn.cursors.lock().await;
+        let cur = cursors.get_mut(&name).ok_or_else(|| PgError::new("34000", format!("cursor \"{name}\" does not exist")))?;
+        let mut need = count;
+        let mut out = Vec::new();
+        while need > 0 {
+            let batch = match cur.pending.take() {
+                Some(b) => b,
+                None => match guard.run(async { Ok(cur.stream.next().await) }).await? {
+                    None => break,
+                    Some(b) => b?,
+                },
+            };
+            if batch.num_rows() > need {
+                out.push(batch.slice(0, need));
+                cur.pending = Some(batch.slice(need, batch.num_rows() - need));
+                need = 0;
+            } else {
+                need -= batch.num_rows();
+                out.push(batch);
+            }
+        }
+        let n: usize = out.iter().map(|b| b.num_rows()).sum();
+        if is_move {
+            return Ok(Response::Execution(Tag::new("MOVE").with_rows(n)));
+        }
+        let format = if cur.binary { Format::UnifiedBinary } else { format.clone() };
+        let p = Prepared { names: cur.names.clone(), types: cur.types.clone(), source: Source::Batches(cur.schema.clone(), out) };
+        drop(cursors);
+        let mut resp = self.respond(conn, p, &format, guard).await?;
+        resp.set_command_tag("FETCH");
+        Ok(Response::Query(resp))
+    }
+
     /// Starts the rows of a prepared query streaming.
     async fn respond(&self, conn: &Conn, p: Prepared, format: &Format, guard: Guard) -> Result<QueryResponse, PgError> {
         let formats: Vec<FieldFormat> = (0..p.types.len()).map(|i| format.format_for(i)).collect();
@@ -421,6 +563,10 @@ impl QueryHandler {
                     futures::stream::iter(vec![Ok(b)]),
                 ))
             }
+            Source::Batches(schema, batches) => Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::iter(batches.into_iter().map(Ok)),
+            )),
             Source::Plan(plan) => {
                 guard
                     .run(async {

@@ -127,6 +127,10 @@ pub enum Kind {
     Noop { tag: String },
     Insert,
     Copy,
+    Declare,
+    Fetch,
+    /// `CLOSE name` (`None` = `CLOSE ALL`).
+    Close { name: Option<String> },
     /// Statements leadline does not do.
     Unsupported { what: String },
     Query,
@@ -188,7 +192,12 @@ pub fn classify(sql: &str) -> Kind {
         }
         "show" => Kind::Show { name: var_name(&s[4..]) },
         "discard" => Kind::Noop { tag: format!("DISCARD {}", second.to_ascii_uppercase()).trim().to_string() },
-        "close" => Kind::Noop { tag: "CLOSE CURSOR".into() },
+        "close" => {
+            let n = s[5..].trim().trim_matches('"');
+            Kind::Close { name: (!n.eq_ignore_ascii_case("all")).then(|| n.to_string()) }
+        }
+        "declare" => Kind::Declare,
+        "fetch" | "move" => Kind::Fetch,
         "unlisten" => Kind::Noop { tag: "UNLISTEN".into() },
         "listen" => Kind::Noop { tag: "LISTEN".into() },
         "deallocate" => Kind::Noop { tag: "DEALLOCATE".into() },
