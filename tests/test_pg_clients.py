@@ -266,9 +266,16 @@ def test_psql_meta_commands(server):
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql missing")
-def test_psql_copy_and_cancel_free(server):
-    out = psql(server, "SELECT count(*) AS n FROM incidents")
-    assert " n " in out
+def test_psql_more_meta_commands(server):
+    out = psql(server, r"\d+ events")
+    assert "ingested_at" in out and "extended" in out
+    out = psql(server, r"\dt+")
+    assert " events " in out and "permanent" in out
+    out = psql(server, r"\l+")
+    assert "leadline" in out and "pg_default" in out
+    out = psql(server, r"\du")
+    assert "leadline" in out
+    psql(server, r"\df", r"\dv", r"\di", r"\dx", r"\dT")
 
 
 JAVA = r"""

@@ -103,6 +103,19 @@ def test_copy_from_stdin_csv(server, data):
         assert n == 2
 
 
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql missing")
+def test_psql_copy_text_format(server, tmp_path):
+    f = tmp_path / "events.tsv"
+    f.write_text("psql-1\tcommit\t2026-03-03T08:00:00Z\tsvc-psql\tdef1\npsql-2\tcommit\t2026-03-03T08:01:00Z\tsvc-psql\t\\N\n")
+    out = subprocess.run(
+        ["psql", server.dsn(), "-X", "-c", f"\\copy events (event_id, event_type, occurred_at, service, commit_sha) from '{f}'"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "COPY 1" in out.stdout
+    assert "line 2" in out.stderr and "commit_sha" in out.stderr
+
+
 def config_with_users(tmp_path, tls=None):
     def verifier(pw):
         out = subprocess.run([str(binary()), "passwd", "x"], input=pw + "\n", capture_output=True, text=True, check=True)

@@ -192,7 +192,6 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
         "pg_sequence",
         &["seqrelid:i", "seqtypid:i", "seqstart:I", "seqincrement:I", "seqmax:I", "seqmin:I", "seqcache:I", "seqcycle:b"],
     ),
-    ("pg_tablespace", &["oid:i", "spcname:t", "spcowner:i", "spcacl:a", "spcoptions:a"]),
     (
         "pg_opclass",
         &["oid:i", "opcmethod:i", "opcname:t", "opcnamespace:i", "opcowner:i", "opcfamily:i", "opcintype:i", "opcdefault:b", "opckeytype:i"],
@@ -615,6 +614,11 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     }
     tables.push(("pg_user", user.table()?));
 
+    let mut ts = Builder::new(&["oid:i", "spcname:t", "spcowner:i", "spcacl:a", "spcoptions:a"]);
+    ts.row(vec![("oid", i(1663)), ("spcname", t("pg_default")), ("spcowner", i(OWNER))]);
+    ts.row(vec![("oid", i(1664)), ("spcname", t("pg_global")), ("spcowner", i(OWNER))]);
+    tables.push(("pg_tablespace", ts.table()?));
+
     let mut am = Builder::new(&["oid:i", "amname:t", "amhandler:t", "amtype:t"]);
     am.row(vec![("oid", i(2)), ("amname", t("heap")), ("amhandler", t("heap_tableam_handler")), ("amtype", t("t"))]);
     am.row(vec![("oid", i(403)), ("amname", t("btree")), ("amhandler", t("bthandler")), ("amtype", t("i"))]);
@@ -851,7 +855,7 @@ fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Ar
             None => ScalarValue::Utf8(None),
         }),
     );
-    for name in ["pg_get_expr", "pg_get_indexdef", "pg_get_constraintdef", "pg_get_viewdef", "pg_get_triggerdef", "pg_get_ruledef", "pg_get_functiondef", "pg_get_statisticsobjdef_columns", "pg_get_serial_sequence", "col_description", "obj_description", "shobj_description", "pg_get_partkeydef"] {
+    for name in ["pg_get_function_result", "pg_get_function_arguments", "pg_get_function_identity_arguments", "pg_get_expr", "pg_get_indexdef", "pg_get_constraintdef", "pg_get_viewdef", "pg_get_triggerdef", "pg_get_ruledef", "pg_get_functiondef", "pg_get_statisticsobjdef_columns", "pg_get_serial_sequence", "col_description", "obj_description", "shobj_description", "pg_get_partkeydef"] {
         add(name, 3, text.clone(), null_text());
     }
     add("pg_get_userbyid", 1, text.clone(), Box::new(|_| t(DATABASE)));
@@ -953,6 +957,10 @@ fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Ar
     add("pg_size_pretty", 1, text.clone(), Box::new(|args| t(&format!("{} bytes", args.first().and_then(as_i64).unwrap_or(0)))));
     add("pg_total_relation_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
     add("pg_relation_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    add("pg_table_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    add("pg_indexes_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    add("pg_database_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    add("pg_tablespace_location", 1, text.clone(), Box::new(|_| t("")));
     add("pg_leadline_regtype", 1, text.clone(), Box::new(|args| match args.first().and_then(as_i64) {
         Some(oid) => t(type_by_oid(oid).map(|x| x.1).unwrap_or("-")),
         None => ScalarValue::Utf8(None),
@@ -1067,6 +1075,26 @@ fn custom_type_name(dt: &ast::DataType) -> Option<String> {
 impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
+    /// `FROM unnest(a) x` / `generate_series(1, n) g`: PostgreSQL names the
+    /// single column after the alias.
+    fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+        let alias = match f {
+            TableFactor::UNNEST { alias, array_exprs, .. } if array_exprs.len() == 1 => alias.as_mut(),
+            TableFactor::Table { name, args: Some(_), alias, .. }
+                if matches!(last_name(name).as_str(), "generate_series" | "unnest" | "generate_subscripts") =>
+            {
+                alias.as_mut()
+            }
+            _ => None,
+        };
+        if let Some(a) = alias
+            && a.columns.is_empty()
+        {
+            a.columns.push(ast::TableAliasColumnDef::from_name(a.name.value.clone()));
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let replacement = match expr {
             Expr::Cast { expr: inner, data_type, .. } => match custom_type_name(data_type).as_deref() {
@@ -1137,6 +1165,28 @@ impl VisitorMut for Rewriter<'_> {
                 }
                 None
             }
+            // ARRAY(SELECT …): an aggregated scalar subquery.
+            Expr::Function(f) if last_name(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) => {
+                match &f.args {
+                    FunctionArguments::Subquery(q) if query_is_empty(q) || unnests_catalog_column(q) => Some(Expr::value(Value::Null)),
+                    FunctionArguments::Subquery(q) => {
+                        let mut q = q.clone();
+                        if let SetExpr::Select(sel) = q.body.as_mut()
+                            && sel.projection.len() == 1
+                        {
+                            let item = sel.projection.remove(0);
+                            let e = match item {
+                                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                                _ => Expr::value(Value::Null),
+                            };
+                            sel.projection.push(SelectItem::UnnamedExpr(call("array_agg", e)));
+                            q.order_by = None;
+                        }
+                        Some(Expr::Subquery(q))
+                    }
+                    _ => None,
+                }
+            }
             Expr::Subquery(q) if query_is_empty(q) => Some(Expr::value(Value::Null)),
             Expr::Subquery(q) => {
                 aggregate_catalog_lookup(q);
@@ -1151,6 +1201,38 @@ impl VisitorMut for Rewriter<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `SELECT … FROM unnest(t.reloptions) x`: a correlated unnest of a catalog
+/// array column, which leadline's catalog always has NULL.
+fn unnests_catalog_column(q: &Query) -> bool {
+    let SetExpr::Select(sel) = q.body.as_ref() else { return false };
+    sel.from.len() == 1
+        && sel.from[0].joins.is_empty()
+        && match &sel.from[0].relation {
+            TableFactor::UNNEST { array_exprs, .. } => array_exprs.iter().all(|e| matches!(e, Expr::CompoundIdentifier(_))),
+            TableFactor::Table { name, args: Some(args), .. } if last_name(name) == "unnest" => {
+                args.args.iter().all(|a| matches!(a, ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::CompoundIdentifier(_)))))
+            }
+            _ => false,
+        }
+}
+
+fn call(name: &str, e: Expr) -> Expr {
+    Expr::Function(ast::Function {
+        name: ast::ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// DataFusion needs a correlated scalar subquery to be aggregated; a catalog

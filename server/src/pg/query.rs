@@ -237,7 +237,14 @@ pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
     let empty_names = catalog::empty_result_names(&stmt);
     let names = catalog::name_columns(&mut stmt);
     let state = conn.ctx.state();
-    match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
+    // Type coercion runs in the analyzer: check it here, so that a catalog
+    // query over always-empty relations that DataFusion cannot type still
+    // gets its (empty) answer.
+    let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
+        Ok(plan) if empty_names.is_some() => state.optimize(&plan).map(|_| plan),
+        other => other,
+    };
+    match planned {
         Ok(plan) => {
             let schema = plan.schema();
             let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
