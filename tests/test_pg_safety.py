@@ -116,6 +116,23 @@ def test_psql_copy_text_format(server, tmp_path):
     assert "line 2" in out.stderr and "commit_sha" in out.stderr
 
 
+def test_copy_to_stdout(server, data):
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        with conn.cursor().copy(
+            "COPY (SELECT event_id, team, change_ids FROM events WHERE service = 'svc-001' ORDER BY event_id LIMIT 5) TO STDOUT WITH (FORMAT csv, HEADER)"
+        ) as cp:
+            text = b"".join(bytes(b) for b in cp).decode()
+        with conn.cursor().copy("COPY events (event_id, environment) TO STDOUT") as cp:
+            lines = b"".join(bytes(b) for b in cp).decode().splitlines()
+    want = query_json(data, "SELECT event_id, team FROM events WHERE service = 'svc-001' ORDER BY event_id LIMIT 5")
+    rows = text.splitlines()
+    assert rows[0] == "event_id,team,change_ids"
+    assert [r.split(",")[0] for r in rows[1:]] == [w["event_id"] for w in want]
+    assert [r.split(",")[1] for r in rows[1:]] == [w["team"] or "" for w in want]
+    assert len(lines) == query_json(data, "SELECT count(*) AS n FROM events")[0]["n"]
+    assert any(l.endswith("\t\\N") for l in lines)  # commits have no environment: \N
+
+
 def config_with_users(tmp_path, tls=None):
     def verifier(pw):
         out = subprocess.run([str(binary()), "passwd", "x"], input=pw + "\n", capture_output=True, text=True, check=True)
@@ -249,14 +266,21 @@ cur.execute(sys.argv[2])
 """
 
 
-def test_client_vanishing_mid_result_frees_its_connection(data, tmp_path):
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Streaming: the server is writing rows when the client dies.
+        "SELECT a.event_id, a.occurred_at, b.event_id FROM events a CROSS JOIN (SELECT event_id FROM events LIMIT 200) b",
+        # Still executing: nothing written yet; the server notices the hang-up.
+        SLOW,
+    ],
+)
+def test_client_vanishing_mid_result_frees_its_connection(data, tmp_path, sql):
     s = Server(data, "--max-connections", 1)
     try:
         script = tmp_path / "client.py"
         script.write_text(CLIENT)
-        # A result that streams for a while (the server is writing when the client dies).
-        streaming = "SELECT a.event_id, a.occurred_at, b.event_id FROM events a CROSS JOIN (SELECT event_id FROM events LIMIT 200) b"
-        p = subprocess.Popen([sys.executable, str(script), s.dsn(), streaming], stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen([sys.executable, str(script), s.dsn(), sql], stdout=subprocess.PIPE, text=True)
         assert p.stdout.readline().strip() == "started"
         time.sleep(1.5)
         p.kill()

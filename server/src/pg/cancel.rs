@@ -124,6 +124,19 @@ impl CancelHandler for Canceller {
 pub struct Guard {
     pub token: Arc<Token>,
     pub deadline: Option<Instant>,
+    /// The client's socket: a hang-up stops the statement.
+    pub peer: Option<Arc<std::net::TcpStream>>,
+}
+
+/// True once the client has closed its end (EOF or reset); pending bytes
+/// (the client's next message) mean it is still there.
+fn hung_up(s: &std::net::TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    match s.peek(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::Interrupted,
+    }
 }
 
 impl Guard {
@@ -146,9 +159,22 @@ impl Guard {
                 None => std::future::pending::<()>().await,
             }
         };
+        let peer = self.peer.clone();
+        let gone = async move {
+            match peer {
+                Some(p) => loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    if hung_up(&p) {
+                        return;
+                    }
+                },
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = self.token.fired() => PgError::cancelled(),
             _ = sleep => PgError::timed_out(),
+            _ = gone => PgError::fatal("08006", "the client closed the connection during the statement"),
         }
     }
 

@@ -249,6 +249,118 @@ pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
     Ok(Response::CopyIn(CopyResponse::new(0, columns.len(), futures::stream::empty())))
 }
 
+pub fn is_copy_out(sql: &str) -> bool {
+    let norm: String = sql.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    norm.contains(" to stdout")
+}
+
+/// `COPY table [(cols)] | (query) TO STDOUT [WITH] (…)` → (query, csv, header, delimiter).
+pub fn parse_copy_out(sql: &str) -> Result<(String, bool, bool, u8), PgError> {
+    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let lower = s.to_ascii_lowercase();
+    let at = lower.rfind(" to stdout").ok_or_else(|| PgError::syntax("expected COPY … TO STDOUT"))?;
+    let source = s[4..at].trim();
+    let opts: String = lower[at + 10..].split_whitespace().collect::<Vec<_>>().join(" ");
+    let query = if let Some(q) = source.strip_prefix('(') {
+        q.strip_suffix(')').ok_or_else(|| PgError::syntax("unbalanced parentheses in COPY (query)"))?.to_string()
+    } else {
+        match source.split_once('(') {
+            Some((t, cols)) => format!("SELECT {} FROM {}", cols.trim_end().trim_end_matches(')'), t.trim()),
+            None => format!("SELECT * FROM {source}"),
+        }
+    };
+    let csv = opts.contains("csv");
+    let header = opts.split(|c: char| !c.is_alphanumeric()).collect::<Vec<_>>().windows(2).any(|w| w[0] == "header" && !matches!(w[1], "false" | "off" | "0"))
+        || opts.trim_end().ends_with("header");
+    let delimiter = opts
+        .split_once("delimiter")
+        .and_then(|(_, r)| r.trim_start().strip_prefix('\'').and_then(|r| r.bytes().next()))
+        .unwrap_or(if csv { b',' } else { b'\t' });
+    Ok((query, csv, header, delimiter))
+}
+
+/// Re-encodes text DataRows as COPY lines (text or CSV format).
+pub fn copy_out(
+    names: Vec<String>,
+    rows: pgwire::api::results::SendableRowStream,
+    csv: bool,
+    header: bool,
+    delimiter: u8,
+) -> CopyResponse {
+    use futures::StreamExt;
+    let cols = names.len();
+    let field = move |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
+        None if csv => {}
+        None => out.extend_from_slice(b"\\N"),
+        Some(b) if csv => {
+            let quote = b.is_empty() || b.iter().any(|&c| c == delimiter || c == b'"' || c == b'\n' || c == b'\r');
+            if quote {
+                out.push(b'"');
+                for &c in b {
+                    if c == b'"' {
+                        out.push(b'"');
+                    }
+                    out.push(c);
+                }
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(b);
+            }
+        }
+        Some(b) => {
+            for &c in b {
+                match c {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    c if c == delimiter => {
+                        out.push(b'\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+        }
+    };
+    let mut head = if header {
+        let mut h = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                h.push(delimiter);
+            }
+            field(&mut h, Some(n.as_bytes()));
+        }
+        h.push(b'\n');
+        Some(h)
+    } else {
+        None
+    };
+    let body = rows.map(move |r| {
+        let row = r?;
+        let mut out = head.take().unwrap_or_default();
+        let d = &row.data[..];
+        let mut at = 0;
+        for i in 0..row.field_count as usize {
+            if i > 0 {
+                out.push(delimiter);
+            }
+            let len = d.get(at..at + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(-1);
+            at += 4;
+            if len < 0 {
+                field(&mut out, None);
+            } else {
+                let end = (at + len as usize).min(d.len());
+                field(&mut out, Some(&d[at..end]));
+                at = end;
+            }
+        }
+        out.push(b'\n');
+        Ok(CopyData::new(bytes::Bytes::from(out)))
+    });
+    CopyResponse::new(0, cols, body)
+}
+
 /// The COPY input as CSV with a header row (what `ingest::csv_rows` reads).
 fn as_csv(c: &CopyIn) -> Vec<u8> {
     let mut out = Vec::with_capacity(c.data.len() + 256);

@@ -45,6 +45,9 @@ pub struct ServerState {
     pub writer: tokio::sync::Mutex<Option<Writer>>,
     pub connections: AtomicUsize,
     pub cancels: Arc<cancel::Registry>,
+    /// A duplicate of each client socket by peer address, to notice a client
+    /// that hangs up while its query is still executing.
+    pub peers: Mutex<std::collections::HashMap<SocketAddr, Arc<std::net::TcpStream>>>,
 }
 
 impl ServerState {
@@ -57,6 +60,7 @@ impl ServerState {
             writer: tokio::sync::Mutex::new(None),
             connections: AtomicUsize::new(0),
             cancels: Arc::new(cancel::Registry::default()),
+            peers: Mutex::new(Default::default()),
         }))
     }
 
@@ -81,6 +85,8 @@ pub struct Conn {
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
     pub declared: Mutex<Vec<(String, Vec<String>, Vec<arrow::datatypes::DataType>)>>,
     pub tx_noticed: AtomicBool,
+    /// The client's socket (a duplicate), watched while statements run.
+    pub peer: Option<Arc<std::net::TcpStream>>,
     _registration: cancel::Registration,
 }
 
@@ -188,6 +194,7 @@ impl Conn {
             cursors: Default::default(),
             declared: Mutex::new(Vec::new()),
             tx_noticed: AtomicBool::new(false),
+            peer: state.peers.lock().ok().and_then(|p| p.get(&client.socket_addr()).cloned()),
             _registration: registration,
         })
     }
@@ -297,9 +304,29 @@ pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(Soc
         };
         let handlers = handlers.clone();
         let tls = tls.clone();
+        // Keep a duplicate of the socket to peek at while a query executes.
+        let socket = match socket.into_std().and_then(|s| {
+            let dup = s.try_clone()?;
+            Ok((tokio::net::TcpStream::from_std(s)?, dup))
+        }) {
+            Ok((s, dup)) => {
+                if let Ok(mut p) = state.peers.lock() {
+                    p.insert(peer, Arc::new(dup));
+                }
+                s
+            }
+            Err(e) => {
+                tracing::warn!(%peer, "cannot set up the connection: {e}");
+                continue;
+            }
+        };
+        let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 tracing::debug!(%peer, "connection ended: {e}");
+            }
+            if let Ok(mut p) = state.peers.lock() {
+                p.remove(&peer);
             }
         });
     }

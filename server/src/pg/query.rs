@@ -333,7 +333,8 @@ impl QueryHandler {
         format: &Format,
         notices: &mut Vec<ErrorInfo>,
     ) -> Result<Response, PgError> {
-        let guard = Guard { token: conn.slot.begin(), deadline: conn.statement_timeout().map(|d| Instant::now() + d) };
+        let guard =
+            Guard { token: conn.slot.begin(), deadline: conn.statement_timeout().map(|d| Instant::now() + d), peer: conn.peer.clone() };
         match classify(sql) {
             Kind::Empty => Ok(Response::EmptyQuery),
             Kind::Transaction { tag, start } => {
@@ -398,6 +399,15 @@ impl QueryHandler {
             Kind::Insert => {
                 let tag = super::copy::insert(&self.state, conn, client, sql, notices).await?;
                 Ok(Response::Execution(tag))
+            }
+            Kind::Copy if super::copy::is_copy_out(sql) => {
+                conn.catalog.refresh()?;
+                let (query, csv, header, delimiter) = super::copy::parse_copy_out(sql)?;
+                let p = guard.run(prepare(conn, &query)).await?;
+                let names = p.names.clone();
+                let mut resp = self.respond(conn, p, &Format::UnifiedText, guard).await?;
+                let rows = std::mem::replace(resp.data_rows(), Box::pin(futures::stream::empty()));
+                Ok(Response::CopyOut(super::copy::copy_out(names, rows, csv, header, delimiter)))
             }
             Kind::Copy => super::copy::start(conn, sql),
             Kind::Query => {
