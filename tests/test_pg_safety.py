@@ -87,6 +87,20 @@ def test_insert_appends_and_reports_rejections(server, data):
     assert query_json(data, "SELECT count(*) AS n FROM events")[0]["n"] == before + 1
 
 
+def test_cli_ingest_runs_beside_the_server(server, data, tmp_path):
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO events (event_id, event_type, occurred_at, service, commit_sha) "
+            "VALUES ('beside-1', 'commit', '2026-03-05T10:00:00Z', 'svc-beside', 'b1')"
+        )
+        time.sleep(1.5)  # the server releases the writer lock when idle
+        f = tmp_path / "more.ndjson"
+        f.write_text('{"event_id": "beside-2", "event_type": "commit", "occurred_at": "2026-03-05T10:01:00Z", "service": "svc-beside", "commit_sha": "b2"}\n')
+        out = ingest(data, f)
+        assert "appended 1" in out.stdout, out.stderr
+        assert conn.execute("SELECT count(*) FROM events WHERE service = 'svc-beside'").fetchone()[0] == 2
+
+
 def test_copy_from_stdin_csv(server, data):
     notices = []
     with psycopg.connect(server.dsn(), autocommit=True) as conn:

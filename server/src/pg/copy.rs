@@ -55,8 +55,22 @@ async fn append(state: &Arc<ServerState>, source: String, rows: Vec<InputRow>) -
         let r = writer.append(&source, rows.into_iter().map(Ok), &mut |_| {});
         r.map_err(PgError::from)
     });
-    // Let `leadline ingest` take the lock between appends.
-    *guard = None;
+    // Keep the writer (and its lock) while appends keep coming, e.g. an
+    // executemany; release it after a quiet second so `leadline ingest` can
+    // take the lock between the server's appends.
+    let generation = state.appends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if result.is_err() {
+        *guard = None;
+    }
+    drop(guard);
+    let state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut w = state.writer.lock().await;
+        if state.appends.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            *w = None;
+        }
+    });
     result
 }
 

@@ -44,6 +44,8 @@ pub struct ServerState {
     /// The one writer of the data directory, opened on the first write.
     pub writer: tokio::sync::Mutex<Option<Writer>>,
     pub connections: AtomicUsize,
+    /// Appends made so far (to release the idle writer).
+    pub appends: std::sync::atomic::AtomicU64,
     pub cancels: Arc<cancel::Registry>,
     /// A duplicate of each client socket by peer address, to notice a client
     /// that hangs up while its query is still executing.
@@ -59,6 +61,7 @@ impl ServerState {
             config,
             writer: tokio::sync::Mutex::new(None),
             connections: AtomicUsize::new(0),
+            appends: std::sync::atomic::AtomicU64::new(0),
             cancels: Arc::new(cancel::Registry::default()),
             peers: Mutex::new(Default::default()),
         }))
