@@ -1,6 +1,7 @@
 """Errors, writes over the wire and the server's safety limits: SQLSTATEs,
 INSERT/COPY through the event log, SCRAM users, read-only role, TLS,
 connection limit, statement timeout, memory limit, cancel, disconnects."""
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -47,6 +48,24 @@ def test_errors_have_sqlstates_and_keep_the_connection(server, sql, state):
             conn.execute(sql).fetchall()
         assert e.value.sqlstate == state, str(e.value)
         assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_timezone_setting_is_honoured_in_text_results(server):
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        sql = "SELECT CAST('2026-03-02T09:00:00Z' AS TIMESTAMP WITH TIME ZONE)"
+        instant = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+        conn.execute("SET TIME ZONE 'Europe/Paris'")
+        got = conn.execute(sql).fetchone()[0]
+        assert got == instant and got.utcoffset() == dt.timedelta(hours=1)
+        conn.execute("SET TimeZone = 'Asia/Kolkata'")
+        got = conn.execute(sql).fetchone()[0]
+        assert got == instant and got.utcoffset() == dt.timedelta(hours=5, minutes=30)
+        assert conn.cursor(binary=True).execute(sql).fetchone()[0] == instant
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute("SET TIME ZONE 'Mars/Olympus'")
+        assert e.value.sqlstate == "22023"
+        conn.execute("RESET TimeZone")
+        assert conn.execute(sql).fetchone()[0].utcoffset() == dt.timedelta(0)
 
 
 def test_begin_commit_are_noops_with_a_notice(server):

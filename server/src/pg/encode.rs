@@ -164,15 +164,49 @@ fn col<'a>(a: &'a dyn Array, opts: &'a FormatOptions<'a>) -> Result<Col<'a>, PgE
     })
 }
 
+/// The session's `TimeZone`, for timestamptz text.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Zone {
+    #[default]
+    Utc,
+    Named(chrono_tz::Tz),
+}
+
+impl Zone {
+    /// TimeZone values: `UTC` and IANA names (`Europe/Paris`).
+    pub fn parse(v: &str) -> Option<Zone> {
+        let t = v.trim();
+        if matches!(t.to_ascii_lowercase().as_str(), "utc" | "etc/utc" | "gmt" | "z" | "zulu" | "universal" | "etc/universal" | "0") {
+            return Some(Zone::Utc);
+        }
+        // Numeric strings are POSIX zones in PostgreSQL (sign inverted);
+        // only names are accepted (e.g. 'Asia/Kolkata', 'Etc/GMT-5').
+        t.parse::<chrono_tz::Tz>().ok().map(Zone::Named)
+    }
+
+    fn offset_secs(&self, us: i64) -> i32 {
+        use chrono::Offset;
+        use chrono::TimeZone as _;
+        match self {
+            Zone::Utc => 0,
+            Zone::Named(tz) => match chrono::DateTime::from_timestamp_micros(us) {
+                Some(t) => tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc(),
+                None => 0,
+            },
+        }
+    }
+}
+
 /// Encodes record batches into DataRows for fixed per-column formats.
 pub struct BatchEncoder {
     binary: Vec<bool>,
     opts: FormatOptions<'static>,
+    zone: Zone,
 }
 
 impl BatchEncoder {
-    pub fn new(formats: Vec<FieldFormat>) -> Self {
-        Self { binary: formats.iter().map(|f| *f == FieldFormat::Binary).collect(), opts: FormatOptions::default() }
+    pub fn new(formats: Vec<FieldFormat>, zone: Zone) -> Self {
+        Self { binary: formats.iter().map(|f| *f == FieldFormat::Binary).collect(), opts: FormatOptions::default(), zone }
     }
 
     pub fn encode(&self, batch: &RecordBatch, out: &mut Vec<DataRow>) -> Result<(), PgError> {
@@ -196,7 +230,7 @@ impl BatchEncoder {
                 if self.binary.get(i).copied().unwrap_or(false) {
                     binary(c, row, &mut buf)?;
                 } else {
-                    text(c, row, &mut buf, false);
+                    text(c, row, &mut buf, false, &self.zone);
                 }
                 let len = (buf.len() - at - 4) as i32;
                 buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
@@ -207,7 +241,7 @@ impl BatchEncoder {
     }
 }
 
-fn text(c: &Col<'_>, i: usize, buf: &mut BytesMut, in_array: bool) {
+fn text(c: &Col<'_>, i: usize, buf: &mut BytesMut, in_array: bool, zone: &Zone) {
     match c {
         Col::Utf8(a) => put_text(buf, a.value(i), in_array),
         Col::Utf8View(a) => put_text(buf, a.value(i), in_array),
@@ -221,7 +255,11 @@ fn text(c: &Col<'_>, i: usize, buf: &mut BytesMut, in_array: bool) {
             if in_array {
                 buf.put_u8(b'"');
             }
-            put_timestamp(buf, a.value(i), *tz);
+            if *tz {
+                put_timestamptz(buf, a.value(i), zone);
+            } else {
+                put_timestamp(buf, a.value(i), false);
+            }
             if in_array {
                 buf.put_u8(b'"');
             }
@@ -250,7 +288,7 @@ fn text(c: &Col<'_>, i: usize, buf: &mut BytesMut, in_array: bool) {
                 if values.is_null(j) {
                     buf.put_slice(b"NULL");
                 } else {
-                    text(inner, j, buf, true);
+                    text(inner, j, buf, true, zone);
                 }
             }
             buf.put_u8(b'}');
@@ -381,6 +419,19 @@ fn put_timestamp(buf: &mut BytesMut, us: i64, tz: bool) {
     put_time_of_day(buf, tod);
     if tz {
         buf.put_slice(b"+00");
+    }
+}
+
+/// A timestamptz in the session's zone: `2026-03-02 10:00:00+01`, `+05:30`.
+fn put_timestamptz(buf: &mut BytesMut, us: i64, zone: &Zone) {
+    let off = zone.offset_secs(us);
+    put_timestamp(buf, us + off as i64 * 1_000_000, false);
+    buf.put_u8(if off < 0 { b'-' } else { b'+' });
+    let a = off.unsigned_abs();
+    put2(buf, a / 3600);
+    if a % 3600 != 0 {
+        buf.put_u8(b':');
+        put2(buf, (a % 3600) / 60);
     }
 }
 
@@ -564,6 +615,9 @@ mod tests {
         assert_eq!(s(|b| put_timestamp(b, 1_772_442_000_000_000, true)), "2026-03-02 09:00:00+00");
         assert_eq!(s(|b| put_timestamp(b, 1_772_442_000_123_400, true)), "2026-03-02 09:00:00.1234+00");
         assert_eq!(interval_text(0, 1, 7_200_000_000), "1 day 02:00:00");
+        assert_eq!(s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("Europe/Paris").unwrap())), "2026-03-02 10:00:00+01");
+        assert_eq!(s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("Asia/Kolkata").unwrap())), "2026-03-02 14:30:00+05:30");
+        assert_eq!(s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("America/New_York").unwrap())), "2026-03-02 04:00:00-05");
         assert_eq!(interval_text(0, 0, 0), "00:00:00");
         assert_eq!(interval_text(14, 3, 0), "1 year 2 mons 3 days");
         assert_eq!(interval_text(0, 0, -1_500_000), "-00:00:01.5");

@@ -141,6 +141,9 @@ impl ExtendedQueryHandler for QueryHandler {
         for n in notices {
             client.feed(PgWireBackendMessage::NoticeResponse(n.into())).await?;
         }
+        for m in super::parameter_statuses(&conn) {
+            client.feed(m).await?;
+        }
         let declared: Vec<_> = conn.declared.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
         for (name, names, types) in declared {
             let stmt = Stmt { sql: format!("FETCH ALL FROM \"{}\"", name.replace('"', "\"\"")), params: vec![], columns: Some((names, types)) };

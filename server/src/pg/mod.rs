@@ -88,6 +88,8 @@ pub struct Conn {
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
     pub declared: Mutex<Vec<(String, Vec<String>, Vec<arrow::datatypes::DataType>)>>,
     pub tx_noticed: AtomicBool,
+    /// ParameterStatus messages owed to the client after a SET.
+    pub reported: Mutex<Vec<(String, String)>>,
     /// The client's socket (a duplicate), watched while statements run.
     pub peer: Option<Arc<std::net::TcpStream>>,
     _registration: cancel::Registration,
@@ -197,6 +199,7 @@ impl Conn {
             cursors: Default::default(),
             declared: Mutex::new(Vec::new()),
             tx_noticed: AtomicBool::new(false),
+            reported: Mutex::new(Vec::new()),
             peer: state.peers.lock().ok().and_then(|p| p.get(&client.socket_addr()).cloned()),
             _registration: registration,
         })
@@ -210,6 +213,16 @@ impl Conn {
         let ms: u64 = self.var("statement_timeout")?.parse().ok()?;
         (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
+}
+
+/// ParameterStatus messages for the settings a client changed (PostgreSQL
+/// reports TimeZone, DateStyle, … whenever they change; psycopg 3 reads
+/// TimeZone from it).
+pub fn parameter_statuses(conn: &Conn) -> Vec<pgwire::messages::PgWireBackendMessage> {
+    let owed: Vec<(String, String)> = conn.reported.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
+    owed.into_iter()
+        .map(|(k, v)| pgwire::messages::PgWireBackendMessage::ParameterStatus(pgwire::messages::startup::ParameterStatus::new(k, v)))
+        .collect()
 }
 
 /// The connection's session, created on its first statement.

@@ -418,7 +418,7 @@ impl QueryHandler {
         }
     }
 
-    async fn set(&self, conn: &Conn, name: &str, value: Option<String>, notices: &mut Vec<ErrorInfo>) -> Result<(), PgError> {
+    async fn set(&self, conn: &Conn, name: &str, value: Option<String>, _notices: &mut Vec<ErrorInfo>) -> Result<(), PgError> {
         if name.starts_with("leadline.") || name.starts_with("datafusion.") {
             let v = value.unwrap_or_else(|| "default".into());
             if name.starts_with("datafusion.") && v == "default" {
@@ -437,21 +437,30 @@ impl QueryHandler {
                 .ok_or_else(|| PgError::new("22023", format!("invalid value for parameter \"statement_timeout\": \"{v}\"")))?
                 .to_string(),
             ("timezone", Some(v)) => {
-                let utc = matches!(
-                    v.to_ascii_lowercase().as_str(),
-                    "utc" | "etc/utc" | "gmt" | "z" | "+00" | "+00:00" | "0" | "zulu" | "universal" | "etc/universal"
-                );
-                if !utc {
-                    notices.push(notice(
-                        "NOTICE",
-                        "00000",
-                        format!("leadline sends timestamptz values in UTC (+00) whatever TimeZone says; '{v}' is recorded"),
+                if super::encode::Zone::parse(&v).is_none() {
+                    return Err(PgError::with_hint(
+                        "22023",
+                        format!("invalid value for parameter \"TimeZone\": \"{v}\""),
+                        "use UTC or an IANA zone name such as 'Europe/Paris' or 'Etc/GMT-5'",
                     ));
                 }
                 v
             }
             (_, Some(v)) => v,
         };
+        let reported = match name {
+            "timezone" => Some("TimeZone"),
+            "datestyle" => Some("DateStyle"),
+            "intervalstyle" => Some("IntervalStyle"),
+            "application_name" => Some("application_name"),
+            "client_encoding" => Some("client_encoding"),
+            _ => None,
+        };
+        if let Some(r) = reported
+            && let Ok(mut owed) = conn.reported.lock()
+        {
+            owed.push((r.to_string(), value.clone()));
+        }
         if let Ok(mut vars) = conn.vars.lock() {
             vars.insert(name.to_string(), value);
         }
@@ -571,7 +580,8 @@ impl QueryHandler {
     async fn respond(&self, conn: &Conn, p: Prepared, format: &Format, guard: Guard) -> Result<QueryResponse, PgError> {
         let formats: Vec<FieldFormat> = (0..p.types.len()).map(|i| format.format_for(i)).collect();
         let row_fields = Arc::new(fields(&p.names, &p.types, |i| formats[i]));
-        let encoder = BatchEncoder::new(formats);
+        let zone = conn.var("timezone").and_then(|z| super::encode::Zone::parse(&z)).unwrap_or_default();
+        let encoder = BatchEncoder::new(formats, zone);
         let stream: SendableRecordBatchStream = match p.source {
             Source::Batch(b) => {
                 let schema = b.schema();

@@ -273,6 +273,9 @@ impl SimpleQueryHandler for QueryHandler {
             for n in notices {
                 client.feed(PgWireBackendMessage::NoticeResponse(n.into())).await?;
             }
+            for m in super::parameter_statuses(&conn) {
+                client.feed(m).await?;
+            }
             match r {
                 Ok(resp) => {
                     let is_copy = matches!(resp, Response::CopyIn(_));
