@@ -27,11 +27,20 @@ const OPEN_BYTES_BUDGET: usize = 256 << 20;
 /// Rows buffered (not yet encoded) across partitions before all are encoded.
 const BUFFERED_ROWS_BUDGET: usize = 128 * 1024;
 
+/// Columns whose values are (nearly) unique per row. A dictionary would not
+/// shrink them, yet each open file keeps one per column (up to its 1 MiB
+/// page limit) until it falls back to plain encoding: with one open file per
+/// `event_date`, hundreds of such dictionaries were most of an ingest's memory.
+const PLAIN_COLUMNS: [&str; 6] = ["event_id", "commit_sha", "deployment_id", "incident_id", "attributes", "raw"];
+
 fn writer_props() -> WriterProperties {
-    WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(256 * 1024))
-        .build()
+        .set_max_row_group_row_count(Some(256 * 1024));
+    for col in PLAIN_COLUMNS {
+        props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(col), false);
+    }
+    props.build()
 }
 
 fn date_string(days: i32) -> String {
@@ -169,8 +178,110 @@ impl OpenFile {
     }
 }
 
-/// Writes events into one file per `event_date` (more when memory runs short).
+/// Events handed to the encoder thread at a time.
+const HANDOFF_ROWS: usize = 4096;
+/// Hand-offs in flight between the appender and the encoder thread.
+const HANDOFFS_IN_FLIGHT: usize = 4;
+
+enum ToEncoder {
+    Events(Vec<Event>),
+    Finish,
+}
+
+/// Writes events into one Parquet file per `event_date` (more when memory
+/// runs short). Arrow conversion and Parquet encoding run on a thread of
+/// their own, so that the appender validates and deduplicates the next rows
+/// meanwhile; the files and their order of rows are the same as when written
+/// inline. Dropped without [`finish`](Self::finish), it stops and leaves its
+/// files uncommitted (the next writer removes them).
 pub struct EventFilesWriter {
+    chunk: Vec<Event>,
+    tx: Option<std::sync::mpsc::SyncSender<ToEncoder>>,
+    encoder: Option<std::thread::JoinHandle<Result<Vec<AddFile>>>>,
+}
+
+impl EventFilesWriter {
+    pub fn new(root: &Path, ingested_at: i64) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ToEncoder>(HANDOFFS_IN_FLIGHT);
+        let root = root.to_path_buf();
+        let encoder = std::thread::Builder::new()
+            .name("parquet-encoder".into())
+            .spawn(move || {
+                let mut files = PartitionedEvents::new(&root, ingested_at);
+                for msg in rx {
+                    match msg {
+                        ToEncoder::Events(events) => {
+                            for e in events {
+                                files.push(e)?;
+                            }
+                        }
+                        ToEncoder::Finish => return files.finish(),
+                    }
+                }
+                // The appender gave up: nothing is committed.
+                Ok(Vec::new())
+            });
+        match encoder {
+            Ok(handle) => Self { chunk: Vec::with_capacity(HANDOFF_ROWS), tx: Some(tx), encoder: Some(handle) },
+            Err(e) => {
+                let err = Error::Input(format!("starting the Parquet encoder thread: {e}"));
+                Self { chunk: Vec::new(), tx: None, encoder: Some(std::thread::spawn(move || Err(err))) }
+            }
+        }
+    }
+
+    pub fn push(&mut self, event: Event) -> Result<()> {
+        self.chunk.push(event);
+        if self.chunk.len() >= HANDOFF_ROWS {
+            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(HANDOFF_ROWS));
+            self.send(ToEncoder::Events(chunk))?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, msg: ToEncoder) -> Result<()> {
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(msg).is_ok());
+        if sent {
+            return Ok(());
+        }
+        // The encoder stopped: its error says why.
+        self.tx = None;
+        match self.encoder.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(Error::Input("the Parquet encoder thread panicked".into())),
+            _ => Err(Error::Input("the Parquet encoder thread stopped".into())),
+        }
+    }
+
+    /// Closes every file, fsyncs them and their directories.
+    pub fn finish(mut self) -> Result<Vec<AddFile>> {
+        let chunk = std::mem::take(&mut self.chunk);
+        if !chunk.is_empty() {
+            self.send(ToEncoder::Events(chunk))?;
+        }
+        self.send(ToEncoder::Finish)?;
+        self.tx = None;
+        match self.encoder.take().map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::Input("the Parquet encoder thread panicked".into())),
+            None => Err(Error::Input("the Parquet encoder thread stopped".into())),
+        }
+    }
+}
+
+impl Drop for EventFilesWriter {
+    fn drop(&mut self) {
+        // Closing the channel without `Finish` stops the encoder.
+        self.tx = None;
+        if let Some(h) = self.encoder.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Writes events into one file per `event_date` (more when memory runs short);
+/// runs on the encoder thread of an [`EventFilesWriter`].
+struct PartitionedEvents {
     root: PathBuf,
     ingested_at: i64,
     buffered: HashMap<i32, Vec<Event>>,
@@ -179,8 +290,8 @@ pub struct EventFilesWriter {
     done: Vec<AddFile>,
 }
 
-impl EventFilesWriter {
-    pub fn new(root: &Path, ingested_at: i64) -> Self {
+impl PartitionedEvents {
+    fn new(root: &Path, ingested_at: i64) -> Self {
         Self {
             root: root.to_path_buf(),
             ingested_at,
@@ -191,7 +302,7 @@ impl EventFilesWriter {
         }
     }
 
-    pub fn push(&mut self, event: Event) -> Result<()> {
+    fn push(&mut self, event: Event) -> Result<()> {
         let day = event.event_date();
         let buf = self.buffered.entry(day).or_default();
         buf.push(event);
@@ -240,7 +351,7 @@ impl EventFilesWriter {
     }
 
     /// Closes every file, fsyncs them and their directories.
-    pub fn finish(mut self) -> Result<Vec<AddFile>> {
+    fn finish(mut self) -> Result<Vec<AddFile>> {
         self.encode_all()?;
         let open: Vec<OpenFile> = self.open.drain().map(|(_, f)| f).collect();
         for f in open {
@@ -326,4 +437,85 @@ pub fn rewrite(root: &Path, files: &[AddFile], schema: arrow::datatypes::SchemaR
     let add = out.finish(root)?;
     sync_parent_dirs(root, std::slice::from_ref(&add))?;
     Ok(add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventType;
+
+    fn event(i: i64, day: i64) -> Event {
+        Event {
+            event_id: format!("e{i}"),
+            event_type: EventType::Commit,
+            occurred_at: day * 86_400_000_000 + i,
+            service: "s".into(),
+            environment: None,
+            commit_sha: Some(format!("c{i}")),
+            deployment_id: None,
+            incident_id: None,
+            change_ids: (i % 3 == 0).then(|| vec!["a".into(), "b".into()]),
+            team: None,
+            source: None,
+            attributes: None,
+            schema_version: 1,
+        }
+    }
+
+    fn ids_in(root: &Path, add: &AddFile) -> Vec<String> {
+        let file = File::open(root.join(&add.path)).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let mut out = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let col = arrow::array::AsArray::as_string::<i32>(batch.column(0));
+            out.extend(col.iter().map(|v| v.unwrap().to_string()));
+        }
+        out
+    }
+
+    #[test]
+    fn events_land_in_their_day_in_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EventFilesWriter::new(dir.path(), 42);
+        // More rows than one hand-off and one batch, over three days.
+        let n = (HANDOFF_ROWS * 5 + 17) as i64;
+        for i in 0..n {
+            w.push(event(i, 20_000 + i % 3)).unwrap();
+        }
+        let mut files = w.finish().unwrap();
+        files.sort_by(|a, b| a.partition_values.cmp(&b.partition_values));
+        assert_eq!(files.len(), 3);
+        assert_eq!(files.iter().map(|f| f.num_records).sum::<u64>(), n as u64);
+        for (k, f) in files.iter().enumerate() {
+            let day = 20_000 + k as i32;
+            assert_eq!(f.partition_values[PARTITION_COLUMN], date_string(day));
+            assert!(f.path.starts_with(&format!("{PARTITION_COLUMN}={}/", date_string(day))), "{}", f.path);
+            let expected: Vec<String> = (0..n).filter(|i| i % 3 == k as i64).map(|i| format!("e{i}")).collect();
+            assert_eq!(ids_in(dir.path(), f), expected);
+            assert_eq!(f.size, std::fs::metadata(dir.path().join(&f.path)).unwrap().len());
+        }
+    }
+
+    #[test]
+    fn unique_id_columns_are_written_without_dictionary() {
+        let props = writer_props();
+        let col = |c: &str| parquet::schema::types::ColumnPath::from(c);
+        assert!(!props.dictionary_enabled(&col("event_id")));
+        assert!(!props.dictionary_enabled(&col("raw")));
+        assert!(props.dictionary_enabled(&col("service")));
+        assert!(props.dictionary_enabled(&col("event_type")));
+    }
+
+    #[test]
+    fn a_writer_dropped_unfinished_stops_and_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EventFilesWriter::new(dir.path(), 42);
+        for i in 0..(HANDOFF_ROWS as i64 * 3) {
+            w.push(event(i, 20_000)).unwrap();
+        }
+        drop(w); // must not hang; its files are orphans for the next writer to remove
+        let empty = EventFilesWriter::new(dir.path(), 42);
+        assert_eq!(empty.finish().unwrap(), vec![]);
+    }
 }
