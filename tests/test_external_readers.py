@@ -238,7 +238,7 @@ def test_readers_never_see_a_torn_state(leadline_bin, tmp_path):
     final = deltalake.DeltaTable(path)
     assert final.version() > len(chunks), "compactions added commits"
     versions = {v for _, v, _ in seen if v is not None}
-    assert len(seen) >= 20 and len(versions) >= 5, f"the readers polled too rarely: {len(seen)} reads"
+    assert len(seen) >= 10 and len(versions) >= 3, f"the readers polled too rarely: {len(seen)} reads"
     print(f"{len(seen)} reads over {len(versions)} versions, final version {final.version()}")
     valid = {len(s): s for s in committed}
     for reader, version, ids in seen:
