@@ -35,6 +35,8 @@ pub struct IdIndex {
     dir: PathBuf,
     cache: Vec<Option<HashMap<u128, u64>>>,
     cached: usize,
+    /// Entries the cache may hold before it is dropped.
+    budget: usize,
     /// New records per bucket not yet written to its file.
     unwritten: Vec<Vec<u8>>,
     unwritten_count: usize,
@@ -93,6 +95,7 @@ impl IdIndex {
             dir: dir.to_path_buf(),
             cache: (0..BUCKETS).map(|_| None).collect(),
             cached: 0,
+            budget: CACHE_BUDGET,
             unwritten: vec![Vec::new(); BUCKETS],
             unwritten_count: 0,
             dirty: vec![false; BUCKETS],
@@ -102,11 +105,6 @@ impl IdIndex {
 
     fn load(&mut self, b: usize) -> Result<&mut HashMap<u128, u64>> {
         if self.cache[b].is_none() {
-            if self.cached > CACHE_BUDGET {
-                self.write_unwritten()?;
-                self.cache.iter_mut().for_each(|c| *c = None);
-                self.cached = 0;
-            }
             let path = Self::bucket_path(&self.dir, b);
             let mut bytes = Vec::new();
             match File::open(&path) {
@@ -144,6 +142,9 @@ impl IdIndex {
             None => {
                 map.insert(id, content);
                 self.cached += 1;
+                if self.cached > self.budget {
+                    self.drop_cache()?;
+                }
                 let rec = &mut self.unwritten[b];
                 rec.extend_from_slice(&id.to_le_bytes());
                 rec.extend_from_slice(&content.to_le_bytes());
@@ -155,6 +156,15 @@ impl IdIndex {
                 Ok(Seen::New)
             }
         }
+    }
+
+    /// Frees the loaded buckets (their new records go to the files first, so
+    /// a bucket loaded again sees them): memory stays within the budget.
+    fn drop_cache(&mut self) -> Result<()> {
+        self.write_unwritten()?;
+        self.cache.iter_mut().for_each(|c| *c = None);
+        self.cached = 0;
+        Ok(())
     }
 
     fn write_unwritten(&mut self) -> Result<()> {
@@ -218,5 +228,21 @@ mod tests {
         let mut ix = IdIndex::begin(&d, 2).unwrap();
         assert_eq!(ix.check_and_insert(u128::MAX - 3, 10).unwrap(), Seen::New, "record of the lost version was undone");
         assert_eq!(ix.check_and_insert(7, 3).unwrap(), Seen::Conflict);
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_budget_and_still_sees_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        ix.budget = 50;
+        let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        for i in 0..2_000 {
+            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::New);
+            assert!(ix.cached <= 50 + 1, "cache grew to {}", ix.cached);
+        }
+        for i in 0..2_000 {
+            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::Duplicate, "id {i} forgotten after eviction");
+        }
+        assert_eq!(ix.check_and_insert(id(3), 99).unwrap(), Seen::Conflict);
     }
 }
