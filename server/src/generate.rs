@@ -900,7 +900,7 @@ impl Gen {
         let rem = micros.rem_euclid(DAY);
         if day != self.date_day {
             self.date_day = day;
-            let (y, m, d) = civil_from_days(day);
+            let (y, m, d) = leadline_udfs::civil_from_days(day);
             let y = y.clamp(0, 9999) as u32;
             let t = &mut self.date_text;
             t[0] = b'0' + (y / 1000) as u8;
@@ -988,21 +988,6 @@ fn push_sha(buf: &mut Vec<u8>, key: u64, no: u64) {
         out[2 * i + 1] = HEX[(byte & 15) as usize];
     }
     buf.extend_from_slice(&out);
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -145,7 +145,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 
 /// Proleptic Gregorian `(year, month, day)` of a day since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let days = days + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days - era * 146_097;

@@ -354,27 +354,13 @@ fn put_float(buf: &mut BytesMut, v: f64, single: bool) {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 fn put2(buf: &mut BytesMut, v: u32) {
     buf.put_u8(b'0' + (v / 10) as u8);
     buf.put_u8(b'0' + (v % 10) as u8);
 }
 
 fn put_date(buf: &mut BytesMut, days: i64) {
-    let (y, m, d) = civil(days);
+    let (y, m, d) = leadline_udfs::civil_from_days(days);
     if (0..=9999).contains(&y) {
         let y = y as u32;
         put2(buf, y / 100);
