@@ -17,11 +17,6 @@ use leadline_engine::catalog::{Catalog, session};
 use leadline_engine::log::{EventLog, Writer};
 use output::OutputFormat;
 
-// Ingest and the projections allocate and free many small strings across
-// threads; glibc's malloc spent ~40% of ingest CPU on that (perf).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(name = "leadline", version, about = "An event-sourced database for DORA software-delivery metrics")]
 struct Cli {
