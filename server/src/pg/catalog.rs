@@ -1253,26 +1253,10 @@ fn aggregate_catalog_lookup(q: &mut Query) {
     if !catalog_only {
         return;
     }
-    let wrap = |e: Expr| {
-        Expr::Function(ast::Function {
-            name: ast::ObjectName(vec![ObjectNamePart::Identifier(Ident::new("max"))]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(ast::FunctionArgumentList {
-                duplicate_treatment: None,
-                args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))],
-                clauses: vec![],
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        })
-    };
     let item = sel.projection.remove(0);
     sel.projection.push(match item {
-        SelectItem::UnnamedExpr(e) => SelectItem::UnnamedExpr(wrap(e)),
-        SelectItem::ExprWithAlias { expr, alias } => SelectItem::ExprWithAlias { expr: wrap(expr), alias },
+        SelectItem::UnnamedExpr(e) => SelectItem::UnnamedExpr(call("max", e)),
+        SelectItem::ExprWithAlias { expr, alias } => SelectItem::ExprWithAlias { expr: call("max", expr), alias },
         other => other,
     });
 }

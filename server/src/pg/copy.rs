@@ -249,6 +249,17 @@ pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
         return Err(PgError::read_only("COPY events FROM STDIN"));
     }
     let opts = norm.split_once(" from stdin").map(|(_, o)| o).unwrap_or("");
+    let (csv, header, delimiter) = copy_options(opts);
+    let columns = cols.unwrap_or_else(writable_columns);
+    if let Ok(mut c) = conn.copy.lock() {
+        *c = Some(CopyIn { columns: columns.clone(), csv, header, delimiter, data: Vec::new() });
+    }
+    Ok(Response::CopyIn(CopyResponse::new(0, columns.len(), futures::stream::empty())))
+}
+
+/// COPY's `(FORMAT csv, HEADER, DELIMITER 'x')` options, from lower-cased
+/// text: (csv, header, delimiter). Text format's delimiter is a tab.
+fn copy_options(opts: &str) -> (bool, bool, u8) {
     let csv = opts.contains("csv");
     let header = opts.split(|c: char| !c.is_alphanumeric()).collect::<Vec<_>>().windows(2).any(|w| w[0] == "header" && !matches!(w[1], "false" | "off" | "0"))
         || opts.trim_end().ends_with("header");
@@ -256,11 +267,7 @@ pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
         .split_once("delimiter")
         .and_then(|(_, r)| r.trim_start().strip_prefix('\'').and_then(|r| r.bytes().next()))
         .unwrap_or(if csv { b',' } else { b'\t' });
-    let columns = cols.unwrap_or_else(writable_columns);
-    if let Ok(mut c) = conn.copy.lock() {
-        *c = Some(CopyIn { columns: columns.clone(), csv, header, delimiter, data: Vec::new() });
-    }
-    Ok(Response::CopyIn(CopyResponse::new(0, columns.len(), futures::stream::empty())))
+    (csv, header, delimiter)
 }
 
 pub fn is_copy_out(sql: &str) -> bool {
@@ -283,13 +290,7 @@ pub fn parse_copy_out(sql: &str) -> Result<(String, bool, bool, u8), PgError> {
             None => format!("SELECT * FROM {source}"),
         }
     };
-    let csv = opts.contains("csv");
-    let header = opts.split(|c: char| !c.is_alphanumeric()).collect::<Vec<_>>().windows(2).any(|w| w[0] == "header" && !matches!(w[1], "false" | "off" | "0"))
-        || opts.trim_end().ends_with("header");
-    let delimiter = opts
-        .split_once("delimiter")
-        .and_then(|(_, r)| r.trim_start().strip_prefix('\'').and_then(|r| r.bytes().next()))
-        .unwrap_or(if csv { b',' } else { b'\t' });
+    let (csv, header, delimiter) = copy_options(&opts);
     Ok((query, csv, header, delimiter))
 }
 

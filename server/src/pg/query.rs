@@ -43,6 +43,26 @@ pub enum Source {
     Batches(Arc<Schema>, Vec<RecordBatch>),
 }
 
+/// The rows of a prepared query as a stream: planned queries start executing
+/// (under the statement's guard), rows already at hand are replayed.
+async fn source_stream(conn: &Conn, source: Source, guard: &Guard) -> Result<SendableRecordBatchStream, PgError> {
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    Ok(match source {
+        Source::Plan(plan) => {
+            guard
+                .run(async {
+                    let df = conn.ctx.execute_logical_plan(plan).await?;
+                    Ok(df.execute_stream().await?)
+                })
+                .await?
+        }
+        Source::Batch(b) => Box::pin(RecordBatchStreamAdapter::new(b.schema(), futures::stream::iter(vec![Ok(b)]))),
+        Source::Batches(schema, batches) => {
+            Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(batches.into_iter().map(Ok))))
+        }
+    })
+}
+
 /// A cursor made by `DECLARE … CURSOR FOR`: its running result.
 pub struct Cursor {
     names: Vec<String>,
@@ -514,24 +534,7 @@ impl QueryHandler {
         let schema = Arc::new(Schema::new(
             p.names.iter().zip(&p.types).map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true)).collect::<Vec<_>>(),
         ));
-        let stream: SendableRecordBatchStream = match p.source {
-            Source::Plan(plan) => {
-                guard
-                    .run(async {
-                        let df = conn.ctx.execute_logical_plan(plan).await?;
-                        Ok(df.execute_stream().await?)
-                    })
-                    .await?
-            }
-            Source::Batch(b) => Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                b.schema(),
-                futures::stream::iter(vec![Ok(b)]),
-            )),
-            Source::Batches(s, bs) => Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                s,
-                futures::stream::iter(bs.into_iter().map(Ok)),
-            )),
-        };
+        let stream = source_stream(conn, p.source, guard).await?;
         if let Ok(mut d) = conn.declared.lock() {
             d.push((name.clone(), p.names.clone(), p.types.clone()));
         }
@@ -582,27 +585,7 @@ impl QueryHandler {
         let row_fields = Arc::new(fields(&p.names, &p.types, |i| formats[i]));
         let zone = conn.var("timezone").and_then(|z| super::encode::Zone::parse(&z)).unwrap_or_default();
         let encoder = BatchEncoder::new(formats, zone);
-        let stream: SendableRecordBatchStream = match p.source {
-            Source::Batch(b) => {
-                let schema = b.schema();
-                Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                    schema,
-                    futures::stream::iter(vec![Ok(b)]),
-                ))
-            }
-            Source::Batches(schema, batches) => Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
-                schema,
-                futures::stream::iter(batches.into_iter().map(Ok)),
-            )),
-            Source::Plan(plan) => {
-                guard
-                    .run(async {
-                        let df = conn.ctx.execute_logical_plan(plan).await?;
-                        Ok(df.execute_stream().await?)
-                    })
-                    .await?
-            }
-        };
+        let stream = source_stream(conn, p.source, &guard).await?;
         let mut resp = QueryResponse::new(row_fields, row_stream(stream, encoder, guard));
         resp.set_command_tag("SELECT");
         Ok(resp)
