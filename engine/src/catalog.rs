@@ -271,21 +271,43 @@ pub async fn scan_files(
     filters: &[Expr],
     limit: Option<usize>,
 ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if files.is_empty() {
+        return empty(schema, projection);
+    }
+    finish_scan(state, listing_plan(root, files, schema.clone())?, &schema, projection, filters, limit).await
+}
+
+/// An exec of no rows with the projected `schema`.
+pub fn empty(schema: SchemaRef, projection: Option<&Vec<usize>>) -> DfResult<Arc<dyn ExecutionPlan>> {
     let projected = match projection {
         Some(p) => Arc::new(schema.project(p)?),
-        None => schema.clone(),
+        None => schema,
     };
-    if files.is_empty() {
-        return Ok(Arc::new(EmptyExec::new(projected)));
-    }
+    Ok(Arc::new(EmptyExec::new(projected)))
+}
+
+/// A plan reading Parquet `files` (relative to `root`) of `file_schema`.
+pub fn listing_plan(root: &std::path::Path, files: &[AddFile], file_schema: SchemaRef) -> DfResult<LogicalPlanBuilder> {
     let urls = files
         .iter()
         .map(|f| ListingTableUrl::parse(root.join(&f.path).to_string_lossy()))
         .collect::<DfResult<Vec<_>>>()?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema.clone());
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(file_schema);
     let listing = Arc::new(ListingTable::try_new(config)?);
-    let mut plan = LogicalPlanBuilder::scan("t", provider_as_source(listing), None)?;
+    LogicalPlanBuilder::scan("t", provider_as_source(listing), None)
+}
+
+/// Applies a table scan's filters, projection and limit to `plan`, whose
+/// columns are those of `schema`, and plans it.
+pub async fn finish_scan(
+    state: &dyn Session,
+    mut plan: LogicalPlanBuilder,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
     if let Some(f) = filters.iter().cloned().reduce(Expr::and) {
         plan = plan.filter(f)?;
     }

@@ -6,6 +6,7 @@ pub mod error;
 pub mod event;
 pub mod ingest;
 pub mod log;
+pub mod model;
 pub mod project;
 
 pub use error::{Error, Result};

@@ -324,6 +324,12 @@ impl Writer {
         let touched: HashSet<&BTreeMap<String, String>> = added.iter().map(|f| &f.partition_values).collect();
         let crowded = self.partitions_over(AUTO_COMPACT_FILES, Some(&touched));
         compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
+        // The append is durable already; a read model left behind is caught
+        // up by the next query instead.
+        let window = crate::catalog::LeadlineOptions::default().attribution_window;
+        if let Err(e) = self.log.snapshot().and_then(|snap| crate::model::current(&snap, window)) {
+            tracing::warn!(error = %e, "the read model was not updated");
+        }
         Ok(report)
     }
 

@@ -3,12 +3,13 @@
 //! Medians, buckets and tiers come from the `udfs` crate, the same code the
 //! SQL aggregate functions use.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::common::HashMap;
 use arrow::array::{
-    ArrayRef, AsArray, Float64Builder, Int64Builder, IntervalMonthDayNanoBuilder, RecordBatch, StringBuilder,
+    Array, ArrayRef, AsArray, Float64Builder, Int64Builder, IntervalMonthDayNanoBuilder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
@@ -58,113 +59,178 @@ fn median_nanos(values: &mut [i64], p: f64) -> Option<i64> {
     percentile_nanos(&nanos, p)
 }
 
-/// One row per (service, environment, bucket) of `grain` from the bucket of
-/// `from` to the bucket of `to`, both inclusive (defaults: the log's span).
-pub fn dora_metrics(p: &Projected, grain: Grain, from: Option<i64>, to: Option<i64>) -> Result<RecordBatch> {
-    let Some((lo, hi)) = p.span.map(|(lo, hi)| (from.unwrap_or(lo), to.unwrap_or(hi))).or(from.zip(to)) else {
-        return Ok(RecordBatch::new_empty(dora_metrics_schema()));
-    };
-    let starts: Vec<i64> = bucket_starts(lo, hi, grain).collect();
-    let (first, last) = match (starts.first(), starts.last()) {
-        (Some(&f), Some(&l)) => (f, bucket_end(l, grain)),
-        _ => return Ok(RecordBatch::new_empty(dora_metrics_schema())),
-    };
-    // (pair index, bucket start) of an anchor time, if it is in range.
-    let pair_index: HashMap<(&str, &str), usize> =
-        p.pairs.iter().enumerate().map(|(i, (s, e))| ((s.as_str(), e.as_str()), i)).collect();
-    let at = |s: &str, e: &str, t: i64| -> Option<(usize, i64)> {
-        let pair = *pair_index.get(&(s, e))?;
-        (t >= first && t < last).then(|| (pair, bucket_start(t, grain)))
-    };
-    let mut owned: HashMap<(usize, i64), Bucket> = HashMap::new();
+/// The rows of the (service, environment, bucket)s of `grain` that have
+/// anything in them, over all of `p`'s time, ordered by (pair, bucket). A
+/// bucket's row depends on nothing outside it, so rows computed once (per
+/// component, in the read model) serve every later `from`/`to`.
+pub fn metric_rows(p: &Projected, grain: Grain) -> Result<RecordBatch> {
+    let bucket_of = |s: &str, e: &str, t: i64| (s.to_string(), e.to_string(), bucket_start(t, grain));
+    let mut owned: std::collections::BTreeMap<(String, String, i64), Bucket> = Default::default();
     for d in p.deployments.iter().filter(|d| d.is_successful()) {
         let Some(f) = d.finished_at else { continue };
-        if let Some(k) = at(&d.service, &d.environment, f) {
-            let b = owned.entry(k).or_default();
-            b.deployments += 1;
-            if d.failed == Some(true) {
-                b.failed += 1;
-                b.recovery_times.extend(d.recovery_time);
-            }
+        let b = owned.entry(bucket_of(&d.service, &d.environment, f)).or_default();
+        b.deployments += 1;
+        if d.failed == Some(true) {
+            b.failed += 1;
+            b.recovery_times.extend(d.recovery_time);
         }
     }
     for c in &p.changes {
-        if let Some(l) = c.lead_time()
-            && let Some(k) = at(&c.service, &c.environment, c.deployed_at)
-        {
-            owned.entry(k).or_default().lead_times.push(l);
+        if let Some(l) = c.lead_time() {
+            owned.entry(bucket_of(&c.service, &c.environment, c.deployed_at)).or_default().lead_times.push(l);
         }
     }
     for i in &p.incidents {
-        if let (Some(r), Some(t)) = (i.resolved_at, i.restore_time())
-            && let Some(k) = at(&i.service, &i.environment, r)
-        {
-            owned.entry(k).or_default().restore_times.push(t);
+        if let (Some(r), Some(t)) = (i.resolved_at, i.restore_time()) {
+            owned.entry(bucket_of(&i.service, &i.environment, r)).or_default().restore_times.push(t);
         }
     }
+    // Only pairs with deployment or incident events have rows (SPEC §4).
+    owned.retain(|(s, e, _), _| p.pairs.contains(&(s.clone(), e.clone())));
+    let mut rows = MetricRows::with_capacity(owned.len());
+    for ((s, e, start), b) in owned {
+        rows.push(&s, &e, start, grain, b);
+    }
+    rows.finish()
+}
 
-    let n = p.pairs.len() * starts.len();
+/// `dora_metrics`: one row per pair of `pairs` and bucket of `grain` from the
+/// bucket of `from` to the bucket of `to`, both inclusive (defaults: `span`),
+/// taken from `rows` (see [`metric_rows`]) or zero-filled.
+pub fn dora_metrics(
+    rows: &[RecordBatch],
+    pairs: &BTreeSet<(String, String)>,
+    span: Option<(i64, i64)>,
+    grain: Grain,
+    from: Option<i64>,
+    to: Option<i64>,
+) -> Result<RecordBatch> {
+    let Some((lo, hi)) = span.map(|(lo, hi)| (from.unwrap_or(lo), to.unwrap_or(hi))).or(from.zip(to)) else {
+        return Ok(RecordBatch::new_empty(dora_metrics_schema()));
+    };
+    let starts: Vec<i64> = bucket_starts(lo, hi, grain).collect();
+    if starts.is_empty() || pairs.is_empty() {
+        return Ok(RecordBatch::new_empty(dora_metrics_schema()));
+    }
+    // Source `rows.len()` is the empty bucket's row, computed like any other
+    // (its frequency, 0 ÷ days, is 0 whatever the bucket).
+    let mut zero = MetricRows::with_capacity(1);
+    zero.push("", "", 0, grain, Bucket::default());
+    let zero = zero.finish()?;
+    let mut found: HashMap<(&str, &str, i64), (usize, usize)> = HashMap::new();
+    for (b, batch) in rows.iter().enumerate() {
+        let (s, e) = (batch.column(0).as_string::<i32>(), batch.column(1).as_string::<i32>());
+        let t = batch.column(2).as_primitive::<TimestampMicrosecondType>();
+        for i in 0..batch.num_rows() {
+            found.insert((s.value(i), e.value(i), t.value(i)), (b, i));
+        }
+    }
+    let n = pairs.len() * starts.len();
     let mut service = StringBuilder::with_capacity(n, n * 8);
     let mut environment = StringBuilder::with_capacity(n, n * 8);
     let mut bucket = TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC);
-    let mut deployments = Int64Builder::with_capacity(n);
-    let mut frequency = Float64Builder::with_capacity(n);
-    let mut lt50 = IntervalMonthDayNanoBuilder::with_capacity(n);
-    let mut lt90 = IntervalMonthDayNanoBuilder::with_capacity(n);
-    let mut cfr = Float64Builder::with_capacity(n);
-    let mut ttr = IntervalMonthDayNanoBuilder::with_capacity(n);
-    let mut fdrt = IntervalMonthDayNanoBuilder::with_capacity(n);
-    let mut tiers: [StringBuilder; 4] = Default::default();
-    let seconds = |nanos: Option<i64>| nanos.map(|n| n as f64 / 1e9);
-    for (pair, (s, e)) in p.pairs.iter().enumerate() {
+    let mut take: Vec<(usize, usize)> = Vec::with_capacity(n);
+    for (s, e) in pairs {
         for &start in &starts {
-            let mut b = owned.remove(&(pair, start)).unwrap_or_default();
-            let days = days_in(start, bucket_end(start, grain));
-            let freq = b.deployments as f64 / days;
-            let lead50 = median_nanos(&mut b.lead_times, 0.5);
-            let lead90 = median_nanos(&mut b.lead_times, 0.9);
-            let rate = (b.deployments > 0).then(|| b.failed as f64 / b.deployments as f64);
-            let restore = median_nanos(&mut b.restore_times, 0.5);
-            let recovery = median_nanos(&mut b.recovery_times, 0.5);
             service.append_value(s);
             environment.append_value(e);
             bucket.append_value(start);
-            deployments.append_value(b.deployments);
-            frequency.append_value(freq);
-            lt50.append_option(lead50.map(nanos_to_interval));
-            lt90.append_option(lead90.map(nanos_to_interval));
-            cfr.append_option(rate);
-            ttr.append_option(restore.map(nanos_to_interval));
-            fdrt.append_option(recovery.map(nanos_to_interval));
-            let values = [
-                (Metric::LeadTime, seconds(lead50)),
-                (Metric::DeploymentFrequency, Some(freq)),
-                (Metric::ChangeFailureRate, rate),
-                (Metric::TimeToRestore, seconds(restore)),
-            ];
-            for (builder, (metric, value)) in tiers.iter_mut().zip(values) {
-                builder.append_option(value.map(|v| tier(metric, v).as_str()));
-            }
+            take.push(found.get(&(s.as_str(), e.as_str(), start)).copied().unwrap_or((rows.len(), 0)));
         }
     }
-    let [t_lead, t_freq, t_cfr, t_ttr] = tiers;
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(service.finish()),
-        Arc::new(environment.finish()),
-        Arc::new(bucket.finish()),
-        Arc::new(deployments.finish()),
-        Arc::new(frequency.finish()),
-        Arc::new(lt50.finish()),
-        Arc::new(lt90.finish()),
-        Arc::new(cfr.finish()),
-        Arc::new(ttr.finish()),
-        Arc::new(fdrt.finish()),
-        Arc::new({ t_lead }.finish()),
-        Arc::new({ t_freq }.finish()),
-        Arc::new({ t_cfr }.finish()),
-        Arc::new({ t_ttr }.finish()),
-    ];
+    let mut columns: Vec<ArrayRef> =
+        vec![Arc::new(service.finish()), Arc::new(environment.finish()), Arc::new(bucket.finish())];
+    let sources: Vec<&RecordBatch> = rows.iter().chain(std::iter::once(&zero)).collect();
+    for c in 3..dora_metrics_schema().fields().len() {
+        let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
+        columns.push(arrow::compute::interleave(&arrays, &take)?);
+    }
     Ok(RecordBatch::try_new(dora_metrics_schema(), columns)?)
+}
+
+/// Builds `dora_metrics` rows from buckets; the one place a bucket's
+/// metrics and tiers are computed.
+struct MetricRows {
+    service: StringBuilder,
+    environment: StringBuilder,
+    bucket: TimestampMicrosecondBuilder,
+    deployments: Int64Builder,
+    frequency: Float64Builder,
+    lt50: IntervalMonthDayNanoBuilder,
+    lt90: IntervalMonthDayNanoBuilder,
+    cfr: Float64Builder,
+    ttr: IntervalMonthDayNanoBuilder,
+    fdrt: IntervalMonthDayNanoBuilder,
+    tiers: [StringBuilder; 4],
+}
+
+impl MetricRows {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            service: StringBuilder::with_capacity(n, n * 8),
+            environment: StringBuilder::with_capacity(n, n * 8),
+            bucket: TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC),
+            deployments: Int64Builder::with_capacity(n),
+            frequency: Float64Builder::with_capacity(n),
+            lt50: IntervalMonthDayNanoBuilder::with_capacity(n),
+            lt90: IntervalMonthDayNanoBuilder::with_capacity(n),
+            cfr: Float64Builder::with_capacity(n),
+            ttr: IntervalMonthDayNanoBuilder::with_capacity(n),
+            fdrt: IntervalMonthDayNanoBuilder::with_capacity(n),
+            tiers: Default::default(),
+        }
+    }
+
+    fn push(&mut self, s: &str, e: &str, start: i64, grain: Grain, mut b: Bucket) {
+        let seconds = |nanos: Option<i64>| nanos.map(|n| n as f64 / 1e9);
+        let days = days_in(start, bucket_end(start, grain));
+        let freq = b.deployments as f64 / days;
+        let lead50 = median_nanos(&mut b.lead_times, 0.5);
+        let lead90 = median_nanos(&mut b.lead_times, 0.9);
+        let rate = (b.deployments > 0).then(|| b.failed as f64 / b.deployments as f64);
+        let restore = median_nanos(&mut b.restore_times, 0.5);
+        let recovery = median_nanos(&mut b.recovery_times, 0.5);
+        self.service.append_value(s);
+        self.environment.append_value(e);
+        self.bucket.append_value(start);
+        self.deployments.append_value(b.deployments);
+        self.frequency.append_value(freq);
+        self.lt50.append_option(lead50.map(nanos_to_interval));
+        self.lt90.append_option(lead90.map(nanos_to_interval));
+        self.cfr.append_option(rate);
+        self.ttr.append_option(restore.map(nanos_to_interval));
+        self.fdrt.append_option(recovery.map(nanos_to_interval));
+        let values = [
+            (Metric::LeadTime, seconds(lead50)),
+            (Metric::DeploymentFrequency, Some(freq)),
+            (Metric::ChangeFailureRate, rate),
+            (Metric::TimeToRestore, seconds(restore)),
+        ];
+        for (builder, (metric, value)) in self.tiers.iter_mut().zip(values) {
+            builder.append_option(value.map(|v| tier(metric, v).as_str()));
+        }
+    }
+
+    fn finish(mut self) -> Result<RecordBatch> {
+        let [t_lead, t_freq, t_cfr, t_ttr] = &mut self.tiers;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.service.finish()),
+            Arc::new(self.environment.finish()),
+            Arc::new(self.bucket.finish()),
+            Arc::new(self.deployments.finish()),
+            Arc::new(self.frequency.finish()),
+            Arc::new(self.lt50.finish()),
+            Arc::new(self.lt90.finish()),
+            Arc::new(self.cfr.finish()),
+            Arc::new(self.ttr.finish()),
+            Arc::new(self.fdrt.finish()),
+            Arc::new(t_lead.finish()),
+            Arc::new(t_freq.finish()),
+            Arc::new(t_cfr.finish()),
+            Arc::new(t_ttr.finish()),
+        ];
+        Ok(RecordBatch::try_new(dora_metrics_schema(), columns)?)
+    }
 }
 
 /// The `dora_quality` counts (SPEC §4; names as in the fixtures).
@@ -187,8 +253,47 @@ pub fn quality_schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
+/// The counts of `dora_quality` that come from the projections. Each is a
+/// sum over components (commit shas never span two), so the read model adds
+/// up its components' counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProjectedCounts {
+    pub events: u64,
+    pub orphan_resolves: u64,
+    pub open_incidents: u64,
+    pub unattributed_incidents: u64,
+    pub unknown_commits: u64,
+    pub negative_lead_times: u64,
+}
+
+impl ProjectedCounts {
+    pub fn of(p: &Projected) -> Self {
+        let unknown: std::collections::HashSet<&str> =
+            p.changes.iter().filter(|c| c.committed_at.is_none()).map(|c| c.commit_sha.as_str()).collect();
+        Self {
+            events: p.event_count,
+            orphan_resolves: p.orphan_resolves.len() as u64,
+            open_incidents: p.incidents.iter().filter(|i| i.resolved_at.is_none()).count() as u64,
+            unattributed_incidents: p.incidents.iter().filter(|i| i.attribution.is_none()).count() as u64,
+            unknown_commits: unknown.len() as u64,
+            negative_lead_times: p.changes.iter().filter(|c| c.raw_lead_time().is_some_and(|l| l < 0)).count() as u64,
+        }
+    }
+}
+
+impl std::ops::AddAssign for ProjectedCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.events += o.events;
+        self.orphan_resolves += o.orphan_resolves;
+        self.open_incidents += o.open_incidents;
+        self.unattributed_incidents += o.unattributed_incidents;
+        self.unknown_commits += o.unknown_commits;
+        self.negative_lead_times += o.negative_lead_times;
+    }
+}
+
 /// One row of counts that explains every number of the metrics.
-pub fn dora_quality(p: &Projected, snap: &Snapshot, as_of: Option<i64>) -> Result<RecordBatch> {
+pub fn dora_quality(p: ProjectedCounts, snap: &Snapshot, as_of: Option<i64>) -> Result<RecordBatch> {
     let duplicates: u64 = snap
         .appends
         .iter()
@@ -196,18 +301,16 @@ pub fn dora_quality(p: &Projected, snap: &Snapshot, as_of: Option<i64>) -> Resul
         .map(|a| a.duplicates)
         .sum();
     let (conflicts, rejected) = count_rejections(snap, as_of)?;
-    let unknown: std::collections::HashSet<&str> =
-        p.changes.iter().filter(|c| c.committed_at.is_none()).map(|c| c.commit_sha.as_str()).collect();
     let values = [
-        p.event_count,
+        p.events,
         duplicates,
         conflicts,
         rejected,
-        p.orphan_resolves.len() as u64,
-        p.incidents.iter().filter(|i| i.resolved_at.is_none()).count() as u64,
-        p.incidents.iter().filter(|i| i.attribution.is_none()).count() as u64,
-        unknown.len() as u64,
-        p.changes.iter().filter(|c| c.raw_lead_time().is_some_and(|l| l < 0)).count() as u64,
+        p.orphan_resolves,
+        p.open_incidents,
+        p.unattributed_incidents,
+        p.unknown_commits,
+        p.negative_lead_times,
     ];
     let columns: Vec<ArrayRef> =
         values.iter().map(|v| Arc::new(arrow::array::Int64Array::from(vec![*v as i64])) as ArrayRef).collect();

@@ -11,10 +11,11 @@ pub mod changes;
 pub mod deployments;
 pub mod incidents;
 pub mod metrics;
-mod tables;
+pub(crate) mod tables;
 
 use std::collections::BTreeSet;
 use std::fs::File;
+use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -62,24 +63,69 @@ pub fn project(events: &[Event], window: Option<i64>) -> Projected {
     Projected { deployments, changes, incidents, orphan_resolves, pairs, span, event_count: events.len() as u64 }
 }
 
+/// Which stored events to read, by `ingested_at`: after `after`
+/// (exclusive) and up to `through` (inclusive); `None` leaves a side open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ingested {
+    pub after: Option<i64>,
+    pub through: Option<i64>,
+}
+
+impl Ingested {
+    fn contains(self, t: i64) -> bool {
+        self.after.is_none_or(|a| t > a) && self.through.is_none_or(|b| t <= b)
+    }
+}
+
 /// Reads the events visible at `snap` and ingested at or before `as_of`.
 pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
     let root = snap.events_root();
     let mut out = Vec::new();
     for f in &snap.event_files {
-        let path = root.join(&f.path);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
-            .with_batch_size(8192)
-            .build()?;
-        for batch in reader {
-            decode(&batch?, as_of, &mut out)?;
-        }
+        read_events(&root.join(&f.path), Ingested { after: None, through: as_of }, &mut |batch| {
+            out.extend(batch);
+            Ok(())
+        })?;
     }
     Ok(out)
 }
 
-fn decode(batch: &RecordBatch, as_of: Option<i64>, out: &mut Vec<Event>) -> Result<()> {
+/// Calls `each` with the events of one Parquet file of the `events` schema
+/// that lie in `range`, a batch at a time. Row groups written wholly before
+/// `range.after` are skipped by their statistics, and the columns no rule
+/// reads (`source`, `attributes`) are not decoded.
+pub fn read_events(path: &Path, range: Ingested, each: &mut dyn FnMut(Vec<Event>) -> Result<()>) -> Result<()> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::statistics::Statistics;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(8192);
+    let columns = builder.parquet_schema().columns();
+    let wanted: Vec<usize> =
+        (0..columns.len()).filter(|&i| !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes")).collect();
+    let ingested = columns.iter().position(|c| c.name() == "ingested_at");
+    if let (Some(after), Some(col)) = (range.after, ingested) {
+        let groups: Vec<usize> = (0..builder.metadata().num_row_groups())
+            .filter(|&g| match builder.metadata().row_group(g).column(col).statistics() {
+                Some(Statistics::Int64(s)) => s.max_opt().is_none_or(|&max| max > after),
+                _ => true,
+            })
+            .collect();
+        if groups.is_empty() {
+            return Ok(());
+        }
+        builder = builder.with_row_groups(groups);
+    }
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), wanted);
+    for batch in builder.with_projection(mask).build()? {
+        let mut out = Vec::new();
+        decode(&batch?, range, &mut out)?;
+        each(out)?;
+    }
+    Ok(())
+}
+
+fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> Result<()> {
     let text = |name: &str| -> Result<&arrow::array::StringArray> {
         batch
             .column_by_name(name)
@@ -94,8 +140,7 @@ fn decode(batch: &RecordBatch, as_of: Option<i64>, out: &mut Vec<Event>) -> Resu
     };
     let (id, ty, occurred, service, env) =
         (text("event_id")?, text("event_type")?, ts("occurred_at")?, text("service")?, text("environment")?);
-    let (sha, dep, inc, team, source, attrs) =
-        (text("commit_sha")?, text("deployment_id")?, text("incident_id")?, text("team")?, text("source")?, text("attributes")?);
+    let (sha, dep, inc, team) = (text("commit_sha")?, text("deployment_id")?, text("incident_id")?, text("team")?);
     let ingested = ts("ingested_at")?;
     let changes = batch
         .column_by_name("change_ids")
@@ -104,7 +149,7 @@ fn decode(batch: &RecordBatch, as_of: Option<i64>, out: &mut Vec<Event>) -> Resu
     let version = batch.column_by_name("schema_version").and_then(|c| c.as_primitive_opt::<Int16Type>());
     let opt = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     for i in 0..batch.num_rows() {
-        if as_of.is_some_and(|t| ingested.value(i) > t) {
+        if !range.contains(ingested.value(i)) {
             continue;
         }
         let Some(event_type) = EventType::parse(ty.value(i)) else {
@@ -126,8 +171,8 @@ fn decode(batch: &RecordBatch, as_of: Option<i64>, out: &mut Vec<Event>) -> Resu
             incident_id: opt(inc, i),
             change_ids,
             team: opt(team, i),
-            source: opt(source, i),
-            attributes: opt(attrs, i),
+            source: None,
+            attributes: None,
             schema_version: version.map_or(1, |v| v.value(i)),
         });
     }

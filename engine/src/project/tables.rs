@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DFSchema, Result as DfResult, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use leadline_udfs::{Grain, nanos_to_interval};
@@ -26,7 +26,7 @@ use crate::log::Snapshot;
 
 /// Registers every projection table and function on `ctx`.
 pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> DfResult<()> {
-    for kind in [Kind::Deployments, Kind::Changes, Kind::Incidents, Kind::Quality] {
+    for kind in [Kind::Table(Table::Deployments), Kind::Table(Table::Changes), Kind::Table(Table::Incidents), Kind::Quality] {
         ctx.register_table(kind.name(), Arc::new(ProjectionTable { catalog: catalog.clone(), kind }))?;
     }
     ctx.register_udtf("dora_metrics", Arc::new(DoraMetricsFunction { catalog: catalog.clone() }));
@@ -34,11 +34,44 @@ pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> DfResult<()> {
     Ok(())
 }
 
+/// The projections that are tables of rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Kind {
+pub enum Table {
     Deployments,
     Changes,
     Incidents,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Deployments => "deployments",
+            Table::Changes => "changes",
+            Table::Incidents => "incidents",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Table::Deployments => deployments_schema(),
+            Table::Changes => changes_schema(),
+            Table::Incidents => incidents_schema(),
+        }
+    }
+}
+
+/// The rows of `table` in `p`.
+pub fn table_batch(table: Table, p: &Projected) -> crate::Result<RecordBatch> {
+    match table {
+        Table::Deployments => deployments_batch(p),
+        Table::Changes => changes_batch(p),
+        Table::Incidents => incidents_batch(p),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Table(Table),
     Quality,
     Metrics { grain: Grain, from: Option<i64>, to: Option<i64> },
 }
@@ -46,9 +79,7 @@ enum Kind {
 impl Kind {
     fn name(self) -> &'static str {
         match self {
-            Kind::Deployments => "deployments",
-            Kind::Changes => "changes",
-            Kind::Incidents => "incidents",
+            Kind::Table(t) => t.name(),
             Kind::Quality => "dora_quality",
             Kind::Metrics { .. } => "dora_metrics",
         }
@@ -56,21 +87,21 @@ impl Kind {
 
     fn schema(self) -> SchemaRef {
         match self {
-            Kind::Deployments => deployments_schema(),
-            Kind::Changes => changes_schema(),
-            Kind::Incidents => incidents_schema(),
+            Kind::Table(t) => t.schema(),
             Kind::Quality => metrics::quality_schema(),
             Kind::Metrics { .. } => metrics::dora_metrics_schema(),
         }
     }
 
+    /// Computed in memory from `p`: the path for `as_of` and windows other
+    /// than the read model's.
     fn batch(self, p: &Projected, snap: &Snapshot, as_of: Option<i64>) -> crate::Result<RecordBatch> {
         match self {
-            Kind::Deployments => deployments_batch(p),
-            Kind::Changes => changes_batch(p),
-            Kind::Incidents => incidents_batch(p),
-            Kind::Quality => metrics::dora_quality(p, snap, as_of),
-            Kind::Metrics { grain, from, to } => metrics::dora_metrics(p, grain, from, to),
+            Kind::Table(t) => table_batch(t, p),
+            Kind::Quality => metrics::dora_quality(metrics::ProjectedCounts::of(p), snap, as_of),
+            Kind::Metrics { grain, from, to } => {
+                metrics::dora_metrics(&[metrics::metric_rows(p, grain)?], &p.pairs, p.span, grain, from, to)
+            }
         }
     }
 }
@@ -89,15 +120,33 @@ impl TableProvider for ProjectionTable {
     fn table_type(&self) -> TableType {
         TableType::View
     }
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
+        filters: &[Expr],
+        limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let options = LeadlineOptions::of(state);
         let snap = self.catalog.snapshot();
+        // The read model holds the projections of the latest log under the
+        // default attribution window; anything else folds in memory.
+        if options.as_of.is_none() && options.attribution_window == LeadlineOptions::default().attribution_window {
+            match crate::model::current(&snap, options.attribution_window) {
+                Ok(m) => {
+                    let batch = match self.kind {
+                        Kind::Table(t) => return m.scan(state, &snap.root, t, projection, filters, limit).await,
+                        Kind::Quality => metrics::dora_quality(m.counts(), &snap, None)?,
+                        Kind::Metrics { grain, from, to } => m.dora_metrics(&snap.root, grain, from, to)?,
+                    };
+                    return Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?);
+                }
+                Err(e) => tracing::warn!(error = %e, "the read model is unavailable; folding the log in memory"),
+            }
+        }
         let p = projected(&snap, options.as_of, options.attribution_window)?;
         let batch = self.kind.batch(&p, &snap, options.as_of)?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?)

@@ -1,0 +1,473 @@
+//! The read model: the projections of the whole log (SPEC §2) and their
+//! `dora_metrics` rows, persisted beside the log in `<data>/model/` and
+//! brought up to date at append time, so that a query reads results instead
+//! of folding the log again.
+//!
+//! The log is folded per *component*: services joined by any id their events
+//! share (a deployment, an incident or a commit named from two services, see
+//! [`keys`]). No rule of SPEC §2 looks across components, so each
+//! component's projections are exact on their own, and global figures (the
+//! span, the pairs, the quality counts) are sums or unions over components.
+//! An append routes its new events into per-service input segments kept here,
+//! then refolds only the components they touch with [`project`], the same
+//! entry point the in-memory path uses; the others stay on disk untouched.
+//!
+//! Everything here is derived from the log. A manifest swapped in atomically
+//! names the files of the current model; files it no longer names are
+//! deleted after a grace period (queries may still be reading them), and
+//! files of an update that crashed are deleted by the next one. A missing or
+//! unreadable model is rebuilt from the log.
+
+mod keys;
+mod stored;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use arrow::array::RecordBatch;
+use datafusion::catalog::Session;
+use datafusion::common::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use leadline_udfs::Grain;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::log::Snapshot;
+use crate::log::delta::{create_dir_durable, sync_dir, write_atomic};
+use crate::log::files::events_batch;
+use crate::catalog::{empty, finish_scan, listing_plan};
+use crate::log::delta::AddFile;
+use crate::project::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
+use crate::project::tables::{Table, table_batch};
+use crate::project::{Ingested, project, read_events};
+
+/// Bumped whenever what is stored changes meaning: an older model is rebuilt.
+const FORMAT: u32 = 1;
+const DIR: &str = "model";
+const MANIFEST: &str = "MANIFEST.json";
+/// A service's input segments are merged into one when it has more.
+const MAX_SEGMENTS: usize = 8;
+/// Files the manifest no longer names are kept this long for queries that
+/// are still reading them.
+const GRACE_MS: i64 = 10 * 60 * 1000;
+/// Rows of one service encoded at a time (one row group).
+const SEGMENT_ROWS: usize = 8192;
+const GRAINS: [Grain; 3] = [Grain::Day, Grain::Week, Grain::Month];
+
+/// What the model holds; `model/MANIFEST.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    format: u32,
+    /// The log version folded through.
+    pub version: Option<u64>,
+    /// The greatest `ingested_at` folded.
+    ingested_through: Option<i64>,
+    /// The attribution window (µs; `None`: unbounded) the projections use.
+    pub window: Option<i64>,
+    /// Service names; a service's number is its index here.
+    services: Vec<String>,
+    /// Union-find parents over services: a component is a tree, named by its
+    /// root, the smallest service number in it.
+    parent: Vec<u32>,
+    /// Per service: its events, as Parquet files under `model/`.
+    segments: Vec<Vec<String>>,
+    /// Sorted runs of entity keys (see [`keys`]).
+    key_runs: Vec<String>,
+    /// Per component root: its folded projections.
+    components: BTreeMap<u32, Component>,
+    /// Files no longer named, with the time (ms) they were let go.
+    garbage: Vec<(i64, String)>,
+}
+
+/// The folded projections of one component.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Component {
+    /// Directory under `model/` with one Parquet file per table and grain.
+    dir: String,
+    counts: ProjectedCounts,
+    span: Option<(i64, i64)>,
+    pairs: Vec<(String, String)>,
+}
+
+impl Manifest {
+    /// Scans `table` of every component, as a table provider's `scan` would.
+    pub async fn scan(
+        &self,
+        state: &dyn Session,
+        data: &Path,
+        table: Table,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = table.schema();
+        if self.components.is_empty() {
+            return empty(schema, projection);
+        }
+        let files: Vec<AddFile> = self
+            .components
+            .values()
+            .map(|c| AddFile {
+                path: format!("{}/{}.parquet", c.dir, table.name()),
+                partition_values: Default::default(),
+                size: 0,
+                num_records: 0,
+            })
+            .collect();
+        let plan = listing_plan(&data.join(DIR), &files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?;
+        finish_scan(state, plan, &schema, projection, filters, limit).await
+    }
+
+    pub fn counts(&self) -> ProjectedCounts {
+        let mut total = ProjectedCounts::default();
+        self.components.values().for_each(|c| total += c.counts);
+        total
+    }
+
+    /// `dora_metrics(grain, from, to)` from the stored rows of every component.
+    pub fn dora_metrics(&self, root: &Path, grain: Grain, from: Option<i64>, to: Option<i64>) -> Result<RecordBatch> {
+        let dir = root.join(DIR);
+        let mut rows = Vec::new();
+        let mut pairs = BTreeSet::new();
+        let mut span: Option<(i64, i64)> = None;
+        for c in self.components.values() {
+            let path = dir.join(&c.dir).join(format!("{grain}.parquet"));
+            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65_536).build()? {
+                rows.push(stored::from_stored(&batch?, dora_metrics_schema())?);
+            }
+            pairs.extend(c.pairs.iter().cloned());
+            if let Some((lo, hi)) = c.span {
+                span = Some(span.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+            }
+        }
+        dora_metrics(&rows, &pairs, span, grain, from, to)
+    }
+
+    fn named_files(&self) -> BTreeSet<String> {
+        let mut named: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
+        named.extend(self.key_runs.iter().cloned());
+        named.extend(self.components.values().map(|c| c.dir.clone()));
+        named.extend(self.garbage.iter().map(|(_, f)| f.clone()));
+        named
+    }
+
+    fn find(&self, mut s: u32) -> u32 {
+        while self.parent[s as usize] != s {
+            s = self.parent[s as usize];
+        }
+        s
+    }
+
+    fn union(&mut self, a: u32, b: u32) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra != rb {
+            self.parent[ra.max(rb) as usize] = ra.min(rb);
+        }
+    }
+
+    fn let_go(&mut self, file: String) {
+        self.garbage.push((chrono::Utc::now().timestamp_millis(), file));
+    }
+}
+
+static CURRENT: LazyLock<Mutex<HashMap<PathBuf, Arc<Manifest>>>> = LazyLock::new(Default::default);
+
+/// The read model of `snap` folded with `window`, brought up to date first
+/// if it is behind (under the model's lock, so one process updates it at a
+/// time and the others wait for that). A model already past `snap` (another
+/// process appended since) is returned as it is.
+pub fn current(snap: &Snapshot, window: Option<i64>) -> Result<Arc<Manifest>> {
+    let fresh = |m: &Manifest| m.window == window && m.version >= snap.version;
+    if let Ok(cache) = CURRENT.lock()
+        && let Some(m) = cache.get(&snap.root).filter(|m| fresh(m))
+    {
+        return Ok(m.clone());
+    }
+    let m = Arc::new(update(snap, window)?);
+    if let Ok(mut cache) = CURRENT.lock() {
+        cache.insert(snap.root.clone(), m.clone());
+    }
+    Ok(m)
+}
+
+fn read_manifest(dir: &Path) -> Option<Manifest> {
+    let bytes = std::fs::read(dir.join(MANIFEST)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
+    let dir = snap.root.join(DIR);
+    for sub in ["", "input", "keys", "out"] {
+        create_dir_durable(&dir.join(sub))?;
+    }
+    let lock_path = dir.join("lock");
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let mut m = match read_manifest(&dir) {
+        Some(m) if m.format == FORMAT && m.window == window => m,
+        _ => Manifest { format: FORMAT, window, ..Manifest::default() },
+    };
+    remove_unnamed(&dir, &m)?;
+    if m.version >= snap.version {
+        return Ok(m);
+    }
+    let started = std::time::Instant::now();
+    let through = snap.appends.iter().map(|a| a.ingested_at).max();
+    let range = Ingested { after: m.ingested_through, through };
+
+    // 1. Route the new events to a new segment of their service, keeping
+    //    the keys of the ids they name.
+    let mut numbers: HashMap<String, u32> = m.services.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+    let mut writers: BTreeMap<u32, SegmentWriter> = BTreeMap::new();
+    let mut new_keys: Vec<u64> = Vec::new();
+    let mut new_events = 0u64;
+    for f in &snap.event_files {
+        read_events(&snap.events_root().join(&f.path), range, &mut |events| {
+            for e in events {
+                let s = match numbers.get(&e.service) {
+                    Some(&s) => s,
+                    None => {
+                        let s = m.services.len() as u32;
+                        if m.services.len() >= keys::MAX_SERVICES {
+                            return Err(Error::Input(format!("the read model holds at most {} services", keys::MAX_SERVICES)));
+                        }
+                        numbers.insert(e.service.clone(), s);
+                        m.services.push(e.service.clone());
+                        m.parent.push(s);
+                        m.segments.push(Vec::new());
+                        s
+                    }
+                };
+                entity_keys(&e, s, &mut new_keys);
+                new_events += 1;
+                let w = match writers.entry(s) {
+                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
+                };
+                w.push(e)?;
+            }
+            Ok(())
+        })?;
+    }
+    let touched: Vec<u32> = writers.keys().copied().collect();
+    for (s, w) in writers {
+        m.segments[s as usize].push(w.finish()?);
+    }
+    let routed = started.elapsed();
+
+    // 2. Join the services that share an id, old or new.
+    let keys_dir = dir.join("keys");
+    let runs: Vec<String> = m.key_runs.iter().map(|r| r.trim_start_matches("keys/").to_string()).collect();
+    let mut joins = Vec::new();
+    keys::shared(&keys_dir, &runs, &mut new_keys, &mut |a, b| joins.push((a, b)))?;
+    joins.into_iter().for_each(|(a, b)| m.union(a, b));
+    if !new_keys.is_empty() {
+        let run = format!("{}.keys", uuid::Uuid::new_v4());
+        keys::write_run(&keys_dir.join(&run), new_keys.iter().copied())?;
+        m.key_runs.push(format!("keys/{run}"));
+    }
+    drop(new_keys);
+    if keys::too_many(&m.key_runs) {
+        let run = format!("{}.keys", uuid::Uuid::new_v4());
+        let runs: Vec<String> = m.key_runs.iter().map(|r| r.trim_start_matches("keys/").to_string()).collect();
+        keys::merge_runs(&keys_dir, &runs, &keys_dir.join(&run))?;
+        for old in std::mem::replace(&mut m.key_runs, vec![format!("keys/{run}")]) {
+            m.let_go(old);
+        }
+    }
+    sync_dir(&keys_dir)?;
+
+    // 3. Refold every component an event touched, whole.
+    let affected: BTreeSet<u32> = touched.iter().map(|&s| m.find(s)).collect();
+    let stale: Vec<u32> = m.components.keys().copied().filter(|&c| affected.contains(&m.find(c))).collect();
+    for c in stale {
+        if let Some(old) = m.components.remove(&c) {
+            m.let_go(old.dir);
+        }
+    }
+    let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for s in 0..m.services.len() as u32 {
+        let root = m.find(s);
+        if affected.contains(&root) {
+            members.entry(root).or_default().push(s);
+        }
+    }
+    for (root, services) in members {
+        let component = fold(&dir, &mut m, root, &services)?;
+        m.components.insert(root, component);
+    }
+    sync_dir(&dir.join("input"))?;
+    sync_dir(&dir.join("out"))?;
+
+    m.version = snap.version;
+    m.ingested_through = through.or(m.ingested_through);
+    for s in 0..m.parent.len() {
+        m.parent[s] = m.find(s as u32);
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut m.garbage).into_iter().partition(|(at, _)| now - at > GRACE_MS);
+    m.garbage = kept;
+    let bytes = serde_json::to_vec(&m).map_err(|e| Error::Corrupt(format!("read model manifest: {e}")))?;
+    write_atomic(&dir.join(MANIFEST), &bytes)?;
+    for (_, f) in expired {
+        remove(&dir.join(f));
+    }
+    tracing::info!(
+        new_events,
+        components = affected.len(),
+        of = m.components.len(),
+        ?routed,
+        total = ?started.elapsed(),
+        "read model updated"
+    );
+    Ok(m)
+}
+
+/// Keys of the ids `e` names; their kinds are kept apart.
+fn entity_keys(e: &Event, service: u32, out: &mut Vec<u64>) {
+    if let Some(d) = &e.deployment_id {
+        out.push(keys::key(0, d, service));
+    }
+    if let Some(i) = &e.incident_id {
+        out.push(keys::key(1, i, service));
+    }
+    for sha in e.commit_sha.iter().chain(e.change_ids.iter().flatten()) {
+        out.push(keys::key(2, sha, service));
+    }
+}
+
+/// Folds the events of `services` (one component) and writes its tables
+/// and metric rows to a new directory. Merges a service's segments once it
+/// has too many.
+fn fold(dir: &Path, m: &mut Manifest, root: u32, services: &[u32]) -> Result<Component> {
+    let mut events: Vec<Event> = Vec::new();
+    for &s in services {
+        let first = events.len();
+        for seg in &m.segments[s as usize] {
+            read_events(&dir.join(seg), Ingested::default(), &mut |batch| {
+                events.extend(batch);
+                Ok(())
+            })?;
+        }
+        if m.segments[s as usize].len() > MAX_SEGMENTS {
+            let mut w = SegmentWriter::create(dir, s)?;
+            for e in &events[first..] {
+                w.push(e.clone())?;
+            }
+            let merged = w.finish()?;
+            for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
+                m.let_go(old);
+            }
+        }
+    }
+    let p = project(&events, m.window);
+    drop(events);
+    let out = format!("out/c{root}-{}", uuid::Uuid::new_v4());
+    let out_dir = dir.join(&out);
+    std::fs::create_dir(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    for table in [Table::Deployments, Table::Changes, Table::Incidents] {
+        write_parquet(&out_dir.join(format!("{}.parquet", table.name())), &table_batch(table, &p)?)?;
+    }
+    for grain in GRAINS {
+        write_parquet(&out_dir.join(format!("{grain}.parquet")), &metric_rows(&p, grain)?)?;
+    }
+    sync_dir(&out_dir)?;
+    Ok(Component {
+        dir: out,
+        counts: ProjectedCounts::of(&p),
+        span: p.span,
+        pairs: p.pairs.into_iter().collect(),
+    })
+}
+
+fn properties(row_group_rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(row_group_rows))
+        .build()
+}
+
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let batch = stored::to_stored(batch)?;
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(properties(1 << 20)))?;
+    w.write(&batch)?;
+    w.into_inner()?.sync_all().map_err(|e| Error::io(path, e))
+}
+
+/// A new input segment of one service: events encoded a row group at a time,
+/// so that a few hundred open at once stay small.
+struct SegmentWriter {
+    name: String,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    rows: Vec<Event>,
+}
+
+impl SegmentWriter {
+    fn create(dir: &Path, service: u32) -> Result<Self> {
+        let name = format!("input/s{service}-{}.parquet", uuid::Uuid::new_v4());
+        let path = dir.join(&name);
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let writer = ArrowWriter::try_new(file, crate::event::events_schema(), Some(properties(SEGMENT_ROWS)))?;
+        Ok(Self { name, path, writer, rows: Vec::with_capacity(SEGMENT_ROWS) })
+    }
+
+    fn push(&mut self, e: Event) -> Result<()> {
+        self.rows.push(e);
+        if self.rows.len() >= SEGMENT_ROWS {
+            self.encode()?;
+        }
+        Ok(())
+    }
+
+    fn encode(&mut self) -> Result<()> {
+        if !self.rows.is_empty() {
+            self.writer.write(&events_batch(&self.rows, 0)?)?;
+            self.writer.flush()?;
+            self.rows.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<String> {
+        self.encode()?;
+        self.writer.into_inner()?.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        Ok(self.name)
+    }
+}
+
+/// Deletes what an update that did not finish left behind: files under
+/// `input/`, `keys/` and `out/` that the manifest does not name.
+fn remove_unnamed(dir: &Path, m: &Manifest) -> Result<()> {
+    let named = m.named_files();
+    for sub in ["input", "keys", "out"] {
+        let d = dir.join(sub);
+        let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
+        for entry in entries.flatten() {
+            let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
+            if !named.contains(&rel) {
+                remove(&entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove(path: &Path) {
+    let result = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "could not remove an old read-model file");
+    }
+}
