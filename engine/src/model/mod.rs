@@ -229,6 +229,11 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
     let mut numbers: HashMap<String, u32> = m.services.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
     let mut writers: BTreeMap<u32, SegmentWriter> = BTreeMap::new();
     let mut new_keys: Vec<u64> = Vec::new();
+    if m.version.is_none() {
+        // About one key per event: reserve once rather than double a vector
+        // of hundreds of MB.
+        new_keys.reserve(snap.event_files.iter().map(|f| f.num_records as usize).sum::<usize>() * 9 / 8);
+    }
     let mut new_events = 0u64;
     for f in &snap.event_files {
         read_events(&snap.events_root().join(&f.path), range, &mut |events| {
@@ -301,9 +306,35 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
             members.entry(root).or_default().push(s);
         }
     }
-    for (root, services) in members {
-        let component = fold(&dir, &mut m, root, &services)?;
-        m.components.insert(root, component);
+    // Components fold independently: as many at a time as there are cores.
+    let work: Vec<(u32, Vec<u32>)> = members.into_iter().collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, work.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while let Some((root, services)) = work.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    let folded = fold(&dir, &m, *root, services);
+                    let failed = folded.is_err();
+                    if let Ok(mut done) = done.lock() {
+                        done.push((*root, folded));
+                    }
+                    if failed {
+                        next.store(work.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    for (root, folded) in done.into_inner().map_err(|_| Error::Corrupt("a fold thread panicked".into()))? {
+        let folded = folded?;
+        for (s, merged) in folded.merged_segments {
+            for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
+                m.let_go(old);
+            }
+        }
+        m.components.insert(root, folded.component);
     }
     sync_dir(&dir.join("input"))?;
     sync_dir(&dir.join("out"))?;
@@ -345,28 +376,34 @@ fn entity_keys(e: &Event, service: u32, out: &mut Vec<u64>) {
     }
 }
 
+/// What [`fold`] made of one component.
+struct Folded {
+    component: Component,
+    /// (service, its one new segment) where the old ones were merged.
+    merged_segments: Vec<(u32, String)>,
+}
+
 /// Folds the events of `services` (one component) and writes its tables
 /// and metric rows to a new directory. Merges a service's segments once it
 /// has too many.
-fn fold(dir: &Path, m: &mut Manifest, root: u32, services: &[u32]) -> Result<Component> {
+fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded> {
     let mut events: Vec<Event> = Vec::new();
+    let mut merged_segments = Vec::new();
     for &s in services {
         let first = events.len();
-        for seg in &m.segments[s as usize] {
+        let segments = &m.segments[s as usize];
+        for seg in segments {
             read_events(&dir.join(seg), Ingested::default(), &mut |batch| {
                 events.extend(batch);
                 Ok(())
             })?;
         }
-        if m.segments[s as usize].len() > MAX_SEGMENTS {
+        if segments.len() > MAX_SEGMENTS {
             let mut w = SegmentWriter::create(dir, s)?;
             for e in &events[first..] {
                 w.push(e.clone())?;
             }
-            let merged = w.finish()?;
-            for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
-                m.let_go(old);
-            }
+            merged_segments.push((s, w.finish()?));
         }
     }
     let p = project(&events, m.window);
@@ -381,12 +418,8 @@ fn fold(dir: &Path, m: &mut Manifest, root: u32, services: &[u32]) -> Result<Com
         write_parquet(&out_dir.join(format!("{grain}.parquet")), &metric_rows(&p, grain)?)?;
     }
     sync_dir(&out_dir)?;
-    Ok(Component {
-        dir: out,
-        counts: ProjectedCounts::of(&p),
-        span: p.span,
-        pairs: p.pairs.into_iter().collect(),
-    })
+    let component = Component { dir: out, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
+    Ok(Folded { component, merged_segments })
 }
 
 fn properties(row_group_rows: usize) -> WriterProperties {
