@@ -7,13 +7,20 @@ For each N: `leadline generate` N events, `leadline ingest` them, check that
 duckdb_dora.sql gives leadline's numbers, then time Q1-Q3 and the scan
 through `leadline query` and the same answers through DuckDB (each a fresh
 process: wall time, median over --runs, peak RSS from /usr/bin/time -v).
-See README.md beside this file. The script re-executes itself in its own venv
-(~/.cache/leadline/bench-venv, duckdb from PyPI) when duckdb is missing.
+Then, per N, the append step: a small batch of late events (`leadline generate`
+with another seed for a few of the same services, inside the existing time
+span) is ingested into a copy of the data dir and Q1 is timed again, to show
+whether an append costs work proportional to the whole log.
+Per-N results are saved under WORK/results/ (--resume reuses them), and
+--keep-going carries on after a failed N. See README.md beside this file.
+The script re-executes itself in its own venv (~/.cache/leadline/bench-venv,
+duckdb from PyPI) when duckdb is missing.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -25,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -191,6 +199,51 @@ def fmt_bytes(n: int) -> str:
     return f"{n / 2**20:.0f} MiB"
 
 
+def fmt_size(n: int | None) -> str:
+    return "-" if n is None else (f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB")
+
+
+def fmt_s(x) -> str:
+    return "-" if x is None else f"{x:.3f} s"
+
+
+def dir_bytes(path: pathlib.Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def binary_id(path: pathlib.Path) -> str:
+    """Short sha256 of the binary: cached data dirs and saved results belong to one build."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def read_json(path: pathlib.Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def write_json(path: pathlib.Path, obj):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def rmtree(path: pathlib.Path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, nargs="+", default=[1_000_000])
@@ -204,14 +257,46 @@ def main():
     ap.add_argument("--only", nargs="*", help="subset of q1 q2 q3 scan")
     ap.add_argument("--no-check", action="store_true", help="skip the result comparison at scale")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--append-events", type=int, default=1000,
+                    help="size of the late batch of the append step (0: no append step)")
+    ap.add_argument("--append-services", type=int, default=3,
+                    help="how many existing services (svc-000..) the small late batch touches")
+    ap.add_argument("--append-all", action="store_true",
+                    help="also append a batch touching all --services services (see --append-all-events)")
+    ap.add_argument("--append-all-events", type=int,
+                    help="size of the --append-all batch (default: the larger of --append-events and 25 per "
+                         "service, so that every service gets events)")
+    ap.add_argument("--append-at", type=float, default=0.5,
+                    help="where in the stored time span the late batch starts, 0..1 (default: the middle)")
+    ap.add_argument("--append-seed", type=int,
+                    help="seed of the late batch (default --seed + 1000, so its evt-SEED-n ids are new)")
+    ap.add_argument("--duckdb-max-events", type=int,
+                    help="time DuckDB only up to this N (it is the slow side at scale; the checks still run "
+                         "unless --no-check)")
+    ap.add_argument("--keep-going", action="store_true",
+                    help="when one N fails, print the error and go on with the next N")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the steps already measured (saved in WORK/results/) for this binary and options")
+    ap.add_argument("--reingest", action="store_true", help="re-ingest the cached data dirs from their NDJSON")
+    ap.add_argument("--reuse-data", action="store_true",
+                    help="keep a cached data dir ingested by another binary (default: re-ingest it)")
     args = ap.parse_args()
+    if args.append_seed is None:
+        args.append_seed = args.seed + 1000
+    if args.append_all_events is None:
+        args.append_all_events = max(args.append_events, 25 * args.services)
+    if args.append_seed == args.seed:
+        sys.exit("--append-seed must differ from --seed (the event ids evt-SEED-n would collide)")
     ensure_venv()
     ensure_time()
-    import duckdb
+    import duckdb  # noqa: F401
 
     leadline = find_binary(args.bin)
+    binid = binary_id(leadline)
+    print(f"leadline binary {leadline} (sha256 {binid}, built "
+          f"{dt.datetime.fromtimestamp(leadline.stat().st_mtime, dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", flush=True)
     work = pathlib.Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
+    (work / "results").mkdir(parents=True, exist_ok=True)
     setup, queries = load_sql()
 
     # Correctness first: the fixtures, leadline vs DuckDB vs expected_week.csv.
@@ -226,7 +311,29 @@ def main():
 
     results = []
     for n in args.events:
-        results.append(bench_one(args, leadline, work, n, setup, queries))
+        # Steps are saved one by one; an append step also records its own options (append_params).
+        config = {"events": n, "services": args.services, "days": args.days, "seed": args.seed, "binary": binid,
+                  "runs": args.runs}
+        saved_path = work / "results" / f"n{n}-s{args.services}-d{args.days}-seed{args.seed}-{binid}.json"
+        saved = read_json(saved_path, {}) if args.resume else {}
+        res = saved.get("result", {}) if saved.get("config") == config else {}
+        if res:
+            print(f"\n(resuming {n:,} events from {saved_path})", flush=True)
+
+        def save(res=res, config=config, saved_path=saved_path):
+            write_json(saved_path, {"config": config, "result": res})
+
+        try:
+            bench_one(args, leadline, binid, work, n, setup, queries, res, save)
+        except Exception as e:  # noqa: BLE001 - reported, and fatal without --keep-going
+            if not args.keep_going:
+                raise
+            traceback.print_exc()
+            res["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:300]
+            print(f"  FAILED at {n:,} events ({res['error']}); --keep-going: next N", flush=True)
+        res.setdefault("events", n)
+        results.append(res)
+        save()
     print_report(results)
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2, default=str))
@@ -282,34 +389,90 @@ def leadline_queries(service: str, frm: str, to: str) -> dict[str, str]:
     }
 
 
-def bench_one(args, leadline, work: pathlib.Path, n: int, setup: str, queries: dict[str, str]) -> dict:
+def prepare(args, leadline, binid: str, work: pathlib.Path, n: int):
+    """(tag, NDJSON path, data dir, meta) for N events: generated and ingested once, reused after.
+
+    The NDJSON is written to .tmp and renamed, the data dir ingested into .tmp
+    and renamed, so a run killed half-way leaves nothing that looks complete.
+    WORK/TAG.meta.json keeps the generate and full-ingest figures and which
+    binary ingested the data dir; a data dir of another binary is ingested
+    again (unless --reuse-data), so queries and the append step are measured
+    on the current engine's files and the append is compared with the
+    current engine's full ingest.
+    """
     tag = f"n{n}-s{args.services}-d{args.days}-seed{args.seed}"
-    hist, data = work / f"{tag}.ndjson", work / f"{tag}.data"
-    res: dict = {"events": n}
+    hist, data, meta_path = work / f"{tag}.ndjson", work / f"{tag}.data", work / f"{tag}.meta.json"
+    meta = read_json(meta_path, {})
     if not hist.exists():
+        print(f"  generate {n:,} events -> {hist}", flush=True)
         t0 = time.perf_counter()
-        subprocess.run([str(leadline), "generate", "--seed", str(args.seed), "--services", str(args.services),
-                        "--days", str(args.days), "--events", str(n), "-o", str(hist) + ".tmp"], check=True)
+        p = subprocess.run([str(leadline), "generate", "--seed", str(args.seed), "--services", str(args.services),
+                            "--days", str(args.days), "--events", str(n), "-o", str(hist) + ".tmp"],
+                           check=True, stderr=subprocess.PIPE, text=True)
+        gen_s = time.perf_counter() - t0
         os.rename(str(hist) + ".tmp", hist)
-        res["generate_s"] = time.perf_counter() - t0
-    if not (data / "events" / "_delta_log").exists():
-        shutil.rmtree(data, ignore_errors=True)
-        wall, rss, _ = timed([str(leadline), "ingest", "--data", str(data), str(hist)])
-        res["ingest_s"], res["ingest_rss"] = wall, rss
+        m = re.search(r"generated (\d+) events", p.stderr)
+        meta = {"generate_s": gen_s, "generated_lines": int(m.group(1)) if m else None,
+                "ndjson_bytes": hist.stat().st_size}
+        rmtree(data)  # of an older NDJSON
+        write_json(meta_path, meta)
+    meta.setdefault("ndjson_bytes", hist.stat().st_size)
+    exists = (data / "events" / "_delta_log").exists()
+    if not exists or args.reingest or (not args.reuse_data and (meta.get("binary") != binid or "ingest_s" not in meta)):
+        why = ("--reingest" if args.reingest and exists else "no data dir" if not exists
+               else "ingested by another binary" if meta.get("binary") else "no recorded ingest")
+        print(f"  ingest {hist.name} ({why})", flush=True)
+        tmpd = data.with_name(data.name + ".tmp")
+        rmtree(tmpd)
+        wall, rss, out = timed([str(leadline), "ingest", "--data", str(tmpd), str(hist)])
+        rmtree(data)
+        os.rename(tmpd, data)
+        meta.update(binary=binid, ingest_s=wall, ingest_rss=rss, ingest_output=out.strip()[-300:],
+                    data_bytes=dir_bytes(data), ingested=dt.datetime.now(dt.timezone.utc).isoformat())
+        write_json(meta_path, meta)
+    elif meta.get("binary") != binid:
+        print(f"  WARNING: {data.name} was ingested by another binary ({meta.get('binary')}); --reuse-data keeps it, "
+              "and its full-ingest time is that binary's", flush=True)
+    meta.setdefault("data_bytes", dir_bytes(data))
+    return tag, hist, data, meta
+
+
+def time_q1(args, leadline, data: pathlib.Path, sql: str) -> dict:
+    runs, rss = [], 0
+    for _ in range(args.runs):
+        w, r, _ = timed([str(leadline), "query", "--data", str(data), "--format", "csv", sql])
+        runs.append(w)
+        rss = max(rss, r)
+    return {"median_s": statistics.median(runs), "runs_s": runs, "peak_rss": rss}
+
+
+def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str, queries: dict[str, str],
+              res: dict, save) -> dict:
+    print(f"\n== {n:,} events", flush=True)
+    tag, hist, data, meta = prepare(args, leadline, binid, work, n)
+    res["events"] = n
+    for k in ("generate_s", "generated_lines", "ndjson_bytes", "data_bytes", "ingest_s", "ingest_rss"):
+        if k in meta:
+            res[k] = meta[k]
+    res["data_binary"] = meta.get("binary")
     glob = events_glob(data)
     import duckdb as _duckdb
 
     probe = _duckdb.connect()
     probe.execute("SET TimeZone = 'UTC'")
     iso = "'%Y-%m-%dT%H:%M:%S+00:00'"
-    service, frm, to, stored = probe.execute(
+    service, frm, to, stored, lo, hi = probe.execute(
         f"SELECT mode(service) FILTER (WHERE environment = 'production'), "
-        f"strftime(max(occurred_at) - INTERVAL 90 DAY, {iso}), strftime(max(occurred_at), {iso}), count(*) "
+        f"strftime(max(occurred_at) - INTERVAL 90 DAY, {iso}), strftime(max(occurred_at), {iso}), count(*), "
+        f"strftime(min(occurred_at), {iso}), strftime(max(occurred_at), {iso}) "
         f"FROM read_parquet('{glob}', hive_partitioning = true)").fetchone()
+    existing = {r[0] for r in probe.execute(
+        f"SELECT DISTINCT service FROM read_parquet('{glob}', hive_partitioning = true)").fetchall()}
     res["stored_events"] = stored
+    res["span"] = [lo, hi]
     params = {"EVENTS": glob, "SERVICE": service, "FROM": frm, "TO": to}
     ll_q = leadline_queries(service, params["FROM"], params["TO"])
-    print(f"\n== {n} events requested, {stored} stored; Q2 service {service}, {params['FROM']} .. {params['TO']}",
+    print(f"   {stored:,} stored, {lo} .. {hi}; Q2 service {service}, {params['FROM']} .. {params['TO']}",
           flush=True)
 
     tmp = pathlib.Path(tempfile.mkdtemp())
@@ -317,6 +480,9 @@ def bench_one(args, leadline, work: pathlib.Path, n: int, setup: str, queries: d
     (tmp / "child.py").write_text(DUCKDB_CHILD)
     names = args.only or ["q1", "q2", "q3", "scan"]
     for q in names:
+        if q in res:
+            print(f"  {q:5s} (saved) leadline {res[q]['leadline']['median_s']:8.3f}s", flush=True)
+            continue
         runs = {"leadline": [], "duckdb": [], "duckdb_in_process": []}
         rss = {"leadline": 0, "duckdb": 0}
         (tmp / f"{q}.sql").write_text(fill(queries.get(q, "SELECT 1"), params))
@@ -324,7 +490,7 @@ def bench_one(args, leadline, work: pathlib.Path, n: int, setup: str, queries: d
             w, r, _ = timed([str(leadline), "query", "--data", str(data), "--format", "csv", ll_q[q]])
             runs["leadline"].append(w)
             rss["leadline"] = max(rss["leadline"], r)
-            if q != "scan":
+            if q != "scan" and (args.duckdb_max_events is None or n <= args.duckdb_max_events):
                 w, r, out = timed([sys.executable, str(tmp / "child.py"), str(tmp / "setup.sql"), str(tmp / f"{q}.sql")])
                 runs["duckdb"].append(w)
                 runs["duckdb_in_process"].append(float(out.strip().splitlines()[-1]))
@@ -335,8 +501,12 @@ def bench_one(args, leadline, work: pathlib.Path, n: int, setup: str, queries: d
             line += (f" | duckdb {statistics.median(runs['duckdb']):8.3f}s {fmt_bytes(rss['duckdb']):>9s}"
                      f" (in-process {statistics.median(runs['duckdb_in_process']):.3f}s)")
         print(line, flush=True)
+        save()
 
-    if not args.no_check:
+    if "check" in res:
+        print("  check (saved): " + ", ".join(f"{q} {'same answers' if not d else 'DIFFERENT'}"
+                                             for q, d in res["check"].items()), flush=True)
+    elif not args.no_check:
         res["check"] = {}
         con = duckdb_connect(data)
         for q in [x for x in ("q1", "q2", "q3") if x in names]:
@@ -347,8 +517,93 @@ def bench_one(args, leadline, work: pathlib.Path, n: int, setup: str, queries: d
             d = diff_rows(got, want, cols, key=key)
             res["check"][q] = d
             print(f"  check {q}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"), flush=True)
+        save()
     shutil.rmtree(tmp, ignore_errors=True)
+
+    if args.append_events > 0:
+        for kind in ["few"] + (["all"] if args.append_all else []):
+            a = res.get(f"append_{kind}")
+            if a and a.get("params") == append_params(args, kind):
+                print(f"  append {kind} (saved): ingest {a['ingest_s']:.3f}s, Q1 {a['q1']['median_s']:.3f}s", flush=True)
+                continue
+            res[f"append_{kind}"] = append_step(args, leadline, work, tag, data, kind, lo, hi, existing, queries["q1"],
+                                                params)
+            save()
     return res
+
+
+def append_params(args, kind: str) -> list:
+    return ([args.append_services, args.append_events] if kind == "few" else [args.services, args.append_all_events]) + [
+        args.append_at, args.append_seed]
+
+
+def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path, kind: str, lo: str, hi: str,
+                existing: set[str], duck_q1: str, params: dict[str, str]) -> dict:
+    """Late events for existing services, ingested into a copy of the data dir; then Q1 on that copy.
+
+    The batch is `leadline generate` with another seed (so new event,
+    deployment and incident ids, new commit shas) and the same service names
+    (svc-000.. for the first --append-services services, or all of them),
+    starting at --append-at of the stored span: late, out-of-order events in
+    the middle of the history, the case an incremental read model must
+    handle without recomputing everything.
+    """
+    nserv, size = (args.append_services, args.append_events) if kind == "few" else (args.services, args.append_all_events)
+    t_lo = dt.datetime.fromisoformat(lo)
+    t_hi = dt.datetime.fromisoformat(hi)
+    start = (t_lo + (t_hi - t_lo) * args.append_at).date()
+    batch = work / f"{tag}.append-{kind}.ndjson"
+    subprocess.run([str(leadline), "generate", "--seed", str(args.append_seed), "--services", str(nserv),
+                    "--days", "7", "--start", start.isoformat(), "--events", str(size),
+                    "-o", str(batch)], check=True, capture_output=True)
+    lines = [json.loads(x) for x in batch.read_text().splitlines() if x.strip()]
+    services = sorted({e["service"] for e in lines})
+    occ = sorted(e["occurred_at"] for e in lines)
+    kinds: dict[str, int] = {}
+    for e in lines:
+        kinds[e["event_type"]] = kinds.get(e["event_type"], 0) + 1
+    out = {"batch_events": len(lines), "services": len(services), "event_types": kinds,
+           "batch_span": [occ[0], occ[-1]] if occ else None, "params": append_params(args, kind)}
+    new = [s for s in services if s not in existing]
+    inside = bool(occ) and dt.datetime.fromisoformat(occ[-1].replace("Z", "+00:00")) <= t_hi
+    print(f"  append {kind}: {len(lines):,} events ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}) "
+          f"for {len(services)} services, {occ[0] if occ else '-'} .. {occ[-1] if occ else '-'}"
+          + (f"; WARNING {len(new)} services not in the log" if new else "")
+          + ("" if inside else "; WARNING the batch ends after the stored span"), flush=True)
+
+    # Fixed cost: the same batch into an empty data dir.
+    empty = work / f"scratch-{tag}-empty"
+    rmtree(empty)
+    out["ingest_empty_s"], _, _ = timed([str(leadline), "ingest", "--data", str(empty), str(batch)])
+    rmtree(empty)
+
+    scratch = work / f"scratch-{tag}"
+    rmtree(scratch)
+    t0 = time.perf_counter()
+    subprocess.run(["cp", "-a", str(data), str(scratch)], check=True)
+    out["copy_s"] = time.perf_counter() - t0
+    try:
+        out["ingest_s"], out["ingest_rss"], msg = timed([str(leadline), "ingest", "--data", str(scratch), str(batch)])
+        out["ingest_output"] = msg.strip()[-300:]
+        out["q1"] = time_q1(args, leadline, scratch, "SELECT * FROM dora_metrics('week')")
+        print(f"    cp -a {out['copy_s']:.2f}s (not counted) | ingest {out['ingest_s']:.3f}s "
+              f"{fmt_bytes(out['ingest_rss'])} (into an empty dir {out['ingest_empty_s']:.3f}s) | Q1 after "
+              f"{out['q1']['median_s']:.3f}s (first run {out['q1']['runs_s'][0]:.3f}s) {fmt_bytes(out['q1']['peak_rss'])}"
+              f" | {out['ingest_output']}", flush=True)
+        if not args.no_check:
+            con = duckdb_connect(scratch)
+            d = diff_rows(duckdb_rows(con, fill(duck_q1, {**params, "EVENTS": events_glob(scratch)})),
+                          leadline_json(leadline, scratch, leadline_metrics_sql("week")), METRIC_COLUMNS)
+            out["check_q1"] = d
+            print("    check q1 after append: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"),
+                  flush=True)
+    finally:
+        rmtree(scratch)
+    return out
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.3f}" if a is not None and b else "-"
 
 
 def print_report(results: list[dict]):
@@ -368,18 +623,62 @@ def print_report(results: list[dict]):
                      f"{ll['median_s'] / dk['median_s']:.2f}" if dk else "-",
                      f"{ll['median_s'] / scan:.2f}" if scan else "-"]
             print("| " + " | ".join(cells) + " |")
+
+    print("\n| events | stored | generate | NDJSON | full ingest | ingest peak RSS | data dir |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        extra = {k: r[k] for k in ("generate_s", "ingest_s") if k in r}
-        if "ingest_rss" in r:
-            extra["ingest_rss"] = fmt_bytes(r["ingest_rss"])
-        if extra:
-            print(f"{r['events']:,} events: {extra}")
-    if len(results) > 1:
-        a, b = results[0], results[-1]
+        print(f"| {r['events']:,} | {r.get('stored_events', 0):,} | {fmt_s(r.get('generate_s'))} | "
+              f"{fmt_size(r.get('ndjson_bytes'))} | {fmt_s(r.get('ingest_s'))} | "
+              f"{fmt_bytes(r['ingest_rss']) if r.get('ingest_rss') else '-'} | {fmt_size(r.get('data_bytes'))} |")
+    for r in results:
+        if "error" in r:
+            print(f"{r['events']:,} events: FAILED {r['error']}")
+
+    appends = [(r, k) for r in results for k in ("few", "all") if f"append_{k}" in r]
+    if appends:
+        print("\nAppend step: a late batch ingested into a copy of the data dir (the copy not counted), then Q1.")
+        print("| events | batch | batch events | services | batch ingest | same batch into empty dir | full ingest "
+              "| batch/full ingest | Q1 before | Q1 after append (median) | Q1 after (first run) | Q1 after/full ingest "
+              "| Q1 after/before | cp -a (not counted) | Q1 check |")
+        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r, k in appends:
+            a = r[f"append_{k}"]
+            before = r.get("q1", {}).get("leadline", {}).get("median_s")
+            chk = "-" if "check_q1" not in a else ("same" if not a["check_q1"] else f"{len(a['check_q1'])}+ diffs")
+            print(f"| {r['events']:,} | {k} | {a['batch_events']:,} | {a['services']} | {fmt_s(a['ingest_s'])} | "
+                  f"{fmt_s(a['ingest_empty_s'])} | {fmt_s(r.get('ingest_s'))} | {ratio(a['ingest_s'], r.get('ingest_s'))} | "
+                  f"{fmt_s(before)} | {fmt_s(a['q1']['median_s'])} | {fmt_s(a['q1']['runs_s'][0])} | "
+                  f"{ratio(a['q1']['median_s'], r.get('ingest_s'))} | {ratio(a['q1']['median_s'], before)} | "
+                  f"{a['copy_s']:.2f} s | {chk} |")
+
+    ok = [r for r in results if "error" not in r]
+    if len(ok) > 1:
+        base = ok[0]
+        rows = [("events stored", lambda r: r.get("stored_events"), False),
+                ("full ingest", lambda r: r.get("ingest_s"), True)]
         for q in ("q1", "q2", "q3", "scan"):
-            if q in a and q in b:
-                print(f"growth {a['events']:,} -> {b['events']:,} {q}: leadline x{b[q]['leadline']['median_s'] / a[q]['leadline']['median_s']:.2f}"
-                      + (f", DuckDB x{b[q]['duckdb']['median_s'] / a[q]['duckdb']['median_s']:.2f}" if "duckdb" in a[q] else ""))
+            rows.append((f"{q} leadline", lambda r, q=q: r.get(q, {}).get("leadline", {}).get("median_s"), True))
+            if q != "scan":
+                rows.append((f"{q} DuckDB", lambda r, q=q: r.get(q, {}).get("duckdb", {}).get("median_s"), True))
+        for k in ("few", "all"):
+            rows.append((f"append {k}: batch ingest", lambda r, k=k: r.get(f"append_{k}", {}).get("ingest_s"), True))
+            rows.append((f"append {k}: Q1 after", lambda r, k=k: r.get(f"append_{k}", {}).get("q1", {}).get("median_s"), True))
+        print(f"\nGrowth: each figure divided by the one at {base['events']:,} events (absolute value in brackets).")
+        print("| measure | " + " | ".join(f"{r['events']:,}" for r in ok) + " |")
+        print("|---|" + "---:|" * len(ok))
+        for label, get, secs in rows:
+            b = get(base)
+            if b is None:
+                continue
+            cells = []
+            for r in ok:
+                v = get(r)
+                if v is None:
+                    cells.append("-")
+                else:
+                    absolute = f"{v:.3f} s" if secs else f"{v:,}"
+                    cells.append(f"x{v / b:.2f} ({absolute})" if b else f"({absolute})")
+            print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
