@@ -519,6 +519,8 @@ def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str
             print(f"  check {q}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"), flush=True)
         save()
     shutil.rmtree(tmp, ignore_errors=True)
+    # The persisted read model (<data>/model/), if this engine keeps one, after ingest and the queries.
+    res["model_bytes"] = dir_bytes(data / "model") if (data / "model").is_dir() else None
 
     if args.append_events > 0:
         for kind in ["few"] + (["all"] if args.append_all else []):
@@ -586,6 +588,7 @@ def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path
         out["ingest_s"], out["ingest_rss"], msg = timed([str(leadline), "ingest", "--data", str(scratch), str(batch)])
         out["ingest_output"] = msg.strip()[-300:]
         out["q1"] = time_q1(args, leadline, scratch, "SELECT * FROM dora_metrics('week')")
+        out["model_bytes"] = dir_bytes(scratch / "model") if (scratch / "model").is_dir() else None
         print(f"    cp -a {out['copy_s']:.2f}s (not counted) | ingest {out['ingest_s']:.3f}s "
               f"{fmt_bytes(out['ingest_rss'])} (into an empty dir {out['ingest_empty_s']:.3f}s) | Q1 after "
               f"{out['q1']['median_s']:.3f}s (first run {out['q1']['runs_s'][0]:.3f}s) {fmt_bytes(out['q1']['peak_rss'])}"
@@ -624,12 +627,13 @@ def print_report(results: list[dict]):
                      f"{ll['median_s'] / scan:.2f}" if scan else "-"]
             print("| " + " | ".join(cells) + " |")
 
-    print("\n| events | stored | generate | NDJSON | full ingest | ingest peak RSS | data dir |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| events | stored | generate | NDJSON | full ingest | ingest peak RSS | data dir (after ingest) | <data>/model (after the queries) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['events']:,} | {r.get('stored_events', 0):,} | {fmt_s(r.get('generate_s'))} | "
               f"{fmt_size(r.get('ndjson_bytes'))} | {fmt_s(r.get('ingest_s'))} | "
-              f"{fmt_bytes(r['ingest_rss']) if r.get('ingest_rss') else '-'} | {fmt_size(r.get('data_bytes'))} |")
+              f"{fmt_bytes(r['ingest_rss']) if r.get('ingest_rss') else '-'} | {fmt_size(r.get('data_bytes'))} | "
+              f"{fmt_size(r.get('model_bytes')) if r.get('model_bytes') is not None else 'none'} |")
     for r in results:
         if "error" in r:
             print(f"{r['events']:,} events: FAILED {r['error']}")
