@@ -31,7 +31,7 @@ const BUFFERED_ROWS_BUDGET: usize = 128 * 1024;
 /// shrink them, yet each open file keeps one per column (up to its 1 MiB
 /// page limit) until it falls back to plain encoding: with one open file per
 /// `event_date`, hundreds of such dictionaries were most of an ingest's memory.
-const PLAIN_COLUMNS: [&str; 6] = ["event_id", "commit_sha", "deployment_id", "incident_id", "attributes", "raw"];
+pub(crate) const PLAIN_COLUMNS: [&str; 6] = ["event_id", "commit_sha", "deployment_id", "incident_id", "attributes", "raw"];
 
 fn writer_props() -> WriterProperties {
     let mut props = WriterProperties::builder()

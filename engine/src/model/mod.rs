@@ -58,8 +58,11 @@ const MAX_SEGMENTS: usize = 8;
 /// Files the manifest no longer names are kept this long for queries that
 /// are still reading them.
 const GRACE_MS: i64 = 10 * 60 * 1000;
-/// Rows of one service encoded at a time (one row group).
+/// Rows in a row group of an input segment.
 const SEGMENT_ROWS: usize = 8192;
+/// Events held decoded across all segments being written before they are
+/// encoded: open writers then keep only encoded row groups.
+const ROUTE_BUDGET: usize = 65_536;
 const GRAINS: [Grain; 3] = [Grain::Day, Grain::Week, Grain::Month];
 
 /// What the model holds; `model/MANIFEST.json`.
@@ -235,6 +238,7 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
         new_keys.reserve(snap.event_files.iter().map(|f| f.num_records as usize).sum::<usize>() * 9 / 8);
     }
     let mut new_events = 0u64;
+    let mut buffered = 0usize;
     for f in &snap.event_files {
         read_events(&snap.events_root().join(&f.path), range, &mut |events| {
             for e in events {
@@ -258,7 +262,12 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
                     std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                     std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
                 };
-                w.push(e)?;
+                w.rows.push(e);
+                buffered += 1;
+                if buffered >= ROUTE_BUDGET {
+                    writers.values_mut().try_for_each(SegmentWriter::encode)?;
+                    buffered = 0;
+                }
             }
             Ok(())
         })?;
@@ -423,10 +432,14 @@ fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded>
 }
 
 fn properties(row_group_rows: usize) -> WriterProperties {
-    WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(row_group_rows))
-        .build()
+        .set_max_row_group_row_count(Some(row_group_rows));
+    // As in the log: a dictionary per open writer of columns it cannot shrink.
+    for col in crate::log::files::PLAIN_COLUMNS {
+        props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(col), false);
+    }
+    props.build()
 }
 
 fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
@@ -437,8 +450,8 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
     w.into_inner()?.sync_all().map_err(|e| Error::io(path, e))
 }
 
-/// A new input segment of one service: events encoded a row group at a time,
-/// so that a few hundred open at once stay small.
+/// A new input segment of one service. A few hundred are open at once
+/// while an append is routed, so each holds at most one row group, encoded.
 struct SegmentWriter {
     name: String,
     path: PathBuf,
@@ -452,7 +465,7 @@ impl SegmentWriter {
         let path = dir.join(&name);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let writer = ArrowWriter::try_new(file, crate::event::events_schema(), Some(properties(SEGMENT_ROWS)))?;
-        Ok(Self { name, path, writer, rows: Vec::with_capacity(SEGMENT_ROWS) })
+        Ok(Self { name, path, writer, rows: Vec::new() })
     }
 
     fn push(&mut self, e: Event) -> Result<()> {
@@ -466,8 +479,7 @@ impl SegmentWriter {
     fn encode(&mut self) -> Result<()> {
         if !self.rows.is_empty() {
             self.writer.write(&events_batch(&self.rows, 0)?)?;
-            self.writer.flush()?;
-            self.rows.clear();
+            self.rows = Vec::new();
         }
         Ok(())
     }
