@@ -263,3 +263,35 @@ fn the_read_model_built_batch_by_batch_agrees_with_folding_the_whole_log() {
         assert_eq!(everything(&data, None), in_memory, "{name}: model rebuilt after damage differs");
     }
 }
+
+#[test]
+fn a_read_model_update_killed_midway_is_finished_by_the_next_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gen.ndjson");
+    generate(&log, 9, 20, 60);
+    let data = dir.path().join("d");
+    ingest(&data, &[&log]);
+    let want = everything(&data, Some("9999-01-01T00:00:00Z"));
+    let mut killed = 0;
+    for wait_ms in [5u64, 20, 40, 80, 120, 200] {
+        std::fs::remove_dir_all(data.join("model")).unwrap();
+        let mut child = std::process::Command::new(bin())
+            .args(["query", "--data"])
+            .arg(&data)
+            .arg("SELECT count(*) FROM dora_metrics('week')")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        // Whatever the kill left (partial files, no manifest) is cleaned up
+        // and the model is rebuilt whole.
+        assert_eq!(everything(&data, None), want, "after a kill at {wait_ms} ms");
+    }
+    assert!(killed >= 2, "only {killed} updates were killed midway");
+}
