@@ -1,6 +1,7 @@
 //! `leadline`: ingest delivery events, query DORA metrics, serve them over
 //! the PostgreSQL wire protocol.
 
+mod allocator;
 mod config;
 mod generate;
 mod output;
@@ -17,44 +18,8 @@ use leadline_engine::catalog::{Catalog, session};
 use leadline_engine::log::{EventLog, Writer};
 use output::OutputFormat;
 
-// Ingest allocates and frees many small strings across threads (a reader,
-// the appender, the Parquet encoder); glibc's malloc spent ~40% of ingest CPU
-// on that (perf). mimalloc halves ingest time; `tune_allocator` keeps its
-// footprint near glibc's for DataFusion scans.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-unsafe extern "C" {
-    // From the mimalloc C library that libmimalloc-sys builds and links (its
-    // typed binding needs the `extended` feature and one more crate).
-    fn mi_version() -> std::ffi::c_int;
-    fn mi_option_set_default(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// Runs before `main` and before anything is allocated: priority 101 comes
-/// before mimalloc's own (unprioritized) constructor, which reads its options,
-/// and before the first allocation reserves its first 1 GiB arena. Setting the
-/// option in `main` would be too late for that arena. By default mimalloc 3
-/// commits arenas eagerly, and a bare DataFusion scan then peaked at ~1.1 GB
-/// RSS instead of glibc's ~250 MB; with lazy commit it peaks at ~320 MB.
-/// This only sets a default: `MIMALLOC_ARENA_EAGER_COMMIT` in the environment
-/// still wins. (Other platforms keep mimalloc's defaults.)
-#[cfg(target_os = "linux")]
-#[used]
-#[unsafe(link_section = ".init_array.00101")]
-static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
-
-extern "C" fn tune_allocator() {
-    // Option numbers of mimalloc 3.x's `mi_option_e` (include/mimalloc.h).
-    const ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
-    // SAFETY: plain C calls that only read a constant and store an option's
-    // default in mimalloc's static table; they allocate nothing.
-    unsafe {
-        if (30_000..40_000).contains(&mi_version()) {
-            mi_option_set_default(ARENA_EAGER_COMMIT, 0);
-        }
-    }
-}
+static GLOBAL: allocator::Allocator = allocator::Allocator;
 
 #[derive(Parser)]
 #[command(name = "leadline", version, about = "An event-sourced database for DORA software-delivery metrics")]
