@@ -208,6 +208,13 @@ impl Event {
     /// Validates one input row against SPEC §1. The error is a sentence that
     /// names the field and the offending value.
     pub fn from_raw(row: &RawRow) -> Result<Event, String> {
+        Self::from_raw_owned(row.clone())
+    }
+
+    /// [`from_raw`](Self::from_raw) that moves the row's strings into the
+    /// event instead of copying them (the same rules and messages).
+    pub fn from_raw_owned(mut row: RawRow) -> Result<Event, String> {
+        let row = &mut row;
         if let Some(unknown) = row.keys().find(|k| !INPUT_FIELDS.contains(&k.as_str())) {
             return Err(format!(
                 "unknown field '{unknown}' (expected some of: {})",
@@ -344,48 +351,49 @@ fn describe(v: &RawValue) -> String {
     }
 }
 
-fn optional_text(row: &RawRow, name: &str) -> Result<Option<String>, String> {
-    match row.get(name) {
+/// Takes field `name` out of the row (each field is read once).
+fn optional_text(row: &mut RawRow, name: &str) -> Result<Option<String>, String> {
+    match row.remove(name) {
         None | Some(RawValue::Null) => Ok(None),
         // An empty string means "absent" in every format (CSV cannot tell them apart).
         Some(RawValue::Text(s)) if s.is_empty() => Ok(None),
-        Some(RawValue::Text(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("{name} must be text, got {}", describe(other))),
+        Some(RawValue::Text(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("{name} must be text, got {}", describe(&other))),
     }
 }
 
-fn required_text(row: &RawRow, name: &str) -> Result<String, String> {
+fn required_text(row: &mut RawRow, name: &str) -> Result<String, String> {
     optional_text(row, name)?.ok_or_else(|| format!("{name} is missing or empty"))
 }
 
-fn change_ids(row: &RawRow) -> Result<Option<Vec<String>>, String> {
-    let ids = match row.get("change_ids") {
+fn change_ids(row: &mut RawRow) -> Result<Option<Vec<String>>, String> {
+    let ids = match row.remove("change_ids") {
         None | Some(RawValue::Null) => return Ok(None),
         // CSV (and a convenience in JSON): `;`-separated.
         Some(RawValue::Text(s)) => s.split(';').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
         Some(RawValue::List(items)) => items
-            .iter()
+            .into_iter()
             .map(|item| match item {
-                RawValue::Text(s) if !s.is_empty() => Ok(s.clone()),
-                other => Err(format!("change_ids must hold non-empty text ids, got {}", describe(other))),
+                RawValue::Text(s) if !s.is_empty() => Ok(s),
+                other => Err(format!("change_ids must hold non-empty text ids, got {}", describe(&other))),
             })
             .collect::<Result<Vec<_>, _>>()?,
-        Some(other) => return Err(format!("change_ids must be a list of text, got {}", describe(other))),
+        Some(other) => return Err(format!("change_ids must be a list of text, got {}", describe(&other))),
     };
     Ok(Some(ids))
 }
 
-fn attributes(row: &RawRow) -> Result<Option<String>, String> {
-    match row.get("attributes") {
+fn attributes(row: &mut RawRow) -> Result<Option<String>, String> {
+    match row.remove("attributes") {
         None | Some(RawValue::Null) => Ok(None),
         Some(RawValue::Json(v @ serde_json::Value::Object(_))) => Ok(Some(v.to_string())),
         Some(RawValue::Text(s)) if s.is_empty() => Ok(None),
-        Some(RawValue::Text(s)) => match serde_json::from_str::<serde_json::Value>(s) {
-            Ok(serde_json::Value::Object(_)) => Ok(Some(s.clone())),
+        Some(RawValue::Text(s)) => match serde_json::from_str::<serde_json::Value>(&s) {
+            Ok(serde_json::Value::Object(_)) => Ok(Some(s)),
             Ok(_) => Err(format!("attributes must be a JSON object, got '{s}'")),
             Err(e) => Err(format!("attributes is not valid JSON ({e}): '{s}'")),
         },
-        Some(other) => Err(format!("attributes must be a JSON object, got {}", describe(other))),
+        Some(other) => Err(format!("attributes must be a JSON object, got {}", describe(&other))),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `leadline`: ingest delivery events, query DORA metrics, serve them over
 //! the PostgreSQL wire protocol.
 
+mod allocator;
 mod config;
 mod generate;
 mod output;
@@ -16,6 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use leadline_engine::catalog::{Catalog, session};
 use leadline_engine::log::{EventLog, Writer};
 use output::OutputFormat;
+
+#[global_allocator]
+static GLOBAL: allocator::Allocator = allocator::Allocator;
 
 #[derive(Parser)]
 #[command(name = "leadline", version, about = "An event-sourced database for DORA software-delivery metrics")]

@@ -22,7 +22,8 @@ use crate::event::{Event, Rejection, UTC, change_ids_item, events_schema, reject
 pub const PARTITION_COLUMN: &str = "event_date";
 /// Rows converted to Arrow at a time.
 const BATCH_ROWS: usize = 8192;
-/// Encoded bytes all open writers may buffer before the biggest is closed.
+/// Memory all open writers may use (their encoded pages and encoder state,
+/// as `ArrowWriter::memory_size` estimates it) before the biggest is closed.
 const OPEN_BYTES_BUDGET: usize = 256 << 20;
 /// Rows buffered (not yet encoded) across partitions before all are encoded.
 const BUFFERED_ROWS_BUDGET: usize = 128 * 1024;
@@ -287,6 +288,10 @@ struct PartitionedEvents {
     buffered: HashMap<i32, Vec<Event>>,
     buffered_rows: usize,
     open: HashMap<i32, OpenFile>,
+    /// `memory_size` of each open file when last written, and their sum (so
+    /// that a write does not ask every open file again).
+    open_sizes: HashMap<i32, usize>,
+    open_bytes: usize,
     done: Vec<AddFile>,
 }
 
@@ -298,6 +303,8 @@ impl PartitionedEvents {
             buffered: HashMap::new(),
             buffered_rows: 0,
             open: HashMap::new(),
+            open_sizes: HashMap::new(),
+            open_bytes: 0,
             done: Vec::new(),
         }
     }
@@ -327,11 +334,14 @@ impl PartitionedEvents {
             }
         };
         file.write(&batch)?;
-        let in_memory: usize = self.open.values().map(|f| f.writer.in_progress_size()).sum();
-        if in_memory > OPEN_BYTES_BUDGET
-            && let Some((&big, _)) = self.open.iter().max_by_key(|(_, f)| f.writer.in_progress_size())
+        let size = file.writer.memory_size();
+        let old = self.open_sizes.insert(day, size).unwrap_or(0);
+        self.open_bytes = self.open_bytes + size - old;
+        if self.open_bytes > OPEN_BYTES_BUDGET
+            && let Some((&big, _)) = self.open_sizes.iter().max_by_key(|&(_, &size)| size)
             && let Some(file) = self.open.remove(&big)
         {
+            self.open_bytes -= self.open_sizes.remove(&big).unwrap_or(0);
             self.done.push(file.finish(&self.root)?);
         }
         Ok(())

@@ -4,12 +4,13 @@
 //! Ids are hashed (128-bit xxh3) into [`BUCKETS`] append-only files beside the
 //! table. Each record is 32 bytes: id hash (16), content hash (8), and the
 //! table version (8) whose commit made it valid. An append loads only the
-//! buckets its ids fall in, up to a memory budget, and writes its new records
+//! buckets its ids fall in, each once, into a compact form of 12 bytes an id
+//! (48 bits of the id hash and the content hash; when those bits agree but
+//! the content does not, the bucket file decides), and writes its new records
 //! before it commits; a `PENDING` marker names the version being written so
 //! that, after a crash, records of a version that never committed are cut
 //! away again ([`IdIndex::recover`]).
 
-use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,13 @@ use crate::error::{Error, Result};
 
 pub const BUCKETS: usize = 1024;
 const RECORD: usize = 32;
-/// Loaded entries kept in memory before the cache is dropped (~40 bytes each).
-const CACHE_BUDGET: usize = 8_000_000;
+/// In-memory shards of the loaded index, by the top bits of the id hash
+/// (a bucket's ids fall in `SHARDS / BUCKETS` consecutive shards).
+const SHARD_BITS: u32 = 16;
+const SHARDS: usize = 1 << SHARD_BITS;
+const SHARDS_PER_BUCKET: usize = SHARDS / BUCKETS;
+/// New entries a shard keeps unsorted before merging them into its sorted run.
+const FRESH: usize = 64;
 /// Unwritten new records buffered before they go to the bucket files.
 const PENDING_BUDGET: usize = 1_000_000;
 
@@ -31,12 +37,100 @@ pub enum Seen {
     Conflict,
 }
 
+/// The loaded entries of one shard: 12 bytes an id (a 32-bit key, the low
+/// bits of the id hash, and the content hash), where a hash map of full
+/// records took ~40-55. `keys`/`contents` are sorted by key; `fresh_*` hold
+/// the latest inserts, merged in every [`FRESH`].
+#[derive(Default)]
+struct Shard {
+    keys: Vec<u32>,
+    contents: Vec<u64>,
+    fresh_keys: Vec<u32>,
+    fresh_contents: Vec<u64>,
+}
+
+/// What the loaded entries say about an id.
+enum Probe {
+    /// No entry has its key: the id is not in the index.
+    Absent,
+    /// An entry with its key has this content hash: the same delivery.
+    SameContent,
+    /// Entries with its key, none with this content: the same id with other
+    /// content, or another id whose 48 hashed bits agree (~1 in 10^7 lookups
+    /// at 50M ids); the bucket file tells which.
+    KeyOnly,
+}
+
+impl Shard {
+    fn probe(&self, key: u32, content: u64) -> Probe {
+        let mut seen = false;
+        let start = self.keys.partition_point(|&k| k < key);
+        for (i, &k) in self.keys[start..].iter().enumerate() {
+            if k != key {
+                break;
+            }
+            if self.contents[start + i] == content {
+                return Probe::SameContent;
+            }
+            seen = true;
+        }
+        for (i, &k) in self.fresh_keys.iter().enumerate() {
+            if k == key {
+                if self.fresh_contents[i] == content {
+                    return Probe::SameContent;
+                }
+                seen = true;
+            }
+        }
+        if seen { Probe::KeyOnly } else { Probe::Absent }
+    }
+
+    fn insert(&mut self, key: u32, content: u64) {
+        if self.fresh_keys.capacity() == 0 {
+            self.fresh_keys.reserve_exact(FRESH);
+            self.fresh_contents.reserve_exact(FRESH);
+        }
+        self.fresh_keys.push(key);
+        self.fresh_contents.push(content);
+        if self.fresh_keys.len() >= FRESH {
+            self.merge_fresh();
+        }
+    }
+
+    /// Sorts the fresh entries into the run, growing it exactly (no slack
+    /// capacity: the run is most of the index's memory).
+    fn merge_fresh(&mut self) {
+        let mut fresh: Vec<(u32, u64)> =
+            self.fresh_keys.drain(..).zip(self.fresh_contents.drain(..)).collect();
+        fresh.sort_unstable_by_key(|&(k, _)| k);
+        let (old, add) = (self.keys.len(), fresh.len());
+        self.keys.reserve_exact(add);
+        self.contents.reserve_exact(add);
+        self.keys.resize(old + add, 0);
+        self.contents.resize(old + add, 0);
+        // Merge from the back, in place.
+        let (mut i, mut j, mut out) = (old, add, old + add);
+        while j > 0 {
+            out -= 1;
+            if i > 0 && self.keys[i - 1] > fresh[j - 1].0 {
+                i -= 1;
+                self.keys[out] = self.keys[i];
+                self.contents[out] = self.contents[i];
+            } else {
+                j -= 1;
+                (self.keys[out], self.contents[out]) = fresh[j];
+            }
+        }
+    }
+}
+
 pub struct IdIndex {
     dir: PathBuf,
-    cache: Vec<Option<HashMap<u128, u64>>>,
+    /// Loaded entries, by [`shard_of`]; a bucket is loaded once per append,
+    /// on its first id.
+    shards: Vec<Shard>,
+    loaded: Vec<bool>,
     cached: usize,
-    /// Entries the cache may hold before it is dropped.
-    budget: usize,
     /// New records per bucket not yet written to its file.
     unwritten: Vec<Vec<u8>>,
     unwritten_count: usize,
@@ -47,6 +141,22 @@ pub struct IdIndex {
 
 fn bucket_of(id_hash: u128) -> usize {
     (id_hash >> 118) as usize % BUCKETS
+}
+
+/// Shard of an id: its top bits, so a bucket's shards are consecutive.
+fn shard_of(id_hash: u128) -> usize {
+    (id_hash >> (128 - SHARD_BITS)) as usize
+}
+
+/// Key of an id within its shard: the low 32 bits (disjoint from the shard's).
+fn key_of(id_hash: u128) -> u32 {
+    id_hash as u32
+}
+
+fn record(r: &[u8]) -> (u128, u64) {
+    let id = u128::from_le_bytes(r[0..16].try_into().unwrap_or_default());
+    let content = u64::from_le_bytes(r[16..24].try_into().unwrap_or_default());
+    (id, content)
 }
 
 impl IdIndex {
@@ -93,9 +203,9 @@ impl IdIndex {
         write_atomic(&Self::marker(dir), version.to_string().as_bytes())?;
         Ok(Self {
             dir: dir.to_path_buf(),
-            cache: (0..BUCKETS).map(|_| None).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            loaded: vec![false; BUCKETS],
             cached: 0,
-            budget: CACHE_BUDGET,
             unwritten: vec![Vec::new(); BUCKETS],
             unwritten_count: 0,
             dirty: vec![false; BUCKETS],
@@ -103,68 +213,80 @@ impl IdIndex {
         })
     }
 
-    fn load(&mut self, b: usize) -> Result<&mut HashMap<u128, u64>> {
-        if self.cache[b].is_none() {
-            let path = Self::bucket_path(&self.dir, b);
-            let mut bytes = Vec::new();
-            match File::open(&path) {
-                Ok(mut f) => {
-                    f.read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&path, e)),
+    /// Reads bucket `b`'s file: its records, then this append's records
+    /// not written out yet.
+    fn read_bucket(&self, b: usize) -> Result<Vec<u8>> {
+        let path = Self::bucket_path(&self.dir, b);
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes).map_err(|e| Error::io(&path, e))?;
             }
-            let mut map = HashMap::with_capacity(bytes.len() / RECORD + 16);
-            for r in bytes.chunks_exact(RECORD) {
-                let id = u128::from_le_bytes(r[0..16].try_into().unwrap_or_default());
-                let content = u64::from_le_bytes(r[16..24].try_into().unwrap_or_default());
-                map.entry(id).or_insert(content);
-            }
-            // Records of this append that were written out but not yet cached.
-            for r in self.unwritten[b].chunks_exact(RECORD) {
-                let id = u128::from_le_bytes(r[0..16].try_into().unwrap_or_default());
-                let content = u64::from_le_bytes(r[16..24].try_into().unwrap_or_default());
-                map.entry(id).or_insert(content);
-            }
-            self.cached += map.len();
-            self.cache[b] = Some(map);
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
         }
-        self.cache[b].as_mut().ok_or_else(|| Error::Corrupt("index bucket vanished".into()))
+        bytes.truncate(bytes.len() / RECORD * RECORD);
+        bytes.extend_from_slice(&self.unwritten[b]);
+        Ok(bytes)
+    }
+
+    fn load(&mut self, b: usize) -> Result<()> {
+        if self.loaded[b] {
+            return Ok(());
+        }
+        let bytes = self.read_bucket(b)?;
+        let mut by_shard: Vec<Vec<(u32, u64)>> = vec![Vec::new(); SHARDS_PER_BUCKET];
+        let mut seen_ids = std::collections::HashSet::new();
+        for r in bytes.chunks_exact(RECORD) {
+            let (id, content) = record(r);
+            // The first record of an id is its verdict (there is only one,
+            // unless the file was written by hand).
+            if seen_ids.insert(id) {
+                by_shard[shard_of(id) % SHARDS_PER_BUCKET].push((key_of(id), content));
+            }
+        }
+        for (i, mut entries) in by_shard.into_iter().enumerate() {
+            entries.sort_unstable_by_key(|&(k, _)| k);
+            let shard = &mut self.shards[b * SHARDS_PER_BUCKET + i];
+            shard.keys = entries.iter().map(|&(k, _)| k).collect();
+            shard.contents = entries.iter().map(|&(_, c)| c).collect();
+            self.cached += entries.len();
+        }
+        self.loaded[b] = true;
+        Ok(())
+    }
+
+    /// The content hash of `id`'s first record in bucket `b`, if any.
+    fn find_in_bucket(&self, b: usize, id: u128) -> Result<Option<u64>> {
+        let bytes = self.read_bucket(b)?;
+        Ok(bytes.chunks_exact(RECORD).map(record).find(|&(i, _)| i == id).map(|(_, c)| c))
     }
 
     /// Records `id` with `content` unless it is known: the verdict for one row.
     pub fn check_and_insert(&mut self, id: u128, content: u64) -> Result<Seen> {
         let b = bucket_of(id);
-        let map = self.load(b)?;
-        match map.get(&id) {
-            Some(&c) if c == content => Ok(Seen::Duplicate),
-            Some(_) => Ok(Seen::Conflict),
-            None => {
-                map.insert(id, content);
-                self.cached += 1;
-                if self.cached > self.budget {
-                    self.drop_cache()?;
-                }
-                let rec = &mut self.unwritten[b];
-                rec.extend_from_slice(&id.to_le_bytes());
-                rec.extend_from_slice(&content.to_le_bytes());
-                rec.extend_from_slice(&self.version.to_le_bytes());
-                self.unwritten_count += 1;
-                if self.unwritten_count >= PENDING_BUDGET {
-                    self.write_unwritten()?;
-                }
-                Ok(Seen::New)
-            }
+        self.load(b)?;
+        let (s, key) = (shard_of(id), key_of(id));
+        match self.shards[s].probe(key, content) {
+            Probe::SameContent => return Ok(Seen::Duplicate),
+            Probe::KeyOnly => match self.find_in_bucket(b, id)? {
+                Some(c) if c == content => return Ok(Seen::Duplicate),
+                Some(_) => return Ok(Seen::Conflict),
+                None => {} // another id with the same key
+            },
+            Probe::Absent => {}
         }
-    }
-
-    /// Frees the loaded buckets (their new records go to the files first, so
-    /// a bucket loaded again sees them): memory stays within the budget.
-    fn drop_cache(&mut self) -> Result<()> {
-        self.write_unwritten()?;
-        self.cache.iter_mut().for_each(|c| *c = None);
-        self.cached = 0;
-        Ok(())
+        self.shards[s].insert(key, content);
+        self.cached += 1;
+        let rec = &mut self.unwritten[b];
+        rec.extend_from_slice(&id.to_le_bytes());
+        rec.extend_from_slice(&content.to_le_bytes());
+        rec.extend_from_slice(&self.version.to_le_bytes());
+        self.unwritten_count += 1;
+        if self.unwritten_count >= PENDING_BUDGET {
+            self.write_unwritten()?;
+        }
+        Ok(Seen::New)
     }
 
     fn write_unwritten(&mut self) -> Result<()> {
@@ -231,18 +353,64 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_stays_within_its_budget_and_still_sees_everything() {
+    fn many_ids_across_merges_and_appends_keep_their_verdicts() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
-        ix.budget = 50;
         let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-        for i in 0..2_000 {
+        let n = 20_000u128;
+        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        for i in 0..n {
             assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::New);
-            assert!(ix.cached <= 50 + 1, "cache grew to {}", ix.cached);
         }
-        for i in 0..2_000 {
-            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::Duplicate, "id {i} forgotten after eviction");
+        for i in 0..n {
+            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::Duplicate, "id {i} forgotten");
         }
         assert_eq!(ix.check_and_insert(id(3), 99).unwrap(), Seen::Conflict);
+        assert_eq!(ix.cached, n as usize);
+        ix.flush().unwrap();
+        ix.finish().unwrap();
+        // The next append loads the buckets from their files.
+        let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
+        for i in (0..n).step_by(7) {
+            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::Duplicate, "id {i} not loaded");
+            assert_eq!(ix.check_and_insert(id(i), i as u64 + 1).unwrap(), Seen::Conflict);
+        }
+        assert_eq!(ix.check_and_insert(id(n), 1).unwrap(), Seen::New);
+    }
+
+    #[test]
+    fn ids_that_share_a_key_are_told_apart_by_the_bucket_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // Same shard (top bits) and key (low 32 bits), different in between.
+        let id = |middle: u128| (0xabcd_u128 << 112) | (middle << 32) | 0x1234_5678;
+        let (a, b, c) = (id(1), id(2), id(3));
+        assert_eq!((shard_of(a), key_of(a)), (shard_of(b), key_of(b)));
+        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        assert_eq!(ix.check_and_insert(a, 10).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(b, 20).unwrap(), Seen::New, "b is another id, not a conflict with a");
+        assert_eq!(ix.check_and_insert(a, 10).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(b, 20).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(a, 11).unwrap(), Seen::Conflict);
+        assert_eq!(ix.check_and_insert(b, 12).unwrap(), Seen::Conflict);
+        // (b, 10) would be taken for a duplicate: the hashes cannot tell it
+        // from (a, 10). Real content hashes cover the event id, so two ids
+        // sharing 48 id-hash bits *and* a content hash is a ~2^-112 event.
+        ix.write_unwritten().unwrap(); // the check reads written and unwritten records alike
+        assert_eq!(ix.check_and_insert(c, 30).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(c, 31).unwrap(), Seen::Conflict);
+    }
+
+    #[test]
+    fn merging_keeps_every_entry_sorted() {
+        let mut s = Shard::default();
+        let keys: Vec<u32> = (0..1000u32).map(|i| i.wrapping_mul(2_654_435_761) % 5000).collect();
+        for (i, &k) in keys.iter().enumerate() {
+            s.insert(k, i as u64);
+        }
+        assert!(s.keys.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(s.keys.len() + s.fresh_keys.len(), 1000);
+        for (i, &k) in keys.iter().enumerate() {
+            assert!(matches!(s.probe(k, i as u64), Probe::SameContent), "key {k}");
+        }
+        assert!(matches!(s.probe(5001, 0), Probe::Absent));
     }
 }

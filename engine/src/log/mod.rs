@@ -263,7 +263,7 @@ impl Writer {
                 Some(crate::event::RawValue::Text(s)) => Some(s.clone()),
                 _ => None,
             });
-            let event = row.fields.and_then(|f| Event::from_raw(&f));
+            let event = row.fields.and_then(Event::from_raw_owned);
             let event = match event {
                 Ok(e) => e,
                 Err(reason) => {
