@@ -212,6 +212,20 @@ pub fn session(catalog: Arc<Catalog>, config: SessionConfig) -> DfResult<Session
     Ok(ctx)
 }
 
+/// `ctx` with a memory pool of `limit` bytes for its queries, without
+/// spilling: a query over the limit fails (SQLSTATE 53200 over the wire).
+pub fn with_memory_limit(ctx: SessionContext, limit: usize) -> DfResult<SessionContext> {
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::memory_pool::GreedyMemoryPool;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+        .build_arc()?;
+    Ok(SessionContext::new_with_state(SessionStateBuilder::new_from_existing(ctx.state()).with_runtime_env(runtime).build()))
+}
+
 #[derive(Debug, Clone, Copy)]
 enum LogTableKind {
     Events,

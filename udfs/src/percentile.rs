@@ -291,7 +291,13 @@ fn lists_to_array(groups: Vec<Vec<i64>>) -> Result<ListArray> {
         return exec_err!("duration percentile state of {total} values exceeds a List array");
     }
     let offsets = OffsetBuffer::<i32>::from_lengths(groups.iter().map(Vec::len));
-    let values = Int64Array::from(groups.into_iter().flatten().collect::<Vec<_>>());
+    // Sized once, each group freed as it is copied: emitting the state of a
+    // large aggregate must not hold it twice over.
+    let mut flat = Vec::with_capacity(total);
+    for g in groups {
+        flat.extend_from_slice(&g);
+    }
+    let values = Int64Array::from(flat);
     Ok(ListArray::try_new(
         Arc::new(Field::new_list_field(DataType::Int64, true)),
         offsets,

@@ -23,12 +23,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::GreedyMemoryPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
-use leadline_engine::catalog::{Catalog, session, session_config};
+use leadline_engine::catalog::{Catalog, session, session_config, with_memory_limit};
 use leadline_engine::log::{EventLog, Writer};
 use pgwire::api::{ClientInfo, PgWireServerHandlers};
 use tokio::net::TcpListener;
@@ -145,11 +141,7 @@ impl Conn {
         // A memory pool per connection (one statement runs at a time), no spilling:
         // a query over the limit fails with 53200 instead of growing.
         let limit = state.config.limits.query_memory_mb.max(1) << 20;
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
-            .build_arc()?;
-        let ctx = SessionContext::new_with_state(SessionStateBuilder::new_from_existing(base.state()).with_runtime_env(runtime).build());
+        let ctx = with_memory_limit(base, limit)?;
 
         // The user tables, before the catalog's own are registered beside them.
         let snap = catalog.snapshot();
