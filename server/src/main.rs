@@ -15,7 +15,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use leadline_engine::catalog::{Catalog, session};
-use leadline_engine::log::{EventLog, Writer};
+use leadline_engine::log::{EventLog, Progress, Writer};
 use output::OutputFormat;
 
 #[global_allocator]
@@ -305,7 +305,16 @@ fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {
     for file in files {
         let bar = progress_bar(&format!("ingesting {file}"));
         let result = leadline_engine::ingest::open(file)
-            .and_then(|rows| writer.append(file, rows, &mut |n| bar.set_position(n)));
+            .and_then(|rows| {
+                writer.append(file, rows, &mut |p| match p {
+                    Progress::Rows(n) => bar.set_position(n),
+                    Progress::ReadModel => {
+                        // No rows move now: keep the spinner and clock alive.
+                        bar.set_message(format!("{file}: updating the read model;"));
+                        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                    }
+                })
+            });
         bar.finish_and_clear();
         match result {
             Ok(r) => {

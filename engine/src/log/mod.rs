@@ -62,6 +62,15 @@ pub struct AppendReport {
     pub first_rejections: Vec<Rejection>,
 }
 
+/// What an append is doing, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Progress {
+    /// Input rows read so far.
+    Rows(u64),
+    /// The rows are committed; the read model is being brought up to date.
+    ReadModel,
+}
+
 /// Keep this many rejections in the report for display.
 const REPORTED_REJECTIONS: usize = 20;
 
@@ -226,12 +235,12 @@ impl Writer {
 
     /// Appends every valid, new row of `rows` as one atomic commit and
     /// quarantines the rest. `source` names the input (file name, `INSERT`…).
-    /// `progress` is called with the number of rows read so far.
+    /// `progress` hears how far it got: rows read so far, then the read model.
     pub fn append(
         &mut self,
         source: &str,
         rows: impl Iterator<Item = Result<InputRow>>,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(Progress),
     ) -> Result<AppendReport> {
         let version = self.events_state.version.map_or(0, |v| v + 1);
         // Monotonic per data directory, even if the clock steps back.
@@ -257,7 +266,7 @@ impl Writer {
             let row = row?;
             read += 1;
             if read % 65_536 == 0 {
-                progress(read);
+                progress(Progress::Rows(read));
             }
             let event_id = row.fields.as_ref().ok().and_then(|f| match f.get("event_id") {
                 Some(crate::event::RawValue::Text(s)) => Some(s.clone()),
@@ -288,7 +297,7 @@ impl Writer {
                 }
             }
         }
-        progress(read);
+        progress(Progress::Rows(read));
         if read == 0 {
             drop(index);
             IdIndex::recover(&self.log.root.join("index"), self.events_state.version)?;
@@ -326,6 +335,7 @@ impl Writer {
         compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
         // The append is durable already; a read model left behind is caught
         // up by the next query instead.
+        progress(Progress::ReadModel);
         let window = crate::catalog::LeadlineOptions::default().attribution_window;
         if let Err(e) = self.log.snapshot().and_then(|snap| crate::model::current(&snap, window)) {
             tracing::warn!(error = %e, "the read model was not updated");
