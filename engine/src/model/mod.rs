@@ -219,10 +219,10 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
         Some(m) if m.format == FORMAT && m.window == window => m,
         _ => Manifest { format: FORMAT, window, ..Manifest::default() },
     };
-    remove_unnamed(&dir, &m)?;
     if m.version >= snap.version {
         return Ok(m);
     }
+    remove_unnamed(&dir, &m)?;
     let started = std::time::Instant::now();
     let through = snap.appends.iter().map(|a| a.ingested_at).max();
     let range = Ingested { after: m.ingested_through, through };
@@ -279,26 +279,24 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
     let routed = started.elapsed();
 
     // 2. Join the services that share an id, old or new.
-    let keys_dir = dir.join("keys");
-    let runs: Vec<String> = m.key_runs.iter().map(|r| r.trim_start_matches("keys/").to_string()).collect();
+    // Runs are named relative to `dir`, as the manifest names them.
     let mut joins = Vec::new();
-    keys::shared(&keys_dir, &runs, &mut new_keys, &mut |a, b| joins.push((a, b)))?;
+    keys::shared(&dir, &m.key_runs, &mut new_keys, &mut |a, b| joins.push((a, b)))?;
     joins.into_iter().for_each(|(a, b)| m.union(a, b));
     if !new_keys.is_empty() {
-        let run = format!("{}.keys", uuid::Uuid::new_v4());
-        keys::write_run(&keys_dir.join(&run), new_keys.iter().copied())?;
-        m.key_runs.push(format!("keys/{run}"));
+        let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
+        keys::write_run(&dir.join(&run), new_keys.iter().copied())?;
+        m.key_runs.push(run);
     }
     drop(new_keys);
     if keys::too_many(&m.key_runs) {
-        let run = format!("{}.keys", uuid::Uuid::new_v4());
-        let runs: Vec<String> = m.key_runs.iter().map(|r| r.trim_start_matches("keys/").to_string()).collect();
-        keys::merge_runs(&keys_dir, &runs, &keys_dir.join(&run))?;
-        for old in std::mem::replace(&mut m.key_runs, vec![format!("keys/{run}")]) {
+        let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
+        keys::merge_runs(&dir, &m.key_runs, &dir.join(&run))?;
+        for old in std::mem::replace(&mut m.key_runs, vec![run]) {
             m.let_go(old);
         }
     }
-    sync_dir(&keys_dir)?;
+    sync_dir(&dir.join("keys"))?;
 
     // 3. Refold every component an event touched, whole.
     let affected: BTreeSet<u32> = touched.iter().map(|&s| m.find(s)).collect();
@@ -409,8 +407,8 @@ fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded>
         }
         if segments.len() > MAX_SEGMENTS {
             let mut w = SegmentWriter::create(dir, s)?;
-            for e in &events[first..] {
-                w.push(e.clone())?;
+            for rows in events[first..].chunks(SEGMENT_ROWS) {
+                w.writer.write(&events_batch(rows, 0)?)?;
             }
             merged_segments.push((s, w.finish()?));
         }
@@ -466,14 +464,6 @@ impl SegmentWriter {
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let writer = ArrowWriter::try_new(file, crate::event::events_schema(), Some(properties(SEGMENT_ROWS)))?;
         Ok(Self { name, path, writer, rows: Vec::new() })
-    }
-
-    fn push(&mut self, e: Event) -> Result<()> {
-        self.rows.push(e);
-        if self.rows.len() >= SEGMENT_ROWS {
-            self.encode()?;
-        }
-        Ok(())
     }
 
     fn encode(&mut self) -> Result<()> {
