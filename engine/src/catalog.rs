@@ -24,8 +24,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use crate::event::{UTC, events_schema, parse_timestamp, rejected_schema};
-use crate::log::{EventLog, Snapshot};
 use crate::log::delta::AddFile;
+use crate::log::{EventLog, Snapshot};
 
 /// Default `leadline.attribution_window` (SPEC §2).
 pub const DEFAULT_ATTRIBUTION_WINDOW: &str = "24 hours";
@@ -96,7 +96,11 @@ impl ExtensionOptions for LeadlineOptions {
                     self.window_text = value.to_string();
                 }
             }
-            _ => return plan_err!("unrecognized configuration parameter \"leadline.{key}\" (leadline has as_of and attribution_window)"),
+            _ => {
+                return plan_err!(
+                    "unrecognized configuration parameter \"leadline.{key}\" (leadline has as_of and attribution_window)"
+                );
+            }
         }
         Ok(())
     }
@@ -119,7 +123,9 @@ impl ExtensionOptions for LeadlineOptions {
 /// Parses a non-negative interval like `24 hours`, `90 minutes`, `1 day 02:00:00`
 /// (PostgreSQL's style), into µs.
 pub fn parse_interval_micros(text: &str) -> DfResult<i64> {
-    let bad = || DataFusionError::Plan(format!("invalid interval '{text}': write e.g. '24 hours', '90 minutes' or 'unbounded'"));
+    let bad = || {
+        DataFusionError::Plan(format!("invalid interval '{text}': write e.g. '24 hours', '90 minutes' or 'unbounded'"))
+    };
     let parts: Vec<&str> = text.split_whitespace().collect();
     if parts.is_empty() {
         return Err(bad());
@@ -207,7 +213,10 @@ pub fn session(catalog: Arc<Catalog>, config: SessionConfig) -> DfResult<Session
     let ctx = SessionContext::new_with_config(config);
     leadline_udfs::register_all(&ctx);
     ctx.register_table("events", Arc::new(LogTable { catalog: catalog.clone(), kind: LogTableKind::Events }))?;
-    ctx.register_table("rejected_events", Arc::new(LogTable { catalog: catalog.clone(), kind: LogTableKind::Rejected }))?;
+    ctx.register_table(
+        "rejected_events",
+        Arc::new(LogTable { catalog: catalog.clone(), kind: LogTableKind::Rejected }),
+    )?;
     crate::project::register(&ctx, catalog)?;
     Ok(ctx)
 }
@@ -223,7 +232,9 @@ pub fn with_memory_limit(ctx: SessionContext, limit: usize) -> DfResult<SessionC
         .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
         .build_arc()?;
-    Ok(SessionContext::new_with_state(SessionStateBuilder::new_from_existing(ctx.state()).with_runtime_env(runtime).build()))
+    Ok(SessionContext::new_with_state(
+        SessionStateBuilder::new_from_existing(ctx.state()).with_runtime_env(runtime).build(),
+    ))
 }
 
 #[derive(Debug, Clone, Copy)]

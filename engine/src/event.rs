@@ -216,24 +216,15 @@ impl Event {
     pub fn from_raw_owned(mut row: RawRow) -> Result<Event, String> {
         let row = &mut row;
         if let Some(unknown) = row.keys().find(|k| !INPUT_FIELDS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown field '{unknown}' (expected some of: {})",
-                INPUT_FIELDS[..13].join(", ")
-            ));
+            return Err(format!("unknown field '{unknown}' (expected some of: {})", INPUT_FIELDS[..13].join(", ")));
         }
         let event_id = required_text(row, "event_id")?;
         if event_id.len() > MAX_EVENT_ID_BYTES {
-            return Err(format!(
-                "event_id is {} bytes long; at most {MAX_EVENT_ID_BYTES} are allowed",
-                event_id.len()
-            ));
+            return Err(format!("event_id is {} bytes long; at most {MAX_EVENT_ID_BYTES} are allowed", event_id.len()));
         }
         let type_text = required_text(row, "event_type")?;
         let event_type = EventType::parse(&type_text).ok_or_else(|| {
-            format!(
-                "event_type '{type_text}' is not one of {}",
-                EventType::ALL.map(EventType::as_str).join(", ")
-            )
+            format!("event_type '{type_text}' is not one of {}", EventType::ALL.map(EventType::as_str).join(", "))
         })?;
         let occurred_at = match row.get("occurred_at") {
             None | Some(RawValue::Null) => return Err("occurred_at is missing".into()),
@@ -402,10 +393,9 @@ fn schema_version(row: &RawRow) -> Result<i16, String> {
         None | Some(RawValue::Null) => return Ok(1),
         Some(RawValue::Text(s)) if s.is_empty() => return Ok(1),
         Some(RawValue::Int(i)) => *i,
-        Some(RawValue::Text(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("schema_version must be a whole number, got '{s}'"))?,
+        Some(RawValue::Text(s)) => {
+            s.trim().parse::<i64>().map_err(|_| format!("schema_version must be a whole number, got '{s}'"))?
+        }
         Some(other) => return Err(format!("schema_version must be a whole number, got {}", describe(other))),
     };
     if v < 1 {

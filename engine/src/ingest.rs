@@ -293,7 +293,9 @@ pub fn csv_rows(reader: impl Read + Send + 'static) -> Result<impl Iterator<Item
                     Ok(header
                         .iter()
                         .zip(rec.iter())
-                        .map(|(h, v)| (h.clone(), if v.is_empty() { RawValue::Null } else { RawValue::Text(v.to_string()) }))
+                        .map(|(h, v)| {
+                            (h.clone(), if v.is_empty() { RawValue::Null } else { RawValue::Text(v.to_string()) })
+                        })
                         .collect::<RawRow>())
                 };
                 InputRow { line, raw, fields }
@@ -335,12 +337,7 @@ fn parquet_rows(file: File) -> Result<Rows> {
 
 fn parquet_row(batch: &RecordBatch, i: usize) -> RawRow {
     let schema = batch.schema();
-    schema
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(f, col)| (f.name().clone(), cell(col.as_ref(), i)))
-        .collect()
+    schema.fields().iter().zip(batch.columns()).map(|(f, col)| (f.name().clone(), cell(col.as_ref(), i))).collect()
 }
 
 fn cell(col: &dyn Array, i: usize) -> RawValue {
@@ -357,9 +354,13 @@ fn cell(col: &dyn Array, i: usize) -> RawValue {
         DataType::Timestamp(unit, Some(_)) => {
             let v = match unit {
                 TimeUnit::Second => col.as_primitive::<arrow::datatypes::TimestampSecondType>().value(i) * 1_000_000,
-                TimeUnit::Millisecond => col.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(i) * 1000,
+                TimeUnit::Millisecond => {
+                    col.as_primitive::<arrow::datatypes::TimestampMillisecondType>().value(i) * 1000
+                }
                 TimeUnit::Microsecond => col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().value(i),
-                TimeUnit::Nanosecond => col.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(i).div_euclid(1000),
+                TimeUnit::Nanosecond => {
+                    col.as_primitive::<arrow::datatypes::TimestampNanosecondType>().value(i).div_euclid(1000)
+                }
             };
             RawValue::Timestamp(v)
         }
@@ -414,7 +415,9 @@ mod tests {
         match v {
             Value::Null => RawValue::Null,
             Value::Bool(b) => RawValue::Bool(b),
-            Value::Number(n) => n.as_i64().map(RawValue::Int).unwrap_or_else(|| RawValue::Float(n.as_f64().unwrap_or(f64::NAN))),
+            Value::Number(n) => {
+                n.as_i64().map(RawValue::Int).unwrap_or_else(|| RawValue::Float(n.as_f64().unwrap_or(f64::NAN)))
+            }
             Value::String(s) => RawValue::Text(s),
             Value::Array(items) => RawValue::List(items.into_iter().map(json_to_raw).collect()),
             obj @ Value::Object(_) => RawValue::Json(obj),

@@ -78,7 +78,10 @@ extern "C" fn choose(argc: c_int, argv: *const *const c_char, _envp: *const *con
         let mimalloc = if !forced.is_null() {
             CStr::from_ptr(forced).to_bytes() == b"mimalloc"
         } else {
-            argc >= 2 && !argv.is_null() && !(*argv.add(1)).is_null() && CStr::from_ptr(*argv.add(1)).to_bytes() == b"ingest"
+            argc >= 2
+                && !argv.is_null()
+                && !(*argv.add(1)).is_null()
+                && CStr::from_ptr(*argv.add(1)).to_bytes() == b"ingest"
         };
         if !mimalloc {
             return;

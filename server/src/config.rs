@@ -78,7 +78,8 @@ pub struct Verifier {
 
 impl ServerConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the config file {}", path.display()))?;
         let mut cfg: ServerConfig =
             serde_json::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));

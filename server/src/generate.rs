@@ -105,23 +105,14 @@ pub struct GenerateConfig {
 /// Writes the history as NDJSON to `out` and returns the number of lines
 /// (events, redeliveries included) written. `progress` is called with the
 /// count so far every 65,536 events and once at the end.
-pub fn generate(
-    cfg: &GenerateConfig,
-    out: &mut impl Write,
-    progress: &mut dyn FnMut(u64),
-) -> io::Result<u64> {
+pub fn generate(cfg: &GenerateConfig, out: &mut impl Write, progress: &mut dyn FnMut(u64)) -> io::Result<u64> {
     if cfg.services == 0 || (cfg.events.is_none() && cfg.days == 0) || cfg.events == Some(0) {
         out.flush()?;
         progress(0);
         return Ok(0);
     }
     let mut g = Gen::new(cfg);
-    let day0 = cfg
-        .start
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_utc()
-        .timestamp_micros();
+    let day0 = cfg.start.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_micros();
     let epoch_day0 = day0.div_euclid(DAY);
     let services = cfg.services as f64;
     let lam_max = (1.0e6 / (services * BASE_EVENTS_PER_UNIT)).clamp(1.0, 60.0);
@@ -138,18 +129,13 @@ pub fn generate(
                 1.0
             }
             Some(n) => {
-                let produced =
-                    g.written + g.pending.iter().filter(|e| e.at < day_start).count() as u64;
+                let produced = g.written + g.pending.iter().filter(|e| e.at < day_start).count() as u64;
                 if produced >= n || d >= MAX_DAYS {
                     break;
                 }
                 // Aim 0.5% high so that the count is reached within `days`.
                 let remaining = n as f64 * (1.0 + TARGET_MARGIN) - produced as f64;
-                let rate = if units > 0.0 && produced > 0 {
-                    produced as f64 / units
-                } else {
-                    BASE_EVENTS_PER_UNIT
-                };
+                let rate = if units > 0.0 && produced > 0 { produced as f64 / units } else { BASE_EVENTS_PER_UNIT };
                 let left = if d < cfg.days as u64 {
                     weekday_factor_sum(epoch_day0 + d as i64, cfg.days as u64 - d)
                 } else {
@@ -212,11 +198,7 @@ fn weekday(epoch_day: i64) -> i64 {
 }
 
 fn weekday_factor(epoch_day: i64) -> f64 {
-    if weekday(epoch_day) >= 5 {
-        WEEKEND_FACTOR
-    } else {
-        1.0
-    }
+    if weekday(epoch_day) >= 5 { WEEKEND_FACTOR } else { 1.0 }
 }
 
 /// Sum of the weekday factors of `n` days from `epoch_day`.
@@ -432,11 +414,7 @@ impl Gen {
                 teams.push(format!("team-{}", teams.len()).into_bytes());
             }
             team_left -= 1;
-            let host = if rng.chance(0.75) {
-                SRC_GITHUB
-            } else {
-                SRC_GITLAB
-            };
+            let host = if rng.chance(0.75) { SRC_GITHUB } else { SRC_GITLAB };
             let activity = 0.4 + 1.2 * rng.unit();
             let cadence = 0.5 + rng.unit();
             let shift = [-8, -5, -5, 0, 0, 0, 1, 1, 2, 5][rng.below(10) as usize] * HOUR;
@@ -482,11 +460,7 @@ impl Gen {
     fn push(&mut self, mut ev: Ev) {
         ev.id = self.next_event;
         self.next_event += 1;
-        ev.emit = if self.rng.chance(LATE) {
-            ev.at + self.rng.range(MIN, DAY + 1)
-        } else {
-            ev.at
-        };
+        ev.emit = if self.rng.chance(LATE) { ev.at + self.rng.range(MIN, DAY + 1) } else { ev.at };
         ev.seq = self.next_seq;
         self.next_seq += 1;
         if self.rng.chance(REDELIVER) {
@@ -567,11 +541,7 @@ impl Gen {
         let mut ev = Ev::new(K_COMMIT, at, s as u32);
         ev.commit = no;
         ev.team = self.rng.chance(0.7);
-        ev.source = if self.rng.chance(0.03) {
-            SRC_NONE
-        } else {
-            self.svcs[s].host
-        };
+        ev.source = if self.rng.chance(0.03) { SRC_NONE } else { self.svcs[s].host };
         if self.rng.chance(0.15) {
             ev.attr = ATTR_PR;
             ev.attr_val = self.svcs[s].next_pr;
@@ -612,19 +582,11 @@ impl Gen {
             ev.env = ENV_PRODUCTION;
             ev.deployment = dep;
             ev.team = self.rng.chance(0.9);
-            ev.source = if self.rng.chance(0.3) {
-                SRC_MANUAL
-            } else {
-                self.svcs[s].host
-            };
+            ev.source = if self.rng.chance(0.3) { SRC_MANUAL } else { self.svcs[s].host };
             self.push(ev);
             self.svcs[s].busy_until = at;
         }
-        let p = if rolled {
-            INCIDENT_AFTER_ROLLBACK
-        } else {
-            INCIDENT_AFTER_DEPLOY
-        };
+        let p = if rolled { INCIDENT_AFTER_ROLLBACK } else { INCIDENT_AFTER_DEPLOY };
         if self.rng.chance(p) {
             let at = end2 + self.rng.log_uniform(10 * MIN, 20 * HOUR) / SEC * SEC;
             self.incident(s, at, Some(dep));
@@ -635,11 +597,8 @@ impl Gen {
     /// successful deployment (if any) and when the last attempt ended.
     fn deploy(&mut self, s: usize, env: u8, head: u64, head_at: i64, t: i64) -> (Option<u64>, i64) {
         let mut t = t;
-        let (fail, lo, hi) = if env == ENV_STAGING {
-            (STAGING_FAIL, 2 * MIN, 20 * MIN)
-        } else {
-            (PRODUCTION_FAIL, 3 * MIN, 60 * MIN)
-        };
+        let (fail, lo, hi) =
+            if env == ENV_STAGING { (STAGING_FAIL, 2 * MIN, 20 * MIN) } else { (PRODUCTION_FAIL, 3 * MIN, 60 * MIN) };
         let svc = s as u32;
         for attempt in 0..3 {
             let dep = self.next_deployment;
@@ -699,11 +658,7 @@ impl Gen {
                 ev.changes = Some(q.iter().take(shipped).map(|&(_, no)| no).collect());
             }
             q.drain(..shipped);
-            ev.commit = if ev.changes.is_none() && has_started && started_sha && omit_sha {
-                0
-            } else {
-                head
-            };
+            ev.commit = if ev.changes.is_none() && has_started && started_sha && omit_sha { 0 } else { head };
             self.push(ev);
             return (Some(dep), end);
         }
@@ -820,8 +775,7 @@ impl Gen {
         self.buf.extend_from_slice(b"\",\"occurred_at\":\"");
         self.push_ts(e.at);
         self.buf.extend_from_slice(b"\",\"service\":\"");
-        self.buf
-            .extend_from_slice(&self.svcs[e.service as usize].name);
+        self.buf.extend_from_slice(&self.svcs[e.service as usize].name);
         self.buf.push(b'"');
         if e.env != ENV_NONE {
             self.buf.extend_from_slice(b",\"environment\":\"");
@@ -872,20 +826,17 @@ impl Gen {
         }
         match e.attr {
             ATTR_PR => {
-                self.buf
-                    .extend_from_slice(b",\"attributes\":\"{\\\"pr\\\":");
+                self.buf.extend_from_slice(b",\"attributes\":\"{\\\"pr\\\":");
                 push_u64(&mut self.buf, e.attr_val as u64);
                 self.buf.extend_from_slice(b"}\"");
             }
             ATTR_PIPELINE => {
-                self.buf
-                    .extend_from_slice(b",\"attributes\":\"{\\\"pipeline\\\":");
+                self.buf.extend_from_slice(b",\"attributes\":\"{\\\"pipeline\\\":");
                 push_u64(&mut self.buf, e.attr_val as u64);
                 self.buf.extend_from_slice(b"}\"");
             }
             ATTR_SEVERITY => {
-                self.buf
-                    .extend_from_slice(b",\"attributes\":\"{\\\"severity\\\":\\\"sev");
+                self.buf.extend_from_slice(b",\"attributes\":\"{\\\"severity\\\":\\\"sev");
                 push_u64(&mut self.buf, e.attr_val as u64);
                 self.buf.extend_from_slice(b"\\\"}\"");
             }
@@ -931,11 +882,7 @@ impl Gen {
         ]);
         if frac != 0 {
             self.buf.push(b'.');
-            let (v, digits) = if frac % 1000 == 0 {
-                (frac / 1000, 3)
-            } else {
-                (frac, 6)
-            };
+            let (v, digits) = if frac % 1000 == 0 { (frac / 1000, 3) } else { (frac, 6) };
             let mut tmp = [b'0'; 6];
             let mut v = v;
             for i in (0..digits).rev() {
@@ -977,12 +924,8 @@ fn push_sha(buf: &mut Vec<u8>, key: u64, no: u64) {
     let b = mix64(a ^ 0x9e37_79b9_7f4a_7c15);
     let c = mix64(b.wrapping_add(key));
     let mut out = [0u8; 40];
-    for (i, byte) in a
-        .to_be_bytes()
-        .into_iter()
-        .chain(b.to_be_bytes())
-        .chain(c.to_be_bytes().into_iter().take(4))
-        .enumerate()
+    for (i, byte) in
+        a.to_be_bytes().into_iter().chain(b.to_be_bytes()).chain(c.to_be_bytes().into_iter().take(4)).enumerate()
     {
         out[2 * i] = HEX[(byte >> 4) as usize];
         out[2 * i + 1] = HEX[(byte & 15) as usize];
@@ -997,13 +940,7 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     fn cfg(seed: u64, services: u32, days: u32, events: Option<u64>) -> GenerateConfig {
-        GenerateConfig {
-            seed,
-            services,
-            days,
-            events,
-            start: NaiveDate::from_ymd_opt(2026, 1, 5).unwrap(),
-        }
+        GenerateConfig { seed, services, days, events, start: NaiveDate::from_ymd_opt(2026, 1, 5).unwrap() }
     }
 
     fn run(c: &GenerateConfig) -> (Vec<u8>, u64) {
@@ -1017,9 +954,7 @@ mod tests {
     }
 
     fn ts(v: &Value) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(v["occurred_at"].as_str().unwrap())
-            .unwrap()
-            .timestamp_micros()
+        chrono::DateTime::parse_from_rfc3339(v["occurred_at"].as_str().unwrap()).unwrap().timestamp_micros()
     }
 
     #[test]
@@ -1066,10 +1001,7 @@ mod tests {
                     .contains(&k.as_str()),
                     "unexpected field {k}"
                 );
-                assert!(
-                    !o[k].is_null(),
-                    "absent fields are omitted, not null: {line}"
-                );
+                assert!(!o[k].is_null(), "absent fields are omitted, not null: {line}");
             }
             let id = o["event_id"].as_str().unwrap();
             assert!(id.starts_with("evt-42-") && !id.is_empty() && id.len() <= 256);
@@ -1088,29 +1020,17 @@ mod tests {
                     assert_eq!(sha.len(), 40);
                     assert!(sha.bytes().all(|b| b.is_ascii_hexdigit()));
                     if seen_ids.insert(id.to_string()) {
-                        assert!(
-                            commit_at.insert(sha.to_string(), ts(&v)).is_none(),
-                            "commit shas are unique"
-                        );
+                        assert!(commit_at.insert(sha.to_string(), ts(&v)).is_none(), "commit shas are unique");
                     }
                 }
-                "deployment_started"
-                | "deployment_succeeded"
-                | "deployment_failed"
-                | "deployment_rolled_back" => {
+                "deployment_started" | "deployment_succeeded" | "deployment_failed" | "deployment_rolled_back" => {
                     let env = o["environment"].as_str().unwrap();
                     assert!(env == "staging" || env == "production");
                     assert!(o["deployment_id"].as_str().unwrap().starts_with("dep-42-"));
                     assert!(!o.contains_key("incident_id"));
                     if o.contains_key("change_ids") {
                         assert_eq!(ty, "deployment_succeeded");
-                        assert!(
-                            o["change_ids"]
-                                .as_array()
-                                .unwrap()
-                                .iter()
-                                .all(|c| c.is_string())
-                        );
+                        assert!(o["change_ids"].as_array().unwrap().iter().all(|c| c.is_string()));
                         with_changes += 1;
                     }
                 }
@@ -1130,10 +1050,7 @@ mod tests {
         }
         for k in KIND_NAMES {
             let k = std::str::from_utf8(k).unwrap();
-            assert!(
-                kinds.get(k).copied().unwrap_or(0) > 0,
-                "no {k} in {kinds:?}"
-            );
+            assert!(kinds.get(k).copied().unwrap_or(0) > 0, "no {k} in {kinds:?}");
         }
         assert!(with_changes > 0 && with_cause > 0);
         // Per service and day: within the advertised 20-40.
@@ -1152,9 +1069,7 @@ mod tests {
                 shas.extend(list.iter().map(|c| c.as_str().unwrap()));
             }
             for sha in shas {
-                let c = commit_at
-                    .get(sha)
-                    .unwrap_or_else(|| panic!("unknown commit {sha}"));
+                let c = commit_at.get(sha).unwrap_or_else(|| panic!("unknown commit {sha}"));
                 assert!(*c <= at);
             }
         }
@@ -1186,10 +1101,7 @@ mod tests {
         }
         let rate = dups as f64 / n as f64;
         assert!(dups > 0 && rate < 0.012, "{dups} redeliveries of {n}");
-        assert!(
-            late > 0 && (late as f64) < 0.1 * n as f64,
-            "{late} late of {n}"
-        );
+        assert!(late > 0 && (late as f64) < 0.1 * n as f64, "{late} late of {n}");
     }
 
     #[test]
@@ -1210,9 +1122,7 @@ mod tests {
                     }
                 }
                 "incident_resolved" => {
-                    *resolves
-                        .entry(v["incident_id"].as_str().unwrap().to_string())
-                        .or_default() += 1;
+                    *resolves.entry(v["incident_id"].as_str().unwrap().to_string()).or_default() += 1;
                 }
                 "deployment_succeeded" => {
                     succeeded.insert(v["deployment_id"].as_str().unwrap().to_string());
@@ -1221,14 +1131,8 @@ mod tests {
             }
         }
         assert!(opens.values().any(|&c| c >= 2), "some incident is reopened");
-        assert!(
-            opens.iter().any(|(k, _)| !resolves.contains_key(k)),
-            "some incident is still open"
-        );
-        assert!(
-            resolves.keys().all(|k| opens.contains_key(k)),
-            "no orphan resolves"
-        );
+        assert!(opens.iter().any(|(k, _)| !resolves.contains_key(k)), "some incident is still open");
+        assert!(resolves.keys().all(|k| opens.contains_key(k)), "no orphan resolves");
         assert!(causes.iter().all(|d| succeeded.contains(d)));
     }
 
@@ -1247,12 +1151,7 @@ mod tests {
         // The requested days are used when the request fits them.
         let last: Value = serde_json::from_str(lines(&out).last().unwrap()).unwrap();
         let end = ts(&last);
-        let start = cfg(5, 8, 30, None)
-            .start
-            .and_hms_opt(0, 0, 0)
-            .unwrap()
-            .and_utc()
-            .timestamp_micros();
+        let start = cfg(5, 8, 30, None).start.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
         assert!(end >= start + 25 * DAY && end < start + 32 * DAY, "{n}");
     }
 

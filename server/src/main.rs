@@ -304,17 +304,16 @@ fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {
     let (mut any_rejected, mut any_error) = (false, false);
     for file in files {
         let bar = progress_bar(&format!("ingesting {file}"));
-        let result = leadline_engine::ingest::open(file)
-            .and_then(|rows| {
-                writer.append(file, rows, &mut |p| match p {
-                    Progress::Rows(n) => bar.set_position(n),
-                    Progress::ReadModel => {
-                        // No rows move now: keep the spinner and clock alive.
-                        bar.set_message(format!("{file}: updating the read model;"));
-                        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-                    }
-                })
-            });
+        let result = leadline_engine::ingest::open(file).and_then(|rows| {
+            writer.append(file, rows, &mut |p| match p {
+                Progress::Rows(n) => bar.set_position(n),
+                Progress::ReadModel => {
+                    // No rows move now: keep the spinner and clock alive.
+                    bar.set_message(format!("{file}: updating the read model;"));
+                    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                }
+            })
+        });
         bar.finish_and_clear();
         match result {
             Ok(r) => {
@@ -327,7 +326,10 @@ fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {
                 }
                 let total = r.rejected + r.conflicts;
                 if total > r.first_rejections.len() as u64 {
-                    eprintln!("  … and {} more: SELECT * FROM rejected_events", total - r.first_rejections.len() as u64);
+                    eprintln!(
+                        "  … and {} more: SELECT * FROM rejected_events",
+                        total - r.first_rejections.len() as u64
+                    );
                 }
                 any_rejected |= total > 0;
             }

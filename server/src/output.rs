@@ -22,7 +22,10 @@ fn options() -> FormatOptions<'static> {
 pub fn write(format: OutputFormat, batches: &[RecordBatch], out: &mut impl Write) -> anyhow::Result<()> {
     match format {
         OutputFormat::Table => {
-            let table = arrow::util::pretty::pretty_format_batches_with_options(batches, &FormatOptions::default().with_null("NULL"))?;
+            let table = arrow::util::pretty::pretty_format_batches_with_options(
+                batches,
+                &FormatOptions::default().with_null("NULL"),
+            )?;
             writeln!(out, "{table}")?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
@@ -62,11 +65,7 @@ pub fn write(format: OutputFormat, batches: &[RecordBatch], out: &mut impl Write
 
 fn formatters(batch: &RecordBatch) -> anyhow::Result<Vec<ArrayFormatter<'_>>> {
     let opts = options();
-    Ok(batch
-        .columns()
-        .iter()
-        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
-        .collect::<Result<Vec<_>, _>>()?)
+    Ok(batch.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<Vec<_>, _>>()?)
 }
 
 fn json_cell(col: &dyn Array, fmt: &ArrayFormatter<'_>, row: usize) -> serde_json::Value {

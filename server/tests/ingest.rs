@@ -29,10 +29,7 @@ fn fixtures_give_the_expected_counts() {
         assert_eq!(conflicts, q["conflicts"].as_u64().unwrap(), "{name} conflicts");
         assert_eq!(rejected, q["rejected"].as_u64().unwrap(), "{name} rejected");
         assert_eq!(scalar(dir.path(), "SELECT count(*) FROM events") as u64, appended);
-        assert_eq!(
-            scalar(dir.path(), "SELECT count(*) FROM rejected_events WHERE kind = 'invalid'") as u64,
-            rejected
-        );
+        assert_eq!(scalar(dir.path(), "SELECT count(*) FROM rejected_events WHERE kind = 'invalid'") as u64, rejected);
         assert_eq!(
             scalar(dir.path(), "SELECT count(*) FROM rejected_events WHERE kind = 'conflict'") as u64,
             conflicts
@@ -192,7 +189,11 @@ fn ingested_at_is_assigned_and_monotonic() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.ndjson");
     let b = dir.path().join("b.ndjson");
-    let line = |id: &str| format!("{{\"event_id\":\"{id}\",\"event_type\":\"commit\",\"occurred_at\":\"2026-03-02T09:00:00Z\",\"service\":\"s\",\"commit_sha\":\"{id}\",\"ingested_at\":\"1999-01-01T00:00:00Z\"}}\n");
+    let line = |id: &str| {
+        format!(
+            "{{\"event_id\":\"{id}\",\"event_type\":\"commit\",\"occurred_at\":\"2026-03-02T09:00:00Z\",\"service\":\"s\",\"commit_sha\":\"{id}\",\"ingested_at\":\"1999-01-01T00:00:00Z\"}}\n"
+        )
+    };
     std::fs::write(&a, line("x")).unwrap();
     std::fs::write(&b, line("y")).unwrap();
     let data = dir.path().join("d");
@@ -219,12 +220,17 @@ fn many_small_appends_are_compacted_without_changing_answers() {
     }
     let refs: Vec<&Path> = files.iter().map(|f| f.as_path()).collect();
     assert!(ingest(&data, &refs).status.success());
-    let parquet_files = |d: &Path| walk(&d.join("events")).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
+    let parquet_files =
+        |d: &Path| walk(&d.join("events")).iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
     let q = "SELECT event_id, occurred_at, ingested_at FROM events ORDER BY event_id";
     let before = query(&data, q);
     assert_eq!(before.len(), 20);
     let snapshot = leadline_engine::log::EventLog::open(&data).unwrap().snapshot().unwrap();
-    assert!(snapshot.event_files.len() <= leadline_engine::log::AUTO_COMPACT_FILES, "auto-compacted: {}", snapshot.event_files.len());
+    assert!(
+        snapshot.event_files.len() <= leadline_engine::log::AUTO_COMPACT_FILES,
+        "auto-compacted: {}",
+        snapshot.event_files.len()
+    );
     let out = run(&["compact", "--data", &data.display().to_string()]);
     assert!(out.status.success());
     let snapshot = leadline_engine::log::EventLog::open(&data).unwrap().snapshot().unwrap();

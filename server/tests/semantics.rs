@@ -9,15 +9,27 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-const INTERVALS: [&str; 4] = ["lead_time_p50", "lead_time_p90", "time_to_restore_p50", "failed_deployment_recovery_p50"];
+const INTERVALS: [&str; 4] =
+    ["lead_time_p50", "lead_time_p90", "time_to_restore_p50", "failed_deployment_recovery_p50"];
 const FLOATS: [&str; 2] = ["deployment_frequency", "change_failure_rate"];
 
 fn metrics_sql(grain: &str) -> String {
     // Intervals as seconds, so they compare with the fixtures' numbers.
     let cols: Vec<String> = [
-        "service", "environment", "bucket_start", "deployments", "deployment_frequency", "lead_time_p50", "lead_time_p90",
-        "change_failure_rate", "time_to_restore_p50", "failed_deployment_recovery_p50", "lead_time_tier",
-        "deployment_frequency_tier", "change_failure_rate_tier", "time_to_restore_tier",
+        "service",
+        "environment",
+        "bucket_start",
+        "deployments",
+        "deployment_frequency",
+        "lead_time_p50",
+        "lead_time_p90",
+        "change_failure_rate",
+        "time_to_restore_p50",
+        "failed_deployment_recovery_p50",
+        "lead_time_tier",
+        "deployment_frequency_tier",
+        "change_failure_rate_tier",
+        "time_to_restore_tier",
     ]
     .iter()
     .map(|c| if INTERVALS.contains(c) { format!("date_part('epoch', {c}) AS {c}") } else { c.to_string() })
@@ -43,7 +55,13 @@ fn assert_metrics(data: &Path, fixture: &Path, grain: &str) {
     for (row, (g, e)) in got.iter().zip(&expected).enumerate() {
         for (col, want) in header.iter().zip(e.iter()) {
             let have = &g[col];
-            let ctx = format!("{} {grain} row {row} ({} {} {}) column {col}: got {have}, want {want:?}", fixture.display(), e[0].to_string(), &e[1], &e[2]);
+            let ctx = format!(
+                "{} {grain} row {row} ({} {} {}) column {col}: got {have}, want {want:?}",
+                fixture.display(),
+                e[0].to_string(),
+                &e[1],
+                &e[2]
+            );
             if want.is_empty() {
                 assert!(have.is_null(), "{ctx}");
             } else if col == "bucket_start" {
@@ -61,7 +79,8 @@ fn assert_metrics(data: &Path, fixture: &Path, grain: &str) {
 }
 
 fn assert_quality(data: &Path, fixture: &Path) {
-    let want: Value = serde_json::from_str(&std::fs::read_to_string(fixture.join("expected_quality.json")).unwrap()).unwrap();
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected_quality.json")).unwrap()).unwrap();
     for sql in ["SELECT * FROM dora_quality", "SELECT * FROM dora_quality()"] {
         let got = query(data, sql);
         assert_eq!(got.len(), 1);
@@ -158,7 +177,8 @@ fn late_events_change_the_answer_to_what_the_full_log_implies() {
     assert_eq!(query(&data, q), query(&whole, q));
     assert_ne!(before, query(&data, q), "the late commit and incident moved the numbers");
     // And time travel to before the late batch gives the earlier answer back.
-    let first_ingest = query(&data, "SELECT CAST(min(ingested_at) AS VARCHAR) AS t FROM events")[0]["t"].as_str().unwrap().to_string();
+    let first_ingest =
+        query(&data, "SELECT CAST(min(ingested_at) AS VARCHAR) AS t FROM events")[0]["t"].as_str().unwrap().to_string();
     assert_eq!(query_with(&data, q, &["--as-of", &first_ingest]), before);
 }
 
@@ -211,7 +231,10 @@ fn aggregate_functions_agree_with_dora_metrics() {
         "SELECT lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90, dora_tier('lead_time', lead_time(lead_time)) AS tier \
          FROM changes WHERE environment = 'production' AND deployed_at < '2026-03-09T00:00:00Z'",
     );
-    let want = query(dir.path(), "SELECT lead_time_p50 AS p50, lead_time_p90 AS p90, lead_time_tier AS tier FROM dora_metrics('week') WHERE service = 'checkout' AND bucket_start = '2026-03-02T00:00:00Z'");
+    let want = query(
+        dir.path(),
+        "SELECT lead_time_p50 AS p50, lead_time_p90 AS p90, lead_time_tier AS tier FROM dora_metrics('week') WHERE service = 'checkout' AND bucket_start = '2026-03-02T00:00:00Z'",
+    );
     assert_eq!(lead, want);
 }
 

@@ -18,10 +18,7 @@ use datafusion::physical_expr::PhysicalExpr;
 /// `FILTER (WHERE ...)` are both applied: a row is valid when its value is
 /// non-null and the filter is true (a null filter value counts as false).
 /// `None` means every row is valid.
-pub(crate) fn filtered_validity(
-    nulls: Option<&NullBuffer>,
-    opt_filter: Option<&BooleanArray>,
-) -> Option<NullBuffer> {
+pub(crate) fn filtered_validity(nulls: Option<&NullBuffer>, opt_filter: Option<&BooleanArray>) -> Option<NullBuffer> {
     let filter = opt_filter.map(|filter| match filter.nulls() {
         Some(filter_nulls) => filter.values() & filter_nulls.inner(),
         None => filter.values().clone(),
@@ -43,10 +40,7 @@ pub(crate) fn for_each_valid_row(
     mut f: impl FnMut(usize, usize),
 ) {
     match filtered_validity(nulls, opt_filter) {
-        None => group_indices
-            .iter()
-            .enumerate()
-            .for_each(|(row, &group_index)| f(group_index, row)),
+        None => group_indices.iter().enumerate().for_each(|(row, &group_index)| f(group_index, row)),
         Some(validity) => group_indices
             .iter()
             .enumerate()
@@ -59,17 +53,11 @@ pub(crate) fn for_each_valid_row(
 /// expression of literals), found by evaluating it against an empty batch,
 /// as DataFusion's own `percentile_cont` does. Anything that reads a column
 /// fails that evaluation and is reported as a planning error.
-pub(crate) fn constant_argument(
-    expr: &Arc<dyn PhysicalExpr>,
-    fn_name: &str,
-    arg_name: &str,
-) -> Result<ScalarValue> {
+pub(crate) fn constant_argument(expr: &Arc<dyn PhysicalExpr>, fn_name: &str, arg_name: &str) -> Result<ScalarValue> {
     let batch = RecordBatch::new_empty(Arc::new(Schema::empty()));
     match expr.evaluate(&batch) {
         Ok(ColumnarValue::Scalar(value)) => Ok(value),
-        _ => plan_err!(
-            "the {arg_name} argument of {fn_name} must be a constant, got the expression {expr}"
-        ),
+        _ => plan_err!("the {arg_name} argument of {fn_name} must be a constant, got the expression {expr}"),
     }
 }
 
@@ -87,11 +75,7 @@ pub(crate) fn reject_distinct(args: &AccumulatorArgs, fn_name: &str) -> Result<(
 /// An `Int64` state field of aggregate `aggregate_name`, named after it and
 /// `field`.
 pub(crate) fn int64_state_field(aggregate_name: &str, field: &str, nullable: bool) -> FieldRef {
-    Arc::new(Field::new(
-        format_state_name(aggregate_name, field),
-        DataType::Int64,
-        nullable,
-    ))
+    Arc::new(Field::new(format_state_name(aggregate_name, field), DataType::Int64, nullable))
 }
 
 #[cfg(test)]
@@ -113,9 +97,7 @@ mod tests {
     fn visits_only_valid_rows() {
         let filter = BooleanArray::from(vec![true, false, true]);
         let mut seen = vec![];
-        for_each_valid_row(&[7, 8, 9], None, Some(&filter), |g, row| {
-            seen.push((g, row))
-        });
+        for_each_valid_row(&[7, 8, 9], None, Some(&filter), |g, row| seen.push((g, row)));
         assert_eq!(seen, [(7, 0), (9, 2)]);
     }
 

@@ -68,9 +68,7 @@ impl FromStr for Grain {
         Grain::ALL
             .into_iter()
             .find(|grain| grain.as_str().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| {
-                plan_datafusion_err!("unknown grain '{s}': expected one of 'day', 'week', 'month'")
-            })
+            .ok_or_else(|| plan_datafusion_err!("unknown grain '{s}': expected one of 'day', 'week', 'month'"))
     }
 }
 
@@ -99,11 +97,7 @@ pub fn bucket_end(start_micros: i64, grain: Grain) -> i64 {
         Grain::Week => start_day + 7,
         Grain::Month => {
             let (year, month, _) = civil_from_days(start_day);
-            if month == 12 {
-                days_from_civil(year + 1, 1, 1)
-            } else {
-                days_from_civil(year, month + 1, 1)
-            }
+            if month == 12 { days_from_civil(year + 1, 1, 1) } else { days_from_civil(year, month + 1, 1) }
         }
     };
     day_to_micros(end_day)
@@ -149,16 +143,11 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let days = days + 719_468;
     let era = days.div_euclid(146_097);
     let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_from_march = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 } as u32;
     let year = year_of_era + era * 400;
     (if month <= 2 { year + 1 } else { year }, month, day)
 }
@@ -179,10 +168,7 @@ mod tests {
         assert_eq!(" WEEK ".parse::<Grain>().unwrap(), Grain::Week);
         assert_eq!("Month".parse::<Grain>().unwrap(), Grain::Month);
         let err = "quarter".parse::<Grain>().unwrap_err().to_string();
-        assert!(
-            err.contains("unknown grain 'quarter'") && err.contains("'week'"),
-            "{err}"
-        );
+        assert!(err.contains("unknown grain 'quarter'") && err.contains("'week'"), "{err}");
         for grain in Grain::ALL {
             assert_eq!(grain.to_string().parse::<Grain>().unwrap(), grain);
         }
@@ -192,20 +178,11 @@ mod tests {
     fn day_buckets() {
         let t = ts("2024-03-03T23:30:00Z");
         assert_eq!(bucket_start(t, Grain::Day), ts("2024-03-03T00:00:00Z"));
-        assert_eq!(
-            bucket_end(bucket_start(t, Grain::Day), Grain::Day),
-            ts("2024-03-04T00:00:00Z")
-        );
+        assert_eq!(bucket_end(bucket_start(t, Grain::Day), Grain::Day), ts("2024-03-04T00:00:00Z"));
         // Exactly midnight starts its own day.
-        assert_eq!(
-            bucket_start(ts("2024-03-04T00:00:00Z"), Grain::Day),
-            ts("2024-03-04T00:00:00Z")
-        );
+        assert_eq!(bucket_start(ts("2024-03-04T00:00:00Z"), Grain::Day), ts("2024-03-04T00:00:00Z"));
         // Before the epoch, still floors (not truncates).
-        assert_eq!(
-            bucket_start(ts("1969-12-31T12:00:00Z"), Grain::Day),
-            ts("1969-12-31T00:00:00Z")
-        );
+        assert_eq!(bucket_start(ts("1969-12-31T12:00:00Z"), Grain::Day), ts("1969-12-31T00:00:00Z"));
     }
 
     #[test]
@@ -217,10 +194,7 @@ mod tests {
         assert_eq!(bucket_end(start, Grain::Week), ts("2024-03-04T00:00:00Z"));
         assert_eq!(days_in(start, bucket_end(start, Grain::Week)), 7.0);
         // Monday 00:00 starts the next one.
-        assert_eq!(
-            bucket_start(ts("2024-03-04T00:00:00Z"), Grain::Week),
-            ts("2024-03-04T00:00:00Z")
-        );
+        assert_eq!(bucket_start(ts("2024-03-04T00:00:00Z"), Grain::Week), ts("2024-03-04T00:00:00Z"));
     }
 
     #[test]
@@ -264,19 +238,13 @@ mod tests {
         let start = bucket_start(ts("2023-12-31T23:00:00Z"), Grain::Month);
         assert_eq!(start, ts("2023-12-01T00:00:00Z"));
         assert_eq!(bucket_end(start, Grain::Month), ts("2024-01-01T00:00:00Z"));
-        assert_eq!(
-            bucket_end(ts("2023-12-15T00:00:00Z"), Grain::Month),
-            ts("2024-01-01T00:00:00Z")
-        );
+        assert_eq!(bucket_end(ts("2023-12-15T00:00:00Z"), Grain::Month), ts("2024-01-01T00:00:00Z"));
     }
 
     #[test]
     fn days_in_is_fractional() {
         assert_eq!(days_in(0, MICROS_PER_DAY / 2), 0.5);
-        assert_eq!(
-            days_in(i64::MIN, i64::MAX),
-            (u64::MAX as f64) / MICROS_PER_DAY as f64
-        );
+        assert_eq!(days_in(i64::MIN, i64::MAX), (u64::MAX as f64) / MICROS_PER_DAY as f64);
     }
 
     #[test]
@@ -318,9 +286,6 @@ mod tests {
         assert_eq!(bucket_starts(from, from, Grain::Week).count(), 1);
         assert_eq!(bucket_starts(to, from, Grain::Day).count(), 0);
         assert_eq!(bucket_starts(from, to, Grain::Day).count(), 62);
-        assert_eq!(
-            bucket_starts(i64::MAX - 1, i64::MAX, Grain::Month).count(),
-            1
-        );
+        assert_eq!(bucket_starts(i64::MAX - 1, i64::MAX, Grain::Month).count(), 1);
     }
 }

@@ -10,14 +10,12 @@ use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    ReversedUDAF, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF, Signature,
+    Volatility,
 };
 
 use crate::DOC_SECTION_DORA;
-use crate::accumulate::{
-    filtered_validity, for_each_valid_row, int64_state_field, reject_distinct,
-};
+use crate::accumulate::{filtered_validity, for_each_valid_row, int64_state_field, reject_distinct};
 
 /// `change_failure_rate(failed boolean) -> float8`
 ///
@@ -52,16 +50,13 @@ impl Default for ChangeFailureRate {
 impl ChangeFailureRate {
     /// A new `change_failure_rate` implementation.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
 /// The `change_failure_rate` aggregate, shared.
 pub fn change_failure_rate_udaf() -> Arc<AggregateUDF> {
-    static UDAF: LazyLock<Arc<AggregateUDF>> =
-        LazyLock::new(|| Arc::new(AggregateUDF::from(ChangeFailureRate::new())));
+    static UDAF: LazyLock<Arc<AggregateUDF>> = LazyLock::new(|| Arc::new(AggregateUDF::from(ChangeFailureRate::new())));
     Arc::clone(&UDAF)
 }
 
@@ -78,10 +73,7 @@ impl AggregateUDFImpl for ChangeFailureRate {
         match arg_types {
             [DataType::Boolean | DataType::Null] => Ok(vec![DataType::Boolean]),
             [other] => plan_err!("change_failure_rate expects a boolean (failed), got {other}"),
-            _ => plan_err!(
-                "change_failure_rate takes exactly 1 argument (failed boolean), got {}",
-                arg_types.len()
-            ),
+            _ => plan_err!("change_failure_rate takes exactly 1 argument (failed boolean), got {}", arg_types.len()),
         }
     }
 
@@ -90,10 +82,7 @@ impl AggregateUDFImpl for ChangeFailureRate {
     }
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![
-            int64_state_field(args.name, "failed", false),
-            int64_state_field(args.name, "total", false),
-        ])
+        Ok(vec![int64_state_field(args.name, "failed", false), int64_state_field(args.name, "total", false)])
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
@@ -105,10 +94,7 @@ impl AggregateUDFImpl for ChangeFailureRate {
         !args.is_distinct
     }
 
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         reject_distinct(&args, self.name())?;
         Ok(Box::new(ChangeFailureRateGroupsAccumulator::default()))
     }
@@ -146,17 +132,11 @@ fn rate(failed: i64, total: i64) -> Option<f64> {
 /// The `(failed, total)` state columns, checked to be two `Int64` arrays.
 fn state_columns(states: &[ArrayRef]) -> Result<(&Int64Array, &Int64Array)> {
     match states {
-        [failed, total] => match (
-            failed.as_primitive_opt::<Int64Type>(),
-            total.as_primitive_opt::<Int64Type>(),
-        ) {
+        [failed, total] => match (failed.as_primitive_opt::<Int64Type>(), total.as_primitive_opt::<Int64Type>()) {
             (Some(failed), Some(total)) => Ok((failed, total)),
             _ => internal_err!("change_failure_rate state must be two Int64 columns"),
         },
-        _ => internal_err!(
-            "change_failure_rate state must have 2 columns, got {}",
-            states.len()
-        ),
+        _ => internal_err!("change_failure_rate state must have 2 columns, got {}", states.len()),
     }
 }
 
@@ -194,10 +174,7 @@ impl Accumulator for ChangeFailureRateAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        Ok(vec![
-            ScalarValue::Int64(Some(self.failed)),
-            ScalarValue::Int64(Some(self.total)),
-        ])
+        Ok(vec![ScalarValue::Int64(Some(self.failed)), ScalarValue::Int64(Some(self.total))])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -246,12 +223,7 @@ impl GroupsAccumulator for ChangeFailureRateGroupsAccumulator {
         Ok(())
     }
 
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         let (failed, total) = state_columns(values)?;
         self.failed.resize(total_num_groups, 0);
         self.total.resize(total_num_groups, 0);
@@ -265,11 +237,7 @@ impl GroupsAccumulator for ChangeFailureRateGroupsAccumulator {
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let failed = emit_to.take_needed(&mut self.failed);
         let total = emit_to.take_needed(&mut self.total);
-        let rates: Float64Array = failed
-            .into_iter()
-            .zip(total)
-            .map(|(failed, total)| rate(failed, total))
-            .collect();
+        let rates: Float64Array = failed.into_iter().zip(total).map(|(failed, total)| rate(failed, total)).collect();
         Ok(Arc::new(rates))
     }
 
@@ -282,22 +250,13 @@ impl GroupsAccumulator for ChangeFailureRateGroupsAccumulator {
 
     /// Each row becomes `(1, 1)` if true, `(0, 1)` if false and `(0, 0)` if
     /// null or filtered out.
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         let input = input_column(values)?;
         let validity = filtered_validity(input.nulls(), opt_filter);
         let counted = |row: usize| validity.as_ref().is_none_or(|v| v.is_valid(row));
-        let failed: Int64Array = (0..input.len())
-            .map(|row| i64::from(counted(row) && input.value(row)))
-            .map(Some)
-            .collect();
-        let total: Int64Array = (0..input.len())
-            .map(|row| i64::from(counted(row)))
-            .map(Some)
-            .collect();
+        let failed: Int64Array =
+            (0..input.len()).map(|row| i64::from(counted(row) && input.value(row))).map(Some).collect();
+        let total: Int64Array = (0..input.len()).map(|row| i64::from(counted(row))).map(Some).collect();
         Ok(vec![Arc::new(failed), Arc::new(total)])
     }
 
@@ -318,14 +277,7 @@ mod tests {
     #[test]
     fn rate_ignores_nulls() {
         let mut acc = ChangeFailureRateAccumulator::default();
-        acc.update_batch(&[booleans(&[
-            Some(true),
-            Some(false),
-            None,
-            Some(false),
-            Some(false),
-        ])])
-        .unwrap();
+        acc.update_batch(&[booleans(&[Some(true), Some(false), None, Some(false), Some(false)])]).unwrap();
         assert_eq!(acc.evaluate().unwrap(), ScalarValue::Float64(Some(0.25)));
     }
 
@@ -343,12 +295,9 @@ mod tests {
     #[test]
     fn merges_partial_states() {
         let mut left = ChangeFailureRateAccumulator::default();
-        left.update_batch(&[booleans(&[Some(true), Some(true)])])
-            .unwrap();
+        left.update_batch(&[booleans(&[Some(true), Some(true)])]).unwrap();
         let mut right = ChangeFailureRateAccumulator::default();
-        right
-            .update_batch(&[booleans(&[Some(false), None, Some(false)])])
-            .unwrap();
+        right.update_batch(&[booleans(&[Some(false), None, Some(false)])]).unwrap();
         let mut empty = ChangeFailureRateAccumulator::default();
 
         let columns = state_columns(&states([&mut left, &mut right, &mut empty]));
@@ -360,12 +309,10 @@ mod tests {
     #[test]
     fn retracts() {
         let mut acc = ChangeFailureRateAccumulator::default();
-        acc.update_batch(&[booleans(&[Some(true), Some(false), Some(false)])])
-            .unwrap();
+        acc.update_batch(&[booleans(&[Some(true), Some(false), Some(false)])]).unwrap();
         acc.retract_batch(&[booleans(&[Some(true), None])]).unwrap();
         assert_eq!(acc.evaluate().unwrap(), ScalarValue::Float64(Some(0.0)));
-        acc.retract_batch(&[booleans(&[Some(false), Some(false)])])
-            .unwrap();
+        acc.retract_batch(&[booleans(&[Some(false), Some(false)])]).unwrap();
         assert_eq!(acc.evaluate().unwrap(), ScalarValue::Float64(None));
     }
 
@@ -389,11 +336,7 @@ mod tests {
         let result = acc.evaluate(EmitTo::All).unwrap();
 
         for group in 0..groups {
-            let values: Vec<Option<bool>> = rows
-                .iter()
-                .filter(|(g, _)| *g == group)
-                .map(|(_, v)| *v)
-                .collect();
+            let values: Vec<Option<bool>> = rows.iter().filter(|(g, _)| *g == group).map(|(_, v)| *v).collect();
             let mut plain = ChangeFailureRateAccumulator::default();
             plain.update_batch(&[booleans(&values)]).unwrap();
             assert_eq!(
@@ -412,9 +355,7 @@ mod tests {
         let input = booleans(&[Some(true), Some(false), Some(true), None]);
         let filter = BooleanArray::from(vec![Some(true), Some(true), Some(false), Some(true)]);
         let mut partial = ChangeFailureRateGroupsAccumulator::default();
-        partial
-            .update_batch(&[Arc::clone(&input)], &[0, 0, 0, 1], Some(&filter), 2)
-            .unwrap();
+        partial.update_batch(&[Arc::clone(&input)], &[0, 0, 0, 1], Some(&filter), 2).unwrap();
         let state = partial.state(EmitTo::All).unwrap();
         let converted = partial.convert_to_state(&[input], Some(&filter)).unwrap();
 
@@ -431,14 +372,8 @@ mod tests {
     #[test]
     fn coercion() {
         let udf = ChangeFailureRate::new();
-        assert_eq!(
-            udf.coerce_types(&[DataType::Null]).unwrap(),
-            vec![DataType::Boolean]
-        );
+        assert_eq!(udf.coerce_types(&[DataType::Null]).unwrap(), vec![DataType::Boolean]);
         assert!(udf.coerce_types(&[DataType::Int64]).is_err());
-        assert!(
-            udf.coerce_types(&[DataType::Boolean, DataType::Boolean])
-                .is_err()
-        );
+        assert!(udf.coerce_types(&[DataType::Boolean, DataType::Boolean]).is_err());
     }
 }

@@ -10,14 +10,12 @@ use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    ReversedUDAF, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF, Signature,
+    Volatility,
 };
 
 use crate::DOC_SECTION_DORA;
-use crate::accumulate::{
-    constant_argument, filtered_validity, for_each_valid_row, int64_state_field, reject_distinct,
-};
+use crate::accumulate::{constant_argument, filtered_validity, for_each_valid_row, int64_state_field, reject_distinct};
 use crate::bucket::{Grain, bucket_end, bucket_start, days_in};
 
 /// Grain used when `deployment_frequency` is called with one argument.
@@ -58,9 +56,7 @@ impl Default for DeploymentFrequency {
 impl DeploymentFrequency {
     /// A new `deployment_frequency` implementation.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
@@ -87,17 +83,14 @@ impl AggregateUDFImpl for DeploymentFrequency {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let timestamp = |data_type: &DataType| match data_type {
-            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Null => {
-                Ok(utc_micros())
-            }
+            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Null => Ok(utc_micros()),
             other => plan_err!("deployment_frequency expects a timestamp, got {other}"),
         };
         match arg_types {
             [ts] => Ok(vec![timestamp(ts)?]),
-            [
-                ts,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null,
-            ] => Ok(vec![timestamp(ts)?, DataType::Utf8]),
+            [ts, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null] => {
+                Ok(vec![timestamp(ts)?, DataType::Utf8])
+            }
             [_, other] => plan_err!(
                 "the grain argument of deployment_frequency must be text ('day', 'week' or 'month'), got {other}"
             ),
@@ -129,24 +122,15 @@ impl AggregateUDFImpl for DeploymentFrequency {
     }
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(DeploymentFrequencyAccumulator {
-            span: Span::EMPTY,
-            grain: grain_argument(&args)?,
-        }))
+        Ok(Box::new(DeploymentFrequencyAccumulator { span: Span::EMPTY, grain: grain_argument(&args)? }))
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
         !args.is_distinct
     }
 
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(DeploymentFrequencyGroupsAccumulator {
-            spans: vec![],
-            grain: grain_argument(&args)?,
-        }))
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(DeploymentFrequencyGroupsAccumulator { spans: vec![], grain: grain_argument(&args)? }))
     }
 
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
@@ -186,10 +170,7 @@ fn grain_argument(args: &AccumulatorArgs) -> Result<Grain> {
     match value.try_as_str() {
         Some(Some(grain)) => grain.parse(),
         Some(None) => plan_err!("the grain argument of deployment_frequency must not be NULL"),
-        None => plan_err!(
-            "the grain argument of deployment_frequency must be text, got {}",
-            value.data_type()
-        ),
+        None => plan_err!("the grain argument of deployment_frequency must be text, got {}", value.data_type()),
     }
 }
 
@@ -203,18 +184,10 @@ struct Span {
 }
 
 impl Span {
-    const EMPTY: Span = Span {
-        count: 0,
-        min: i64::MAX,
-        max: i64::MIN,
-    };
+    const EMPTY: Span = Span { count: 0, min: i64::MAX, max: i64::MIN };
 
     fn add(&mut self, ts: i64) {
-        self.merge(Span {
-            count: 1,
-            min: ts,
-            max: ts,
-        });
+        self.merge(Span { count: 1, min: ts, max: ts });
     }
 
     fn merge(&mut self, other: Span) {
@@ -238,10 +211,7 @@ impl Span {
 
 /// The input column, checked to be `Timestamp(Microsecond, _)`.
 fn input_column(values: &[ArrayRef]) -> Result<&arrow::array::TimestampMicrosecondArray> {
-    match values
-        .first()
-        .and_then(|v| v.as_primitive_opt::<TimestampMicrosecondType>())
-    {
+    match values.first().and_then(|v| v.as_primitive_opt::<TimestampMicrosecondType>()) {
         Some(ts) => Ok(ts),
         None => internal_err!("deployment_frequency expects a Timestamp(Microsecond) input"),
     }
@@ -250,10 +220,7 @@ fn input_column(values: &[ArrayRef]) -> Result<&arrow::array::TimestampMicroseco
 /// Calls `f(row, span)` for every row of a `(count, min, max)` state.
 fn for_each_state_span(states: &[ArrayRef], mut f: impl FnMut(usize, Span)) -> Result<()> {
     let [count, min, max] = states else {
-        return internal_err!(
-            "deployment_frequency state must have 3 columns, got {}",
-            states.len()
-        );
+        return internal_err!("deployment_frequency state must have 3 columns, got {}", states.len());
     };
     let (Some(count), Some(min), Some(max)) = (
         count.as_primitive_opt::<Int64Type>(),
@@ -263,11 +230,7 @@ fn for_each_state_span(states: &[ArrayRef], mut f: impl FnMut(usize, Span)) -> R
         return internal_err!("deployment_frequency state must be three Int64 columns");
     };
     for row in 0..count.len() {
-        let span = Span {
-            count: count.value(row),
-            min: min.value(row),
-            max: max.value(row),
-        };
+        let span = Span { count: count.value(row), min: min.value(row), max: max.value(row) };
         f(row, span);
     }
     Ok(())
@@ -276,10 +239,7 @@ fn for_each_state_span(states: &[ArrayRef], mut f: impl FnMut(usize, Span)) -> R
 /// State columns of `spans`: `min`/`max` are NULL where `count` is 0.
 fn spans_to_state(spans: &[Span]) -> Vec<ArrayRef> {
     let bound = |pick: fn(&Span) -> i64| -> Int64Array {
-        spans
-            .iter()
-            .map(|span| (span.count > 0).then(|| pick(span)))
-            .collect()
+        spans.iter().map(|span| (span.count > 0).then(|| pick(span))).collect()
     };
     vec![
         Arc::new(spans.iter().map(|span| span.count).collect::<Int64Array>()),
@@ -301,10 +261,7 @@ struct DeploymentFrequencyAccumulator {
 
 impl Accumulator for DeploymentFrequencyAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        input_column(values)?
-            .iter()
-            .flatten()
-            .for_each(|ts| self.span.add(ts));
+        input_column(values)?.iter().flatten().for_each(|ts| self.span.add(ts));
         Ok(())
     }
 
@@ -313,10 +270,7 @@ impl Accumulator for DeploymentFrequencyAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        spans_to_state(&[self.span])
-            .iter()
-            .map(|column| ScalarValue::try_from_array(column, 0))
-            .collect()
+        spans_to_state(&[self.span]).iter().map(|column| ScalarValue::try_from_array(column, 0)).collect()
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -352,12 +306,7 @@ impl GroupsAccumulator for DeploymentFrequencyGroupsAccumulator {
         Ok(())
     }
 
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         self.spans.resize(total_num_groups, Span::EMPTY);
         let spans = &mut self.spans;
         for_each_state_span(values, |row, span| spans[group_indices[row]].merge(span))
@@ -379,22 +328,14 @@ impl GroupsAccumulator for DeploymentFrequencyGroupsAccumulator {
 
     /// Each row becomes a span of its own timestamp, or an empty span if
     /// null or filtered out.
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         let ts = input_column(values)?;
         let validity = filtered_validity(ts.nulls(), opt_filter);
         let spans: Vec<Span> = (0..ts.len())
             .map(|row| {
                 if validity.as_ref().is_none_or(|v| v.is_valid(row)) {
                     let value = ts.value(row);
-                    Span {
-                        count: 1,
-                        min: value,
-                        max: value,
-                    }
+                    Span { count: 1, min: value, max: value }
                 } else {
                     Span::EMPTY
                 }
@@ -420,20 +361,11 @@ mod tests {
     }
 
     fn timestamps(values: &[Option<&str>]) -> ArrayRef {
-        Arc::new(
-            values
-                .iter()
-                .map(|v| v.map(ts))
-                .collect::<TimestampMicrosecondArray>()
-                .with_timezone("UTC"),
-        )
+        Arc::new(values.iter().map(|v| v.map(ts)).collect::<TimestampMicrosecondArray>().with_timezone("UTC"))
     }
 
     fn accumulator(grain: Grain) -> DeploymentFrequencyAccumulator {
-        DeploymentFrequencyAccumulator {
-            span: Span::EMPTY,
-            grain,
-        }
+        DeploymentFrequencyAccumulator { span: Span::EMPTY, grain }
     }
 
     fn frequency(grain: Grain, values: &[Option<&str>]) -> ScalarValue {
@@ -444,66 +376,35 @@ mod tests {
 
     #[test]
     fn empty_and_all_null_are_zero() {
-        assert_eq!(
-            accumulator(Grain::Day).evaluate().unwrap(),
-            ScalarValue::Float64(Some(0.0))
-        );
-        assert_eq!(
-            frequency(Grain::Week, &[None, None]),
-            ScalarValue::Float64(Some(0.0))
-        );
+        assert_eq!(accumulator(Grain::Day).evaluate().unwrap(), ScalarValue::Float64(Some(0.0)));
+        assert_eq!(frequency(Grain::Week, &[None, None]), ScalarValue::Float64(Some(0.0)));
     }
 
     #[test]
     fn one_deployment_per_grain() {
         let one = [Some("2024-03-06T12:00:00Z")];
         assert_eq!(frequency(Grain::Day, &one), ScalarValue::Float64(Some(1.0)));
-        assert_eq!(
-            frequency(Grain::Week, &one),
-            ScalarValue::Float64(Some(1.0 / 7.0))
-        );
-        assert_eq!(
-            frequency(Grain::Month, &one),
-            ScalarValue::Float64(Some(1.0 / 31.0))
-        );
+        assert_eq!(frequency(Grain::Week, &one), ScalarValue::Float64(Some(1.0 / 7.0)));
+        assert_eq!(frequency(Grain::Month, &one), ScalarValue::Float64(Some(1.0 / 31.0)));
     }
 
     #[test]
     fn spans_whole_buckets() {
         // Sunday 23:30 UTC and the following Monday: two ISO weeks.
-        let values = [
-            Some("2024-03-03T23:30:00Z"),
-            None,
-            Some("2024-03-04T00:10:00Z"),
-        ];
-        assert_eq!(
-            frequency(Grain::Week, &values),
-            ScalarValue::Float64(Some(2.0 / 14.0))
-        );
-        assert_eq!(
-            frequency(Grain::Day, &values),
-            ScalarValue::Float64(Some(1.0))
-        );
+        let values = [Some("2024-03-03T23:30:00Z"), None, Some("2024-03-04T00:10:00Z")];
+        assert_eq!(frequency(Grain::Week, &values), ScalarValue::Float64(Some(2.0 / 14.0)));
+        assert_eq!(frequency(Grain::Day, &values), ScalarValue::Float64(Some(1.0)));
         // February 2024 alone: 29 days.
         let feb = [Some("2024-02-01T00:00:00Z"), Some("2024-02-29T23:59:59Z")];
-        assert_eq!(
-            frequency(Grain::Month, &feb),
-            ScalarValue::Float64(Some(2.0 / 29.0))
-        );
+        assert_eq!(frequency(Grain::Month, &feb), ScalarValue::Float64(Some(2.0 / 29.0)));
     }
 
     #[test]
     fn merges_partial_states() {
         let mut left = accumulator(Grain::Day);
-        left.update_batch(&[timestamps(&[Some("2024-01-01T10:00:00Z")])])
-            .unwrap();
+        left.update_batch(&[timestamps(&[Some("2024-01-01T10:00:00Z")])]).unwrap();
         let mut right = accumulator(Grain::Day);
-        right
-            .update_batch(&[timestamps(&[
-                Some("2024-01-03T10:00:00Z"),
-                Some("2024-01-02T00:00:00Z"),
-            ])])
-            .unwrap();
+        right.update_batch(&[timestamps(&[Some("2024-01-03T10:00:00Z"), Some("2024-01-02T00:00:00Z")])]).unwrap();
         let mut empty = accumulator(Grain::Day);
 
         let states = states([&mut left, &mut right, &mut empty]);
@@ -528,20 +429,12 @@ mod tests {
         let indices: Vec<usize> = rows.iter().map(|(g, _)| *g).collect();
         let input = timestamps(&rows.iter().map(|(_, v)| *v).collect::<Vec<_>>());
         for grain in Grain::ALL {
-            let mut acc = DeploymentFrequencyGroupsAccumulator {
-                spans: vec![],
-                grain,
-            };
-            acc.update_batch(&[Arc::clone(&input)], &indices, None, groups)
-                .unwrap();
+            let mut acc = DeploymentFrequencyGroupsAccumulator { spans: vec![], grain };
+            acc.update_batch(&[Arc::clone(&input)], &indices, None, groups).unwrap();
             let result = acc.evaluate(EmitTo::All).unwrap();
             assert_eq!(result.null_count(), 0);
             for group in 0..groups {
-                let values: Vec<Option<&str>> = rows
-                    .iter()
-                    .filter(|(g, _)| *g == group)
-                    .map(|(_, v)| *v)
-                    .collect();
+                let values: Vec<Option<&str>> = rows.iter().filter(|(g, _)| *g == group).map(|(_, v)| *v).collect();
                 assert_eq!(
                     ScalarValue::try_from_array(&result, group).unwrap(),
                     frequency(grain, &values),
@@ -560,21 +453,13 @@ mod tests {
             Some("2024-01-02T00:00:00Z"),
         ]);
         let filter = BooleanArray::from(vec![true, false, true, true]);
-        let mut partial = DeploymentFrequencyGroupsAccumulator {
-            spans: vec![],
-            grain: Grain::Day,
-        };
-        partial
-            .update_batch(&[Arc::clone(&input)], &[0, 0, 1, 0], Some(&filter), 2)
-            .unwrap();
+        let mut partial = DeploymentFrequencyGroupsAccumulator { spans: vec![], grain: Grain::Day };
+        partial.update_batch(&[Arc::clone(&input)], &[0, 0, 1, 0], Some(&filter), 2).unwrap();
         let state = partial.state(EmitTo::All).unwrap();
         assert!(state[1].is_null(1), "empty group has a NULL min");
         let converted = partial.convert_to_state(&[input], Some(&filter)).unwrap();
 
-        let mut fin = DeploymentFrequencyGroupsAccumulator {
-            spans: vec![],
-            grain: Grain::Day,
-        };
+        let mut fin = DeploymentFrequencyGroupsAccumulator { spans: vec![], grain: Grain::Day };
         fin.merge_batch(&state, &[0, 1], 2).unwrap();
         fin.merge_batch(&converted, &[1, 1, 1, 1], 2).unwrap();
         let result = fin.evaluate(EmitTo::All).unwrap();
@@ -588,23 +473,13 @@ mod tests {
     fn coercion() {
         let udf = DeploymentFrequency::new();
         let ns_offset = DataType::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into()));
+        assert_eq!(udf.coerce_types(std::slice::from_ref(&ns_offset)).unwrap(), vec![utc_micros()]);
         assert_eq!(
-            udf.coerce_types(std::slice::from_ref(&ns_offset)).unwrap(),
-            vec![utc_micros()]
-        );
-        assert_eq!(
-            udf.coerce_types(&[
-                DataType::Timestamp(TimeUnit::Second, None),
-                DataType::Utf8View
-            ])
-            .unwrap(),
+            udf.coerce_types(&[DataType::Timestamp(TimeUnit::Second, None), DataType::Utf8View]).unwrap(),
             vec![utc_micros(), DataType::Utf8]
         );
         assert!(udf.coerce_types(&[DataType::Int64]).is_err());
-        assert!(
-            udf.coerce_types(&[ns_offset.clone(), DataType::Int64])
-                .is_err()
-        );
+        assert!(udf.coerce_types(&[ns_offset.clone(), DataType::Int64]).is_err());
         assert!(udf.coerce_types(&[]).is_err());
     }
 }

@@ -37,11 +37,10 @@ impl DurationPercentileSpec for FailedDeploymentRecoveryTimeSpec {
     const ARGUMENTS: &'static str = "recovery_time interval";
     const DESCRIPTION: &'static str = "Failed deployment recovery time: the median (interpolated like percentile_cont(0.5)) of the recovery times of failed deployments.";
     const SYNTAX: &'static str = "failed_deployment_recovery_time(recovery_time)";
-    const SQL_EXAMPLE: &'static str = "SELECT service, failed_deployment_recovery_time(recovery_time) FROM deployments GROUP BY service;";
-    const ARGUMENT_DOCS: &'static [(&'static str, &'static str)] = &[(
-        "recovery_time",
-        "Interval expression, e.g. deployments.recovery_time.",
-    )];
+    const SQL_EXAMPLE: &'static str =
+        "SELECT service, failed_deployment_recovery_time(recovery_time) FROM deployments GROUP BY service;";
+    const ARGUMENT_DOCS: &'static [(&'static str, &'static str)] =
+        &[("recovery_time", "Interval expression, e.g. deployments.recovery_time.")];
 }
 
 /// The `failed_deployment_recovery_time` aggregate, shared.

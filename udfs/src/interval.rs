@@ -68,30 +68,15 @@ mod tests {
     #[test]
     fn normalises_into_days_and_remainder() {
         assert_eq!(nanos_to_interval(0), IntervalMonthDayNano::ZERO);
-        assert_eq!(
-            nanos_to_interval(HOUR),
-            IntervalMonthDayNano::new(0, 0, HOUR)
-        );
-        assert_eq!(
-            nanos_to_interval(NANOS_PER_DAY),
-            IntervalMonthDayNano::new(0, 1, 0)
-        );
-        assert_eq!(
-            nanos_to_interval(3 * NANOS_PER_DAY + 5 * HOUR + 7),
-            IntervalMonthDayNano::new(0, 3, 5 * HOUR + 7)
-        );
+        assert_eq!(nanos_to_interval(HOUR), IntervalMonthDayNano::new(0, 0, HOUR));
+        assert_eq!(nanos_to_interval(NANOS_PER_DAY), IntervalMonthDayNano::new(0, 1, 0));
+        assert_eq!(nanos_to_interval(3 * NANOS_PER_DAY + 5 * HOUR + 7), IntervalMonthDayNano::new(0, 3, 5 * HOUR + 7));
     }
 
     #[test]
     fn negative_truncates_toward_zero() {
-        assert_eq!(
-            nanos_to_interval(-(25 * HOUR)),
-            IntervalMonthDayNano::new(0, -1, -HOUR)
-        );
-        assert_eq!(
-            nanos_to_interval(-HOUR),
-            IntervalMonthDayNano::new(0, 0, -HOUR)
-        );
+        assert_eq!(nanos_to_interval(-(25 * HOUR)), IntervalMonthDayNano::new(0, -1, -HOUR));
+        assert_eq!(nanos_to_interval(-HOUR), IntervalMonthDayNano::new(0, 0, -HOUR));
     }
 
     #[test]

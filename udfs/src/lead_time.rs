@@ -41,8 +41,7 @@ pub struct LeadTimeSpec;
 
 /// The `lead_time` aggregate, shared.
 pub fn lead_time_udaf() -> Arc<AggregateUDF> {
-    static UDAF: LazyLock<Arc<AggregateUDF>> =
-        LazyLock::new(|| Arc::new(AggregateUDF::from(LeadTime::new())));
+    static UDAF: LazyLock<Arc<AggregateUDF>> = LazyLock::new(|| Arc::new(AggregateUDF::from(LeadTime::new())));
     Arc::clone(&UDAF)
 }
 
@@ -51,33 +50,23 @@ impl DurationPercentileSpec for LeadTimeSpec {
     const ARGUMENTS: &'static str = "lead_time interval [, percentile float8]";
     const DESCRIPTION: &'static str = "Lead time for changes: the continuous percentile (linear interpolation, like percentile_cont) of the lead times in the group, the median by default.";
     const SYNTAX: &'static str = "lead_time(lead_time [, percentile])";
-    const SQL_EXAMPLE: &'static str = "SELECT service, lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90 FROM changes GROUP BY service;";
+    const SQL_EXAMPLE: &'static str =
+        "SELECT service, lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90 FROM changes GROUP BY service;";
     const ARGUMENT_DOCS: &'static [(&'static str, &'static str)] = &[
-        (
-            "lead_time",
-            "Interval expression, e.g. deployed_at - committed_at.",
-        ),
-        (
-            "percentile",
-            "Constant between 0 and 1 inclusive; defaults to 0.5.",
-        ),
+        ("lead_time", "Interval expression, e.g. deployed_at - committed_at."),
+        ("percentile", "Constant between 0 and 1 inclusive; defaults to 0.5."),
     ];
 
     fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
             [value] => Ok(vec![coerce_duration_argument(Self::NAME, value)?]),
-            [value, percentile] if percentile.is_numeric() || percentile.is_null() => Ok(vec![
-                coerce_duration_argument(Self::NAME, value)?,
-                DataType::Float64,
-            ]),
-            [_, percentile] => plan_err!(
-                "the percentile argument of lead_time must be a number between 0 and 1, got {percentile}"
-            ),
-            _ => plan_err!(
-                "lead_time takes 1 or 2 arguments ({}), got {}",
-                Self::ARGUMENTS,
-                arg_types.len()
-            ),
+            [value, percentile] if percentile.is_numeric() || percentile.is_null() => {
+                Ok(vec![coerce_duration_argument(Self::NAME, value)?, DataType::Float64])
+            }
+            [_, percentile] => {
+                plan_err!("the percentile argument of lead_time must be a number between 0 and 1, got {percentile}")
+            }
+            _ => plan_err!("lead_time takes 1 or 2 arguments ({}), got {}", Self::ARGUMENTS, arg_types.len()),
         }
     }
 
@@ -93,16 +82,13 @@ fn percentile_argument(args: &AccumulatorArgs) -> Result<f64> {
     };
     match constant_argument(expr, "lead_time", "percentile")? {
         ScalarValue::Float64(Some(p)) if (0.0..=1.0).contains(&p) => Ok(p),
-        ScalarValue::Float64(Some(p)) => plan_err!(
-            "the percentile argument of lead_time must be between 0 and 1 inclusive, got {p}"
-        ),
+        ScalarValue::Float64(Some(p)) => {
+            plan_err!("the percentile argument of lead_time must be between 0 and 1 inclusive, got {p}")
+        }
         value if value.is_null() => {
             plan_err!("the percentile argument of lead_time must not be NULL")
         }
-        value => plan_err!(
-            "the percentile argument of lead_time must be a float8 constant, got {}",
-            value.data_type()
-        ),
+        value => plan_err!("the percentile argument of lead_time must be a float8 constant, got {}", value.data_type()),
     }
 }
 
@@ -120,10 +106,7 @@ mod tests {
     use crate::test_support::{HOUR, intervals_of, with_interval_args};
 
     /// Calls `f` with the `AccumulatorArgs` of `lead_time(x [, percentile])`.
-    fn with_args<T>(
-        percentile: Option<Arc<dyn PhysicalExpr>>,
-        f: impl FnOnce(AccumulatorArgs) -> T,
-    ) -> T {
+    fn with_args<T>(percentile: Option<Arc<dyn PhysicalExpr>>, f: impl FnOnce(AccumulatorArgs) -> T) -> T {
         with_interval_args("lead_time", percentile, false, f)
     }
 
@@ -140,30 +123,17 @@ mod tests {
     #[test]
     fn default_is_median_and_percentile_is_used() {
         let median = evaluate(None, hours(&[1, 2, 3, 4])).unwrap();
-        assert_eq!(
-            median,
-            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(5 * HOUR / 2)))
-        );
+        assert_eq!(median, ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(5 * HOUR / 2))));
         let p90 = evaluate(Some(lit(0.9)), hours(&[1, 2, 3, 4])).unwrap();
-        assert_eq!(
-            p90,
-            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(37 * HOUR / 10)))
-        );
+        assert_eq!(p90, ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(37 * HOUR / 10))));
         let p0 = evaluate(Some(lit(0.0)), hours(&[3, 1, 2])).unwrap();
-        assert_eq!(
-            p0,
-            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(HOUR)))
-        );
+        assert_eq!(p0, ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(HOUR))));
     }
 
     #[test]
     fn groups_accumulator_uses_the_percentile() {
-        let mut acc = with_args(Some(lit(0.9)), |args| {
-            LeadTime::new().create_groups_accumulator(args)
-        })
-        .unwrap();
-        acc.update_batch(&[hours(&[1, 2, 3, 4, 9])], &[0, 0, 0, 0, 1], None, 2)
-            .unwrap();
+        let mut acc = with_args(Some(lit(0.9)), |args| LeadTime::new().create_groups_accumulator(args)).unwrap();
+        acc.update_batch(&[hours(&[1, 2, 3, 4, 9])], &[0, 0, 0, 0, 1], None, 2).unwrap();
         let result = acc.evaluate(EmitTo::All).unwrap();
         let expected: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
             nanos_to_interval(37 * HOUR / 10),
@@ -177,10 +147,7 @@ mod tests {
         for bad in [1.5, -0.1, f64::NAN] {
             let err = evaluate(Some(lit(bad)), hours(&[1])).unwrap_err();
             assert!(err.to_string().contains("between 0 and 1"), "{err}");
-            assert!(
-                err.to_string().starts_with("Error during planning"),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with("Error during planning"), "{err}");
         }
     }
 
@@ -194,10 +161,7 @@ mod tests {
 
     #[test]
     fn distinct_is_refused() {
-        let err = with_interval_args("lead_time", None, true, |args| {
-            LeadTime::new().accumulator(args)
-        })
-        .unwrap_err();
+        let err = with_interval_args("lead_time", None, true, |args| LeadTime::new().accumulator(args)).unwrap_err();
         assert!(err.to_string().contains("DISTINCT"), "{err}");
     }
 
@@ -205,24 +169,11 @@ mod tests {
     fn coercion() {
         let udf = LeadTime::new();
         let day_time = DataType::Interval(IntervalUnit::DayTime);
-        assert_eq!(
-            udf.coerce_types(std::slice::from_ref(&day_time)).unwrap(),
-            vec![INTERVAL]
-        );
-        assert_eq!(
-            udf.coerce_types(&[day_time.clone(), DataType::Int64])
-                .unwrap(),
-            vec![INTERVAL, DataType::Float64]
-        );
-        assert!(
-            udf.coerce_types(&[day_time.clone(), DataType::Utf8])
-                .is_err()
-        );
+        assert_eq!(udf.coerce_types(std::slice::from_ref(&day_time)).unwrap(), vec![INTERVAL]);
+        assert_eq!(udf.coerce_types(&[day_time.clone(), DataType::Int64]).unwrap(), vec![INTERVAL, DataType::Float64]);
+        assert!(udf.coerce_types(&[day_time.clone(), DataType::Utf8]).is_err());
         assert!(udf.coerce_types(&[DataType::Utf8]).is_err());
         assert!(udf.coerce_types(&[]).is_err());
-        assert!(
-            udf.coerce_types(&[day_time.clone(), DataType::Float64, DataType::Float64])
-                .is_err()
-        );
+        assert!(udf.coerce_types(&[day_time.clone(), DataType::Float64, DataType::Float64]).is_err());
     }
 }

@@ -116,10 +116,7 @@ mod tests {
 
     async fn error(sql: &str) -> String {
         match run(sql).await {
-            Ok(batches) => panic!(
-                "{sql} succeeded: {}",
-                pretty_format_batches(&batches).unwrap()
-            ),
+            Ok(batches) => panic!("{sql} succeeded: {}", pretty_format_batches(&batches).unwrap()),
             Err(e) => e.to_string(),
         }
     }
@@ -192,22 +189,10 @@ mod tests {
                     deployment_frequency(ts) AS df, dora_tier('change_failure_rate', change_failure_rate(b)) AS tier
              FROM ({DATA}) WHERE k = 'none'"
         );
-        insta_like(
-            &table(&sql).await,
-            "| p50 | cfr | df | tier |\n|  |  | 0.0 |  |",
-        );
+        insta_like(&table(&sql).await, "| p50 | cfr | df | tier |\n|  |  | 0.0 |  |");
         // Grouped and empty: no rows at all.
-        let sql =
-            format!("SELECT k, deployment_frequency(ts) FROM ({DATA}) WHERE k = 'none' GROUP BY k");
-        assert_eq!(
-            run(&sql)
-                .await
-                .unwrap()
-                .iter()
-                .map(|b| b.num_rows())
-                .sum::<usize>(),
-            0
-        );
+        let sql = format!("SELECT k, deployment_frequency(ts) FROM ({DATA}) WHERE k = 'none' GROUP BY k");
+        assert_eq!(run(&sql).await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     }
 
     #[tokio::test]
@@ -234,25 +219,15 @@ mod tests {
     async fn sql_errors() {
         let err = error(&format!("SELECT lead_time(x, 1.5) FROM ({DATA})")).await;
         assert!(err.contains("between 0 and 1"), "{err}");
-        let err = error(&format!(
-            "SELECT k, lead_time(x, -0.5) FROM ({DATA}) GROUP BY k"
-        ))
-        .await;
+        let err = error(&format!("SELECT k, lead_time(x, -0.5) FROM ({DATA}) GROUP BY k")).await;
         assert!(err.contains("between 0 and 1"), "{err}");
-        let err =
-            error("SELECT lead_time(x, p) FROM (VALUES (INTERVAL '1 hour', 0.5)) t(x, p)").await;
+        let err = error("SELECT lead_time(x, p) FROM (VALUES (INTERVAL '1 hour', 0.5)) t(x, p)").await;
         assert!(err.contains("must be a constant"), "{err}");
         let err = error(&format!("SELECT lead_time(x, 'p90') FROM ({DATA})")).await;
         assert!(err.contains("must be a number"), "{err}");
-        let err = error(&format!(
-            "SELECT deployment_frequency(ts, 'fortnight') FROM ({DATA})"
-        ))
-        .await;
+        let err = error(&format!("SELECT deployment_frequency(ts, 'fortnight') FROM ({DATA})")).await;
         assert!(err.contains("unknown grain 'fortnight'"), "{err}");
-        let err = error(&format!(
-            "SELECT k, deployment_frequency(ts, k) FROM ({DATA}) GROUP BY k"
-        ))
-        .await;
+        let err = error(&format!("SELECT k, deployment_frequency(ts, k) FROM ({DATA}) GROUP BY k")).await;
         assert!(err.contains("must be a constant"), "{err}");
         let err = error(&format!("SELECT dora_tier('velocity', 1.0) FROM ({DATA})")).await;
         assert!(err.contains("unknown DORA metric 'velocity'"), "{err}");
@@ -281,19 +256,11 @@ mod tests {
         // final aggregation, then the same with partial aggregation skipped
         // (every row through `convert_to_state`). Each group must equal the
         // plain Accumulator's answer for that group alone.
-        let partial = SessionConfig::new()
-            .with_target_partitions(4)
-            .with_batch_size(7);
+        let partial = SessionConfig::new().with_target_partitions(4).with_batch_size(7);
         let skipping = partial
             .clone()
-            .set_usize(
-                "datafusion.execution.skip_partial_aggregation_probe_rows_threshold",
-                1,
-            )
-            .set_str(
-                "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
-                "0.0",
-            );
+            .set_usize("datafusion.execution.skip_partial_aggregation_probe_rows_threshold", 1)
+            .set_str("datafusion.execution.skip_partial_aggregation_probe_ratio_threshold", "0.0");
         let data = "SELECT value % 13 AS k,
                            arrow_cast(value * value % 1000 * 60, 'Duration(Second)') AS x,
                            CASE WHEN value % 5 = 0 THEN NULL ELSE value % 3 = 0 END AS b,
@@ -343,21 +310,12 @@ mod tests {
         let batches = run(sql).await.unwrap();
         let mut rows = 0;
         for batch in &batches {
-            let column = |i: usize| {
-                batch
-                    .column(i)
-                    .as_primitive::<TimestampMicrosecondType>()
-                    .clone()
-            };
+            let column = |i: usize| batch.column(i).as_primitive::<TimestampMicrosecondType>().clone();
             let (t, w, m, d) = (column(0), column(1), column(2), column(3));
             for row in 0..batch.num_rows() {
                 let ts = t.value(row);
                 assert_eq!(bucket_start(ts, Grain::Week), w.value(row), "week of {ts}");
-                assert_eq!(
-                    bucket_start(ts, Grain::Month),
-                    m.value(row),
-                    "month of {ts}"
-                );
+                assert_eq!(bucket_start(ts, Grain::Month), m.value(row), "month of {ts}");
                 assert_eq!(bucket_start(ts, Grain::Day), d.value(row), "day of {ts}");
                 rows += 1;
             }
@@ -377,9 +335,7 @@ mod tests {
             assert!(udf.documentation().is_some(), "{}", udf.name());
         }
         let batches =
-            run("SELECT deployment_frequency(arrow_cast(NULL, 'Timestamp(Microsecond, None)'))")
-                .await
-                .unwrap();
+            run("SELECT deployment_frequency(arrow_cast(NULL, 'Timestamp(Microsecond, None)'))").await.unwrap();
         let df = batches[0].column(0).as_primitive::<Float64Type>();
         assert_eq!((df.value(0), df.null_count()), (0.0, 0));
     }

@@ -27,20 +27,16 @@ use std::marker::PhantomData;
 use std::mem::{size_of, size_of_val};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, IntervalMonthDayNanoArray, ListArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, IntervalMonthDayNanoArray, ListArray};
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{
-    DataType, Field, FieldRef, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType,
-    IntervalUnit,
+    DataType, Field, FieldRef, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
 };
 use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF,
-    Signature, Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF, Signature, Volatility,
 };
 
 use crate::DOC_SECTION_DORA;
@@ -88,8 +84,8 @@ pub fn percentile_nanos(sorted: &[i64], p: f64) -> Option<i64> {
     let offset = ((span as f64) * weight).round() as i128;
     // The offset lies in [0, span]; the clamp only guards f64 rounding of
     // spans above 2^53 ns.
-    let value = (i128::from(low) + offset.clamp(0, span.max(0)))
-        .clamp(i128::from(low.min(high)), i128::from(low.max(high)));
+    let value =
+        (i128::from(low) + offset.clamp(0, span.max(0))).clamp(i128::from(low.min(high)), i128::from(low.max(high)));
     i64::try_from(value).ok()
 }
 
@@ -106,9 +102,7 @@ fn evaluate_percentile(values: &mut [i64], p: f64) -> Option<IntervalMonthDayNan
 pub(crate) fn coerce_duration_argument(fn_name: &str, data_type: &DataType) -> Result<DataType> {
     match data_type {
         DataType::Interval(_) | DataType::Duration(_) | DataType::Null => Ok(INTERVAL),
-        other => plan_err!(
-            "{fn_name} expects an interval (e.g. deployed_at - committed_at), got {other}"
-        ),
+        other => plan_err!("{fn_name} expects an interval (e.g. deployed_at - committed_at), got {other}"),
     }
 }
 
@@ -146,12 +140,7 @@ pub trait DurationPercentileSpec: Send + Sync + 'static {
     fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match arg_types {
             [value] => Ok(vec![coerce_duration_argument(Self::NAME, value)?]),
-            _ => plan_err!(
-                "{} takes exactly 1 argument ({}), got {}",
-                Self::NAME,
-                Self::ARGUMENTS,
-                arg_types.len()
-            ),
+            _ => plan_err!("{} takes exactly 1 argument ({}), got {}", Self::NAME, Self::ARGUMENTS, arg_types.len()),
         }
     }
 
@@ -183,8 +172,7 @@ impl<S: DurationPercentileSpec> DurationPercentile<S> {
     /// A new implementation of aggregate `S`.
     pub fn new() -> Self {
         let documentation = S::ARGUMENT_DOCS.iter().fold(
-            Documentation::builder(DOC_SECTION_DORA, S::DESCRIPTION, S::SYNTAX)
-                .with_sql_example(S::SQL_EXAMPLE),
+            Documentation::builder(DOC_SECTION_DORA, S::DESCRIPTION, S::SYNTAX).with_sql_example(S::SQL_EXAMPLE),
             |builder, (name, description)| builder.with_argument(*name, *description),
         );
         Self {
@@ -197,10 +185,7 @@ impl<S: DurationPercentileSpec> DurationPercentile<S> {
 
 impl<S: DurationPercentileSpec> fmt::Debug for DurationPercentile<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DurationPercentile")
-            .field("name", &S::NAME)
-            .field("signature", &self.signature)
-            .finish()
+        f.debug_struct("DurationPercentile").field("name", &S::NAME).field("signature", &self.signature).finish()
     }
 }
 
@@ -249,14 +234,9 @@ impl<S: DurationPercentileSpec> AggregateUDFImpl for DurationPercentile<S> {
         !args.is_distinct
     }
 
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         reject_distinct(&args, S::NAME)?;
-        Ok(Box::new(PercentileGroupsAccumulator::new(S::percentile(
-            &args,
-        )?)))
+        Ok(Box::new(PercentileGroupsAccumulator::new(S::percentile(&args)?)))
     }
 
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
@@ -276,10 +256,7 @@ impl<S: DurationPercentileSpec> AggregateUDFImpl for DurationPercentile<S> {
 /// into nanoseconds, keeping its nulls.
 fn to_nanos(array: &ArrayRef) -> Result<Int64Array> {
     let Some(intervals) = array.as_primitive_opt::<IntervalMonthDayNanoType>() else {
-        return internal_err!(
-            "duration percentile expects Interval(MonthDayNano) input, got {}",
-            array.data_type()
-        );
+        return internal_err!("duration percentile expects Interval(MonthDayNano) input, got {}", array.data_type());
     };
     intervals.try_unary::<_, Int64Type, DataFusionError>(interval_to_nanos)
 }
@@ -298,21 +275,13 @@ fn lists_to_array(groups: Vec<Vec<i64>>) -> Result<ListArray> {
         flat.extend_from_slice(&g);
     }
     let values = Int64Array::from(flat);
-    Ok(ListArray::try_new(
-        Arc::new(Field::new_list_field(DataType::Int64, true)),
-        offsets,
-        Arc::new(values),
-        None,
-    )?)
+    Ok(ListArray::try_new(Arc::new(Field::new_list_field(DataType::Int64, true)), offsets, Arc::new(values), None)?)
 }
 
 /// Calls `f(row, values)` for every non-null list of a `List(Int64)` state.
 fn for_each_state_list(state: &ArrayRef, mut f: impl FnMut(usize, &[i64])) -> Result<()> {
     let Some(lists) = state.as_list_opt::<i32>() else {
-        return internal_err!(
-            "duration percentile state must be List(Int64), got {}",
-            state.data_type()
-        );
+        return internal_err!("duration percentile state must be List(Int64), got {}", state.data_type());
     };
     for (row, list) in lists.iter().enumerate() {
         if let Some(list) = list {
@@ -339,10 +308,7 @@ pub(crate) struct PercentileAccumulator {
 impl PercentileAccumulator {
     /// An accumulator of percentile `percentile`, already validated in `[0, 1]`.
     pub(crate) fn new(percentile: f64) -> Self {
-        Self {
-            nanos: vec![],
-            percentile,
-        }
+        Self { nanos: vec![], percentile }
     }
 }
 
@@ -367,10 +333,7 @@ impl Accumulator for PercentileAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::IntervalMonthDayNano(evaluate_percentile(
-            &mut self.nanos,
-            self.percentile,
-        )))
+        Ok(ScalarValue::IntervalMonthDayNano(evaluate_percentile(&mut self.nanos, self.percentile)))
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
@@ -386,9 +349,7 @@ impl Accumulator for PercentileAccumulator {
             _ => true,
         });
         if to_remove.values().any(|&count| count > 0) {
-            return internal_err!(
-                "duration percentile retract_batch: retracted value(s) not present in the window"
-            );
+            return internal_err!("duration percentile retract_batch: retracted value(s) not present in the window");
         }
         Ok(())
     }
@@ -413,10 +374,7 @@ pub(crate) struct PercentileGroupsAccumulator {
 impl PercentileGroupsAccumulator {
     /// A groups accumulator of percentile `percentile`, already validated.
     pub(crate) fn new(percentile: f64) -> Self {
-        Self {
-            group_nanos: vec![],
-            percentile,
-        }
+        Self { group_nanos: vec![], percentile }
     }
 }
 
@@ -436,12 +394,7 @@ impl GroupsAccumulator for PercentileGroupsAccumulator {
         Ok(())
     }
 
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         self.group_nanos.resize(total_num_groups, vec![]);
         let group_nanos = &mut self.group_nanos;
         for_each_state_list(&values[0], |row, list| {
@@ -465,11 +418,7 @@ impl GroupsAccumulator for PercentileGroupsAccumulator {
 
     /// Each input row becomes a one-element list; null or filtered-out rows
     /// become null lists.
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
         let nanos = to_nanos(&values[0])?;
         let list = ListArray::try_new(
             Arc::new(Field::new_list_field(DataType::Int64, true)),
@@ -481,10 +430,7 @@ impl GroupsAccumulator for PercentileGroupsAccumulator {
     }
 
     fn size(&self) -> usize {
-        self.group_nanos
-            .iter()
-            .map(|nanos| nanos.capacity() * size_of::<i64>())
-            .sum::<usize>()
+        self.group_nanos.iter().map(|nanos| nanos.capacity() * size_of::<i64>()).sum::<usize>()
             + self.group_nanos.capacity() * size_of::<Vec<i64>>()
             + size_of_val(self)
     }
@@ -507,10 +453,7 @@ mod tests {
         assert_eq!(percentile_cont(&sorted, 1.0), Some(4.0 * HOUR as f64));
         let p90 = percentile_cont(&sorted, 0.9).unwrap();
         assert!((p90 - 3.7 * HOUR as f64).abs() < 1.0, "{p90}");
-        assert_eq!(
-            percentile_nanos(&sorted, 0.9),
-            Some(3 * HOUR + 7 * HOUR / 10)
-        );
+        assert_eq!(percentile_nanos(&sorted, 0.9), Some(3 * HOUR + 7 * HOUR / 10));
         assert_eq!(percentile_cont(&[5], 0.3), Some(5.0));
         assert_eq!(percentile_cont(&[1, 2, 3], 0.5), Some(2.0));
     }
@@ -542,13 +485,7 @@ mod tests {
 
     #[test]
     fn accumulator_median_and_p90() {
-        let input = intervals(&[
-            Some(4 * HOUR),
-            Some(HOUR),
-            None,
-            Some(3 * HOUR),
-            Some(2 * HOUR),
-        ]);
+        let input = intervals(&[Some(4 * HOUR), Some(HOUR), None, Some(3 * HOUR), Some(2 * HOUR)]);
         let mut median = PercentileAccumulator::new(0.5);
         median.update_batch(&[Arc::clone(&input)]).unwrap();
         assert_eq!(median.evaluate().unwrap(), hours(2.5));
@@ -563,17 +500,11 @@ mod tests {
     #[test]
     fn accumulator_empty_all_null_and_single() {
         let mut empty = PercentileAccumulator::new(0.5);
-        assert_eq!(
-            empty.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(None)
-        );
+        assert_eq!(empty.evaluate().unwrap(), ScalarValue::IntervalMonthDayNano(None));
 
         let mut nulls = PercentileAccumulator::new(0.5);
         nulls.update_batch(&[intervals(&[None, None])]).unwrap();
-        assert_eq!(
-            nulls.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(None)
-        );
+        assert_eq!(nulls.evaluate().unwrap(), ScalarValue::IntervalMonthDayNano(None));
 
         let mut one = PercentileAccumulator::new(0.9);
         one.update_batch(&[intervals(&[Some(26 * HOUR)])]).unwrap();
@@ -585,24 +516,17 @@ mod tests {
 
     #[test]
     fn accumulator_rejects_months() {
-        let input: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
-            IntervalMonthDayNano::new(1, 0, 0),
-        ]));
-        let err = PercentileAccumulator::new(0.5)
-            .update_batch(&[input])
-            .unwrap_err();
+        let input: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(1, 0, 0)]));
+        let err = PercentileAccumulator::new(0.5).update_batch(&[input]).unwrap_err();
         assert!(err.to_string().contains("month"), "{err}");
     }
 
     #[test]
     fn accumulator_merges_partial_states() {
         let mut left = PercentileAccumulator::new(0.5);
-        left.update_batch(&[intervals(&[Some(HOUR), Some(4 * HOUR)])])
-            .unwrap();
+        left.update_batch(&[intervals(&[Some(HOUR), Some(4 * HOUR)])]).unwrap();
         let mut right = PercentileAccumulator::new(0.5);
-        right
-            .update_batch(&[intervals(&[Some(3 * HOUR), None, Some(2 * HOUR)])])
-            .unwrap();
+        right.update_batch(&[intervals(&[Some(3 * HOUR), None, Some(2 * HOUR)])]).unwrap();
         let mut empty = PercentileAccumulator::new(0.5);
 
         let states = state_columns(&states([&mut left, &mut right, &mut empty]));
@@ -615,19 +539,10 @@ mod tests {
     #[test]
     fn accumulator_retracts() {
         let mut acc = PercentileAccumulator::new(0.5);
-        acc.update_batch(&[intervals(&[
-            Some(HOUR),
-            Some(2 * HOUR),
-            Some(2 * HOUR),
-            Some(9 * HOUR),
-        ])])
-        .unwrap();
-        acc.retract_batch(&[intervals(&[Some(2 * HOUR), None, Some(9 * HOUR)])])
-            .unwrap();
+        acc.update_batch(&[intervals(&[Some(HOUR), Some(2 * HOUR), Some(2 * HOUR), Some(9 * HOUR)])]).unwrap();
+        acc.retract_batch(&[intervals(&[Some(2 * HOUR), None, Some(9 * HOUR)])]).unwrap();
         assert_eq!(acc.evaluate().unwrap(), hours(1.5));
-        let err = acc
-            .retract_batch(&[intervals(&[Some(7 * HOUR)])])
-            .unwrap_err();
+        let err = acc.retract_batch(&[intervals(&[Some(7 * HOUR)])]).unwrap_err();
         assert!(err.to_string().contains("not present"), "{err}");
     }
 
@@ -635,11 +550,7 @@ mod tests {
     fn plain_results(rows: &[(usize, Option<i64>)], groups: usize, p: f64) -> Vec<ScalarValue> {
         (0..groups)
             .map(|group| {
-                let values: Vec<Option<i64>> = rows
-                    .iter()
-                    .filter(|(g, _)| *g == group)
-                    .map(|(_, v)| *v)
-                    .collect();
+                let values: Vec<Option<i64>> = rows.iter().filter(|(g, _)| *g == group).map(|(_, v)| *v).collect();
                 let mut acc = PercentileAccumulator::new(p);
                 acc.update_batch(&[intervals(&values)]).unwrap();
                 acc.evaluate().unwrap()
@@ -664,14 +575,12 @@ mod tests {
         let values = intervals(&rows.iter().map(|(_, v)| *v).collect::<Vec<_>>());
         for p in [0.0, 0.5, 0.9, 1.0] {
             let mut acc = PercentileGroupsAccumulator::new(p);
-            acc.update_batch(&[Arc::clone(&values)], &group_indices, None, groups)
-                .unwrap();
+            acc.update_batch(&[Arc::clone(&values)], &group_indices, None, groups).unwrap();
             let result = scalars(&acc.evaluate(EmitTo::All).unwrap());
             assert_eq!(result, plain_results(&rows, groups, p), "p = {p}");
         }
         let mut acc = PercentileGroupsAccumulator::new(0.5);
-        acc.update_batch(&[values], &group_indices, None, groups)
-            .unwrap();
+        acc.update_batch(&[values], &group_indices, None, groups).unwrap();
         let result = scalars(&acc.evaluate(EmitTo::All).unwrap());
         assert_eq!(result[0], hours(2.5));
         assert_eq!(result[2], ScalarValue::IntervalMonthDayNano(None));
@@ -682,9 +591,7 @@ mod tests {
         let values = intervals(&[Some(HOUR), Some(2 * HOUR), Some(3 * HOUR), Some(10 * HOUR)]);
         let filter = BooleanArray::from(vec![Some(true), Some(true), None, Some(false)]);
         let mut partial = PercentileGroupsAccumulator::new(0.5);
-        partial
-            .update_batch(&[Arc::clone(&values)], &[0, 0, 1, 1], Some(&filter), 2)
-            .unwrap();
+        partial.update_batch(&[Arc::clone(&values)], &[0, 0, 1, 1], Some(&filter), 2).unwrap();
         let state = partial.state(EmitTo::All).unwrap();
 
         // Rows of another partition, passed straight through as state.
@@ -702,13 +609,7 @@ mod tests {
     #[test]
     fn groups_accumulator_emits_first_n() {
         let mut acc = PercentileGroupsAccumulator::new(0.5);
-        acc.update_batch(
-            &[intervals(&[Some(HOUR), Some(2 * HOUR), Some(3 * HOUR)])],
-            &[0, 1, 2],
-            None,
-            3,
-        )
-        .unwrap();
+        acc.update_batch(&[intervals(&[Some(HOUR), Some(2 * HOUR), Some(3 * HOUR)])], &[0, 1, 2], None, 3).unwrap();
         let first = scalars(&acc.evaluate(EmitTo::First(2)).unwrap());
         assert_eq!(first, vec![hours(1.0), hours(2.0)]);
         let rest = scalars(&acc.evaluate(EmitTo::All).unwrap());
@@ -718,20 +619,11 @@ mod tests {
     #[test]
     fn coercion_accepts_durations_only() {
         use arrow::datatypes::TimeUnit;
-        for dt in [
-            DataType::Interval(IntervalUnit::DayTime),
-            DataType::Duration(TimeUnit::Microsecond),
-            DataType::Null,
-        ] {
-            assert_eq!(
-                coerce_duration_argument("lead_time", &dt).unwrap(),
-                INTERVAL
-            );
+        for dt in [DataType::Interval(IntervalUnit::DayTime), DataType::Duration(TimeUnit::Microsecond), DataType::Null]
+        {
+            assert_eq!(coerce_duration_argument("lead_time", &dt).unwrap(), INTERVAL);
         }
         let err = coerce_duration_argument("lead_time", &DataType::Int64).unwrap_err();
-        assert!(
-            err.to_string().contains("lead_time expects an interval"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("lead_time expects an interval"), "{err}");
     }
 }

@@ -21,22 +21,12 @@ pub(crate) const HOUR: i64 = 3_600_000_000_000;
 
 /// An interval column of `values` nanoseconds, NULL where `None`.
 pub(crate) fn intervals(values: &[Option<i64>]) -> ArrayRef {
-    Arc::new(
-        values
-            .iter()
-            .map(|v| v.map(nanos_to_interval))
-            .collect::<IntervalMonthDayNanoArray>(),
-    )
+    Arc::new(values.iter().map(|v| v.map(nanos_to_interval)).collect::<IntervalMonthDayNanoArray>())
 }
 
 /// An interval column of `values` in `unit` nanoseconds, NULL where `None`.
 pub(crate) fn intervals_of(unit: i64, values: &[Option<i64>]) -> ArrayRef {
-    intervals(
-        &values
-            .iter()
-            .map(|v| v.map(|v| v * unit))
-            .collect::<Vec<_>>(),
-    )
+    intervals(&values.iter().map(|v| v.map(|v| v * unit)).collect::<Vec<_>>())
 }
 
 /// Calls `f` with the `AccumulatorArgs` of `fn_name(x [, percentile])`, or
@@ -47,10 +37,7 @@ pub(crate) fn with_interval_args<T>(
     is_distinct: bool,
     f: impl FnOnce(AccumulatorArgs) -> T,
 ) -> T {
-    let schema = Schema::new(vec![
-        Field::new("x", INTERVAL, true),
-        Field::new("p", DataType::Float64, true),
-    ]);
+    let schema = Schema::new(vec![Field::new("x", INTERVAL, true), Field::new("p", DataType::Float64, true)]);
     let mut exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
     let mut expr_fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", INTERVAL, true))];
     if let Some(percentile) = percentile {
@@ -72,27 +59,18 @@ pub(crate) fn with_interval_args<T>(
 }
 
 /// The partial state of each accumulator.
-pub(crate) fn states<A: Accumulator, const N: usize>(
-    accumulators: [&mut A; N],
-) -> Vec<Vec<ScalarValue>> {
-    accumulators
-        .into_iter()
-        .map(|acc| acc.state().unwrap())
-        .collect()
+pub(crate) fn states<A: Accumulator, const N: usize>(accumulators: [&mut A; N]) -> Vec<Vec<ScalarValue>> {
+    accumulators.into_iter().map(|acc| acc.state().unwrap()).collect()
 }
 
 /// Partial states (one row each) as the state columns `merge_batch` takes.
 pub(crate) fn state_columns(states: &[Vec<ScalarValue>]) -> Vec<ArrayRef> {
-    (0..states[0].len())
-        .map(|i| ScalarValue::iter_to_array(states.iter().map(|s| s[i].clone())).unwrap())
-        .collect()
+    (0..states[0].len()).map(|i| ScalarValue::iter_to_array(states.iter().map(|s| s[i].clone())).unwrap()).collect()
 }
 
 /// Every value of `array`, as scalars.
 pub(crate) fn scalars(array: &ArrayRef) -> Vec<ScalarValue> {
-    (0..array.len())
-        .map(|i| ScalarValue::try_from_array(array, i).unwrap())
-        .collect()
+    (0..array.len()).map(|i| ScalarValue::try_from_array(array, i).unwrap()).collect()
 }
 
 /// The checks of a median of one interval argument, for the tests of each
@@ -106,42 +84,21 @@ pub(crate) mod median_aggregate {
     }
 
     pub(crate) fn ignores_nulls(udf: &dyn AggregateUDFImpl) {
-        let mut acc =
-            with_interval_args(udf.name(), None, false, |args| udf.accumulator(args)).unwrap();
-        acc.update_batch(&[minutes(&[Some(30), None, Some(90), Some(60), Some(600)])])
-            .unwrap();
-        assert_eq!(
-            acc.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(75 * MINUTE)))
-        );
+        let mut acc = with_interval_args(udf.name(), None, false, |args| udf.accumulator(args)).unwrap();
+        acc.update_batch(&[minutes(&[Some(30), None, Some(90), Some(60), Some(600)])]).unwrap();
+        assert_eq!(acc.evaluate().unwrap(), ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval(75 * MINUTE))));
     }
 
     pub(crate) fn empty_and_all_null_are_null(udf: &dyn AggregateUDFImpl) {
-        let mut acc =
-            with_interval_args(udf.name(), None, false, |args| udf.accumulator(args)).unwrap();
-        assert_eq!(
-            acc.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(None)
-        );
+        let mut acc = with_interval_args(udf.name(), None, false, |args| udf.accumulator(args)).unwrap();
+        assert_eq!(acc.evaluate().unwrap(), ScalarValue::IntervalMonthDayNano(None));
         acc.update_batch(&[minutes(&[None])]).unwrap();
-        assert_eq!(
-            acc.evaluate().unwrap(),
-            ScalarValue::IntervalMonthDayNano(None)
-        );
+        assert_eq!(acc.evaluate().unwrap(), ScalarValue::IntervalMonthDayNano(None));
     }
 
     pub(crate) fn groups_accumulator_matches_median(udf: &dyn AggregateUDFImpl) {
-        let mut acc = with_interval_args(udf.name(), None, false, |args| {
-            udf.create_groups_accumulator(args)
-        })
-        .unwrap();
-        acc.update_batch(
-            &[minutes(&[Some(10), Some(20), None, Some(5)])],
-            &[0, 0, 1, 2],
-            None,
-            3,
-        )
-        .unwrap();
+        let mut acc = with_interval_args(udf.name(), None, false, |args| udf.create_groups_accumulator(args)).unwrap();
+        acc.update_batch(&[minutes(&[Some(10), Some(20), None, Some(5)])], &[0, 0, 1, 2], None, 3).unwrap();
         let result = acc.evaluate(EmitTo::All).unwrap();
         let expected: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
             Some(nanos_to_interval(15 * MINUTE)),
@@ -155,10 +112,6 @@ pub(crate) mod median_aggregate {
         assert_eq!(udf.coerce_types(&[DataType::Null]).unwrap(), vec![INTERVAL]);
         assert!(udf.coerce_types(&[INTERVAL, DataType::Float64]).is_err());
         let err = udf.coerce_types(&[DataType::Utf8]).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains(&format!("{} expects an interval", udf.name())),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("{} expects an interval", udf.name())), "{err}");
     }
 }

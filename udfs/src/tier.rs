@@ -7,12 +7,9 @@ use std::sync::{Arc, LazyLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::datatypes::{DataType, Float64Type, IntervalMonthDayNanoType};
-use datafusion::common::{
-    DataFusionError, Result, ScalarValue, exec_datafusion_err, exec_err, internal_err, plan_err,
-};
+use datafusion::common::{DataFusionError, Result, ScalarValue, exec_datafusion_err, exec_err, internal_err, plan_err};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 use crate::DOC_SECTION_DORA;
@@ -61,10 +58,7 @@ impl Metric {
 
     /// Whether the metric is a duration (its [`tier`] value is in seconds).
     pub fn is_duration(self) -> bool {
-        matches!(
-            self,
-            Metric::LeadTime | Metric::TimeToRestore | Metric::FailedDeploymentRecoveryTime
-        )
+        matches!(self, Metric::LeadTime | Metric::TimeToRestore | Metric::FailedDeploymentRecoveryTime)
     }
 }
 
@@ -81,19 +75,10 @@ impl FromStr for Metric {
     /// whitespace; anything else is an execution error naming the valid ones.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim();
-        Metric::ALL
-            .into_iter()
-            .find(|metric| metric.as_str().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| {
-                let valid: Vec<String> = Metric::ALL
-                    .iter()
-                    .map(|metric| format!("'{metric}'"))
-                    .collect();
-                exec_datafusion_err!(
-                    "unknown DORA metric '{s}': expected one of {}",
-                    valid.join(", ")
-                )
-            })
+        Metric::ALL.into_iter().find(|metric| metric.as_str().eq_ignore_ascii_case(wanted)).ok_or_else(|| {
+            let valid: Vec<String> = Metric::ALL.iter().map(|metric| format!("'{metric}'")).collect();
+            exec_datafusion_err!("unknown DORA metric '{s}': expected one of {}", valid.join(", "))
+        })
     }
 }
 
@@ -212,16 +197,13 @@ impl Default for DoraTier {
 impl DoraTier {
     /// A new `dora_tier` implementation.
     pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
+        Self { signature: Signature::user_defined(Volatility::Immutable) }
     }
 }
 
 /// The `dora_tier` function, shared.
 pub fn dora_tier_udf() -> Arc<ScalarUDF> {
-    static UDF: LazyLock<Arc<ScalarUDF>> =
-        LazyLock::new(|| Arc::new(ScalarUDF::from(DoraTier::new())));
+    static UDF: LazyLock<Arc<ScalarUDF>> = LazyLock::new(|| Arc::new(ScalarUDF::from(DoraTier::new())));
     Arc::clone(&UDF)
 }
 
@@ -236,15 +218,10 @@ impl ScalarUDFImpl for DoraTier {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let [metric, value] = arg_types else {
-            return plan_err!(
-                "dora_tier takes 2 arguments (metric text, value), got {}",
-                arg_types.len()
-            );
+            return plan_err!("dora_tier takes 2 arguments (metric text, value), got {}", arg_types.len());
         };
         let metric = match metric {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-                DataType::Utf8
-            }
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => DataType::Utf8,
             other => {
                 return plan_err!("the metric argument of dora_tier must be text, got {other}");
             }
@@ -254,9 +231,7 @@ impl ScalarUDFImpl for DoraTier {
             DataType::Null => DataType::Float64,
             numeric if numeric.is_numeric() => DataType::Float64,
             other => {
-                return plan_err!(
-                    "the value argument of dora_tier must be a number or an interval, got {other}"
-                );
+                return plan_err!("the value argument of dora_tier must be a number or an interval, got {other}");
             }
         };
         Ok(vec![metric, value])
@@ -267,19 +242,14 @@ impl ScalarUDFImpl for DoraTier {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|arg| matches!(arg, ColumnarValue::Scalar(_)));
+        let all_scalar = args.args.iter().all(|arg| matches!(arg, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let [metrics, values] = arrays.as_slice() else {
             return internal_err!("dora_tier expects 2 arguments, got {}", arrays.len());
         };
         let tiers = tiers(metrics, values)?;
         if all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &tiers, 0,
-            )?))
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&tiers, 0)?))
         } else {
             Ok(ColumnarValue::Array(tiers))
         }
@@ -311,10 +281,7 @@ impl ScalarUDFImpl for DoraTier {
 /// [`DoraTier::coerce_types`] (`Utf8`; `Float64` or `Interval(MonthDayNano)`).
 fn tiers(metrics: &ArrayRef, values: &ArrayRef) -> Result<ArrayRef> {
     let Some(metrics) = metrics.as_string_opt::<i32>() else {
-        return internal_err!(
-            "dora_tier expects a Utf8 metric, got {}",
-            metrics.data_type()
-        );
+        return internal_err!("dora_tier expects a Utf8 metric, got {}", metrics.data_type());
     };
     let seconds = |row: usize| -> Result<Option<(f64, bool)>> {
         if values.is_null(row) {
@@ -326,10 +293,7 @@ fn tiers(metrics: &ArrayRef, values: &ArrayRef) -> Result<ArrayRef> {
             let nanos = interval_to_nanos(intervals.value(row))?;
             Ok(Some((nanos as f64 / 1e9, true)))
         } else {
-            internal_err!(
-                "dora_tier expects a Float64 or interval value, got {}",
-                values.data_type()
-            )
+            internal_err!("dora_tier expects a Float64 or interval value, got {}", values.data_type())
         }
     };
     let tiers = (0..metrics.len())
@@ -374,10 +338,7 @@ mod tests {
         // As deployment_frequency computes them: 1 per week, 4 per 28 days.
         assert_eq!(tier(Metric::DeploymentFrequency, 1.0 / 7.0), Tier::High);
         assert_eq!(tier(Metric::DeploymentFrequency, 4.0 / 28.0), Tier::High);
-        assert_eq!(
-            tier(Metric::DeploymentFrequency, 1.0 / 7.0 - 1e-12),
-            Tier::Medium
-        );
+        assert_eq!(tier(Metric::DeploymentFrequency, 1.0 / 7.0 - 1e-12), Tier::Medium);
         assert_eq!(tier(Metric::DeploymentFrequency, 1.0 / 30.0), Tier::Medium);
         assert_eq!(tier(Metric::DeploymentFrequency, 1.0 / 31.0), Tier::Low);
         assert_eq!(tier(Metric::DeploymentFrequency, 0.0), Tier::Low);
@@ -419,10 +380,7 @@ mod tests {
     }
 
     fn invoke(args: Vec<ColumnarValue>, rows: usize) -> Result<ColumnarValue> {
-        let arg_fields = args
-            .iter()
-            .map(|arg| Arc::new(Field::new("a", arg.data_type(), true)))
-            .collect();
+        let arg_fields = args.iter().map(|arg| Arc::new(Field::new("a", arg.data_type(), true))).collect();
         DoraTier::new().invoke_with_args(ScalarFunctionArgs {
             args,
             arg_fields,
@@ -450,45 +408,20 @@ mod tests {
     #[test]
     fn scalar_calls() {
         let utf8 = |s: &str| ScalarValue::Utf8(Some(s.to_string()));
-        assert_eq!(
-            scalar_tier("lead_time", interval(1, 0)).unwrap(),
-            utf8("high")
-        );
-        assert_eq!(
-            scalar_tier("lead_time", interval(0, 3_600_000_000_000)).unwrap(),
-            utf8("elite")
-        );
-        assert_eq!(
-            scalar_tier("lead_time", ScalarValue::Float64(Some(86_400.0))).unwrap(),
-            utf8("high")
-        );
-        assert_eq!(
-            scalar_tier("time_to_restore", interval(0, 3_600_000_000_000)).unwrap(),
-            utf8("high")
-        );
-        assert_eq!(
-            scalar_tier("change_failure_rate", ScalarValue::Float64(Some(0.05))).unwrap(),
-            utf8("elite")
-        );
-        assert_eq!(
-            scalar_tier("lead_time", ScalarValue::IntervalMonthDayNano(None)).unwrap(),
-            ScalarValue::Utf8(None)
-        );
-        assert_eq!(
-            scalar_tier("change_failure_rate", ScalarValue::Float64(None)).unwrap(),
-            ScalarValue::Utf8(None)
-        );
+        assert_eq!(scalar_tier("lead_time", interval(1, 0)).unwrap(), utf8("high"));
+        assert_eq!(scalar_tier("lead_time", interval(0, 3_600_000_000_000)).unwrap(), utf8("elite"));
+        assert_eq!(scalar_tier("lead_time", ScalarValue::Float64(Some(86_400.0))).unwrap(), utf8("high"));
+        assert_eq!(scalar_tier("time_to_restore", interval(0, 3_600_000_000_000)).unwrap(), utf8("high"));
+        assert_eq!(scalar_tier("change_failure_rate", ScalarValue::Float64(Some(0.05))).unwrap(), utf8("elite"));
+        assert_eq!(scalar_tier("lead_time", ScalarValue::IntervalMonthDayNano(None)).unwrap(), ScalarValue::Utf8(None));
+        assert_eq!(scalar_tier("change_failure_rate", ScalarValue::Float64(None)).unwrap(), ScalarValue::Utf8(None));
     }
 
     #[test]
     fn errors() {
-        let err = scalar_tier("velocity", ScalarValue::Float64(Some(1.0)))
-            .unwrap_err()
-            .to_string();
+        let err = scalar_tier("velocity", ScalarValue::Float64(Some(1.0))).unwrap_err().to_string();
         assert!(err.contains("expected one of 'lead_time'"), "{err}");
-        let err = scalar_tier("change_failure_rate", interval(1, 0))
-            .unwrap_err()
-            .to_string();
+        let err = scalar_tier("change_failure_rate", interval(1, 0)).unwrap_err().to_string();
         assert!(err.contains("expects a float8 value"), "{err}");
         let months = ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(1, 0, 0)));
         assert!(scalar_tier("lead_time", months).is_err());
@@ -502,36 +435,22 @@ mod tests {
             None,
             Some("deployment_frequency"),
         ]));
-        let values: ArrayRef = Arc::new(Float64Array::from(vec![
-            Some(2.0),
-            Some(0.2),
-            Some(0.0),
-            None,
-        ]));
-        let ColumnarValue::Array(result) = invoke(
-            vec![ColumnarValue::Array(metrics), ColumnarValue::Array(values)],
-            4,
-        )
-        .unwrap() else {
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![Some(2.0), Some(0.2), Some(0.0), None]));
+        let ColumnarValue::Array(result) =
+            invoke(vec![ColumnarValue::Array(metrics), ColumnarValue::Array(values)], 4).unwrap()
+        else {
             panic!("array inputs give an array");
         };
-        let expected: ArrayRef = Arc::new(StringArray::from(vec![
-            Some("elite"),
-            Some("low"),
-            None,
-            None,
-        ]));
+        let expected: ArrayRef = Arc::new(StringArray::from(vec![Some("elite"), Some("low"), None, None]));
         assert_eq!(&result, &expected);
 
         let intervals: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
             IntervalMonthDayNano::new(0, 0, 59 * 60_000_000_000),
             IntervalMonthDayNano::new(0, 30, 0),
         ]));
-        let ColumnarValue::Array(result) = invoke(
-            vec![text("time_to_restore"), ColumnarValue::Array(intervals)],
-            2,
-        )
-        .unwrap() else {
+        let ColumnarValue::Array(result) =
+            invoke(vec![text("time_to_restore"), ColumnarValue::Array(intervals)], 2).unwrap()
+        else {
             panic!("array inputs give an array");
         };
         let expected: ArrayRef = Arc::new(StringArray::from(vec!["elite", "low"]));
@@ -542,26 +461,15 @@ mod tests {
     fn coercion() {
         let udf = DoraTier::new();
         assert_eq!(
-            udf.coerce_types(&[DataType::Utf8View, DataType::Int32])
-                .unwrap(),
+            udf.coerce_types(&[DataType::Utf8View, DataType::Int32]).unwrap(),
             vec![DataType::Utf8, DataType::Float64]
         );
         assert_eq!(
-            udf.coerce_types(&[
-                DataType::Utf8,
-                DataType::Duration(arrow::datatypes::TimeUnit::Second)
-            ])
-            .unwrap(),
+            udf.coerce_types(&[DataType::Utf8, DataType::Duration(arrow::datatypes::TimeUnit::Second)]).unwrap(),
             vec![DataType::Utf8, INTERVAL]
         );
-        assert!(
-            udf.coerce_types(&[DataType::Utf8, DataType::Boolean])
-                .is_err()
-        );
-        assert!(
-            udf.coerce_types(&[DataType::Int32, DataType::Float64])
-                .is_err()
-        );
+        assert!(udf.coerce_types(&[DataType::Utf8, DataType::Boolean]).is_err());
+        assert!(udf.coerce_types(&[DataType::Int32, DataType::Float64]).is_err());
         assert!(udf.coerce_types(&[DataType::Utf8]).is_err());
     }
 }

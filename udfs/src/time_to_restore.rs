@@ -34,18 +34,14 @@ impl DurationPercentileSpec for TimeToRestoreSpec {
     const ARGUMENTS: &'static str = "restore_time interval";
     const DESCRIPTION: &'static str = "Time to restore service: the median (interpolated like percentile_cont(0.5)) of the restore times of resolved incidents.";
     const SYNTAX: &'static str = "time_to_restore(restore_time)";
-    const SQL_EXAMPLE: &'static str =
-        "SELECT service, time_to_restore(restore_time) FROM incidents GROUP BY service;";
-    const ARGUMENT_DOCS: &'static [(&'static str, &'static str)] = &[(
-        "restore_time",
-        "Interval expression, e.g. incidents.restore_time (resolved_at - opened_at).",
-    )];
+    const SQL_EXAMPLE: &'static str = "SELECT service, time_to_restore(restore_time) FROM incidents GROUP BY service;";
+    const ARGUMENT_DOCS: &'static [(&'static str, &'static str)] =
+        &[("restore_time", "Interval expression, e.g. incidents.restore_time (resolved_at - opened_at).")];
 }
 
 /// The `time_to_restore` aggregate, shared.
 pub fn time_to_restore_udaf() -> Arc<AggregateUDF> {
-    static UDAF: LazyLock<Arc<AggregateUDF>> =
-        LazyLock::new(|| Arc::new(AggregateUDF::from(TimeToRestore::new())));
+    static UDAF: LazyLock<Arc<AggregateUDF>> = LazyLock::new(|| Arc::new(AggregateUDF::from(TimeToRestore::new())));
     Arc::clone(&UDAF)
 }
 

@@ -202,7 +202,8 @@ fn apply_commit(state: &mut TableState, version: u64, reader: impl BufRead, path
         let action: Value = serde_json::from_str(&line)
             .map_err(|e| Error::Corrupt(format!("{}: invalid JSON action: {e}", path.display())))?;
         if let Some(add) = action.get("add") {
-            let file = parse_add(add).ok_or_else(|| Error::Corrupt(format!("{}: malformed add action", path.display())))?;
+            let file =
+                parse_add(add).ok_or_else(|| Error::Corrupt(format!("{}: malformed add action", path.display())))?;
             state.known_paths.insert(file.path.clone());
             state.files.insert(file.path.clone(), file);
         } else if let Some(remove) = action.get("remove") {
@@ -298,7 +299,9 @@ fn delta_type(t: &DataType) -> Value {
         DataType::Float64 => json!("double"),
         DataType::Date32 => json!("date"),
         DataType::Timestamp(_, _) => json!("timestamp"),
-        DataType::List(item) => json!({"type": "array", "elementType": delta_type(item.data_type()), "containsNull": item.is_nullable()}),
+        DataType::List(item) => {
+            json!({"type": "array", "elementType": delta_type(item.data_type()), "containsNull": item.is_nullable()})
+        }
         other => json!(other.to_string()),
     }
 }

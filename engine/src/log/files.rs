@@ -32,12 +32,12 @@ const BUFFERED_ROWS_BUDGET: usize = 128 * 1024;
 /// shrink them, yet each open file keeps one per column (up to its 1 MiB
 /// page limit) until it falls back to plain encoding: with one open file per
 /// `event_date`, hundreds of such dictionaries were most of an ingest's memory.
-pub(crate) const PLAIN_COLUMNS: [&str; 6] = ["event_id", "commit_sha", "deployment_id", "incident_id", "attributes", "raw"];
+pub(crate) const PLAIN_COLUMNS: [&str; 6] =
+    ["event_id", "commit_sha", "deployment_id", "incident_id", "attributes", "raw"];
 
 fn writer_props() -> WriterProperties {
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(256 * 1024));
+    let mut props =
+        WriterProperties::builder().set_compression(Compression::SNAPPY).set_max_row_group_row_count(Some(256 * 1024));
     for col in PLAIN_COLUMNS {
         props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(col), false);
     }
@@ -205,23 +205,21 @@ impl EventFilesWriter {
     pub fn new(root: &Path, ingested_at: i64) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<ToEncoder>(HANDOFFS_IN_FLIGHT);
         let root = root.to_path_buf();
-        let encoder = std::thread::Builder::new()
-            .name("parquet-encoder".into())
-            .spawn(move || {
-                let mut files = PartitionedEvents::new(&root, ingested_at);
-                for msg in rx {
-                    match msg {
-                        ToEncoder::Events(events) => {
-                            for e in events {
-                                files.push(e)?;
-                            }
+        let encoder = std::thread::Builder::new().name("parquet-encoder".into()).spawn(move || {
+            let mut files = PartitionedEvents::new(&root, ingested_at);
+            for msg in rx {
+                match msg {
+                    ToEncoder::Events(events) => {
+                        for e in events {
+                            files.push(e)?;
                         }
-                        ToEncoder::Finish => return files.finish(),
                     }
+                    ToEncoder::Finish => return files.finish(),
                 }
-                // The appender gave up: nothing is committed.
-                Ok(Vec::new())
-            });
+            }
+            // The appender gave up: nothing is committed.
+            Ok(Vec::new())
+        });
         match encoder {
             Ok(handle) => Self { chunk: Vec::with_capacity(HANDOFF_ROWS), tx: Some(tx), encoder: Some(handle) },
             Err(e) => {
@@ -427,10 +425,7 @@ impl RejectedFileWriter {
 
 /// Rewrites `files` (all of one partition) as one file. Returns it, fsynced.
 pub fn rewrite(root: &Path, files: &[AddFile], schema: arrow::datatypes::SchemaRef) -> Result<AddFile> {
-    let partition = files
-        .first()
-        .and_then(|f| f.partition_values.iter().next())
-        .map(|(k, v)| (k.as_str(), v.clone()));
+    let partition = files.first().and_then(|f| f.partition_values.iter().next()).map(|(k, v)| (k.as_str(), v.clone()));
     let mut out = OpenFile::create(root, partition, schema.clone())?;
     for f in files {
         let path = root.join(&f.path);
@@ -474,7 +469,8 @@ mod tests {
 
     fn ids_in(root: &Path, add: &AddFile) -> Vec<String> {
         let file = File::open(root.join(&add.path)).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
         let mut out = Vec::new();
         for batch in reader {
             let batch = batch.unwrap();

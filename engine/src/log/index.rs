@@ -100,8 +100,7 @@ impl Shard {
     /// Sorts the fresh entries into the run, growing it exactly (no slack
     /// capacity: the run is most of the index's memory).
     fn merge_fresh(&mut self) {
-        let mut fresh: Vec<(u32, u64)> =
-            self.fresh_keys.drain(..).zip(self.fresh_contents.drain(..)).collect();
+        let mut fresh: Vec<(u32, u64)> = self.fresh_keys.drain(..).zip(self.fresh_contents.drain(..)).collect();
         fresh.sort_unstable_by_key(|&(k, _)| k);
         let (old, add) = (self.keys.len(), fresh.len());
         self.keys.reserve_exact(add);
@@ -173,7 +172,9 @@ impl IdIndex {
     pub fn recover(dir: &Path, committed: Option<u64>) -> Result<()> {
         let marker = Self::marker(dir);
         let pending = match fs::read_to_string(&marker) {
-            Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::Corrupt(format!("{}: not a version", marker.display())))?,
+            Ok(s) => {
+                s.trim().parse::<u64>().map_err(|_| Error::Corrupt(format!("{}: not a version", marker.display())))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(&marker, e)),
         };

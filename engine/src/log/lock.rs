@@ -33,11 +33,8 @@ impl WriterLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
-        let text = format!(
-            "pid {} ({holder}) since {}",
-            std::process::id(),
-            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-        );
+        let text =
+            format!("pid {} ({holder}) since {}", std::process::id(), chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
         file.set_len(0)
             .and_then(|_| file.rewind())
             .and_then(|_| file.write_all(text.as_bytes()))

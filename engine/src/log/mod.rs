@@ -276,7 +276,14 @@ impl Writer {
             let event = match event {
                 Ok(e) => e,
                 Err(reason) => {
-                    let r = Rejection { source: source.into(), line: row.line, event_id, kind: RejectionKind::Invalid, reason, raw: row.raw };
+                    let r = Rejection {
+                        source: source.into(),
+                        line: row.line,
+                        event_id,
+                        kind: RejectionKind::Invalid,
+                        reason,
+                        raw: row.raw,
+                    };
                     reject(&mut report, r)?;
                     continue;
                 }
@@ -292,7 +299,14 @@ impl Writer {
                         "event_id '{}' is already stored with different content; the first write stays",
                         event.event_id
                     );
-                    let r = Rejection { source: source.into(), line: row.line, event_id: Some(event.event_id), kind: RejectionKind::Conflict, reason, raw: row.raw };
+                    let r = Rejection {
+                        source: source.into(),
+                        line: row.line,
+                        event_id: Some(event.event_id),
+                        kind: RejectionKind::Conflict,
+                        reason,
+                        raw: row.raw,
+                    };
                     reject(&mut report, r)?;
                 }
             }
@@ -344,11 +358,7 @@ impl Writer {
     }
 
     /// Partitions of the events table holding more than `limit` files.
-    fn partitions_over(
-        &self,
-        limit: usize,
-        only: Option<&HashSet<&BTreeMap<String, String>>>,
-    ) -> Vec<Vec<AddFile>> {
+    fn partitions_over(&self, limit: usize, only: Option<&HashSet<&BTreeMap<String, String>>>) -> Vec<Vec<AddFile>> {
         let mut by_partition: BTreeMap<&BTreeMap<String, String>, Vec<AddFile>> = BTreeMap::new();
         for f in self.events_state.files.values() {
             if only.is_none_or(|o| o.contains(&f.partition_values)) {

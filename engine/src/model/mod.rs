@@ -38,13 +38,13 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::{empty, finish_scan, listing_plan};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::log::Snapshot;
+use crate::log::delta::AddFile;
 use crate::log::delta::{create_dir_durable, sync_dir, write_atomic};
 use crate::log::files::events_batch;
-use crate::catalog::{empty, finish_scan, listing_plan};
-use crate::log::delta::AddFile;
 use crate::project::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
 use crate::project::tables::{Table, table_batch};
 use crate::project::{Ingested, project, read_events};
@@ -125,7 +125,8 @@ impl Manifest {
                 num_records: 0,
             })
             .collect();
-        let plan = listing_plan(&data.join(DIR), &files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?;
+        let plan =
+            listing_plan(&data.join(DIR), &files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?;
         finish_scan(state, plan, &schema, projection, filters, limit).await
     }
 
@@ -213,7 +214,12 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
         create_dir_durable(&dir.join(sub))?;
     }
     let lock_path = dir.join("lock");
-    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let mut m = match read_manifest(&dir) {
         Some(m) if m.format == FORMAT && m.window == window => m,
@@ -247,7 +253,10 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
                     None => {
                         let s = m.services.len() as u32;
                         if m.services.len() >= keys::MAX_SERVICES {
-                            return Err(Error::Input(format!("the read model holds at most {} services", keys::MAX_SERVICES)));
+                            return Err(Error::Input(format!(
+                                "the read model holds at most {} services",
+                                keys::MAX_SERVICES
+                            )));
                         }
                         numbers.insert(e.service.clone(), s);
                         m.services.push(e.service.clone());
@@ -352,7 +361,8 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
         m.parent[s] = m.find(s as u32);
     }
     let now = chrono::Utc::now().timestamp_millis();
-    let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut m.garbage).into_iter().partition(|(at, _)| now - at > GRACE_MS);
+    let (expired, kept): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut m.garbage).into_iter().partition(|(at, _)| now - at > GRACE_MS);
     m.garbage = kept;
     let bytes = serde_json::to_vec(&m).map_err(|e| Error::Corrupt(format!("read model manifest: {e}")))?;
     write_atomic(&dir.join(MANIFEST), &bytes)?;
@@ -425,7 +435,8 @@ fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded>
         write_parquet(&out_dir.join(format!("{grain}.parquet")), &metric_rows(&p, grain)?)?;
     }
     sync_dir(&out_dir)?;
-    let component = Component { dir: out, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
+    let component =
+        Component { dir: out, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
     Ok(Folded { component, merged_segments })
 }
 

@@ -21,7 +21,13 @@ pub fn stored_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| if *f.data_type() == INTERVAL { Field::new(f.name(), DataType::Int64, f.is_nullable()) } else { f.as_ref().clone() })
+        .map(|f| {
+            if *f.data_type() == INTERVAL {
+                Field::new(f.name(), DataType::Int64, f.is_nullable())
+            } else {
+                f.as_ref().clone()
+            }
+        })
         .collect();
     Arc::new(Schema::new(fields))
 }
@@ -110,11 +116,13 @@ mod tests {
 
     #[test]
     fn durations_survive_storage_exactly() {
-        let schema = Arc::new(Schema::new(vec![Field::new("d", INTERVAL, true), Field::new("n", DataType::Int64, true)]));
+        let schema =
+            Arc::new(Schema::new(vec![Field::new("d", INTERVAL, true), Field::new("n", DataType::Int64, true)]));
         let micros = [Some(-90_000_000_001i64), Some(1), None, Some(3 * 86_400_000_000 + 7)];
         let d: IntervalMonthDayNanoArray = micros.iter().map(|m| m.map(|us| nanos_to_interval(us * 1000))).collect();
         let batch =
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(d), Arc::new(Int64Array::from(vec![1, 2, 3, 4]))]).unwrap();
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(d), Arc::new(Int64Array::from(vec![1, 2, 3, 4]))])
+                .unwrap();
         let stored = to_stored(&batch).unwrap();
         assert_eq!(stored.column(0).as_primitive::<arrow::datatypes::Int64Type>().iter().collect::<Vec<_>>(), micros);
         assert_eq!(from_stored(&stored, schema).unwrap(), batch);

@@ -147,11 +147,7 @@ fn shipped_by<'a>(
     let upto = service_commits.partition_point(|c| c.committed_at <= cutoff);
     let from = (*swept).min(upto);
     *swept = (*swept).max(upto);
-    service_commits[from..upto]
-        .iter()
-        .map(|c| c.sha)
-        .filter(|sha| !shipped.contains(sha))
-        .collect()
+    service_commits[from..upto].iter().map(|c| c.sha).filter(|sha| !shipped.contains(sha)).collect()
 }
 
 #[cfg(test)]

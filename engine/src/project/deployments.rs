@@ -79,9 +79,10 @@ fn fold(id: &str, evs: Vec<&Event>) -> Deployment {
         .max_by_key(|e| (e.occurred_at, e.event_type == EventType::DeploymentFailed, &e.event_id))
         .copied();
     let defining = terminal.unwrap_or(evs[0]);
-    let commit_sha = defining.commit_sha.clone().or_else(|| {
-        evs.iter().rev().filter(|e| !std::ptr::eq(**e, defining)).find_map(|e| e.commit_sha.clone())
-    });
+    let commit_sha = defining
+        .commit_sha
+        .clone()
+        .or_else(|| evs.iter().rev().filter(|e| !std::ptr::eq(**e, defining)).find_map(|e| e.commit_sha.clone()));
     let rollbacks: Vec<i64> =
         evs.iter().filter(|e| e.event_type == EventType::DeploymentRolledBack).map(|e| e.occurred_at).collect();
     let status = match terminal.map(|t| t.event_type) {

@@ -62,7 +62,8 @@ pub fn incidents(events: &[Event]) -> (Vec<Incident>, Vec<String>) {
             continue;
         };
         let last_open = opens.last().map_or(first_open.occurred_at, |e| e.occurred_at);
-        let last_resolve = evs.iter().filter(|e| e.event_type == EventType::IncidentResolved).map(|e| e.occurred_at).max();
+        let last_resolve =
+            evs.iter().filter(|e| e.event_type == EventType::IncidentResolved).map(|e| e.occurred_at).max();
         let resolved_at = last_resolve.filter(|r| *r >= last_open);
         let explicit = evs.iter().find_map(|e| e.deployment_id.clone());
         out.push(Incident {
@@ -123,7 +124,9 @@ pub fn attribute(incidents: &mut [Incident], deployments: &mut [Deployment], win
             continue;
         }
         let recovered_at = match own {
-            Some(incs) if incs.iter().all(|i| i.resolved_at.is_some()) => incs.iter().filter_map(|i| i.resolved_at).max(),
+            Some(incs) if incs.iter().all(|i| i.resolved_at.is_some()) => {
+                incs.iter().filter_map(|i| i.resolved_at).max()
+            }
             Some(_) => None,
             None => d.first_rollback_at,
         };

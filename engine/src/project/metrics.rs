@@ -7,13 +7,15 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::sync::{Arc, LazyLock};
 
-use datafusion::common::HashMap;
 use arrow::array::{
     Array, ArrayRef, AsArray, Float64Builder, Int64Builder, IntervalMonthDayNanoBuilder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
-use leadline_udfs::{Grain, Metric, bucket_end, bucket_start, bucket_starts, days_in, nanos_to_interval, percentile_nanos, tier};
+use datafusion::common::HashMap;
+use leadline_udfs::{
+    Grain, Metric, bucket_end, bucket_start, bucket_starts, days_in, nanos_to_interval, percentile_nanos, tier,
+};
 
 use super::Projected;
 use crate::error::{Error, Result};
@@ -248,7 +250,9 @@ pub const QUALITY_COLUMNS: [&str; 9] = [
 
 pub fn quality_schema() -> SchemaRef {
     static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(QUALITY_COLUMNS.iter().map(|c| Field::new(*c, DataType::Int64, false)).collect::<Vec<_>>()))
+        Arc::new(Schema::new(
+            QUALITY_COLUMNS.iter().map(|c| Field::new(*c, DataType::Int64, false)).collect::<Vec<_>>(),
+        ))
     });
     SCHEMA.clone()
 }
@@ -294,12 +298,8 @@ impl std::ops::AddAssign for ProjectedCounts {
 
 /// One row of counts that explains every number of the metrics.
 pub fn dora_quality(p: ProjectedCounts, snap: &Snapshot, as_of: Option<i64>) -> Result<RecordBatch> {
-    let duplicates: u64 = snap
-        .appends
-        .iter()
-        .filter(|a| as_of.is_none_or(|t| a.ingested_at <= t))
-        .map(|a| a.duplicates)
-        .sum();
+    let duplicates: u64 =
+        snap.appends.iter().filter(|a| as_of.is_none_or(|t| a.ingested_at <= t)).map(|a| a.duplicates).sum();
     let (conflicts, rejected) = count_rejections(snap, as_of)?;
     let values = [
         p.events,

@@ -57,9 +57,10 @@ pub fn project(events: &[Event], window: Option<i64>) -> Projected {
         .filter(|e| e.event_type.is_deployment() || e.event_type.is_incident())
         .map(|e| (e.service.clone(), e.environment.clone().unwrap_or_default()))
         .collect();
-    let span = events.iter().map(|e| e.occurred_at).fold(None, |acc: Option<(i64, i64)>, t| {
-        Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
-    });
+    let span = events
+        .iter()
+        .map(|e| e.occurred_at)
+        .fold(None, |acc: Option<(i64, i64)>, t| Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)))));
     Projected { deployments, changes, incidents, orphan_resolves, pairs, span, event_count: events.len() as u64 }
 }
 
@@ -101,8 +102,9 @@ pub fn read_events(path: &Path, range: Ingested, each: &mut dyn FnMut(Vec<Event>
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(8192);
     let columns = builder.parquet_schema().columns();
-    let wanted: Vec<usize> =
-        (0..columns.len()).filter(|&i| !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes")).collect();
+    let wanted: Vec<usize> = (0..columns.len())
+        .filter(|&i| !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes"))
+        .collect();
     let ingested = columns.iter().position(|c| c.name() == "ingested_at");
     if let (Some(after), Some(col)) = (range.after, ingested) {
         let groups: Vec<usize> = (0..builder.metadata().num_row_groups())

@@ -26,7 +26,9 @@ use crate::log::Snapshot;
 
 /// Registers every projection table and function on `ctx`.
 pub fn register(ctx: &SessionContext, catalog: Arc<Catalog>) -> DfResult<()> {
-    for kind in [Kind::Table(Table::Deployments), Kind::Table(Table::Changes), Kind::Table(Table::Incidents), Kind::Quality] {
+    for kind in
+        [Kind::Table(Table::Deployments), Kind::Table(Table::Changes), Kind::Table(Table::Incidents), Kind::Quality]
+    {
         ctx.register_table(kind.name(), Arc::new(ProjectionTable { catalog: catalog.clone(), kind }))?;
     }
     ctx.register_udtf("dora_metrics", Arc::new(DoraMetricsFunction { catalog: catalog.clone() }));
@@ -163,7 +165,9 @@ impl TableFunctionImpl for DoraMetricsFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
         let exprs = args.exprs();
         if exprs.is_empty() || exprs.len() > 3 {
-            return plan_err!("dora_metrics takes a grain ('day', 'week' or 'month') and optionally from and to timestamps");
+            return plan_err!(
+                "dora_metrics takes a grain ('day', 'week' or 'month') and optionally from and to timestamps"
+            );
         }
         let grain = match constant(args.session(), &exprs[0])? {
             ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
@@ -294,8 +298,15 @@ fn micros_interval(us: Option<i64>) -> Option<arrow::datatypes::IntervalMonthDay
 }
 
 fn deployments_batch(p: &Projected) -> crate::Result<RecordBatch> {
-    let (mut id, mut svc, mut env, mut started, mut finished, mut status, mut sha) =
-        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), ts(), ts(), StringBuilder::new(), StringBuilder::new());
+    let (mut id, mut svc, mut env, mut started, mut finished, mut status, mut sha) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        ts(),
+        ts(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let mut changes = ListBuilder::new(StringBuilder::new()).with_field(change_ids_item());
     let (mut rolled, mut failed, mut recovery, mut team) =
         (BooleanBuilder::new(), BooleanBuilder::new(), IntervalMonthDayNanoBuilder::new(), StringBuilder::new());

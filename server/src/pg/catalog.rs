@@ -23,8 +23,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{
-    self as ast, Expr, FunctionArguments, Ident, JoinOperator, ObjectNamePart, Query, SelectItem, SetExpr,
-    SetOperator, Statement, TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
+    self as ast, Expr, FunctionArguments, Ident, JoinOperator, ObjectNamePart, Query, SelectItem, SetExpr, SetOperator,
+    Statement, TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
 };
 use regex::Regex;
 
@@ -39,7 +39,10 @@ pub const DATABASE: &str = "leadline";
 
 /// `SELECT version()`: SQLAlchemy and others parse the leading `PostgreSQL N.M`.
 pub fn version_string() -> String {
-    format!("PostgreSQL 16.6 (leadline {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit", env!("CARGO_PKG_VERSION"))
+    format!(
+        "PostgreSQL 16.6 (leadline {}) on x86_64-pc-linux-gnu, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION")
+    )
 }
 pub const SERVER_VERSION: &str = "16.6";
 pub const SERVER_VERSION_NUM: &str = "160006";
@@ -169,48 +172,143 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
     (
         "pg_index",
         &[
-            "indexrelid:i", "indrelid:i", "indnatts:s", "indnkeyatts:s", "indisunique:b", "indnullsnotdistinct:b",
-            "indisprimary:b", "indisexclusion:b", "indimmediate:b", "indisclustered:b", "indisvalid:b",
-            "indcheckxmin:b", "indisready:b", "indislive:b", "indisreplident:b", "indkey:h", "indcollation:o",
-            "indclass:o", "indoption:h", "indexprs:t", "indpred:t",
+            "indexrelid:i",
+            "indrelid:i",
+            "indnatts:s",
+            "indnkeyatts:s",
+            "indisunique:b",
+            "indnullsnotdistinct:b",
+            "indisprimary:b",
+            "indisexclusion:b",
+            "indimmediate:b",
+            "indisclustered:b",
+            "indisvalid:b",
+            "indcheckxmin:b",
+            "indisready:b",
+            "indislive:b",
+            "indisreplident:b",
+            "indkey:h",
+            "indcollation:o",
+            "indclass:o",
+            "indoption:h",
+            "indexprs:t",
+            "indpred:t",
         ],
     ),
     (
         "pg_constraint",
         &[
-            "oid:i", "conname:t", "connamespace:i", "contype:t", "condeferrable:b", "condeferred:b", "convalidated:b",
-            "conrelid:i", "contypid:i", "conindid:i", "conparentid:i", "confrelid:i", "confupdtype:t", "confdeltype:t",
-            "confmatchtype:t", "conislocal:b", "coninhcount:i", "connoinherit:b", "conkey:h", "confkey:h", "conbin:t",
+            "oid:i",
+            "conname:t",
+            "connamespace:i",
+            "contype:t",
+            "condeferrable:b",
+            "condeferred:b",
+            "convalidated:b",
+            "conrelid:i",
+            "contypid:i",
+            "conindid:i",
+            "conparentid:i",
+            "confrelid:i",
+            "confupdtype:t",
+            "confdeltype:t",
+            "confmatchtype:t",
+            "conislocal:b",
+            "coninhcount:i",
+            "connoinherit:b",
+            "conkey:h",
+            "confkey:h",
+            "conbin:t",
         ],
     ),
     ("pg_inherits", &["inhrelid:i", "inhparent:i", "inhseqno:i", "inhdetachpending:b"]),
     (
         "pg_collation",
-        &["oid:i", "collname:t", "collnamespace:i", "collowner:i", "collprovider:t", "collisdeterministic:b", "collencoding:i", "collcollate:t", "collctype:t"],
+        &[
+            "oid:i",
+            "collname:t",
+            "collnamespace:i",
+            "collowner:i",
+            "collprovider:t",
+            "collisdeterministic:b",
+            "collencoding:i",
+            "collcollate:t",
+            "collctype:t",
+        ],
     ),
     (
         "pg_sequence",
-        &["seqrelid:i", "seqtypid:i", "seqstart:I", "seqincrement:I", "seqmax:I", "seqmin:I", "seqcache:I", "seqcycle:b"],
+        &[
+            "seqrelid:i",
+            "seqtypid:i",
+            "seqstart:I",
+            "seqincrement:I",
+            "seqmax:I",
+            "seqmin:I",
+            "seqcache:I",
+            "seqcycle:b",
+        ],
     ),
     (
         "pg_opclass",
-        &["oid:i", "opcmethod:i", "opcname:t", "opcnamespace:i", "opcowner:i", "opcfamily:i", "opcintype:i", "opcdefault:b", "opckeytype:i"],
+        &[
+            "oid:i",
+            "opcmethod:i",
+            "opcname:t",
+            "opcnamespace:i",
+            "opcowner:i",
+            "opcfamily:i",
+            "opcintype:i",
+            "opcdefault:b",
+            "opckeytype:i",
+        ],
     ),
     (
         "pg_policy",
-        &["oid:i", "polname:t", "polrelid:i", "polcmd:t", "polpermissive:b", "polroles:o", "polqual:t", "polwithcheck:t"],
+        &[
+            "oid:i",
+            "polname:t",
+            "polrelid:i",
+            "polcmd:t",
+            "polpermissive:b",
+            "polroles:o",
+            "polqual:t",
+            "polwithcheck:t",
+        ],
     ),
     (
         "pg_statistic_ext",
-        &["oid:i", "stxrelid:i", "stxname:t", "stxnamespace:i", "stxowner:i", "stxstattarget:i", "stxkeys:h", "stxkind:a"],
+        &[
+            "oid:i",
+            "stxrelid:i",
+            "stxname:t",
+            "stxnamespace:i",
+            "stxowner:i",
+            "stxstattarget:i",
+            "stxkeys:h",
+            "stxkind:a",
+        ],
     ),
     (
         "pg_publication",
-        &["oid:i", "pubname:t", "pubowner:i", "puballtables:b", "pubinsert:b", "pubupdate:b", "pubdelete:b", "pubtruncate:b", "pubviaroot:b"],
+        &[
+            "oid:i",
+            "pubname:t",
+            "pubowner:i",
+            "puballtables:b",
+            "pubinsert:b",
+            "pubupdate:b",
+            "pubdelete:b",
+            "pubtruncate:b",
+            "pubviaroot:b",
+        ],
     ),
     ("pg_publication_rel", &["oid:i", "prpubid:i", "prrelid:i", "prqual:t", "prattrs:h"]),
     ("pg_publication_namespace", &["oid:i", "pnpubid:i", "pnnspid:i"]),
-    ("pg_trigger", &["oid:i", "tgrelid:i", "tgparentid:i", "tgname:t", "tgfoid:i", "tgtype:s", "tgenabled:t", "tgisinternal:b"]),
+    (
+        "pg_trigger",
+        &["oid:i", "tgrelid:i", "tgparentid:i", "tgname:t", "tgfoid:i", "tgtype:s", "tgenabled:t", "tgisinternal:b"],
+    ),
     ("pg_rewrite", &["oid:i", "rulename:t", "ev_class:i", "ev_type:t", "ev_enabled:t", "is_instead:b"]),
     ("pg_extension", &["oid:i", "extname:t", "extowner:i", "extnamespace:i", "extrelocatable:b", "extversion:t"]),
     ("pg_enum", &["oid:i", "enumtypid:i", "enumsortorder:F", "enumlabel:t"]),
@@ -234,29 +332,75 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
     (
         "table_constraints",
         &[
-            "constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "table_catalog:t", "table_schema:t",
-            "table_name:t", "constraint_type:t", "is_deferrable:t", "initially_deferred:t", "enforced:t", "nulls_distinct:t",
+            "constraint_catalog:t",
+            "constraint_schema:t",
+            "constraint_name:t",
+            "table_catalog:t",
+            "table_schema:t",
+            "table_name:t",
+            "constraint_type:t",
+            "is_deferrable:t",
+            "initially_deferred:t",
+            "enforced:t",
+            "nulls_distinct:t",
         ],
     ),
     (
         "key_column_usage",
         &[
-            "constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "table_catalog:t", "table_schema:t",
-            "table_name:t", "column_name:t", "ordinal_position:i", "position_in_unique_constraint:i",
+            "constraint_catalog:t",
+            "constraint_schema:t",
+            "constraint_name:t",
+            "table_catalog:t",
+            "table_schema:t",
+            "table_name:t",
+            "column_name:t",
+            "ordinal_position:i",
+            "position_in_unique_constraint:i",
         ],
     ),
     (
         "referential_constraints",
-        &["constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "unique_constraint_catalog:t", "unique_constraint_schema:t", "unique_constraint_name:t", "match_option:t", "update_rule:t", "delete_rule:t"],
+        &[
+            "constraint_catalog:t",
+            "constraint_schema:t",
+            "constraint_name:t",
+            "unique_constraint_catalog:t",
+            "unique_constraint_schema:t",
+            "unique_constraint_name:t",
+            "match_option:t",
+            "update_rule:t",
+            "delete_rule:t",
+        ],
     ),
     (
         "views",
-        &["table_catalog:t", "table_schema:t", "table_name:t", "view_definition:t", "check_option:t", "is_updatable:t", "is_insertable_into:t", "is_trigger_updatable:t", "is_trigger_deletable:t", "is_trigger_insertable_into:t"],
+        &[
+            "table_catalog:t",
+            "table_schema:t",
+            "table_name:t",
+            "view_definition:t",
+            "check_option:t",
+            "is_updatable:t",
+            "is_insertable_into:t",
+            "is_trigger_updatable:t",
+            "is_trigger_deletable:t",
+            "is_trigger_insertable_into:t",
+        ],
     ),
     ("check_constraints", &["constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "check_clause:t"]),
     (
         "routines",
-        &["specific_catalog:t", "specific_schema:t", "specific_name:t", "routine_catalog:t", "routine_schema:t", "routine_name:t", "routine_type:t", "data_type:t"],
+        &[
+            "specific_catalog:t",
+            "specific_schema:t",
+            "specific_name:t",
+            "routine_catalog:t",
+            "routine_schema:t",
+            "routine_name:t",
+            "routine_type:t",
+            "data_type:t",
+        ],
     ),
 ];
 
@@ -353,48 +497,155 @@ fn format_type_name(dt: &DataType) -> &'static str {
 
 /// Registers the catalog tables and functions in a session. `settings` are
 /// the session's variables (for `pg_settings` and `current_setting`).
-pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>) -> DfResult<()> {
+pub fn register(
+    ctx: &SessionContext,
+    info: Arc<CatalogInfo>,
+    settings: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+) -> DfResult<()> {
     let mut tables: Vec<(&str, Arc<MemTable>)> = Vec::new();
 
     let mut ns = Builder::new(&["oid:i", "nspname:t", "nspowner:i", "nspacl:a"]);
-    for (oid, name) in [(NS_PG_CATALOG, "pg_catalog"), (NS_PUBLIC, "public"), (NS_INFORMATION_SCHEMA, "information_schema")] {
+    for (oid, name) in
+        [(NS_PG_CATALOG, "pg_catalog"), (NS_PUBLIC, "public"), (NS_INFORMATION_SCHEMA, "information_schema")]
+    {
         ns.row(vec![("oid", i(oid)), ("nspname", t(name)), ("nspowner", i(OWNER))]);
     }
     tables.push(("pg_namespace", ns.table()?));
 
     let mut class = Builder::new(&[
-        "oid:i", "relname:t", "relnamespace:i", "reltype:i", "reloftype:i", "relowner:i", "relam:i", "relfilenode:i",
-        "reltablespace:i", "relpages:i", "reltuples:f", "relallvisible:i", "reltoastrelid:i", "relhasindex:b",
-        "relisshared:b", "relpersistence:t", "relkind:t", "relnatts:s", "relchecks:s", "relhasrules:b",
-        "relhastriggers:b", "relhassubclass:b", "relrowsecurity:b", "relforcerowsecurity:b", "relispopulated:b",
-        "relreplident:t", "relispartition:b", "relrewrite:i", "relfrozenxid:i", "relminmxid:i", "relacl:a",
-        "reloptions:a", "relpartbound:t",
+        "oid:i",
+        "relname:t",
+        "relnamespace:i",
+        "reltype:i",
+        "reloftype:i",
+        "relowner:i",
+        "relam:i",
+        "relfilenode:i",
+        "reltablespace:i",
+        "relpages:i",
+        "reltuples:f",
+        "relallvisible:i",
+        "reltoastrelid:i",
+        "relhasindex:b",
+        "relisshared:b",
+        "relpersistence:t",
+        "relkind:t",
+        "relnatts:s",
+        "relchecks:s",
+        "relhasrules:b",
+        "relhastriggers:b",
+        "relhassubclass:b",
+        "relrowsecurity:b",
+        "relforcerowsecurity:b",
+        "relispopulated:b",
+        "relreplident:t",
+        "relispartition:b",
+        "relrewrite:i",
+        "relfrozenxid:i",
+        "relminmxid:i",
+        "relacl:a",
+        "reloptions:a",
+        "relpartbound:t",
     ]);
     let mut attr = Builder::new(&[
-        "attrelid:i", "attname:t", "atttypid:i", "attstattarget:i", "attlen:s", "attnum:s", "attndims:i",
-        "attcacheoff:i", "atttypmod:i", "attbyval:b", "attalign:t", "attstorage:t", "attcompression:t",
-        "attnotnull:b", "atthasdef:b", "atthasmissing:b", "attidentity:t", "attgenerated:t", "attisdropped:b",
-        "attislocal:b", "attinhcount:i", "attcollation:i", "attacl:a", "attoptions:a", "attfdwoptions:a",
+        "attrelid:i",
+        "attname:t",
+        "atttypid:i",
+        "attstattarget:i",
+        "attlen:s",
+        "attnum:s",
+        "attndims:i",
+        "attcacheoff:i",
+        "atttypmod:i",
+        "attbyval:b",
+        "attalign:t",
+        "attstorage:t",
+        "attcompression:t",
+        "attnotnull:b",
+        "atthasdef:b",
+        "atthasmissing:b",
+        "attidentity:t",
+        "attgenerated:t",
+        "attisdropped:b",
+        "attislocal:b",
+        "attinhcount:i",
+        "attcollation:i",
+        "attacl:a",
+        "attoptions:a",
+        "attfdwoptions:a",
     ]);
     let mut stat = Builder::new(&[
-        "relid:i", "schemaname:t", "relname:t", "seq_scan:I", "seq_tup_read:I", "idx_scan:I", "n_tup_ins:I",
-        "n_live_tup:I", "n_dead_tup:I", "last_analyze:t", "last_autoanalyze:t",
+        "relid:i",
+        "schemaname:t",
+        "relname:t",
+        "seq_scan:I",
+        "seq_tup_read:I",
+        "idx_scan:I",
+        "n_tup_ins:I",
+        "n_live_tup:I",
+        "n_dead_tup:I",
+        "last_analyze:t",
+        "last_autoanalyze:t",
     ]);
     let mut ist = Builder::new(&[
-        "table_catalog:t", "table_schema:t", "table_name:t", "table_type:t", "self_referencing_column_name:t",
-        "reference_generation:t", "user_defined_type_catalog:t", "user_defined_type_schema:t",
-        "user_defined_type_name:t", "is_insertable_into:t", "is_typed:t", "commit_action:t",
+        "table_catalog:t",
+        "table_schema:t",
+        "table_name:t",
+        "table_type:t",
+        "self_referencing_column_name:t",
+        "reference_generation:t",
+        "user_defined_type_catalog:t",
+        "user_defined_type_schema:t",
+        "user_defined_type_name:t",
+        "is_insertable_into:t",
+        "is_typed:t",
+        "commit_action:t",
     ]);
     let mut isc = Builder::new(&[
-        "table_catalog:t", "table_schema:t", "table_name:t", "column_name:t", "ordinal_position:i", "column_default:t",
-        "is_nullable:t", "data_type:t", "character_maximum_length:i", "character_octet_length:i", "numeric_precision:i",
-        "numeric_precision_radix:i", "numeric_scale:i", "datetime_precision:i", "interval_type:t", "interval_precision:i",
-        "character_set_catalog:t", "character_set_schema:t", "character_set_name:t", "collation_catalog:t",
-        "collation_schema:t", "collation_name:t", "domain_catalog:t", "domain_schema:t", "domain_name:t",
-        "udt_catalog:t", "udt_schema:t", "udt_name:t", "scope_catalog:t", "scope_schema:t", "scope_name:t",
-        "maximum_cardinality:i", "dtd_identifier:t", "is_self_referencing:t", "is_identity:t", "identity_generation:t",
-        "identity_start:t", "identity_increment:t", "identity_maximum:t", "identity_minimum:t", "identity_cycle:t",
-        "is_generated:t", "generation_expression:t", "is_updatable:t",
+        "table_catalog:t",
+        "table_schema:t",
+        "table_name:t",
+        "column_name:t",
+        "ordinal_position:i",
+        "column_default:t",
+        "is_nullable:t",
+        "data_type:t",
+        "character_maximum_length:i",
+        "character_octet_length:i",
+        "numeric_precision:i",
+        "numeric_precision_radix:i",
+        "numeric_scale:i",
+        "datetime_precision:i",
+        "interval_type:t",
+        "interval_precision:i",
+        "character_set_catalog:t",
+        "character_set_schema:t",
+        "character_set_name:t",
+        "collation_catalog:t",
+        "collation_schema:t",
+        "collation_name:t",
+        "domain_catalog:t",
+        "domain_schema:t",
+        "domain_name:t",
+        "udt_catalog:t",
+        "udt_schema:t",
+        "udt_name:t",
+        "scope_catalog:t",
+        "scope_schema:t",
+        "scope_name:t",
+        "maximum_cardinality:i",
+        "dtd_identifier:t",
+        "is_self_referencing:t",
+        "is_identity:t",
+        "identity_generation:t",
+        "identity_start:t",
+        "identity_increment:t",
+        "identity_maximum:t",
+        "identity_minimum:t",
+        "identity_cycle:t",
+        "is_generated:t",
+        "generation_expression:t",
+        "is_updatable:t",
     ]);
     for tbl in &info.tables {
         class.row(vec![
@@ -449,7 +700,11 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
             let ty = pg_type(f.data_type());
             let entry = type_by_oid(ty.oid() as i64);
             let len = entry.map(|e| e.2).unwrap_or(-1);
-            let collation = if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) { 100 } else { 0 };
+            let collation = if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                100
+            } else {
+                0
+            };
             attr.row(vec![
                 ("attrelid", i(tbl.oid)),
                 ("attname", t(f.name())),
@@ -461,7 +716,18 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
                 ("attcacheoff", i(-1)),
                 ("atttypmod", i(-1)),
                 ("attbyval", b(len > 0 && len <= 8)),
-                ("attalign", t(if len == 8 { "d" } else if len == 2 { "s" } else if len == 1 { "c" } else { "i" })),
+                (
+                    "attalign",
+                    t(if len == 8 {
+                        "d"
+                    } else if len == 2 {
+                        "s"
+                    } else if len == 1 {
+                        "c"
+                    } else {
+                        "i"
+                    }),
+                ),
                 ("attstorage", t(if len < 0 { "x" } else { "p" })),
                 ("attcompression", t("")),
                 ("attnotnull", b(!f.is_nullable())),
@@ -494,7 +760,16 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
                 ("numeric_precision", ScalarValue::Int32(precision)),
                 ("numeric_precision_radix", ScalarValue::Int32(radix)),
                 ("numeric_scale", ScalarValue::Int32(scale)),
-                ("datetime_precision", ScalarValue::Int32(matches!(f.data_type(), DataType::Timestamp(..) | DataType::Interval(_) | DataType::Duration(_)).then_some(6))),
+                (
+                    "datetime_precision",
+                    ScalarValue::Int32(
+                        matches!(
+                            f.data_type(),
+                            DataType::Timestamp(..) | DataType::Interval(_) | DataType::Duration(_)
+                        )
+                        .then_some(6),
+                    ),
+                ),
                 ("udt_catalog", t(DATABASE)),
                 ("udt_schema", t("pg_catalog")),
                 ("udt_name", t(typname(f.data_type()))),
@@ -511,7 +786,16 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     tables.push(("pg_stat_user_tables", stat.table()?));
     tables.push(("pg_stat_all_tables", stat.table()?));
 
-    let mut tables_view = Builder::new(&["schemaname:t", "tablename:t", "tableowner:t", "tablespace:t", "hasindexes:b", "hasrules:b", "hastriggers:b", "rowsecurity:b"]);
+    let mut tables_view = Builder::new(&[
+        "schemaname:t",
+        "tablename:t",
+        "tableowner:t",
+        "tablespace:t",
+        "hasindexes:b",
+        "hasrules:b",
+        "hastriggers:b",
+        "rowsecurity:b",
+    ]);
     for tbl in &info.tables {
         tables_view.row(vec![
             ("schemaname", t("public")),
@@ -526,11 +810,38 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     tables.push(("pg_tables", tables_view.table()?));
 
     let mut ty = Builder::new(&[
-        "oid:i", "typname:t", "typnamespace:i", "typowner:i", "typlen:s", "typbyval:b", "typtype:t", "typcategory:t",
-        "typispreferred:b", "typisdefined:b", "typdelim:t", "typrelid:i", "typsubscript:t", "typelem:i", "typarray:i",
-        "typinput:t", "typoutput:t", "typreceive:t", "typsend:t", "typmodin:t", "typmodout:t", "typanalyze:t",
-        "typalign:t", "typstorage:t", "typnotnull:b", "typbasetype:i", "typtypmod:i", "typndims:i", "typcollation:i",
-        "typdefaultbin:t", "typdefault:t", "typacl:a",
+        "oid:i",
+        "typname:t",
+        "typnamespace:i",
+        "typowner:i",
+        "typlen:s",
+        "typbyval:b",
+        "typtype:t",
+        "typcategory:t",
+        "typispreferred:b",
+        "typisdefined:b",
+        "typdelim:t",
+        "typrelid:i",
+        "typsubscript:t",
+        "typelem:i",
+        "typarray:i",
+        "typinput:t",
+        "typoutput:t",
+        "typreceive:t",
+        "typsend:t",
+        "typmodin:t",
+        "typmodout:t",
+        "typanalyze:t",
+        "typalign:t",
+        "typstorage:t",
+        "typnotnull:b",
+        "typbasetype:i",
+        "typtypmod:i",
+        "typndims:i",
+        "typcollation:i",
+        "typdefaultbin:t",
+        "typdefault:t",
+        "typacl:a",
     ]);
     for (oid, name, len, cat, elem, arr, _) in TYPES {
         let pseudo = *cat == "P" || *cat == "X";
@@ -553,7 +864,18 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
             ("typoutput", t(&format!("{}out", name.trim_start_matches('_')))),
             ("typreceive", t(&format!("{}recv", name.trim_start_matches('_')))),
             ("typsend", t(&format!("{}send", name.trim_start_matches('_')))),
-            ("typalign", t(if *len == 8 { "d" } else if *len == 2 { "s" } else if *len == 1 { "c" } else { "i" })),
+            (
+                "typalign",
+                t(if *len == 8 {
+                    "d"
+                } else if *len == 2 {
+                    "s"
+                } else if *len == 1 {
+                    "c"
+                } else {
+                    "i"
+                }),
+            ),
             ("typstorage", t(if *len < 0 { "x" } else { "p" })),
             ("typnotnull", b(false)),
             ("typbasetype", i(0)),
@@ -565,9 +887,23 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     tables.push(("pg_type", ty.table()?));
 
     let mut db = Builder::new(&[
-        "oid:i", "datname:t", "datdba:i", "encoding:i", "datlocprovider:t", "datistemplate:b", "datallowconn:b",
-        "datconnlimit:i", "datfrozenxid:i", "datminmxid:i", "dattablespace:i", "datcollate:t", "datctype:t",
-        "daticulocale:t", "daticurules:t", "datcollversion:t", "datacl:a",
+        "oid:i",
+        "datname:t",
+        "datdba:i",
+        "encoding:i",
+        "datlocprovider:t",
+        "datistemplate:b",
+        "datallowconn:b",
+        "datconnlimit:i",
+        "datfrozenxid:i",
+        "datminmxid:i",
+        "dattablespace:i",
+        "datcollate:t",
+        "datctype:t",
+        "daticulocale:t",
+        "daticurules:t",
+        "datcollversion:t",
+        "datacl:a",
     ]);
     db.row(vec![
         ("oid", i(16383)),
@@ -585,8 +921,19 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     tables.push(("pg_database", db.table()?));
 
     let role_cols = [
-        "oid:i", "rolname:t", "rolsuper:b", "rolinherit:b", "rolcreaterole:b", "rolcreatedb:b", "rolcanlogin:b",
-        "rolreplication:b", "rolconnlimit:i", "rolpassword:t", "rolvaliduntil:t", "rolbypassrls:b", "rolconfig:a",
+        "oid:i",
+        "rolname:t",
+        "rolsuper:b",
+        "rolinherit:b",
+        "rolcreaterole:b",
+        "rolcreatedb:b",
+        "rolcanlogin:b",
+        "rolreplication:b",
+        "rolconnlimit:i",
+        "rolpassword:t",
+        "rolvaliduntil:t",
+        "rolbypassrls:b",
+        "rolconfig:a",
     ];
     let mut roles = Builder::new(&role_cols);
     let mut names = vec![DATABASE.to_string()];
@@ -608,9 +955,23 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     }
     tables.push(("pg_roles", roles.table()?));
     tables.push(("pg_authid", roles.table()?));
-    let mut user = Builder::new(&["usename:t", "usesysid:i", "usecreatedb:b", "usesuper:b", "userepl:b", "usebypassrls:b", "passwd:t", "valuntil:t", "useconfig:a"]);
+    let mut user = Builder::new(&[
+        "usename:t",
+        "usesysid:i",
+        "usecreatedb:b",
+        "usesuper:b",
+        "userepl:b",
+        "usebypassrls:b",
+        "passwd:t",
+        "valuntil:t",
+        "useconfig:a",
+    ]);
     for (n, r) in names.iter().enumerate() {
-        user.row(vec![("usename", t(r)), ("usesysid", i(if n == 0 { OWNER } else { 16390 + n as i32 })), ("usesuper", b(false))]);
+        user.row(vec![
+            ("usename", t(r)),
+            ("usesysid", i(if n == 0 { OWNER } else { 16390 + n as i32 })),
+            ("usesuper", b(false)),
+        ]);
     }
     tables.push(("pg_user", user.table()?));
 
@@ -625,23 +986,69 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     tables.push(("pg_am", am.table()?));
 
     let mut settings_tbl = Builder::new(&[
-        "name:t", "setting:t", "unit:t", "category:t", "short_desc:t", "extra_desc:t", "context:t", "vartype:t",
-        "source:t", "min_val:t", "max_val:t", "enumvals:a", "boot_val:t", "reset_val:t", "sourcefile:t",
-        "sourceline:i", "pending_restart:b",
+        "name:t",
+        "setting:t",
+        "unit:t",
+        "category:t",
+        "short_desc:t",
+        "extra_desc:t",
+        "context:t",
+        "vartype:t",
+        "source:t",
+        "min_val:t",
+        "max_val:t",
+        "enumvals:a",
+        "boot_val:t",
+        "reset_val:t",
+        "sourcefile:t",
+        "sourceline:i",
+        "pending_restart:b",
     ]);
     if let Ok(vars) = settings.lock() {
         for (k, v) in vars.iter() {
-            settings_tbl.row(vec![("name", t(k)), ("setting", t(v)), ("context", t("user")), ("vartype", t("string")), ("source", t("default")), ("pending_restart", b(false))]);
+            settings_tbl.row(vec![
+                ("name", t(k)),
+                ("setting", t(v)),
+                ("context", t("user")),
+                ("vartype", t("string")),
+                ("source", t("default")),
+                ("pending_restart", b(false)),
+            ]);
         }
     }
     tables.push(("pg_settings", settings_tbl.table()?));
 
     let mut proc = Builder::new(&[
-        "oid:i", "proname:t", "pronamespace:i", "proowner:i", "prolang:i", "procost:F", "prorows:F", "provariadic:i",
-        "prosupport:t", "prokind:t", "prosecdef:b", "proleakproof:b", "proisstrict:b", "proretset:b", "provolatile:t",
-        "proparallel:t", "pronargs:s", "pronargdefaults:s", "prorettype:i", "proargtypes:o", "proallargtypes:o",
-        "proargmodes:a", "proargnames:a", "proargdefaults:t", "protrftypes:o", "prosrc:t", "probin:t", "prosqlbody:t",
-        "proconfig:a", "proacl:a",
+        "oid:i",
+        "proname:t",
+        "pronamespace:i",
+        "proowner:i",
+        "prolang:i",
+        "procost:F",
+        "prorows:F",
+        "provariadic:i",
+        "prosupport:t",
+        "prokind:t",
+        "prosecdef:b",
+        "proleakproof:b",
+        "proisstrict:b",
+        "proretset:b",
+        "provolatile:t",
+        "proparallel:t",
+        "pronargs:s",
+        "pronargdefaults:s",
+        "prorettype:i",
+        "proargtypes:o",
+        "proallargtypes:o",
+        "proargmodes:a",
+        "proargnames:a",
+        "proargdefaults:t",
+        "protrftypes:o",
+        "prosrc:t",
+        "probin:t",
+        "prosqlbody:t",
+        "proconfig:a",
+        "proacl:a",
     ]);
     let mut fn_names: Vec<String> = ctx.state().scalar_functions().keys().cloned().collect();
     fn_names.extend(ctx.state().aggregate_functions().keys().cloned());
@@ -670,8 +1077,25 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
     }
 
     // pg_stat_activity: this connection only (leadline keeps no global view).
-    let mut act = Builder::new(&["datid:i", "datname:t", "pid:i", "usesysid:i", "usename:t", "application_name:t", "client_addr:t", "state:t", "query:t", "backend_type:t"]);
-    act.row(vec![("datid", i(16383)), ("datname", t(DATABASE)), ("usename", t(&info.user)), ("state", t("active")), ("backend_type", t("client backend"))]);
+    let mut act = Builder::new(&[
+        "datid:i",
+        "datname:t",
+        "pid:i",
+        "usesysid:i",
+        "usename:t",
+        "application_name:t",
+        "client_addr:t",
+        "state:t",
+        "query:t",
+        "backend_type:t",
+    ]);
+    act.row(vec![
+        ("datid", i(16383)),
+        ("datname", t(DATABASE)),
+        ("usename", t(&info.user)),
+        ("state", t("active")),
+        ("backend_type", t("client backend")),
+    ]);
     tables.push(("pg_stat_activity", act.table()?));
 
     for (name, table) in tables {
@@ -680,7 +1104,15 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std:
 
     // information_schema as a schema of its own.
     let is = Arc::new(MemorySchemaProvider::new());
-    let mut schemata = Builder::new(&["catalog_name:t", "schema_name:t", "schema_owner:t", "default_character_set_catalog:t", "default_character_set_schema:t", "default_character_set_name:t", "sql_path:t"]);
+    let mut schemata = Builder::new(&[
+        "catalog_name:t",
+        "schema_name:t",
+        "schema_owner:t",
+        "default_character_set_catalog:t",
+        "default_character_set_schema:t",
+        "default_character_set_name:t",
+        "sql_path:t",
+    ]);
     for s in ["pg_catalog", "public", "information_schema"] {
         schemata.row(vec![("catalog_name", t(DATABASE)), ("schema_name", t(s)), ("schema_owner", t(DATABASE))]);
     }
@@ -783,20 +1215,28 @@ fn as_i64(v: &ScalarValue) -> Option<i64> {
         ScalarValue::Int64(Some(x)) => Some(*x),
         ScalarValue::UInt32(Some(x)) => Some(*x as i64),
         ScalarValue::UInt64(Some(x)) => Some(*x as i64),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s.trim().parse().ok(),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            s.trim().parse().ok()
+        }
         _ => None,
     }
 }
 
 fn as_str(v: &ScalarValue) -> Option<String> {
     match v {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => Some(s.clone()),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            Some(s.clone())
+        }
         v if v.is_null() => None,
         v => Some(v.to_string()),
     }
 }
 
-fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>) {
+fn register_functions(
+    ctx: &SessionContext,
+    info: Arc<CatalogInfo>,
+    settings: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+) {
     let any = |n: usize| {
         let mut sigs = vec![TypeSignature::Nullary];
         sigs.extend((1..=n).map(TypeSignature::Any));
@@ -804,11 +1244,17 @@ fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Ar
     };
     let text = DataType::Utf8;
     let mut fns: Vec<PgFn> = Vec::new();
-    let mut add = |name: &'static str, arity: usize, ret: DataType, f: Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync>| {
+    let mut add = |name: &'static str,
+                   arity: usize,
+                   ret: DataType,
+                   f: Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync>| {
         fns.push(PgFn { name, signature: any(arity), ret, f });
     };
-    let null_text = || -> Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync> { Box::new(|_| ScalarValue::Utf8(None)) };
-    let always = |v: bool| -> Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync> { Box::new(move |_| ScalarValue::Boolean(Some(v))) };
+    let null_text =
+        || -> Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync> { Box::new(|_| ScalarValue::Utf8(None)) };
+    let always = |v: bool| -> Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync> {
+        Box::new(move |_| ScalarValue::Boolean(Some(v)))
+    };
 
     add("version", 0, text.clone(), Box::new(|_| t(&version_string())));
     add("current_schema", 0, text.clone(), Box::new(|_| t("public")));
@@ -840,7 +1286,15 @@ fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Ar
     add("pg_function_is_visible", 1, DataType::Boolean, always(true));
     add("pg_collation_is_visible", 1, DataType::Boolean, always(true));
     add("pg_relation_is_publishable", 1, DataType::Boolean, always(false));
-    for name in ["has_table_privilege", "has_schema_privilege", "has_database_privilege", "has_column_privilege", "has_any_column_privilege", "has_function_privilege", "has_sequence_privilege"] {
+    for name in [
+        "has_table_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+        "has_column_privilege",
+        "has_any_column_privilege",
+        "has_function_privilege",
+        "has_sequence_privilege",
+    ] {
         add(name, 4, DataType::Boolean, always(true));
     }
     add(
@@ -855,7 +1309,24 @@ fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Ar
             None => ScalarValue::Utf8(None),
         }),
     );
-    for name in ["pg_get_function_result", "pg_get_function_arguments", "pg_get_function_identity_arguments", "pg_get_expr", "pg_get_indexdef", "pg_get_constraintdef", "pg_get_viewdef", "pg_get_triggerdef", "pg_get_ruledef", "pg_get_functiondef", "pg_get_statisticsobjdef_columns", "pg_get_serial_sequence", "col_description", "obj_description", "shobj_description", "pg_get_partkeydef"] {
+    for name in [
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+        "pg_get_expr",
+        "pg_get_indexdef",
+        "pg_get_constraintdef",
+        "pg_get_viewdef",
+        "pg_get_triggerdef",
+        "pg_get_ruledef",
+        "pg_get_functiondef",
+        "pg_get_statisticsobjdef_columns",
+        "pg_get_serial_sequence",
+        "col_description",
+        "obj_description",
+        "shobj_description",
+        "pg_get_partkeydef",
+    ] {
         add(name, 3, text.clone(), null_text());
     }
     add("pg_get_userbyid", 1, text.clone(), Box::new(|_| t(DATABASE)));
@@ -954,17 +1425,27 @@ fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Ar
             _ => ScalarValue::Int32(None),
         }),
     );
-    add("pg_size_pretty", 1, text.clone(), Box::new(|args| t(&format!("{} bytes", args.first().and_then(as_i64).unwrap_or(0)))));
+    add(
+        "pg_size_pretty",
+        1,
+        text.clone(),
+        Box::new(|args| t(&format!("{} bytes", args.first().and_then(as_i64).unwrap_or(0)))),
+    );
     add("pg_total_relation_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
     add("pg_relation_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
     add("pg_table_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
     add("pg_indexes_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
     add("pg_database_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
     add("pg_tablespace_location", 1, text.clone(), Box::new(|_| t("")));
-    add("pg_leadline_regtype", 1, text.clone(), Box::new(|args| match args.first().and_then(as_i64) {
-        Some(oid) => t(type_by_oid(oid).map(|x| x.1).unwrap_or("-")),
-        None => ScalarValue::Utf8(None),
-    }));
+    add(
+        "pg_leadline_regtype",
+        1,
+        text.clone(),
+        Box::new(|args| match args.first().and_then(as_i64) {
+            Some(oid) => t(type_by_oid(oid).map(|x| x.1).unwrap_or("-")),
+            None => ScalarValue::Utf8(None),
+        }),
+    );
     for f in fns {
         ctx.register_udf(ScalarUDF::new_from_impl(f));
     }
@@ -974,11 +1455,14 @@ fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Ar
 // Rewrites.
 
 static OPERATOR_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)OPERATOR\s*\(\s*(?:"?pg_catalog"?\s*\.\s*)?([~!<>=*+\-/]+)\s*\)"#).unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
+    Regex::new(r#"(?i)OPERATOR\s*\(\s*(?:"?pg_catalog"?\s*\.\s*)?([~!<>=*+\-/]+)\s*\)"#)
+        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
 });
-static COLLATE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?i)\bCOLLATE\s+(?:"?pg_catalog"?\s*\.\s*)?"?(default|C|POSIX)"?"#).unwrap_or_else(|_| unreachable!()));
-static PG_CATALOG_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"(?i)"?\bpg_catalog"?\s*\.\s*"#).unwrap_or_else(|_| unreachable!()));
+static COLLATE_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\bCOLLATE\s+(?:"?pg_catalog"?\s*\.\s*)?"?(default|C|POSIX)"?"#).unwrap_or_else(|_| unreachable!())
+});
+static PG_CATALOG_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?i)"?\bpg_catalog"?\s*\.\s*"#).unwrap_or_else(|_| unreachable!()));
 
 /// Text rewrites applied before parsing.
 pub fn rewrite_text(sql: &str) -> String {
@@ -995,7 +1479,21 @@ fn last_name(name: &ast::ObjectName) -> String {
     }
 }
 
-const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "avg", "array_agg", "string_agg", "bool_and", "bool_or", "every", "json_agg", "jsonb_agg", "json_object_agg"];
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+];
 
 fn is_aggregate(e: &Expr) -> bool {
     match e {
@@ -1098,7 +1596,10 @@ impl VisitorMut for Rewriter<'_> {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         let replacement = match expr {
             Expr::Cast { expr: inner, data_type, .. } => match custom_type_name(data_type).as_deref() {
-                Some(ty @ ("regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" | "regoper" | "oid" | "xid")) => {
+                Some(
+                    ty @ ("regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" | "regoper"
+                    | "oid" | "xid"),
+                ) => {
                     let lit = match inner.as_ref() {
                         Expr::Value(v) => match &v.value {
                             Value::SingleQuotedString(s) => Some(s.clone()),
@@ -1168,7 +1669,9 @@ impl VisitorMut for Rewriter<'_> {
             // ARRAY(SELECT …): an aggregated scalar subquery.
             Expr::Function(f) if last_name(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) => {
                 match &f.args {
-                    FunctionArguments::Subquery(q) if query_is_empty(q) || unnests_catalog_column(q) => Some(Expr::value(Value::Null)),
+                    FunctionArguments::Subquery(q) if query_is_empty(q) || unnests_catalog_column(q) => {
+                        Some(Expr::value(Value::Null))
+                    }
                     FunctionArguments::Subquery(q) => {
                         let mut q = q.clone();
                         if let SetExpr::Select(sel) = q.body.as_mut()
@@ -1192,8 +1695,12 @@ impl VisitorMut for Rewriter<'_> {
                 aggregate_catalog_lookup(q);
                 None
             }
-            Expr::Exists { subquery, negated } if query_is_empty(subquery) => Some(Expr::value(Value::Boolean(*negated))),
-            Expr::InSubquery { subquery, negated, .. } if query_is_empty(subquery) => Some(Expr::value(Value::Boolean(*negated))),
+            Expr::Exists { subquery, negated } if query_is_empty(subquery) => {
+                Some(Expr::value(Value::Boolean(*negated)))
+            }
+            Expr::InSubquery { subquery, negated, .. } if query_is_empty(subquery) => {
+                Some(Expr::value(Value::Boolean(*negated)))
+            }
             _ => None,
         };
         if let Some(r) = replacement {
@@ -1210,9 +1717,13 @@ fn unnests_catalog_column(q: &Query) -> bool {
     sel.from.len() == 1
         && sel.from[0].joins.is_empty()
         && match &sel.from[0].relation {
-            TableFactor::UNNEST { array_exprs, .. } => array_exprs.iter().all(|e| matches!(e, Expr::CompoundIdentifier(_))),
+            TableFactor::UNNEST { array_exprs, .. } => {
+                array_exprs.iter().all(|e| matches!(e, Expr::CompoundIdentifier(_)))
+            }
             TableFactor::Table { name, args: Some(args), .. } if last_name(name) == "unnest" => {
-                args.args.iter().all(|a| matches!(a, ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::CompoundIdentifier(_)))))
+                args.args.iter().all(|a| {
+                    matches!(a, ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::CompoundIdentifier(_))))
+                })
             }
             _ => false,
         }
@@ -1246,7 +1757,10 @@ fn aggregate_catalog_lookup(q: &mut Query) {
     }
     let catalog_only = sel.from.iter().all(|t| {
         std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)).all(|f| match f {
-            TableFactor::Table { name, .. } => last_name(name).starts_with("pg_") || name.to_string().to_ascii_lowercase().starts_with("information_schema."),
+            TableFactor::Table { name, .. } => {
+                last_name(name).starts_with("pg_")
+                    || name.to_string().to_ascii_lowercase().starts_with("information_schema.")
+            }
             _ => false,
         })
     });
@@ -1314,7 +1828,9 @@ fn figure_name(e: &Expr) -> Option<String> {
                 ast::DataType::Real | ast::DataType::Float4 => "float4".into(),
                 ast::DataType::Numeric(_) | ast::DataType::Decimal(_) => "numeric".into(),
                 ast::DataType::Interval { .. } => "interval".into(),
-                ast::DataType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz".into(),
+                ast::DataType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
+                    "timestamptz".into()
+                }
                 ast::DataType::Timestamp(..) => "timestamp".into(),
                 ast::DataType::Date => "date".into(),
                 other => other.to_string().to_ascii_lowercase(),

@@ -94,7 +94,10 @@ fn report_notices(r: &AppendReport, what: &str, notices: &mut Vec<ErrorInfo>) {
         notices.push(ErrorInfo::new(
             "NOTICE".into(),
             "00000".into(),
-            format!("appended {}, duplicates {}, conflicts {}, rejected {}", r.appended, r.duplicates, r.conflicts, r.rejected),
+            format!(
+                "appended {}, duplicates {}, conflicts {}, rejected {}",
+                r.appended, r.duplicates, r.conflicts, r.rejected
+            ),
         ));
     }
 }
@@ -113,7 +116,9 @@ fn raw_value(e: &Expr) -> Result<RawValue, String> {
                 Ok(i) => RawValue::Int(i),
                 Err(_) => RawValue::Float(n.parse().map_err(|_| format!("bad number {n}"))?),
             },
-            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) | Value::NationalStringLiteral(s) => RawValue::Text(s.clone()),
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) | Value::NationalStringLiteral(s) => {
+                RawValue::Text(s.clone())
+            }
             Value::DollarQuotedString(d) => RawValue::Text(d.value.clone()),
             other => return Err(format!("unsupported value {other}")),
         },
@@ -185,7 +190,11 @@ pub async fn insert<C: ClientInfo>(
         other => other.to_string(),
     };
     if table != "events" {
-        return Err(PgError::with_hint("42501", format!("cannot insert into \"{table}\": only events accepts rows"), "INSERT INTO events (event_id, event_type, occurred_at, service, …) VALUES …"));
+        return Err(PgError::with_hint(
+            "42501",
+            format!("cannot insert into \"{table}\": only events accepts rows"),
+            "INSERT INTO events (event_id, event_type, occurred_at, service, …) VALUES …",
+        ));
     }
     if conn.read_only {
         return Err(PgError::read_only("INSERT INTO events"));
@@ -203,7 +212,11 @@ pub async fn insert<C: ClientInfo>(
     for (n, exprs) in values.rows.iter().enumerate() {
         let line = n as u64 + 1;
         if exprs.content.len() != columns.len() {
-            return Err(PgError::syntax(format!("VALUES row {line} has {} values for {} columns", exprs.content.len(), columns.len())));
+            return Err(PgError::syntax(format!(
+                "VALUES row {line} has {} values for {} columns",
+                exprs.content.len(),
+                columns.len()
+            )));
         }
         let mut row = RawRow::new();
         let mut err = None;
@@ -219,7 +232,14 @@ pub async fn insert<C: ClientInfo>(
             }
         }
         let raw = raw_json(&row);
-        rows.push(InputRow { line, raw, fields: match err { Some(m) => Err(m), None => Ok(row) } });
+        rows.push(InputRow {
+            line,
+            raw,
+            fields: match err {
+                Some(m) => Err(m),
+                None => Ok(row),
+            },
+        });
     }
     let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
     let report = append(state, format!("INSERT by {user}"), rows).await?;
@@ -237,7 +257,12 @@ pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
     }
     let (target, _) = after.split_once(" from stdin").unwrap_or((after, ""));
     let (table, cols) = match target.split_once('(') {
-        Some((t, c)) => (t.trim(), Some(c.trim_end_matches(')').split(',').map(|s| s.trim().trim_matches('"').to_string()).collect::<Vec<_>>())),
+        Some((t, c)) => (
+            t.trim(),
+            Some(
+                c.trim_end_matches(')').split(',').map(|s| s.trim().trim_matches('"').to_string()).collect::<Vec<_>>(),
+            ),
+        ),
         None => (target.trim(), None),
     };
     let table = table.trim_matches('"');
@@ -261,7 +286,11 @@ pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
 /// text: (csv, header, delimiter). Text format's delimiter is a tab.
 fn copy_options(opts: &str) -> (bool, bool, u8) {
     let csv = opts.contains("csv");
-    let header = opts.split(|c: char| !c.is_alphanumeric()).collect::<Vec<_>>().windows(2).any(|w| w[0] == "header" && !matches!(w[1], "false" | "off" | "0"))
+    let header = opts
+        .split(|c: char| !c.is_alphanumeric())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "header" && !matches!(w[1], "false" | "off" | "0"))
         || opts.trim_end().ends_with("header");
     let delimiter = opts
         .split_once("delimiter")
@@ -415,7 +444,13 @@ fn as_csv(c: &CopyIn) -> Vec<u8> {
             r.records().next().and_then(|r| r.ok()).map(|r| r.iter().map(String::from).collect()).unwrap_or_default()
         } else {
             l.split(delim)
-                .map(|f| if f == "\\N" { String::new() } else { f.replace("\\t", "\t").replace("\\n", "\n").replace("\\\\", "\\") })
+                .map(|f| {
+                    if f == "\\N" {
+                        String::new()
+                    } else {
+                        f.replace("\\t", "\t").replace("\\n", "\n").replace("\\\\", "\\")
+                    }
+                })
                 .collect()
         };
         let _ = w.write_record(&fields);
@@ -455,11 +490,13 @@ impl CopyHandler for QueryHandler {
         let csv_bytes = as_csv(&copy);
         let rows: Vec<InputRow> = leadline_engine::ingest::csv_rows(std::io::Cursor::new(csv_bytes))
             .map_err(PgError::from)?
-            .map(|r| r.map(|mut row| {
-                // Line numbers of the client's data (our header is line 1).
-                row.line = row.line.saturating_sub(1) + u64::from(copy.header);
-                row
-            }))
+            .map(|r| {
+                r.map(|mut row| {
+                    // Line numbers of the client's data (our header is line 1).
+                    row.line = row.line.saturating_sub(1) + u64::from(copy.header);
+                    row
+                })
+            })
             .collect::<Result<_, _>>()
             .map_err(PgError::from)?;
         let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();

@@ -94,9 +94,13 @@ fn normalize(col: &ArrayRef) -> Result<ArrayRef, PgError> {
         DataType::UInt32 | DataType::UInt64 => Some(DataType::Int64),
         DataType::Float16 => Some(DataType::Float32),
         DataType::LargeUtf8 | DataType::Dictionary(..) => Some(DataType::Utf8),
-        DataType::Timestamp(u, tz) if *u != TimeUnit::Microsecond => Some(DataType::Timestamp(TimeUnit::Microsecond, tz.clone())),
+        DataType::Timestamp(u, tz) if *u != TimeUnit::Microsecond => {
+            Some(DataType::Timestamp(TimeUnit::Microsecond, tz.clone()))
+        }
         DataType::Date64 => Some(DataType::Date32),
-        DataType::Interval(u) if *u != IntervalUnit::MonthDayNano => Some(DataType::Interval(IntervalUnit::MonthDayNano)),
+        DataType::Interval(u) if *u != IntervalUnit::MonthDayNano => {
+            Some(DataType::Interval(IntervalUnit::MonthDayNano))
+        }
         DataType::Duration(_) => Some(DataType::Interval(IntervalUnit::MonthDayNano)),
         DataType::Decimal256(p, s) => Some(DataType::Decimal128((*p).min(38), *s)),
         DataType::LargeList(f) => Some(DataType::List(f.clone())),
@@ -176,7 +180,10 @@ impl Zone {
     /// TimeZone values: `UTC` and IANA names (`Europe/Paris`).
     pub fn parse(v: &str) -> Option<Zone> {
         let t = v.trim();
-        if matches!(t.to_ascii_lowercase().as_str(), "utc" | "etc/utc" | "gmt" | "z" | "zulu" | "universal" | "etc/universal" | "0") {
+        if matches!(
+            t.to_ascii_lowercase().as_str(),
+            "utc" | "etc/utc" | "gmt" | "z" | "zulu" | "universal" | "etc/universal" | "0"
+        ) {
             return Some(Zone::Utc);
         }
         // Numeric strings are POSIX zones in PostgreSQL (sign inverted);
@@ -206,7 +213,11 @@ pub struct BatchEncoder {
 
 impl BatchEncoder {
     pub fn new(formats: Vec<FieldFormat>, zone: Zone) -> Self {
-        Self { binary: formats.iter().map(|f| *f == FieldFormat::Binary).collect(), opts: FormatOptions::default(), zone }
+        Self {
+            binary: formats.iter().map(|f| *f == FieldFormat::Binary).collect(),
+            opts: FormatOptions::default(),
+            zone,
+        }
     }
 
     pub fn encode(&self, batch: &RecordBatch, out: &mut Vec<DataRow>) -> Result<(), PgError> {
@@ -474,7 +485,8 @@ fn decimal_string(v: i128, scale: i8) -> String {
     let neg = v < 0;
     let digits = v.unsigned_abs().to_string();
     let scale = scale as usize;
-    let padded = if digits.len() <= scale { format!("{}{}", "0".repeat(scale - digits.len() + 1), digits) } else { digits };
+    let padded =
+        if digits.len() <= scale { format!("{}{}", "0".repeat(scale - digits.len() + 1), digits) } else { digits };
     let (int, frac) = padded.split_at(padded.len() - scale);
     format!("{}{}.{}", if neg { "-" } else { "" }, int, frac)
 }
@@ -558,7 +570,8 @@ fn put_numeric_binary(buf: &mut BytesMut, s: &str) {
     let frac_pad = (4 - frac.len() % 4) % 4;
     let frac_s = format!("{}{}", frac, "0".repeat(frac_pad));
     let group = |g: &str| g.bytes().fold(0i16, |acc, b| acc * 10 + (b - b'0') as i16);
-    let mut digits: Vec<i16> = int_s.as_bytes().chunks(4).map(|c| group(std::str::from_utf8(c).unwrap_or("0"))).collect();
+    let mut digits: Vec<i16> =
+        int_s.as_bytes().chunks(4).map(|c| group(std::str::from_utf8(c).unwrap_or("0"))).collect();
     let mut weight = digits.len() as i16 - 1;
     digits.extend(frac_s.as_bytes().chunks(4).map(|c| group(std::str::from_utf8(c).unwrap_or("0"))));
     // Strip leading zero groups (adjusting the weight) and trailing ones.
@@ -601,9 +614,18 @@ mod tests {
         assert_eq!(s(|b| put_timestamp(b, 1_772_442_000_000_000, true)), "2026-03-02 09:00:00+00");
         assert_eq!(s(|b| put_timestamp(b, 1_772_442_000_123_400, true)), "2026-03-02 09:00:00.1234+00");
         assert_eq!(interval_text(0, 1, 7_200_000_000), "1 day 02:00:00");
-        assert_eq!(s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("Europe/Paris").unwrap())), "2026-03-02 10:00:00+01");
-        assert_eq!(s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("Asia/Kolkata").unwrap())), "2026-03-02 14:30:00+05:30");
-        assert_eq!(s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("America/New_York").unwrap())), "2026-03-02 04:00:00-05");
+        assert_eq!(
+            s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("Europe/Paris").unwrap())),
+            "2026-03-02 10:00:00+01"
+        );
+        assert_eq!(
+            s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("Asia/Kolkata").unwrap())),
+            "2026-03-02 14:30:00+05:30"
+        );
+        assert_eq!(
+            s(|b| put_timestamptz(b, 1_772_442_000_000_000, &Zone::parse("America/New_York").unwrap())),
+            "2026-03-02 04:00:00-05"
+        );
         assert_eq!(interval_text(0, 0, 0), "00:00:00");
         assert_eq!(interval_text(14, 3, 0), "1 year 2 mons 3 days");
         assert_eq!(interval_text(0, 0, -1_500_000), "-00:00:01.5");

@@ -108,11 +108,7 @@ fn datafusion_parts(e: &DataFusionError) -> (&'static str, String, Option<String
         DataFusionError::ArrowError(a, _) => match **a {
             arrow::error::ArrowError::DivideByZero => "22012",
             arrow::error::ArrowError::CastError(_) | arrow::error::ArrowError::ParseError(_) => {
-                if lower.contains("timestamp") || lower.contains("date") {
-                    "22007"
-                } else {
-                    "22P02"
-                }
+                if lower.contains("timestamp") || lower.contains("date") { "22007" } else { "22P02" }
             }
             arrow::error::ArrowError::ArithmeticOverflow(_) => "22003",
             _ => "XX000",
@@ -136,11 +132,7 @@ fn datafusion_parts(e: &DataFusionError) -> (&'static str, String, Option<String
             if lower.contains("divide by zero") || lower.contains("division by zero") {
                 "22012"
             } else if lower.contains("cast") || lower.contains("parse") || lower.contains("invalid") {
-                if lower.contains("timestamp") || lower.contains("date") {
-                    "22007"
-                } else {
-                    "22P02"
-                }
+                if lower.contains("timestamp") || lower.contains("date") { "22007" } else { "22P02" }
             } else {
                 "XX000"
             }

@@ -57,7 +57,9 @@ impl QueryParser for StmtParser {
 
     fn get_result_schema(&self, stmt: &Stmt, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         Ok(match &stmt.columns {
-            Some((names, types)) => fields(names, types, |i| format.map_or(pgwire::api::results::FieldFormat::Text, |f| f.format_for(i))),
+            Some((names, types)) => {
+                fields(names, types, |i| format.map_or(pgwire::api::results::FieldFormat::Text, |f| f.format_for(i)))
+            }
             None => vec![],
         })
     }
@@ -68,7 +70,9 @@ fn decode_param(raw: Option<&Bytes>, binary: bool, ty: &Type) -> Result<Option<S
     let Some(raw) = raw else { return Ok(None) };
     let bad = || PgError::new("22P02", format!("invalid binary value for a parameter of type {}", ty.name()));
     if !binary {
-        return String::from_utf8(raw.to_vec()).map(Some).map_err(|_| PgError::new("22021", "parameter is not valid UTF-8"));
+        return String::from_utf8(raw.to_vec())
+            .map(Some)
+            .map_err(|_| PgError::new("22021", "parameter is not valid UTF-8"));
     }
     let b = raw.as_ref();
     let fixed = |n: usize| -> Result<&[u8], PgError> { if b.len() == n { Ok(b) } else { Err(bad()) } };
@@ -82,7 +86,11 @@ fn decode_param(raw: Option<&Bytes>, binary: bool, ty: &Type) -> Result<Option<S
         Type::TIMESTAMPTZ | Type::TIMESTAMP => {
             let us = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?) + 946_684_800_000_000;
             let t = chrono::DateTime::from_timestamp_micros(us).ok_or_else(bad)?;
-            if *ty == Type::TIMESTAMPTZ { t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string() } else { t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string() }
+            if *ty == Type::TIMESTAMPTZ {
+                t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+            } else {
+                t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+            }
         }
         Type::DATE => {
             let d = i32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?) as i64 + 10_957;
@@ -146,7 +154,11 @@ impl ExtendedQueryHandler for QueryHandler {
         }
         let declared: Vec<_> = conn.declared.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
         for (name, names, types) in declared {
-            let stmt = Stmt { sql: format!("FETCH ALL FROM \"{}\"", name.replace('"', "\"\"")), params: vec![], columns: Some((names, types)) };
+            let stmt = Stmt {
+                sql: format!("FETCH ALL FROM \"{}\"", name.replace('"', "\"\"")),
+                params: vec![],
+                columns: Some((names, types)),
+            };
             let stored = Arc::new(StoredStatement::new(name.clone(), stmt, vec![]));
             client.portal_store().put_portal(Arc::new(Portal::new_cursor(name, stored)));
         }

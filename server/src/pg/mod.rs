@@ -213,7 +213,11 @@ impl Conn {
 pub fn parameter_statuses(conn: &Conn) -> Vec<pgwire::messages::PgWireBackendMessage> {
     let owed: Vec<(String, String)> = conn.reported.lock().map(|mut r| std::mem::take(&mut *r)).unwrap_or_default();
     owed.into_iter()
-        .map(|(k, v)| pgwire::messages::PgWireBackendMessage::ParameterStatus(pgwire::messages::startup::ParameterStatus::new(k, v)))
+        .map(|(k, v)| {
+            pgwire::messages::PgWireBackendMessage::ParameterStatus(pgwire::messages::startup::ParameterStatus::new(
+                k, v,
+            ))
+        })
         .collect()
 }
 
@@ -268,7 +272,8 @@ fn tls_acceptor(cfg: &crate::config::TlsConfig) -> anyhow::Result<pgwire::tokio:
     use pgwire::tokio::tokio_rustls::rustls::ServerConfig as RustlsConfig;
     use pgwire::tokio::tokio_rustls::rustls::pki_types::pem::PemObject;
     use pgwire::tokio::tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let cert_pem = std::fs::read(&cfg.cert).with_context(|| format!("reading TLS certificate {}", cfg.cert.display()))?;
+    let cert_pem =
+        std::fs::read(&cfg.cert).with_context(|| format!("reading TLS certificate {}", cfg.cert.display()))?;
     let key_pem = std::fs::read(&cfg.key).with_context(|| format!("reading TLS key {}", cfg.key.display()))?;
     let certs = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<Vec<_>, _>>()
@@ -276,7 +281,8 @@ fn tls_acceptor(cfg: &crate::config::TlsConfig) -> anyhow::Result<pgwire::tokio:
     if certs.is_empty() {
         anyhow::bail!("no certificate in {}", cfg.cert.display());
     }
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).with_context(|| format!("parsing TLS key {}", cfg.key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(&key_pem).with_context(|| format!("parsing TLS key {}", cfg.key.display()))?;
     let config = RustlsConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)

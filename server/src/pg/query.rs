@@ -119,7 +119,10 @@ pub struct Description {
 fn text_batch(names: &[&str], rows: Vec<Vec<Option<String>>>) -> Result<Prepared, PgError> {
     let schema = Arc::new(Schema::new(names.iter().map(|n| super::encode::text_field(n)).collect::<Vec<_>>()));
     let columns: Vec<ArrayRef> = (0..names.len())
-        .map(|c| Arc::new(StringArray::from(rows.iter().map(|r| r.get(c).cloned().flatten()).collect::<Vec<_>>())) as ArrayRef)
+        .map(|c| {
+            Arc::new(StringArray::from(rows.iter().map(|r| r.get(c).cloned().flatten()).collect::<Vec<_>>()))
+                as ArrayRef
+        })
         .collect();
     let batch = RecordBatch::try_new(schema, columns)?;
     Ok(Prepared {
@@ -216,8 +219,9 @@ pub fn literal(value: Option<&str>, ty: &Type) -> Result<String, PgError> {
         }
         Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => {
             let t = v.trim();
-            let n: f64 =
-                t.parse().map_err(|_| PgError::new("22P02", format!("invalid input syntax for type {}: \"{v}\"", ty.name())))?;
+            let n: f64 = t
+                .parse()
+                .map_err(|_| PgError::new("22P02", format!("invalid input syntax for type {}: \"{v}\"", ty.name())))?;
             if n.is_finite() { format!("({t})") } else { format!("CAST('{t}' AS DOUBLE)") }
         }
         Type::BOOL => match v.trim().to_ascii_lowercase().as_str() {
@@ -353,8 +357,11 @@ impl QueryHandler {
         format: &Format,
         notices: &mut Vec<ErrorInfo>,
     ) -> Result<Response, PgError> {
-        let guard =
-            Guard { token: conn.slot.begin(), deadline: conn.statement_timeout().map(|d| Instant::now() + d), peer: conn.peer.clone() };
+        let guard = Guard {
+            token: conn.slot.begin(),
+            deadline: conn.statement_timeout().map(|d| Instant::now() + d),
+            peer: conn.peer.clone(),
+        };
         match classify(sql) {
             Kind::Empty => Ok(Response::EmptyQuery),
             Kind::Transaction { tag, start } => {
@@ -404,7 +411,9 @@ impl QueryHandler {
                 match name {
                     None => cursors.clear(),
                     Some(n) => {
-                        cursors.remove(&n).ok_or_else(|| PgError::new("34000", format!("cursor \"{n}\" does not exist")))?;
+                        cursors
+                            .remove(&n)
+                            .ok_or_else(|| PgError::new("34000", format!("cursor \"{n}\" does not exist")))?;
                     }
                 }
                 Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
@@ -438,7 +447,13 @@ impl QueryHandler {
         }
     }
 
-    async fn set(&self, conn: &Conn, name: &str, value: Option<String>, _notices: &mut Vec<ErrorInfo>) -> Result<(), PgError> {
+    async fn set(
+        &self,
+        conn: &Conn,
+        name: &str,
+        value: Option<String>,
+        _notices: &mut Vec<ErrorInfo>,
+    ) -> Result<(), PgError> {
         if name.starts_with("leadline.") || name.starts_with("datafusion.") {
             let v = value.unwrap_or_else(|| "default".into());
             if name.starts_with("datafusion.") && v == "default" {
@@ -454,7 +469,9 @@ impl QueryHandler {
         let value = match (name, value) {
             (_, None) => super::default_vars(&self.state, &conn.user, "").get(name).cloned().unwrap_or_default(),
             ("statement_timeout", Some(v)) => parse_duration_ms(&v)
-                .ok_or_else(|| PgError::new("22023", format!("invalid value for parameter \"statement_timeout\": \"{v}\"")))?
+                .ok_or_else(|| {
+                    PgError::new("22023", format!("invalid value for parameter \"statement_timeout\": \"{v}\""))
+                })?
                 .to_string(),
             ("timezone", Some(v)) => {
                 if super::encode::Zone::parse(&v).is_none() {
@@ -532,7 +549,11 @@ impl QueryHandler {
         conn.catalog.refresh()?;
         let p = guard.run(prepare(conn, &query)).await?;
         let schema = Arc::new(Schema::new(
-            p.names.iter().zip(&p.types).map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true)).collect::<Vec<_>>(),
+            p.names
+                .iter()
+                .zip(&p.types)
+                .map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true))
+                .collect::<Vec<_>>(),
         ));
         let stream = source_stream(conn, p.source, guard).await?;
         if let Ok(mut d) = conn.declared.lock() {
@@ -547,7 +568,8 @@ impl QueryHandler {
     async fn fetch(&self, conn: &Conn, sql: &str, format: &Format, guard: Guard) -> Result<Response, PgError> {
         let (count, name, is_move) = parse_fetch(sql)?;
         let mut cursors = conn.cursors.lock().await;
-        let cur = cursors.get_mut(&name).ok_or_else(|| PgError::new("34000", format!("cursor \"{name}\" does not exist")))?;
+        let cur =
+            cursors.get_mut(&name).ok_or_else(|| PgError::new("34000", format!("cursor \"{name}\" does not exist")))?;
         let mut need = count;
         let mut out = Vec::new();
         while need > 0 {
@@ -572,7 +594,11 @@ impl QueryHandler {
             return Ok(Response::Execution(Tag::new("MOVE").with_rows(n)));
         }
         let format = if cur.binary { Format::UnifiedBinary } else { format.clone() };
-        let p = Prepared { names: cur.names.clone(), types: cur.types.clone(), source: Source::Batches(cur.schema.clone(), out) };
+        let p = Prepared {
+            names: cur.names.clone(),
+            types: cur.types.clone(),
+            source: Source::Batches(cur.schema.clone(), out),
+        };
         drop(cursors);
         let mut resp = self.respond(conn, p, &format, guard).await?;
         resp.set_command_tag("FETCH");

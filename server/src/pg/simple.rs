@@ -37,7 +37,8 @@ pub fn split_statements(sql: &str) -> Vec<String> {
                     }
                     // E'…' strings may escape quotes with a backslash.
                     if bytes[i] == b'\\' && q == b'\'' && i + 1 < bytes.len() {
-                        let e_string = start < i && sql[..i].rfind('\'').is_some_and(|p| p > 0 && matches!(bytes[p - 1], b'E' | b'e'));
+                        let e_string = start < i
+                            && sql[..i].rfind('\'').is_some_and(|p| p > 0 && matches!(bytes[p - 1], b'E' | b'e'));
                         if e_string {
                             i += 2;
                             continue;
@@ -64,7 +65,9 @@ pub fn split_statements(sql: &str) -> Vec<String> {
                 let rest = &sql[i + 1..];
                 if let Some(end) = rest.find('$') {
                     let tag = &rest[..end];
-                    if tag.chars().all(|c| c.is_alphanumeric() || c == '_') && !tag.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                    if tag.chars().all(|c| c.is_alphanumeric() || c == '_')
+                        && !tag.chars().next().is_some_and(|c| c.is_ascii_digit())
+                    {
                         let delim = format!("${tag}$");
                         let body_start = i + delim.len();
                         if let Some(close) = sql[body_start..].find(&delim) {
@@ -118,21 +121,37 @@ pub fn strip_leading_comments(s: &str) -> &str {
 pub enum Kind {
     Empty,
     /// BEGIN/COMMIT/…: accepted as no-ops; `start` tells the transaction status.
-    Transaction { tag: &'static str, start: Option<bool> },
+    Transaction {
+        tag: &'static str,
+        start: Option<bool>,
+    },
     /// `SET name = value` (`None` = DEFAULT).
-    Set { name: String, value: Option<String> },
-    Reset { name: Option<String> },
-    Show { name: String },
+    Set {
+        name: String,
+        value: Option<String>,
+    },
+    Reset {
+        name: Option<String>,
+    },
+    Show {
+        name: String,
+    },
     /// Statements accepted and ignored (DISCARD ALL, UNLISTEN *, …).
-    Noop { tag: String },
+    Noop {
+        tag: String,
+    },
     Insert,
     Copy,
     Declare,
     Fetch,
     /// `CLOSE name` (`None` = `CLOSE ALL`).
-    Close { name: Option<String> },
+    Close {
+        name: Option<String>,
+    },
     /// Statements leadline does not do.
-    Unsupported { what: String },
+    Unsupported {
+        what: String,
+    },
     Query,
 }
 
@@ -209,7 +228,9 @@ pub fn classify(sql: &str) -> Kind {
             what: format!("{} on leadline's tables: the event log is append-only", first.to_ascii_uppercase()),
         },
         "create" | "drop" | "alter" | "grant" | "revoke" | "vacuum" | "analyze" | "cluster" | "reindex" | "comment" => {
-            Kind::Unsupported { what: format!("{} (leadline's tables are defined by the event log)", first.to_ascii_uppercase()) }
+            Kind::Unsupported {
+                what: format!("{} (leadline's tables are defined by the event log)", first.to_ascii_uppercase()),
+            }
         }
         _ if s.starts_with('(') => Kind::Query,
         _ => Kind::Query,
@@ -221,7 +242,10 @@ fn parse_set(s: &str) -> Kind {
     let mut lower = rest.to_ascii_lowercase();
     let mut rest = rest;
     for prefix in ["session ", "local "] {
-        if lower.starts_with(prefix) && !lower.starts_with("session characteristics") && !lower.starts_with("session authorization") {
+        if lower.starts_with(prefix)
+            && !lower.starts_with("session characteristics")
+            && !lower.starts_with("session authorization")
+        {
             rest = rest[prefix.len()..].trim_start();
             lower = rest.to_ascii_lowercase();
         }
@@ -231,7 +255,11 @@ fn parse_set(s: &str) -> Kind {
     }
     if let Some(v) = lower.strip_prefix("time zone") {
         let value = rest[rest.len() - v.len()..].trim();
-        let value = if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") { None } else { Some(unquote(value)) };
+        let value = if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") {
+            None
+        } else {
+            Some(unquote(value))
+        };
         return Kind::Set { name: "timezone".into(), value };
     }
     if lower.starts_with("names") {
@@ -307,9 +335,15 @@ mod tests {
         assert_eq!(s.len(), 4);
         assert_eq!(split_statements("select 'a;b'; select 2 -- x;\n").len(), 2);
         assert_eq!(split_statements("select E'a\\';b'").len(), 1);
-        assert_eq!(classify("SET extra_float_digits = 3"), Kind::Set { name: "extra_float_digits".into(), value: Some("3".into()) });
+        assert_eq!(
+            classify("SET extra_float_digits = 3"),
+            Kind::Set { name: "extra_float_digits".into(), value: Some("3".into()) }
+        );
         assert_eq!(classify("SET TIME ZONE 'UTC'"), Kind::Set { name: "timezone".into(), value: Some("UTC".into()) });
-        assert_eq!(classify("set application_name to 'x y'"), Kind::Set { name: "application_name".into(), value: Some("x y".into()) });
+        assert_eq!(
+            classify("set application_name to 'x y'"),
+            Kind::Set { name: "application_name".into(), value: Some("x y".into()) }
+        );
         assert_eq!(classify("show transaction isolation level"), Kind::Show { name: "transaction_isolation".into() });
         assert_eq!(classify("SAVEPOINT \"_pg3_1\""), Kind::Transaction { tag: "SAVEPOINT", start: None });
         assert_eq!(classify("/* c */ select 1"), Kind::Query);

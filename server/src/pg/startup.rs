@@ -47,7 +47,12 @@ impl AuthSource for Verifiers {
             .and_then(|u| crate::config::parse_verifier(&u.scram).ok())
             .ok_or_else(|| PgWireError::InvalidPassword(user.to_owned()))?;
         Ok((
-            ScramSecret::Verifier { salt: v.salt, iterations: v.iterations, stored_key: v.stored_key, server_key: v.server_key },
+            ScramSecret::Verifier {
+                salt: v.salt,
+                iterations: v.iterations,
+                stored_key: v.stored_key,
+                server_key: v.server_key,
+            },
             None,
         ))
     }
@@ -76,7 +81,9 @@ impl Startup {
         let pids = Arc::new(RandomPidSecretKeyGenerator::default());
         let mut scram = ScramAuth::new(Arc::new(Verifiers { state: state.clone() }));
         scram.set_iterations(4096);
-        let sasl = SASLAuthStartupHandler::new(Arc::new(parameters())).with_scram(scram).with_pid_secret_key_generator(pids.clone());
+        let sasl = SASLAuthStartupHandler::new(Arc::new(parameters()))
+            .with_scram(scram)
+            .with_pid_secret_key_generator(pids.clone());
         Self { state, sasl, params: parameters(), pids }
     }
 
@@ -91,7 +98,10 @@ impl Startup {
         let db = client.metadata().get(pgwire::api::METADATA_DATABASE).cloned().unwrap_or_default();
         let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
         if !db.is_empty() && db != catalog::DATABASE && db != user {
-            return Err(PgError::fatal("3D000", format!("database \"{db}\" does not exist (the database is named \"leadline\")")));
+            return Err(PgError::fatal(
+                "3D000",
+                format!("database \"{db}\" does not exist (the database is named \"leadline\")"),
+            ));
         }
         let max = self.state.config.limits.max_connections;
         let n = self.state.connections.fetch_add(1, Ordering::SeqCst);

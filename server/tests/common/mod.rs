@@ -11,10 +11,7 @@ pub fn bin() -> PathBuf {
 pub fn fixtures() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let candidates = [here.join("../../shared/fixtures"), here.join("../shared/fixtures")];
-    candidates
-        .into_iter()
-        .find(|p| p.is_dir())
-        .expect("../shared/fixtures beside the checkout")
+    candidates.into_iter().find(|p| p.is_dir()).expect("../shared/fixtures beside the checkout")
 }
 
 pub fn run(args: &[&str]) -> Output {
@@ -34,10 +31,7 @@ pub fn summary(out: &Output) -> Vec<[u64; 4]> {
         .lines()
         .filter_map(|l| {
             let tail = l.rsplit_once(": appended ")?.1;
-            let nums: Vec<u64> = tail
-                .split(", ")
-                .map(|p| p.rsplit(' ').next().unwrap().parse().unwrap())
-                .collect();
+            let nums: Vec<u64> = tail.split(", ").map(|p| p.rsplit(' ').next().unwrap().parse().unwrap()).collect();
             Some([nums[0], nums[1], nums[2], nums[3]])
         })
         .collect()
@@ -66,7 +60,15 @@ pub fn scalar(dir: &Path, sql: &str) -> i64 {
 pub fn generate(path: &Path, seed: u64, services: u32, days: u32) {
     let p = path.display().to_string();
     let out = run(&[
-        "generate", "--seed", &seed.to_string(), "--services", &services.to_string(), "--days", &days.to_string(), "--output", &p,
+        "generate",
+        "--seed",
+        &seed.to_string(),
+        "--services",
+        &services.to_string(),
+        "--days",
+        &days.to_string(),
+        "--output",
+        &p,
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
