@@ -125,6 +125,31 @@ pub const INPUT_FIELDS: [&str; 14] = [
     "ingested_at",
 ];
 
+/// The fields a writer supplies: every input field but `ingested_at`, in the
+/// events table's column order.
+pub const WRITABLE_FIELDS: &[&str] = INPUT_FIELDS.split_at(INPUT_FIELDS.len() - 1).0;
+
+/// An input row as one line of JSON: how a row that is not itself JSON text
+/// (Parquet, INSERT, COPY) is shown in `rejected_events.raw`.
+pub fn raw_row_json(row: &RawRow) -> String {
+    fn one(v: &RawValue) -> serde_json::Value {
+        match v {
+            RawValue::Null => serde_json::Value::Null,
+            RawValue::Text(s) => s.clone().into(),
+            RawValue::Int(i) => (*i).into(),
+            RawValue::Float(f) => (*f).into(),
+            RawValue::Bool(b) => (*b).into(),
+            RawValue::Timestamp(us) => chrono::DateTime::from_timestamp_micros(*us)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                .unwrap_or_default()
+                .into(),
+            RawValue::List(items) => items.iter().map(one).collect::<Vec<_>>().into(),
+            RawValue::Json(v) => v.clone(),
+        }
+    }
+    serde_json::Value::Object(row.iter().map(|(k, v)| (k.clone(), one(v))).collect()).to_string()
+}
+
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
 }
@@ -216,7 +241,7 @@ impl Event {
     pub fn from_raw_owned(mut row: RawRow) -> Result<Event, String> {
         let row = &mut row;
         if let Some(unknown) = row.keys().find(|k| !INPUT_FIELDS.contains(&k.as_str())) {
-            return Err(format!("unknown field '{unknown}' (expected some of: {})", INPUT_FIELDS[..13].join(", ")));
+            return Err(format!("unknown field '{unknown}' (expected some of: {})", WRITABLE_FIELDS.join(", ")));
         }
         let event_id = required_text(row, "event_id")?;
         if event_id.len() > MAX_EVENT_ID_BYTES {

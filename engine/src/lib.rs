@@ -4,7 +4,7 @@
 pub mod catalog;
 pub mod error;
 pub mod event;
-pub mod ingest;
+pub mod input;
 pub mod log;
 pub mod model;
 pub mod project;

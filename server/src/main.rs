@@ -192,7 +192,7 @@ fn demo(data: Option<PathBuf>, args: ServerArgs) -> anyhow::Result<ExitCode> {
     if empty {
         std::fs::create_dir_all(&dir)?;
         let mut writer = Writer::open(&dir, "leadline demo")?;
-        let rows = leadline_engine::ingest::ndjson_rows(std::io::Cursor::new(SAMPLE.as_bytes()));
+        let rows = leadline_engine::input::ndjson_rows(std::io::Cursor::new(SAMPLE.as_bytes()));
         let r = writer.append("sample.ndjson", rows, &mut |_| {})?;
         println!("loaded the sample history into {}: {} events", dir.display(), r.appended);
     }
@@ -304,7 +304,7 @@ fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {
     let (mut any_rejected, mut any_error) = (false, false);
     for file in files {
         let bar = progress_bar(&format!("ingesting {file}"));
-        let result = leadline_engine::ingest::open(file).and_then(|rows| {
+        let result = leadline_engine::input::open(file).and_then(|rows| {
             writer.append(file, rows, &mut |p| match p {
                 Progress::Rows(n) => bar.set_position(n),
                 Progress::ReadModel => {

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::event::{Event, RawRow, Rejection, RejectionKind, event_id_hash, events_schema, rejected_schema};
+use crate::input::InputRow;
 use delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action};
 use files::{EventFilesWriter, PARTITION_COLUMN, RejectedFileWriter};
 use index::{IdIndex, Seen};
@@ -37,15 +38,6 @@ pub const AUTO_COMPACT_FILES: usize = 16;
 /// Removed files are deleted from disk this long after their removal, so that
 /// readers of an older snapshot finish first.
 pub const REMOVED_FILE_RETENTION_MS: i64 = 60 * 60 * 1000;
-
-/// One input row as read: its position, its verbatim text, and its fields or
-/// why they could not be read.
-#[derive(Debug, Clone)]
-pub struct InputRow {
-    pub line: u64,
-    pub raw: String,
-    pub fields: std::result::Result<RawRow, String>,
-}
 
 /// What an append did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

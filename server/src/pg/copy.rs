@@ -10,7 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use leadline_engine::event::{INPUT_FIELDS, RawRow, RawValue};
-use leadline_engine::log::{AppendReport, InputRow, Writer};
+use leadline_engine::input::InputRow;
+use leadline_engine::log::{AppendReport, Writer};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::results::{CopyResponse, Response, Tag};
 use pgwire::api::{ClientInfo, METADATA_USER};
@@ -488,7 +489,7 @@ impl CopyHandler for QueryHandler {
         let copy = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?.take();
         let Some(copy) = copy else { return Err(PgError::new("08P01", "no COPY in progress").into()) };
         let csv_bytes = as_csv(&copy);
-        let rows: Vec<InputRow> = leadline_engine::ingest::csv_rows(std::io::Cursor::new(csv_bytes))
+        let rows: Vec<InputRow> = leadline_engine::input::csv_rows(std::io::Cursor::new(csv_bytes))
             .map_err(PgError::from)?
             .map(|r| {
                 r.map(|mut row| {
