@@ -10,8 +10,18 @@ pub enum Error {
     Locked { dir: PathBuf, holder: String },
     #[error("corrupt data directory: {0}")]
     Corrupt(String),
+    /// The input as a whole is unusable (unreadable, unknown format or column).
     #[error("{0}")]
     Input(String),
+    /// No such data directory.
+    #[error("data directory {0} does not exist (`leadline ingest` creates one)")]
+    NoDataDirectory(PathBuf),
+    /// A bound of the engine was reached.
+    #[error("{0}")]
+    Limit(String),
+    /// A bug or a failed thread: not the input's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error(transparent)]

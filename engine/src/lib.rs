@@ -1,12 +1,28 @@
-//! leadline's engine: the canonical event and its validation, the append-only
-//! log, the projections and the SQL catalog over them.
+//! leadline's engine: the canonical event and its validation, the
+//! append-only log, the projections, the read model and the SQL catalog over
+//! them. Data flows one way through its modules (see ARCHITECTURE.md):
+//!
+//! ```text
+//! input → event → log → project → metrics → readmodel → catalog
+//!                  ╰──────────── appender (the write path) ──────╯
+//! ```
+//!
+//! The public API is small: an [`Appender`] writes a data directory, a
+//! [`Catalog`] serves it to SQL sessions ([`ReadSession`]), [`EventLog`]
+//! reads its commits, and [`event`] and [`input`] define what a row is.
 
-pub mod catalog;
-pub mod error;
+mod appender;
+mod catalog;
+mod error;
 pub mod event;
 pub mod input;
-pub mod log;
-pub mod model;
-pub mod project;
+mod log;
+mod metrics;
+mod project;
+mod readmodel;
 
+pub use appender::{Appender, Progress};
+pub use catalog::{Catalog, LeadlineOptions, MemoryLimits, ReadSession, session_config};
 pub use error::{Error, Result};
+pub use event::{Event, EventType, RawRow, RawValue, Rejection, RejectionKind};
+pub use log::{AUTO_COMPACT_FILES, AppendReport, EventLog, Snapshot};

@@ -9,7 +9,7 @@
 //!     {"name": "ingest", "scram": "SCRAM-SHA-256$4096:…$…:…"}
 //!   ],
 //!   "tls": {"cert": "server.crt", "key": "server.key", "required": true},
-//!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024}
+//!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024, "memory_mb": 4096}
 //! }
 //! ```
 
@@ -59,11 +59,21 @@ pub struct Limits {
     pub statement_timeout_ms: u64,
     /// Memory one query may use (DataFusion memory pool), in MiB.
     pub query_memory_mb: usize,
+    /// Memory all queries and the caches may use together, in MiB.
+    pub memory_mb: usize,
+}
+
+impl Limits {
+    /// The engine's memory limits, in bytes.
+    pub fn memory(&self) -> leadline_engine::MemoryLimits {
+        let per_query = self.query_memory_mb.max(1) << 20;
+        leadline_engine::MemoryLimits { total: (self.memory_mb.max(1) << 20).max(per_query), per_query }
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: 64, statement_timeout_ms: 0, query_memory_mb: 1024 }
+        Self { max_connections: 64, statement_timeout_ms: 0, query_memory_mb: 1024, memory_mb: 4096 }
     }
 }
 

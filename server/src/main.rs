@@ -10,12 +10,10 @@ mod pg;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use leadline_engine::catalog::{Catalog, session};
-use leadline_engine::log::{EventLog, Progress, Writer};
+use leadline_engine::{Appender, Catalog, EventLog, MemoryLimits, Progress, session_config};
 use output::OutputFormat;
 
 #[global_allocator]
@@ -89,6 +87,17 @@ enum Command {
         #[command(flatten)]
         data: DataArg,
     },
+    /// Bring the read model (the persisted projections and metric rows under
+    /// <data>/model) up to date with the log, or fold it all again with
+    /// --from-scratch. Appends do this themselves; run it after an append
+    /// whose read-model update failed, or to rebuild a damaged model.
+    Rebuild {
+        #[command(flatten)]
+        data: DataArg,
+        /// Fold the whole log again instead of only what is new.
+        #[arg(long)]
+        from_scratch: bool,
+    },
     /// Serve the data directory over the PostgreSQL wire protocol (database `leadline`).
     Serve {
         #[command(flatten)]
@@ -128,6 +137,9 @@ struct ServerArgs {
     /// Memory one query may use, in MiB (overrides the config file).
     #[arg(long)]
     query_memory_mb: Option<usize>,
+    /// Memory all queries and caches may use together, in MiB (overrides the config file).
+    #[arg(long)]
+    memory_mb: Option<usize>,
 }
 
 const SAMPLE: &str = include_str!("../../data/sample.ndjson");
@@ -146,9 +158,12 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     if let Some(m) = args.query_memory_mb {
         cfg.limits.query_memory_mb = m.max(1);
     }
+    if let Some(m) = args.memory_mb {
+        cfg.limits.memory_mb = m.max(1);
+    }
     if !dir.is_dir() {
         // An empty log is a valid one: create the tables.
-        drop(Writer::open(dir, "leadline serve")?);
+        drop(Appender::open(dir, "leadline serve")?);
     }
     let state = pg::ServerState::new(dir.to_path_buf(), cfg)?;
     let auth = state.auth_enabled();
@@ -191,9 +206,9 @@ fn demo(data: Option<PathBuf>, args: ServerArgs) -> anyhow::Result<ExitCode> {
         || EventLog::open(&dir).and_then(|l| l.snapshot()).map(|s| s.version.is_none()).unwrap_or(true);
     if empty {
         std::fs::create_dir_all(&dir)?;
-        let mut writer = Writer::open(&dir, "leadline demo")?;
+        let mut appender = Appender::open(&dir, "leadline demo")?;
         let rows = leadline_engine::input::ndjson_rows(std::io::Cursor::new(SAMPLE.as_bytes()));
-        let r = writer.append("sample.ndjson", rows, &mut |_| {})?;
+        let r = appender.append("sample.ndjson", rows, &mut |_| {})?;
         println!("loaded the sample history into {}: {} events", dir.display(), r.appended);
     }
     serve(&dir, args, true)
@@ -236,9 +251,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ingest { data, files } => ingest(&data.data, &files),
         Command::Query { data, format, as_of, attribution_window, sql } => {
-            let log = Arc::new(EventLog::open(&data.data)?);
-            let catalog = Catalog::new(log)?;
-            let mut config = leadline_engine::catalog::session_config();
+            let catalog = Catalog::open(&data.data, MemoryLimits::default())?;
+            let mut config = session_config();
             if let Some(t) = as_of {
                 config.options_mut().set("leadline.as_of", &t)?;
             }
@@ -246,8 +260,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.options_mut().set("leadline.attribution_window", &w)?;
             }
             runtime()?.block_on(async {
-                let ctx = session(catalog, config)?;
-                let batches = ctx.sql(&sql).await?.collect().await?;
+                let session = catalog.session(config)?;
+                let batches = session.context().sql(&sql).await?.collect().await?;
                 output::write(format, &batches, &mut std::io::stdout().lock())
             })?;
             Ok(ExitCode::SUCCESS)
@@ -291,21 +305,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Compact { data } => {
-            let mut writer = Writer::open(&data.data, "leadline compact")?;
-            let (before, after) = writer.compact()?;
+            let mut appender = Appender::open(&data.data, "leadline compact")?;
+            let (before, after) = appender.compact()?;
             println!("compacted: {before} files -> {after} files");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rebuild { data, from_scratch } => {
+            let mut appender = Appender::open(&data.data, "leadline rebuild")?;
+            let bar = progress_bar("rebuilding the read model");
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let version = appender.catch_up(from_scratch);
+            bar.finish_and_clear();
+            match version? {
+                Some(v) => println!("the read model reflects log version {v}"),
+                None => println!("the log is empty: nothing to fold"),
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {
-    let mut writer = Writer::open(dir, "leadline ingest")?;
+    let mut appender = Appender::open(dir, "leadline ingest")?;
     let (mut any_rejected, mut any_error) = (false, false);
     for file in files {
         let bar = progress_bar(&format!("ingesting {file}"));
         let result = leadline_engine::input::open(file).and_then(|rows| {
-            writer.append(file, rows, &mut |p| match p {
+            appender.append(file, rows, &mut |p| match p {
                 Progress::Rows(n) => bar.set_position(n),
                 Progress::ReadModel => {
                     // No rows move now: keep the spinner and clock alive.

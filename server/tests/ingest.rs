@@ -175,7 +175,7 @@ fn bad_inputs_fail_cleanly() {
 #[test]
 fn a_second_writer_is_refused_with_the_holder_named() {
     let dir = tempfile::tempdir().unwrap();
-    let _held = leadline_engine::log::Writer::open(dir.path(), "test holder").unwrap();
+    let _held = leadline_engine::Appender::open(dir.path(), "test holder").unwrap();
     let out = ingest(dir.path(), &[&fixtures().join("worked/events.ndjson")]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -225,15 +225,15 @@ fn many_small_appends_are_compacted_without_changing_answers() {
     let q = "SELECT event_id, occurred_at, ingested_at FROM events ORDER BY event_id";
     let before = query(&data, q);
     assert_eq!(before.len(), 20);
-    let snapshot = leadline_engine::log::EventLog::open(&data).unwrap().snapshot().unwrap();
+    let snapshot = leadline_engine::EventLog::open(&data).unwrap().snapshot().unwrap();
     assert!(
-        snapshot.event_files.len() <= leadline_engine::log::AUTO_COMPACT_FILES,
+        snapshot.event_files.len() <= leadline_engine::AUTO_COMPACT_FILES,
         "auto-compacted: {}",
         snapshot.event_files.len()
     );
     let out = run(&["compact", "--data", &data.display().to_string()]);
     assert!(out.status.success());
-    let snapshot = leadline_engine::log::EventLog::open(&data).unwrap().snapshot().unwrap();
+    let snapshot = leadline_engine::EventLog::open(&data).unwrap().snapshot().unwrap();
     assert_eq!(snapshot.event_files.len(), 1);
     assert_eq!(query(&data, q), before);
     // Removed files stay on disk for readers of older snapshots until the retention passes.
@@ -249,7 +249,7 @@ fn orphan_files_of_a_crashed_write_are_invisible_and_cleaned() {
     let orphan = orphan_dir.join("part-orphan.snappy.parquet");
     std::fs::write(&orphan, b"PAR1 half a file").unwrap();
     assert_eq!(scalar(&data, "SELECT count(*) FROM events"), 16);
-    drop(leadline_engine::log::Writer::open(&data, "test").unwrap());
+    drop(leadline_engine::Appender::open(&data, "test").unwrap());
     assert!(!orphan.exists());
 }
 

@@ -58,7 +58,7 @@ fn assert_metrics(data: &Path, fixture: &Path, grain: &str) {
             let ctx = format!(
                 "{} {grain} row {row} ({} {} {}) column {col}: got {have}, want {want:?}",
                 fixture.display(),
-                e[0].to_string(),
+                &e[0],
                 &e[1],
                 &e[2]
             );
@@ -279,16 +279,23 @@ fn the_read_model_built_batch_by_batch_agrees_with_folding_the_whole_log() {
         assert!(in_memory.len() > 20);
         assert_eq!(everything(&data, None), in_memory, "{name}: read model and in-memory fold differ");
 
-        // A lost or damaged model is rebuilt from the log, with the same answers.
+        // Without a usable model, queries fold the log in memory (they never
+        // write); `leadline rebuild` makes it again. Same answers throughout.
         std::fs::remove_dir_all(data.join("model")).unwrap();
+        assert_eq!(everything(&data, None), in_memory, "{name}: answers without a model differ");
+        assert!(!data.join("model").exists(), "{name}: a query wrote the read model");
+        rebuild(&data, &[]);
+        assert!(data.join("model/MANIFEST.json").is_file(), "{name}: rebuild makes the read model");
         assert_eq!(everything(&data, None), in_memory, "{name}: rebuilt model differs");
         std::fs::write(data.join("model/MANIFEST.json"), "{not json").unwrap();
+        assert_eq!(everything(&data, None), in_memory, "{name}: answers with a damaged model differ");
+        rebuild(&data, &["--from-scratch"]);
         assert_eq!(everything(&data, None), in_memory, "{name}: model rebuilt after damage differs");
     }
 }
 
 #[test]
-fn a_read_model_update_killed_midway_is_finished_by_the_next_query() {
+fn a_read_model_rebuild_killed_midway_is_finished_by_the_next_writer() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("gen.ndjson");
     generate(&log, 9, 20, 60);
@@ -299,9 +306,8 @@ fn a_read_model_update_killed_midway_is_finished_by_the_next_query() {
     for wait_ms in [5u64, 20, 40, 80, 120, 200] {
         std::fs::remove_dir_all(data.join("model")).unwrap();
         let mut child = std::process::Command::new(bin())
-            .args(["query", "--data"])
+            .args(["rebuild", "--data"])
             .arg(&data)
-            .arg("SELECT count(*) FROM dora_metrics('week')")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -312,9 +318,13 @@ fn a_read_model_update_killed_midway_is_finished_by_the_next_query() {
             killed += 1;
         }
         child.wait().unwrap();
-        // Whatever the kill left (partial files, no manifest) is cleaned up
-        // and the model is rebuilt whole.
+        // Whatever the kill left (partial files, no manifest) is never read:
+        // queries answer from the log meanwhile.
         assert_eq!(everything(&data, None), want, "after a kill at {wait_ms} ms");
+        // The next writer cleans up and finishes the model.
+        rebuild(&data, &[]);
+        assert!(data.join("model/MANIFEST.json").is_file());
+        assert_eq!(everything(&data, None), want, "rebuilt after a kill at {wait_ms} ms");
     }
     assert!(killed >= 2, "only {killed} updates were killed midway");
 }

@@ -124,8 +124,9 @@ impl AggregateUDFImpl for ChangeFailureRate {
     }
 }
 
-/// `failed / total`, or NULL when nothing was counted.
-fn rate(failed: i64, total: i64) -> Option<f64> {
+/// `failed / total`, or NULL when nothing was counted: the one definition
+/// of the ratio, which the engine's `dora_metrics` uses too.
+pub fn failure_rate(failed: i64, total: i64) -> Option<f64> {
     (total > 0).then(|| failed as f64 / total as f64)
 }
 
@@ -178,7 +179,7 @@ impl Accumulator for ChangeFailureRateAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::Float64(rate(self.failed, self.total)))
+        Ok(ScalarValue::Float64(failure_rate(self.failed, self.total)))
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
@@ -237,7 +238,8 @@ impl GroupsAccumulator for ChangeFailureRateGroupsAccumulator {
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let failed = emit_to.take_needed(&mut self.failed);
         let total = emit_to.take_needed(&mut self.total);
-        let rates: Float64Array = failed.into_iter().zip(total).map(|(failed, total)| rate(failed, total)).collect();
+        let rates: Float64Array =
+            failed.into_iter().zip(total).map(|(failed, total)| failure_rate(failed, total)).collect();
         Ok(Arc::new(rates))
     }
 

@@ -200,13 +200,19 @@ impl Span {
 
     /// Deployments per day over the buckets spanned; 0 for no deployments.
     fn frequency(&self, grain: Grain) -> f64 {
-        if self.count == 0 {
-            return 0.0;
-        }
-        let start = bucket_start(self.min, grain);
-        let end = bucket_end(bucket_start(self.max, grain), grain);
-        self.count as f64 / days_in(start, end)
+        per_day(self.count, bucket_start(self.min, grain), bucket_start(self.max, grain), grain)
     }
+}
+
+/// `count` deployments per day over the whole `grain` buckets from the one
+/// starting at `first_bucket` to the one starting at `last_bucket`; 0 for
+/// none. The one definition of the rate, which the engine's `dora_metrics`
+/// uses too.
+pub fn per_day(count: i64, first_bucket: i64, last_bucket: i64, grain: Grain) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    count as f64 / days_in(first_bucket, bucket_end(last_bucket, grain))
 }
 
 /// The input column, checked to be `Timestamp(Microsecond, _)`.

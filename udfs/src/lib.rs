@@ -51,6 +51,8 @@ pub mod tier;
 pub mod time_to_restore;
 
 pub use bucket::{Grain, MICROS_PER_DAY, bucket_end, bucket_start, bucket_starts, civil_from_days, days_in};
+pub use change_failure_rate::failure_rate;
+pub use deployment_frequency::per_day;
 pub use interval::{NANOS_PER_DAY, interval_to_nanos, nanos_to_interval};
 pub use percentile::{percentile_cont, percentile_nanos};
 pub use tier::{Metric, Tier, tier};

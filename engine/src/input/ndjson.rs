@@ -155,7 +155,7 @@ pub fn ndjson_rows(reader: impl BufRead + Send + 'static) -> impl Iterator<Item 
         }
         let _ = tx.send(chunk);
     });
-    let mut spawn_error = spawned.err().map(|e| Error::Input(format!("starting the NDJSON reader thread: {e}")));
+    let mut spawn_error = spawned.err().map(|e| Error::Internal(format!("starting the NDJSON reader thread: {e}")));
     let mut current = Vec::new().into_iter();
     std::iter::from_fn(move || {
         if let Some(e) = spawn_error.take() {
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(last.fields.as_ref().unwrap_err(), "line is not valid UTF-8");
         assert_eq!(last.raw, "{\"a\":\"\u{fffd}\"}");
         // A caller that stops early does not hang the reader.
-        let mut early = ndjson_rows(std::io::Cursor::new(vec![b'{', b'}', b'\n'].repeat(100_000)));
+        let mut early = ndjson_rows(std::io::Cursor::new([b'{', b'}', b'\n'].repeat(100_000)));
         assert!(early.next().unwrap().is_ok());
         drop(early);
     }

@@ -36,7 +36,6 @@ pub struct AddFile {
 #[derive(Debug, Clone)]
 pub struct CommitInfo {
     pub version: u64,
-    pub operation: String,
     /// leadline's own facts about the commit (ingested_at, counts).
     pub leadline: Value,
 }
@@ -211,11 +210,7 @@ fn apply_commit(state: &mut TableState, version: u64, reader: impl BufRead, path
                 state.files.remove(p);
             }
         } else if let Some(info) = action.get("commitInfo") {
-            state.commits.push(CommitInfo {
-                version,
-                operation: info.get("operation").and_then(Value::as_str).unwrap_or("").to_string(),
-                leadline: info.get("leadline").cloned().unwrap_or(Value::Null),
-            });
+            state.commits.push(CommitInfo { version, leadline: info.get("leadline").cloned().unwrap_or(Value::Null) });
         }
     }
     Ok(())

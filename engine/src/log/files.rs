@@ -223,7 +223,7 @@ impl EventFilesWriter {
         match encoder {
             Ok(handle) => Self { chunk: Vec::with_capacity(HANDOFF_ROWS), tx: Some(tx), encoder: Some(handle) },
             Err(e) => {
-                let err = Error::Input(format!("starting the Parquet encoder thread: {e}"));
+                let err = Error::Internal(format!("starting the Parquet encoder thread: {e}"));
                 Self { chunk: Vec::new(), tx: None, encoder: Some(std::thread::spawn(move || Err(err))) }
             }
         }
@@ -247,8 +247,8 @@ impl EventFilesWriter {
         self.tx = None;
         match self.encoder.take().map(|h| h.join()) {
             Some(Ok(Err(e))) => Err(e),
-            Some(Err(_)) => Err(Error::Input("the Parquet encoder thread panicked".into())),
-            _ => Err(Error::Input("the Parquet encoder thread stopped".into())),
+            Some(Err(_)) => Err(Error::Internal("the Parquet encoder thread panicked".into())),
+            _ => Err(Error::Internal("the Parquet encoder thread stopped".into())),
         }
     }
 
@@ -262,8 +262,8 @@ impl EventFilesWriter {
         self.tx = None;
         match self.encoder.take().map(|h| h.join()) {
             Some(Ok(result)) => result,
-            Some(Err(_)) => Err(Error::Input("the Parquet encoder thread panicked".into())),
-            None => Err(Error::Input("the Parquet encoder thread stopped".into())),
+            Some(Err(_)) => Err(Error::Internal("the Parquet encoder thread panicked".into())),
+            None => Err(Error::Internal("the Parquet encoder thread stopped".into())),
         }
     }
 }
@@ -442,6 +442,25 @@ pub fn rewrite(root: &Path, files: &[AddFile], schema: arrow::datatypes::SchemaR
     let add = out.finish(root)?;
     sync_parent_dirs(root, std::slice::from_ref(&add))?;
     Ok(add)
+}
+
+/// A DataFusion plan reading the Parquet `files` (absolute paths), whose
+/// columns are `schema`'s: how the log's tables and the read model's are
+/// scanned.
+pub fn parquet_plan(
+    files: impl IntoIterator<Item = PathBuf>,
+    schema: arrow::datatypes::SchemaRef,
+) -> datafusion::common::Result<datafusion::logical_expr::LogicalPlanBuilder> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+    let urls = files
+        .into_iter()
+        .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+        .collect::<datafusion::common::Result<Vec<_>>>()?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+    let listing = Arc::new(ListingTable::try_new(config)?);
+    datafusion::logical_expr::LogicalPlanBuilder::scan("t", datafusion::datasource::provider_as_source(listing), None)
 }
 
 #[cfg(test)]

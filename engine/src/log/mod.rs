@@ -17,8 +17,9 @@
 
 pub mod delta;
 pub mod files;
-pub mod index;
-pub mod lock;
+mod index;
+mod lock;
+mod read;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -27,11 +28,12 @@ use std::sync::Mutex;
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
-use crate::event::{Event, RawRow, Rejection, RejectionKind, event_id_hash, events_schema, rejected_schema};
+use crate::event::{Event, Rejection, RejectionKind, event_id_hash, events_schema, rejected_schema};
 use crate::input::InputRow;
 use delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action};
 use files::{EventFilesWriter, PARTITION_COLUMN, RejectedFileWriter};
 use index::{IdIndex, Seen};
+pub use read::{Ingested, load_events, read_events};
 
 /// Files in one partition beyond which an append compacts that partition.
 pub const AUTO_COMPACT_FILES: usize = 16;
@@ -52,15 +54,6 @@ pub struct AppendReport {
     /// The first rejections, for the caller to show.
     #[serde(skip)]
     pub first_rejections: Vec<Rejection>,
-}
-
-/// What an append is doing, for a progress display.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Progress {
-    /// Input rows read so far.
-    Rows(u64),
-    /// The rows are committed; the read model is being brought up to date.
-    ReadModel,
 }
 
 /// Keep this many rejections in the report for display.
@@ -107,7 +100,7 @@ impl EventLog {
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root: PathBuf = root.into();
         if !root.is_dir() {
-            return Err(Error::Input(format!("data directory {} does not exist", root.display())));
+            return Err(Error::NoDataDirectory(root));
         }
         let root = root.canonicalize().map_err(|e| Error::io(&root, e))?;
         Ok(Self {
@@ -227,12 +220,12 @@ impl Writer {
 
     /// Appends every valid, new row of `rows` as one atomic commit and
     /// quarantines the rest. `source` names the input (file name, `INSERT`…).
-    /// `progress` hears how far it got: rows read so far, then the read model.
+    /// `progress` hears how many rows it has read so far.
     pub fn append(
         &mut self,
         source: &str,
         rows: impl Iterator<Item = Result<InputRow>>,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut dyn FnMut(u64),
     ) -> Result<AppendReport> {
         let version = self.events_state.version.map_or(0, |v| v + 1);
         // Monotonic per data directory, even if the clock steps back.
@@ -257,8 +250,8 @@ impl Writer {
         for row in rows {
             let row = row?;
             read += 1;
-            if read % 65_536 == 0 {
-                progress(Progress::Rows(read));
+            if read.is_multiple_of(65_536) {
+                progress(read);
             }
             let event_id = row.fields.as_ref().ok().and_then(|f| match f.get("event_id") {
                 Some(crate::event::RawValue::Text(s)) => Some(s.clone()),
@@ -303,7 +296,7 @@ impl Writer {
                 }
             }
         }
-        progress(Progress::Rows(read));
+        progress(read);
         if read == 0 {
             drop(index);
             IdIndex::recover(&self.log.root.join("index"), self.events_state.version)?;
@@ -339,13 +332,6 @@ impl Writer {
         let touched: HashSet<&BTreeMap<String, String>> = added.iter().map(|f| &f.partition_values).collect();
         let crowded = self.partitions_over(AUTO_COMPACT_FILES, Some(&touched));
         compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
-        // The append is durable already; a read model left behind is caught
-        // up by the next query instead.
-        progress(Progress::ReadModel);
-        let window = crate::catalog::LeadlineOptions::default().attribution_window;
-        if let Err(e) = self.log.snapshot().and_then(|snap| crate::model::current(&snap, window)) {
-            tracing::warn!(error = %e, "the read model was not updated");
-        }
         Ok(report)
     }
 

@@ -59,6 +59,9 @@ pub fn commits(events: &[Event]) -> HashMap<&str, Commit<'_>> {
     best.into_iter().map(|(sha, e)| (sha, Commit { sha, service: &e.service, committed_at: e.occurred_at })).collect()
 }
 
+/// When and by which deployment a change first shipped.
+type FirstShip<'a> = (i64, &'a Deployment);
+
 /// One row per (commit, environment) a successful deployment shipped it to,
 /// with the first such deployment. Sorted by environment, deployment order, sha.
 pub fn changes<'a>(deployments: &'a [Deployment], commits: &HashMap<&'a str, Commit<'a>>) -> Vec<Change> {
@@ -78,7 +81,7 @@ pub fn changes<'a>(deployments: &'a [Deployment], commits: &HashMap<&'a str, Com
     }
     // First shipment of each (sha, environment): the earliest deployment by
     // (finished_at, deployment_id). Keys borrow; rows are built once at the end.
-    let mut first: HashMap<(&str, &str), (i64, &Deployment)> = HashMap::new();
+    let mut first: HashMap<(&str, &str), FirstShip> = HashMap::new();
     for ((service, env), mut stream) in streams {
         stream.sort_by(|a, b| (a.finished_at, &a.deployment_id).cmp(&(b.finished_at, &b.deployment_id)));
         let service_commits = by_service.get(service).map(Vec::as_slice).unwrap_or(&[]);
@@ -102,7 +105,7 @@ pub fn changes<'a>(deployments: &'a [Deployment], commits: &HashMap<&'a str, Com
         }
     }
     // Sort the small tuples, not the rows.
-    let mut firsts: Vec<((&str, &str), (i64, &Deployment))> = first.into_iter().collect();
+    let mut firsts: Vec<_> = first.into_iter().collect();
     firsts.sort_unstable_by(|((id_a, env_a), (t_a, d_a)), ((id_b, env_b), (t_b, d_b))| {
         (env_a, t_a, &d_a.deployment_id, id_a).cmp(&(env_b, t_b, &d_b.deployment_id, id_b))
     });

@@ -3,6 +3,7 @@
 
 use datafusion::common::HashMap;
 
+use super::chronological;
 use crate::event::{Event, EventType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,13 +49,6 @@ impl Deployment {
     pub fn is_successful(&self) -> bool {
         self.status == Status::Succeeded
     }
-}
-
-/// Events in a deterministic order: by time, then id. Every "earliest" and
-/// "latest" below is taken in this order, so arrival order never matters.
-fn chronological<'a>(mut events: Vec<&'a Event>) -> Vec<&'a Event> {
-    events.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
-    events
 }
 
 /// All deployments of the log, sorted by id.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use datafusion::common::HashMap;
 
+use super::chronological;
 use super::deployments::Deployment;
 use crate::event::{Event, EventType};
 
@@ -54,8 +55,8 @@ pub fn incidents(events: &[Event]) -> (Vec<Incident>, Vec<String>) {
     }
     let mut out = Vec::new();
     let mut orphans = Vec::new();
-    for (id, mut evs) in by_id {
-        evs.sort_by(|a, b| (a.occurred_at, &a.event_id).cmp(&(b.occurred_at, &b.event_id)));
+    for (id, evs) in by_id {
+        let evs = chronological(evs);
         let opens: Vec<&&Event> = evs.iter().filter(|e| e.event_type == EventType::IncidentOpened).collect();
         let Some(first_open) = opens.first() else {
             orphans.push(id.to_string());

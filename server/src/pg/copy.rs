@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use futures::{Sink, SinkExt};
 use leadline_engine::event::{INPUT_FIELDS, RawRow, RawValue};
 use leadline_engine::input::InputRow;
-use leadline_engine::log::{AppendReport, Writer};
+use leadline_engine::{AppendReport, Appender};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::results::{CopyResponse, Response, Tag};
 use pgwire::api::{ClientInfo, METADATA_USER};
@@ -46,14 +46,14 @@ fn writable_columns() -> Vec<String> {
 
 /// Appends rows through the server's writer (one append at a time).
 async fn append(state: &Arc<ServerState>, source: String, rows: Vec<InputRow>) -> Result<AppendReport, PgError> {
-    let mut guard = state.writer.lock().await;
+    let mut guard = state.appender.lock().await;
     let dir = state.data_dir.clone();
     let result = tokio::task::block_in_place(|| -> Result<AppendReport, PgError> {
         if guard.is_none() {
-            *guard = Some(Writer::open(&dir, "leadline serve")?);
+            *guard = Some(Appender::open(&dir, "leadline serve")?);
         }
-        let writer = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
-        let r = writer.append(&source, rows.into_iter().map(Ok), &mut |_| {});
+        let appender = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
+        let r = appender.append(&source, rows.into_iter().map(Ok), &mut |_| {});
         r.map_err(PgError::from)
     });
     // Keep the writer (and its lock) while appends keep coming, e.g. an
@@ -67,7 +67,7 @@ async fn append(state: &Arc<ServerState>, source: String, rows: Vec<InputRow>) -
     let state = state.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let mut w = state.writer.lock().await;
+        let mut w = state.appender.lock().await;
         if state.appends.load(std::sync::atomic::Ordering::SeqCst) == generation {
             *w = None;
         }

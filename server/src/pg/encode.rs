@@ -426,7 +426,7 @@ fn put_timestamptz(buf: &mut BytesMut, us: i64, zone: &Zone) {
     buf.put_u8(if off < 0 { b'-' } else { b'+' });
     let a = off.unsigned_abs();
     put2(buf, a / 3600);
-    if a % 3600 != 0 {
+    if !a.is_multiple_of(3600) {
         buf.put_u8(b':');
         put2(buf, (a % 3600) / 60);
     }

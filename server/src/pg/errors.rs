@@ -58,6 +58,8 @@ impl PgError {
             PgError::Engine(leadline_engine::Error::Input(m)) => ("22023", m.clone(), None),
             PgError::Engine(leadline_engine::Error::Locked { .. }) => ("55006", self.to_string(), None),
             PgError::Engine(e @ leadline_engine::Error::Io { .. }) => ("58030", e.to_string(), None),
+            PgError::Engine(e @ leadline_engine::Error::NoDataDirectory(_)) => ("58P01", e.to_string(), None),
+            PgError::Engine(leadline_engine::Error::Limit(m)) => ("54000", m.clone(), None),
             PgError::Engine(e) => ("XX000", e.to_string(), None),
         }
     }
@@ -146,7 +148,7 @@ fn datafusion_parts(e: &DataFusionError) -> (&'static str, String, Option<String
         }
     };
     let hint = match code {
-        "53200" => Some("the query needs more memory than the server allows one query (--query-memory)".to_string()),
+        "53200" => Some("the query needs more memory than the server allows one query (--query-memory-mb, limits.query_memory_mb) or all queries together (--memory-mb, limits.memory_mb)".to_string()),
         "42883" => Some("leadline's functions are listed by SHOW FUNCTIONS in the docs; DORA aggregates: deployment_frequency, lead_time, change_failure_rate, time_to_restore, failed_deployment_recovery_time, dora_tier".to_string()),
         _ => None,
     };

@@ -24,8 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::prelude::SessionContext;
-use leadline_engine::catalog::{Catalog, session, session_config, with_memory_limit};
-use leadline_engine::log::{EventLog, Writer};
+use leadline_engine::{Appender, Catalog, ReadSession, session_config};
 use pgwire::api::{ClientInfo, PgWireServerHandlers};
 use tokio::net::TcpListener;
 
@@ -34,11 +33,11 @@ use errors::PgError;
 
 /// Everything the connections share.
 pub struct ServerState {
-    pub log: Arc<EventLog>,
+    pub catalog: Arc<Catalog>,
     pub data_dir: PathBuf,
     pub config: ServerConfig,
     /// The one writer of the data directory, opened on the first write.
-    pub writer: tokio::sync::Mutex<Option<Writer>>,
+    pub appender: tokio::sync::Mutex<Option<Appender>>,
     pub connections: AtomicUsize,
     /// Appends made so far (to release the idle writer).
     pub appends: std::sync::atomic::AtomicU64,
@@ -50,12 +49,12 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(data_dir: PathBuf, config: ServerConfig) -> anyhow::Result<Arc<Self>> {
-        let log = Arc::new(EventLog::open(&data_dir)?);
+        let catalog = Catalog::open(&data_dir, config.limits.memory())?;
         Ok(Arc::new(Self {
-            log,
+            catalog,
             data_dir,
             config,
-            writer: tokio::sync::Mutex::new(None),
+            appender: tokio::sync::Mutex::new(None),
             connections: AtomicUsize::new(0),
             appends: std::sync::atomic::AtomicU64::new(0),
             cancels: Arc::new(cancel::Registry::default()),
@@ -68,11 +67,15 @@ impl ServerState {
     }
 }
 
+/// A cursor declared by name: its name, column names and types.
+pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::DataType>);
+
 /// One connection's session: its DataFusion context over the log, its
 /// settings and its running statement.
 pub struct Conn {
     pub ctx: SessionContext,
-    pub catalog: Arc<Catalog>,
+    /// The view of the log this session's statements read.
+    pub catalog: ReadSession,
     pub info: Arc<catalog::CatalogInfo>,
     pub user: String,
     pub read_only: bool,
@@ -82,7 +85,7 @@ pub struct Conn {
     pub cursors: tokio::sync::Mutex<std::collections::HashMap<String, query::Cursor>>,
     /// Cursors declared since the last extended-protocol Execute, to be
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
-    pub declared: Mutex<Vec<(String, Vec<String>, Vec<arrow::datatypes::DataType>)>>,
+    pub declared: Mutex<Vec<DeclaredCursor>>,
     pub tx_noticed: AtomicBool,
     /// ParameterStatus messages owed to the client after a SET.
     pub reported: Mutex<Vec<(String, String)>>,
@@ -133,18 +136,14 @@ impl Conn {
         let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
         let app = client.metadata().get(pgwire::api::METADATA_APPLICATION_NAME).cloned().unwrap_or_default();
         let read_only = state.config.user(&user).is_some_and(|u| u.read_only);
-        let catalog = Catalog::new(state.log.clone())?;
         let mut config = session_config().with_information_schema(false);
         // now() and friends are timestamptz in UTC, as PostgreSQL's.
         config.options_mut().execution.time_zone = Some("+00:00".into());
-        let base = session(catalog.clone(), config)?;
-        // A memory pool per connection (one statement runs at a time), no spilling:
-        // a query over the limit fails with 53200 instead of growing.
-        let limit = state.config.limits.query_memory_mb.max(1) << 20;
-        let ctx = with_memory_limit(base, limit)?;
+        // A query over its memory limit fails with 53200 instead of growing.
+        let catalog = state.catalog.session(config)?;
+        let ctx = catalog.context().clone();
 
         // The user tables, before the catalog's own are registered beside them.
-        let snap = catalog.snapshot();
         let mut tables = Vec::new();
         if let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) {
             let mut names = schema.table_names();
@@ -153,11 +152,7 @@ impl Conn {
             names.sort_by_key(|n| (n != "events", n != "rejected_events", n.clone()));
             for (n, name) in names.iter().enumerate() {
                 if let Some(t) = schema.table(name).await? {
-                    let rows = match name.as_str() {
-                        "events" => snap.event_files.iter().map(|f| f.num_records as i64).sum(),
-                        "rejected_events" => snap.rejected_files.iter().map(|f| f.num_records as i64).sum(),
-                        _ => -1,
-                    };
+                    let rows = catalog.row_count(name).map_or(-1, |n| n as i64);
                     tables.push(catalog::TableInfo {
                         oid: catalog::FIRST_TABLE_OID + n as i32,
                         name: name.clone(),

@@ -296,7 +296,7 @@ pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Resu
     let declared_or = |i: usize, t: Type| declared.get(i).cloned().flatten().unwrap_or(t);
     match classify(sql) {
         Kind::Query => {
-            conn.catalog.refresh()?;
+            conn.catalog.refresh().await?;
             match prepare(conn, sql).await {
                 Ok(p) => {
                     let inferred = match &p.source {
@@ -430,7 +430,7 @@ impl QueryHandler {
                 Ok(Response::Execution(tag))
             }
             Kind::Copy if super::copy::is_copy_out(sql) => {
-                conn.catalog.refresh()?;
+                conn.catalog.refresh().await?;
                 let (query, csv, header, delimiter) = super::copy::parse_copy_out(sql)?;
                 let p = guard.run(prepare(conn, &query)).await?;
                 let names = p.names.clone();
@@ -440,7 +440,7 @@ impl QueryHandler {
             }
             Kind::Copy => super::copy::start(conn, sql),
             Kind::Query => {
-                conn.catalog.refresh()?;
+                conn.catalog.refresh().await?;
                 let p = guard.run(prepare(conn, sql)).await?;
                 Ok(Response::Query(self.respond(conn, p, format, guard).await?))
             }
@@ -511,7 +511,7 @@ impl QueryHandler {
                 .state()
                 .config_options()
                 .extensions
-                .get::<leadline_engine::catalog::LeadlineOptions>()
+                .get::<leadline_engine::LeadlineOptions>()
                 .cloned()
                 .unwrap_or_default()
                 .entries()
@@ -546,7 +546,7 @@ impl QueryHandler {
 
     async fn declare(&self, conn: &Conn, sql: &str, guard: &Guard) -> Result<(), PgError> {
         let (name, binary, query) = parse_declare(sql)?;
-        conn.catalog.refresh()?;
+        conn.catalog.refresh().await?;
         let p = guard.run(prepare(conn, &query)).await?;
         let schema = Arc::new(Schema::new(
             p.names

@@ -18,6 +18,16 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).env_remove("LEADLINE_DATA").output().expect("run leadline")
 }
 
+/// `leadline rebuild --data DIR ARGS…`, which must succeed.
+pub fn rebuild(dir: &Path, args: &[&str]) {
+    let mut all = vec!["rebuild", "--data"];
+    let dir = dir.display().to_string();
+    all.push(&dir);
+    all.extend_from_slice(args);
+    let out = run(&all);
+    assert!(out.status.success(), "leadline rebuild failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 pub fn ingest(dir: &Path, files: &[&Path]) -> Output {
     let mut args = vec!["ingest".to_string(), "--data".into(), dir.display().to_string()];
     args.extend(files.iter().map(|f| f.display().to_string()));

@@ -1,7 +1,9 @@
 //! The read model: the projections of the whole log (SPEC §2) and their
 //! `dora_metrics` rows, persisted beside the log in `<data>/model/` and
-//! brought up to date at append time, so that a query reads results instead
-//! of folding the log again.
+//! brought up to date by the write path (the appender after each append, or
+//! `leadline rebuild`), so that a query reads results instead of folding the
+//! log again. Readers never write here: [`ReadModel::open`] reads the
+//! current manifest without the lock, and [`catch_up`] is for writers only.
 //!
 //! The log is folded per *component*: services joined by any id their events
 //! share (a deployment, an incident or a commit named from two services, see
@@ -24,13 +26,11 @@ mod stored;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
-use datafusion::catalog::Session;
 use datafusion::common::Result as DfResult;
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::logical_expr::LogicalPlanBuilder;
 use leadline_udfs::Grain;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -38,16 +38,14 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{empty, finish_scan, listing_plan};
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::log::Snapshot;
-use crate::log::delta::AddFile;
 use crate::log::delta::{create_dir_durable, sync_dir, write_atomic};
-use crate::log::files::events_batch;
-use crate::project::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
+use crate::log::files::{events_batch, parquet_plan};
+use crate::log::{Ingested, Snapshot, read_events};
+use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
+use crate::project::project;
 use crate::project::tables::{Table, table_batch};
-use crate::project::{Ingested, project, read_events};
 
 /// Bumped whenever what is stored changes meaning: an older model is rebuilt.
 const FORMAT: u32 = 1;
@@ -67,14 +65,14 @@ const GRAINS: [Grain; 3] = [Grain::Day, Grain::Week, Grain::Month];
 
 /// What the model holds; `model/MANIFEST.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Manifest {
+struct Manifest {
     format: u32,
     /// The log version folded through.
-    pub version: Option<u64>,
+    version: Option<u64>,
     /// The greatest `ingested_at` folded.
     ingested_through: Option<i64>,
     /// The attribution window (µs; `None`: unbounded) the projections use.
-    pub window: Option<i64>,
+    window: Option<i64>,
     /// Service names; a service's number is its index here.
     services: Vec<String>,
     /// Union-find parents over services: a component is a tree, named by its
@@ -100,50 +98,59 @@ struct Component {
     pairs: Vec<(String, String)>,
 }
 
-impl Manifest {
-    /// Scans `table` of every component, as a table provider's `scan` would.
-    pub async fn scan(
-        &self,
-        state: &dyn Session,
-        data: &Path,
-        table: Table,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let schema = table.schema();
-        if self.components.is_empty() {
-            return empty(schema, projection);
+/// A complete read model as one reader sees it: the manifest it read and
+/// the files that manifest names. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReadModel {
+    dir: PathBuf,
+    manifest: Arc<Manifest>,
+}
+
+impl ReadModel {
+    /// The current model of the data directory `root`, read without the lock
+    /// (the manifest is replaced atomically); `None` when there is none yet
+    /// or it is of an older format.
+    pub fn open(root: &Path) -> Option<ReadModel> {
+        let dir = root.join(DIR);
+        let manifest = read_manifest(&dir).filter(|m| m.format == FORMAT)?;
+        Some(ReadModel { dir, manifest: Arc::new(manifest) })
+    }
+
+    /// The log version the model folded through.
+    pub fn version(&self) -> Option<u64> {
+        self.manifest.version
+    }
+
+    /// The attribution window (µs; `None`: unbounded) it was folded with.
+    pub fn window(&self) -> Option<i64> {
+        self.manifest.window
+    }
+
+    /// A plan reading `table` of every component (`None`: there are none).
+    pub fn table_plan(&self, table: Table) -> DfResult<Option<LogicalPlanBuilder>> {
+        if self.manifest.components.is_empty() {
+            return Ok(None);
         }
-        let files: Vec<AddFile> = self
-            .components
-            .values()
-            .map(|c| AddFile {
-                path: format!("{}/{}.parquet", c.dir, table.name()),
-                partition_values: Default::default(),
-                size: 0,
-                num_records: 0,
-            })
-            .collect();
-        let plan =
-            listing_plan(&data.join(DIR), &files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?;
-        finish_scan(state, plan, &schema, projection, filters, limit).await
+        let schema = table.schema();
+        let files =
+            self.manifest.components.values().map(|c| self.dir.join(&c.dir).join(format!("{}.parquet", table.name())));
+        Ok(Some(parquet_plan(files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?))
     }
 
     pub fn counts(&self) -> ProjectedCounts {
         let mut total = ProjectedCounts::default();
-        self.components.values().for_each(|c| total += c.counts);
+        self.manifest.components.values().for_each(|c| total += c.counts);
         total
     }
 
-    /// `dora_metrics(grain, from, to)` from the stored rows of every component.
-    pub fn dora_metrics(&self, root: &Path, grain: Grain, from: Option<i64>, to: Option<i64>) -> Result<RecordBatch> {
-        let dir = root.join(DIR);
+    /// `dora_metrics(grain, from, to)` from the stored rows of every
+    /// component. Reads files: call it off the async workers.
+    pub fn dora_metrics(&self, grain: Grain, from: Option<i64>, to: Option<i64>) -> Result<RecordBatch> {
         let mut rows = Vec::new();
         let mut pairs = BTreeSet::new();
         let mut span: Option<(i64, i64)> = None;
-        for c in self.components.values() {
-            let path = dir.join(&c.dir).join(format!("{grain}.parquet"));
+        for c in self.manifest.components.values() {
+            let path = self.dir.join(&c.dir).join(format!("{grain}.parquet"));
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65_536).build()? {
                 rows.push(stored::from_stored(&batch?, dora_metrics_schema())?);
@@ -155,7 +162,9 @@ impl Manifest {
         }
         dora_metrics(&rows, &pairs, span, grain, from, to)
     }
+}
 
+impl Manifest {
     fn named_files(&self) -> BTreeSet<String> {
         let mut named: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
         named.extend(self.key_runs.iter().cloned());
@@ -183,24 +192,14 @@ impl Manifest {
     }
 }
 
-static CURRENT: LazyLock<Mutex<HashMap<PathBuf, Arc<Manifest>>>> = LazyLock::new(Default::default);
-
-/// The read model of `snap` folded with `window`, brought up to date first
-/// if it is behind (under the model's lock, so one process updates it at a
-/// time and the others wait for that). A model already past `snap` (another
-/// process appended since) is returned as it is.
-pub fn current(snap: &Snapshot, window: Option<i64>) -> Result<Arc<Manifest>> {
-    let fresh = |m: &Manifest| m.window == window && m.version >= snap.version;
-    if let Ok(cache) = CURRENT.lock()
-        && let Some(m) = cache.get(&snap.root).filter(|m| fresh(m))
-    {
-        return Ok(m.clone());
-    }
-    let m = Arc::new(update(snap, window)?);
-    if let Ok(mut cache) = CURRENT.lock() {
-        cache.insert(snap.root.clone(), m.clone());
-    }
-    Ok(m)
+/// Brings the read model of `snap` folded with `window` up to date (under
+/// the model's lock, so one process updates it at a time and the others
+/// wait for that) and returns it. For writers only: the appender after each
+/// append and `leadline rebuild` (`from_scratch`). A model already past
+/// `snap` (another process appended since) is returned as it is.
+pub fn catch_up(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<ReadModel> {
+    let manifest = update(snap, window, from_scratch)?;
+    Ok(ReadModel { dir: snap.root.join(DIR), manifest: Arc::new(manifest) })
 }
 
 fn read_manifest(dir: &Path) -> Option<Manifest> {
@@ -208,7 +207,7 @@ fn read_manifest(dir: &Path) -> Option<Manifest> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
+fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Manifest> {
     let dir = snap.root.join(DIR);
     for sub in ["", "input", "keys", "out"] {
         create_dir_durable(&dir.join(sub))?;
@@ -222,7 +221,7 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let mut m = match read_manifest(&dir) {
-        Some(m) if m.format == FORMAT && m.window == window => m,
+        Some(m) if m.format == FORMAT && m.window == window && !from_scratch => m,
         _ => Manifest { format: FORMAT, window, ..Manifest::default() },
     };
     if m.version >= snap.version {
@@ -253,7 +252,7 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
                     None => {
                         let s = m.services.len() as u32;
                         if m.services.len() >= keys::MAX_SERVICES {
-                            return Err(Error::Input(format!(
+                            return Err(Error::Limit(format!(
                                 "the read model holds at most {} services",
                                 keys::MAX_SERVICES
                             )));
@@ -343,7 +342,7 @@ fn update(snap: &Snapshot, window: Option<i64>) -> Result<Manifest> {
             });
         }
     });
-    for (root, folded) in done.into_inner().map_err(|_| Error::Corrupt("a fold thread panicked".into()))? {
+    for (root, folded) in done.into_inner().map_err(|_| Error::Internal("a fold thread panicked".into()))? {
         let folded = folded?;
         for (s, merged) in folded.merged_segments {
             for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {

@@ -1,0 +1,196 @@
+//! The `leadline.*` session settings: which snapshot a session reads
+//! (`leadline.as_of`) and how incidents are attributed
+//! (`leadline.attribution_window`), validated when set.
+
+use std::any::Any;
+
+use datafusion::catalog::Session;
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::common::{DataFusionError, Result as DfResult, plan_err};
+
+use crate::event::parse_timestamp;
+use crate::project::DEFAULT_ATTRIBUTION_WINDOW;
+
+/// `SET leadline.as_of` / `SET leadline.attribution_window`, validated when set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadlineOptions {
+    /// Ingestion time to read the log as of (µs UTC); `None` = now.
+    pub as_of: Option<i64>,
+    /// Inferred attribution window in µs; `None` = unbounded.
+    pub attribution_window: Option<i64>,
+    as_of_text: String,
+    window_text: String,
+}
+
+impl Default for LeadlineOptions {
+    fn default() -> Self {
+        Self {
+            as_of: None,
+            attribution_window: DEFAULT_ATTRIBUTION_WINDOW,
+            as_of_text: String::new(),
+            window_text: describe_window(DEFAULT_ATTRIBUTION_WINDOW),
+        }
+    }
+}
+
+/// A window as `SHOW` prints it: `unbounded`, or in its largest whole unit
+/// up to hours (PostgreSQL prints `24:00:00`, not `1 day`, for 24 hours).
+fn describe_window(micros: Option<i64>) -> String {
+    let Some(us) = micros else { return "unbounded".into() };
+    let units = [(3_600_000_000, "hour"), (60_000_000, "minute"), (1_000_000, "second")];
+    match units.iter().find(|(size, _)| us != 0 && us % size == 0) {
+        Some((size, unit)) => {
+            let n = us / size;
+            format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+        }
+        None => format!("{us} microseconds"),
+    }
+}
+
+impl LeadlineOptions {
+    /// The options a session has (defaults if it never set any).
+    pub fn of(state: &dyn Session) -> LeadlineOptions {
+        state.config_options().extensions.get::<LeadlineOptions>().cloned().unwrap_or_default()
+    }
+}
+
+impl ConfigExtension for LeadlineOptions {
+    const PREFIX: &'static str = "leadline";
+}
+
+impl ExtensionOptions for LeadlineOptions {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+    fn set(&mut self, key: &str, value: &str) -> DfResult<()> {
+        let value = value.trim();
+        match key {
+            "as_of" => {
+                if value.is_empty() || value.eq_ignore_ascii_case("now") || value.eq_ignore_ascii_case("default") {
+                    self.as_of = None;
+                    self.as_of_text.clear();
+                } else {
+                    self.as_of = Some(parse_timestamp("leadline.as_of", value).map_err(DataFusionError::Plan)?);
+                    self.as_of_text = value.to_string();
+                }
+            }
+            "attribution_window" => {
+                if value.eq_ignore_ascii_case("default") {
+                    *self = Self { as_of: self.as_of, as_of_text: self.as_of_text.clone(), ..Self::default() };
+                } else if value.eq_ignore_ascii_case("unbounded") {
+                    self.attribution_window = None;
+                    self.window_text = "unbounded".into();
+                } else {
+                    self.attribution_window = Some(parse_interval_micros(value)?);
+                    self.window_text = value.to_string();
+                }
+            }
+            _ => {
+                return plan_err!(
+                    "unrecognized configuration parameter \"leadline.{key}\" (leadline has as_of and attribution_window)"
+                );
+            }
+        }
+        Ok(())
+    }
+    fn entries(&self) -> Vec<ConfigEntry> {
+        vec![
+            ConfigEntry {
+                key: "leadline.as_of".into(),
+                value: (!self.as_of_text.is_empty()).then(|| self.as_of_text.clone()),
+                description: "Read every table and metric as the log was at this ingestion time (unset: now)",
+            },
+            ConfigEntry {
+                key: "leadline.attribution_window".into(),
+                value: Some(self.window_text.clone()),
+                description: "How long before an incident a deployment may be inferred as its cause ('unbounded' for no limit)",
+            },
+        ]
+    }
+}
+
+/// Parses a non-negative interval like `24 hours`, `90 minutes`, `1 day 02:00:00`
+/// (PostgreSQL's style), into µs.
+pub fn parse_interval_micros(text: &str) -> DfResult<i64> {
+    let bad = || {
+        DataFusionError::Plan(format!("invalid interval '{text}': write e.g. '24 hours', '90 minutes' or 'unbounded'"))
+    };
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    if parts.is_empty() {
+        return Err(bad());
+    }
+    let mut total: i64 = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        // `HH:MM:SS` on its own.
+        if parts[i].contains(':') {
+            let hms: Vec<&str> = parts[i].split(':').collect();
+            let [h, m, s] = hms.as_slice() else { return Err(bad()) };
+            let h: i64 = h.parse().map_err(|_| bad())?;
+            let m: i64 = m.parse().map_err(|_| bad())?;
+            let s: f64 = s.parse().map_err(|_| bad())?;
+            total += h * 3_600_000_000 + m * 60_000_000 + (s * 1e6).round() as i64;
+            i += 1;
+            continue;
+        }
+        let n: f64 = parts[i].parse().map_err(|_| bad())?;
+        let unit = parts.get(i + 1).ok_or_else(bad)?.to_ascii_lowercase();
+        let micros = match unit.as_str() {
+            "us" | "microsecond" | "microseconds" => 1.0,
+            "ms" | "millisecond" | "milliseconds" => 1e3,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1e6,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60e6,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600e6,
+            "d" | "day" | "days" => 86_400e6,
+            "w" | "week" | "weeks" => 7.0 * 86_400e6,
+            _ => return Err(bad()),
+        };
+        total += (n * micros).round() as i64;
+        i += 2;
+    }
+    if total < 0 {
+        return Err(DataFusionError::Plan(format!("the attribution window must not be negative: '{text}'")));
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_window_is_described_from_its_one_definition() {
+        let o = LeadlineOptions::default();
+        assert_eq!(o.attribution_window, Some(24 * 3_600_000_000));
+        assert_eq!(o.entries()[1].value.as_deref(), Some("24 hours"));
+        assert_eq!(describe_window(Some(90 * 60_000_000)), "90 minutes");
+        assert_eq!(describe_window(Some(3_600_000_000)), "1 hour");
+        assert_eq!(describe_window(Some(1_500)), "1500 microseconds");
+        assert_eq!(describe_window(None), "unbounded");
+    }
+
+    #[test]
+    fn settings_are_validated_when_set() {
+        let mut o = LeadlineOptions::default();
+        o.set("attribution_window", "1 day 02:00:00").unwrap();
+        assert_eq!(o.attribution_window, Some(26 * 3_600_000_000));
+        o.set("attribution_window", "unbounded").unwrap();
+        assert_eq!(o.attribution_window, None);
+        o.set("attribution_window", "default").unwrap();
+        assert_eq!(o, LeadlineOptions::default());
+        assert!(o.set("attribution_window", "-1 hours").is_err());
+        assert!(o.set("attribution_window", "soon").is_err());
+        assert!(o.set("as_of", "yesterday").is_err());
+        o.set("as_of", "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(o.as_of, Some(1_767_225_600_000_000));
+        o.set("as_of", "now").unwrap();
+        assert_eq!(o.as_of, None);
+        assert!(o.set("no_such", "1").is_err());
+    }
+}

@@ -1,0 +1,316 @@
+//! The tables and table functions a session sees: `events` and
+//! `rejected_events` (the log's files), `deployments`, `changes`,
+//! `incidents`, `dora_quality` and `dora_metrics(grain [, from, to])`. Each
+//! reads the view its session pinned, with the session's `as_of` and
+//! attribution window, resolved when the query is planned.
+
+use std::sync::{Arc, RwLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{DFSchema, Result as DfResult, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, TableType, col, lit};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::prelude::SessionContext;
+use leadline_udfs::Grain;
+
+use super::{Catalog, LeadlineOptions, View, blocking};
+use crate::event::{UTC, events_schema, rejected_schema};
+use crate::log::Snapshot;
+use crate::log::files::parquet_plan;
+use crate::metrics;
+use crate::project::Projected;
+use crate::project::tables::{Table, table_batch};
+
+/// Registers every table and function on `ctx`, reading `pinned`.
+pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
+    for kind in [LogTableKind::Events, LogTableKind::Rejected] {
+        ctx.register_table(kind.name(), Arc::new(LogTable { pinned: pinned.clone(), kind }))?;
+    }
+    let reader = Reader { catalog, pinned };
+    for kind in
+        [Kind::Table(Table::Deployments), Kind::Table(Table::Changes), Kind::Table(Table::Incidents), Kind::Quality]
+    {
+        ctx.register_table(kind.name(), Arc::new(ProjectionTable { reader: reader.clone(), kind }))?;
+    }
+    ctx.register_udtf("dora_metrics", Arc::new(DoraMetricsFunction { reader: reader.clone() }));
+    ctx.register_udtf("dora_quality", Arc::new(QualityFunction { reader }));
+    Ok(())
+}
+
+/// What the projection tables read: the catalog (for its caches) and the
+/// session's pinned view.
+#[derive(Debug, Clone)]
+struct Reader {
+    catalog: Arc<Catalog>,
+    pinned: Arc<RwLock<View>>,
+}
+
+impl Reader {
+    fn view(&self) -> View {
+        self.pinned.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Table(Table),
+    Quality,
+    Metrics { grain: Grain, from: Option<i64>, to: Option<i64> },
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Table(t) => t.name(),
+            Kind::Quality => "dora_quality",
+            Kind::Metrics { .. } => "dora_metrics",
+        }
+    }
+
+    fn schema(self) -> SchemaRef {
+        match self {
+            Kind::Table(t) => t.schema(),
+            Kind::Quality => metrics::quality_schema(),
+            Kind::Metrics { .. } => metrics::dora_metrics_schema(),
+        }
+    }
+
+    /// Computed in memory from `p`: the path for `as_of` and windows other
+    /// than the read model's.
+    fn batch(self, p: &Projected, snap: &Snapshot, as_of: Option<i64>) -> crate::Result<RecordBatch> {
+        match self {
+            Kind::Table(t) => Ok(table_batch(t, p)?),
+            Kind::Quality => metrics::dora_quality(metrics::ProjectedCounts::of(p), snap, as_of),
+            Kind::Metrics { grain, from, to } => {
+                metrics::dora_metrics(&[metrics::metric_rows(p, grain)?], &p.pairs, p.span, grain, from, to)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ProjectionTable {
+    reader: Reader,
+    kind: Kind,
+}
+
+#[async_trait]
+impl TableProvider for ProjectionTable {
+    fn schema(&self) -> SchemaRef {
+        self.kind.schema()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let options = LeadlineOptions::of(state);
+        let View { snapshot, model } = self.reader.view();
+        let kind = self.kind;
+        // The read model holds the projections of its log version under its
+        // window; anything else folds in memory.
+        let model = model.filter(|m| options.as_of.is_none() && m.window() == options.attribution_window);
+        let batch = match model {
+            Some(m) => match kind {
+                Kind::Table(t) => {
+                    let schema = t.schema();
+                    return match m.table_plan(t)? {
+                        Some(plan) => finish_scan(state, plan, &schema, projection, filters, limit).await,
+                        None => empty(schema, projection),
+                    };
+                }
+                Kind::Quality => blocking(move || metrics::dora_quality(m.counts(), &snapshot, None)).await?,
+                Kind::Metrics { grain, from, to } => blocking(move || m.dora_metrics(grain, from, to)).await?,
+            },
+            None => {
+                let catalog = self.reader.catalog.clone();
+                blocking(move || {
+                    let p = catalog.projected(&snapshot, options.as_of, options.attribution_window)?;
+                    kind.batch(&p, &snapshot, options.as_of)
+                })
+                .await?
+            }
+        };
+        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?)
+    }
+}
+
+/// `dora_metrics(grain [, from [, to]])`.
+#[derive(Debug)]
+struct DoraMetricsFunction {
+    reader: Reader,
+}
+
+impl TableFunctionImpl for DoraMetricsFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        if exprs.is_empty() || exprs.len() > 3 {
+            return plan_err!(
+                "dora_metrics takes a grain ('day', 'week' or 'month') and optionally from and to timestamps"
+            );
+        }
+        let grain = match constant(args.session(), &exprs[0])? {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+                s.parse::<Grain>()?
+            }
+            other => return plan_err!("dora_metrics: the grain must be 'day', 'week' or 'month', got {other}"),
+        };
+        let bound = |i: usize| -> DfResult<Option<i64>> {
+            match exprs.get(i) {
+                None => Ok(None),
+                Some(e) => timestamp(constant(args.session(), e)?),
+            }
+        };
+        let (from, to) = (bound(1)?, bound(2)?);
+        Ok(Arc::new(ProjectionTable { reader: self.reader.clone(), kind: Kind::Metrics { grain, from, to } }))
+    }
+}
+
+/// `dora_quality()`: the same as the table.
+#[derive(Debug)]
+struct QualityFunction {
+    reader: Reader,
+}
+
+impl TableFunctionImpl for QualityFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.exprs().is_empty() {
+            return plan_err!("dora_quality takes no arguments");
+        }
+        Ok(Arc::new(ProjectionTable { reader: self.reader.clone(), kind: Kind::Quality }))
+    }
+}
+
+/// Evaluates a constant argument (a literal, `now() - interval '90 days'`…).
+fn constant(session: &dyn Session, expr: &Expr) -> DfResult<ScalarValue> {
+    let schema = DFSchema::empty();
+    let physical = session.create_physical_expr(expr.clone(), &schema)?;
+    let batch = RecordBatch::try_new_with_options(
+        Arc::new(Schema::empty()),
+        vec![],
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+    )?;
+    match physical.evaluate(&batch)? {
+        datafusion::logical_expr::ColumnarValue::Scalar(s) => Ok(s),
+        datafusion::logical_expr::ColumnarValue::Array(a) => ScalarValue::try_from_array(&a, 0),
+    }
+}
+
+/// A bound as µs UTC: a timestamp, a date, or text in either form.
+fn timestamp(value: ScalarValue) -> DfResult<Option<i64>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let target = DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()));
+    match value.cast_to(&target) {
+        Ok(ScalarValue::TimestampMicrosecond(v, _)) => Ok(v),
+        _ => Err(plan_datafusion_err!("dora_metrics: {value} is not a timestamp")),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LogTableKind {
+    Events,
+    Rejected,
+}
+
+impl LogTableKind {
+    fn name(self) -> &'static str {
+        match self {
+            LogTableKind::Events => "events",
+            LogTableKind::Rejected => "rejected_events",
+        }
+    }
+}
+
+/// `events` or `rejected_events`: the Parquet files of the pinned snapshot,
+/// less what was ingested after `leadline.as_of`.
+#[derive(Debug)]
+struct LogTable {
+    pinned: Arc<RwLock<View>>,
+    kind: LogTableKind,
+}
+
+#[async_trait]
+impl TableProvider for LogTable {
+    fn schema(&self) -> SchemaRef {
+        match self.kind {
+            LogTableKind::Events => events_schema(),
+            LogTableKind::Rejected => rejected_schema(),
+        }
+    }
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snap = self.pinned.read().unwrap_or_else(|p| p.into_inner()).snapshot.clone();
+        let (root, files, time_column) = match self.kind {
+            LogTableKind::Events => (snap.events_root(), &snap.event_files, "ingested_at"),
+            LogTableKind::Rejected => (snap.rejected_root(), &snap.rejected_files, "rejected_at"),
+        };
+        let as_of = LeadlineOptions::of(state).as_of;
+        let mut filters = filters.to_vec();
+        if let Some(t) = as_of {
+            filters.push(col(time_column).lt_eq(lit(ScalarValue::TimestampMicrosecond(Some(t), Some(UTC.into())))));
+        }
+        let schema = self.schema();
+        if files.is_empty() {
+            return empty(schema, projection);
+        }
+        let plan = parquet_plan(files.iter().map(|f| root.join(&f.path)), schema.clone())?;
+        finish_scan(state, plan, &schema, projection, &filters, limit).await
+    }
+}
+
+/// An exec of no rows with the projected `schema`.
+fn empty(schema: SchemaRef, projection: Option<&Vec<usize>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let projected = match projection {
+        Some(p) => Arc::new(schema.project(p)?),
+        None => schema,
+    };
+    Ok(Arc::new(EmptyExec::new(projected)))
+}
+
+/// Applies a table scan's filters, projection and limit to `plan`, whose
+/// columns are those of `schema`, and plans it.
+async fn finish_scan(
+    state: &dyn Session,
+    mut plan: LogicalPlanBuilder,
+    schema: &SchemaRef,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if let Some(f) = filters.iter().cloned().reduce(Expr::and) {
+        plan = plan.filter(f)?;
+    }
+    if let Some(p) = projection {
+        plan = plan.project(p.iter().map(|&i| col(schema.field(i).name())))?;
+    }
+    if let Some(n) = limit {
+        plan = plan.limit(0, Some(n))?;
+    }
+    state.create_physical_plan(&plan.build()?).await
+}

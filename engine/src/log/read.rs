@@ -1,0 +1,128 @@
+//! Reading events back from the log's data files, for the folds.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int16Type, TimestampMicrosecondType};
+
+use super::Snapshot;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventType};
+
+/// Which stored events to read, by `ingested_at`: after `after`
+/// (exclusive) and up to `through` (inclusive); `None` leaves a side open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ingested {
+    pub after: Option<i64>,
+    pub through: Option<i64>,
+}
+
+impl Ingested {
+    fn contains(self, t: i64) -> bool {
+        self.after.is_none_or(|a| t > a) && self.through.is_none_or(|b| t <= b)
+    }
+}
+
+/// Reads the events visible at `snap` and ingested at or before `as_of`.
+pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
+    let root = snap.events_root();
+    let mut out = Vec::new();
+    for f in &snap.event_files {
+        read_events(&root.join(&f.path), Ingested { after: None, through: as_of }, &mut |batch| {
+            out.extend(batch);
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// Calls `each` with the events of one Parquet file of the `events` schema
+/// that lie in `range`, a batch at a time. Row groups written wholly before
+/// `range.after` are skipped by their statistics, and the columns no rule
+/// reads (`source`, `attributes`) are not decoded.
+pub fn read_events(path: &Path, range: Ingested, each: &mut dyn FnMut(Vec<Event>) -> Result<()>) -> Result<()> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::statistics::Statistics;
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(8192);
+    let columns = builder.parquet_schema().columns();
+    let wanted: Vec<usize> = (0..columns.len())
+        .filter(|&i| !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes"))
+        .collect();
+    let ingested = columns.iter().position(|c| c.name() == "ingested_at");
+    if let (Some(after), Some(col)) = (range.after, ingested) {
+        let groups: Vec<usize> = (0..builder.metadata().num_row_groups())
+            .filter(|&g| match builder.metadata().row_group(g).column(col).statistics() {
+                Some(Statistics::Int64(s)) => s.max_opt().is_none_or(|&max| max > after),
+                _ => true,
+            })
+            .collect();
+        if groups.is_empty() {
+            return Ok(());
+        }
+        builder = builder.with_row_groups(groups);
+    }
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), wanted);
+    for batch in builder.with_projection(mask).build()? {
+        let mut out = Vec::new();
+        decode(&batch?, range, &mut out)?;
+        each(out)?;
+    }
+    Ok(())
+}
+
+fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> Result<()> {
+    let text = |name: &str| -> Result<&arrow::array::StringArray> {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| Error::Corrupt(format!("events file lacks text column {name}")))
+    };
+    let ts = |name: &str| -> Result<&arrow::array::TimestampMicrosecondArray> {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| Error::Corrupt(format!("events file lacks timestamp column {name}")))
+    };
+    let (id, ty, occurred, service, env) =
+        (text("event_id")?, text("event_type")?, ts("occurred_at")?, text("service")?, text("environment")?);
+    let (sha, dep, inc, team) = (text("commit_sha")?, text("deployment_id")?, text("incident_id")?, text("team")?);
+    let ingested = ts("ingested_at")?;
+    let changes = batch
+        .column_by_name("change_ids")
+        .and_then(|c| c.as_list_opt::<i32>())
+        .ok_or_else(|| Error::Corrupt("events file lacks change_ids".into()))?;
+    let version = batch.column_by_name("schema_version").and_then(|c| c.as_primitive_opt::<Int16Type>());
+    let opt = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    for i in 0..batch.num_rows() {
+        if !range.contains(ingested.value(i)) {
+            continue;
+        }
+        let Some(event_type) = EventType::parse(ty.value(i)) else {
+            return Err(Error::Corrupt(format!("stored event has unknown type {}", ty.value(i))));
+        };
+        let change_ids = (!changes.is_null(i)).then(|| {
+            let list = changes.value(i);
+            let s = list.as_string::<i32>();
+            (0..s.len()).map(|j| s.value(j).to_string()).collect()
+        });
+        out.push(Event {
+            event_id: id.value(i).to_string(),
+            event_type,
+            occurred_at: occurred.value(i),
+            service: service.value(i).to_string(),
+            environment: opt(env, i),
+            commit_sha: opt(sha, i),
+            deployment_id: opt(dep, i),
+            incident_id: opt(inc, i),
+            change_ids,
+            team: opt(team, i),
+            source: None,
+            attributes: None,
+            schema_version: version.map_or(1, |v| v.value(i)),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The DORA figures over the projections (SPEC §3–§4): the zero-filled
+//! `dora_metrics` grid and the `dora_quality` counts that explain it.
+
+mod grid;
+mod quality;
+
+pub use grid::{dora_metrics, dora_metrics_schema, metric_rows};
+pub use quality::{ProjectedCounts, dora_quality, quality_schema};
