@@ -174,3 +174,124 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
         Err(_) => work(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use arrow::util::pretty::pretty_format_batches;
+
+    use super::*;
+    use crate::appender::Appender;
+    use crate::input;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(name).join("events.ndjson")
+    }
+
+    /// A data directory with the `worked` fixture appended through the real
+    /// ingest path, split in two appends.
+    fn worked(dir: &Path) -> Appender {
+        let text = std::fs::read_to_string(fixture("worked")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut appender = Appender::open(dir, "test").unwrap();
+        for half in lines.chunks(lines.len() / 2 + 1) {
+            let rows = input::ndjson_rows(std::io::Cursor::new(half.join("\n").into_bytes()));
+            appender.append("worked", rows, &mut |_| {}).unwrap();
+        }
+        appender
+    }
+
+    async fn text(session: &ReadSession, sql: &str) -> String {
+        let batches = session.context().sql(sql).await.unwrap().collect().await.unwrap();
+        pretty_format_batches(&batches).unwrap().to_string()
+    }
+
+    const QUERIES: [&str; 5] = [
+        "SELECT * FROM dora_metrics('week') ORDER BY service, environment, bucket_start",
+        "SELECT * FROM deployments ORDER BY deployment_id",
+        "SELECT * FROM changes ORDER BY environment, commit_sha",
+        "SELECT * FROM incidents ORDER BY incident_id",
+        "SELECT * FROM dora_quality",
+    ];
+
+    async fn everything(session: &ReadSession) -> Vec<String> {
+        let mut out = Vec::new();
+        for q in QUERIES {
+            out.push(text(session, q).await);
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_read_the_read_model_or_the_log_the_same_and_never_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let _appender = worked(dir.path());
+        let catalog = Catalog::open(dir.path(), MemoryLimits::default()).unwrap();
+        let session = catalog.session(session_config()).unwrap();
+        let view = session.pinned.read().unwrap().clone();
+        assert_eq!(view.model.as_ref().map(ReadModel::version), Some(view.snapshot.version), "the append caught up");
+        let from_model = everything(&session).await;
+        assert!(from_model[0].contains("checkout"), "{}", from_model[0]);
+
+        // No model: the same answers, folded in memory; nothing is written.
+        std::fs::remove_dir_all(dir.path().join("model")).unwrap();
+        let fresh = Catalog::open(dir.path(), MemoryLimits::default()).unwrap();
+        let session = fresh.session(session_config()).unwrap();
+        assert!(session.pinned.read().unwrap().model.is_none());
+        assert_eq!(everything(&session).await, from_model);
+        assert!(!dir.path().join("model").exists(), "a query wrote the read model");
+        // A damaged manifest is not read either.
+        std::fs::create_dir_all(dir.path().join("model")).unwrap();
+        std::fs::write(dir.path().join("model/MANIFEST.json"), "{not json").unwrap();
+        session.refresh().await.unwrap();
+        assert_eq!(everything(&session).await, from_model);
+        assert_eq!(std::fs::read(dir.path().join("model/MANIFEST.json")).unwrap(), b"{not json");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_reads_its_pinned_view_until_it_refreshes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let catalog = Catalog::open(dir.path(), MemoryLimits::default()).unwrap();
+        let session = catalog.session(session_config()).unwrap();
+        let count = "SELECT count(*) AS n FROM events";
+        let before = text(&session, count).await;
+        assert_eq!(session.row_count("events"), Some(16));
+        assert_eq!(session.row_count("deployments"), None);
+        let late = r#"{"event_id":"late","event_type":"commit","occurred_at":"2026-03-09T09:00:00Z","service":"checkout","commit_sha":"zz"}"#;
+        appender
+            .append("late", input::ndjson_rows(std::io::Cursor::new(late.as_bytes().to_vec())), &mut |_| {})
+            .unwrap();
+        assert_eq!(text(&session, count).await, before, "pinned until refresh");
+        session.refresh().await.unwrap();
+        assert_ne!(text(&session, count).await, before);
+        assert_eq!(session.row_count("events"), Some(17));
+        // The appender caught the model up to the new version, and the view uses it.
+        let view = session.pinned.read().unwrap().clone();
+        assert_eq!(view.model.map(|m| m.version()), Some(view.snapshot.version));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn as_of_and_other_windows_fold_in_memory_and_are_cached_within_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let _appender = worked(dir.path());
+        let catalog = Catalog::open(dir.path(), MemoryLimits { total: 64 << 20, per_query: 32 << 20 }).unwrap();
+        let session = catalog.session(session_config()).unwrap();
+        let default = everything(&session).await;
+        assert_eq!(catalog.memory.reserved(), 0, "the read model answered: nothing folded");
+        session.context().sql("SET leadline.as_of = '9999-01-01T00:00:00Z'").await.unwrap();
+        assert_eq!(everything(&session).await, default, "the whole log, folded, agrees with the model");
+        let cached = catalog.memory.reserved();
+        assert!(cached > 0, "the folded projections are reserved in the pool");
+        session.context().sql("SET leadline.attribution_window = 'unbounded'").await.unwrap();
+        everything(&session).await;
+        assert!(catalog.memory.reserved() > cached, "a second fold is cached beside the first");
+        // A tiny limit keeps nothing cached, and still answers.
+        let small = Catalog::open(dir.path(), MemoryLimits { total: 1024, per_query: 1024 }).unwrap();
+        let session = small.session(session_config()).unwrap();
+        session.context().sql("SET leadline.as_of = '9999-01-01T00:00:00Z'").await.unwrap();
+        assert_eq!(text(&session, QUERIES[4]).await, default[4]);
+        assert_eq!(small.memory.reserved(), 0);
+    }
+}

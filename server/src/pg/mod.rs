@@ -33,18 +33,18 @@ use errors::PgError;
 
 /// Everything the connections share.
 pub struct ServerState {
-    pub catalog: Arc<Catalog>,
-    pub data_dir: PathBuf,
-    pub config: ServerConfig,
+    catalog: Arc<Catalog>,
+    data_dir: PathBuf,
+    config: ServerConfig,
     /// The one writer of the data directory, opened on the first write.
-    pub appender: tokio::sync::Mutex<Option<Appender>>,
-    pub connections: AtomicUsize,
+    appender: tokio::sync::Mutex<Option<Appender>>,
+    connections: AtomicUsize,
     /// Appends made so far (to release the idle writer).
-    pub appends: std::sync::atomic::AtomicU64,
-    pub cancels: Arc<cancel::Registry>,
+    appends: std::sync::atomic::AtomicU64,
+    cancels: Arc<cancel::Registry>,
     /// A duplicate of each client socket by peer address, to notice a client
     /// that hangs up while its query is still executing.
-    pub peers: Mutex<std::collections::HashMap<SocketAddr, Arc<std::net::TcpStream>>>,
+    peers: Mutex<std::collections::HashMap<SocketAddr, Arc<std::net::TcpStream>>>,
 }
 
 impl ServerState {
@@ -73,24 +73,24 @@ pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::DataType>)
 /// One connection's session: its DataFusion context over the log, its
 /// settings and its running statement.
 pub struct Conn {
-    pub ctx: SessionContext,
+    ctx: SessionContext,
     /// The view of the log this session's statements read.
-    pub catalog: ReadSession,
-    pub info: Arc<catalog::CatalogInfo>,
-    pub user: String,
-    pub read_only: bool,
-    pub vars: Arc<Mutex<BTreeMap<String, String>>>,
-    pub slot: Arc<cancel::Slot>,
-    pub copy: Mutex<Option<copy::CopyIn>>,
-    pub cursors: tokio::sync::Mutex<std::collections::HashMap<String, query::Cursor>>,
+    catalog: ReadSession,
+    info: Arc<catalog::CatalogInfo>,
+    user: String,
+    read_only: bool,
+    vars: Arc<Mutex<BTreeMap<String, String>>>,
+    slot: Arc<cancel::Slot>,
+    copy: Mutex<Option<copy::CopyIn>>,
+    cursors: tokio::sync::Mutex<std::collections::HashMap<String, query::Cursor>>,
     /// Cursors declared since the last extended-protocol Execute, to be
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
-    pub declared: Mutex<Vec<DeclaredCursor>>,
-    pub tx_noticed: AtomicBool,
+    declared: Mutex<Vec<DeclaredCursor>>,
+    tx_noticed: AtomicBool,
     /// ParameterStatus messages owed to the client after a SET.
-    pub reported: Mutex<Vec<(String, String)>>,
+    reported: Mutex<Vec<(String, String)>>,
     /// The client's socket (a duplicate), watched while statements run.
-    pub peer: Option<Arc<std::net::TcpStream>>,
+    peer: Option<Arc<std::net::TcpStream>>,
     _registration: cancel::Registration,
 }
 
