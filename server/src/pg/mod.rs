@@ -1,10 +1,11 @@
 //! The PostgreSQL-wire front end: `leadline serve`.
 //!
 //! One module per protocol concern: [`startup`] (auth, limits at connect),
-//! [`simple`] (statement kinds, the simple query protocol), [`extended`]
+//! [`simple`] (the simple query protocol), [`extended`]
 //! (Parse/Bind/Describe/Execute), [`query`] (planning and streaming over
-//! DataFusion), [`encode`] (Arrow → wire values), [`copy`] (INSERT and COPY
-//! into the event log), [`catalog`] (pg_catalog, information_schema),
+//! DataFusion), [`statement`] (statement kinds and parameters, from the
+//! text), [`encode`] (Arrow → wire values), [`copy`] (INSERT and COPY into
+//! the event log), [`catalog`] (pg_catalog, information_schema),
 //! [`errors`] (SQLSTATEs) and [`cancel`] (cancel requests, timeouts).
 
 pub mod cancel;
@@ -16,6 +17,7 @@ pub mod extended;
 pub mod query;
 pub mod simple;
 pub mod startup;
+pub mod statement;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -21,12 +21,11 @@ use pgwire::messages::data::DataRow;
 use super::cancel::Guard;
 use super::encode::{BatchEncoder, fields};
 use super::errors::PgError;
-use super::simple::{Kind, classify};
+use super::statement::{Kind, classify, placeholder_count, strip_leading_comments, substitute};
 use super::{Conn, ServerState, catalog};
 
 pub struct QueryHandler {
     pub state: Arc<ServerState>,
-    pub parser: Arc<super::extended::StmtParser>,
 }
 
 /// A planned query: what the client sees, and where the rows come from.
@@ -75,7 +74,7 @@ pub struct Cursor {
 
 /// `DECLARE name [BINARY] … CURSOR … FOR query` → (name, binary, query).
 fn parse_declare(sql: &str) -> Result<(String, bool, String), PgError> {
-    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let s = strip_leading_comments(sql).trim().trim_end_matches(';');
     let lower = s.to_ascii_lowercase();
     let bad = || PgError::syntax("expected DECLARE name CURSOR FOR query");
     let rest = lower.strip_prefix("declare").ok_or_else(bad)?;
@@ -90,7 +89,7 @@ fn parse_declare(sql: &str) -> Result<(String, bool, String), PgError> {
 
 /// `FETCH [FORWARD|NEXT] [n|ALL] [FROM|IN] name` → (count, name, is_move).
 fn parse_fetch(sql: &str) -> Result<(usize, String, bool), PgError> {
-    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let s = strip_leading_comments(sql).trim().trim_end_matches(';');
     let words: Vec<&str> = s.split_whitespace().collect();
     let is_move = words.first().is_some_and(|w| w.eq_ignore_ascii_case("move"));
     let mut count = 1usize;
@@ -134,75 +133,6 @@ fn text_batch(names: &[&str], rows: Vec<Vec<Option<String>>>) -> Result<Prepared
 
 fn notice(severity: &str, code: &str, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new(severity.to_owned(), code.to_owned(), message.into())
-}
-
-/// The highest `$n` in a statement (outside quotes), i.e. its parameter count.
-pub fn placeholder_count(sql: &str) -> usize {
-    let mut max = 0;
-    scan_placeholders(sql, |n, _, _| max = max.max(n));
-    max
-}
-
-/// Calls `f(n, start, end)` for every `$n` outside quotes and comments.
-fn scan_placeholders(sql: &str, mut f: impl FnMut(usize, usize, usize)) {
-    let b = sql.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"') => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == q {
-                        if b.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'$' => {
-                let start = i;
-                i += 1;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                }
-                if i > start + 1
-                    && let Ok(n) = sql[start + 1..i].parse::<usize>()
-                {
-                    f(n, start, i);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-}
-
-/// Replaces `$n` with the given SQL literals.
-pub fn substitute(sql: &str, literals: &[String]) -> Result<String, PgError> {
-    let mut out = String::with_capacity(sql.len());
-    let mut last = 0;
-    let mut err = None;
-    scan_placeholders(sql, |n, s, e| {
-        out.push_str(&sql[last..s]);
-        match literals.get(n.wrapping_sub(1)) {
-            Some(l) => out.push_str(l),
-            None => err = Some(PgError::new("08P01", format!("there is no parameter ${n}"))),
-        }
-        last = e;
-    });
-    out.push_str(&sql[last..]);
-    match err {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
 }
 
 /// A bound parameter as a SQL literal of its type.
@@ -250,7 +180,7 @@ fn parse(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement, PgErro
 
 impl QueryHandler {
     pub fn new(state: Arc<ServerState>) -> Self {
-        Self { parser: Arc::new(super::extended::StmtParser { state: state.clone() }), state }
+        Self { state }
     }
 }
 
