@@ -5,15 +5,21 @@
 //! (Parse/Bind/Describe/Execute), [`query`] (planning and streaming over
 //! DataFusion), [`statement`] (statement kinds and parameters, from the
 //! text), [`encode`] (Arrow → wire values), [`copy`] (INSERT and COPY into
-//! the event log), [`catalog`] (pg_catalog, information_schema),
-//! [`errors`] (SQLSTATEs) and [`cancel`] (cancel requests, timeouts).
+//! the event log), [`pg_catalog`] (pg_catalog, information_schema and the
+//! statement rewrites), [`errors`] (SQLSTATEs) and [`cancel`] (cancel
+//! requests, timeouts).
+//!
+//! Data flows one way: `startup`, `simple`, `extended` and `copy` call
+//! `query`, which uses `statement`, `encode`, `pg_catalog`, `errors` and
+//! `cancel`; those use no module above them. The one turn against the flow
+//! left is `query` handing INSERT and COPY to `copy`.
 
 pub mod cancel;
-pub mod catalog;
 pub mod copy;
 pub mod encode;
 pub mod errors;
 pub mod extended;
+pub mod pg_catalog;
 pub mod query;
 pub mod simple;
 pub mod startup;
@@ -75,7 +81,7 @@ impl ServerState {
 pub struct Conn {
     pub ctx: SessionContext,
     pub catalog: Arc<Catalog>,
-    pub info: Arc<catalog::CatalogInfo>,
+    pub info: Arc<pg_catalog::CatalogInfo>,
     pub user: String,
     pub read_only: bool,
     pub vars: Arc<Mutex<BTreeMap<String, String>>>,
@@ -84,7 +90,7 @@ pub struct Conn {
     pub cursors: tokio::sync::Mutex<std::collections::HashMap<String, query::Cursor>>,
     /// Cursors declared since the last extended-protocol Execute, to be
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
-    pub declared: Mutex<Vec<(String, Vec<String>, Vec<arrow::datatypes::DataType>)>>,
+    pub declared: Mutex<Vec<DeclaredCursor>>,
     pub tx_noticed: AtomicBool,
     /// ParameterStatus messages owed to the client after a SET.
     pub reported: Mutex<Vec<(String, String)>>,
@@ -93,12 +99,15 @@ pub struct Conn {
     _registration: cancel::Registration,
 }
 
+/// A cursor as its portal shows it: name, column names and types.
+pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::DataType>);
+
 /// Default session variables (what `SHOW` answers and `pg_settings` lists).
 fn default_vars(state: &ServerState, user: &str, application_name: &str) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     for (k, val) in [
-        ("server_version", catalog::SERVER_VERSION),
-        ("server_version_num", catalog::SERVER_VERSION_NUM),
+        ("server_version", pg_catalog::SERVER_VERSION),
+        ("server_version_num", pg_catalog::SERVER_VERSION_NUM),
         ("server_encoding", "UTF8"),
         ("client_encoding", "UTF8"),
         ("datestyle", "ISO, MDY"),
@@ -160,8 +169,8 @@ impl Conn {
                         "rejected_events" => snap.rejected_files.iter().map(|f| f.num_records as i64).sum(),
                         _ => -1,
                     };
-                    tables.push(catalog::TableInfo {
-                        oid: catalog::FIRST_TABLE_OID + n as i32,
+                    tables.push(pg_catalog::TableInfo {
+                        oid: pg_catalog::FIRST_TABLE_OID + n as i32,
                         name: name.clone(),
                         schema: t.schema(),
                         rows,
@@ -170,13 +179,13 @@ impl Conn {
                 }
             }
         }
-        let info = Arc::new(catalog::CatalogInfo {
+        let info = Arc::new(pg_catalog::CatalogInfo {
             tables,
             user: user.clone(),
             roles: state.config.users.iter().map(|u| u.name.clone()).chain(std::iter::once(user.clone())).collect(),
         });
         let vars = Arc::new(Mutex::new(default_vars(state, &user, &app)));
-        catalog::register(&ctx, info.clone(), vars.clone())?;
+        pg_catalog::register(&ctx, info.clone(), vars.clone())?;
 
         let slot = Arc::new(cancel::Slot::default());
         let (pid, key) = client.pid_and_secret_key();

@@ -22,7 +22,7 @@ use super::cancel::Guard;
 use super::encode::{BatchEncoder, fields};
 use super::errors::PgError;
 use super::statement::{Kind, classify, placeholder_count, strip_leading_comments, substitute};
-use super::{Conn, ServerState, catalog};
+use super::{Conn, ServerState, pg_catalog};
 
 pub struct QueryHandler {
     pub state: Arc<ServerState>,
@@ -169,7 +169,7 @@ pub fn literal(value: Option<&str>, ty: &Type) -> Result<String, PgError> {
 
 /// Parses one statement after the text rewrites.
 fn parse(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement, PgError> {
-    let text = catalog::rewrite_text(sql);
+    let text = pg_catalog::rewrite_text(sql);
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, &text)?;
     match stmts.len() {
         1 => Ok(stmts.remove(0)),
@@ -187,9 +187,9 @@ impl QueryHandler {
 /// Rewrites and plans a query (placeholders allowed).
 pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
     let mut stmt = parse(sql)?;
-    catalog::rewrite_ast(&mut stmt, &conn.info);
-    let empty_names = catalog::empty_result_names(&stmt);
-    let names = catalog::name_columns(&mut stmt);
+    pg_catalog::rewrite_ast(&mut stmt, &conn.info);
+    let empty_names = pg_catalog::empty_result_names(&stmt);
+    let names = pg_catalog::name_columns(&mut stmt);
     let state = conn.ctx.state();
     // Type coercion runs in the analyzer: check it here, so that a catalog
     // query over always-empty relations that DataFusion cannot type still
