@@ -62,6 +62,11 @@ impl PgError {
         }
     }
 
+    /// The SQLSTATE a DataFusion error is sent with.
+    pub fn sqlstate_of(e: &DataFusionError) -> &'static str {
+        datafusion_parts(e).0
+    }
+
     pub fn info(&self) -> ErrorInfo {
         let (code, message, hint) = self.parts();
         let severity = if matches!(self, PgError::Fatal { .. }) { "FATAL" } else { "ERROR" };

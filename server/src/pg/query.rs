@@ -8,7 +8,6 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use futures::{Stream, StreamExt};
@@ -21,8 +20,9 @@ use pgwire::messages::data::DataRow;
 use super::cancel::Guard;
 use super::encode::{BatchEncoder, fields};
 use super::errors::PgError;
+use super::pg_catalog::{self, Planned};
 use super::statement::{Kind, classify, placeholder_count, strip_leading_comments, substitute};
-use super::{Conn, ServerState, pg_catalog};
+use super::{Conn, ServerState};
 
 pub struct QueryHandler {
     pub state: Arc<ServerState>,
@@ -167,10 +167,9 @@ pub fn literal(value: Option<&str>, ty: &Type) -> Result<String, PgError> {
     })
 }
 
-/// Parses one statement after the text rewrites.
+/// Parses one statement.
 fn parse(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement, PgError> {
-    let text = pg_catalog::rewrite_text(sql);
-    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, &text)?;
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)?;
     match stmts.len() {
         1 => Ok(stmts.remove(0)),
         0 => Err(PgError::syntax("empty statement")),
@@ -186,20 +185,9 @@ impl QueryHandler {
 
 /// Rewrites and plans a query (placeholders allowed).
 pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
-    let mut stmt = parse(sql)?;
-    pg_catalog::rewrite_ast(&mut stmt, &conn.info);
-    let empty_names = pg_catalog::empty_result_names(&stmt);
-    let names = pg_catalog::name_columns(&mut stmt);
-    let state = conn.ctx.state();
-    // Type coercion runs in the analyzer: check it here, so that a catalog
-    // query over always-empty relations that DataFusion cannot type still
-    // gets its (empty) answer.
-    let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
-        Ok(plan) if empty_names.is_some() => state.optimize(&plan).map(|_| plan),
-        other => other,
-    };
-    match planned {
-        Ok(plan) => {
+    let stmt = parse(sql)?;
+    match pg_catalog::plan(&conn.ctx.state(), &conn.info, stmt).await? {
+        Planned::Plan { plan, names } => {
             let schema = plan.schema();
             let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
             let names = match names {
@@ -208,15 +196,10 @@ pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
             };
             Ok(Prepared { names, types, source: Source::Plan(plan) })
         }
-        Err(e) => match empty_names {
-            // A catalog query over relations leadline has no rows in.
-            Some(names) => {
-                tracing::debug!("answering an unplannable query over empty catalog relations with no rows: {e}");
-                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                text_batch(&refs, vec![])
-            }
-            None => Err(e.into()),
-        },
+        Planned::Empty { names } => {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            text_batch(&refs, vec![])
+        }
     }
 }
 

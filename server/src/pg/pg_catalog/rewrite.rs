@@ -1,36 +1,448 @@
-//! The rewrites that let DataFusion run what clients send: text rewrites
-//! before parsing (`pg_catalog.` qualifiers, `OPERATOR(pg_catalog.~)`,
-//! `COLLATE pg_catalog.default`), and AST rewrites after (`::regclass`,
-//! subqueries over relations leadline never has rows in, column names).
+//! Rewrites of a parsed statement that let DataFusion run what PostgreSQL
+//! clients send. They change the AST only, never SQL text, so string
+//! literals and quoted identifiers reach DataFusion as the client wrote them.
+//!
+//! - `pg_catalog.` qualifiers are dropped from relations, functions, types
+//!   and column references: the catalog's relations and functions are
+//!   registered under their bare names.
+//! - `OPERATOR(pg_catalog.~)` becomes the operator `~`.
+//! - `COLLATE "default"`, `"C"` and `"POSIX"` are dropped: leadline compares
+//!   text bytewise, which is what they mean here.
+//! - `'events'::regclass`, `::regtype`, `::regnamespace`, `::oid` of a
+//!   literal become the OID; `::name`, `::"char"` become text.
+//! - `LIKE … ESCAPE c` becomes backslash escapes (DataFusion knows no other).
+//! - `ARRAY(SELECT …)` and correlated catalog lookups become aggregates that
+//!   DataFusion can decorrelate; subqueries over relations leadline never
+//!   has rows in (`pg_index` …) become their empty answer.
+//!
+//! [`plan`] then plans the statement, and answers a query over such a
+//! relation that DataFusion cannot type with no rows — but never hides an
+//! error in what the query names (an unknown column, table or function).
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::LazyLock;
 
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    self as ast, Expr, FunctionArguments, Ident, JoinOperator, ObjectNamePart, Query, SelectItem, SetExpr, SetOperator,
-    Statement, TableFactor, TableWithJoins, Value, VisitMut, VisitorMut,
+    self as ast, BinaryOperator, Expr, FunctionArguments, Ident, JoinOperator, ObjectName, ObjectNamePart, Query,
+    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SetOperator, Statement, TableFactor, TableWithJoins,
+    Value, VisitMut, VisitorMut,
 };
-use regex::Regex;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
-use super::tables::{CatalogInfo, is_empty_relation, type_oid_by_name};
+use super::tables::{CatalogInfo, empty_relation_columns, type_oid_by_name};
 use super::{NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
+use crate::pg::errors::PgError;
 
-static OPERATOR_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)OPERATOR\s*\(\s*(?:"?pg_catalog"?\s*\.\s*)?([~!<>=*+\-/]+)\s*\)"#)
-        .unwrap_or_else(|_| Regex::new("$^").unwrap_or_else(|_| unreachable!()))
-});
-static COLLATE_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)\bCOLLATE\s+(?:"?pg_catalog"?\s*\.\s*)?"?(default|C|POSIX)"?"#).unwrap_or_else(|_| unreachable!())
-});
-static PG_CATALOG_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?i)"?\bpg_catalog"?\s*\.\s*"#).unwrap_or_else(|_| unreachable!()));
+/// A statement planned for a client.
+#[derive(Debug)]
+pub enum Planned {
+    /// `names`: the result's column names as PostgreSQL gives them (when the
+    /// select list has no wildcard; otherwise the plan's names are right).
+    Plan { plan: LogicalPlan, names: Option<Vec<String>> },
+    /// A query that reads a relation leadline never has rows in and that
+    /// DataFusion cannot type: no rows, these (text) columns.
+    Empty { names: Vec<String> },
+}
 
-/// Text rewrites applied before parsing.
-pub fn rewrite_text(sql: &str) -> String {
-    let s = OPERATOR_RE.replace_all(sql, " $1 ");
-    let s = COLLATE_RE.replace_all(&s, "");
-    PG_CATALOG_RE.replace_all(&s, "").into_owned()
+/// Rewrites and plans one parsed statement.
+pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement) -> Result<Planned, PgError> {
+    rewrite(&mut stmt, info)?;
+    let reads_stub = matches!(&stmt, Statement::Query(q) if query_is_empty(q));
+    let names = name_columns(&mut stmt);
+    let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
+        // Type coercion runs in the analyzer: check it now, so that a query
+        // DataFusion cannot type gets its empty answer here, not at Execute.
+        Ok(plan) if reads_stub => state.optimize(&plan).map(|_| plan),
+        other => other,
+    };
+    match (planned, names) {
+        (Ok(plan), names) => Ok(Planned::Plan { plan, names }),
+        (Err(e), Some(names)) if reads_stub && !names_something_undefined(&e) => {
+            tracing::debug!("answering a query over empty catalog relations that DataFusion cannot type: {e}");
+            Ok(Planned::Empty { names })
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// An error in what a query names — an undefined column, table, function or
+/// type, an ambiguous column — is the client's to see, whatever it reads.
+/// Other planning errors over relations leadline never has rows in come from
+/// PostgreSQL's implicit casts and features DataFusion lacks (comparing an
+/// `oid[]` with `'{0}'`, …), where the empty answer is the right one.
+fn names_something_undefined(e: &DataFusionError) -> bool {
+    matches!(PgError::sqlstate_of(e), "42703" | "42P01" | "42883" | "42704" | "42702")
+}
+
+/// Applies every rewrite to a parsed statement. Fails with PostgreSQL's
+/// SQLSTATE for a literal that names nothing (`'nope'::regclass`) and for an
+/// unknown column of a relation leadline never has rows in.
+pub fn rewrite(stmt: &mut Statement, info: &CatalogInfo) -> Result<(), PgError> {
+    match stmt.visit(&mut Rewriter { info }) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct Rewriter<'a> {
+    info: &'a CatalogInfo,
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = PgError;
+
+    fn post_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<PgError> {
+        strip_pg_catalog(name);
+        ControlFlow::Continue(())
+    }
+
+    /// `SELECT pg_catalog.pg_class.*`
+    fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<PgError> {
+        for item in &mut select.projection {
+            if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) = item {
+                strip_pg_catalog(name);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `FROM unnest(a) x` / `generate_series(1, n) g`: PostgreSQL names the
+    /// single column after the alias.
+    fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<PgError> {
+        let alias = match f {
+            TableFactor::UNNEST { alias, array_exprs, .. } if array_exprs.len() == 1 => alias.as_mut(),
+            TableFactor::Table { name, args: Some(_), alias, .. }
+                if matches!(last_name(name).as_str(), "generate_series" | "unnest" | "generate_subscripts") =>
+            {
+                alias.as_mut()
+            }
+            _ => None,
+        };
+        if let Some(a) = alias
+            && a.columns.is_empty()
+        {
+            a.columns.push(ast::TableAliasColumnDef::from_name(a.name.value.clone()));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<PgError> {
+        drop_pg_catalog_qualifiers(expr);
+        match self.replacement(expr) {
+            Ok(Some(r)) => *expr = r,
+            Ok(None) => {}
+            Err(e) => return ControlFlow::Break(e),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The `pg_catalog.` qualifier of a function, type, operator or column
+/// reference, dropped in place; `OPERATOR(pg_catalog.~)` becomes `~`.
+fn drop_pg_catalog_qualifiers(expr: &mut Expr) {
+    match expr {
+        Expr::Function(f) => {
+            strip_pg_catalog(&mut f.name);
+        }
+        // `pg_catalog.pg_class.oid`; two parts would be a column of a table.
+        Expr::CompoundIdentifier(ids) if ids.len() >= 3 && is_pg_catalog(&ids[0]) => {
+            ids.remove(0);
+        }
+        Expr::Cast { data_type, .. } => builtin_type(data_type),
+        Expr::TypedString(ts) => builtin_type(&mut ts.data_type),
+        Expr::BinaryOp { op, .. } => {
+            if let Some(builtin) = builtin_operator(op) {
+                *op = builtin;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `pg_catalog` as an identifier: any case unquoted, exactly so quoted.
+fn is_pg_catalog(id: &Ident) -> bool {
+    match id.quote_style {
+        None => id.value.eq_ignore_ascii_case("pg_catalog"),
+        Some(_) => id.value == "pg_catalog",
+    }
+}
+
+/// Drops a leading `pg_catalog.` of a qualified name; true if it had one.
+fn strip_pg_catalog(name: &mut ObjectName) -> bool {
+    let qualified = name.0.len() >= 2 && matches!(&name.0[0], ObjectNamePart::Identifier(id) if is_pg_catalog(id));
+    if qualified {
+        name.0.remove(0);
+    }
+    qualified
+}
+
+/// `pg_catalog.int4`, `pg_catalog.text[]`: a type named with its schema is
+/// the built-in type of that name, as sqlparser reads an unqualified one.
+/// Quoted names (`pg_catalog."char"`) stay what they are.
+fn builtin_type(data_type: &mut ast::DataType) {
+    match data_type {
+        ast::DataType::Custom(name, modifiers) => {
+            if !strip_pg_catalog(name) || !modifiers.is_empty() {
+                return;
+            }
+            let [ObjectNamePart::Identifier(id)] = name.0.as_slice() else { return };
+            if id.quote_style.is_some() {
+                return;
+            }
+            let parsed =
+                Parser::new(&PostgreSqlDialect {}).try_with_sql(&id.value).and_then(|mut p| p.parse_data_type());
+            if let Ok(builtin) = parsed
+                && !matches!(builtin, ast::DataType::Custom(..))
+            {
+                *data_type = builtin;
+            }
+        }
+        ast::DataType::Array(
+            ast::ArrayElemTypeDef::SquareBracket(inner, _)
+            | ast::ArrayElemTypeDef::AngleBracket(inner)
+            | ast::ArrayElemTypeDef::Parenthesis(inner),
+        ) => builtin_type(inner),
+        _ => {}
+    }
+}
+
+/// The built-in operator `OPERATOR(pg_catalog.op)` or `OPERATOR(op)` names.
+/// sqlparser keeps the operator's tokens as text (`"pg_catalog"`, `"~"`).
+fn builtin_operator(op: &BinaryOperator) -> Option<BinaryOperator> {
+    let BinaryOperator::PGCustomBinaryOperator(parts) = op else { return None };
+    let symbol = match parts.as_slice() {
+        [schema, symbol] if schema.eq_ignore_ascii_case("pg_catalog") || schema == "\"pg_catalog\"" => symbol,
+        [symbol] => symbol,
+        _ => return None,
+    };
+    Some(match symbol.as_str() {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "~~*" => BinaryOperator::PGILikeMatch,
+        "!~~" => BinaryOperator::PGNotLikeMatch,
+        "!~~*" => BinaryOperator::PGNotILikeMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "+" => BinaryOperator::Plus,
+        "-" => BinaryOperator::Minus,
+        "*" => BinaryOperator::Multiply,
+        "/" => BinaryOperator::Divide,
+        "%" => BinaryOperator::Modulo,
+        "||" => BinaryOperator::StringConcat,
+        _ => return None,
+    })
+}
+
+/// `COLLATE "default"`, `"C"`, `"POSIX"` (with or without `pg_catalog.`):
+/// the bytewise order leadline's text has anyway.
+fn is_bytewise_collation(collation: &ObjectName) -> bool {
+    let parts = match collation.0.as_slice() {
+        [ObjectNamePart::Identifier(schema), rest @ ..] if rest.len() == 1 && is_pg_catalog(schema) => rest,
+        parts => parts,
+    };
+    matches!(parts, [ObjectNamePart::Identifier(id)]
+        if ["default", "c", "posix"].iter().any(|c| id.value.eq_ignore_ascii_case(c)))
+}
+
+/// The type a `::type` cast of a literal names, when it is one the rewrites handle.
+fn custom_type_name(dt: &ast::DataType) -> Option<String> {
+    match dt {
+        ast::DataType::Custom(name, _) => Some(last_name(name)),
+        ast::DataType::Regclass => Some("regclass".into()),
+        _ => None,
+    }
+}
+
+impl Rewriter<'_> {
+    /// What replaces `expr`, if anything.
+    fn replacement(&self, expr: &mut Expr) -> Result<Option<Expr>, PgError> {
+        Ok(match expr {
+            Expr::Collate { expr: inner, collation } if is_bytewise_collation(collation) => {
+                Some(std::mem::replace(inner.as_mut(), Expr::value(Value::Null)))
+            }
+            Expr::Cast { expr: inner, data_type, .. } => match custom_type_name(data_type).as_deref() {
+                Some(
+                    ty @ ("regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" | "regoper"
+                    | "oid" | "xid"),
+                ) => match inner.as_ref() {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s) => {
+                            Some(Expr::value(Value::Number(self.oid(ty, s)?.to_string(), false)))
+                        }
+                        _ => Some(cast(inner.as_ref().clone(), ast::DataType::BigInt(None))),
+                    },
+                    _ if ty == "regtype" => Some(call("pg_leadline_regtype", inner.as_ref().clone())),
+                    _ => Some(cast(inner.as_ref().clone(), ast::DataType::BigInt(None))),
+                },
+                Some("name" | "char" | "bpchar" | "citext") => Some(cast(inner.as_ref().clone(), ast::DataType::Text)),
+                _ => None,
+            },
+            Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } => {
+                let esc = escape_char.as_ref().and_then(|v| match &v.value {
+                    Value::SingleQuotedString(s) => s.chars().next(),
+                    _ => None,
+                });
+                if let Some(c) = esc.filter(|c| *c != '\\') {
+                    // DataFusion only knows the backslash: rewrite the pattern's literals.
+                    rewrite_like_escape(pattern, c);
+                    *escape_char = None;
+                }
+                None
+            }
+            // Set-returning functions DataFusion lacks, as unnests.
+            Expr::Function(f) if last_name(&f.name) == "generate_subscripts" => match arguments(f).as_deref() {
+                Some([array, dim]) if is_one(dim) => Some(subscripts((*array).clone())),
+                _ => None,
+            },
+            // information_schema._pg_expandarray(a): rows of (x: element, n: its subscript).
+            Expr::Function(f)
+                if last_name(&f.name) == "_pg_expandarray"
+                    && (f.name.0.len() == 1
+                        || f.name
+                            .0
+                            .first()
+                            .is_some_and(|p| p.to_string().eq_ignore_ascii_case("information_schema"))) =>
+            {
+                match arguments(f).as_deref() {
+                    Some([array]) => Some(function(
+                        "named_struct",
+                        vec![string("x"), call("unnest", (*array).clone()), string("n"), subscripts((*array).clone())],
+                    )),
+                    _ => None,
+                }
+            }
+            // `(record).field`
+            Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
+                [ast::AccessExpr::Dot(Expr::Identifier(field))] => {
+                    Some(function("get_field", vec![root.as_ref().clone(), string(&ident_name(field))]))
+                }
+                _ => None,
+            },
+            // ARRAY(SELECT …): an aggregated scalar subquery.
+            Expr::Function(f) if last_name(&f.name) == "array" => match &f.args {
+                FunctionArguments::Subquery(q) if query_is_empty(q) => {
+                    check_stub_columns(q)?;
+                    Some(Expr::value(Value::Null))
+                }
+                FunctionArguments::Subquery(q) if unnests_catalog_column(q) => Some(Expr::value(Value::Null)),
+                FunctionArguments::Subquery(q) => {
+                    let mut q = q.clone();
+                    if let SetExpr::Select(sel) = q.body.as_mut()
+                        && sel.projection.len() == 1
+                    {
+                        let item = sel.projection.remove(0);
+                        let e = match item {
+                            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                            _ => Expr::value(Value::Null),
+                        };
+                        sel.projection.push(SelectItem::UnnamedExpr(call("array_agg", e)));
+                        q.order_by = None;
+                    }
+                    Some(Expr::Subquery(q))
+                }
+                _ => None,
+            },
+            Expr::Subquery(q) if query_is_empty(q) => {
+                check_stub_columns(q)?;
+                Some(Expr::value(Value::Null))
+            }
+            Expr::Subquery(q) => {
+                aggregate_catalog_lookup(q);
+                None
+            }
+            Expr::Exists { subquery, negated } if query_is_empty(subquery) => {
+                check_stub_columns(subquery)?;
+                Some(Expr::value(Value::Boolean(*negated)))
+            }
+            Expr::InSubquery { subquery, negated, .. } if query_is_empty(subquery) => {
+                check_stub_columns(subquery)?;
+                Some(Expr::value(Value::Boolean(*negated)))
+            }
+            _ => None,
+        })
+    }
+
+    /// The OID a `'text'::reg…` literal names; an unknown relation, type or
+    /// schema is an error, as in PostgreSQL.
+    fn oid(&self, ty: &str, s: &str) -> Result<i64, PgError> {
+        let oid = match ty {
+            "regclass" => self
+                .info
+                .table_oid(s)
+                .ok_or_else(|| PgError::new("42P01", format!("relation \"{}\" does not exist", s.trim())))?,
+            "regtype" => type_oid_by_name(s)
+                .ok_or_else(|| PgError::new("42704", format!("type \"{}\" does not exist", s.trim())))?,
+            "regnamespace" => match s.trim().trim_matches('"') {
+                "pg_catalog" => NS_PG_CATALOG,
+                "public" => NS_PUBLIC,
+                "information_schema" => NS_INFORMATION_SCHEMA,
+                other => return Err(PgError::new("3F000", format!("schema \"{other}\" does not exist"))),
+            },
+            "oid" | "xid" => {
+                return s
+                    .trim()
+                    .parse()
+                    .map_err(|_| PgError::new("22P02", format!("invalid input syntax for type {ty}: \"{s}\"")));
+            }
+            // regproc, regrole, …: leadline has none to name; a number is the OID.
+            _ => s.trim().parse().unwrap_or(0),
+        };
+        Ok(i64::from(oid))
+    }
+}
+
+/// A subquery answered without planning (it reads a relation leadline never
+/// has rows in) must still name real columns of that relation:
+/// `d.no_such_column` is PostgreSQL's 42703 even when `d` has no rows.
+fn check_stub_columns(q: &Query) -> Result<(), PgError> {
+    let SetExpr::Select(sel) = q.body.as_ref() else { return Ok(()) };
+    let mut stubs: HashMap<String, &'static [&'static str]> = HashMap::new();
+    for twj in &sel.from {
+        for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            if let TableFactor::Table { name, alias, args: None, .. } = factor
+                && let Some(columns) = empty_relation_columns(&last_name(name))
+            {
+                let key = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| last_name(name));
+                stubs.insert(key, columns);
+            }
+        }
+    }
+    if stubs.is_empty() {
+        return Ok(());
+    }
+    let found = ast::visit_expressions(q, |e| match e {
+        Expr::CompoundIdentifier(ids) if ids.len() == 2 => match stubs.get(&ident_name(&ids[0])) {
+            Some(columns) if !columns.iter().any(|c| c.split(':').next() == Some(ident_name(&ids[1]).as_str())) => {
+                ControlFlow::Break(format!("{}.{}", ids[0].value, ids[1].value))
+            }
+            _ => ControlFlow::Continue(()),
+        },
+        _ => ControlFlow::Continue(()),
+    });
+    match found {
+        ControlFlow::Break(column) => Err(PgError::new("42703", format!("column {column} does not exist"))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// An identifier as PostgreSQL resolves it: folded to lower case unless quoted.
+fn ident_name(id: &Ident) -> String {
+    match id.quote_style {
+        None => id.value.to_ascii_lowercase(),
+        Some(_) => id.value.clone(),
+    }
 }
 
 fn last_name(name: &ast::ObjectName) -> String {
@@ -112,163 +524,10 @@ fn twj_is_empty(t: &TableWithJoins) -> bool {
 
 fn factor_is_empty(f: &TableFactor) -> bool {
     match f {
-        TableFactor::Table { name, args: None, .. } => is_empty_relation(&last_name(name)),
+        TableFactor::Table { name, args: None, .. } => empty_relation_columns(&last_name(name)).is_some(),
         TableFactor::Derived { subquery, .. } => query_is_empty(subquery),
         TableFactor::NestedJoin { table_with_joins, .. } => twj_is_empty(table_with_joins),
         _ => false,
-    }
-}
-
-/// AST rewrites: reg* casts, always-empty subqueries.
-struct Rewriter<'a> {
-    info: &'a CatalogInfo,
-}
-
-fn custom_type_name(dt: &ast::DataType) -> Option<String> {
-    match dt {
-        ast::DataType::Custom(name, _) => Some(last_name(name)),
-        ast::DataType::Regclass => Some("regclass".into()),
-        _ => None,
-    }
-}
-
-impl VisitorMut for Rewriter<'_> {
-    type Break = ();
-
-    /// `FROM unnest(a) x` / `generate_series(1, n) g`: PostgreSQL names the
-    /// single column after the alias.
-    fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
-        let alias = match f {
-            TableFactor::UNNEST { alias, array_exprs, .. } if array_exprs.len() == 1 => alias.as_mut(),
-            TableFactor::Table { name, args: Some(_), alias, .. }
-                if matches!(last_name(name).as_str(), "generate_series" | "unnest" | "generate_subscripts") =>
-            {
-                alias.as_mut()
-            }
-            _ => None,
-        };
-        if let Some(a) = alias
-            && a.columns.is_empty()
-        {
-            a.columns.push(ast::TableAliasColumnDef::from_name(a.name.value.clone()));
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let replacement = match expr {
-            Expr::Cast { expr: inner, data_type, .. } => match custom_type_name(data_type).as_deref() {
-                Some(
-                    ty @ ("regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" | "regoper"
-                    | "oid" | "xid"),
-                ) => {
-                    let lit = match inner.as_ref() {
-                        Expr::Value(v) => match &v.value {
-                            Value::SingleQuotedString(s) => Some(s.clone()),
-                            _ => None,
-                        },
-                        _ => None,
-                    };
-                    match lit {
-                        Some(s) => {
-                            let oid = match ty {
-                                "regclass" => self.info.table_oid(&s).unwrap_or(0),
-                                "regtype" => type_oid_by_name(&s).unwrap_or(0),
-                                "regnamespace" => match s.as_str() {
-                                    "pg_catalog" => NS_PG_CATALOG,
-                                    "public" => NS_PUBLIC,
-                                    "information_schema" => NS_INFORMATION_SCHEMA,
-                                    _ => 0,
-                                },
-                                _ => s.trim().parse().unwrap_or(0),
-                            };
-                            Some(Expr::value(Value::Number(oid.to_string(), false)))
-                        }
-                        None if ty == "regtype" => Some(Expr::Function(ast::Function {
-                            name: ast::ObjectName(vec![ObjectNamePart::Identifier(Ident::new("pg_leadline_regtype"))]),
-                            uses_odbc_syntax: false,
-                            parameters: FunctionArguments::None,
-                            args: FunctionArguments::List(ast::FunctionArgumentList {
-                                duplicate_treatment: None,
-                                args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr((**inner).clone()))],
-                                clauses: vec![],
-                            }),
-                            filter: None,
-                            null_treatment: None,
-                            over: None,
-                            within_group: vec![],
-                        })),
-                        None => Some(Expr::Cast {
-                            kind: ast::CastKind::Cast,
-                            expr: inner.clone(),
-                            data_type: ast::DataType::BigInt(None),
-                            array: false,
-                            format: None,
-                        }),
-                    }
-                }
-                Some("name" | "char" | "bpchar" | "citext") => Some(Expr::Cast {
-                    kind: ast::CastKind::Cast,
-                    expr: inner.clone(),
-                    data_type: ast::DataType::Text,
-                    array: false,
-                    format: None,
-                }),
-                _ => None,
-            },
-            Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } => {
-                let esc = escape_char.as_ref().and_then(|v| match &v.value {
-                    Value::SingleQuotedString(s) => s.chars().next(),
-                    _ => None,
-                });
-                if let Some(c) = esc.filter(|c| *c != '\\') {
-                    // DataFusion only knows the backslash: rewrite the pattern's literals.
-                    rewrite_like_escape(pattern, c);
-                    *escape_char = None;
-                }
-                None
-            }
-            // ARRAY(SELECT …): an aggregated scalar subquery.
-            Expr::Function(f) if last_name(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) => {
-                match &f.args {
-                    FunctionArguments::Subquery(q) if query_is_empty(q) || unnests_catalog_column(q) => {
-                        Some(Expr::value(Value::Null))
-                    }
-                    FunctionArguments::Subquery(q) => {
-                        let mut q = q.clone();
-                        if let SetExpr::Select(sel) = q.body.as_mut()
-                            && sel.projection.len() == 1
-                        {
-                            let item = sel.projection.remove(0);
-                            let e = match item {
-                                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                                _ => Expr::value(Value::Null),
-                            };
-                            sel.projection.push(SelectItem::UnnamedExpr(call("array_agg", e)));
-                            q.order_by = None;
-                        }
-                        Some(Expr::Subquery(q))
-                    }
-                    _ => None,
-                }
-            }
-            Expr::Subquery(q) if query_is_empty(q) => Some(Expr::value(Value::Null)),
-            Expr::Subquery(q) => {
-                aggregate_catalog_lookup(q);
-                None
-            }
-            Expr::Exists { subquery, negated } if query_is_empty(subquery) => {
-                Some(Expr::value(Value::Boolean(*negated)))
-            }
-            Expr::InSubquery { subquery, negated, .. } if query_is_empty(subquery) => {
-                Some(Expr::value(Value::Boolean(*negated)))
-            }
-            _ => None,
-        };
-        if let Some(r) = replacement {
-            *expr = r;
-        }
-        ControlFlow::Continue(())
     }
 }
 
@@ -292,13 +551,17 @@ fn unnests_catalog_column(q: &Query) -> bool {
 }
 
 fn call(name: &str, e: Expr) -> Expr {
+    function(name, vec![e])
+}
+
+fn function(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(ast::Function {
         name: ast::ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(ast::FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))],
+            args: args.into_iter().map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))).collect(),
             clauses: vec![],
         }),
         filter: None,
@@ -306,6 +569,45 @@ fn call(name: &str, e: Expr) -> Expr {
         over: None,
         within_group: vec![],
     })
+}
+
+fn string(s: &str) -> Expr {
+    Expr::value(Value::SingleQuotedString(s.to_string()))
+}
+
+/// The plain arguments of a function call.
+fn arguments(f: &ast::Function) -> Option<Vec<&Expr>> {
+    let FunctionArguments::List(list) = &f.args else { return None };
+    list.args
+        .iter()
+        .map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `1`, `'1'`, `'1'::integer`.
+fn is_one(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) | Value::SingleQuotedString(n) if n.trim() == "1"),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => is_one(expr),
+        _ => false,
+    }
+}
+
+/// `unnest(generate_series(1, array_length(a)))`: the subscripts of a
+/// one-dimensional array, one row each, as PostgreSQL's set-returning
+/// functions in a select list give them (and zipped with an `unnest(a)` beside).
+fn subscripts(array: Expr) -> Expr {
+    call(
+        "unnest",
+        function("generate_series", vec![Expr::value(Value::Number("1".into(), false)), call("array_length", array)]),
+    )
+}
+
+fn cast(e: Expr, data_type: ast::DataType) -> Expr {
+    Expr::Cast { kind: ast::CastKind::Cast, expr: Box::new(e), data_type, array: false, format: None }
 }
 
 /// DataFusion needs a correlated scalar subquery to be aggregated; a catalog
@@ -365,10 +667,6 @@ fn rewrite_like_escape(e: &mut Expr, esc: char) {
         Expr::Nested(inner) => rewrite_like_escape(inner, esc),
         _ => {}
     }
-}
-
-pub fn rewrite_ast(stmt: &mut Statement, info: &CatalogInfo) {
-    let _ = stmt.visit(&mut Rewriter { info });
 }
 
 /// PostgreSQL's column name for an unaliased select item (FigureColname).
@@ -463,29 +761,217 @@ pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
     (!wildcard).then_some(names)
 }
 
-/// Column names of a query that could not be planned but is provably empty.
-pub fn empty_result_names(stmt: &Statement) -> Option<Vec<String>> {
-    let Statement::Query(q) = stmt else { return None };
-    if !query_is_empty(q) {
-        return None;
-    }
-    let mut body = q.body.as_ref();
-    loop {
-        match body {
-            SetExpr::SetOperation { left, .. } => body = left.as_ref(),
-            SetExpr::Query(inner) => body = inner.body.as_ref(),
-            _ => break,
+#[cfg(test)]
+mod tests {
+    use super::super::{run, test_session};
+    use super::*;
+
+    fn parse(sql: &str) -> Statement {
+        match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+            Ok(mut stmts) if stmts.len() == 1 => stmts.remove(0),
+            other => panic!("{sql}: {other:?}"),
         }
     }
-    let SetExpr::Select(sel) = body else { return None };
-    Some(
-        sel.projection
-            .iter()
-            .map(|item| match item {
-                SelectItem::UnnamedExpr(e) => figure_name(e).unwrap_or_else(|| "?column?".into()),
-                SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
-                other => other.to_string(),
-            })
-            .collect(),
-    )
+
+    /// The statement after the rewrites, as SQL.
+    fn rewritten(sql: &str) -> String {
+        let (_, info) = test_session();
+        let mut stmt = parse(sql);
+        if let Err(e) = rewrite(&mut stmt, &info) {
+            panic!("{sql}: {e}");
+        }
+        stmt.to_string()
+    }
+
+    async fn rows(sql: &str) -> Result<Vec<Vec<String>>, PgError> {
+        let (ctx, info) = test_session();
+        run(&ctx, &info, sql).await
+    }
+
+    async fn sqlstate(sql: &str) -> &'static str {
+        match rows(sql).await {
+            Ok(rows) => panic!("{sql} answered {rows:?}"),
+            Err(e) => e.parts().0,
+        }
+    }
+
+    #[test]
+    fn pg_catalog_qualifiers_are_dropped() {
+        assert_eq!(
+            rewritten("SELECT c.relname FROM pg_catalog.pg_class c JOIN \"pg_catalog\".pg_namespace n ON true"),
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON true"
+        );
+        assert_eq!(rewritten("SELECT PG_CATALOG.PG_GET_EXPR(x, y)"), "SELECT PG_GET_EXPR(x, y)");
+        assert_eq!(
+            rewritten("SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class ORDER BY pg_catalog.pg_class.oid"),
+            "SELECT pg_class.relname FROM pg_class ORDER BY pg_class.oid"
+        );
+        assert_eq!(
+            rewritten("SELECT pg_catalog.pg_class.* FROM pg_catalog.pg_class"),
+            "SELECT pg_class.* FROM pg_class"
+        );
+        assert_eq!(
+            rewritten("SELECT * FROM pg_catalog.generate_series(1, 2) s"),
+            "SELECT * FROM generate_series(1, 2) s (s)"
+        );
+    }
+
+    #[test]
+    fn pg_catalog_types_become_builtin_types() {
+        assert_eq!(
+            rewritten("SELECT a::pg_catalog.text, b::pg_catalog.int2[], c::pg_catalog.regtype::pg_catalog.text"),
+            "SELECT a::TEXT, b::INT2[], pg_leadline_regtype(c)::TEXT"
+        );
+        // A quoted name is that type, not the keyword: "char" is PostgreSQL's one-byte type.
+        assert_eq!(rewritten("SELECT 'f'::pg_catalog.\"char\""), "SELECT CAST('f' AS TEXT)");
+    }
+
+    #[test]
+    fn operators_of_pg_catalog_are_the_builtin_operators() {
+        assert_eq!(
+            rewritten("SELECT a OPERATOR(pg_catalog.~) '^x$', b OPERATOR(pg_catalog.!~*) 'y', c OPERATOR(=) 1"),
+            "SELECT a ~ '^x$', b !~* 'y', c = 1"
+        );
+        // An operator leadline does not know stays for DataFusion to refuse.
+        assert_eq!(rewritten("SELECT a OPERATOR(myschema.~) b"), "SELECT a OPERATOR(myschema.~) b");
+    }
+
+    #[test]
+    fn bytewise_collations_are_dropped() {
+        assert_eq!(
+            rewritten("SELECT a COLLATE pg_catalog.default, b COLLATE \"C\", c COLLATE \"POSIX\" FROM t"),
+            "SELECT a, b, c FROM t"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT relname FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(climate)$' COLLATE pg_catalog.default"
+            ),
+            "SELECT relname FROM pg_class c WHERE c.relname ~ '^(climate)$'"
+        );
+        assert_eq!(rewritten("SELECT a COLLATE \"de_DE\" FROM t"), "SELECT a COLLATE \"de_DE\" FROM t");
+    }
+
+    #[test]
+    fn literals_and_quoted_identifiers_are_never_rewritten() {
+        let sql = "SELECT 'a pg_catalog.pg_class b', 'x OPERATOR(pg_catalog.~) y', 'COLLATE pg_catalog.default', \
+                   E'pg_catalog.\\'x', $$pg_catalog.pg_type$$, \"pg_catalog.pg_class\".relname, 1 AS \"pg_catalog.x\" \
+                   FROM \"pg_catalog.pg_class\", \"PG_CATALOG\".pg_type";
+        assert_eq!(rewritten(sql), parse(sql).to_string());
+    }
+
+    #[tokio::test]
+    async fn a_literal_naming_pg_catalog_comes_back_unchanged() -> Result<(), PgError> {
+        assert_eq!(rows("SELECT 'a pg_catalog.pg_class b'").await?, [["a pg_catalog.pg_class b"]]);
+        assert_eq!(
+            rows("SELECT relname FROM pg_catalog.pg_class WHERE relname OPERATOR(pg_catalog.~) '^clim' COLLATE pg_catalog.default")
+                .await?,
+            [["climate"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn reg_casts_of_literals_are_oids() -> Result<(), PgError> {
+        assert_eq!(
+            rows(
+                "SELECT 'climate'::regclass, 'pg_catalog.pg_class'::pg_catalog.regclass, 'integer'::regtype, \
+                  'public'::regnamespace, '42'::oid"
+            )
+            .await?,
+            [["16384", "1259", "23", "2200", "42"]]
+        );
+        assert_eq!(rows("SELECT atttypid::regtype::text FROM pg_attribute WHERE attnum = 2").await?, [["float8"]]);
+        assert_eq!(sqlstate("SELECT 'no_such_table'::regclass").await, "42P01");
+        assert_eq!(sqlstate("SELECT 'no_such_type'::regtype").await, "42704");
+        assert_eq!(sqlstate("SELECT 'no_such_schema'::regnamespace").await, "3F000");
+        assert_eq!(sqlstate("SELECT 'x'::oid").await, "22P02");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn like_escape_becomes_backslashes() -> Result<(), PgError> {
+        assert_eq!(rewritten("SELECT 'a_b' LIKE 'a#_b' ESCAPE '#'"), "SELECT 'a_b' LIKE 'a\\_b'");
+        assert_eq!(
+            rows("SELECT 'a_b' LIKE 'a#_b' ESCAPE '#', 'axb' LIKE 'a#_b' ESCAPE '#'").await?,
+            [["true", "false"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn set_returning_functions_and_array_subqueries_plan() -> Result<(), PgError> {
+        assert_eq!(rows("SELECT s FROM generate_series(1, 2) s").await?, [["1"], ["2"]]);
+        assert_eq!(
+            rows("SELECT unnest(a), generate_subscripts(a, 1) FROM (SELECT make_array('p', 'q') AS a) t").await?,
+            [["p", "1"], ["q", "2"]]
+        );
+        // pgjdbc's getPrimaryKeys: `_pg_expandarray` rows and `(record).field`.
+        assert_eq!(
+            rows(
+                "SELECT k.n, (k.keys).x FROM (SELECT (information_schema._pg_expandarray(a)).n AS n, \
+                  information_schema._pg_expandarray(a) AS keys FROM (SELECT make_array(7, 9) AS a) t) k"
+            )
+            .await?,
+            [["1", "7"], ["2", "9"]]
+        );
+        assert_eq!(rows("SELECT ARRAY(SELECT relname FROM pg_class)").await?, [["[climate]"]]);
+        // A correlated lookup by OID: aggregated so DataFusion can decorrelate it.
+        assert_eq!(
+            rows(
+                "SELECT a.attname, (SELECT t.typname FROM pg_type t WHERE t.oid = a.atttypid) FROM pg_attribute a \
+                  WHERE a.attnum = 1"
+            )
+            .await?,
+            [["date", "date"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn subqueries_over_stub_relations_are_their_empty_answer() -> Result<(), PgError> {
+        assert_eq!(
+            rows(
+                "SELECT c.relname, (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid), \
+                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid), \
+                  c.oid IN (SELECT i.indrelid FROM pg_index i), \
+                  ARRAY(SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = c.oid) FROM pg_class c"
+            )
+            .await?,
+            [["climate", "NULL", "false", "false", "NULL"]]
+        );
+        // …but what they name must exist.
+        assert_eq!(sqlstate("SELECT (SELECT d.no_such_column FROM pg_description d) FROM pg_class").await, "42703");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_column_of_a_stub_relation_is_42703() {
+        assert_eq!(sqlstate("SELECT no_such_column FROM pg_index").await, "42703");
+        assert_eq!(sqlstate("SELECT i.no_such_column FROM pg_catalog.pg_index i").await, "42703");
+        assert_eq!(sqlstate("SELECT no_such_function(indrelid) FROM pg_index").await, "42883");
+        assert_eq!(sqlstate("SELECT * FROM pg_index JOIN no_such_table ON true").await, "42P01");
+    }
+
+    #[tokio::test]
+    async fn a_stub_query_datafusion_cannot_type_is_empty() -> Result<(), PgError> {
+        let (ctx, info) = test_session();
+        // `oid[] = '{0}'`: PostgreSQL casts the literal, DataFusion cannot.
+        let sql = "SELECT pol.polname FROM pg_policy pol WHERE pol.polroles = '{0}'";
+        let Planned::Empty { names } = plan(&ctx.state(), &info, parse(sql)).await? else {
+            panic!("{sql} planned");
+        };
+        assert_eq!(names, ["polname"]);
+        Ok(())
+    }
+
+    #[test]
+    fn columns_are_named_as_postgres_names_them() {
+        let mut stmt =
+            parse("SELECT count(*), 1, 1, c.relname, x.y::int4, CAST(z AS text) AS t, now() FROM pg_class c");
+        assert_eq!(
+            name_columns(&mut stmt),
+            Some(["count", "?column?", "?column?", "relname", "y", "t", "now"].map(String::from).to_vec())
+        );
+        assert_eq!(name_columns(&mut parse("SELECT *, 1 FROM pg_class")), None);
+    }
 }

@@ -16,24 +16,71 @@ use datafusion::prelude::SessionContext;
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC, OWNER, Settings};
 use crate::pg::encode::pg_type;
 
-/// Well-known relation OIDs for `'pg_class'::regclass` and friends.
+/// The catalog's relations and their OIDs, for `'pg_class'::regclass` and
+/// `to_regclass`: PostgreSQL's own for its system catalogs; views, whose OIDs
+/// PostgreSQL assigns at initdb, get fixed ones of that range.
 const CATALOG_OIDS: &[(&str, i32)] = &[
     ("pg_type", 1247),
     ("pg_attribute", 1249),
     ("pg_proc", 1255),
     ("pg_class", 1259),
-    ("pg_database", 1262),
-    ("pg_namespace", 2615),
-    ("pg_constraint", 2606),
-    ("pg_index", 2610),
-    ("pg_description", 2609),
-    ("pg_attrdef", 2604),
-    ("pg_inherits", 2611),
-    ("pg_trigger", 2620),
-    ("pg_rewrite", 2618),
-    ("pg_am", 2601),
-    ("pg_roles", 1260),
     ("pg_authid", 1260),
+    ("pg_roles", 1260),
+    ("pg_auth_members", 1261),
+    ("pg_database", 1262),
+    ("pg_tablespace", 1213),
+    ("pg_foreign_server", 1417),
+    ("pg_sequence", 2224),
+    ("pg_foreign_data_wrapper", 2328),
+    ("pg_shdescription", 2396),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_namespace", 2615),
+    ("pg_opclass", 2616),
+    ("pg_rewrite", 2618),
+    ("pg_trigger", 2620),
+    ("pg_extension", 3079),
+    ("pg_foreign_table", 3118),
+    ("pg_policy", 3256),
+    ("pg_statistic_ext", 3381),
+    ("pg_collation", 3456),
+    ("pg_event_trigger", 3466),
+    ("pg_enum", 3501),
+    ("pg_range", 3541),
+    ("pg_publication", 6104),
+    ("pg_publication_rel", 6106),
+    ("pg_publication_namespace", 6237),
+    ("pg_user", 12001),
+    ("pg_tables", 12002),
+    ("pg_views", 12003),
+    ("pg_matviews", 12004),
+    ("pg_indexes", 12005),
+    ("pg_settings", 12006),
+    ("pg_cursors", 12007),
+    ("pg_prepared_statements", 12008),
+    ("pg_locks", 12009),
+    ("pg_stat_activity", 12010),
+    ("pg_stat_activity_empty", 12011),
+    ("pg_stat_all_tables", 12012),
+    ("pg_stat_user_tables", 12013),
+];
+
+/// The `information_schema` views and their OIDs (fixed, as for views above).
+const INFORMATION_SCHEMA_OIDS: &[(&str, i32)] = &[
+    ("schemata", 13201),
+    ("tables", 13202),
+    ("columns", 13203),
+    ("table_constraints", 13204),
+    ("key_column_usage", 13205),
+    ("referential_constraints", 13206),
+    ("views", 13207),
+    ("check_constraints", 13208),
+    ("routines", 13209),
 ];
 
 /// (oid, name, typlen, typcategory, element oid, array oid, format_type name)
@@ -122,14 +169,24 @@ pub struct CatalogInfo {
 }
 
 impl CatalogInfo {
+    /// The OID of a relation named as `'name'::regclass` names it:
+    /// `events`, `public.events`, `pg_catalog.pg_class`, `information_schema.columns`.
     pub fn table_oid(&self, name: &str) -> Option<i32> {
-        let n = name.trim().trim_matches('"');
-        let n = n.rsplit('.').next().unwrap_or(n).trim_matches('"').to_ascii_lowercase();
-        self.tables
-            .iter()
-            .find(|t| t.name == n)
-            .map(|t| t.oid)
-            .or_else(|| CATALOG_OIDS.iter().find(|(c, _)| *c == n).map(|(_, o)| *o))
+        let name = name.trim().to_ascii_lowercase();
+        let (schema, relation) = match name.rsplit_once('.') {
+            Some((schema, relation)) => (Some(schema.trim().trim_matches('"')), relation.trim().trim_matches('"')),
+            None => (None, name.trim_matches('"')),
+        };
+        let find = |list: &[(&str, i32)]| list.iter().find(|(n, _)| *n == relation).map(|(_, oid)| *oid);
+        let user = || self.tables.iter().find(|t| t.name == relation).map(|t| t.oid);
+        match schema {
+            // The search path: public, then pg_catalog.
+            None => user().or_else(|| find(CATALOG_OIDS)),
+            Some("public") => user(),
+            Some("pg_catalog") => find(CATALOG_OIDS),
+            Some("information_schema") => find(INFORMATION_SCHEMA_OIDS),
+            Some(_) => None,
+        }
     }
 }
 
@@ -373,9 +430,10 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
     ),
 ];
 
-pub fn is_empty_relation(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    EMPTY_TABLES.iter().any(|(t, _)| *t == n) || EMPTY_INFORMATION_SCHEMA.iter().any(|(t, _)| *t == n)
+/// The columns (`name:type code`) of a relation leadline never has rows in.
+pub(super) fn empty_relation_columns(name: &str) -> Option<&'static [&'static str]> {
+    let name = name.to_ascii_lowercase();
+    EMPTY_TABLES.iter().chain(EMPTY_INFORMATION_SCHEMA).find(|(t, _)| *t == name).map(|(_, columns)| *columns)
 }
 
 fn column_type(code: &str) -> DataType {
