@@ -83,54 +83,85 @@ const INFORMATION_SCHEMA_OIDS: &[(&str, i32)] = &[
     ("routines", 13209),
 ];
 
-/// (oid, name, typlen, typcategory, element oid, array oid, format_type name)
-const TYPES: &[(i32, &str, i16, &str, i32, i32, &str)] = &[
-    (16, "bool", 1, "B", 0, 1000, "boolean"),
-    (17, "bytea", -1, "U", 0, 1001, "bytea"),
-    (18, "char", 1, "Z", 0, 1002, "\"char\""),
-    (19, "name", 64, "S", 0, 1003, "name"),
-    (20, "int8", 8, "N", 0, 1016, "bigint"),
-    (21, "int2", 2, "N", 0, 1005, "smallint"),
-    (22, "int2vector", -1, "A", 21, 1006, "int2vector"),
-    (23, "int4", 4, "N", 0, 1007, "integer"),
-    (25, "text", -1, "S", 0, 1009, "text"),
-    (26, "oid", 4, "N", 0, 1028, "oid"),
-    (30, "oidvector", -1, "A", 26, 1013, "oidvector"),
-    (114, "json", -1, "U", 0, 199, "json"),
-    (700, "float4", 4, "N", 0, 1021, "real"),
-    (701, "float8", 8, "N", 0, 1022, "double precision"),
-    (705, "unknown", -2, "X", 0, 0, "unknown"),
-    (1000, "_bool", -1, "A", 16, 0, "boolean[]"),
-    (1005, "_int2", -1, "A", 21, 0, "smallint[]"),
-    (1007, "_int4", -1, "A", 23, 0, "integer[]"),
-    (1009, "_text", -1, "A", 25, 0, "text[]"),
-    (1015, "_varchar", -1, "A", 1043, 0, "character varying[]"),
-    (1016, "_int8", -1, "A", 20, 0, "bigint[]"),
-    (1021, "_float4", -1, "A", 700, 0, "real[]"),
-    (1022, "_float8", -1, "A", 701, 0, "double precision[]"),
-    (1043, "varchar", -1, "S", 0, 1015, "character varying"),
-    (1082, "date", 4, "D", 0, 1182, "date"),
-    (1114, "timestamp", 8, "D", 0, 1115, "timestamp without time zone"),
-    (1115, "_timestamp", -1, "A", 1114, 0, "timestamp without time zone[]"),
-    (1182, "_date", -1, "A", 1082, 0, "date[]"),
-    (1184, "timestamptz", 8, "D", 0, 1185, "timestamp with time zone"),
-    (1185, "_timestamptz", -1, "A", 1184, 0, "timestamp with time zone[]"),
-    (1186, "interval", 16, "T", 0, 1187, "interval"),
-    (1187, "_interval", -1, "A", 1186, 0, "interval[]"),
-    (1231, "_numeric", -1, "A", 1700, 0, "numeric[]"),
-    (1700, "numeric", -1, "N", 0, 1231, "numeric"),
-    (2205, "regclass", 4, "N", 0, 2210, "regclass"),
-    (2206, "regtype", 4, "N", 0, 2211, "regtype"),
-    (2249, "record", -1, "P", 0, 2287, "record"),
-    (2278, "void", 4, "P", 0, 0, "void"),
-    (2950, "uuid", 16, "U", 0, 2951, "uuid"),
-    (3802, "jsonb", -1, "U", 0, 3807, "jsonb"),
-];
-
-pub(super) fn type_by_oid(oid: i64) -> Option<&'static (i32, &'static str, i16, &'static str, i32, i32, &'static str)> {
-    TYPES.iter().find(|t| t.0 as i64 == oid)
+/// One row of `pg_type`.
+pub(super) struct PgType {
+    pub oid: i32,
+    /// `typname`.
+    pub name: &'static str,
+    /// `typlen`: bytes, or -1 for variable length.
+    pub len: i16,
+    /// `typcategory`.
+    pub category: &'static str,
+    /// `typelem`: the element type of an array type.
+    pub elem: i32,
+    /// `typarray`: the array type of this one.
+    pub array: i32,
+    /// What `format_type` shows.
+    pub display: &'static str,
 }
 
+const fn ty(
+    oid: i32,
+    name: &'static str,
+    len: i16,
+    category: &'static str,
+    elem: i32,
+    array: i32,
+    display: &'static str,
+) -> PgType {
+    PgType { oid, name, len, category, elem, array, display }
+}
+
+/// The types leadline's tables and catalog use, with PostgreSQL's OIDs.
+const TYPES: &[PgType] = &[
+    ty(16, "bool", 1, "B", 0, 1000, "boolean"),
+    ty(17, "bytea", -1, "U", 0, 1001, "bytea"),
+    ty(18, "char", 1, "Z", 0, 1002, "\"char\""),
+    ty(19, "name", 64, "S", 0, 1003, "name"),
+    ty(20, "int8", 8, "N", 0, 1016, "bigint"),
+    ty(21, "int2", 2, "N", 0, 1005, "smallint"),
+    ty(22, "int2vector", -1, "A", 21, 1006, "int2vector"),
+    ty(23, "int4", 4, "N", 0, 1007, "integer"),
+    ty(25, "text", -1, "S", 0, 1009, "text"),
+    ty(26, "oid", 4, "N", 0, 1028, "oid"),
+    ty(30, "oidvector", -1, "A", 26, 1013, "oidvector"),
+    ty(114, "json", -1, "U", 0, 199, "json"),
+    ty(700, "float4", 4, "N", 0, 1021, "real"),
+    ty(701, "float8", 8, "N", 0, 1022, "double precision"),
+    ty(705, "unknown", -2, "X", 0, 0, "unknown"),
+    ty(1000, "_bool", -1, "A", 16, 0, "boolean[]"),
+    ty(1005, "_int2", -1, "A", 21, 0, "smallint[]"),
+    ty(1007, "_int4", -1, "A", 23, 0, "integer[]"),
+    ty(1009, "_text", -1, "A", 25, 0, "text[]"),
+    ty(1015, "_varchar", -1, "A", 1043, 0, "character varying[]"),
+    ty(1016, "_int8", -1, "A", 20, 0, "bigint[]"),
+    ty(1021, "_float4", -1, "A", 700, 0, "real[]"),
+    ty(1022, "_float8", -1, "A", 701, 0, "double precision[]"),
+    ty(1043, "varchar", -1, "S", 0, 1015, "character varying"),
+    ty(1082, "date", 4, "D", 0, 1182, "date"),
+    ty(1114, "timestamp", 8, "D", 0, 1115, "timestamp without time zone"),
+    ty(1115, "_timestamp", -1, "A", 1114, 0, "timestamp without time zone[]"),
+    ty(1182, "_date", -1, "A", 1082, 0, "date[]"),
+    ty(1184, "timestamptz", 8, "D", 0, 1185, "timestamp with time zone"),
+    ty(1185, "_timestamptz", -1, "A", 1184, 0, "timestamp with time zone[]"),
+    ty(1186, "interval", 16, "T", 0, 1187, "interval"),
+    ty(1187, "_interval", -1, "A", 1186, 0, "interval[]"),
+    ty(1231, "_numeric", -1, "A", 1700, 0, "numeric[]"),
+    ty(1700, "numeric", -1, "N", 0, 1231, "numeric"),
+    ty(2205, "regclass", 4, "N", 0, 2210, "regclass"),
+    ty(2206, "regtype", 4, "N", 0, 2211, "regtype"),
+    ty(2249, "record", -1, "P", 0, 2287, "record"),
+    ty(2278, "void", 4, "P", 0, 0, "void"),
+    ty(2950, "uuid", 16, "U", 0, 2951, "uuid"),
+    ty(3802, "jsonb", -1, "U", 0, 3807, "jsonb"),
+];
+
+pub(super) fn type_by_oid(oid: i64) -> Option<&'static PgType> {
+    TYPES.iter().find(|t| i64::from(t.oid) == oid)
+}
+
+/// The OID of a type named as SQL or `::regtype` text names it
+/// (`integer`, `pg_catalog.int4`, `"char"`, `text[]`).
 pub(super) fn type_oid_by_name(name: &str) -> Option<i32> {
     let n = name.trim().trim_matches('"').to_ascii_lowercase();
     let n = n.strip_prefix("pg_catalog.").unwrap_or(&n).to_string();
@@ -147,7 +178,7 @@ pub(super) fn type_oid_by_name(name: &str) -> Option<i32> {
         "text[]" => "_text",
         other => other,
     };
-    TYPES.iter().find(|t| t.1 == alias || t.6 == n).map(|t| t.0)
+    TYPES.iter().find(|t| t.name == alias || t.display == n).map(|t| t.oid)
 }
 
 /// One user table as the catalog shows it.
@@ -514,12 +545,32 @@ fn b(v: bool) -> ScalarValue {
 /// `udt_name` / `typname` of an Arrow type.
 pub(super) fn typname(dt: &DataType) -> &'static str {
     let oid = pg_type(dt).oid() as i64;
-    type_by_oid(oid).map(|t| t.1).unwrap_or("text")
+    type_by_oid(oid).map(|t| t.name).unwrap_or("text")
 }
 
 fn format_type_name(dt: &DataType) -> &'static str {
     let oid = pg_type(dt).oid() as i64;
-    type_by_oid(oid).map(|t| t.6).unwrap_or("text")
+    type_by_oid(oid).map(|t| t.display).unwrap_or("text")
+}
+
+/// `typbyval`/`attbyval`: fixed-size values up to 8 bytes are passed by value.
+fn by_value(len: i16) -> bool {
+    len > 0 && len <= 8
+}
+
+/// `typalign`/`attalign` of a value of `len` bytes.
+fn alignment(len: i16) -> &'static str {
+    match len {
+        8 => "d",
+        2 => "s",
+        1 => "c",
+        _ => "i",
+    }
+}
+
+/// `typstorage`/`attstorage`: variable-length values may be TOASTed.
+fn storage(len: i16) -> &'static str {
+    if len < 0 { "x" } else { "p" }
 }
 
 /// Registers the catalog's relations in a session: `pg_catalog`'s under their
@@ -723,7 +774,7 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         for (n, f) in tbl.schema.fields().iter().enumerate() {
             let ty = pg_type(f.data_type());
             let entry = type_by_oid(ty.oid() as i64);
-            let len = entry.map(|e| e.2).unwrap_or(-1);
+            let len = entry.map(|e| e.len).unwrap_or(-1);
             let collation = if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
                 100
             } else {
@@ -739,20 +790,9 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
                 ("attndims", i(if matches!(f.data_type(), DataType::List(_)) { 1 } else { 0 })),
                 ("attcacheoff", i(-1)),
                 ("atttypmod", i(-1)),
-                ("attbyval", b(len > 0 && len <= 8)),
-                (
-                    "attalign",
-                    t(if len == 8 {
-                        "d"
-                    } else if len == 2 {
-                        "s"
-                    } else if len == 1 {
-                        "c"
-                    } else {
-                        "i"
-                    }),
-                ),
-                ("attstorage", t(if len < 0 { "x" } else { "p" })),
+                ("attbyval", b(by_value(len))),
+                ("attalign", t(alignment(len))),
+                ("attstorage", t(storage(len))),
                 ("attcompression", t("")),
                 ("attnotnull", b(!f.is_nullable())),
                 ("atthasdef", b(false)),
@@ -867,45 +907,35 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         "typdefault:t",
         "typacl:a",
     ]);
-    for (oid, name, len, cat, elem, arr, _) in TYPES {
-        let pseudo = *cat == "P" || *cat == "X";
+    for pg in TYPES {
+        let (name, len) = (pg.name, pg.len);
+        let pseudo = pg.category == "P" || pg.category == "X";
         ty.row(vec![
-            ("oid", i(*oid)),
+            ("oid", i(pg.oid)),
             ("typname", t(name)),
             ("typnamespace", i(NS_PG_CATALOG)),
             ("typowner", i(OWNER)),
-            ("typlen", ScalarValue::Int16(Some(*len))),
-            ("typbyval", b(*len > 0 && *len <= 8)),
+            ("typlen", ScalarValue::Int16(Some(len))),
+            ("typbyval", b(by_value(len))),
             ("typtype", t(if pseudo { "p" } else { "b" })),
-            ("typcategory", t(cat)),
-            ("typispreferred", b(matches!(*name, "text" | "float8" | "timestamptz" | "bool" | "interval" | "oid"))),
+            ("typcategory", t(pg.category)),
+            ("typispreferred", b(matches!(name, "text" | "float8" | "timestamptz" | "bool" | "interval" | "oid"))),
             ("typisdefined", b(true)),
             ("typdelim", t(",")),
             ("typrelid", i(0)),
-            ("typelem", i(*elem)),
-            ("typarray", i(*arr)),
+            ("typelem", i(pg.elem)),
+            ("typarray", i(pg.array)),
             ("typinput", t(&format!("{}in", name.trim_start_matches('_')))),
             ("typoutput", t(&format!("{}out", name.trim_start_matches('_')))),
             ("typreceive", t(&format!("{}recv", name.trim_start_matches('_')))),
             ("typsend", t(&format!("{}send", name.trim_start_matches('_')))),
-            (
-                "typalign",
-                t(if *len == 8 {
-                    "d"
-                } else if *len == 2 {
-                    "s"
-                } else if *len == 1 {
-                    "c"
-                } else {
-                    "i"
-                }),
-            ),
-            ("typstorage", t(if *len < 0 { "x" } else { "p" })),
+            ("typalign", t(alignment(len))),
+            ("typstorage", t(storage(len))),
             ("typnotnull", b(false)),
             ("typbasetype", i(0)),
             ("typtypmod", i(-1)),
             ("typndims", i(0)),
-            ("typcollation", i(if matches!(*name, "text" | "varchar" | "name") { 100 } else { 0 })),
+            ("typcollation", i(if matches!(name, "text" | "varchar" | "name") { 100 } else { 0 })),
         ]);
     }
     tables.push(("pg_type", ty.table()?));
@@ -1152,4 +1182,122 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         cat.register_schema("pg_catalog", Arc::new(MemorySchemaProvider::new()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{run, test_session};
+    use super::*;
+
+    async fn rows(sql: &str) -> Vec<Vec<String>> {
+        let (ctx, info) = test_session();
+        match run(&ctx, &info, sql).await {
+            Ok(rows) => rows,
+            Err(e) => panic!("{sql}: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn pg_class_and_pg_namespace_list_the_user_tables() {
+        let got = rows(
+            "SELECT c.oid, n.nspname, c.relname, c.relkind, c.relnatts, c.reltuples FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace",
+        )
+        .await;
+        assert_eq!(got, [["16384", "public", "climate", "r", "5", "3.0"]]);
+        let got = rows("SELECT oid, nspname FROM pg_namespace ORDER BY oid").await;
+        assert_eq!(got, [["11", "pg_catalog"], ["2200", "public"], ["13183", "information_schema"]]);
+    }
+
+    #[tokio::test]
+    async fn pg_attribute_types_the_columns_as_pg_type_has_them() {
+        let got = rows(
+            "SELECT a.attnum, a.attname, t.typname, a.attlen, a.attnotnull, a.attalign FROM pg_attribute a \
+             JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = 16384 ORDER BY a.attnum",
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                ["1", "date", "date", "4", "false", "i"],
+                ["2", "meantemp", "float8", "8", "true", "d"],
+                ["3", "humidity", "float8", "8", "false", "d"],
+                ["4", "city", "text", "-1", "false", "i"],
+                ["5", "tags", "_text", "-1", "false", "i"],
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn pg_type_rows_link_arrays_and_elements() {
+        let got = rows("SELECT typname, typlen, typcategory, typbyval, typarray FROM pg_type WHERE oid = 1184").await;
+        assert_eq!(got, [["timestamptz", "8", "D", "true", "1185"]]);
+        let got =
+            rows("SELECT e.typname FROM pg_type a JOIN pg_type e ON e.oid = a.typelem WHERE a.typname = '_text'").await;
+        assert_eq!(got, [["text"]]);
+        assert_eq!(type_oid_by_name("pg_catalog.int4"), Some(23));
+        assert_eq!(type_oid_by_name("timestamp with time zone"), Some(1184));
+        assert_eq!(type_oid_by_name("\"char\""), Some(18));
+        assert_eq!(type_oid_by_name("no_such_type"), None);
+    }
+
+    #[tokio::test]
+    async fn information_schema_describes_tables_and_columns() {
+        let got =
+            rows("SELECT table_catalog, table_schema, table_name, table_type FROM information_schema.tables").await;
+        assert_eq!(got, [["leadline", "public", "climate", "BASE TABLE"]]);
+        let got = rows(
+            "SELECT column_name, ordinal_position, is_nullable, data_type, udt_name FROM information_schema.columns \
+             WHERE table_name = 'climate' ORDER BY ordinal_position",
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                ["date", "1", "YES", "date", "date"],
+                ["meantemp", "2", "NO", "double precision", "float8"],
+                ["humidity", "3", "YES", "double precision", "float8"],
+                ["city", "4", "YES", "text", "text"],
+                ["tags", "5", "YES", "ARRAY", "_text"],
+            ]
+        );
+        let got = rows("SELECT schema_name FROM information_schema.schemata ORDER BY 1").await;
+        assert_eq!(got, [["information_schema"], ["pg_catalog"], ["public"]]);
+    }
+
+    #[tokio::test]
+    async fn stub_relations_are_empty_with_postgres_columns() {
+        assert_eq!(rows("SELECT count(*) FROM pg_index").await, [["0"]]);
+        assert!(rows("SELECT indexrelid, indkey FROM pg_index").await.is_empty());
+        assert!(rows("SELECT constraint_name FROM information_schema.table_constraints").await.is_empty());
+        assert!(empty_relation_columns("PG_INDEX").is_some());
+        assert!(empty_relation_columns("pg_class").is_none());
+    }
+
+    #[tokio::test]
+    async fn every_catalog_relation_has_an_oid() {
+        let (ctx, info) = test_session();
+        for (schema, qualifier) in [("public", "pg_catalog"), ("information_schema", "information_schema")] {
+            let Some(relations) = ctx.catalog("datafusion").and_then(|c| c.schema(schema)) else {
+                panic!("no schema {schema}");
+            };
+            for relation in relations.table_names().into_iter().filter(|n| n != "climate") {
+                assert!(info.table_oid(&format!("{qualifier}.{relation}")).is_some(), "{qualifier}.{relation}");
+            }
+        }
+        assert_eq!(info.table_oid("climate"), Some(16384));
+        assert_eq!(info.table_oid("public.\"climate\""), Some(16384));
+        assert_eq!(info.table_oid("pg_class"), Some(1259));
+        assert_eq!(info.table_oid("columns"), None);
+        assert_eq!(info.table_oid("pg_catalog.climate"), None);
+        assert_eq!(info.table_oid("no_such_table"), None);
+    }
+
+    #[tokio::test]
+    async fn session_rows_come_from_the_session() {
+        assert_eq!(rows("SELECT datname, encoding FROM pg_database").await, [["leadline", "6"]]);
+        assert_eq!(rows("SELECT rolname FROM pg_roles ORDER BY oid").await, [["leadline"], ["analyst"]]);
+        assert_eq!(rows("SELECT setting FROM pg_settings WHERE name = 'datestyle'").await, [["ISO, MDY"]]);
+        assert_eq!(rows("SELECT usename FROM pg_stat_activity").await, [["analyst"]]);
+    }
 }
