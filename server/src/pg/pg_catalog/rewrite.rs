@@ -422,18 +422,42 @@ fn check_stub_columns(q: &Query) -> Result<(), PgError> {
     if stubs.is_empty() {
         return Ok(());
     }
-    let found = ast::visit_expressions(q, |e| match e {
-        Expr::CompoundIdentifier(ids) if ids.len() == 2 => match stubs.get(&ident_name(&ids[0])) {
-            Some(columns) if !columns.iter().any(|c| c.split(':').next() == Some(ident_name(&ids[1]).as_str())) => {
-                ControlFlow::Break(format!("{}.{}", ids[0].value, ids[1].value))
-            }
-            _ => ControlFlow::Continue(()),
-        },
-        _ => ControlFlow::Continue(()),
-    });
-    match found {
+    match ast::Visit::visit(q, &mut StubColumns { stubs, depth: 0 }) {
         ControlFlow::Break(column) => Err(PgError::new("42703", format!("column {column} does not exist"))),
         ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// Finds an `alias.column` of the query's own select (not of a query nested
+/// in it, whose aliases may be other relations) that its stub lacks.
+struct StubColumns {
+    stubs: HashMap<String, &'static [&'static str]>,
+    depth: usize,
+}
+
+impl ast::Visitor for StubColumns {
+    type Break = String;
+
+    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<String> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<String> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<String> {
+        if let Expr::CompoundIdentifier(ids) = e
+            && let [relation, column] = ids.as_slice()
+            && self.depth == 1
+            && let Some(columns) = self.stubs.get(&ident_name(relation))
+            && !columns.iter().any(|c| c.split(':').next() == Some(ident_name(column).as_str()))
+        {
+            return ControlFlow::Break(format!("{}.{}", relation.value, column.value));
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -939,8 +963,16 @@ mod tests {
             .await?,
             [["climate", "NULL", "false", "false", "NULL"]]
         );
-        // …but what they name must exist.
+        // …but what they name must exist; a nested query's `d` is its own.
         assert_eq!(sqlstate("SELECT (SELECT d.no_such_column FROM pg_description d) FROM pg_class").await, "42703");
+        assert_eq!(
+            rows(
+                "SELECT (SELECT d.description FROM pg_description d WHERE d.objoid IN \
+                  (SELECT d.oid FROM pg_class d WHERE d.relname = 'climate')) FROM pg_class"
+            )
+            .await?,
+            [["NULL"]]
+        );
         Ok(())
     }
 
