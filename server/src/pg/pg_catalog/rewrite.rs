@@ -307,14 +307,7 @@ impl Rewriter<'_> {
                 _ => None,
             },
             // information_schema._pg_expandarray(a): rows of (x: element, n: its subscript).
-            Expr::Function(f)
-                if last_name(&f.name) == "_pg_expandarray"
-                    && (f.name.0.len() == 1
-                        || f.name
-                            .0
-                            .first()
-                            .is_some_and(|p| p.to_string().eq_ignore_ascii_case("information_schema"))) =>
-            {
+            Expr::Function(f) if is_information_schema_function(&f.name, "_pg_expandarray") => {
                 match arguments(f).as_deref() {
                     Some([array]) => Some(function(
                         "named_struct",
@@ -609,6 +602,17 @@ fn arguments(f: &ast::Function) -> Option<Vec<&Expr>> {
             _ => None,
         })
         .collect()
+}
+
+/// `function` or `information_schema.function`.
+fn is_information_schema_function(name: &ObjectName, function: &str) -> bool {
+    match name.0.as_slice() {
+        [ObjectNamePart::Identifier(f)] => f.value.eq_ignore_ascii_case(function),
+        [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(f)] => {
+            schema.value.eq_ignore_ascii_case("information_schema") && f.value.eq_ignore_ascii_case(function)
+        }
+        _ => false,
+    }
 }
 
 /// `1`, `'1'`, `'1'::integer`.
