@@ -867,8 +867,11 @@ mod tests {
     #[test]
     fn bytewise_collations_are_dropped() {
         assert_eq!(
-            rewritten("SELECT a COLLATE pg_catalog.default, b COLLATE \"C\", c COLLATE \"POSIX\" FROM t"),
-            "SELECT a, b, c FROM t"
+            rewritten(
+                "SELECT a COLLATE pg_catalog.default, b COLLATE \"C\", c COLLATE \"POSIX\", \
+                 d COLLATE pg_catalog.\"default\" FROM t"
+            ),
+            "SELECT a, b, c, d FROM t"
         );
         assert_eq!(
             rewritten(
