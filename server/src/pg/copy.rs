@@ -307,7 +307,7 @@ pub fn is_copy_out(sql: &str) -> bool {
 
 /// `COPY table [(cols)] | (query) TO STDOUT [WITH] (…)` → (query, csv, header, delimiter).
 pub fn parse_copy_out(sql: &str) -> Result<(String, bool, bool, u8), PgError> {
-    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let s = super::statement::strip_leading_comments(sql).trim().trim_end_matches(';');
     let lower = s.to_ascii_lowercase();
     let at = lower.rfind(" to stdout").ok_or_else(|| PgError::syntax("expected COPY … TO STDOUT"))?;
     let source = s[4..at].trim();

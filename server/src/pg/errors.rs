@@ -64,6 +64,11 @@ impl PgError {
         }
     }
 
+    /// The SQLSTATE a DataFusion error is sent with.
+    pub fn sqlstate_of(e: &DataFusionError) -> &'static str {
+        datafusion_parts(e).0
+    }
+
     pub fn info(&self) -> ErrorInfo {
         let (code, message, hint) = self.parts();
         let severity = if matches!(self, PgError::Fatal { .. }) { "FATAL" } else { "ERROR" };
@@ -95,6 +100,12 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for PgError {
 /// Maps DataFusion's errors onto PostgreSQL's SQLSTATEs by kind and message.
 fn datafusion_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
     let root = e.find_root();
+    // An error a leadline function raised with its own SQLSTATE.
+    if let DataFusionError::External(inner) = root
+        && let Some(pg) = inner.downcast_ref::<PgError>()
+    {
+        return pg.parts();
+    }
     let full = root.to_string();
     let msg = strip_prefixes(&full);
     let lower = msg.to_ascii_lowercase();

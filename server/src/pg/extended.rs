@@ -23,7 +23,8 @@ use pgwire::messages::PgWireBackendMessage;
 
 use super::encode::fields;
 use super::errors::PgError;
-use super::query::{QueryHandler, describe, literal, substitute};
+use super::query::{QueryHandler, describe, literal};
+use super::statement::substitute;
 use super::{ServerState, conn};
 
 /// A parsed statement: its text and its shape.
@@ -117,7 +118,7 @@ impl ExtendedQueryHandler for QueryHandler {
     type QueryParser = StmtParser;
 
     fn query_parser(&self) -> Arc<StmtParser> {
-        self.parser.clone()
+        Arc::new(StmtParser { state: self.state.clone() })
     }
 
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Stmt>, _max_rows: usize) -> PgWireResult<Response>

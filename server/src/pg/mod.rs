@@ -1,21 +1,29 @@
 //! The PostgreSQL-wire front end: `leadline serve`.
 //!
 //! One module per protocol concern: [`startup`] (auth, limits at connect),
-//! [`simple`] (statement kinds, the simple query protocol), [`extended`]
+//! [`simple`] (the simple query protocol), [`extended`]
 //! (Parse/Bind/Describe/Execute), [`query`] (planning and streaming over
-//! DataFusion), [`encode`] (Arrow → wire values), [`copy`] (INSERT and COPY
-//! into the event log), [`catalog`] (pg_catalog, information_schema),
-//! [`errors`] (SQLSTATEs) and [`cancel`] (cancel requests, timeouts).
+//! DataFusion), [`statement`] (statement kinds and parameters, from the
+//! text), [`encode`] (Arrow → wire values), [`copy`] (INSERT and COPY into
+//! the event log), [`pg_catalog`] (pg_catalog, information_schema and the
+//! statement rewrites), [`errors`] (SQLSTATEs) and [`cancel`] (cancel
+//! requests, timeouts).
+//!
+//! Data flows one way: `startup`, `simple`, `extended` and `copy` call
+//! `query`, which uses `statement`, `encode`, `pg_catalog`, `errors` and
+//! `cancel`; those use no module above them. The one turn against the flow
+//! left is `query` handing INSERT and COPY to `copy`.
 
 pub mod cancel;
-pub mod catalog;
 pub mod copy;
 pub mod encode;
 pub mod errors;
 pub mod extended;
+pub mod pg_catalog;
 pub mod query;
 pub mod simple;
 pub mod startup;
+pub mod statement;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -67,16 +75,13 @@ impl ServerState {
     }
 }
 
-/// A cursor declared by name: its name, column names and types.
-pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::DataType>);
-
 /// One connection's session: its DataFusion context over the log, its
 /// settings and its running statement.
 pub struct Conn {
     ctx: SessionContext,
     /// The view of the log this session's statements read.
     catalog: ReadSession,
-    info: Arc<catalog::CatalogInfo>,
+    info: Arc<pg_catalog::CatalogInfo>,
     user: String,
     read_only: bool,
     vars: Arc<Mutex<BTreeMap<String, String>>>,
@@ -94,12 +99,15 @@ pub struct Conn {
     _registration: cancel::Registration,
 }
 
+/// A cursor as its portal shows it: name, column names and types.
+pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::DataType>);
+
 /// Default session variables (what `SHOW` answers and `pg_settings` lists).
 fn default_vars(state: &ServerState, user: &str, application_name: &str) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     for (k, val) in [
-        ("server_version", catalog::SERVER_VERSION),
-        ("server_version_num", catalog::SERVER_VERSION_NUM),
+        ("server_version", pg_catalog::SERVER_VERSION),
+        ("server_version_num", pg_catalog::SERVER_VERSION_NUM),
         ("server_encoding", "UTF8"),
         ("client_encoding", "UTF8"),
         ("datestyle", "ISO, MDY"),
@@ -153,8 +161,8 @@ impl Conn {
             for (n, name) in names.iter().enumerate() {
                 if let Some(t) = schema.table(name).await? {
                     let rows = catalog.row_count(name).map_or(-1, |n| n as i64);
-                    tables.push(catalog::TableInfo {
-                        oid: catalog::FIRST_TABLE_OID + n as i32,
+                    tables.push(pg_catalog::TableInfo {
+                        oid: pg_catalog::FIRST_TABLE_OID + n as i32,
                         name: name.clone(),
                         schema: t.schema(),
                         rows,
@@ -163,13 +171,13 @@ impl Conn {
                 }
             }
         }
-        let info = Arc::new(catalog::CatalogInfo {
+        let info = Arc::new(pg_catalog::CatalogInfo {
             tables,
             user: user.clone(),
             roles: state.config.users.iter().map(|u| u.name.clone()).chain(std::iter::once(user.clone())).collect(),
         });
         let vars = Arc::new(Mutex::new(default_vars(state, &user, &app)));
-        catalog::register(&ctx, info.clone(), vars.clone())?;
+        pg_catalog::register(&ctx, info.clone(), vars.clone())?;
 
         let slot = Arc::new(cancel::Slot::default());
         let (pid, key) = client.pid_and_secret_key();

@@ -8,7 +8,6 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use futures::{Stream, StreamExt};
@@ -21,12 +20,12 @@ use pgwire::messages::data::DataRow;
 use super::cancel::Guard;
 use super::encode::{BatchEncoder, fields};
 use super::errors::PgError;
-use super::simple::{Kind, classify};
-use super::{Conn, ServerState, catalog};
+use super::pg_catalog::{self, Planned};
+use super::statement::{Kind, classify, placeholder_count, strip_leading_comments, substitute};
+use super::{Conn, ServerState};
 
 pub struct QueryHandler {
     pub state: Arc<ServerState>,
-    pub parser: Arc<super::extended::StmtParser>,
 }
 
 /// A planned query: what the client sees, and where the rows come from.
@@ -75,7 +74,7 @@ pub struct Cursor {
 
 /// `DECLARE name [BINARY] … CURSOR … FOR query` → (name, binary, query).
 fn parse_declare(sql: &str) -> Result<(String, bool, String), PgError> {
-    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let s = strip_leading_comments(sql).trim().trim_end_matches(';');
     let lower = s.to_ascii_lowercase();
     let bad = || PgError::syntax("expected DECLARE name CURSOR FOR query");
     let rest = lower.strip_prefix("declare").ok_or_else(bad)?;
@@ -90,7 +89,7 @@ fn parse_declare(sql: &str) -> Result<(String, bool, String), PgError> {
 
 /// `FETCH [FORWARD|NEXT] [n|ALL] [FROM|IN] name` → (count, name, is_move).
 fn parse_fetch(sql: &str) -> Result<(usize, String, bool), PgError> {
-    let s = super::simple::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let s = strip_leading_comments(sql).trim().trim_end_matches(';');
     let words: Vec<&str> = s.split_whitespace().collect();
     let is_move = words.first().is_some_and(|w| w.eq_ignore_ascii_case("move"));
     let mut count = 1usize;
@@ -136,75 +135,6 @@ fn notice(severity: &str, code: &str, message: impl Into<String>) -> ErrorInfo {
     ErrorInfo::new(severity.to_owned(), code.to_owned(), message.into())
 }
 
-/// The highest `$n` in a statement (outside quotes), i.e. its parameter count.
-pub fn placeholder_count(sql: &str) -> usize {
-    let mut max = 0;
-    scan_placeholders(sql, |n, _, _| max = max.max(n));
-    max
-}
-
-/// Calls `f(n, start, end)` for every `$n` outside quotes and comments.
-fn scan_placeholders(sql: &str, mut f: impl FnMut(usize, usize, usize)) {
-    let b = sql.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            q @ (b'\'' | b'"') => {
-                i += 1;
-                while i < b.len() {
-                    if b[i] == q {
-                        if b.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'$' => {
-                let start = i;
-                i += 1;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                }
-                if i > start + 1
-                    && let Ok(n) = sql[start + 1..i].parse::<usize>()
-                {
-                    f(n, start, i);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-}
-
-/// Replaces `$n` with the given SQL literals.
-pub fn substitute(sql: &str, literals: &[String]) -> Result<String, PgError> {
-    let mut out = String::with_capacity(sql.len());
-    let mut last = 0;
-    let mut err = None;
-    scan_placeholders(sql, |n, s, e| {
-        out.push_str(&sql[last..s]);
-        match literals.get(n.wrapping_sub(1)) {
-            Some(l) => out.push_str(l),
-            None => err = Some(PgError::new("08P01", format!("there is no parameter ${n}"))),
-        }
-        last = e;
-    });
-    out.push_str(&sql[last..]);
-    match err {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
-}
-
 /// A bound parameter as a SQL literal of its type.
 pub fn literal(value: Option<&str>, ty: &Type) -> Result<String, PgError> {
     let Some(v) = value else { return Ok("NULL".into()) };
@@ -237,10 +167,9 @@ pub fn literal(value: Option<&str>, ty: &Type) -> Result<String, PgError> {
     })
 }
 
-/// Parses one statement after the text rewrites.
+/// Parses one statement.
 fn parse(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement, PgError> {
-    let text = catalog::rewrite_text(sql);
-    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, &text)?;
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)?;
     match stmts.len() {
         1 => Ok(stmts.remove(0)),
         0 => Err(PgError::syntax("empty statement")),
@@ -250,26 +179,15 @@ fn parse(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement, PgErro
 
 impl QueryHandler {
     pub fn new(state: Arc<ServerState>) -> Self {
-        Self { parser: Arc::new(super::extended::StmtParser { state: state.clone() }), state }
+        Self { state }
     }
 }
 
 /// Rewrites and plans a query (placeholders allowed).
 pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
-    let mut stmt = parse(sql)?;
-    catalog::rewrite_ast(&mut stmt, &conn.info);
-    let empty_names = catalog::empty_result_names(&stmt);
-    let names = catalog::name_columns(&mut stmt);
-    let state = conn.ctx.state();
-    // Type coercion runs in the analyzer: check it here, so that a catalog
-    // query over always-empty relations that DataFusion cannot type still
-    // gets its (empty) answer.
-    let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
-        Ok(plan) if empty_names.is_some() => state.optimize(&plan).map(|_| plan),
-        other => other,
-    };
-    match planned {
-        Ok(plan) => {
+    let stmt = parse(sql)?;
+    match pg_catalog::plan(&conn.ctx.state(), &conn.info, stmt).await? {
+        Planned::Plan { plan, names } => {
             let schema = plan.schema();
             let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
             let names = match names {
@@ -278,15 +196,10 @@ pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
             };
             Ok(Prepared { names, types, source: Source::Plan(plan) })
         }
-        Err(e) => match empty_names {
-            // A catalog query over relations leadline has no rows in.
-            Some(names) => {
-                tracing::debug!("answering an unplannable query over empty catalog relations with no rows: {e}");
-                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                text_batch(&refs, vec![])
-            }
-            None => Err(e.into()),
-        },
+        Planned::Empty { names } => {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            text_batch(&refs, vec![])
+        }
     }
 }
 

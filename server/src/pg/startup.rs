@@ -19,7 +19,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::errors::PgError;
-use super::{ConnectionSlot, ServerState, catalog};
+use super::{ConnectionSlot, ServerState, pg_catalog};
 
 /// Users and their verifiers from the config file.
 struct Verifiers {
@@ -60,7 +60,7 @@ impl AuthSource for Verifiers {
 
 fn parameters() -> DefaultServerParameterProvider {
     let mut p = DefaultServerParameterProvider::default();
-    p.server_version = catalog::SERVER_VERSION.to_string();
+    p.server_version = pg_catalog::SERVER_VERSION.to_string();
     p.date_style = "ISO, MDY".to_string();
     p.time_zone = "UTC".to_string();
     p.interval_style = "postgres".to_string();
@@ -97,7 +97,7 @@ impl Startup {
         }
         let db = client.metadata().get(pgwire::api::METADATA_DATABASE).cloned().unwrap_or_default();
         let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
-        if !db.is_empty() && db != catalog::DATABASE && db != user {
+        if !db.is_empty() && db != pg_catalog::DATABASE && db != user {
             return Err(PgError::fatal(
                 "3D000",
                 format!("database \"{db}\" does not exist (the database is named \"leadline\")"),

@@ -1,0 +1,457 @@
+//! The PostgreSQL functions catalog queries and drivers call
+//! (`current_setting`, `format_type`, `pg_get_userbyid`, `has_*_privilege` …),
+//! answered from what the catalog knows about the session.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef};
+use arrow::datatypes::{DataType, Field};
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, exec_datafusion_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use super::tables::{CatalogInfo, i, t, type_by_oid, type_oid_by_name, typname};
+use super::{DATABASE, Settings, version_string};
+use crate::pg::errors::PgError;
+
+/// A PostgreSQL function evaluated row by row over scalars (catalog queries
+/// touch a handful of rows).
+struct PgFn {
+    name: &'static str,
+    signature: Signature,
+    ret: DataType,
+    /// PostgreSQL's STRICT: a NULL argument makes the result NULL, `f` unasked.
+    strict: bool,
+    f: Body,
+}
+
+/// A function's body: its result for one row's arguments.
+type Body = Box<dyn Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync>;
+
+/// The body of a function that answers every argument.
+type InfallibleBody = Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync>;
+
+/// The functions that are not STRICT in PostgreSQL (they answer a NULL argument).
+const NOT_STRICT: &[&str] = &["format_type", "set_config", "pg_typeof_name"];
+
+impl std::fmt::Debug for PgFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgFn({})", self.name)
+    }
+}
+impl PartialEq for PgFn {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+impl Eq for PgFn {}
+impl std::hash::Hash for PgFn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for PgFn {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(self.ret.clone())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        if args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+            let vals: Vec<ScalarValue> = args
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    ColumnarValue::Scalar(s) => Some(s.clone()),
+                    ColumnarValue::Array(_) => None,
+                })
+                .collect();
+            return Ok(ColumnarValue::Scalar(self.call(&vals)?));
+        }
+        let arrays: Vec<ArrayRef> = args.args.iter().map(|a| a.to_array(n)).collect::<DfResult<_>>()?;
+        let mut out = Vec::with_capacity(n);
+        for row in 0..n {
+            let vals: Vec<ScalarValue> =
+                arrays.iter().map(|a| ScalarValue::try_from_array(a, row)).collect::<DfResult<_>>()?;
+            out.push(self.call(&vals)?);
+        }
+        if out.is_empty() {
+            return Ok(ColumnarValue::Array(arrow::array::new_empty_array(&self.ret)));
+        }
+        Ok(ColumnarValue::Array(ScalarValue::iter_to_array(out)?))
+    }
+}
+
+impl PgFn {
+    /// The result for one row, of the declared type.
+    fn call(&self, args: &[ScalarValue]) -> DfResult<ScalarValue> {
+        let out =
+            if self.strict && args.iter().any(ScalarValue::is_null) { ScalarValue::Null } else { (self.f)(args)? };
+        Ok(cast_scalar(out, &self.ret))
+    }
+}
+
+fn cast_scalar(v: ScalarValue, dt: &DataType) -> ScalarValue {
+    if v.data_type() == *dt {
+        return v;
+    }
+    if v.is_null() {
+        return ScalarValue::try_from(dt).unwrap_or(v);
+    }
+    v.cast_to(dt).unwrap_or_else(|_| ScalarValue::try_from(dt).unwrap_or(ScalarValue::Null))
+}
+
+fn as_i64(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::Int8(Some(x)) => Some(*x as i64),
+        ScalarValue::Int16(Some(x)) => Some(*x as i64),
+        ScalarValue::Int32(Some(x)) => Some(*x as i64),
+        ScalarValue::Int64(Some(x)) => Some(*x),
+        ScalarValue::UInt32(Some(x)) => Some(*x as i64),
+        ScalarValue::UInt64(Some(x)) => Some(*x as i64),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            s.trim().parse().ok()
+        }
+        _ => None,
+    }
+}
+
+fn as_str(v: &ScalarValue) -> Option<String> {
+    match v {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            Some(s.clone())
+        }
+        v if v.is_null() => None,
+        v => Some(v.to_string()),
+    }
+}
+
+/// An integer argument (an OID, a size): an integer, or text that is one;
+/// anything else is the caller's error (22P02, as PostgreSQL's input check).
+fn int_arg(v: Option<&ScalarValue>, ty: &str) -> DfResult<Option<i64>> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => {
+            as_i64(v).map(Some).ok_or_else(|| exec_datafusion_err!("invalid input syntax for type {ty}: \"{v}\""))
+        }
+    }
+}
+
+/// The functions being registered.
+#[derive(Default)]
+struct Functions(Vec<PgFn>);
+
+impl Functions {
+    fn add(&mut self, name: &'static str, arity: usize, ret: DataType, f: InfallibleBody) {
+        self.add_fallible(name, arity, ret, move |args| Ok(f(args)));
+    }
+
+    /// `arity`: the most arguments it takes (it takes any fewer too).
+    fn add_fallible(
+        &mut self,
+        name: &'static str,
+        arity: usize,
+        ret: DataType,
+        f: impl Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync + 'static,
+    ) {
+        let mut arities = vec![TypeSignature::Nullary];
+        arities.extend((1..=arity).map(TypeSignature::Any));
+        self.0.push(PgFn {
+            name,
+            signature: Signature::one_of(arities, Volatility::Stable),
+            ret,
+            strict: !NOT_STRICT.contains(&name),
+            f: Box::new(f),
+        });
+    }
+}
+
+/// Registers the functions in a session; `settings` are the session's
+/// variables, read by `current_setting` and written by `set_config`.
+pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Settings) {
+    let text = DataType::Utf8;
+    let mut fns = Functions::default();
+    let null_text = || -> InfallibleBody { Box::new(|_| ScalarValue::Utf8(None)) };
+    let always = |v: bool| -> InfallibleBody { Box::new(move |_| ScalarValue::Boolean(Some(v))) };
+
+    fns.add("version", 0, text.clone(), Box::new(|_| t(&version_string())));
+    fns.add("current_schema", 0, text.clone(), Box::new(|_| t("public")));
+    fns.add("current_database", 0, text.clone(), Box::new(|_| t(DATABASE)));
+    fns.add("current_catalog", 0, text.clone(), Box::new(|_| t(DATABASE)));
+    let user = info.user.clone();
+    fns.add("current_user", 0, text.clone(), Box::new(move |_| t(&user)));
+    let user = info.user.clone();
+    fns.add("session_user", 0, text.clone(), Box::new(move |_| t(&user)));
+    let user = info.user.clone();
+    fns.add("user", 0, text.clone(), Box::new(move |_| t(&user)));
+    fns.add(
+        "current_schemas",
+        1,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        Box::new(|args| {
+            let with_implicit = matches!(args.first(), Some(ScalarValue::Boolean(Some(true))));
+            let mut v = Vec::new();
+            if with_implicit {
+                v.push(t("pg_catalog"));
+            }
+            v.push(t("public"));
+            ScalarValue::List(ScalarValue::new_list_nullable(&v, &DataType::Utf8))
+        }),
+    );
+    fns.add("pg_backend_pid", 0, DataType::Int32, Box::new(|_| i(std::process::id() as i32)));
+    fns.add("pg_table_is_visible", 1, DataType::Boolean, always(true));
+    fns.add("pg_type_is_visible", 1, DataType::Boolean, always(true));
+    fns.add("pg_function_is_visible", 1, DataType::Boolean, always(true));
+    fns.add("pg_collation_is_visible", 1, DataType::Boolean, always(true));
+    fns.add("pg_relation_is_publishable", 1, DataType::Boolean, always(false));
+    for name in [
+        "has_table_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+        "has_column_privilege",
+        "has_any_column_privilege",
+        "has_function_privilege",
+        "has_sequence_privilege",
+    ] {
+        fns.add(name, 4, DataType::Boolean, always(true));
+    }
+    fns.add_fallible("format_type", 2, text.clone(), |args| {
+        Ok(match int_arg(args.first(), "oid")? {
+            Some(oid) => t(type_by_oid(oid).map(|ty| ty.display).unwrap_or("???")),
+            None => ScalarValue::Utf8(None),
+        })
+    });
+    for name in [
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+        "pg_get_expr",
+        "pg_get_indexdef",
+        "pg_get_constraintdef",
+        "pg_get_viewdef",
+        "pg_get_triggerdef",
+        "pg_get_ruledef",
+        "pg_get_functiondef",
+        "pg_get_statisticsobjdef_columns",
+        "pg_get_serial_sequence",
+        "col_description",
+        "obj_description",
+        "shobj_description",
+        "pg_get_partkeydef",
+    ] {
+        fns.add(name, 3, text.clone(), null_text());
+    }
+    fns.add("pg_get_userbyid", 1, text.clone(), Box::new(|_| t(DATABASE)));
+    fns.add_fallible("pg_encoding_to_char", 1, text.clone(), |args| {
+        Ok(t(if int_arg(args.first(), "integer")? == Some(6) { "UTF8" } else { "SQL_ASCII" }))
+    });
+    fns.add(
+        "quote_ident",
+        1,
+        text.clone(),
+        Box::new(|args| match args.first().and_then(as_str) {
+            Some(s) => {
+                let plain = !s.is_empty()
+                    && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                    && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                t(&if plain { s } else { format!("\"{}\"", s.replace('"', "\"\"")) })
+            }
+            None => ScalarValue::Utf8(None),
+        }),
+    );
+    let vars = settings.clone();
+    // current_setting(name [, missing_ok])
+    fns.add_fallible("current_setting", 2, text.clone(), move |args| {
+        let name = args.first().and_then(as_str).unwrap_or_default().to_ascii_lowercase();
+        let missing_ok = matches!(args.get(1), Some(ScalarValue::Boolean(Some(true))));
+        match vars.lock().ok().and_then(|m| m.get(&name).cloned()) {
+            Some(v) => Ok(t(&v)),
+            None if missing_ok => Ok(ScalarValue::Utf8(None)),
+            None => Err(DataFusionError::External(Box::new(PgError::new(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            )))),
+        }
+    });
+    let vars = settings.clone();
+    fns.add(
+        "set_config",
+        3,
+        text.clone(),
+        Box::new(move |args| {
+            let name = args.first().and_then(as_str).unwrap_or_default().to_ascii_lowercase();
+            let value = args.get(1).and_then(as_str).unwrap_or_default();
+            if let Ok(mut m) = vars.lock() {
+                m.insert(name, value.clone());
+            }
+            t(&value)
+        }),
+    );
+    fns.add("pg_advisory_unlock_all", 0, text.clone(), null_text());
+    fns.add("pg_advisory_lock", 2, text.clone(), null_text());
+    fns.add("pg_advisory_unlock", 2, DataType::Boolean, always(true));
+    fns.add("pg_try_advisory_lock", 2, DataType::Boolean, always(true));
+    fns.add("txid_current", 0, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(1))));
+    fns.add("pg_is_in_recovery", 0, DataType::Boolean, always(false));
+    fns.add("pg_postmaster_start_time", 0, text.clone(), Box::new(|_| t("2026-01-01 00:00:00+00")));
+    fns.add("inet_server_addr", 0, text.clone(), null_text());
+    fns.add("inet_server_port", 0, DataType::Int32, Box::new(|_| ScalarValue::Int32(None)));
+    fns.add(
+        "to_regtype",
+        1,
+        DataType::Int32,
+        Box::new(|args| ScalarValue::Int32(args.first().and_then(as_str).and_then(|s| type_oid_by_name(&s)))),
+    );
+    let ci = info.clone();
+    fns.add(
+        "to_regclass",
+        1,
+        DataType::Int32,
+        Box::new(move |args| ScalarValue::Int32(args.first().and_then(as_str).and_then(|s| ci.table_oid(&s)))),
+    );
+    fns.add(
+        "pg_typeof_name",
+        1,
+        text.clone(),
+        Box::new(|args| t(args.first().map(|a| typname(&a.data_type())).unwrap_or("unknown"))),
+    );
+    fns.add(
+        "array_lower",
+        2,
+        DataType::Int32,
+        Box::new(|args| match args.first() {
+            Some(ScalarValue::List(l)) if !l.is_null(0) && l.value_length(0) > 0 => i(1),
+            _ => ScalarValue::Int32(None),
+        }),
+    );
+    fns.add(
+        "array_upper",
+        2,
+        DataType::Int32,
+        Box::new(|args| match args.first() {
+            Some(ScalarValue::List(l)) if !l.is_null(0) && l.value_length(0) > 0 => i(l.value_length(0)),
+            _ => ScalarValue::Int32(None),
+        }),
+    );
+    fns.add_fallible("pg_size_pretty", 1, text.clone(), |args| {
+        Ok(t(&format!("{} bytes", int_arg(args.first(), "bigint")?.unwrap_or(0))))
+    });
+    fns.add("pg_total_relation_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    fns.add("pg_relation_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    fns.add("pg_table_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    fns.add("pg_indexes_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    fns.add("pg_database_size", 1, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(0))));
+    fns.add("pg_tablespace_location", 1, text.clone(), Box::new(|_| t("")));
+    // `oid::regtype` of a column: the type's name.
+    fns.add_fallible("pg_leadline_regtype", 1, text.clone(), |args| {
+        Ok(match int_arg(args.first(), "oid")? {
+            Some(oid) => t(type_by_oid(oid).map(|ty| ty.name).unwrap_or("-")),
+            None => ScalarValue::Utf8(None),
+        })
+    });
+    for f in fns.0 {
+        ctx.register_udf(ScalarUDF::new_from_impl(f));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{run, test_session};
+    use crate::pg::errors::PgError;
+
+    async fn one(sql: &str) -> Result<String, PgError> {
+        let (ctx, info) = test_session();
+        let rows = run(&ctx, &info, sql).await?;
+        assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+        Ok(rows[0].join("|"))
+    }
+
+    async fn sqlstate(sql: &str) -> &'static str {
+        match one(sql).await {
+            Ok(v) => panic!("{sql} answered {v}"),
+            Err(e) => e.parts().0,
+        }
+    }
+
+    #[tokio::test]
+    async fn session_functions_answer_for_the_session() -> Result<(), PgError> {
+        assert!(one("SELECT version()").await?.starts_with("PostgreSQL 16.6 (leadline "));
+        assert_eq!(one("SELECT current_database(), current_schema(), session_user").await?, "leadline|public|analyst");
+        assert_eq!(one("SELECT current_schemas(true), current_schemas(false)").await?, "[pg_catalog, public]|[public]");
+        assert_eq!(one("SELECT pg_catalog.pg_get_userbyid(10)").await?, "leadline");
+        assert_eq!(one("SELECT pg_encoding_to_char(6), pg_encoding_to_char(0)").await?, "UTF8|SQL_ASCII");
+        assert_eq!(
+            one("SELECT has_table_privilege('climate', 'SELECT'), pg_table_is_visible(16384)").await?,
+            "true|true"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn format_type_names_types_and_takes_columns() -> Result<(), PgError> {
+        assert_eq!(
+            one("SELECT format_type(1184, NULL), format_type(23, -1)").await?,
+            "timestamp with time zone|integer"
+        );
+        // Not STRICT in PostgreSQL: NULL for a NULL type, ??? for an unknown one.
+        assert_eq!(one("SELECT format_type(NULL, NULL), format_type(424242, NULL)").await?, "NULL|???");
+        assert_eq!(sqlstate("SELECT format_type('abc', NULL)").await, "22P02");
+        let (ctx, info) = test_session();
+        let got = run(&ctx, &info, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute ORDER BY attnum").await?;
+        assert_eq!(got, [["date"], ["double precision"], ["double precision"], ["text"], ["text[]"]]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn strict_functions_give_null_for_null() -> Result<(), PgError> {
+        assert_eq!(
+            one("SELECT pg_get_userbyid(NULL), quote_ident(NULL), has_table_privilege(NULL, 'SELECT'), to_regclass(NULL)")
+                .await?,
+            "NULL|NULL|NULL|NULL"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn settings_are_read_and_written() -> Result<(), PgError> {
+        let (ctx, info) = test_session();
+        assert_eq!(run(&ctx, &info, "SELECT current_setting('DateStyle')").await?, [["ISO, MDY"]]);
+        assert_eq!(run(&ctx, &info, "SELECT set_config('application_name', 'app', false)").await?, [["app"]]);
+        assert_eq!(run(&ctx, &info, "SELECT current_setting('application_name')").await?, [["app"]]);
+        assert_eq!(run(&ctx, &info, "SELECT current_setting('no_such_setting', true)").await?, [["NULL"]]);
+        assert_eq!(sqlstate("SELECT current_setting('no_such_setting')").await, "42704");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn names_and_oids_resolve() -> Result<(), PgError> {
+        assert_eq!(
+            one("SELECT quote_ident('events'), quote_ident('Mixed Case'), quote_ident('a\"b')").await?,
+            "events|\"Mixed Case\"|\"a\"\"b\""
+        );
+        assert_eq!(
+            one("SELECT to_regclass('climate'), to_regclass('public.climate'), to_regclass('nope')").await?,
+            "16384|16384|NULL"
+        );
+        assert_eq!(
+            one("SELECT to_regtype('integer'), to_regtype('pg_catalog.text'), to_regtype('nope')").await?,
+            "23|25|NULL"
+        );
+        assert_eq!(
+            one("SELECT array_lower(make_array(7, 8, 9), 1), array_upper(make_array(7, 8, 9), 1)").await?,
+            "1|3"
+        );
+        assert_eq!(one("SELECT pg_size_pretty(2048)").await?, "2048 bytes");
+        assert_eq!(sqlstate("SELECT pg_size_pretty('lots')").await, "22P02");
+        Ok(())
+    }
+}

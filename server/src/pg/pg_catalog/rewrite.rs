@@ -1,0 +1,1016 @@
+//! Rewrites of a parsed statement that let DataFusion run what PostgreSQL
+//! clients send. They change the AST only, never SQL text, so string
+//! literals and quoted identifiers reach DataFusion as the client wrote them.
+//!
+//! - `pg_catalog.` qualifiers are dropped from relations, functions, types
+//!   and column references: the catalog's relations and functions are
+//!   registered under their bare names.
+//! - `OPERATOR(pg_catalog.~)` becomes the operator `~`.
+//! - `COLLATE "default"`, `"C"` and `"POSIX"` are dropped: leadline compares
+//!   text bytewise, which is what they mean here.
+//! - `'events'::regclass`, `::regtype`, `::regnamespace`, `::oid` of a
+//!   literal become the OID; `::name`, `::"char"` become text.
+//! - `LIKE … ESCAPE c` becomes backslash escapes (DataFusion knows no other).
+//! - `ARRAY(SELECT …)` and correlated catalog lookups become aggregates that
+//!   DataFusion can decorrelate; subqueries over relations leadline never
+//!   has rows in (`pg_index` …) become their empty answer.
+//!
+//! [`plan`] then plans the statement, and answers a query over such a
+//! relation that DataFusion cannot type with no rows — but never hides an
+//! error in what the query names (an unknown column, table or function).
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    self as ast, BinaryOperator, Expr, FunctionArguments, Ident, JoinOperator, ObjectName, ObjectNamePart, Query,
+    Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SetOperator, Statement, TableFactor, TableWithJoins,
+    Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use super::tables::{CatalogInfo, empty_relation_columns, type_oid_by_name};
+use super::{NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
+use crate::pg::errors::PgError;
+
+/// A statement planned for a client.
+#[derive(Debug)]
+pub enum Planned {
+    /// `names`: the result's column names as PostgreSQL gives them (when the
+    /// select list has no wildcard; otherwise the plan's names are right).
+    Plan { plan: LogicalPlan, names: Option<Vec<String>> },
+    /// A query that reads a relation leadline never has rows in and that
+    /// DataFusion cannot type: no rows, these (text) columns.
+    Empty { names: Vec<String> },
+}
+
+/// Rewrites and plans one parsed statement.
+pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement) -> Result<Planned, PgError> {
+    rewrite(&mut stmt, info)?;
+    let reads_stub = matches!(&stmt, Statement::Query(q) if query_is_empty(q));
+    let names = name_columns(&mut stmt);
+    let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
+        // Type coercion runs in the analyzer: check it now, so that a query
+        // DataFusion cannot type gets its empty answer here, not at Execute.
+        Ok(plan) if reads_stub => state.optimize(&plan).map(|_| plan),
+        other => other,
+    };
+    match (planned, names) {
+        (Ok(plan), names) => Ok(Planned::Plan { plan, names }),
+        (Err(e), Some(names)) if reads_stub && !names_something_undefined(&e) => {
+            tracing::debug!("answering a query over empty catalog relations that DataFusion cannot type: {e}");
+            Ok(Planned::Empty { names })
+        }
+        (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// An error in what a query names — an undefined column, table, function or
+/// type, an ambiguous column — is the client's to see, whatever it reads.
+/// Other planning errors over relations leadline never has rows in come from
+/// PostgreSQL's implicit casts and features DataFusion lacks (comparing an
+/// `oid[]` with `'{0}'`, …), where the empty answer is the right one.
+fn names_something_undefined(e: &DataFusionError) -> bool {
+    matches!(PgError::sqlstate_of(e), "42703" | "42P01" | "42883" | "42704" | "42702")
+}
+
+/// Applies every rewrite to a parsed statement. Fails with PostgreSQL's
+/// SQLSTATE for a literal that names nothing (`'nope'::regclass`) and for an
+/// unknown column of a relation leadline never has rows in.
+pub fn rewrite(stmt: &mut Statement, info: &CatalogInfo) -> Result<(), PgError> {
+    match stmt.visit(&mut Rewriter { info }) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
+}
+
+struct Rewriter<'a> {
+    info: &'a CatalogInfo,
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = PgError;
+
+    fn post_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<PgError> {
+        strip_pg_catalog(name);
+        ControlFlow::Continue(())
+    }
+
+    /// `SELECT pg_catalog.pg_class.*`
+    fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<PgError> {
+        for item in &mut select.projection {
+            if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) = item {
+                strip_pg_catalog(name);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `FROM unnest(a) x` / `generate_series(1, n) g`: PostgreSQL names the
+    /// single column after the alias.
+    fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<PgError> {
+        let alias = match f {
+            TableFactor::UNNEST { alias, array_exprs, .. } if array_exprs.len() == 1 => alias.as_mut(),
+            TableFactor::Table { name, args: Some(_), alias, .. }
+                if matches!(last_name(name).as_str(), "generate_series" | "unnest" | "generate_subscripts") =>
+            {
+                alias.as_mut()
+            }
+            _ => None,
+        };
+        if let Some(a) = alias
+            && a.columns.is_empty()
+        {
+            a.columns.push(ast::TableAliasColumnDef::from_name(a.name.value.clone()));
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<PgError> {
+        drop_pg_catalog_qualifiers(expr);
+        match self.replacement(expr) {
+            Ok(Some(r)) => *expr = r,
+            Ok(None) => {}
+            Err(e) => return ControlFlow::Break(e),
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The `pg_catalog.` qualifier of a function, type, operator or column
+/// reference, dropped in place; `OPERATOR(pg_catalog.~)` becomes `~`.
+fn drop_pg_catalog_qualifiers(expr: &mut Expr) {
+    match expr {
+        Expr::Function(f) => {
+            strip_pg_catalog(&mut f.name);
+        }
+        // `pg_catalog.pg_class.oid`; two parts would be a column of a table.
+        Expr::CompoundIdentifier(ids) if ids.len() >= 3 && is_pg_catalog(&ids[0]) => {
+            ids.remove(0);
+        }
+        Expr::Cast { data_type, .. } => builtin_type(data_type),
+        Expr::TypedString(ts) => builtin_type(&mut ts.data_type),
+        Expr::BinaryOp { op, .. } => {
+            if let Some(builtin) = builtin_operator(op) {
+                *op = builtin;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `pg_catalog` as an identifier: any case unquoted, exactly so quoted.
+fn is_pg_catalog(id: &Ident) -> bool {
+    match id.quote_style {
+        None => id.value.eq_ignore_ascii_case("pg_catalog"),
+        Some(_) => id.value == "pg_catalog",
+    }
+}
+
+/// Drops a leading `pg_catalog.` of a qualified name; true if it had one.
+fn strip_pg_catalog(name: &mut ObjectName) -> bool {
+    let qualified = name.0.len() >= 2 && matches!(&name.0[0], ObjectNamePart::Identifier(id) if is_pg_catalog(id));
+    if qualified {
+        name.0.remove(0);
+    }
+    qualified
+}
+
+/// `pg_catalog.int4`, `pg_catalog.text[]`: a type named with its schema is
+/// the built-in type of that name, as sqlparser reads an unqualified one.
+/// Quoted names (`pg_catalog."char"`) stay what they are.
+fn builtin_type(data_type: &mut ast::DataType) {
+    match data_type {
+        ast::DataType::Custom(name, modifiers) => {
+            if !strip_pg_catalog(name) || !modifiers.is_empty() {
+                return;
+            }
+            let [ObjectNamePart::Identifier(id)] = name.0.as_slice() else { return };
+            if id.quote_style.is_some() {
+                return;
+            }
+            let parsed =
+                Parser::new(&PostgreSqlDialect {}).try_with_sql(&id.value).and_then(|mut p| p.parse_data_type());
+            if let Ok(builtin) = parsed
+                && !matches!(builtin, ast::DataType::Custom(..))
+            {
+                *data_type = builtin;
+            }
+        }
+        ast::DataType::Array(
+            ast::ArrayElemTypeDef::SquareBracket(inner, _)
+            | ast::ArrayElemTypeDef::AngleBracket(inner)
+            | ast::ArrayElemTypeDef::Parenthesis(inner),
+        ) => builtin_type(inner),
+        _ => {}
+    }
+}
+
+/// The built-in operator `OPERATOR(pg_catalog.op)` or `OPERATOR(op)` names.
+/// sqlparser keeps the operator's tokens as text (`"pg_catalog"`, `"~"`).
+fn builtin_operator(op: &BinaryOperator) -> Option<BinaryOperator> {
+    let BinaryOperator::PGCustomBinaryOperator(parts) = op else { return None };
+    let symbol = match parts.as_slice() {
+        [schema, symbol] if schema.eq_ignore_ascii_case("pg_catalog") || schema == "\"pg_catalog\"" => symbol,
+        [symbol] => symbol,
+        _ => return None,
+    };
+    Some(match symbol.as_str() {
+        "~" => BinaryOperator::PGRegexMatch,
+        "~*" => BinaryOperator::PGRegexIMatch,
+        "!~" => BinaryOperator::PGRegexNotMatch,
+        "!~*" => BinaryOperator::PGRegexNotIMatch,
+        "~~" => BinaryOperator::PGLikeMatch,
+        "~~*" => BinaryOperator::PGILikeMatch,
+        "!~~" => BinaryOperator::PGNotLikeMatch,
+        "!~~*" => BinaryOperator::PGNotILikeMatch,
+        "=" => BinaryOperator::Eq,
+        "<>" | "!=" => BinaryOperator::NotEq,
+        "<" => BinaryOperator::Lt,
+        "<=" => BinaryOperator::LtEq,
+        ">" => BinaryOperator::Gt,
+        ">=" => BinaryOperator::GtEq,
+        "+" => BinaryOperator::Plus,
+        "-" => BinaryOperator::Minus,
+        "*" => BinaryOperator::Multiply,
+        "/" => BinaryOperator::Divide,
+        "%" => BinaryOperator::Modulo,
+        "||" => BinaryOperator::StringConcat,
+        _ => return None,
+    })
+}
+
+/// `COLLATE "default"`, `"C"`, `"POSIX"` (with or without `pg_catalog.`):
+/// the bytewise order leadline's text has anyway.
+fn is_bytewise_collation(collation: &ObjectName) -> bool {
+    let parts = match collation.0.as_slice() {
+        [ObjectNamePart::Identifier(schema), rest @ ..] if rest.len() == 1 && is_pg_catalog(schema) => rest,
+        parts => parts,
+    };
+    matches!(parts, [ObjectNamePart::Identifier(id)]
+        if ["default", "c", "posix"].iter().any(|c| id.value.eq_ignore_ascii_case(c)))
+}
+
+/// The type a `::type` cast of a literal names, when it is one the rewrites handle.
+fn custom_type_name(dt: &ast::DataType) -> Option<String> {
+    match dt {
+        ast::DataType::Custom(name, _) => Some(last_name(name)),
+        ast::DataType::Regclass => Some("regclass".into()),
+        _ => None,
+    }
+}
+
+impl Rewriter<'_> {
+    /// What replaces `expr`, if anything.
+    fn replacement(&self, expr: &mut Expr) -> Result<Option<Expr>, PgError> {
+        Ok(match expr {
+            Expr::Collate { expr: inner, collation } if is_bytewise_collation(collation) => {
+                Some(std::mem::replace(inner.as_mut(), Expr::value(Value::Null)))
+            }
+            Expr::Cast { expr: inner, data_type, .. } => match custom_type_name(data_type).as_deref() {
+                Some(
+                    ty @ ("regclass" | "regtype" | "regnamespace" | "regproc" | "regprocedure" | "regrole" | "regoper"
+                    | "oid" | "xid"),
+                ) => match inner.as_ref() {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s) => {
+                            Some(Expr::value(Value::Number(self.oid(ty, s)?.to_string(), false)))
+                        }
+                        _ => Some(cast(inner.as_ref().clone(), ast::DataType::BigInt(None))),
+                    },
+                    _ if ty == "regtype" => Some(call("pg_leadline_regtype", inner.as_ref().clone())),
+                    _ => Some(cast(inner.as_ref().clone(), ast::DataType::BigInt(None))),
+                },
+                Some("name" | "char" | "bpchar" | "citext") => Some(cast(inner.as_ref().clone(), ast::DataType::Text)),
+                _ => None,
+            },
+            Expr::Like { pattern, escape_char, .. } | Expr::ILike { pattern, escape_char, .. } => {
+                let esc = escape_char.as_ref().and_then(|v| match &v.value {
+                    Value::SingleQuotedString(s) => s.chars().next(),
+                    _ => None,
+                });
+                if let Some(c) = esc.filter(|c| *c != '\\') {
+                    // DataFusion only knows the backslash: rewrite the pattern's literals.
+                    rewrite_like_escape(pattern, c);
+                    *escape_char = None;
+                }
+                None
+            }
+            // Set-returning functions DataFusion lacks, as unnests.
+            Expr::Function(f) if last_name(&f.name) == "generate_subscripts" => match arguments(f).as_deref() {
+                Some([array, dim]) if is_one(dim) => Some(subscripts((*array).clone())),
+                _ => None,
+            },
+            // information_schema._pg_expandarray(a): rows of (x: element, n: its subscript).
+            Expr::Function(f) if is_information_schema_function(&f.name, "_pg_expandarray") => {
+                match arguments(f).as_deref() {
+                    Some([array]) => Some(function(
+                        "named_struct",
+                        vec![string("x"), call("unnest", (*array).clone()), string("n"), subscripts((*array).clone())],
+                    )),
+                    _ => None,
+                }
+            }
+            // `(record).field`
+            Expr::CompoundFieldAccess { root, access_chain } => match access_chain.as_slice() {
+                [ast::AccessExpr::Dot(Expr::Identifier(field))] => {
+                    Some(function("get_field", vec![root.as_ref().clone(), string(&ident_name(field))]))
+                }
+                _ => None,
+            },
+            // ARRAY(SELECT …): an aggregated scalar subquery.
+            Expr::Function(f) if last_name(&f.name) == "array" => match &f.args {
+                FunctionArguments::Subquery(q) if query_is_empty(q) => {
+                    check_stub_columns(q)?;
+                    Some(Expr::value(Value::Null))
+                }
+                FunctionArguments::Subquery(q) if unnests_catalog_column(q) => Some(Expr::value(Value::Null)),
+                FunctionArguments::Subquery(q) => {
+                    let mut q = q.clone();
+                    if let SetExpr::Select(sel) = q.body.as_mut()
+                        && sel.projection.len() == 1
+                    {
+                        let item = sel.projection.remove(0);
+                        let e = match item {
+                            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                            _ => Expr::value(Value::Null),
+                        };
+                        sel.projection.push(SelectItem::UnnamedExpr(call("array_agg", e)));
+                        q.order_by = None;
+                    }
+                    Some(Expr::Subquery(q))
+                }
+                _ => None,
+            },
+            Expr::Subquery(q) if query_is_empty(q) => {
+                check_stub_columns(q)?;
+                Some(Expr::value(Value::Null))
+            }
+            Expr::Subquery(q) => {
+                aggregate_catalog_lookup(q);
+                None
+            }
+            Expr::Exists { subquery, negated } if query_is_empty(subquery) => {
+                check_stub_columns(subquery)?;
+                Some(Expr::value(Value::Boolean(*negated)))
+            }
+            Expr::InSubquery { subquery, negated, .. } if query_is_empty(subquery) => {
+                check_stub_columns(subquery)?;
+                Some(Expr::value(Value::Boolean(*negated)))
+            }
+            _ => None,
+        })
+    }
+
+    /// The OID a `'text'::reg…` literal names; an unknown relation, type or
+    /// schema is an error, as in PostgreSQL.
+    fn oid(&self, ty: &str, s: &str) -> Result<i64, PgError> {
+        let oid = match ty {
+            "regclass" => self
+                .info
+                .table_oid(s)
+                .ok_or_else(|| PgError::new("42P01", format!("relation \"{}\" does not exist", s.trim())))?,
+            "regtype" => type_oid_by_name(s)
+                .ok_or_else(|| PgError::new("42704", format!("type \"{}\" does not exist", s.trim())))?,
+            "regnamespace" => match s.trim().trim_matches('"') {
+                "pg_catalog" => NS_PG_CATALOG,
+                "public" => NS_PUBLIC,
+                "information_schema" => NS_INFORMATION_SCHEMA,
+                other => return Err(PgError::new("3F000", format!("schema \"{other}\" does not exist"))),
+            },
+            "oid" | "xid" => {
+                return s
+                    .trim()
+                    .parse()
+                    .map_err(|_| PgError::new("22P02", format!("invalid input syntax for type {ty}: \"{s}\"")));
+            }
+            // regproc, regrole, …: leadline has none to name; a number is the OID.
+            _ => s.trim().parse().unwrap_or(0),
+        };
+        Ok(i64::from(oid))
+    }
+}
+
+/// A subquery answered without planning (it reads a relation leadline never
+/// has rows in) must still name real columns of that relation:
+/// `d.no_such_column` is PostgreSQL's 42703 even when `d` has no rows.
+fn check_stub_columns(q: &Query) -> Result<(), PgError> {
+    let SetExpr::Select(sel) = q.body.as_ref() else { return Ok(()) };
+    let mut stubs: HashMap<String, &'static [&'static str]> = HashMap::new();
+    for twj in &sel.from {
+        for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            if let TableFactor::Table { name, alias, args: None, .. } = factor
+                && let Some(columns) = empty_relation_columns(&last_name(name))
+            {
+                let key = alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| last_name(name));
+                stubs.insert(key, columns);
+            }
+        }
+    }
+    if stubs.is_empty() {
+        return Ok(());
+    }
+    match ast::Visit::visit(q, &mut StubColumns { stubs, depth: 0 }) {
+        ControlFlow::Break(column) => Err(PgError::new("42703", format!("column {column} does not exist"))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// Finds an `alias.column` of the query's own select (not of a query nested
+/// in it, whose aliases may be other relations) that its stub lacks.
+struct StubColumns {
+    stubs: HashMap<String, &'static [&'static str]>,
+    depth: usize,
+}
+
+impl ast::Visitor for StubColumns {
+    type Break = String;
+
+    fn pre_visit_query(&mut self, _: &Query) -> ControlFlow<String> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &Query) -> ControlFlow<String> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<String> {
+        if let Expr::CompoundIdentifier(ids) = e
+            && let [relation, column] = ids.as_slice()
+            && self.depth == 1
+            && let Some(columns) = self.stubs.get(&ident_name(relation))
+            && !columns.iter().any(|c| c.split(':').next() == Some(ident_name(column).as_str()))
+        {
+            return ControlFlow::Break(format!("{}.{}", relation.value, column.value));
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// An identifier as PostgreSQL resolves it: folded to lower case unless quoted.
+fn ident_name(id: &Ident) -> String {
+    match id.quote_style {
+        None => id.value.to_ascii_lowercase(),
+        Some(_) => id.value.clone(),
+    }
+}
+
+fn last_name(name: &ast::ObjectName) -> String {
+    match name.0.last() {
+        Some(ObjectNamePart::Identifier(id)) => id.value.to_ascii_lowercase(),
+        Some(other) => other.to_string().to_ascii_lowercase(),
+        None => String::new(),
+    }
+}
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "json_agg",
+    "jsonb_agg",
+    "json_object_agg",
+];
+
+fn is_aggregate(e: &Expr) -> bool {
+    match e {
+        Expr::Function(f) => AGGREGATES.contains(&last_name(&f.name).as_str()),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => is_aggregate(expr),
+        Expr::BinaryOp { left, right, .. } => is_aggregate(left) || is_aggregate(right),
+        _ => false,
+    }
+}
+
+/// A select list with a top-level aggregate returns a row even over no input.
+fn has_aggregate(items: &[SelectItem]) -> bool {
+    items.iter().any(|i| match i {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => is_aggregate(e),
+        _ => false,
+    })
+}
+
+/// True if the query can be proven to return no rows: it reads (inner-joined)
+/// from a relation that is always empty.
+pub fn query_is_empty(q: &Query) -> bool {
+    set_expr_is_empty(&q.body)
+}
+
+fn set_expr_is_empty(s: &SetExpr) -> bool {
+    match s {
+        SetExpr::Select(sel) => {
+            if sel.from.is_empty() {
+                return false;
+            }
+            let grouped = !matches!(&sel.group_by, ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+            if !grouped && has_aggregate(&sel.projection) {
+                return false;
+            }
+            sel.from.iter().any(twj_is_empty)
+        }
+        SetExpr::Query(q) => query_is_empty(q),
+        SetExpr::SetOperation { op, left, right, .. } => match op {
+            SetOperator::Union => set_expr_is_empty(left) && set_expr_is_empty(right),
+            SetOperator::Intersect => set_expr_is_empty(left) || set_expr_is_empty(right),
+            _ => set_expr_is_empty(left),
+        },
+        _ => false,
+    }
+}
+
+fn twj_is_empty(t: &TableWithJoins) -> bool {
+    factor_is_empty(&t.relation)
+        || t.joins.iter().any(|j| {
+            matches!(j.join_operator, JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_))
+                && factor_is_empty(&j.relation)
+        })
+}
+
+fn factor_is_empty(f: &TableFactor) -> bool {
+    match f {
+        TableFactor::Table { name, args: None, .. } => empty_relation_columns(&last_name(name)).is_some(),
+        TableFactor::Derived { subquery, .. } => query_is_empty(subquery),
+        TableFactor::NestedJoin { table_with_joins, .. } => twj_is_empty(table_with_joins),
+        _ => false,
+    }
+}
+
+/// `SELECT … FROM unnest(t.reloptions) x`: a correlated unnest of a catalog
+/// array column, which leadline's catalog always has NULL.
+fn unnests_catalog_column(q: &Query) -> bool {
+    let SetExpr::Select(sel) = q.body.as_ref() else { return false };
+    sel.from.len() == 1
+        && sel.from[0].joins.is_empty()
+        && match &sel.from[0].relation {
+            TableFactor::UNNEST { array_exprs, .. } => {
+                array_exprs.iter().all(|e| matches!(e, Expr::CompoundIdentifier(_)))
+            }
+            TableFactor::Table { name, args: Some(args), .. } if last_name(name) == "unnest" => {
+                args.args.iter().all(|a| {
+                    matches!(a, ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(Expr::CompoundIdentifier(_))))
+                })
+            }
+            _ => false,
+        }
+}
+
+fn call(name: &str, e: Expr) -> Expr {
+    function(name, vec![e])
+}
+
+fn function(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(ast::Function {
+        name: ast::ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|e| ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+fn string(s: &str) -> Expr {
+    Expr::value(Value::SingleQuotedString(s.to_string()))
+}
+
+/// The plain arguments of a function call.
+fn arguments(f: &ast::Function) -> Option<Vec<&Expr>> {
+    let FunctionArguments::List(list) = &f.args else { return None };
+    list.args
+        .iter()
+        .map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `function` or `information_schema.function`.
+fn is_information_schema_function(name: &ObjectName, function: &str) -> bool {
+    match name.0.as_slice() {
+        [ObjectNamePart::Identifier(f)] => f.value.eq_ignore_ascii_case(function),
+        [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(f)] => {
+            schema.value.eq_ignore_ascii_case("information_schema") && f.value.eq_ignore_ascii_case(function)
+        }
+        _ => false,
+    }
+}
+
+/// `1`, `'1'`, `'1'::integer`.
+fn is_one(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) | Value::SingleQuotedString(n) if n.trim() == "1"),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => is_one(expr),
+        _ => false,
+    }
+}
+
+/// `unnest(generate_series(1, array_length(a)))`: the subscripts of a
+/// one-dimensional array, one row each, as PostgreSQL's set-returning
+/// functions in a select list give them (and zipped with an `unnest(a)` beside).
+fn subscripts(array: Expr) -> Expr {
+    call(
+        "unnest",
+        function("generate_series", vec![Expr::value(Value::Number("1".into(), false)), call("array_length", array)]),
+    )
+}
+
+fn cast(e: Expr, data_type: ast::DataType) -> Expr {
+    Expr::Cast { kind: ast::CastKind::Cast, expr: Box::new(e), data_type, array: false, format: None }
+}
+
+/// DataFusion needs a correlated scalar subquery to be aggregated; a catalog
+/// lookup by OID (`(SELECT typcollation FROM pg_type WHERE oid = a.atttypid)`)
+/// returns one row, so `max(...)` of it is the same value.
+fn aggregate_catalog_lookup(q: &mut Query) {
+    let SetExpr::Select(sel) = q.body.as_mut() else { return };
+    let grouped = !matches!(&sel.group_by, ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+    if grouped || sel.projection.len() != 1 || has_aggregate(&sel.projection) || sel.from.is_empty() {
+        return;
+    }
+    let catalog_only = sel.from.iter().all(|t| {
+        std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)).all(|f| match f {
+            TableFactor::Table { name, .. } => {
+                last_name(name).starts_with("pg_")
+                    || name.to_string().to_ascii_lowercase().starts_with("information_schema.")
+            }
+            _ => false,
+        })
+    });
+    if !catalog_only {
+        return;
+    }
+    let item = sel.projection.remove(0);
+    sel.projection.push(match item {
+        SelectItem::UnnamedExpr(e) => SelectItem::UnnamedExpr(call("max", e)),
+        SelectItem::ExprWithAlias { expr, alias } => SelectItem::ExprWithAlias { expr: call("max", expr), alias },
+        other => other,
+    });
+}
+
+fn rewrite_like_escape(e: &mut Expr, esc: char) {
+    match e {
+        Expr::Value(v) => {
+            if let Value::SingleQuotedString(s) = &mut v.value {
+                let mut out = String::with_capacity(s.len());
+                let mut chars = s.chars();
+                while let Some(ch) = chars.next() {
+                    if ch == esc {
+                        out.push('\\');
+                        if let Some(n) = chars.next() {
+                            out.push(n);
+                        }
+                    } else if ch == '\\' {
+                        out.push_str("\\\\");
+                    } else {
+                        out.push(ch);
+                    }
+                }
+                *s = out;
+            }
+        }
+        Expr::BinaryOp { left, right, .. } => {
+            rewrite_like_escape(left, esc);
+            rewrite_like_escape(right, esc);
+        }
+        Expr::Nested(inner) => rewrite_like_escape(inner, esc),
+        _ => {}
+    }
+}
+
+/// PostgreSQL's column name for an unaliased select item (FigureColname).
+fn figure_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) => Some(id.value.clone()),
+        Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()),
+        Expr::Function(f) => Some(last_name(&f.name)),
+        Expr::Cast { expr, data_type, .. } => figure_name(expr).or_else(|| {
+            Some(match data_type {
+                ast::DataType::Custom(n, _) => last_name(n),
+                ast::DataType::Int(_) | ast::DataType::Integer(_) => "int4".into(),
+                ast::DataType::BigInt(_) => "int8".into(),
+                ast::DataType::SmallInt(_) => "int2".into(),
+                ast::DataType::Text => "text".into(),
+                ast::DataType::Varchar(_) | ast::DataType::CharacterVarying(_) => "varchar".into(),
+                ast::DataType::Boolean | ast::DataType::Bool => "bool".into(),
+                ast::DataType::Double(_) | ast::DataType::DoublePrecision | ast::DataType::Float8 => "float8".into(),
+                ast::DataType::Real | ast::DataType::Float4 => "float4".into(),
+                ast::DataType::Numeric(_) | ast::DataType::Decimal(_) => "numeric".into(),
+                ast::DataType::Interval { .. } => "interval".into(),
+                ast::DataType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
+                    "timestamptz".into()
+                }
+                ast::DataType::Timestamp(..) => "timestamp".into(),
+                ast::DataType::Date => "date".into(),
+                other => other.to_string().to_ascii_lowercase(),
+            })
+        }),
+        Expr::Nested(e) => figure_name(e),
+        Expr::Case { .. } => Some("case".into()),
+        Expr::Array(_) => Some("array".into()),
+        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Subquery(q) => match q.body.as_ref() {
+            SetExpr::Select(s) => s.projection.first().and_then(|p| match p {
+                SelectItem::UnnamedExpr(e) => figure_name(e),
+                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                _ => None,
+            }),
+            _ => None,
+        },
+        Expr::CompoundFieldAccess { access_chain, .. } => access_chain.last().and_then(|a| match a {
+            ast::AccessExpr::Dot(e) => figure_name(e),
+            _ => None,
+        }),
+        Expr::Extract { .. } => Some("extract".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Substring { .. } => Some("substring".into()),
+        Expr::Trim { .. } => Some("btrim".into()),
+        Expr::Ceil { .. } => Some("ceil".into()),
+        Expr::Floor { .. } => Some("floor".into()),
+        _ => None,
+    }
+}
+
+/// Gives every unaliased, non-column select item of the top-level query
+/// PostgreSQL's name as an alias (so `SELECT count(*)` is named `count` and
+/// `SELECT 1, 1` plans), and returns the names clients should see if the
+/// select list has no wildcard.
+pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
+    let Statement::Query(q) = stmt else { return None };
+    let mut body = q.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(sel) = body else { return None };
+    let mut names = Vec::with_capacity(sel.projection.len());
+    let mut wildcard = false;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (n, item) in sel.projection.iter_mut().enumerate() {
+        match item {
+            SelectItem::UnnamedExpr(e) => {
+                let name = figure_name(e).unwrap_or_else(|| "?column?".to_string());
+                let is_column = matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+                let count = seen.entry(name.clone()).or_insert(0);
+                *count += 1;
+                if !is_column {
+                    // Unique internal alias; the client sees `name`.
+                    let alias = if *count == 1 { name.clone() } else { format!("{name}__{n}") };
+                    *item = SelectItem::ExprWithAlias { expr: e.clone(), alias: Ident::with_quote('"', alias) };
+                }
+                names.push(name);
+            }
+            SelectItem::ExprWithAlias { alias, .. } => names.push(alias.value.clone()),
+            _ => wildcard = true,
+        }
+    }
+    (!wildcard).then_some(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{run, test_session};
+    use super::*;
+
+    fn parse(sql: &str) -> Statement {
+        match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
+            Ok(mut stmts) if stmts.len() == 1 => stmts.remove(0),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    /// The statement after the rewrites, as SQL.
+    fn rewritten(sql: &str) -> String {
+        let (_, info) = test_session();
+        let mut stmt = parse(sql);
+        if let Err(e) = rewrite(&mut stmt, &info) {
+            panic!("{sql}: {e}");
+        }
+        stmt.to_string()
+    }
+
+    async fn rows(sql: &str) -> Result<Vec<Vec<String>>, PgError> {
+        let (ctx, info) = test_session();
+        run(&ctx, &info, sql).await
+    }
+
+    async fn sqlstate(sql: &str) -> &'static str {
+        match rows(sql).await {
+            Ok(rows) => panic!("{sql} answered {rows:?}"),
+            Err(e) => e.parts().0,
+        }
+    }
+
+    #[test]
+    fn pg_catalog_qualifiers_are_dropped() {
+        assert_eq!(
+            rewritten("SELECT c.relname FROM pg_catalog.pg_class c JOIN \"pg_catalog\".pg_namespace n ON true"),
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON true"
+        );
+        assert_eq!(rewritten("SELECT PG_CATALOG.PG_GET_EXPR(x, y)"), "SELECT PG_GET_EXPR(x, y)");
+        assert_eq!(
+            rewritten("SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class ORDER BY pg_catalog.pg_class.oid"),
+            "SELECT pg_class.relname FROM pg_class ORDER BY pg_class.oid"
+        );
+        assert_eq!(
+            rewritten("SELECT pg_catalog.pg_class.* FROM pg_catalog.pg_class"),
+            "SELECT pg_class.* FROM pg_class"
+        );
+        assert_eq!(
+            rewritten("SELECT * FROM pg_catalog.generate_series(1, 2) s"),
+            "SELECT * FROM generate_series(1, 2) s (s)"
+        );
+    }
+
+    #[test]
+    fn pg_catalog_types_become_builtin_types() {
+        assert_eq!(
+            rewritten("SELECT a::pg_catalog.text, b::pg_catalog.int2[], c::pg_catalog.regtype::pg_catalog.text"),
+            "SELECT a::TEXT, b::INT2[], pg_leadline_regtype(c)::TEXT"
+        );
+        // A quoted name is that type, not the keyword: "char" is PostgreSQL's one-byte type.
+        assert_eq!(rewritten("SELECT 'f'::pg_catalog.\"char\""), "SELECT CAST('f' AS TEXT)");
+    }
+
+    #[test]
+    fn operators_of_pg_catalog_are_the_builtin_operators() {
+        assert_eq!(
+            rewritten("SELECT a OPERATOR(pg_catalog.~) '^x$', b OPERATOR(pg_catalog.!~*) 'y', c OPERATOR(=) 1"),
+            "SELECT a ~ '^x$', b !~* 'y', c = 1"
+        );
+        // An operator leadline does not know stays for DataFusion to refuse.
+        assert_eq!(rewritten("SELECT a OPERATOR(myschema.~) b"), "SELECT a OPERATOR(myschema.~) b");
+    }
+
+    #[test]
+    fn bytewise_collations_are_dropped() {
+        assert_eq!(
+            rewritten(
+                "SELECT a COLLATE pg_catalog.default, b COLLATE \"C\", c COLLATE \"POSIX\", \
+                 d COLLATE pg_catalog.\"default\" FROM t"
+            ),
+            "SELECT a, b, c, d FROM t"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT relname FROM pg_catalog.pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(climate)$' COLLATE pg_catalog.default"
+            ),
+            "SELECT relname FROM pg_class c WHERE c.relname ~ '^(climate)$'"
+        );
+        assert_eq!(rewritten("SELECT a COLLATE \"de_DE\" FROM t"), "SELECT a COLLATE \"de_DE\" FROM t");
+    }
+
+    #[test]
+    fn literals_and_quoted_identifiers_are_never_rewritten() {
+        let sql = "SELECT 'a pg_catalog.pg_class b', 'x OPERATOR(pg_catalog.~) y', 'COLLATE pg_catalog.default', \
+                   E'pg_catalog.\\'x', $$pg_catalog.pg_type$$, \"pg_catalog.pg_class\".relname, 1 AS \"pg_catalog.x\" \
+                   FROM \"pg_catalog.pg_class\", \"PG_CATALOG\".pg_type";
+        assert_eq!(rewritten(sql), parse(sql).to_string());
+    }
+
+    #[tokio::test]
+    async fn a_literal_naming_pg_catalog_comes_back_unchanged() -> Result<(), PgError> {
+        assert_eq!(rows("SELECT 'a pg_catalog.pg_class b'").await?, [["a pg_catalog.pg_class b"]]);
+        assert_eq!(
+            rows("SELECT relname FROM pg_catalog.pg_class WHERE relname OPERATOR(pg_catalog.~) '^clim' COLLATE pg_catalog.default")
+                .await?,
+            [["climate"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn reg_casts_of_literals_are_oids() -> Result<(), PgError> {
+        assert_eq!(
+            rows(
+                "SELECT 'climate'::regclass, 'pg_catalog.pg_class'::pg_catalog.regclass, 'integer'::regtype, \
+                  'public'::regnamespace, '42'::oid"
+            )
+            .await?,
+            [["16384", "1259", "23", "2200", "42"]]
+        );
+        assert_eq!(rows("SELECT atttypid::regtype::text FROM pg_attribute WHERE attnum = 2").await?, [["float8"]]);
+        assert_eq!(sqlstate("SELECT 'no_such_table'::regclass").await, "42P01");
+        assert_eq!(sqlstate("SELECT 'no_such_type'::regtype").await, "42704");
+        assert_eq!(sqlstate("SELECT 'no_such_schema'::regnamespace").await, "3F000");
+        assert_eq!(sqlstate("SELECT 'x'::oid").await, "22P02");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn like_escape_becomes_backslashes() -> Result<(), PgError> {
+        assert_eq!(rewritten("SELECT 'a_b' LIKE 'a#_b' ESCAPE '#'"), "SELECT 'a_b' LIKE 'a\\_b'");
+        assert_eq!(
+            rows("SELECT 'a_b' LIKE 'a#_b' ESCAPE '#', 'axb' LIKE 'a#_b' ESCAPE '#'").await?,
+            [["true", "false"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn set_returning_functions_and_array_subqueries_plan() -> Result<(), PgError> {
+        assert_eq!(rows("SELECT s FROM generate_series(1, 2) s").await?, [["1"], ["2"]]);
+        assert_eq!(
+            rows("SELECT unnest(a), generate_subscripts(a, 1) FROM (SELECT make_array('p', 'q') AS a) t").await?,
+            [["p", "1"], ["q", "2"]]
+        );
+        // pgjdbc's getPrimaryKeys: `_pg_expandarray` rows and `(record).field`.
+        assert_eq!(
+            rows(
+                "SELECT k.n, (k.keys).x FROM (SELECT (information_schema._pg_expandarray(a)).n AS n, \
+                  information_schema._pg_expandarray(a) AS keys FROM (SELECT make_array(7, 9) AS a) t) k"
+            )
+            .await?,
+            [["1", "7"], ["2", "9"]]
+        );
+        assert_eq!(rows("SELECT ARRAY(SELECT relname FROM pg_class)").await?, [["[climate]"]]);
+        // A correlated lookup by OID: aggregated so DataFusion can decorrelate it.
+        assert_eq!(
+            rows(
+                "SELECT a.attname, (SELECT t.typname FROM pg_type t WHERE t.oid = a.atttypid) FROM pg_attribute a \
+                  WHERE a.attnum = 1"
+            )
+            .await?,
+            [["date", "date"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn subqueries_over_stub_relations_are_their_empty_answer() -> Result<(), PgError> {
+        assert_eq!(
+            rows(
+                "SELECT c.relname, (SELECT d.description FROM pg_description d WHERE d.objoid = c.oid), \
+                  EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid), \
+                  c.oid IN (SELECT i.indrelid FROM pg_index i), \
+                  ARRAY(SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = c.oid) FROM pg_class c"
+            )
+            .await?,
+            [["climate", "NULL", "false", "false", "NULL"]]
+        );
+        // …but what they name must exist; a nested query's `d` is its own.
+        assert_eq!(sqlstate("SELECT (SELECT d.no_such_column FROM pg_description d) FROM pg_class").await, "42703");
+        assert_eq!(
+            rows(
+                "SELECT (SELECT d.description FROM pg_description d WHERE d.objoid IN \
+                  (SELECT d.oid FROM pg_class d WHERE d.relname = 'climate')) FROM pg_class"
+            )
+            .await?,
+            [["NULL"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_column_of_a_stub_relation_is_42703() {
+        assert_eq!(sqlstate("SELECT no_such_column FROM pg_index").await, "42703");
+        assert_eq!(sqlstate("SELECT i.no_such_column FROM pg_catalog.pg_index i").await, "42703");
+        assert_eq!(sqlstate("SELECT no_such_function(indrelid) FROM pg_index").await, "42883");
+        assert_eq!(sqlstate("SELECT * FROM pg_index JOIN no_such_table ON true").await, "42P01");
+    }
+
+    #[tokio::test]
+    async fn a_stub_query_datafusion_cannot_type_is_empty() -> Result<(), PgError> {
+        let (ctx, info) = test_session();
+        // `oid[] = '{0}'`: PostgreSQL casts the literal, DataFusion cannot.
+        let sql = "SELECT pol.polname FROM pg_policy pol WHERE pol.polroles = '{0}'";
+        let Planned::Empty { names } = plan(&ctx.state(), &info, parse(sql)).await? else {
+            panic!("{sql} planned");
+        };
+        assert_eq!(names, ["polname"]);
+        Ok(())
+    }
+
+    #[test]
+    fn columns_are_named_as_postgres_names_them() {
+        let mut stmt =
+            parse("SELECT count(*), 1, 1, c.relname, x.y::int4, CAST(z AS text) AS t, now() FROM pg_class c");
+        assert_eq!(
+            name_columns(&mut stmt),
+            Some(["count", "?column?", "?column?", "relname", "y", "t", "now"].map(String::from).to_vec())
+        );
+        assert_eq!(name_columns(&mut parse("SELECT *, 1 FROM pg_class")), None);
+    }
+}
