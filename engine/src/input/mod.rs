@@ -6,9 +6,11 @@
 //! One decoder per format: [`ndjson`], [`csv`], [`parquet`] files and the
 //! rows of the PostgreSQL wire ([`copy`]).
 
+pub mod copy;
 mod csv;
 mod ndjson;
 mod parquet;
+mod pg_text;
 
 use std::fs::File;
 use std::io::BufReader;
@@ -19,6 +21,7 @@ use crate::event::{INPUT_FIELDS, RawRow, WRITABLE_FIELDS};
 
 pub use self::csv::csv_rows;
 pub use self::ndjson::ndjson_rows;
+pub use self::pg_text::{array_literal, text_value};
 
 /// One input row as read: its position, its verbatim text, and its fields or
 /// why they could not be read.

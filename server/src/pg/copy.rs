@@ -1,16 +1,19 @@
 //! Writes over the wire: `INSERT INTO events (...) VALUES ...` and
 //! `COPY events FROM STDIN`, both through the engine's one append path
-//! (`Writer::append`: validated, idempotent, durable before the command tag
+//! (`Appender::append`: validated, idempotent, durable before the command tag
 //! is sent). Rejected rows are reported as WARNINGs with their row/line and
-//! reason, and kept in `rejected_events`.
+//! reason, and kept in `rejected_events`. COPY data is decoded as it arrives
+//! by the engine's [`CopyDecoder`]; this module parses the statement and
+//! moves the bytes.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::{Sink, SinkExt};
-use leadline_engine::event::{INPUT_FIELDS, RawRow, RawValue};
-use leadline_engine::input::InputRow;
+use leadline_engine::event::{RawRow, RawValue, events_schema, raw_row_json};
+use leadline_engine::input::copy::{CopyColumns, CopyDecoder, CopyFormat, CopyHeader, CopyOptions};
+use leadline_engine::input::{InputRow, text_value};
 use leadline_engine::{AppendReport, Appender};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::results::{CopyResponse, Response, Tag};
@@ -21,27 +24,30 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 
 use datafusion::sql::sqlparser::ast::{self as ast, Expr, SetExpr, Statement, Value};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{IsOptional, Parser};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::errors::PgError;
 use super::query::QueryHandler;
 use super::{Conn, ServerState};
 
-/// COPY input above this size is refused (it is buffered before the append).
+/// COPY input above this size is refused (its rows are held until the
+/// append, which is one commit).
 const MAX_COPY_BYTES: usize = 1 << 30;
 
-/// A COPY FROM STDIN in progress.
+/// A COPY FROM STDIN in progress: the decoder and the rows it has completed.
 #[derive(Debug)]
 pub struct CopyIn {
-    columns: Vec<String>,
-    csv: bool,
-    header: bool,
-    delimiter: u8,
-    data: Vec<u8>,
+    decoder: CopyDecoder,
+    rows: Vec<InputRow>,
+    bytes: usize,
 }
 
-fn writable_columns() -> Vec<String> {
-    INPUT_FIELDS[..13].iter().map(|s| s.to_string()).collect()
+/// The columns of `events` in order: what INSERT and COPY without a column
+/// list write (`ingested_at` is accepted and ignored).
+fn table_columns() -> Vec<String> {
+    events_schema().fields().iter().map(|f| f.name().clone()).collect()
 }
 
 /// Appends rows through the server's writer (one append at a time).
@@ -128,50 +134,11 @@ fn raw_value(e: &Expr) -> Result<RawValue, String> {
         Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match raw_value(expr)? {
             RawValue::Int(i) => RawValue::Int(-i),
             RawValue::Float(f) => RawValue::Float(-f),
-            other => return Err(format!("cannot negate {other:?}")),
+            _ => return Err("only a number can be negated".into()),
         },
         Expr::Array(a) => RawValue::List(a.elem.iter().map(raw_value).collect::<Result<_, _>>()?),
         other => return Err(format!("only constant values can be inserted, not `{other}`")),
     })
-}
-
-/// `'{a,b}'` (an array parameter sent as text) → list of text.
-fn pg_array_text(s: &str) -> Option<Vec<RawValue>> {
-    let inner = s.trim().strip_prefix('{')?.strip_suffix('}')?;
-    if inner.trim().is_empty() {
-        return Some(vec![]);
-    }
-    Some(
-        inner
-            .split(',')
-            .map(|p| {
-                let p = p.trim();
-                if p.eq_ignore_ascii_case("null") {
-                    RawValue::Null
-                } else {
-                    RawValue::Text(p.trim_matches('"').to_string())
-                }
-            })
-            .collect(),
-    )
-}
-
-fn raw_json(row: &RawRow) -> String {
-    let obj: serde_json::Map<String, serde_json::Value> = row
-        .iter()
-        .map(|(k, v)| {
-            let j = match v {
-                RawValue::Null => serde_json::Value::Null,
-                RawValue::Text(s) => serde_json::Value::String(s.clone()),
-                RawValue::Int(i) => serde_json::Value::from(*i),
-                RawValue::Float(f) => serde_json::Value::from(*f),
-                RawValue::Bool(b) => serde_json::Value::Bool(*b),
-                other => serde_json::Value::String(format!("{other:?}")),
-            };
-            (k.clone(), j)
-        })
-        .collect();
-    serde_json::Value::Object(obj).to_string()
 }
 
 /// `INSERT INTO events (...) VALUES (...), ...`.
@@ -200,39 +167,52 @@ pub async fn insert<C: ClientInfo>(
     if conn.read_only {
         return Err(PgError::read_only("INSERT INTO events"));
     }
-    let columns: Vec<String> = if ins.columns.is_empty() {
-        leadline_engine::event::events_schema().fields().iter().map(|f| f.name().clone()).collect()
-    } else {
-        ins.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect()
-    };
     let Some(source) = &ins.source else { return Err(PgError::unsupported("INSERT without VALUES")) };
     let SetExpr::Values(values) = source.body.as_ref() else {
         return Err(PgError::unsupported("INSERT … SELECT (insert constant VALUES, or use COPY events FROM STDIN)"));
     };
+    let width = values.rows.first().map_or(0, |r| r.content.len());
+    if values.rows.iter().any(|r| r.content.len() != width) {
+        return Err(PgError::syntax("VALUES lists must all be the same length"));
+    }
+    let columns: Vec<String> = if ins.columns.is_empty() {
+        // As PostgreSQL: fewer values than columns fill the first columns.
+        let mut columns = table_columns();
+        if width > columns.len() {
+            return Err(PgError::syntax("INSERT has more expressions than target columns"));
+        }
+        columns.truncate(width);
+        columns
+    } else {
+        let columns: Vec<String> = ins.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect();
+        if width > columns.len() {
+            return Err(PgError::syntax("INSERT has more expressions than target columns"));
+        }
+        if width < columns.len() {
+            return Err(PgError::syntax("INSERT has more target columns than expressions"));
+        }
+        columns
+    };
+    let schema = events_schema();
     let mut rows = Vec::with_capacity(values.rows.len());
     for (n, exprs) in values.rows.iter().enumerate() {
         let line = n as u64 + 1;
-        if exprs.content.len() != columns.len() {
-            return Err(PgError::syntax(format!(
-                "VALUES row {line} has {} values for {} columns",
-                exprs.content.len(),
-                columns.len()
-            )));
-        }
         let mut row = RawRow::new();
         let mut err = None;
         for (c, e) in columns.iter().zip(&exprs.content) {
-            match raw_value(e) {
-                Ok(RawValue::Text(s)) if c == "change_ids" && s.trim_start().starts_with('{') => {
-                    row.insert(c.clone(), pg_array_text(&s).map(RawValue::List).unwrap_or(RawValue::Text(s)));
-                }
+            // A string is the column's text form (an array literal for change_ids).
+            let value = raw_value(e).and_then(|v| match (v, schema.field_with_name(c)) {
+                (RawValue::Text(s), Ok(field)) => text_value(field.data_type(), s),
+                (v, _) => Ok(v),
+            });
+            match value {
                 Ok(v) => {
                     row.insert(c.clone(), v);
                 }
                 Err(m) => err = Some(format!("{c}: {m}")),
             }
         }
-        let raw = raw_json(&row);
+        let raw = raw_row_json(&row);
         rows.push(InputRow {
             line,
             raw,
@@ -248,39 +228,246 @@ pub async fn insert<C: ClientInfo>(
     Ok(Tag::new("INSERT").with_oid(0).with_rows(report.appended as usize))
 }
 
-/// `COPY events [(cols)] FROM STDIN [WITH] (FORMAT csv, HEADER …)`.
+/// `COPY events [(cols)] FROM STDIN [[WITH] (options) | legacy options]`:
+/// checks the statement and starts the COPY; its data goes to a [`CopyDecoder`].
 pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
-    let lower = sql.to_ascii_lowercase();
-    let norm: String = lower.split_whitespace().collect::<Vec<_>>().join(" ");
-    let after = norm.strip_prefix("copy ").ok_or_else(|| PgError::syntax("expected COPY"))?;
-    if !norm.contains(" from stdin") {
-        return Err(PgError::unsupported("COPY other than COPY events FROM STDIN (to read, use SELECT)"));
-    }
-    let (target, _) = after.split_once(" from stdin").unwrap_or((after, ""));
-    let (table, cols) = match target.split_once('(') {
-        Some((t, c)) => (
-            t.trim(),
-            Some(
-                c.trim_end_matches(')').split(',').map(|s| s.trim().trim_matches('"').to_string()).collect::<Vec<_>>(),
-            ),
-        ),
-        None => (target.trim(), None),
-    };
-    let table = table.trim_matches('"');
-    let table = table.rsplit('.').next().unwrap_or(table);
-    if table != "events" {
-        return Err(PgError::new("42501", format!("cannot COPY into \"{table}\": only events accepts rows")));
+    let copy = parse_copy_from(sql)?;
+    if copy.table != "events" {
+        return Err(PgError::new("42501", format!("cannot COPY into \"{}\": only events accepts rows", copy.table)));
     }
     if conn.read_only {
         return Err(PgError::read_only("COPY events FROM STDIN"));
     }
-    let opts = norm.split_once(" from stdin").map(|(_, o)| o).unwrap_or("");
-    let (csv, header, delimiter) = copy_options(opts);
-    let columns = cols.unwrap_or_else(writable_columns);
+    let columns = copy.columns.unwrap_or_else(table_columns);
+    let decoder = CopyDecoder::new(&copy.options, &columns)?;
+    let format = if copy.options.format == CopyFormat::Binary { 1 } else { 0 };
     if let Ok(mut c) = conn.copy.lock() {
-        *c = Some(CopyIn { columns: columns.clone(), csv, header, delimiter, data: Vec::new() });
+        *c = Some(CopyIn { decoder, rows: Vec::new(), bytes: 0 });
     }
-    Ok(Response::CopyIn(CopyResponse::new(0, columns.len(), futures::stream::empty())))
+    Ok(Response::CopyIn(CopyResponse::new(format, columns.len(), futures::stream::empty())))
+}
+
+/// A parsed `COPY … FROM STDIN`.
+struct CopyFrom {
+    table: String,
+    columns: Option<Vec<String>>,
+    options: CopyOptions,
+}
+
+/// The argument of a COPY option, as PostgreSQL's grammar allows it.
+enum OptionArg {
+    None,
+    /// A word, number or string literal.
+    Text(String),
+    Star,
+    Columns(Vec<String>),
+}
+
+/// An identifier as PostgreSQL names it: folded to lower case unless quoted.
+fn ident_name(ident: &ast::Ident) -> String {
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
+}
+
+fn parse_copy_from(sql: &str) -> Result<CopyFrom, PgError> {
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql)?;
+    p.expect_keyword_is(Keyword::COPY)?;
+    let writes_out =
+        || PgError::unsupported("COPY … TO a file or program (COPY … TO STDOUT sends the rows to the client)");
+    if p.peek_token().token == Token::LParen {
+        return Err(writes_out());
+    }
+    let table = target_table(&p.parse_object_name(false)?);
+    let columns = p.parse_parenthesized_column_list(IsOptional::Optional, false)?;
+    let columns = (!columns.is_empty()).then(|| columns.iter().map(ident_name).collect());
+    if p.parse_keyword(Keyword::TO) {
+        return Err(writes_out());
+    }
+    p.expect_keyword_is(Keyword::FROM)?;
+    if !p.parse_keyword(Keyword::STDIN) {
+        return Err(PgError::unsupported(
+            "COPY FROM a file or program: the server reads COPY data from STDIN only (psql's \\copy sends a file that way)",
+        ));
+    }
+    let _ = p.parse_keyword(Keyword::WITH);
+    let options = if p.consume_token(&Token::LParen) { generic_options(&mut p)? } else { legacy_options(&mut p)? };
+    if p.parse_keyword(Keyword::WHERE) {
+        return Err(PgError::unsupported("COPY FROM … WHERE (filter the rows before sending them)"));
+    }
+    while p.consume_token(&Token::SemiColon) {}
+    let next = p.next_token();
+    if next.token != Token::EOF {
+        return Err(PgError::syntax(format!("syntax error at or near \"{next}\" in COPY")));
+    }
+    Ok(CopyFrom { table, columns, options: copy_from_options(options)? })
+}
+
+/// `( name [arg], … )`, after the opening parenthesis.
+fn generic_options(p: &mut Parser) -> Result<Vec<(String, OptionArg)>, PgError> {
+    let mut options = Vec::new();
+    loop {
+        let name = match p.next_token().token {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_lowercase(),
+            Token::Word(w) => w.value,
+            other => return Err(PgError::syntax(format!("expected a COPY option name, found \"{other}\""))),
+        };
+        let arg = match p.peek_token().token {
+            Token::Comma | Token::RParen => OptionArg::None,
+            Token::Mul => {
+                p.next_token();
+                OptionArg::Star
+            }
+            Token::LParen => OptionArg::Columns(
+                p.parse_parenthesized_column_list(IsOptional::Mandatory, false)?.iter().map(ident_name).collect(),
+            ),
+            Token::Word(w) if w.quote_style.is_none() => {
+                p.next_token();
+                OptionArg::Text(w.value.to_lowercase())
+            }
+            Token::Number(n, _) => {
+                p.next_token();
+                OptionArg::Text(n)
+            }
+            _ => OptionArg::Text(p.parse_literal_string()?),
+        };
+        options.push((name, arg));
+        if !p.consume_token(&Token::Comma) {
+            p.expect_token(&Token::RParen)?;
+            return Ok(options);
+        }
+    }
+}
+
+/// The pre-9.0 syntax psql's `\copy … with csv header` still sends:
+/// `BINARY`, `CSV`, `HEADER`, `DELIMITER [AS] 'x'`, `NULL [AS] 'x'`,
+/// `QUOTE [AS] 'x'`, `ESCAPE [AS] 'x'`, `FORCE [NOT] NULL|QUOTE columns`,
+/// `ENCODING 'x'`, `FREEZE`.
+fn legacy_options(p: &mut Parser) -> Result<Vec<(String, OptionArg)>, PgError> {
+    let mut options = Vec::new();
+    loop {
+        let Token::Word(w) = p.peek_token().token else { return Ok(options) };
+        let word = w.value.to_lowercase();
+        let string = |p: &mut Parser| -> Result<OptionArg, PgError> {
+            let _ = p.parse_keyword(Keyword::AS);
+            Ok(OptionArg::Text(p.parse_literal_string()?))
+        };
+        let columns = |p: &mut Parser| -> Result<OptionArg, PgError> {
+            if p.consume_token(&Token::Mul) {
+                return Ok(OptionArg::Star);
+            }
+            Ok(OptionArg::Columns(p.parse_comma_separated(|p| p.parse_identifier())?.iter().map(ident_name).collect()))
+        };
+        let option = match word.as_str() {
+            "binary" | "csv" => {
+                p.next_token();
+                ("format".to_string(), OptionArg::Text(word))
+            }
+            "header" | "freeze" => {
+                p.next_token();
+                (word, OptionArg::None)
+            }
+            "delimiter" | "null" | "quote" | "escape" | "encoding" => {
+                p.next_token();
+                (word, string(p)?)
+            }
+            "force" => {
+                p.next_token();
+                let name = if p.parse_keyword(Keyword::QUOTE) {
+                    "force_quote"
+                } else if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                    "force_not_null"
+                } else {
+                    p.expect_keyword_is(Keyword::NULL)?;
+                    "force_null"
+                };
+                (name.to_string(), columns(p)?)
+            }
+            _ => return Ok(options),
+        };
+        options.push(option);
+    }
+}
+
+/// COPY FROM's options by name, as PostgreSQL's ProcessCopyOptions reads
+/// them; the decoder checks how they combine.
+fn copy_from_options(given: Vec<(String, OptionArg)>) -> Result<CopyOptions, PgError> {
+    let mut options = CopyOptions::default();
+    let mut seen = std::collections::HashSet::new();
+    for (name, arg) in given {
+        if !seen.insert(name.clone()) {
+            return Err(PgError::syntax("conflicting or redundant options"));
+        }
+        let text = |arg: OptionArg| match arg {
+            OptionArg::Text(s) => Ok(s),
+            OptionArg::None => Err(PgError::syntax(format!("{name} requires a parameter"))),
+            _ => Err(PgError::new("22023", format!("{name} requires a string value"))),
+        };
+        match name.as_str() {
+            "format" => {
+                options.format = match text(arg)?.to_lowercase().as_str() {
+                    "text" => CopyFormat::Text,
+                    "csv" => CopyFormat::Csv,
+                    "binary" => CopyFormat::Binary,
+                    other => return Err(PgError::new("22023", format!("COPY format \"{other}\" not recognized"))),
+                }
+            }
+            "header" => {
+                options.header = match arg {
+                    OptionArg::None => CopyHeader::Skip,
+                    OptionArg::Text(s) if s.eq_ignore_ascii_case("match") => CopyHeader::Match,
+                    OptionArg::Text(s) if boolean(&s) == Some(true) => CopyHeader::Skip,
+                    OptionArg::Text(s) if boolean(&s) == Some(false) => CopyHeader::Absent,
+                    _ => return Err(PgError::new("22023", "header requires a Boolean value or \"match\"")),
+                }
+            }
+            "freeze" => match arg {
+                OptionArg::Text(s) if boolean(&s) == Some(false) => {}
+                OptionArg::None | OptionArg::Text(_) => {
+                    return Err(PgError::unsupported("COPY FREEZE: leadline has no transactions to freeze rows in"));
+                }
+                _ => return Err(PgError::new("22023", "freeze requires a Boolean value")),
+            },
+            "delimiter" => options.delimiter = Some(text(arg)?),
+            "null" => options.null = Some(text(arg)?),
+            "quote" => options.quote = Some(text(arg)?),
+            "escape" => options.escape = Some(text(arg)?),
+            "encoding" => options.encoding = Some(text(arg)?),
+            "force_not_null" | "force_null" => {
+                let columns = match arg {
+                    OptionArg::Star => CopyColumns::All,
+                    OptionArg::Columns(c) => CopyColumns::Named(c),
+                    _ => {
+                        return Err(PgError::new(
+                            "22023",
+                            format!("argument to option \"{name}\" must be a list of column names"),
+                        ));
+                    }
+                };
+                if name == "force_null" {
+                    options.force_null = Some(columns);
+                } else {
+                    options.force_not_null = Some(columns);
+                }
+            }
+            "force_quote" => return Err(PgError::unsupported("COPY FORCE_QUOTE only available using COPY TO")),
+            "default" | "on_error" | "reject_limit" | "log_verbosity" => {
+                return Err(PgError::unsupported(format!(
+                    "COPY option {name} (rows leadline cannot take are rejected one by one and kept in rejected_events)"
+                )));
+            }
+            _ => return Err(PgError::syntax(format!("option \"{name}\" not recognized"))),
+        }
+    }
+    Ok(options)
+}
+
+/// A Boolean option value as PostgreSQL spells it.
+fn boolean(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" => Some(true),
+        "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 /// COPY's `(FORMAT csv, HEADER, DELIMITER 'x')` options, from lower-cased
@@ -406,59 +593,6 @@ pub fn copy_out(
     CopyResponse::new(0, cols, body)
 }
 
-/// The COPY input as CSV with a header row (what `ingest::csv_rows` reads).
-fn as_csv(c: &CopyIn) -> Vec<u8> {
-    let mut out = Vec::with_capacity(c.data.len() + 256);
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(&mut out);
-    let _ = w.write_record(&c.columns);
-    let _ = w.flush();
-    drop(w);
-    let body: &[u8] = &c.data;
-    // Drop the client's `\.` end marker line if present.
-    let text = String::from_utf8_lossy(body);
-    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-    if lines.last().is_some_and(|l| l.trim_end() == "\\.") {
-        lines.pop();
-    }
-    let mut skip_header = c.header;
-    if c.csv && c.delimiter == b',' {
-        for l in lines {
-            if skip_header {
-                skip_header = false;
-                continue;
-            }
-            out.extend_from_slice(l.as_bytes());
-        }
-        return out;
-    }
-    // Text format (or another delimiter): re-encode each line as CSV.
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(out);
-    let delim = c.delimiter as char;
-    for l in lines {
-        if skip_header {
-            skip_header = false;
-            continue;
-        }
-        let l = l.trim_end_matches(['\n', '\r']);
-        let fields: Vec<String> = if c.csv {
-            let mut r = csv::ReaderBuilder::new().has_headers(false).delimiter(c.delimiter).from_reader(l.as_bytes());
-            r.records().next().and_then(|r| r.ok()).map(|r| r.iter().map(String::from).collect()).unwrap_or_default()
-        } else {
-            l.split(delim)
-                .map(|f| {
-                    if f == "\\N" {
-                        String::new()
-                    } else {
-                        f.replace("\\t", "\t").replace("\\n", "\n").replace("\\\\", "\\")
-                    }
-                })
-                .collect()
-        };
-        let _ = w.write_record(&fields);
-    }
-    w.into_inner().unwrap_or_default()
-}
-
 #[async_trait]
 impl CopyHandler for QueryHandler {
     async fn on_copy_data<C>(&self, client: &mut C, data: CopyData) -> PgWireResult<()>
@@ -469,12 +603,15 @@ impl CopyHandler for QueryHandler {
     {
         let conn = super::conn(&self.state, client).await?;
         let mut guard = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?;
-        if let Some(c) = guard.as_mut() {
-            if c.data.len() + data.data.len() > MAX_COPY_BYTES {
-                *guard = None;
-                return Err(PgError::new("54000", "COPY input over 1 GiB: split it into several COPY commands").into());
-            }
-            c.data.extend_from_slice(&data.data);
+        let Some(c) = guard.as_mut() else { return Ok(()) };
+        c.bytes += data.data.len();
+        if c.bytes > MAX_COPY_BYTES {
+            *guard = None;
+            return Err(PgError::new("54000", "COPY input over 1 GiB: split it into several COPY commands").into());
+        }
+        if let Err(e) = c.decoder.push(&data.data, &mut c.rows) {
+            *guard = None;
+            return Err(PgError::from(e).into());
         }
         Ok(())
     }
@@ -487,19 +624,10 @@ impl CopyHandler for QueryHandler {
     {
         let conn = super::conn(&self.state, client).await?;
         let copy = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?.take();
-        let Some(copy) = copy else { return Err(PgError::new("08P01", "no COPY in progress").into()) };
-        let csv_bytes = as_csv(&copy);
-        let rows: Vec<InputRow> = leadline_engine::input::csv_rows(std::io::Cursor::new(csv_bytes))
-            .map_err(PgError::from)?
-            .map(|r| {
-                r.map(|mut row| {
-                    // Line numbers of the client's data (our header is line 1).
-                    row.line = row.line.saturating_sub(1) + u64::from(copy.header);
-                    row
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map_err(PgError::from)?;
+        let Some(CopyIn { mut decoder, mut rows, .. }) = copy else {
+            return Err(PgError::new("08P01", "no COPY in progress").into());
+        };
+        decoder.finish(&mut rows).map_err(PgError::from)?;
         let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
         let report = append(&self.state, format!("COPY by {user}"), rows).await?;
         let mut notices = Vec::new();
@@ -525,5 +653,83 @@ impl CopyHandler for QueryHandler {
             *g = None;
         }
         PgError::new("57014", format!("COPY from stdin failed: {}", fail.message)).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(sql: &str) -> CopyFrom {
+        parse_copy_from(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    fn code(sql: &str) -> &'static str {
+        parse_copy_from(sql).err().map_or("ok", |e| e.parts().0)
+    }
+
+    #[test]
+    fn copy_from_statements() {
+        let c = parsed("copy public.Events (Event_ID, \"team\") from stdin;");
+        assert_eq!(c.table, "events");
+        assert_eq!(c.columns, Some(vec!["event_id".to_string(), "team".to_string()]));
+        assert_eq!(c.options, CopyOptions::default());
+        let c = parsed(
+            "COPY events FROM STDIN WITH (FORMAT 'csv', HEADER MATCH, DELIMITER E'\\t', NULL 'NA', QUOTE '''', \
+             ESCAPE '\\', FORCE_NULL (team), FORCE_NOT_NULL *, ENCODING 'UTF8', FREEZE false)",
+        );
+        assert_eq!(c.columns, None);
+        assert_eq!(
+            c.options,
+            CopyOptions {
+                format: CopyFormat::Csv,
+                delimiter: Some("\t".into()),
+                null: Some("NA".into()),
+                header: CopyHeader::Match,
+                quote: Some("'".into()),
+                escape: Some("\\".into()),
+                force_not_null: Some(CopyColumns::All),
+                force_null: Some(CopyColumns::Named(vec!["team".into()])),
+                encoding: Some("UTF8".into()),
+            }
+        );
+        assert_eq!(parsed("COPY events FROM STDIN (FORMAT binary)").options.format, CopyFormat::Binary);
+        assert_eq!(parsed("COPY events FROM STDIN (HEADER)").options.header, CopyHeader::Skip);
+        assert_eq!(parsed("COPY events FROM STDIN (HEADER off)").options.header, CopyHeader::Absent);
+        assert_eq!(parsed("COPY events FROM STDIN (HEADER 1)").options.header, CopyHeader::Skip);
+        // The pre-9.0 syntax psql passes through from `\copy … with csv header`.
+        let c = parsed(
+            "COPY events (event_id) FROM STDIN WITH CSV HEADER DELIMITER AS '|' NULL 'x' FORCE NOT NULL event_id",
+        );
+        assert_eq!(
+            c.options,
+            CopyOptions {
+                format: CopyFormat::Csv,
+                delimiter: Some("|".into()),
+                null: Some("x".into()),
+                header: CopyHeader::Skip,
+                force_not_null: Some(CopyColumns::Named(vec!["event_id".into()])),
+                ..Default::default()
+            }
+        );
+        assert_eq!(parsed("COPY events FROM STDIN BINARY").options.format, CopyFormat::Binary);
+    }
+
+    #[test]
+    fn copy_from_statement_errors() {
+        assert_eq!(code("COPY events FROM STDIN (FORMAT csv, FORMAT text)"), "42601");
+        assert_eq!(code("COPY events FROM STDIN (SHOUTING)"), "42601");
+        assert_eq!(code("COPY events FROM STDIN (DELIMITER)"), "42601");
+        assert_eq!(code("COPY events FROM STDIN (FORMAT json)"), "22023");
+        assert_eq!(code("COPY events FROM STDIN (HEADER maybe)"), "22023");
+        assert_eq!(code("COPY events FROM STDIN (FORCE_NULL 'team')"), "22023");
+        assert_eq!(code("COPY events FROM STDIN (FREEZE)"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN (FORCE_QUOTE *)"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN (ON_ERROR ignore)"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN WHERE team = 'x'"), "0A000");
+        assert_eq!(code("COPY events FROM '/tmp/x.csv'"), "0A000");
+        assert_eq!(code("COPY events TO '/tmp/x.csv'"), "0A000");
+        assert_eq!(code("COPY (SELECT 1) TO '/tmp/x.csv'"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN (FORMAT csv) garbage"), "42601");
+        assert_eq!(code("COPY events FROM STDIN CSV; COPY events FROM STDIN"), "42601");
     }
 }

@@ -1,6 +1,7 @@
 //! The server's one error type, and how every error becomes a SQLSTATE.
 
 use datafusion::error::DataFusionError;
+use leadline_engine::input::copy::{CopyError, CopyErrorKind};
 use pgwire::error::{ErrorInfo, PgWireError};
 
 /// An error of one statement; only `Fatal` ends the connection.
@@ -81,6 +82,21 @@ impl PgError {
 impl From<PgError> for PgWireError {
     fn from(e: PgError) -> Self {
         PgWireError::UserError(Box::new(e.info()))
+    }
+}
+
+impl From<CopyError> for PgError {
+    fn from(e: CopyError) -> Self {
+        let code = match e.kind {
+            CopyErrorKind::BadFormat => "22P04",
+            CopyErrorKind::InvalidOption => "22023",
+            CopyErrorKind::ConflictingOptions => "42601",
+            CopyErrorKind::Unsupported => "0A000",
+            CopyErrorKind::UndefinedColumn => "42703",
+            CopyErrorKind::DuplicateColumn => "42701",
+            CopyErrorKind::InvalidColumnReference => "42P10",
+        };
+        PgError::new(code, e.message)
     }
 }
 
