@@ -3,7 +3,6 @@
 
 mod allocator;
 mod config;
-mod generate;
 mod output;
 mod pg;
 
@@ -267,20 +266,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Generate { seed, services, days, events, start, output } => {
-            let cfg = generate::GenerateConfig { seed, services, days, events, start };
+            let cfg = leadline_gen::GenerateConfig { seed, services, days, events, start };
+            cfg.validate()?; // before an output file is created
             let bar = progress_bar("generating");
             let mut progress = |n: u64| bar.set_position(n);
             let n = match output {
                 Some(path) => {
                     let file = std::fs::File::create(&path)?;
                     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-                    let n = generate::generate(&cfg, &mut w, &mut progress)?;
+                    let n = leadline_gen::generate(&cfg, &mut w, &mut progress)?;
                     std::io::Write::flush(&mut w)?;
                     n
                 }
                 None => {
                     let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-                    let n = generate::generate(&cfg, &mut w, &mut progress)?;
+                    let n = leadline_gen::generate(&cfg, &mut w, &mut progress)?;
                     std::io::Write::flush(&mut w)?;
                     n
                 }
