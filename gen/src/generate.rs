@@ -3,7 +3,7 @@
 //! docs for the shape of the history).
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::Write;
 
 use chrono::{Datelike, Days, NaiveDate, NaiveTime};
 
@@ -780,7 +780,7 @@ mod tests {
     #[test]
     fn progress_is_reported() {
         let mut calls = Vec::new();
-        let mut out = io::sink();
+        let mut out = std::io::sink();
         let n = generate(&cfg(1, 30, 90, None), &mut out, &mut |c| calls.push(c)).unwrap();
         assert!(n > 65_536);
         assert_eq!(calls[0], 65_536);
