@@ -4,18 +4,18 @@
 //! [`simple`] (the simple query protocol), [`extended`]
 //! (Parse/Bind/Describe/Execute), [`query`] (planning and streaming over
 //! DataFusion), [`statement`] (statement kinds and parameters, from the
-//! text), [`encode`] (Arrow → wire values), [`copy`] (INSERT and COPY into
-//! the event log), [`pg_catalog`] (pg_catalog, information_schema and the
+//! text), [`encode`] (Arrow → wire values), [`write`] (INSERT and COPY into
+//! the event log), `copy` (the COPY sub-protocol's messages), [`pg_catalog`] (pg_catalog, information_schema and the
 //! statement rewrites), [`errors`] (SQLSTATEs) and [`cancel`] (cancel
 //! requests, timeouts).
 //!
 //! Data flows one way: `startup`, `simple`, `extended` and `copy` call
-//! `query`, which uses `statement`, `encode`, `pg_catalog`, `errors` and
-//! `cancel`; those use no module above them. The one turn against the flow
-//! left is `query` handing INSERT and COPY to `copy`.
+//! `query`, which uses `write`, `statement`, `encode`, `pg_catalog`,
+//! `errors` and `cancel`; those use no module above them
+//! (`scripts/check-layers` checks it).
 
 pub mod cancel;
-pub mod copy;
+mod copy;
 pub mod encode;
 pub mod errors;
 pub mod extended;
@@ -24,6 +24,7 @@ pub mod query;
 pub mod simple;
 pub mod startup;
 pub mod statement;
+mod write;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -86,7 +87,7 @@ pub struct Conn {
     read_only: bool,
     vars: Arc<Mutex<BTreeMap<String, String>>>,
     slot: Arc<cancel::Slot>,
-    copy: Mutex<Option<copy::CopyIn>>,
+    copy: Mutex<Option<write::CopyIn>>,
     cursors: tokio::sync::Mutex<std::collections::HashMap<String, query::Cursor>>,
     /// Cursors declared since the last extended-protocol Execute, to be
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).

@@ -339,19 +339,19 @@ impl QueryHandler {
                 }
             }
             Kind::Insert => {
-                let tag = super::copy::insert(&self.state, conn, client, sql, notices).await?;
+                let tag = super::write::insert(&self.state, conn, client, sql, notices).await?;
                 Ok(Response::Execution(tag))
             }
-            Kind::Copy if super::copy::is_copy_out(sql) => {
+            Kind::Copy if super::write::is_copy_out(sql) => {
                 conn.catalog.refresh().await?;
-                let (query, csv, header, delimiter) = super::copy::parse_copy_out(sql)?;
+                let (query, csv, header, delimiter) = super::write::parse_copy_out(sql)?;
                 let p = guard.run(prepare(conn, &query)).await?;
                 let names = p.names.clone();
                 let mut resp = self.respond(conn, p, &Format::UnifiedText, guard).await?;
                 let rows = std::mem::replace(resp.data_rows(), Box::pin(futures::stream::empty()));
-                Ok(Response::CopyOut(super::copy::copy_out(names, rows, csv, header, delimiter)))
+                Ok(Response::CopyOut(super::write::copy_out(names, rows, csv, header, delimiter)))
             }
-            Kind::Copy => super::copy::start(conn, sql),
+            Kind::Copy => super::write::start(conn, sql),
             Kind::Query => {
                 conn.catalog.refresh().await?;
                 let p = guard.run(prepare(conn, sql)).await?;

@@ -1,0 +1,705 @@
+//! Writes over the wire: `INSERT INTO events (...) VALUES ...` and
+//! `COPY events FROM STDIN`, both through the engine's one append path
+//! (`Appender::append`: validated, idempotent, durable before the command tag
+//! is sent). Rejected rows are reported as WARNINGs with their row/line and
+//! reason, and kept in `rejected_events`. COPY data is decoded as it arrives
+//! by the engine's [`CopyDecoder`]; this module parses the statement and
+//! moves the bytes.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use leadline_engine::event::{RawRow, RawValue, events_schema, raw_row_json};
+use leadline_engine::input::copy::{CopyColumns, CopyDecoder, CopyFormat, CopyHeader, CopyOptions};
+use leadline_engine::input::{InputRow, text_value};
+use leadline_engine::{AppendReport, Appender};
+use pgwire::api::results::{CopyResponse, Response, Tag};
+use pgwire::api::{ClientInfo, METADATA_USER};
+use pgwire::error::ErrorInfo;
+use pgwire::messages::copy::CopyData;
+
+use datafusion::sql::sqlparser::ast::{self as ast, Expr, SetExpr, Statement, Value};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{IsOptional, Parser};
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::errors::PgError;
+use super::{Conn, ServerState};
+
+/// COPY input above this size is refused (its rows are held until the
+/// append, which is one commit).
+const MAX_COPY_BYTES: usize = 1 << 30;
+
+/// A COPY FROM STDIN in progress: the decoder and the rows it has completed.
+#[derive(Debug)]
+pub struct CopyIn {
+    decoder: CopyDecoder,
+    rows: Vec<InputRow>,
+    bytes: usize,
+}
+
+/// The columns of `events` in order: what INSERT and COPY without a column
+/// list write (`ingested_at` is accepted and ignored).
+fn table_columns() -> Vec<String> {
+    events_schema().fields().iter().map(|f| f.name().clone()).collect()
+}
+
+/// Appends rows through the server's writer (one append at a time).
+async fn append(state: &Arc<ServerState>, source: String, rows: Vec<InputRow>) -> Result<AppendReport, PgError> {
+    let mut guard = state.appender.lock().await;
+    let dir = state.data_dir.clone();
+    let result = tokio::task::block_in_place(|| -> Result<AppendReport, PgError> {
+        if guard.is_none() {
+            *guard = Some(Appender::open(&dir, "leadline serve")?);
+        }
+        let appender = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
+        let r = appender.append(&source, rows.into_iter().map(Ok), &mut |_| {});
+        r.map_err(PgError::from)
+    });
+    // Keep the writer (and its lock) while appends keep coming, e.g. an
+    // executemany; release it after a quiet second so `leadline ingest` can
+    // take the lock between the server's appends.
+    let generation = state.appends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if result.is_err() {
+        *guard = None;
+    }
+    drop(guard);
+    let state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let mut w = state.appender.lock().await;
+        if state.appends.load(std::sync::atomic::Ordering::SeqCst) == generation {
+            *w = None;
+        }
+    });
+    result
+}
+
+fn report_notices(r: &AppendReport, what: &str, notices: &mut Vec<ErrorInfo>) {
+    for rej in &r.first_rejections {
+        notices.push(ErrorInfo::new(
+            "WARNING".into(),
+            "01000".into(),
+            format!("{what} {}: {} ({})", rej.line, rej.reason, rej.kind.as_str()),
+        ));
+    }
+    let total = r.rejected + r.conflicts;
+    if total > r.first_rejections.len() as u64 {
+        notices.push(ErrorInfo::new(
+            "WARNING".into(),
+            "01000".into(),
+            format!("… and {} more rejected: SELECT * FROM rejected_events", total - r.first_rejections.len() as u64),
+        ));
+    }
+    if total > 0 || r.duplicates > 0 {
+        notices.push(ErrorInfo::new(
+            "NOTICE".into(),
+            "00000".into(),
+            format!(
+                "appended {}, duplicates {}, conflicts {}, rejected {}",
+                r.appended, r.duplicates, r.conflicts, r.rejected
+            ),
+        ));
+    }
+}
+
+fn target_table(name: &ast::ObjectName) -> String {
+    name.0.last().map(|p| p.to_string().trim_matches('"').to_ascii_lowercase()).unwrap_or_default()
+}
+
+/// A VALUES expression as an input value.
+fn raw_value(e: &Expr) -> Result<RawValue, String> {
+    Ok(match e {
+        Expr::Value(v) => match &v.value {
+            Value::Null => RawValue::Null,
+            Value::Boolean(b) => RawValue::Bool(*b),
+            Value::Number(n, _) => match n.parse::<i64>() {
+                Ok(i) => RawValue::Int(i),
+                Err(_) => RawValue::Float(n.parse().map_err(|_| format!("bad number {n}"))?),
+            },
+            Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) | Value::NationalStringLiteral(s) => {
+                RawValue::Text(s.clone())
+            }
+            Value::DollarQuotedString(d) => RawValue::Text(d.value.clone()),
+            other => return Err(format!("unsupported value {other}")),
+        },
+        Expr::Cast { expr, .. } => raw_value(expr)?,
+        Expr::Nested(e) => raw_value(e)?,
+        Expr::UnaryOp { op: ast::UnaryOperator::Minus, expr } => match raw_value(expr)? {
+            RawValue::Int(i) => RawValue::Int(-i),
+            RawValue::Float(f) => RawValue::Float(-f),
+            _ => return Err("only a number can be negated".into()),
+        },
+        Expr::Array(a) => RawValue::List(a.elem.iter().map(raw_value).collect::<Result<_, _>>()?),
+        other => return Err(format!("only constant values can be inserted, not `{other}`")),
+    })
+}
+
+/// `INSERT INTO events (...) VALUES (...), ...`.
+pub async fn insert<C: ClientInfo>(
+    state: &Arc<ServerState>,
+    conn: &Arc<Conn>,
+    client: &C,
+    sql: &str,
+    notices: &mut Vec<ErrorInfo>,
+) -> Result<Tag, PgError> {
+    let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)?;
+    let Some(Statement::Insert(ins)) = stmts.pop() else {
+        return Err(PgError::syntax("expected one INSERT statement"));
+    };
+    let table = match &ins.table {
+        ast::TableObject::TableName(n) => target_table(n),
+        other => other.to_string(),
+    };
+    if table != "events" {
+        return Err(PgError::with_hint(
+            "42501",
+            format!("cannot insert into \"{table}\": only events accepts rows"),
+            "INSERT INTO events (event_id, event_type, occurred_at, service, …) VALUES …",
+        ));
+    }
+    if conn.read_only {
+        return Err(PgError::read_only("INSERT INTO events"));
+    }
+    let Some(source) = &ins.source else { return Err(PgError::unsupported("INSERT without VALUES")) };
+    let SetExpr::Values(values) = source.body.as_ref() else {
+        return Err(PgError::unsupported("INSERT … SELECT (insert constant VALUES, or use COPY events FROM STDIN)"));
+    };
+    let width = values.rows.first().map_or(0, |r| r.content.len());
+    if values.rows.iter().any(|r| r.content.len() != width) {
+        return Err(PgError::syntax("VALUES lists must all be the same length"));
+    }
+    let columns: Vec<String> = if ins.columns.is_empty() {
+        // As PostgreSQL: fewer values than columns fill the first columns.
+        let mut columns = table_columns();
+        if width > columns.len() {
+            return Err(PgError::syntax("INSERT has more expressions than target columns"));
+        }
+        columns.truncate(width);
+        columns
+    } else {
+        let columns: Vec<String> = ins.columns.iter().map(|c| c.to_string().trim_matches('"').to_string()).collect();
+        if width > columns.len() {
+            return Err(PgError::syntax("INSERT has more expressions than target columns"));
+        }
+        if width < columns.len() {
+            return Err(PgError::syntax("INSERT has more target columns than expressions"));
+        }
+        columns
+    };
+    let schema = events_schema();
+    let mut rows = Vec::with_capacity(values.rows.len());
+    for (n, exprs) in values.rows.iter().enumerate() {
+        let line = n as u64 + 1;
+        let mut row = RawRow::new();
+        let mut err = None;
+        for (c, e) in columns.iter().zip(&exprs.content) {
+            // A string is the column's text form (an array literal for change_ids).
+            let value = raw_value(e).and_then(|v| match (v, schema.field_with_name(c)) {
+                (RawValue::Text(s), Ok(field)) => text_value(field.data_type(), s),
+                (v, _) => Ok(v),
+            });
+            match value {
+                Ok(v) => {
+                    row.insert(c.clone(), v);
+                }
+                Err(m) => err = Some(format!("{c}: {m}")),
+            }
+        }
+        let raw = raw_row_json(&row);
+        rows.push(InputRow {
+            line,
+            raw,
+            fields: match err {
+                Some(m) => Err(m),
+                None => Ok(row),
+            },
+        });
+    }
+    let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
+    let report = append(state, format!("INSERT by {user}"), rows).await?;
+    report_notices(&report, "row", notices);
+    Ok(Tag::new("INSERT").with_oid(0).with_rows(report.appended as usize))
+}
+
+/// `COPY events [(cols)] FROM STDIN [[WITH] (options) | legacy options]`:
+/// checks the statement and starts the COPY; its data goes to a [`CopyDecoder`].
+pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
+    let copy = parse_copy_from(sql)?;
+    if copy.table != "events" {
+        return Err(PgError::new("42501", format!("cannot COPY into \"{}\": only events accepts rows", copy.table)));
+    }
+    if conn.read_only {
+        return Err(PgError::read_only("COPY events FROM STDIN"));
+    }
+    let columns = copy.columns.unwrap_or_else(table_columns);
+    let decoder = CopyDecoder::new(&copy.options, &columns)?;
+    let format = if copy.options.format == CopyFormat::Binary { 1 } else { 0 };
+    if let Ok(mut c) = conn.copy.lock() {
+        *c = Some(CopyIn { decoder, rows: Vec::new(), bytes: 0 });
+    }
+    Ok(Response::CopyIn(CopyResponse::new(format, columns.len(), futures::stream::empty())))
+}
+
+/// A parsed `COPY … FROM STDIN`.
+struct CopyFrom {
+    table: String,
+    columns: Option<Vec<String>>,
+    options: CopyOptions,
+}
+
+/// The argument of a COPY option, as PostgreSQL's grammar allows it.
+enum OptionArg {
+    None,
+    /// A word, number or string literal.
+    Text(String),
+    Star,
+    Columns(Vec<String>),
+}
+
+/// An identifier as PostgreSQL names it: folded to lower case unless quoted.
+fn ident_name(ident: &ast::Ident) -> String {
+    if ident.quote_style.is_some() { ident.value.clone() } else { ident.value.to_lowercase() }
+}
+
+fn parse_copy_from(sql: &str) -> Result<CopyFrom, PgError> {
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql)?;
+    p.expect_keyword_is(Keyword::COPY)?;
+    let writes_out =
+        || PgError::unsupported("COPY … TO a file or program (COPY … TO STDOUT sends the rows to the client)");
+    if p.peek_token().token == Token::LParen {
+        return Err(writes_out());
+    }
+    let table = target_table(&p.parse_object_name(false)?);
+    let columns = p.parse_parenthesized_column_list(IsOptional::Optional, false)?;
+    let columns = (!columns.is_empty()).then(|| columns.iter().map(ident_name).collect());
+    if p.parse_keyword(Keyword::TO) {
+        return Err(writes_out());
+    }
+    p.expect_keyword_is(Keyword::FROM)?;
+    if !p.parse_keyword(Keyword::STDIN) {
+        return Err(PgError::unsupported(
+            "COPY FROM a file or program: the server reads COPY data from STDIN only (psql's \\copy sends a file that way)",
+        ));
+    }
+    let _ = p.parse_keyword(Keyword::WITH);
+    let options = if p.consume_token(&Token::LParen) { generic_options(&mut p)? } else { legacy_options(&mut p)? };
+    if p.parse_keyword(Keyword::WHERE) {
+        return Err(PgError::unsupported("COPY FROM … WHERE (filter the rows before sending them)"));
+    }
+    while p.consume_token(&Token::SemiColon) {}
+    let next = p.next_token();
+    if next.token != Token::EOF {
+        return Err(PgError::syntax(format!("syntax error at or near \"{next}\" in COPY")));
+    }
+    Ok(CopyFrom { table, columns, options: copy_from_options(options)? })
+}
+
+/// `( name [arg], … )`, after the opening parenthesis.
+fn generic_options(p: &mut Parser) -> Result<Vec<(String, OptionArg)>, PgError> {
+    let mut options = Vec::new();
+    loop {
+        let name = match p.next_token().token {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_lowercase(),
+            Token::Word(w) => w.value,
+            other => return Err(PgError::syntax(format!("expected a COPY option name, found \"{other}\""))),
+        };
+        let arg = match p.peek_token().token {
+            Token::Comma | Token::RParen => OptionArg::None,
+            Token::Mul => {
+                p.next_token();
+                OptionArg::Star
+            }
+            Token::LParen => OptionArg::Columns(
+                p.parse_parenthesized_column_list(IsOptional::Mandatory, false)?.iter().map(ident_name).collect(),
+            ),
+            Token::Word(w) if w.quote_style.is_none() => {
+                p.next_token();
+                OptionArg::Text(w.value.to_lowercase())
+            }
+            Token::Number(n, _) => {
+                p.next_token();
+                OptionArg::Text(n)
+            }
+            _ => OptionArg::Text(p.parse_literal_string()?),
+        };
+        options.push((name, arg));
+        if !p.consume_token(&Token::Comma) {
+            p.expect_token(&Token::RParen)?;
+            return Ok(options);
+        }
+    }
+}
+
+/// The pre-9.0 syntax psql's `\copy … with csv header` still sends:
+/// `BINARY`, `CSV`, `HEADER`, `DELIMITER [AS] 'x'`, `NULL [AS] 'x'`,
+/// `QUOTE [AS] 'x'`, `ESCAPE [AS] 'x'`, `FORCE [NOT] NULL|QUOTE columns`,
+/// `ENCODING 'x'`, `FREEZE`.
+fn legacy_options(p: &mut Parser) -> Result<Vec<(String, OptionArg)>, PgError> {
+    let mut options = Vec::new();
+    loop {
+        let Token::Word(w) = p.peek_token().token else { return Ok(options) };
+        let word = w.value.to_lowercase();
+        let string = |p: &mut Parser| -> Result<OptionArg, PgError> {
+            let _ = p.parse_keyword(Keyword::AS);
+            Ok(OptionArg::Text(p.parse_literal_string()?))
+        };
+        let columns = |p: &mut Parser| -> Result<OptionArg, PgError> {
+            if p.consume_token(&Token::Mul) {
+                return Ok(OptionArg::Star);
+            }
+            Ok(OptionArg::Columns(p.parse_comma_separated(|p| p.parse_identifier())?.iter().map(ident_name).collect()))
+        };
+        let option = match word.as_str() {
+            "binary" | "csv" => {
+                p.next_token();
+                ("format".to_string(), OptionArg::Text(word))
+            }
+            "header" | "freeze" => {
+                p.next_token();
+                (word, OptionArg::None)
+            }
+            "delimiter" | "null" | "quote" | "escape" | "encoding" => {
+                p.next_token();
+                (word, string(p)?)
+            }
+            "force" => {
+                p.next_token();
+                let name = if p.parse_keyword(Keyword::QUOTE) {
+                    "force_quote"
+                } else if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                    "force_not_null"
+                } else {
+                    p.expect_keyword_is(Keyword::NULL)?;
+                    "force_null"
+                };
+                (name.to_string(), columns(p)?)
+            }
+            _ => return Ok(options),
+        };
+        options.push(option);
+    }
+}
+
+/// COPY FROM's options by name, as PostgreSQL's ProcessCopyOptions reads
+/// them; the decoder checks how they combine.
+fn copy_from_options(given: Vec<(String, OptionArg)>) -> Result<CopyOptions, PgError> {
+    let mut options = CopyOptions::default();
+    let mut seen = std::collections::HashSet::new();
+    for (name, arg) in given {
+        if !seen.insert(name.clone()) {
+            return Err(PgError::syntax("conflicting or redundant options"));
+        }
+        let text = |arg: OptionArg| match arg {
+            OptionArg::Text(s) => Ok(s),
+            OptionArg::None => Err(PgError::syntax(format!("{name} requires a parameter"))),
+            _ => Err(PgError::new("22023", format!("{name} requires a string value"))),
+        };
+        match name.as_str() {
+            "format" => {
+                options.format = match text(arg)?.to_lowercase().as_str() {
+                    "text" => CopyFormat::Text,
+                    "csv" => CopyFormat::Csv,
+                    "binary" => CopyFormat::Binary,
+                    other => return Err(PgError::new("22023", format!("COPY format \"{other}\" not recognized"))),
+                }
+            }
+            "header" => {
+                options.header = match arg {
+                    OptionArg::None => CopyHeader::Skip,
+                    OptionArg::Text(s) if s.eq_ignore_ascii_case("match") => CopyHeader::Match,
+                    OptionArg::Text(s) if boolean(&s) == Some(true) => CopyHeader::Skip,
+                    OptionArg::Text(s) if boolean(&s) == Some(false) => CopyHeader::Absent,
+                    _ => return Err(PgError::new("22023", "header requires a Boolean value or \"match\"")),
+                }
+            }
+            "freeze" => match arg {
+                OptionArg::Text(s) if boolean(&s) == Some(false) => {}
+                OptionArg::None | OptionArg::Text(_) => {
+                    return Err(PgError::unsupported("COPY FREEZE: leadline has no transactions to freeze rows in"));
+                }
+                _ => return Err(PgError::new("22023", "freeze requires a Boolean value")),
+            },
+            "delimiter" => options.delimiter = Some(text(arg)?),
+            "null" => options.null = Some(text(arg)?),
+            "quote" => options.quote = Some(text(arg)?),
+            "escape" => options.escape = Some(text(arg)?),
+            "encoding" => options.encoding = Some(text(arg)?),
+            "force_not_null" | "force_null" => {
+                let columns = match arg {
+                    OptionArg::Star => CopyColumns::All,
+                    OptionArg::Columns(c) => CopyColumns::Named(c),
+                    _ => {
+                        return Err(PgError::new(
+                            "22023",
+                            format!("argument to option \"{name}\" must be a list of column names"),
+                        ));
+                    }
+                };
+                if name == "force_null" {
+                    options.force_null = Some(columns);
+                } else {
+                    options.force_not_null = Some(columns);
+                }
+            }
+            "force_quote" => return Err(PgError::unsupported("COPY FORCE_QUOTE only available using COPY TO")),
+            "default" | "on_error" | "reject_limit" | "log_verbosity" => {
+                return Err(PgError::unsupported(format!(
+                    "COPY option {name} (rows leadline cannot take are rejected one by one and kept in rejected_events)"
+                )));
+            }
+            _ => return Err(PgError::syntax(format!("option \"{name}\" not recognized"))),
+        }
+    }
+    Ok(options)
+}
+
+/// A Boolean option value as PostgreSQL spells it.
+fn boolean(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" => Some(true),
+        "false" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// COPY's `(FORMAT csv, HEADER, DELIMITER 'x')` options, from lower-cased
+/// text: (csv, header, delimiter). Text format's delimiter is a tab.
+fn copy_options(opts: &str) -> (bool, bool, u8) {
+    let csv = opts.contains("csv");
+    let header = opts
+        .split(|c: char| !c.is_alphanumeric())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "header" && !matches!(w[1], "false" | "off" | "0"))
+        || opts.trim_end().ends_with("header");
+    let delimiter = opts
+        .split_once("delimiter")
+        .and_then(|(_, r)| r.trim_start().strip_prefix('\'').and_then(|r| r.bytes().next()))
+        .unwrap_or(if csv { b',' } else { b'\t' });
+    (csv, header, delimiter)
+}
+
+pub fn is_copy_out(sql: &str) -> bool {
+    let norm: String = sql.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    norm.contains(" to stdout")
+}
+
+/// `COPY table [(cols)] | (query) TO STDOUT [WITH] (…)` → (query, csv, header, delimiter).
+pub fn parse_copy_out(sql: &str) -> Result<(String, bool, bool, u8), PgError> {
+    let s = super::statement::strip_leading_comments(sql).trim().trim_end_matches(';');
+    let lower = s.to_ascii_lowercase();
+    let at = lower.rfind(" to stdout").ok_or_else(|| PgError::syntax("expected COPY … TO STDOUT"))?;
+    let source = s[4..at].trim();
+    let opts: String = lower[at + 10..].split_whitespace().collect::<Vec<_>>().join(" ");
+    let query = if let Some(q) = source.strip_prefix('(') {
+        q.strip_suffix(')').ok_or_else(|| PgError::syntax("unbalanced parentheses in COPY (query)"))?.to_string()
+    } else {
+        match source.split_once('(') {
+            Some((t, cols)) => format!("SELECT {} FROM {}", cols.trim_end().trim_end_matches(')'), t.trim()),
+            None => format!("SELECT * FROM {source}"),
+        }
+    };
+    let (csv, header, delimiter) = copy_options(&opts);
+    Ok((query, csv, header, delimiter))
+}
+
+/// Re-encodes text DataRows as COPY lines (text or CSV format).
+pub fn copy_out(
+    names: Vec<String>,
+    rows: pgwire::api::results::SendableRowStream,
+    csv: bool,
+    header: bool,
+    delimiter: u8,
+) -> CopyResponse {
+    use futures::StreamExt;
+    let cols = names.len();
+    let field = move |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
+        None if csv => {}
+        None => out.extend_from_slice(b"\\N"),
+        Some(b) if csv => {
+            let quote = b.is_empty() || b.iter().any(|&c| c == delimiter || c == b'"' || c == b'\n' || c == b'\r');
+            if quote {
+                out.push(b'"');
+                for &c in b {
+                    if c == b'"' {
+                        out.push(b'"');
+                    }
+                    out.push(c);
+                }
+                out.push(b'"');
+            } else {
+                out.extend_from_slice(b);
+            }
+        }
+        Some(b) => {
+            for &c in b {
+                match c {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    c if c == delimiter => {
+                        out.push(b'\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+        }
+    };
+    let mut head = if header {
+        let mut h = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                h.push(delimiter);
+            }
+            field(&mut h, Some(n.as_bytes()));
+        }
+        h.push(b'\n');
+        Some(h)
+    } else {
+        None
+    };
+    let body = rows.map(move |r| {
+        let row = r?;
+        let mut out = head.take().unwrap_or_default();
+        let d = &row.data[..];
+        let mut at = 0;
+        for i in 0..row.field_count as usize {
+            if i > 0 {
+                out.push(delimiter);
+            }
+            let len = d.get(at..at + 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(-1);
+            at += 4;
+            if len < 0 {
+                field(&mut out, None);
+            } else {
+                let end = (at + len as usize).min(d.len());
+                field(&mut out, Some(&d[at..end]));
+                at = end;
+            }
+        }
+        out.push(b'\n');
+        Ok(CopyData::new(bytes::Bytes::from(out)))
+    });
+    CopyResponse::new(0, cols, body)
+}
+
+/// One CopyData message of a COPY FROM STDIN in progress: decoded at once,
+/// its complete rows kept for the append at CopyDone.
+pub fn copy_data(conn: &Conn, data: &[u8]) -> Result<(), PgError> {
+    let mut guard = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?;
+    let Some(c) = guard.as_mut() else { return Ok(()) };
+    c.bytes += data.len();
+    if c.bytes > MAX_COPY_BYTES {
+        *guard = None;
+        return Err(PgError::new("54000", "COPY input over 1 GiB: split it into several COPY commands"));
+    }
+    if let Err(e) = c.decoder.push(data, &mut c.rows) {
+        *guard = None;
+        return Err(PgError::from(e));
+    }
+    Ok(())
+}
+
+/// CopyDone: the rows are appended as one commit. Returns how many were
+/// appended and the warnings about rejected ones.
+pub async fn copy_done(state: &Arc<ServerState>, conn: &Conn, user: &str) -> Result<(u64, Vec<ErrorInfo>), PgError> {
+    let copy = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?.take();
+    let Some(CopyIn { mut decoder, mut rows, .. }) = copy else {
+        return Err(PgError::new("08P01", "no COPY in progress"));
+    };
+    decoder.finish(&mut rows).map_err(PgError::from)?;
+    let report = append(state, format!("COPY by {user}"), rows).await?;
+    let mut notices = Vec::new();
+    report_notices(&report, "line", &mut notices);
+    Ok((report.appended, notices))
+}
+
+/// CopyFail, or the client gone: the COPY is dropped.
+pub fn copy_abandoned(conn: &Conn) {
+    if let Ok(mut g) = conn.copy.lock() {
+        *g = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(sql: &str) -> CopyFrom {
+        parse_copy_from(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    fn code(sql: &str) -> &'static str {
+        parse_copy_from(sql).err().map_or("ok", |e| e.parts().0)
+    }
+
+    #[test]
+    fn copy_from_statements() {
+        let c = parsed("copy public.Events (Event_ID, \"team\") from stdin;");
+        assert_eq!(c.table, "events");
+        assert_eq!(c.columns, Some(vec!["event_id".to_string(), "team".to_string()]));
+        assert_eq!(c.options, CopyOptions::default());
+        let c = parsed(
+            "COPY events FROM STDIN WITH (FORMAT 'csv', HEADER MATCH, DELIMITER E'\\t', NULL 'NA', QUOTE '''', \
+             ESCAPE '\\', FORCE_NULL (team), FORCE_NOT_NULL *, ENCODING 'UTF8', FREEZE false)",
+        );
+        assert_eq!(c.columns, None);
+        assert_eq!(
+            c.options,
+            CopyOptions {
+                format: CopyFormat::Csv,
+                delimiter: Some("\t".into()),
+                null: Some("NA".into()),
+                header: CopyHeader::Match,
+                quote: Some("'".into()),
+                escape: Some("\\".into()),
+                force_not_null: Some(CopyColumns::All),
+                force_null: Some(CopyColumns::Named(vec!["team".into()])),
+                encoding: Some("UTF8".into()),
+            }
+        );
+        assert_eq!(parsed("COPY events FROM STDIN (FORMAT binary)").options.format, CopyFormat::Binary);
+        assert_eq!(parsed("COPY events FROM STDIN (HEADER)").options.header, CopyHeader::Skip);
+        assert_eq!(parsed("COPY events FROM STDIN (HEADER off)").options.header, CopyHeader::Absent);
+        assert_eq!(parsed("COPY events FROM STDIN (HEADER 1)").options.header, CopyHeader::Skip);
+        // The pre-9.0 syntax psql passes through from `\copy … with csv header`.
+        let c = parsed(
+            "COPY events (event_id) FROM STDIN WITH CSV HEADER DELIMITER AS '|' NULL 'x' FORCE NOT NULL event_id",
+        );
+        assert_eq!(
+            c.options,
+            CopyOptions {
+                format: CopyFormat::Csv,
+                delimiter: Some("|".into()),
+                null: Some("x".into()),
+                header: CopyHeader::Skip,
+                force_not_null: Some(CopyColumns::Named(vec!["event_id".into()])),
+                ..Default::default()
+            }
+        );
+        assert_eq!(parsed("COPY events FROM STDIN BINARY").options.format, CopyFormat::Binary);
+    }
+
+    #[test]
+    fn copy_from_statement_errors() {
+        assert_eq!(code("COPY events FROM STDIN (FORMAT csv, FORMAT text)"), "42601");
+        assert_eq!(code("COPY events FROM STDIN (SHOUTING)"), "42601");
+        assert_eq!(code("COPY events FROM STDIN (DELIMITER)"), "42601");
+        assert_eq!(code("COPY events FROM STDIN (FORMAT json)"), "22023");
+        assert_eq!(code("COPY events FROM STDIN (HEADER maybe)"), "22023");
+        assert_eq!(code("COPY events FROM STDIN (FORCE_NULL 'team')"), "22023");
+        assert_eq!(code("COPY events FROM STDIN (FREEZE)"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN (FORCE_QUOTE *)"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN (ON_ERROR ignore)"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN WHERE team = 'x'"), "0A000");
+        assert_eq!(code("COPY events FROM '/tmp/x.csv'"), "0A000");
+        assert_eq!(code("COPY events TO '/tmp/x.csv'"), "0A000");
+        assert_eq!(code("COPY (SELECT 1) TO '/tmp/x.csv'"), "0A000");
+        assert_eq!(code("COPY events FROM STDIN (FORMAT csv) garbage"), "42601");
+        assert_eq!(code("COPY events FROM STDIN CSV; COPY events FROM STDIN"), "42601");
+    }
+}
