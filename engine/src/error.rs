@@ -16,6 +16,9 @@ pub enum Error {
     /// No such data directory.
     #[error("data directory {0} does not exist (`leadline ingest` creates one)")]
     NoDataDirectory(PathBuf),
+    /// A statement about a named relation (a view) that cannot be done as asked.
+    #[error("{message}")]
+    Relation { problem: RelationProblem, message: String },
     /// A bound of the engine was reached.
     #[error("{0}")]
     Limit(String),
@@ -30,7 +33,24 @@ pub enum Error {
     DataFusion(#[from] datafusion::error::DataFusionError),
 }
 
+/// Why a statement about a named relation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationProblem {
+    /// The name is taken (by a table, a table function or another view).
+    Exists,
+    /// No view of that name.
+    Missing,
+    /// The relation is not a view (`DROP VIEW events`).
+    NotAView,
+    /// A view would read itself.
+    Recursive,
+}
+
 impl Error {
+    pub fn relation(problem: RelationProblem, message: impl Into<String>) -> Self {
+        Error::Relation { problem, message: message.into() }
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io { path: path.to_path_buf(), source }
     }

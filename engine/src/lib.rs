@@ -22,7 +22,7 @@ mod project;
 mod readmodel;
 
 pub use appender::{Appender, Progress};
-pub use catalog::{Catalog, LeadlineOptions, MemoryLimits, ReadSession, session_config};
-pub use error::{Error, Result};
+pub use catalog::{Catalog, LeadlineOptions, MemoryLimits, ReadSession, ViewInfo, session_config};
+pub use error::{Error, RelationProblem, Result};
 pub use event::{Event, EventType, RawRow, RawValue, Rejection, RejectionKind};
 pub use log::{AUTO_COMPACT_FILES, AppendReport, EventLog, Snapshot};

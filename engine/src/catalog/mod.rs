@@ -16,6 +16,7 @@ mod cache;
 mod memory;
 mod options;
 mod tables;
+mod views;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,12 +28,14 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use options::LeadlineOptions;
+pub use views::ViewInfo;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, RelationProblem, Result};
 use crate::log::{EventLog, Snapshot};
 use crate::project::Projected;
 use crate::readmodel::ReadModel;
 use cache::ProjectionCache;
+use views::{SessionViews, ViewStore};
 
 /// How much memory a catalog's queries and caches may use.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +61,7 @@ pub struct Catalog {
     projections: ProjectionCache,
     /// The newest complete read model seen.
     model: Mutex<Option<ReadModel>>,
+    views: ViewStore,
 }
 
 /// What one statement reads: a snapshot of the log and, when one is
@@ -76,7 +80,8 @@ impl Catalog {
         // A quarter of the memory at most for cached projections, so queries
         // always keep the rest.
         let projections = ProjectionCache::new(memory.clone(), limits.total / 4);
-        Ok(Arc::new(Catalog { log, limits, memory, projections, model: Mutex::new(None) }))
+        let views = ViewStore::new(log.root());
+        Ok(Arc::new(Catalog { log, limits, memory, projections, model: Mutex::new(None), views }))
     }
 
     /// A session with every leadline table and function, reading the latest
@@ -90,8 +95,9 @@ impl Catalog {
         let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features();
         let ctx = SessionContext::new_with_state(state.build());
         leadline_udfs::register_all(&ctx);
+        let views = SessionViews::install(&ctx, self.views.list()?)?;
         tables::register(&ctx, self.clone(), pinned.clone())?;
-        Ok(ReadSession { ctx, catalog: self.clone(), pinned })
+        Ok(ReadSession { ctx, catalog: self.clone(), pinned, views })
     }
 
     /// The latest snapshot, with the read model if it is complete for it.
@@ -123,11 +129,13 @@ impl Catalog {
     }
 }
 
-/// A session's DataFusion context and the view its statements read.
+/// A session's DataFusion context, the view its statements read and its
+/// (SQL) views.
 pub struct ReadSession {
     ctx: SessionContext,
     catalog: Arc<Catalog>,
     pinned: Arc<RwLock<View>>,
+    views: Arc<SessionViews>,
 }
 
 impl ReadSession {
@@ -135,13 +143,97 @@ impl ReadSession {
         &self.ctx
     }
 
-    /// Pins the latest view for the next statement. Reads only what is new
-    /// in the log, off the async workers.
+    /// Pins the latest view for the next statement, and takes the durable
+    /// SQL views as they are now. Reads only what is new in the log (and
+    /// the view files that changed), off the async workers.
     pub async fn refresh(&self) -> Result<()> {
         let catalog = self.catalog.clone();
-        let view = blocking(move || catalog.view()).await?;
+        let (view, views) = blocking(move || Ok((catalog.view()?, catalog.views.list()?))).await?;
         *self.pinned.write().unwrap_or_else(|p| p.into_inner()) = view;
+        self.views.set_durable(views);
         Ok(())
+    }
+
+    /// `CREATE [OR REPLACE] [TEMPORARY] VIEW name [(columns)] AS sql`:
+    /// `sql` is one query in PostgreSQL's dialect, planned here first (a
+    /// view over a missing table is refused). A durable view is saved in
+    /// the data directory and seen by every session from its next refresh;
+    /// a temporary one lives in this session and shadows a durable one of
+    /// the same name. `name` is used as given (callers fold its case).
+    pub async fn create_view(
+        &self,
+        name: &str,
+        sql: &str,
+        columns: &[String],
+        or_replace: bool,
+        temporary: bool,
+    ) -> Result<()> {
+        self.views.check_definition(name, sql, columns).await?;
+        if temporary {
+            return self.views.save_temporary(name, sql, columns, or_replace);
+        }
+        let catalog = self.catalog.clone();
+        let (name, sql, columns) = (name.to_string(), sql.to_string(), columns.to_vec());
+        let listed = blocking(move || {
+            catalog.views.save(&name, &sql, &columns, or_replace)?;
+            catalog.views.list()
+        })
+        .await?;
+        self.views.set_durable(listed);
+        Ok(())
+    }
+
+    /// `DROP VIEW name`: this session's temporary view of that name if it
+    /// has one, else the durable one. `false` if there was none and
+    /// `if_exists`.
+    pub async fn drop_view(&self, name: &str, if_exists: bool) -> Result<bool> {
+        if self.views.remove_temporary(name) {
+            return Ok(true);
+        }
+        if self.views.is_table(name) {
+            return Err(not_a_view(name));
+        }
+        let catalog = self.catalog.clone();
+        let owned = name.to_string();
+        let (dropped, listed) = blocking(move || Ok((catalog.views.remove(&owned)?, catalog.views.list()?))).await?;
+        self.views.set_durable(listed);
+        if !dropped && !if_exists {
+            return Err(Error::relation(RelationProblem::Missing, format!("view \"{name}\" does not exist")));
+        }
+        Ok(dropped)
+    }
+
+    /// `ALTER VIEW from RENAME TO to` (dbt swaps a new view in this way).
+    pub async fn rename_view(&self, from: &str, to: &str) -> Result<()> {
+        if self.views.is_table(from) {
+            return Err(not_a_view(from));
+        }
+        if self.views.is_table(to) {
+            return Err(Error::relation(RelationProblem::Exists, format!("relation \"{to}\" already exists")));
+        }
+        if self.views.rename_temporary(from, to)? {
+            return Ok(());
+        }
+        let catalog = self.catalog.clone();
+        let (from, to) = (from.to_string(), to.to_string());
+        let listed = blocking(move || {
+            catalog.views.rename(&from, &to)?;
+            catalog.views.list()
+        })
+        .await?;
+        self.views.set_durable(listed);
+        Ok(())
+    }
+
+    /// The views this session sees (durable as of its last refresh, and its
+    /// temporary ones), each planned for its columns.
+    pub async fn views(&self) -> Vec<ViewInfo> {
+        self.views.list().await
+    }
+
+    /// Changes whenever the views this session sees change.
+    pub fn views_version(&self) -> u64 {
+        self.views.version()
     }
 
     /// Rows stored in `table` (`events` or `rejected_events`) at the pinned
@@ -155,6 +247,10 @@ impl ReadSession {
         };
         Some(files.iter().map(|f| f.num_records).sum())
     }
+}
+
+fn not_a_view(name: &str) -> Error {
+    Error::relation(RelationProblem::NotAView, format!("\"{name}\" is not a view"))
 }
 
 /// A session configuration that knows the `leadline.*` settings.
@@ -176,7 +272,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + '
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::PathBuf;
 
     use arrow::util::pretty::pretty_format_batches;
@@ -191,7 +287,7 @@ mod tests {
 
     /// A data directory with the `worked` fixture appended through the real
     /// ingest path, split in two appends.
-    fn worked(dir: &Path) -> Appender {
+    pub(super) fn worked(dir: &Path) -> Appender {
         let text = std::fs::read_to_string(fixture("worked")).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let mut appender = Appender::open(dir, "test").unwrap();
@@ -202,7 +298,7 @@ mod tests {
         appender
     }
 
-    async fn text(session: &ReadSession, sql: &str) -> String {
+    pub(super) async fn text(session: &ReadSession, sql: &str) -> String {
         let batches = session.context().sql(sql).await.unwrap().collect().await.unwrap();
         pretty_format_batches(&batches).unwrap().to_string()
     }

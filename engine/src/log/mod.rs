@@ -18,7 +18,7 @@
 pub mod delta;
 pub mod files;
 mod index;
-mod lock;
+pub mod lock;
 mod read;
 
 use std::collections::{BTreeMap, HashSet};

@@ -55,13 +55,7 @@ impl PgError {
             PgError::Sql { code, message, hint } => (code, message.clone(), hint.clone()),
             PgError::Fatal { code, message } => (code, message.clone(), None),
             PgError::DataFusion(e) => datafusion_parts(e),
-            PgError::Engine(leadline_engine::Error::DataFusion(e)) => datafusion_parts(e),
-            PgError::Engine(leadline_engine::Error::Input(m)) => ("22023", m.clone(), None),
-            PgError::Engine(leadline_engine::Error::Locked { .. }) => ("55006", self.to_string(), None),
-            PgError::Engine(e @ leadline_engine::Error::Io { .. }) => ("58030", e.to_string(), None),
-            PgError::Engine(e @ leadline_engine::Error::NoDataDirectory(_)) => ("58P01", e.to_string(), None),
-            PgError::Engine(leadline_engine::Error::Limit(m)) => ("54000", m.clone(), None),
-            PgError::Engine(e) => ("XX000", e.to_string(), None),
+            PgError::Engine(e) => engine_parts(e),
         }
     }
 
@@ -113,14 +107,57 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for PgError {
     }
 }
 
-/// Maps DataFusion's errors onto PostgreSQL's SQLSTATEs by kind and message.
+/// The SQLSTATE of an engine error.
+fn engine_parts(e: &leadline_engine::Error) -> (&'static str, String, Option<String>) {
+    use leadline_engine::{Error, RelationProblem};
+    match e {
+        Error::DataFusion(e) => datafusion_parts(e),
+        Error::Input(m) => ("22023", m.clone(), None),
+        Error::Locked { .. } => ("55006", e.to_string(), None),
+        Error::Io { .. } => ("58030", e.to_string(), None),
+        Error::NoDataDirectory(_) => ("58P01", e.to_string(), None),
+        Error::Limit(m) => ("54000", m.clone(), None),
+        Error::Relation { problem, message } => {
+            let code = match problem {
+                RelationProblem::Exists => "42P07",
+                RelationProblem::Missing => "42P01",
+                RelationProblem::NotAView => "42809",
+                RelationProblem::Recursive => "42P17",
+            };
+            (code, message.clone(), None)
+        }
+        e => ("XX000", e.to_string(), None),
+    }
+}
+
+/// Maps DataFusion's errors onto PostgreSQL's SQLSTATEs by kind and message;
+/// the contexts around the root (`view "v" cannot be used`) lead the message.
 fn datafusion_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
+    let mut contexts = Vec::new();
+    let mut outer = e;
+    while let DataFusionError::Context(context, inner) = outer {
+        contexts.push(context.as_str());
+        outer = inner;
+    }
+    let (code, message, hint) = root_parts(outer);
+    if contexts.is_empty() {
+        return (code, message, hint);
+    }
+    (code, format!("{}: {message}", contexts.join(": ")), hint)
+}
+
+fn root_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
     let root = e.find_root();
     // An error a leadline function raised with its own SQLSTATE.
     if let DataFusionError::External(inner) = root
         && let Some(pg) = inner.downcast_ref::<PgError>()
     {
         return pg.parts();
+    }
+    if let DataFusionError::External(inner) = root
+        && let Some(engine) = inner.downcast_ref::<leadline_engine::Error>()
+    {
+        return engine_parts(engine);
     }
     let full = root.to_string();
     let msg = strip_prefixes(&full);

@@ -5,13 +5,14 @@
 //! (Parse/Bind/Describe/Execute), [`query`] (planning and streaming over
 //! DataFusion), [`statement`] (statement kinds and parameters, from the
 //! text), [`encode`] (Arrow → wire values), [`write`] (INSERT and COPY into
-//! the event log), `copy` (the COPY sub-protocol's messages), [`pg_catalog`] (pg_catalog, information_schema and the
-//! statement rewrites), [`errors`] (SQLSTATEs) and [`cancel`] (cancel
-//! requests, timeouts).
+//! the event log), `copy` (the COPY sub-protocol's messages), [`views`]
+//! (CREATE and DROP VIEW, kept by the engine), [`pg_catalog`] (pg_catalog,
+//! information_schema and the statement rewrites), [`errors`] (SQLSTATEs)
+//! and [`cancel`] (cancel requests, timeouts).
 //!
 //! Data flows one way: `startup`, `simple`, `extended` and `copy` call
-//! `query`, which uses `write`, `statement`, `encode`, `pg_catalog`,
-//! `errors` and `cancel`; those use no module above them
+//! `query`, which uses `write`, `views`, `statement`, `encode`,
+//! `pg_catalog`, `errors` and `cancel`; those use no module above them
 //! (`scripts/check-layers` checks it).
 
 pub mod cancel;
@@ -24,12 +25,13 @@ pub mod query;
 pub mod simple;
 pub mod startup;
 pub mod statement;
+pub mod views;
 mod write;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use datafusion::prelude::SessionContext;
@@ -97,6 +99,8 @@ pub struct Conn {
     reported: Mutex<Vec<(String, String)>>,
     /// The client's socket (a duplicate), watched while statements run.
     peer: Option<Arc<std::net::TcpStream>>,
+    /// The session's views version the catalog relations list.
+    views_listed: AtomicU64,
     _registration: cancel::Registration,
 }
 
@@ -168,12 +172,14 @@ impl Conn {
                         schema: t.schema(),
                         rows,
                         insertable: name == "events",
+                        view: None,
                     });
                 }
             }
         }
         let info = Arc::new(pg_catalog::CatalogInfo {
             tables,
+            views: Default::default(),
             user: user.clone(),
             roles: state.config.users.iter().map(|u| u.name.clone()).chain(std::iter::once(user.clone())).collect(),
         });
@@ -183,7 +189,7 @@ impl Conn {
         let slot = Arc::new(cancel::Slot::default());
         let (pid, key) = client.pid_and_secret_key();
         let registration = state.cancels.register(pid, key.to_bytes(), &slot);
-        Ok(Conn {
+        let conn = Conn {
             ctx,
             catalog,
             info,
@@ -197,8 +203,37 @@ impl Conn {
             tx_noticed: AtomicBool::new(false),
             reported: Mutex::new(Vec::new()),
             peer: state.peers.lock().ok().and_then(|p| p.get(&client.socket_addr()).cloned()),
+            views_listed: AtomicU64::new(u64::MAX),
             _registration: registration,
-        })
+        };
+        conn.list_views().await?;
+        Ok(conn)
+    }
+
+    /// Pins the latest snapshot and views for the next statement.
+    pub async fn refresh(&self) -> Result<(), PgError> {
+        self.catalog.refresh().await?;
+        self.list_views().await
+    }
+
+    /// Lists the session's views in the catalog relations again if they
+    /// changed (created or dropped here or, seen at a refresh, elsewhere).
+    pub async fn list_views(&self) -> Result<(), PgError> {
+        let version = self.catalog.views_version();
+        if self.views_listed.swap(version, Ordering::SeqCst) == version {
+            return Ok(());
+        }
+        let views = self.catalog.views().await.into_iter().map(|v| pg_catalog::TableInfo {
+            oid: pg_catalog::view_oid(v.id, v.temporary),
+            name: v.name,
+            schema: v.schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
+            rows: -1,
+            insertable: false,
+            view: Some(pg_catalog::ViewDetails { definition: v.definition, temporary: v.temporary }),
+        });
+        self.info.set_views(views.collect());
+        pg_catalog::register_views(&self.ctx, &self.info)?;
+        Ok(())
     }
 
     pub fn var(&self, name: &str) -> Option<String> {

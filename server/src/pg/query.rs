@@ -209,7 +209,7 @@ pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Resu
     let declared_or = |i: usize, t: Type| declared.get(i).cloned().flatten().unwrap_or(t);
     match classify(sql) {
         Kind::Query => {
-            conn.catalog.refresh().await?;
+            conn.refresh().await?;
             match prepare(conn, sql).await {
                 Ok(p) => {
                     let inferred = match &p.source {
@@ -331,6 +331,10 @@ impl QueryHandler {
                 }
                 Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
             }
+            Kind::View { what } => {
+                let unsupported = PgError::unsupported(format!("leadline does not support {what}"));
+                Ok(Response::Execution(super::views::run(conn, sql, notices, unsupported).await?))
+            }
             Kind::Unsupported { what } => {
                 if conn.read_only {
                     Err(PgError::read_only(&what))
@@ -343,7 +347,7 @@ impl QueryHandler {
                 Ok(Response::Execution(tag))
             }
             Kind::Copy if super::write::is_copy_out(sql) => {
-                conn.catalog.refresh().await?;
+                conn.refresh().await?;
                 let (query, csv, header, delimiter) = super::write::parse_copy_out(sql)?;
                 let p = guard.run(prepare(conn, &query)).await?;
                 let names = p.names.clone();
@@ -353,7 +357,7 @@ impl QueryHandler {
             }
             Kind::Copy => super::write::start(conn, sql),
             Kind::Query => {
-                conn.catalog.refresh().await?;
+                conn.refresh().await?;
                 let p = guard.run(prepare(conn, sql)).await?;
                 Ok(Response::Query(self.respond(conn, p, format, guard).await?))
             }
@@ -459,7 +463,7 @@ impl QueryHandler {
 
     async fn declare(&self, conn: &Conn, sql: &str, guard: &Guard) -> Result<(), PgError> {
         let (name, binary, query) = parse_declare(sql)?;
-        conn.catalog.refresh().await?;
+        conn.refresh().await?;
         let p = guard.run(prepare(conn, &query)).await?;
         let schema = Arc::new(Schema::new(
             p.names

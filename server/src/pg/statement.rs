@@ -138,6 +138,11 @@ pub enum Kind {
     Close {
         name: Option<String>,
     },
+    /// `CREATE [OR REPLACE] [TEMP] VIEW`, `DROP VIEW`, `ALTER TABLE … RENAME`:
+    /// views, or (for any other ALTER) what `what` says is unsupported.
+    View {
+        what: String,
+    },
     /// Statements leadline does not do.
     Unsupported {
         what: String,
@@ -217,13 +222,31 @@ pub fn classify(sql: &str) -> Kind {
         "update" | "delete" | "truncate" | "merge" => Kind::Unsupported {
             what: format!("{} on leadline's tables: the event log is append-only", first.to_ascii_uppercase()),
         },
+        "create" | "drop" | "alter" if is_view_statement(s) => Kind::View { what: unsupported_ddl(first) },
         "create" | "drop" | "alter" | "grant" | "revoke" | "vacuum" | "analyze" | "cluster" | "reindex" | "comment" => {
-            Kind::Unsupported {
-                what: format!("{} (leadline's tables are defined by the event log)", first.to_ascii_uppercase()),
-            }
+            Kind::Unsupported { what: unsupported_ddl(first) }
         }
         _ if s.starts_with('(') => Kind::Query,
         _ => Kind::Query,
+    }
+}
+
+fn unsupported_ddl(first: &str) -> String {
+    format!("{} (leadline's tables are defined by the event log)", first.to_ascii_uppercase())
+}
+
+/// `CREATE [OR REPLACE] [TEMP|TEMPORARY] VIEW`, `DROP VIEW`, and `ALTER
+/// TABLE|VIEW … RENAME` (which renames a view, and is refused for a table).
+fn is_view_statement(s: &str) -> bool {
+    let w = words(s, 8);
+    match w.first().map(String::as_str) {
+        Some("create") => {
+            let kind = w[1..].iter().find(|w| !matches!(w.as_str(), "or" | "replace" | "temp" | "temporary"));
+            kind.is_some_and(|k| k == "view")
+        }
+        Some("drop") => w.get(1).is_some_and(|k| k == "view"),
+        Some("alter") => w.get(1).is_some_and(|k| k == "table" || k == "view") && w.iter().any(|w| w == "rename"),
+        _ => false,
     }
 }
 
@@ -367,6 +390,18 @@ mod tests {
         assert_eq!(classify("SAVEPOINT \"_pg3_1\""), Kind::Transaction { tag: "SAVEPOINT", start: None });
         assert_eq!(classify("/* c */ select 1"), Kind::Query);
         assert_eq!(classify("RESET leadline.as_of"), Kind::Reset { name: Some("leadline.as_of".into()) });
+        for view in [
+            "CREATE VIEW v AS SELECT 1",
+            "create or replace temp view v as select 1",
+            "CREATE TEMPORARY VIEW v AS SELECT 1",
+            "drop view if exists v",
+            "alter table \"v__dbt_tmp\" rename to \"v\"",
+        ] {
+            assert!(matches!(classify(view), Kind::View { .. }), "{view}");
+        }
+        for other in ["CREATE TABLE t (a int)", "CREATE MATERIALIZED VIEW v AS SELECT 1", "DROP TABLE events"] {
+            assert!(matches!(classify(other), Kind::Unsupported { .. }), "{other}");
+        }
     }
 
     #[test]

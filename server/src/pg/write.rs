@@ -152,6 +152,9 @@ pub async fn insert<C: ClientInfo>(
         ast::TableObject::TableName(n) => target_table(n),
         other => other.to_string(),
     };
+    if conn.info.is_view(&table) {
+        return Err(PgError::new("42809", format!("cannot insert into view \"{table}\": views are read-only")));
+    }
     if table != "events" {
         return Err(PgError::with_hint(
             "42501",

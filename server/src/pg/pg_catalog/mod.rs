@@ -23,14 +23,26 @@ use std::sync::{Arc, Mutex};
 use datafusion::common::Result as DfResult;
 use datafusion::prelude::SessionContext;
 
-pub use rewrite::{Planned, plan};
-pub use tables::{CatalogInfo, TableInfo};
+pub use rewrite::{Planned, plan, rewrite};
+pub use tables::{CatalogInfo, TableInfo, ViewDetails};
 
 pub const NS_PG_CATALOG: i32 = 11;
 pub const NS_PUBLIC: i32 = 2200;
 pub const NS_INFORMATION_SCHEMA: i32 = 13183;
 pub const OWNER: i32 = 10;
 pub const FIRST_TABLE_OID: i32 = 16384;
+/// Durable views' OIDs start here (plus the view's id, which `CREATE OR
+/// REPLACE` keeps); temporary views count down from `i32::MAX`.
+pub const FIRST_VIEW_OID: i32 = 1_000_000;
+
+/// The OID of the view with the engine's `id`.
+pub fn view_oid(id: u32, temporary: bool) -> i32 {
+    if temporary {
+        i32::MAX - (u32::MAX - id).min(i32::MAX as u32 / 2) as i32
+    } else {
+        FIRST_VIEW_OID.saturating_add(id.min(i32::MAX as u32 / 2) as i32)
+    }
+}
 pub const DATABASE: &str = "leadline";
 pub const SERVER_VERSION: &str = "16.6";
 pub const SERVER_VERSION_NUM: &str = "160006";
@@ -55,6 +67,12 @@ pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Settings
     Ok(())
 }
 
+/// Lists the session's views anew in the catalog relations, after
+/// [`CatalogInfo::set_views`].
+pub fn register_views(ctx: &SessionContext, info: &CatalogInfo) -> DfResult<()> {
+    tables::register_relations(ctx, info)
+}
+
 /// A session with the catalog registered over one user table, `climate`
 /// (the table of `../shared/pg-corpus`), at OID [`FIRST_TABLE_OID`].
 #[cfg(test)]
@@ -73,7 +91,15 @@ pub(crate) fn test_session() -> (SessionContext, Arc<CatalogInfo>) {
     let table = MemTable::try_new(schema.clone(), vec![vec![]]).expect("an empty table");
     ctx.register_table("climate", Arc::new(table)).expect("register climate");
     let info = Arc::new(CatalogInfo {
-        tables: vec![TableInfo { oid: FIRST_TABLE_OID, name: "climate".into(), schema, rows: 3, insertable: false }],
+        tables: vec![TableInfo {
+            oid: FIRST_TABLE_OID,
+            name: "climate".into(),
+            schema,
+            rows: 3,
+            insertable: false,
+            view: None,
+        }],
+        views: Default::default(),
         user: "analyst".into(),
         roles: vec!["analyst".into()],
     });

@@ -181,7 +181,7 @@ pub(super) fn type_oid_by_name(name: &str) -> Option<i32> {
     TYPES.iter().find(|t| t.name == alias || t.display == n).map(|t| t.oid)
 }
 
-/// One user table as the catalog shows it.
+/// One user table or view as the catalog shows it.
 #[derive(Debug, Clone)]
 pub struct TableInfo {
     pub oid: i32,
@@ -189,17 +189,43 @@ pub struct TableInfo {
     pub schema: SchemaRef,
     pub rows: i64,
     pub insertable: bool,
+    /// Set for a view.
+    pub view: Option<ViewDetails>,
+}
+
+/// What a view has that a table has not.
+#[derive(Debug, Clone)]
+pub struct ViewDetails {
+    pub definition: String,
+    pub temporary: bool,
 }
 
 /// What the catalog tables and functions know about a session.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CatalogInfo {
     pub tables: Vec<TableInfo>,
+    /// The session's views, replaced when they change ([`CatalogInfo::set_views`]).
+    pub views: std::sync::RwLock<Vec<TableInfo>>,
     pub user: String,
     pub roles: Vec<String>,
 }
 
 impl CatalogInfo {
+    /// The tables, then the views.
+    pub fn relations(&self) -> Vec<TableInfo> {
+        let views = self.views.read().unwrap_or_else(|p| p.into_inner());
+        self.tables.iter().chain(views.iter()).cloned().collect()
+    }
+
+    pub fn set_views(&self, views: Vec<TableInfo>) {
+        *self.views.write().unwrap_or_else(|p| p.into_inner()) = views;
+    }
+
+    /// Whether `name` (folded, unqualified) is one of the session's views.
+    pub fn is_view(&self, name: &str) -> bool {
+        self.views.read().unwrap_or_else(|p| p.into_inner()).iter().any(|v| v.name == name)
+    }
+
     /// The OID of a relation named as `'name'::regclass` names it:
     /// `events`, `public.events`, `pg_catalog.pg_class`, `information_schema.columns`.
     pub fn table_oid(&self, name: &str) -> Option<i32> {
@@ -209,7 +235,7 @@ impl CatalogInfo {
             None => (None, name.trim_matches('"')),
         };
         let find = |list: &[(&str, i32)]| list.iter().find(|(n, _)| *n == relation).map(|(_, oid)| *oid);
-        let user = || self.tables.iter().find(|t| t.name == relation).map(|t| t.oid);
+        let user = || self.relations().iter().find(|t| t.name == relation).map(|t| t.oid);
         match schema {
             // The search path: public, then pg_catalog.
             None => user().or_else(|| find(CATALOG_OIDS)),
@@ -376,7 +402,6 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
     ("pg_foreign_data_wrapper", &["oid:i", "fdwname:t", "fdwowner:i"]),
     ("pg_event_trigger", &["oid:i", "evtname:t", "evtevent:t", "evtowner:i", "evtfoid:i", "evtenabled:t"]),
     ("pg_matviews", &["schemaname:t", "matviewname:t", "matviewowner:t", "definition:t"]),
-    ("pg_views", &["schemaname:t", "viewname:t", "viewowner:t", "definition:t"]),
     ("pg_indexes", &["schemaname:t", "tablename:t", "indexname:t", "tablespace:t", "indexdef:t"]),
     ("pg_auth_members", &["roleid:i", "member:i", "grantor:i", "admin_option:b"]),
     ("pg_cursors", &["name:t", "statement:t", "is_holdable:b", "is_binary:b", "is_scrollable:b"]),
@@ -428,21 +453,6 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
             "match_option:t",
             "update_rule:t",
             "delete_rule:t",
-        ],
-    ),
-    (
-        "views",
-        &[
-            "table_catalog:t",
-            "table_schema:t",
-            "table_name:t",
-            "view_definition:t",
-            "check_option:t",
-            "is_updatable:t",
-            "is_insertable_into:t",
-            "is_trigger_updatable:t",
-            "is_trigger_deletable:t",
-            "is_trigger_insertable_into:t",
         ],
     ),
     ("check_constraints", &["constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "check_clause:t"]),
@@ -587,291 +597,8 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     }
     tables.push(("pg_namespace", ns.table()?));
 
-    let mut class = Builder::new(&[
-        "oid:i",
-        "relname:t",
-        "relnamespace:i",
-        "reltype:i",
-        "reloftype:i",
-        "relowner:i",
-        "relam:i",
-        "relfilenode:i",
-        "reltablespace:i",
-        "relpages:i",
-        "reltuples:f",
-        "relallvisible:i",
-        "reltoastrelid:i",
-        "relhasindex:b",
-        "relisshared:b",
-        "relpersistence:t",
-        "relkind:t",
-        "relnatts:s",
-        "relchecks:s",
-        "relhasrules:b",
-        "relhastriggers:b",
-        "relhassubclass:b",
-        "relrowsecurity:b",
-        "relforcerowsecurity:b",
-        "relispopulated:b",
-        "relreplident:t",
-        "relispartition:b",
-        "relrewrite:i",
-        "relfrozenxid:i",
-        "relminmxid:i",
-        "relacl:a",
-        "reloptions:a",
-        "relpartbound:t",
-    ]);
-    let mut attr = Builder::new(&[
-        "attrelid:i",
-        "attname:t",
-        "atttypid:i",
-        "attstattarget:i",
-        "attlen:s",
-        "attnum:s",
-        "attndims:i",
-        "attcacheoff:i",
-        "atttypmod:i",
-        "attbyval:b",
-        "attalign:t",
-        "attstorage:t",
-        "attcompression:t",
-        "attnotnull:b",
-        "atthasdef:b",
-        "atthasmissing:b",
-        "attidentity:t",
-        "attgenerated:t",
-        "attisdropped:b",
-        "attislocal:b",
-        "attinhcount:i",
-        "attcollation:i",
-        "attacl:a",
-        "attoptions:a",
-        "attfdwoptions:a",
-    ]);
-    let mut stat = Builder::new(&[
-        "relid:i",
-        "schemaname:t",
-        "relname:t",
-        "seq_scan:I",
-        "seq_tup_read:I",
-        "idx_scan:I",
-        "n_tup_ins:I",
-        "n_live_tup:I",
-        "n_dead_tup:I",
-        "last_analyze:t",
-        "last_autoanalyze:t",
-    ]);
-    let mut ist = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "table_type:t",
-        "self_referencing_column_name:t",
-        "reference_generation:t",
-        "user_defined_type_catalog:t",
-        "user_defined_type_schema:t",
-        "user_defined_type_name:t",
-        "is_insertable_into:t",
-        "is_typed:t",
-        "commit_action:t",
-    ]);
-    let mut isc = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "column_name:t",
-        "ordinal_position:i",
-        "column_default:t",
-        "is_nullable:t",
-        "data_type:t",
-        "character_maximum_length:i",
-        "character_octet_length:i",
-        "numeric_precision:i",
-        "numeric_precision_radix:i",
-        "numeric_scale:i",
-        "datetime_precision:i",
-        "interval_type:t",
-        "interval_precision:i",
-        "character_set_catalog:t",
-        "character_set_schema:t",
-        "character_set_name:t",
-        "collation_catalog:t",
-        "collation_schema:t",
-        "collation_name:t",
-        "domain_catalog:t",
-        "domain_schema:t",
-        "domain_name:t",
-        "udt_catalog:t",
-        "udt_schema:t",
-        "udt_name:t",
-        "scope_catalog:t",
-        "scope_schema:t",
-        "scope_name:t",
-        "maximum_cardinality:i",
-        "dtd_identifier:t",
-        "is_self_referencing:t",
-        "is_identity:t",
-        "identity_generation:t",
-        "identity_start:t",
-        "identity_increment:t",
-        "identity_maximum:t",
-        "identity_minimum:t",
-        "identity_cycle:t",
-        "is_generated:t",
-        "generation_expression:t",
-        "is_updatable:t",
-    ]);
-    for tbl in &info.tables {
-        class.row(vec![
-            ("oid", i(tbl.oid)),
-            ("relname", t(&tbl.name)),
-            ("relnamespace", i(NS_PUBLIC)),
-            ("reltype", i(0)),
-            ("reloftype", i(0)),
-            ("relowner", i(OWNER)),
-            ("relam", i(2)),
-            ("relfilenode", i(tbl.oid)),
-            ("reltablespace", i(0)),
-            ("relpages", i(0)),
-            ("reltuples", ScalarValue::Float32(Some(tbl.rows as f32))),
-            ("relallvisible", i(0)),
-            ("reltoastrelid", i(0)),
-            ("relhasindex", b(false)),
-            ("relisshared", b(false)),
-            ("relpersistence", t("p")),
-            ("relkind", t("r")),
-            ("relnatts", ScalarValue::Int16(Some(tbl.schema.fields().len() as i16))),
-            ("relchecks", ScalarValue::Int16(Some(0))),
-            ("relhasrules", b(false)),
-            ("relhastriggers", b(false)),
-            ("relhassubclass", b(false)),
-            ("relrowsecurity", b(false)),
-            ("relforcerowsecurity", b(false)),
-            ("relispopulated", b(true)),
-            ("relreplident", t("d")),
-            ("relispartition", b(false)),
-            ("relrewrite", i(0)),
-            ("relfrozenxid", i(0)),
-            ("relminmxid", i(0)),
-        ]);
-        stat.row(vec![
-            ("relid", i(tbl.oid)),
-            ("schemaname", t("public")),
-            ("relname", t(&tbl.name)),
-            ("n_live_tup", ScalarValue::Int64(Some(tbl.rows))),
-            ("seq_scan", ScalarValue::Int64(Some(0))),
-            ("n_dead_tup", ScalarValue::Int64(Some(0))),
-        ]);
-        ist.row(vec![
-            ("table_catalog", t(DATABASE)),
-            ("table_schema", t("public")),
-            ("table_name", t(&tbl.name)),
-            ("table_type", t("BASE TABLE")),
-            ("is_insertable_into", t(if tbl.insertable { "YES" } else { "NO" })),
-            ("is_typed", t("NO")),
-        ]);
-        for (n, f) in tbl.schema.fields().iter().enumerate() {
-            let ty = pg_type(f.data_type());
-            let entry = type_by_oid(ty.oid() as i64);
-            let len = entry.map(|e| e.len).unwrap_or(-1);
-            let collation = if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-                100
-            } else {
-                0
-            };
-            attr.row(vec![
-                ("attrelid", i(tbl.oid)),
-                ("attname", t(f.name())),
-                ("atttypid", i(ty.oid() as i32)),
-                ("attstattarget", i(-1)),
-                ("attlen", ScalarValue::Int16(Some(len))),
-                ("attnum", ScalarValue::Int16(Some(n as i16 + 1))),
-                ("attndims", i(if matches!(f.data_type(), DataType::List(_)) { 1 } else { 0 })),
-                ("attcacheoff", i(-1)),
-                ("atttypmod", i(-1)),
-                ("attbyval", b(by_value(len))),
-                ("attalign", t(alignment(len))),
-                ("attstorage", t(storage(len))),
-                ("attcompression", t("")),
-                ("attnotnull", b(!f.is_nullable())),
-                ("atthasdef", b(false)),
-                ("atthasmissing", b(false)),
-                ("attidentity", t("")),
-                ("attgenerated", t("")),
-                ("attisdropped", b(false)),
-                ("attislocal", b(true)),
-                ("attinhcount", i(0)),
-                ("attcollation", i(collation)),
-            ]);
-            let is_array = matches!(f.data_type(), DataType::List(_));
-            let (precision, radix, scale) = match f.data_type() {
-                DataType::Int16 => (Some(16), Some(2), Some(0)),
-                DataType::Int32 => (Some(32), Some(2), Some(0)),
-                DataType::Int64 => (Some(64), Some(2), Some(0)),
-                DataType::Float32 => (Some(24), Some(2), None),
-                DataType::Float64 => (Some(53), Some(2), None),
-                _ => (None, None, None),
-            };
-            isc.row(vec![
-                ("table_catalog", t(DATABASE)),
-                ("table_schema", t("public")),
-                ("table_name", t(&tbl.name)),
-                ("column_name", t(f.name())),
-                ("ordinal_position", i(n as i32 + 1)),
-                ("is_nullable", t(if f.is_nullable() { "YES" } else { "NO" })),
-                ("data_type", t(if is_array { "ARRAY" } else { format_type_name(f.data_type()) })),
-                ("numeric_precision", ScalarValue::Int32(precision)),
-                ("numeric_precision_radix", ScalarValue::Int32(radix)),
-                ("numeric_scale", ScalarValue::Int32(scale)),
-                (
-                    "datetime_precision",
-                    ScalarValue::Int32(
-                        matches!(
-                            f.data_type(),
-                            DataType::Timestamp(..) | DataType::Interval(_) | DataType::Duration(_)
-                        )
-                        .then_some(6),
-                    ),
-                ),
-                ("udt_catalog", t(DATABASE)),
-                ("udt_schema", t("pg_catalog")),
-                ("udt_name", t(typname(f.data_type()))),
-                ("dtd_identifier", t(&(n + 1).to_string())),
-                ("is_self_referencing", t("NO")),
-                ("is_identity", t("NO")),
-                ("is_generated", t("NEVER")),
-                ("is_updatable", t("NO")),
-            ]);
-        }
-    }
-    tables.push(("pg_class", class.table()?));
-    tables.push(("pg_attribute", attr.table()?));
-    tables.push(("pg_stat_user_tables", stat.table()?));
-    tables.push(("pg_stat_all_tables", stat.table()?));
-
-    let mut tables_view = Builder::new(&[
-        "schemaname:t",
-        "tablename:t",
-        "tableowner:t",
-        "tablespace:t",
-        "hasindexes:b",
-        "hasrules:b",
-        "hastriggers:b",
-        "rowsecurity:b",
-    ]);
-    for tbl in &info.tables {
-        tables_view.row(vec![
-            ("schemaname", t("public")),
-            ("tablename", t(&tbl.name)),
-            ("tableowner", t(DATABASE)),
-            ("hasindexes", b(false)),
-            ("hasrules", b(false)),
-            ("hastriggers", b(false)),
-            ("rowsecurity", b(false)),
-        ]);
-    }
-    tables.push(("pg_tables", tables_view.table()?));
+    let (relations, information_schema) = relation_tables(info)?;
+    tables.extend(relations);
 
     let mut ty = Builder::new(&[
         "oid:i",
@@ -1171,8 +898,9 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         schemata.row(vec![("catalog_name", t(DATABASE)), ("schema_name", t(s)), ("schema_owner", t(DATABASE))]);
     }
     is.register_table("schemata".into(), schemata.table()?)?;
-    is.register_table("tables".into(), ist.table()?)?;
-    is.register_table("columns".into(), isc.table()?)?;
+    for (name, table) in information_schema {
+        is.register_table(name.to_string(), table)?;
+    }
     for (name, cols) in EMPTY_INFORMATION_SCHEMA {
         is.register_table(name.to_string(), Builder::new(cols).table()?)?;
     }
@@ -1180,6 +908,360 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         cat.register_schema("information_schema", is)?;
         // `pg_catalog.x` is rewritten to `x`; the schema exists for tools that list schemas.
         cat.register_schema("pg_catalog", Arc::new(MemorySchemaProvider::new()))?;
+    }
+    Ok(())
+}
+
+/// The relations that list the session's tables and views: `pg_catalog`'s
+/// (`pg_class`, `pg_attribute`, `pg_tables`, `pg_views` …) and
+/// `information_schema`'s (`tables`, `columns`, `views`).
+type NamedTables = Vec<(&'static str, Arc<MemTable>)>;
+
+fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
+    let relations = info.relations();
+    let mut pg_catalog: NamedTables = Vec::new();
+    let mut pg_views = Builder::new(&["schemaname:t", "viewname:t", "viewowner:t", "definition:t"]);
+    let mut isv = Builder::new(&[
+        "table_catalog:t",
+        "table_schema:t",
+        "table_name:t",
+        "view_definition:t",
+        "check_option:t",
+        "is_updatable:t",
+        "is_insertable_into:t",
+        "is_trigger_updatable:t",
+        "is_trigger_deletable:t",
+        "is_trigger_insertable_into:t",
+    ]);
+    let mut class = Builder::new(&[
+        "oid:i",
+        "relname:t",
+        "relnamespace:i",
+        "reltype:i",
+        "reloftype:i",
+        "relowner:i",
+        "relam:i",
+        "relfilenode:i",
+        "reltablespace:i",
+        "relpages:i",
+        "reltuples:f",
+        "relallvisible:i",
+        "reltoastrelid:i",
+        "relhasindex:b",
+        "relisshared:b",
+        "relpersistence:t",
+        "relkind:t",
+        "relnatts:s",
+        "relchecks:s",
+        "relhasrules:b",
+        "relhastriggers:b",
+        "relhassubclass:b",
+        "relrowsecurity:b",
+        "relforcerowsecurity:b",
+        "relispopulated:b",
+        "relreplident:t",
+        "relispartition:b",
+        "relrewrite:i",
+        "relfrozenxid:i",
+        "relminmxid:i",
+        "relacl:a",
+        "reloptions:a",
+        "relpartbound:t",
+    ]);
+    let mut attr = Builder::new(&[
+        "attrelid:i",
+        "attname:t",
+        "atttypid:i",
+        "attstattarget:i",
+        "attlen:s",
+        "attnum:s",
+        "attndims:i",
+        "attcacheoff:i",
+        "atttypmod:i",
+        "attbyval:b",
+        "attalign:t",
+        "attstorage:t",
+        "attcompression:t",
+        "attnotnull:b",
+        "atthasdef:b",
+        "atthasmissing:b",
+        "attidentity:t",
+        "attgenerated:t",
+        "attisdropped:b",
+        "attislocal:b",
+        "attinhcount:i",
+        "attcollation:i",
+        "attacl:a",
+        "attoptions:a",
+        "attfdwoptions:a",
+    ]);
+    let mut stat = Builder::new(&[
+        "relid:i",
+        "schemaname:t",
+        "relname:t",
+        "seq_scan:I",
+        "seq_tup_read:I",
+        "idx_scan:I",
+        "n_tup_ins:I",
+        "n_live_tup:I",
+        "n_dead_tup:I",
+        "last_analyze:t",
+        "last_autoanalyze:t",
+    ]);
+    let mut ist = Builder::new(&[
+        "table_catalog:t",
+        "table_schema:t",
+        "table_name:t",
+        "table_type:t",
+        "self_referencing_column_name:t",
+        "reference_generation:t",
+        "user_defined_type_catalog:t",
+        "user_defined_type_schema:t",
+        "user_defined_type_name:t",
+        "is_insertable_into:t",
+        "is_typed:t",
+        "commit_action:t",
+    ]);
+    let mut isc = Builder::new(&[
+        "table_catalog:t",
+        "table_schema:t",
+        "table_name:t",
+        "column_name:t",
+        "ordinal_position:i",
+        "column_default:t",
+        "is_nullable:t",
+        "data_type:t",
+        "character_maximum_length:i",
+        "character_octet_length:i",
+        "numeric_precision:i",
+        "numeric_precision_radix:i",
+        "numeric_scale:i",
+        "datetime_precision:i",
+        "interval_type:t",
+        "interval_precision:i",
+        "character_set_catalog:t",
+        "character_set_schema:t",
+        "character_set_name:t",
+        "collation_catalog:t",
+        "collation_schema:t",
+        "collation_name:t",
+        "domain_catalog:t",
+        "domain_schema:t",
+        "domain_name:t",
+        "udt_catalog:t",
+        "udt_schema:t",
+        "udt_name:t",
+        "scope_catalog:t",
+        "scope_schema:t",
+        "scope_name:t",
+        "maximum_cardinality:i",
+        "dtd_identifier:t",
+        "is_self_referencing:t",
+        "is_identity:t",
+        "identity_generation:t",
+        "identity_start:t",
+        "identity_increment:t",
+        "identity_maximum:t",
+        "identity_minimum:t",
+        "identity_cycle:t",
+        "is_generated:t",
+        "generation_expression:t",
+        "is_updatable:t",
+    ]);
+    for tbl in &relations {
+        let view = tbl.view.as_ref();
+        class.row(vec![
+            ("oid", i(tbl.oid)),
+            ("relname", t(&tbl.name)),
+            ("relnamespace", i(NS_PUBLIC)),
+            ("reltype", i(0)),
+            ("reloftype", i(0)),
+            ("relowner", i(OWNER)),
+            ("relam", i(if view.is_some() { 0 } else { 2 })),
+            ("relfilenode", i(if view.is_some() { 0 } else { tbl.oid })),
+            ("reltablespace", i(0)),
+            ("relpages", i(0)),
+            ("reltuples", ScalarValue::Float32(Some(tbl.rows as f32))),
+            ("relallvisible", i(0)),
+            ("reltoastrelid", i(0)),
+            ("relhasindex", b(false)),
+            ("relisshared", b(false)),
+            ("relpersistence", t(if view.is_some_and(|v| v.temporary) { "t" } else { "p" })),
+            ("relkind", t(if view.is_some() { "v" } else { "r" })),
+            ("relnatts", ScalarValue::Int16(Some(tbl.schema.fields().len() as i16))),
+            ("relchecks", ScalarValue::Int16(Some(0))),
+            // A view is its `_RETURN` rule.
+            ("relhasrules", b(view.is_some())),
+            ("relhastriggers", b(false)),
+            ("relhassubclass", b(false)),
+            ("relrowsecurity", b(false)),
+            ("relforcerowsecurity", b(false)),
+            ("relispopulated", b(true)),
+            ("relreplident", t("d")),
+            ("relispartition", b(false)),
+            ("relrewrite", i(0)),
+            ("relfrozenxid", i(0)),
+            ("relminmxid", i(0)),
+        ]);
+        match view {
+            None => stat.row(vec![
+                ("relid", i(tbl.oid)),
+                ("schemaname", t("public")),
+                ("relname", t(&tbl.name)),
+                ("n_live_tup", ScalarValue::Int64(Some(tbl.rows))),
+                ("seq_scan", ScalarValue::Int64(Some(0))),
+                ("n_dead_tup", ScalarValue::Int64(Some(0))),
+            ]),
+            Some(v) => {
+                pg_views.row(vec![
+                    ("schemaname", t("public")),
+                    ("viewname", t(&tbl.name)),
+                    ("viewowner", t(DATABASE)),
+                    ("definition", t(&v.definition)),
+                ]);
+                isv.row(vec![
+                    ("table_catalog", t(DATABASE)),
+                    ("table_schema", t("public")),
+                    ("table_name", t(&tbl.name)),
+                    ("view_definition", t(&v.definition)),
+                    ("check_option", t("NONE")),
+                    ("is_updatable", t("NO")),
+                    ("is_insertable_into", t("NO")),
+                    ("is_trigger_updatable", t("NO")),
+                    ("is_trigger_deletable", t("NO")),
+                    ("is_trigger_insertable_into", t("NO")),
+                ]);
+            }
+        }
+        ist.row(vec![
+            ("table_catalog", t(DATABASE)),
+            ("table_schema", t("public")),
+            ("table_name", t(&tbl.name)),
+            ("table_type", t(if view.is_some() { "VIEW" } else { "BASE TABLE" })),
+            ("is_insertable_into", t(if tbl.insertable { "YES" } else { "NO" })),
+            ("is_typed", t("NO")),
+        ]);
+        for (n, f) in tbl.schema.fields().iter().enumerate() {
+            let ty = pg_type(f.data_type());
+            let entry = type_by_oid(ty.oid() as i64);
+            let len = entry.map(|e| e.len).unwrap_or(-1);
+            let collation = if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+                100
+            } else {
+                0
+            };
+            attr.row(vec![
+                ("attrelid", i(tbl.oid)),
+                ("attname", t(f.name())),
+                ("atttypid", i(ty.oid() as i32)),
+                ("attstattarget", i(-1)),
+                ("attlen", ScalarValue::Int16(Some(len))),
+                ("attnum", ScalarValue::Int16(Some(n as i16 + 1))),
+                ("attndims", i(if matches!(f.data_type(), DataType::List(_)) { 1 } else { 0 })),
+                ("attcacheoff", i(-1)),
+                ("atttypmod", i(-1)),
+                ("attbyval", b(by_value(len))),
+                ("attalign", t(alignment(len))),
+                ("attstorage", t(storage(len))),
+                ("attcompression", t("")),
+                ("attnotnull", b(!f.is_nullable())),
+                ("atthasdef", b(false)),
+                ("atthasmissing", b(false)),
+                ("attidentity", t("")),
+                ("attgenerated", t("")),
+                ("attisdropped", b(false)),
+                ("attislocal", b(true)),
+                ("attinhcount", i(0)),
+                ("attcollation", i(collation)),
+            ]);
+            let is_array = matches!(f.data_type(), DataType::List(_));
+            let (precision, radix, scale) = match f.data_type() {
+                DataType::Int16 => (Some(16), Some(2), Some(0)),
+                DataType::Int32 => (Some(32), Some(2), Some(0)),
+                DataType::Int64 => (Some(64), Some(2), Some(0)),
+                DataType::Float32 => (Some(24), Some(2), None),
+                DataType::Float64 => (Some(53), Some(2), None),
+                _ => (None, None, None),
+            };
+            isc.row(vec![
+                ("table_catalog", t(DATABASE)),
+                ("table_schema", t("public")),
+                ("table_name", t(&tbl.name)),
+                ("column_name", t(f.name())),
+                ("ordinal_position", i(n as i32 + 1)),
+                ("is_nullable", t(if f.is_nullable() { "YES" } else { "NO" })),
+                ("data_type", t(if is_array { "ARRAY" } else { format_type_name(f.data_type()) })),
+                ("numeric_precision", ScalarValue::Int32(precision)),
+                ("numeric_precision_radix", ScalarValue::Int32(radix)),
+                ("numeric_scale", ScalarValue::Int32(scale)),
+                (
+                    "datetime_precision",
+                    ScalarValue::Int32(
+                        matches!(
+                            f.data_type(),
+                            DataType::Timestamp(..) | DataType::Interval(_) | DataType::Duration(_)
+                        )
+                        .then_some(6),
+                    ),
+                ),
+                ("udt_catalog", t(DATABASE)),
+                ("udt_schema", t("pg_catalog")),
+                ("udt_name", t(typname(f.data_type()))),
+                ("dtd_identifier", t(&(n + 1).to_string())),
+                ("is_self_referencing", t("NO")),
+                ("is_identity", t("NO")),
+                ("is_generated", t("NEVER")),
+                ("is_updatable", t("NO")),
+            ]);
+        }
+    }
+    pg_catalog.push(("pg_class", class.table()?));
+    pg_catalog.push(("pg_attribute", attr.table()?));
+    pg_catalog.push(("pg_stat_user_tables", stat.table()?));
+    pg_catalog.push(("pg_stat_all_tables", stat.table()?));
+
+    let mut tables_view = Builder::new(&[
+        "schemaname:t",
+        "tablename:t",
+        "tableowner:t",
+        "tablespace:t",
+        "hasindexes:b",
+        "hasrules:b",
+        "hastriggers:b",
+        "rowsecurity:b",
+    ]);
+    for tbl in relations.iter().filter(|r| r.view.is_none()) {
+        tables_view.row(vec![
+            ("schemaname", t("public")),
+            ("tablename", t(&tbl.name)),
+            ("tableowner", t(DATABASE)),
+            ("hasindexes", b(false)),
+            ("hasrules", b(false)),
+            ("hastriggers", b(false)),
+            ("rowsecurity", b(false)),
+        ]);
+    }
+    pg_catalog.push(("pg_tables", tables_view.table()?));
+    pg_catalog.push(("pg_views", pg_views.table()?));
+    let information_schema: NamedTables =
+        vec![("tables", ist.table()?), ("columns", isc.table()?), ("views", isv.table()?)];
+    Ok((pg_catalog, information_schema))
+}
+
+/// Lists the session's views as they are now in the relations that list
+/// tables and views (after [`CatalogInfo::set_views`]).
+pub(super) fn register_relations(ctx: &SessionContext, info: &CatalogInfo) -> DfResult<()> {
+    let (pg_catalog, information_schema) = relation_tables(info)?;
+    // Registering a name that is taken is an error: replace each.
+    for (name, table) in pg_catalog {
+        ctx.deregister_table(name)?;
+        ctx.register_table(name, table)?;
+    }
+    if let Some(is) = ctx.catalog("datafusion").and_then(|c| c.schema("information_schema")) {
+        for (name, table) in information_schema {
+            is.deregister_table(name)?;
+            is.register_table(name.to_string(), table)?;
+        }
     }
     Ok(())
 }
