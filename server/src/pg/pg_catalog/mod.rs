@@ -13,9 +13,12 @@
 //! it failed pgjdbc's `getPrimaryKeys` and psql's `\df`; what the corpus in
 //! `../shared/pg-corpus` needs fits in this module.
 
+mod arrays;
+mod format;
 mod functions;
 mod rewrite;
 mod tables;
+mod templates;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
