@@ -709,6 +709,68 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn dialect_functions_answer_good_null_and_bad_input() -> Result<(), PgError> {
+        assert_eq!(
+            one("SELECT format('%s.%I = %L', 'a', 'B', 'it''s'), format(NULL), format('%s', NULL)").await?,
+            "a.\"B\" = 'it''s'|NULL|"
+        );
+        assert_eq!(sqlstate("SELECT format('%I', NULL)").await, "22004");
+        assert_eq!(one("SELECT parse_ident('a.\"B\"'), parse_ident(NULL)").await?, "[a, B]|NULL");
+        assert_eq!(sqlstate("SELECT parse_ident('a.')").await, "22023");
+        assert_eq!(one("SELECT pg_is_other_temp_schema(2200), pg_is_other_temp_schema(NULL)").await?, "false|NULL");
+        assert_eq!(one("SELECT quote_literal('O''R'), quote_literal(NULL)").await?, "'O''R'|NULL");
+        assert_eq!(
+            one("SELECT to_timestamp('2026-01-01 00:00:00.000000', 'YYYY-MM-DD HH24:MI:SS.US'), to_timestamp(0), \
+                 to_timestamp(NULL, 'YYYY')")
+            .await?,
+            "2026-01-01T00:00:00Z|1970-01-01T00:00:00Z|NULL"
+        );
+        assert_eq!(sqlstate("SELECT to_timestamp('x', 'YYYY-MM-DD')").await, "22007");
+        assert_eq!(
+            one("SELECT to_date('05 Dec 2000', 'DD Mon YYYY'), to_date(NULL, 'YYYY')").await?,
+            "2000-12-05|NULL"
+        );
+        assert_eq!(sqlstate("SELECT to_date('2026-02-30', 'YYYY-MM-DD')").await, "22008");
+        assert_eq!(
+            one("SELECT to_char(to_timestamp('2026-03-02 21:05', 'YYYY-MM-DD HH24:MI'), 'Dy DD Mon YYYY HH12:MI AM TZ'), \
+                 to_char(DATE '2026-03-02', 'IYYY-IW'), to_char(NULL, 'YYYY')")
+                .await?,
+            "Mon 02 Mar 2026 09:05 PM UTC|2026-10|NULL"
+        );
+        assert_eq!(sqlstate("SELECT to_char(1.5, '9.9')").await, "42883");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn leadline_functions_have_signatures() -> Result<(), PgError> {
+        let (ctx, info) = test_session();
+        let got = run(
+            &ctx,
+            &info,
+            "SELECT proname, pg_get_function_arguments(oid), pg_get_function_result(oid) FROM pg_proc \
+             WHERE proname IN ('dora_metrics', 'change_failure_rate') ORDER BY 1",
+        )
+        .await?;
+        assert_eq!(
+            got,
+            [
+                ["change_failure_rate", "failed boolean", "double precision"],
+                [
+                    "dora_metrics",
+                    "grain text, \"from\" timestamp with time zone DEFAULT NULL, \"to\" timestamp with time zone DEFAULT NULL",
+                    "SETOF record"
+                ],
+            ]
+        );
+        assert_eq!(one("SELECT pg_get_function_result(NULL), pg_get_function_result(1)").await?, "NULL|NULL");
+        assert_eq!(
+            run(&ctx, &info, "SELECT lanname FROM pg_language ORDER BY oid").await?,
+            [["internal"], ["c"], ["sql"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn names_and_oids_resolve() -> Result<(), PgError> {
         assert_eq!(
             one("SELECT quote_ident('events'), quote_ident('Mixed Case'), quote_ident('a\"b')").await?,

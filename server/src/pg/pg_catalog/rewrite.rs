@@ -35,7 +35,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::arrays::parse_array;
-use super::tables::{CatalogInfo, REGPROC_COLUMNS, empty_relation_columns, type_oid_by_name};
+use super::tables::{CatalogInfo, REGPROC_COLUMNS, empty_relation_columns, type_by_oid, type_oid_by_name};
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
 use crate::pg::errors::PgError;
 
@@ -81,9 +81,11 @@ fn names_something_undefined(e: &DataFusionError) -> bool {
     matches!(PgError::sqlstate_of(e), "42703" | "42P01" | "42883" | "42704" | "42702")
 }
 
-/// Applies every rewrite to a parsed statement. Fails with PostgreSQL's
+/// Applies every rewrite to a parsed statement (as [`plan`] does, less the
+/// session's table functions). Fails with PostgreSQL's
 /// SQLSTATE for a literal that names nothing (`'nope'::regclass`) and for an
 /// unknown column of a relation leadline never has rows in.
+#[cfg(test)]
 pub fn rewrite(stmt: &mut Statement, info: &CatalogInfo) -> Result<(), PgError> {
     rewrite_with(stmt, info, &[])
 }
@@ -334,6 +336,22 @@ fn regproc_name(value: &mut Expr) {
     }
 }
 
+/// `x::regtype` of a value, which the rewrites make the type's name.
+fn is_regtype_name(e: &Expr) -> bool {
+    matches!(e, Expr::Function(f) if last_name(&f.name) == "pg_leadline_regtype")
+}
+
+/// `'trigger'::regtype` (an OID by now) compared with a `::regtype` value
+/// (a name): the type's name, as pgcli's `prorettype::regtype != 'trigger'::regtype`.
+fn regtype_name(value: &mut Expr) {
+    if let Expr::Value(v) = value
+        && let Value::Number(n, _) = &v.value
+        && let Some(ty) = n.trim().parse().ok().and_then(type_by_oid)
+    {
+        *value = string(ty.name);
+    }
+}
+
 /// Functions PostgreSQL calls without parentheses that sqlparser reads as names.
 const SPECIAL_FUNCTIONS: &[&str] = &["current_schema", "current_role"];
 
@@ -369,7 +387,12 @@ impl Rewriter<'_> {
     fn scalar_function_relation(&self, f: &TableFactor) -> Option<TableFactor> {
         let TableFactor::Table { name, args: Some(args), alias, .. } = f else { return None };
         let [ObjectNamePart::Identifier(id)] = name.0.as_slice() else { return None };
-        if self.table_functions.is_empty() || self.table_functions.contains(&id.value) {
+        // Set-returning functions the planner or other rewrites read in `FROM`.
+        let set_returning = ["unnest", "generate_subscripts", "generate_series", "range"];
+        if self.table_functions.is_empty()
+            || self.table_functions.contains(&id.value)
+            || set_returning.contains(&ident_name(id).as_str())
+        {
             return None;
         }
         let column = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| id.clone());
@@ -425,6 +448,10 @@ impl Rewriter<'_> {
                     regproc_name(right);
                 } else if is_regproc_column(right) {
                     regproc_name(left);
+                } else if is_regtype_name(left) {
+                    regtype_name(right);
+                } else if is_regtype_name(right) {
+                    regtype_name(left);
                 }
                 None
             }
@@ -1194,6 +1221,71 @@ mod tests {
             panic!("{sql} planned");
         };
         assert_eq!(names, ["polname"]);
+        Ok(())
+    }
+
+    #[test]
+    fn table_functions_resolve_like_tables() {
+        for sql in [
+            "SELECT * FROM DORA_METRICS('week')",
+            "SELECT * FROM \"dora_metrics\"('week')",
+            "SELECT * FROM public.dora_metrics('week')",
+            "SELECT * FROM leadline.public.dora_metrics('week')",
+        ] {
+            assert_eq!(rewritten(sql), "SELECT * FROM dora_metrics('week')", "{sql}");
+        }
+        // A quoted name is exact, and another schema stays for the planner to refuse.
+        assert_eq!(rewritten("SELECT * FROM \"DORA_METRICS\"('week')"), "SELECT * FROM DORA_METRICS('week')");
+        assert_eq!(rewritten("SELECT * FROM other.dora_metrics('week')"), "SELECT * FROM other.dora_metrics('week')");
+        assert_eq!(rewritten("SELECT * FROM leadline.public.climate"), "SELECT * FROM public.climate");
+    }
+
+    #[tokio::test]
+    async fn special_names_arrays_and_reg_values() -> Result<(), PgError> {
+        assert_eq!(rows("SELECT CURRENT_SCHEMA, CURRENT_ROLE").await?, [["public", "analyst"]]);
+        assert_eq!(rows("SELECT '{r,\"p q\",NULL}'::text[], '{}'::text[]").await?, [["[r, p q, NULL]", "[]"]]);
+        assert_eq!(rows("SELECT relname FROM pg_class WHERE relkind = ANY('{r,p}'::text[])").await?, [["climate"]]);
+        assert_eq!(rows("SELECT '{1,2}'::int[]").await?, [["[1, 2]"]]);
+        assert_eq!(rows("SELECT '{int4,text}'::regtype[]").await?, [["[23, 25]"]]);
+        assert_eq!(sqlstate("SELECT '{a,'::text[]").await, "22P02");
+        assert_eq!(sqlstate("SELECT '{nope}'::regtype[]").await, "42704");
+        // A reg* cast of a value: a name or an OID; NULL stays NULL.
+        assert_eq!(
+            rows(
+                "SELECT CAST(CAST(FORMAT('%I.%I', 'public', relname) AS REGCLASS) AS OID), CAST(oid AS regclass), \
+                  CAST(CAST(NULL AS TEXT) AS regclass) FROM pg_class"
+            )
+            .await?,
+            [["16384", "16384", "NULL"]]
+        );
+        assert_eq!(sqlstate("SELECT CAST(relname || 'x' AS regclass) FROM pg_class").await, "42P01");
+        // regproc columns compare with OIDs; regtype values with reg literals.
+        assert_eq!(rows("SELECT count(*) FROM pg_type WHERE typreceive = 0").await?, [["0"]]);
+        assert_eq!(
+            rows(
+                "SELECT typreceive::text FROM pg_type WHERE typreceive != 0 AND typname IN ('int4', '_text') ORDER BY 1"
+            )
+            .await?,
+            [["array_recv"], ["int4recv"]]
+        );
+        assert_eq!(
+            rows("SELECT count(*) FROM pg_attribute WHERE atttypid::regtype != 'trigger'::regtype").await?,
+            [["5"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_scalar_function_in_from_is_a_one_row_relation() -> Result<(), PgError> {
+        assert_eq!(
+            rows(
+                "SELECT trim(s[i]) FROM generate_series(array_lower(string_to_array('a, b', ','), 1), \
+                  array_upper(string_to_array('a, b', ','), 1)) AS i, string_to_array('a, b', ',') s ORDER BY 1"
+            )
+            .await?,
+            [["a"], ["b"]]
+        );
+        assert_eq!(sqlstate("SELECT * FROM no_such_function(1)").await, "42883");
         Ok(())
     }
 

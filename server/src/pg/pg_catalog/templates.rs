@@ -294,7 +294,6 @@ pub fn format(t: NaiveDateTime, zone: ZoneLabel<'_>, template: &str) -> String {
         h => h,
     };
     for Item { pattern, fill } in compile(template) {
-        let fill = fill;
         match pattern {
             Pattern::Hour24 => number(&mut out, t.hour().into(), 2, fill),
             Pattern::Hour12 => number(&mut out, hour12.into(), 2, fill),
