@@ -180,6 +180,10 @@ fn root_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
             _ => "XX000",
         },
         DataFusionError::Plan(_) => {
+            // `FROM nosuch(…)`: PostgreSQL's "function nosuch does not exist".
+            if let Some(name) = lower.strip_prefix("table function '").and_then(|r| r.strip_suffix("' not found")) {
+                return ("42883", format!("function {name} does not exist"), None);
+            }
             if lower.contains("table") && lower.contains("not found") {
                 return ("42P01", relation_message(msg), None);
             } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {

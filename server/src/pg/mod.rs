@@ -20,6 +20,7 @@ mod copy;
 pub mod encode;
 pub mod errors;
 pub mod extended;
+pub mod parameters;
 pub mod pg_catalog;
 pub mod query;
 pub mod simple;

@@ -163,7 +163,29 @@ pub fn literal(value: Option<&str>, ty: &Type) -> Result<String, PgError> {
         Type::TIMESTAMP => format!("CAST({} AS TIMESTAMP)", quoted()),
         Type::DATE => format!("CAST({} AS DATE)", quoted()),
         Type::INTERVAL => format!("CAST({} AS INTERVAL)", quoted()),
-        _ => quoted(),
+        // `'{r,p}'` for a text[] parameter: an array (the catalog rewrites read the literal).
+        _ => match array_element_sql(ty) {
+            Some(elem) => format!("CAST({} AS {elem}[])", quoted()),
+            None => quoted(),
+        },
+    })
+}
+
+/// The SQL name of an array parameter type's elements.
+fn array_element_sql(ty: &Type) -> Option<&'static str> {
+    Some(match *ty {
+        Type::TEXT_ARRAY | Type::NAME_ARRAY | Type::CHAR_ARRAY | Type::BPCHAR_ARRAY => "TEXT",
+        Type::VARCHAR_ARRAY => "VARCHAR",
+        Type::BOOL_ARRAY => "BOOLEAN",
+        Type::INT2_ARRAY => "SMALLINT",
+        Type::INT4_ARRAY => "INT",
+        Type::INT8_ARRAY | Type::OID_ARRAY => "BIGINT",
+        Type::FLOAT4_ARRAY => "REAL",
+        Type::FLOAT8_ARRAY => "DOUBLE PRECISION",
+        Type::DATE_ARRAY => "DATE",
+        Type::TIMESTAMP_ARRAY => "TIMESTAMP",
+        Type::TIMESTAMPTZ_ARRAY => "TIMESTAMPTZ",
+        _ => return None,
     })
 }
 
@@ -213,7 +235,7 @@ pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Resu
             match prepare(conn, sql).await {
                 Ok(p) => {
                     let inferred = match &p.source {
-                        Source::Plan(plan) => plan.get_parameter_types().unwrap_or_default(),
+                        Source::Plan(plan) => super::parameters::parameter_types(plan),
                         Source::Batch(_) | Source::Batches(..) => Default::default(),
                     };
                     let params = (0..count)

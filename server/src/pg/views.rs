@@ -78,7 +78,7 @@ async fn create(conn: &Conn, view: CreateView, notices: &mut Vec<ErrorInfo>) -> 
     let columns: Vec<String> = view.columns.iter().map(|c| fold(&c.name)).collect();
     // The query as leadline runs it: the catalog rewrites applied once, here.
     let mut query = Statement::Query(view.query);
-    pg_catalog::rewrite(&mut query, &conn.info)?;
+    pg_catalog::rewrite_in(&conn.ctx.state(), &mut query, &conn.info)?;
     let created = conn.catalog.create_view(&name, &query.to_string(), &columns, view.or_replace, view.temporary).await;
     match created {
         Err(Error::Relation { problem: RelationProblem::Exists, message }) if view.if_not_exists => {

@@ -6,14 +6,20 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::{DataType, Field};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, exec_datafusion_err};
+use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
 
-use super::tables::{CatalogInfo, i, t, type_by_oid, type_oid_by_name, typname};
+use super::arrays::parse_array;
+use super::format::{format, parse_ident, quote_ident, quote_literal};
+use super::tables::{CatalogInfo, i, leadline_function, t, type_by_oid, type_oid_by_name, typname};
+use super::templates::{self, ZoneLabel};
 use super::{DATABASE, Settings, version_string};
+use crate::pg::encode::Zone;
 use crate::pg::errors::PgError;
 
 /// A PostgreSQL function evaluated row by row over scalars (catalog queries
@@ -34,7 +40,7 @@ type Body = Box<dyn Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync>;
 type InfallibleBody = Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync>;
 
 /// The functions that are not STRICT in PostgreSQL (they answer a NULL argument).
-const NOT_STRICT: &[&str] = &["format_type", "set_config", "pg_typeof_name"];
+const NOT_STRICT: &[&str] = &["format_type", "set_config", "pg_typeof_name", "format"];
 
 impl std::fmt::Debug for PgFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,6 +161,22 @@ impl Functions {
         self.add_fallible(name, arity, ret, move |args| Ok(f(args)));
     }
 
+    /// A function of any number of arguments (`format`).
+    fn add_variadic(
+        &mut self,
+        name: &'static str,
+        ret: DataType,
+        f: impl Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync + 'static,
+    ) {
+        self.0.push(PgFn {
+            name,
+            signature: Signature::variadic_any(Volatility::Stable),
+            ret,
+            strict: !NOT_STRICT.contains(&name),
+            f: Box::new(f),
+        });
+    }
+
     /// `arity`: the most arguments it takes (it takes any fewer too).
     fn add_fallible(
         &mut self,
@@ -191,6 +213,8 @@ pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, s
     fns.add("current_user", 0, text.clone(), Box::new(move |_| t(&user)));
     let user = info.user.clone();
     fns.add("session_user", 0, text.clone(), Box::new(move |_| t(&user)));
+    let user = info.user.clone();
+    fns.add("current_role", 0, text.clone(), Box::new(move |_| t(&user)));
     let user = info.user.clone();
     fns.add("user", 0, text.clone(), Box::new(move |_| t(&user)));
     fns.add(
@@ -230,10 +254,34 @@ pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, s
             None => ScalarValue::Utf8(None),
         })
     });
+    // leadline's own functions have signatures (psql's `\df`); others none.
+    fns.add_fallible("pg_get_function_result", 1, text.clone(), |args| {
+        Ok(match int_arg(args.first(), "oid")?.and_then(leadline_function) {
+            Some(f) if f.retset => t("SETOF record"),
+            Some(f) => t(type_by_oid(f.ret.into()).map(|ty| ty.display).unwrap_or("-")),
+            None => ScalarValue::Utf8(None),
+        })
+    });
+    for (name, with_defaults) in [("pg_get_function_arguments", true), ("pg_get_function_identity_arguments", false)] {
+        fns.add_fallible(name, 1, text.clone(), move |args| {
+            let Some(f) = int_arg(args.first(), "oid")?.and_then(leadline_function) else {
+                return Ok(ScalarValue::Utf8(None));
+            };
+            let optional_from = f.args.len() - f.defaults as usize;
+            let list: Vec<String> = f
+                .args
+                .iter()
+                .enumerate()
+                .map(|(n, (arg, oid))| {
+                    let ty = type_by_oid((*oid).into()).map(|ty| ty.display).unwrap_or("-");
+                    let default = if with_defaults && n >= optional_from { " DEFAULT NULL" } else { "" };
+                    format!("{} {ty}{default}", quote_ident(arg))
+                })
+                .collect();
+            Ok(t(&list.join(", ")))
+        });
+    }
     for name in [
-        "pg_get_function_result",
-        "pg_get_function_arguments",
-        "pg_get_function_identity_arguments",
         "pg_get_expr",
         "pg_get_indexdef",
         "pg_get_constraintdef",
@@ -259,12 +307,16 @@ pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, s
         1,
         text.clone(),
         Box::new(|args| match args.first().and_then(as_str) {
-            Some(s) => {
-                let plain = !s.is_empty()
-                    && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                    && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-                t(&if plain { s } else { format!("\"{}\"", s.replace('"', "\"\"")) })
-            }
+            Some(s) => t(&quote_ident(&s)),
+            None => ScalarValue::Utf8(None),
+        }),
+    );
+    fns.add(
+        "quote_literal",
+        1,
+        text.clone(),
+        Box::new(|args| match args.first().and_then(as_str) {
+            Some(s) => t(&quote_literal(&s)),
             None => ScalarValue::Utf8(None),
         }),
     );
@@ -358,8 +410,232 @@ pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, s
             None => ScalarValue::Utf8(None),
         })
     });
+    // `CAST(x AS regclass)` of a value: a relation's name (as `format('%I.%I', …)`
+    // gives it) or an OID.
+    let ci = info.clone();
+    fns.add_fallible("pg_leadline_regclass", 1, DataType::Int64, move |args| {
+        let Some(v) = args.first() else { return Ok(ScalarValue::Int64(None)) };
+        if let Some(oid) = as_i64(v) {
+            return Ok(ScalarValue::Int64(Some(oid)));
+        }
+        let name = as_str(v).unwrap_or_default();
+        match ci.table_oid(&name) {
+            Some(oid) => Ok(ScalarValue::Int64(Some(oid.into()))),
+            None => Err(pg_error(PgError::new("42P01", format!("relation \"{}\" does not exist", name.trim())))),
+        }
+    });
+    // `proargtypes::regtype[]`: the names of the types of an OID array.
+    fns.add(
+        "pg_leadline_regtypes",
+        1,
+        text_array(),
+        Box::new(|args| match args.first() {
+            Some(ScalarValue::List(l)) if !l.is_null(0) => {
+                let oids = l.value(0);
+                let names = (0..oids.len()).map(|i| {
+                    ScalarValue::try_from_array(&oids, i)
+                        .ok()
+                        .and_then(|v| as_i64(&v))
+                        .map(|oid| type_by_oid(oid).map(|ty| ty.name).unwrap_or("-").to_string())
+                });
+                list_of_text(names)
+            }
+            _ => ScalarValue::List(ScalarValue::new_list_nullable(&[], &DataType::Utf8)),
+        }),
+    );
+    fns.add("pg_is_other_temp_schema", 1, DataType::Boolean, always(false));
+    fns.add_variadic("format", text.clone(), |args| {
+        let Some(template) = args.first() else {
+            return Err(pg_error(PgError::new("42883", "function format() does not exist")));
+        };
+        let Some(template) = as_str(template) else { return Ok(ScalarValue::Utf8(None)) };
+        let values: Vec<Option<String>> = args[1..].iter().map(as_str).collect();
+        format(&template, &values).map(|s| t(&s)).map_err(pg_error)
+    });
+    fns.add_fallible("parse_ident", 2, text_array(), |args| {
+        let name = args.first().and_then(as_str).unwrap_or_default();
+        let strict = !matches!(args.get(1), Some(ScalarValue::Boolean(Some(false))));
+        let parts = parse_ident(&name, strict).map_err(pg_error)?;
+        Ok(list_of_text(parts.into_iter().map(Some)))
+    });
+    // `'{a,b}'` as text[]: what an untyped array parameter and `::text[]` of a
+    // value hold (the rewrites turn literals into arrays themselves).
+    fns.add_fallible("pg_leadline_text_array", 1, text_array(), |args| {
+        let text = args.first().and_then(as_str).unwrap_or_default();
+        Ok(list_of_text(parse_array(&text).map_err(pg_error)?))
+    });
+    let vars = settings.clone();
+    fns.add_fallible("to_char", 2, text.clone(), move |args| {
+        let (Some(value), Some(template)) = (args.first(), args.get(1).and_then(as_str)) else {
+            return Err(pg_error(PgError::new("42883", "function to_char needs a value and a template")));
+        };
+        let zone = session_zone(&vars);
+        let (local, label) = local_time(value, zone)?;
+        let abbreviation = label.as_ref().map(|(a, _)| a.as_str()).unwrap_or("");
+        let offset_secs = label.as_ref().map(|(_, o)| *o).unwrap_or(0);
+        Ok(t(&templates::format(local, ZoneLabel { abbreviation, offset_secs }, &template)))
+    });
+    let vars = settings.clone();
+    fns.add_fallible("to_timestamp", 2, timestamptz(), move |args| {
+        let micros = match args {
+            [seconds] if as_f64(seconds).is_some() => epoch_micros(as_f64(seconds).unwrap_or_default())?,
+            // DataFusion's one-argument form: an ISO 8601 timestamp.
+            [text] => return text.cast_to(&timestamptz()),
+            [input, template] => {
+                let (input, template) = (as_str(input).unwrap_or_default(), as_str(template).unwrap_or_default());
+                let parsed = templates::parse(&input, &template).map_err(pg_error)?;
+                utc_micros(parsed, session_zone(&vars))?
+            }
+            _ => return Err(pg_error(PgError::new("42883", "function to_timestamp takes one or two arguments"))),
+        };
+        Ok(ScalarValue::TimestampMicrosecond(Some(micros), Some("+00:00".into())))
+    });
+    fns.add_fallible("to_date", 2, DataType::Date32, |args| match args {
+        [text] => text.cast_to(&DataType::Date32),
+        [input, template] => {
+            let (input, template) = (as_str(input).unwrap_or_default(), as_str(template).unwrap_or_default());
+            let date = templates::parse(&input, &template).map_err(pg_error)?.local.date();
+            Ok(ScalarValue::Date32(Some(date.signed_duration_since(chrono::NaiveDate::default()).num_days() as i32)))
+        }
+        _ => Err(pg_error(PgError::new("42883", "function to_date takes a text and a template"))),
+    });
     for f in fns.0 {
         ctx.register_udf(ScalarUDF::new_from_impl(f));
+    }
+    if let Ok(series) = ctx.table_function("generate_series") {
+        ctx.register_udtf("generate_series", Arc::new(IntegerSeries(series.function().clone())));
+    }
+}
+
+/// An error with its SQLSTATE, through DataFusion.
+fn pg_error(e: PgError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+fn text_array() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+}
+
+fn list_of_text(items: impl IntoIterator<Item = Option<String>>) -> ScalarValue {
+    let values: Vec<ScalarValue> = items.into_iter().map(ScalarValue::Utf8).collect();
+    ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Utf8))
+}
+
+/// timestamptz: an instant, shown in the session's zone.
+fn timestamptz() -> DataType {
+    DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("+00:00".into()))
+}
+
+fn as_f64(v: &ScalarValue) -> Option<f64> {
+    match v {
+        ScalarValue::Float32(Some(x)) => Some(f64::from(*x)),
+        ScalarValue::Float64(Some(x)) => Some(*x),
+        ScalarValue::Decimal128(Some(_), ..) => v.cast_to(&DataType::Float64).ok().and_then(|f| as_f64(&f)),
+        v if v.data_type().is_integer() => as_i64(v).map(|n| n as f64),
+        _ => None,
+    }
+}
+
+fn out_of_range(what: &str) -> DataFusionError {
+    pg_error(PgError::new("22008", format!("timestamp out of range: \"{what}\"")))
+}
+
+/// `to_timestamp(seconds since 1970)`.
+fn epoch_micros(seconds: f64) -> DfResult<i64> {
+    let micros = (seconds * 1e6).round();
+    if !micros.is_finite() || micros.abs() > 9.2e18 {
+        return Err(out_of_range(&seconds.to_string()));
+    }
+    Ok(micros as i64)
+}
+
+/// The session's `TimeZone` (UTC if unset or unknown).
+fn session_zone(vars: &Settings) -> Zone {
+    vars.lock().ok().and_then(|v| v.get("timezone").and_then(|z| Zone::parse(z))).unwrap_or_default()
+}
+
+/// A parsed local time as an instant: at its own offset if it gave one,
+/// else in the session's zone.
+fn utc_micros(parsed: templates::Parsed, zone: Zone) -> DfResult<i64> {
+    use chrono::TimeZone as _;
+    let utc = match (parsed.offset_secs, zone) {
+        (Some(offset), _) => parsed.local - chrono::Duration::seconds(offset.into()),
+        (None, Zone::Utc) => parsed.local,
+        (None, Zone::Named(tz)) => match tz.from_local_datetime(&parsed.local).earliest() {
+            Some(t) => t.naive_utc(),
+            // A local time skipped by a DST change: PostgreSQL moves it forward.
+            None => parsed.local - chrono::Duration::seconds(i64::from(zone_offset(zone, &parsed.local))),
+        },
+    };
+    Ok(utc.and_utc().timestamp_micros())
+}
+
+/// The offset of `zone` from UTC at a UTC time.
+fn zone_offset(zone: Zone, utc: &chrono::NaiveDateTime) -> i32 {
+    use chrono::{Offset, TimeZone as _};
+    match zone {
+        Zone::Utc => 0,
+        Zone::Named(tz) => tz.offset_from_utc_datetime(utc).fix().local_minus_utc(),
+    }
+}
+
+/// A timestamp or date value as the local time `to_char` formats, with
+/// the zone's abbreviation and offset for a timestamptz (none for others).
+fn local_time(v: &ScalarValue, zone: Zone) -> DfResult<(chrono::NaiveDateTime, Option<(String, i32)>)> {
+    use chrono::TimeZone as _;
+    let micros = |v: &ScalarValue| -> Option<i64> {
+        match v.cast_to(&DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)).ok()? {
+            ScalarValue::TimestampMicrosecond(Some(us), _) => Some(us),
+            _ => None,
+        }
+    };
+    let unsupported = || {
+        pg_error(PgError::with_hint(
+            "42883",
+            format!("function to_char({}, text) does not exist", typname(&v.data_type())),
+            "leadline's to_char formats timestamps and dates",
+        ))
+    };
+    let with_zone = matches!(v.data_type(), DataType::Timestamp(_, Some(_)));
+    let Some(us) = (match v.data_type() {
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => micros(v),
+        _ => return Err(unsupported()),
+    }) else {
+        return Err(unsupported());
+    };
+    let utc = chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| out_of_range(&us.to_string()))?.naive_utc();
+    if !with_zone {
+        return Ok((utc, None));
+    }
+    Ok(match zone {
+        Zone::Utc => (utc, Some(("UTC".to_string(), 0))),
+        Zone::Named(tz) => {
+            let local = tz.from_utc_datetime(&utc);
+            let offset = zone_offset(zone, &utc);
+            (local.naive_local(), Some((local.format("%Z").to_string(), offset)))
+        }
+    })
+}
+
+/// `generate_series` over int4 and int2 as well as int8: PostgreSQL's
+/// overloads. DataFusion's takes int8 only (Grafana sends
+/// `generate_series(array_lower(…), array_upper(…))`, int4).
+#[derive(Debug)]
+struct IntegerSeries(Arc<dyn TableFunctionImpl>);
+
+impl TableFunctionImpl for IntegerSeries {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let widened: Vec<Expr> = args
+            .exprs()
+            .iter()
+            .map(|e| match e {
+                Expr::Literal(v, meta) if v.data_type().is_integer() => {
+                    Ok(Expr::Literal(v.cast_to(&DataType::Int64)?, meta.clone()))
+                }
+                e => Ok(e.clone()),
+            })
+            .collect::<DfResult<_>>()?;
+        self.0.call_with_args(TableFunctionArgs::new(&widened, args.session()))
     }
 }
 
@@ -429,6 +705,68 @@ mod tests {
         assert_eq!(run(&ctx, &info, "SELECT current_setting('application_name')").await?, [["app"]]);
         assert_eq!(run(&ctx, &info, "SELECT current_setting('no_such_setting', true)").await?, [["NULL"]]);
         assert_eq!(sqlstate("SELECT current_setting('no_such_setting')").await, "42704");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dialect_functions_answer_good_null_and_bad_input() -> Result<(), PgError> {
+        assert_eq!(
+            one("SELECT format('%s.%I = %L', 'a', 'B', 'it''s'), format(NULL), format('%s', NULL)").await?,
+            "a.\"B\" = 'it''s'|NULL|"
+        );
+        assert_eq!(sqlstate("SELECT format('%I', NULL)").await, "22004");
+        assert_eq!(one("SELECT parse_ident('a.\"B\"'), parse_ident(NULL)").await?, "[a, B]|NULL");
+        assert_eq!(sqlstate("SELECT parse_ident('a.')").await, "22023");
+        assert_eq!(one("SELECT pg_is_other_temp_schema(2200), pg_is_other_temp_schema(NULL)").await?, "false|NULL");
+        assert_eq!(one("SELECT quote_literal('O''R'), quote_literal(NULL)").await?, "'O''R'|NULL");
+        assert_eq!(
+            one("SELECT to_timestamp('2026-01-01 00:00:00.000000', 'YYYY-MM-DD HH24:MI:SS.US'), to_timestamp(0), \
+                 to_timestamp(NULL, 'YYYY')")
+            .await?,
+            "2026-01-01T00:00:00Z|1970-01-01T00:00:00Z|NULL"
+        );
+        assert_eq!(sqlstate("SELECT to_timestamp('x', 'YYYY-MM-DD')").await, "22007");
+        assert_eq!(
+            one("SELECT to_date('05 Dec 2000', 'DD Mon YYYY'), to_date(NULL, 'YYYY')").await?,
+            "2000-12-05|NULL"
+        );
+        assert_eq!(sqlstate("SELECT to_date('2026-02-30', 'YYYY-MM-DD')").await, "22008");
+        assert_eq!(
+            one("SELECT to_char(to_timestamp('2026-03-02 21:05', 'YYYY-MM-DD HH24:MI'), 'Dy DD Mon YYYY HH12:MI AM TZ'), \
+                 to_char(DATE '2026-03-02', 'IYYY-IW'), to_char(NULL, 'YYYY')")
+                .await?,
+            "Mon 02 Mar 2026 09:05 PM UTC|2026-10|NULL"
+        );
+        assert_eq!(sqlstate("SELECT to_char(1.5, '9.9')").await, "42883");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn leadline_functions_have_signatures() -> Result<(), PgError> {
+        let (ctx, info) = test_session();
+        let got = run(
+            &ctx,
+            &info,
+            "SELECT proname, pg_get_function_arguments(oid), pg_get_function_result(oid) FROM pg_proc \
+             WHERE proname IN ('dora_metrics', 'change_failure_rate') ORDER BY 1",
+        )
+        .await?;
+        assert_eq!(
+            got,
+            [
+                ["change_failure_rate", "failed boolean", "double precision"],
+                [
+                    "dora_metrics",
+                    "grain text, \"from\" timestamp with time zone DEFAULT NULL, \"to\" timestamp with time zone DEFAULT NULL",
+                    "SETOF record"
+                ],
+            ]
+        );
+        assert_eq!(one("SELECT pg_get_function_result(NULL), pg_get_function_result(1)").await?, "NULL|NULL");
+        assert_eq!(
+            run(&ctx, &info, "SELECT lanname FROM pg_language ORDER BY oid").await?,
+            [["internal"], ["c"], ["sql"]]
+        );
         Ok(())
     }
 

@@ -13,9 +13,12 @@
 //! it failed pgjdbc's `getPrimaryKeys` and psql's `\df`; what the corpus in
 //! `../shared/pg-corpus` needs fits in this module.
 
+mod arrays;
+mod format;
 mod functions;
 mod rewrite;
 mod tables;
+mod templates;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use datafusion::common::Result as DfResult;
 use datafusion::prelude::SessionContext;
 
-pub use rewrite::{Planned, plan, rewrite};
+pub use rewrite::{Planned, plan, rewrite_in};
 pub use tables::{CatalogInfo, TableInfo, ViewDetails};
 
 pub const NS_PG_CATALOG: i32 = 11;

@@ -34,8 +34,9 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use super::tables::{CatalogInfo, empty_relation_columns, type_oid_by_name};
-use super::{NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
+use super::arrays::parse_array;
+use super::tables::{CatalogInfo, REGPROC_COLUMNS, empty_relation_columns, type_by_oid, type_oid_by_name};
+use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
 use crate::pg::errors::PgError;
 
 /// A statement planned for a client.
@@ -51,7 +52,7 @@ pub enum Planned {
 
 /// Rewrites and plans one parsed statement.
 pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement) -> Result<Planned, PgError> {
-    rewrite(&mut stmt, info)?;
+    rewrite_in(state, &mut stmt, info)?;
     let reads_stub = matches!(&stmt, Statement::Query(q) if query_is_empty(q));
     let names = name_columns(&mut stmt);
     let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
@@ -79,11 +80,26 @@ fn names_something_undefined(e: &DataFusionError) -> bool {
     matches!(PgError::sqlstate_of(e), "42703" | "42P01" | "42883" | "42704" | "42702")
 }
 
-/// Applies every rewrite to a parsed statement. Fails with PostgreSQL's
+/// Applies every rewrite to a parsed statement (as [`plan`] does, less the
+/// session's table functions). Fails with PostgreSQL's
 /// SQLSTATE for a literal that names nothing (`'nope'::regclass`) and for an
 /// unknown column of a relation leadline never has rows in.
+#[cfg(test)]
 pub fn rewrite(stmt: &mut Statement, info: &CatalogInfo) -> Result<(), PgError> {
-    match stmt.visit(&mut Rewriter { info }) {
+    rewrite_with(stmt, info, &[])
+}
+
+/// Applies every rewrite to a parsed statement, as [`plan`] does before
+/// planning it (a view's query is stored rewritten).
+pub fn rewrite_in(state: &SessionState, stmt: &mut Statement, info: &CatalogInfo) -> Result<(), PgError> {
+    let table_functions: Vec<String> = state.table_functions().keys().cloned().collect();
+    rewrite_with(stmt, info, &table_functions)
+}
+
+/// The rewrites, knowing the session's table functions: any other function
+/// in `FROM` is a scalar one, which PostgreSQL reads as a one-row relation.
+fn rewrite_with(stmt: &mut Statement, info: &CatalogInfo, table_functions: &[String]) -> Result<(), PgError> {
+    match stmt.visit(&mut Rewriter { info, table_functions }) {
         ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(e) => Err(e),
     }
@@ -91,12 +107,14 @@ pub fn rewrite(stmt: &mut Statement, info: &CatalogInfo) -> Result<(), PgError> 
 
 struct Rewriter<'a> {
     info: &'a CatalogInfo,
+    table_functions: &'a [String],
 }
 
 impl VisitorMut for Rewriter<'_> {
     type Break = PgError;
 
     fn post_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<PgError> {
+        strip_database(name);
         strip_pg_catalog(name);
         ControlFlow::Continue(())
     }
@@ -114,6 +132,13 @@ impl VisitorMut for Rewriter<'_> {
     /// `FROM unnest(a) x` / `generate_series(1, n) g`: PostgreSQL names the
     /// single column after the alias.
     fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<PgError> {
+        if let TableFactor::Table { name, args: Some(_), .. } = f {
+            resolve_table_function_name(name);
+        }
+        if let Some(derived) = self.scalar_function_relation(f) {
+            *f = derived;
+            return ControlFlow::Continue(());
+        }
         let alias = match f {
             TableFactor::UNNEST { alias, array_exprs, .. } if array_exprs.len() == 1 => alias.as_mut(),
             TableFactor::Table { name, args: Some(_), alias, .. }
@@ -179,6 +204,31 @@ fn strip_pg_catalog(name: &mut ObjectName) -> bool {
         name.0.remove(0);
     }
     qualified
+}
+
+/// Drops a leading `leadline.` (the database) of a three-part name:
+/// `leadline.public.events` is `public.events`, as in PostgreSQL.
+fn strip_database(name: &mut ObjectName) {
+    if name.0.len() == 3 && matches!(&name.0[0], ObjectNamePart::Identifier(id) if ident_name(id) == DATABASE) {
+        name.0.remove(0);
+    }
+}
+
+/// A table function's name as DataFusion looks it up: one bare name, folded
+/// to lower case unless quoted. `DORA_METRICS(…)` (Superset upper-cases
+/// names), `"dora_metrics"(…)`, `public.dora_metrics(…)` and
+/// `leadline.public.dora_metrics(…)` all name `dora_metrics`. A name in
+/// another schema is left for DataFusion to refuse.
+fn resolve_table_function_name(name: &mut ObjectName) {
+    strip_database(name);
+    let in_search_path = name.0.len() == 2
+        && matches!(&name.0[0], ObjectNamePart::Identifier(id) if ["public", "pg_catalog"].contains(&ident_name(id).as_str()));
+    if in_search_path {
+        name.0.remove(0);
+    }
+    if let [ObjectNamePart::Identifier(id)] = name.0.as_mut_slice() {
+        *id = Ident::new(ident_name(id));
+    }
 }
 
 /// `pg_catalog.int4`, `pg_catalog.text[]`: a type named with its schema is
@@ -256,6 +306,77 @@ fn is_bytewise_collation(collation: &ObjectName) -> bool {
         if ["default", "c", "posix"].iter().any(|c| id.value.eq_ignore_ascii_case(c)))
 }
 
+fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    )
+}
+
+/// `typreceive`, `t.typsend`: a `regproc` column of the catalog.
+fn is_regproc_column(e: &Expr) -> bool {
+    let column = match e {
+        Expr::Identifier(id) => id,
+        Expr::CompoundIdentifier(ids) => match ids.last() {
+            Some(id) => id,
+            None => return false,
+        },
+        _ => return false,
+    };
+    REGPROC_COLUMNS.contains(&ident_name(column).as_str())
+}
+
+/// An OID literal compared with a `regproc` column, as the name it shows:
+/// `-` for 0.
+fn regproc_name(value: &mut Expr) {
+    if let Expr::Value(v) = value
+        && let Value::Number(n, _) = &v.value
+    {
+        let name = if n.trim() == "0" { "-".to_string() } else { n.clone() };
+        *value = string(&name);
+    }
+}
+
+/// `x::regtype` of a value, which the rewrites make the type's name.
+fn is_regtype_name(e: &Expr) -> bool {
+    matches!(e, Expr::Function(f) if last_name(&f.name) == "pg_leadline_regtype")
+}
+
+/// `'trigger'::regtype` (an OID by now) compared with a `::regtype` value
+/// (a name): the type's name, as pgcli's `prorettype::regtype != 'trigger'::regtype`.
+fn regtype_name(value: &mut Expr) {
+    if let Expr::Value(v) = value
+        && let Value::Number(n, _) = &v.value
+        && let Some(ty) = n.trim().parse().ok().and_then(type_by_oid)
+    {
+        *value = string(ty.name);
+    }
+}
+
+/// Functions PostgreSQL calls without parentheses that sqlparser reads as names.
+const SPECIAL_FUNCTIONS: &[&str] = &["current_schema", "current_role"];
+
+/// The `reg*` types: an OID shown as a name.
+const REG_TYPES: &[&str] = &["regclass", "regtype", "regnamespace", "regproc", "regprocedure", "regrole", "regoper"];
+
+fn array_element_type(elem: &ast::ArrayElemTypeDef) -> Option<&ast::DataType> {
+    match elem {
+        ast::ArrayElemTypeDef::SquareBracket(inner, _)
+        | ast::ArrayElemTypeDef::AngleBracket(inner)
+        | ast::ArrayElemTypeDef::Parenthesis(inner) => Some(inner),
+        ast::ArrayElemTypeDef::None => None,
+    }
+}
+
+fn bigint_array() -> ast::DataType {
+    ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(Box::new(ast::DataType::BigInt(None)), None))
+}
+
 /// The type a `::type` cast of a literal names, when it is one the rewrites handle.
 fn custom_type_name(dt: &ast::DataType) -> Option<String> {
     match dt {
@@ -266,9 +387,113 @@ fn custom_type_name(dt: &ast::DataType) -> Option<String> {
 }
 
 impl Rewriter<'_> {
+    /// `FROM string_to_array(…) s` (Grafana's search-path lookup): a scalar
+    /// function in `FROM` is a one-row relation whose one column is named
+    /// after the alias, so `(SELECT string_to_array(…) AS s) s`.
+    fn scalar_function_relation(&self, f: &TableFactor) -> Option<TableFactor> {
+        let TableFactor::Table { name, args: Some(args), alias, .. } = f else { return None };
+        let [ObjectNamePart::Identifier(id)] = name.0.as_slice() else { return None };
+        // Set-returning functions the planner or other rewrites read in `FROM`.
+        let set_returning = ["unnest", "generate_subscripts", "generate_series", "range"];
+        if self.table_functions.is_empty()
+            || self.table_functions.contains(&id.value)
+            || set_returning.contains(&ident_name(id).as_str())
+        {
+            return None;
+        }
+        let column = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| id.clone());
+        let call = Expr::Function(ast::Function {
+            name: name.clone(),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(ast::FunctionArgumentList {
+                duplicate_treatment: None,
+                args: args.args.clone(),
+                clauses: vec![],
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        });
+        // The shape of a one-item SELECT (a fixed text, not the client's),
+        // with the call as its item.
+        let mut subquery = match Parser::parse_sql(&PostgreSqlDialect {}, "SELECT NULL").ok()?.pop()? {
+            Statement::Query(q) => q,
+            _ => return None,
+        };
+        let SetExpr::Select(select) = subquery.body.as_mut() else { return None };
+        select.projection = vec![SelectItem::ExprWithAlias { expr: call, alias: column.clone() }];
+        Some(TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias.clone().unwrap_or(ast::TableAlias {
+                name: column,
+                columns: vec![],
+                explicit: true,
+                at: None,
+            })),
+            sample: None,
+        })
+    }
+
     /// What replaces `expr`, if anything.
     fn replacement(&self, expr: &mut Expr) -> Result<Option<Expr>, PgError> {
         Ok(match expr {
+            // Bare `CURRENT_SCHEMA` and `CURRENT_ROLE`: sqlparser reads them as
+            // names, PostgreSQL as calls (`SESSION_USER`, `CURRENT_USER` parse as calls).
+            Expr::Identifier(id)
+                if id.quote_style.is_none() && SPECIAL_FUNCTIONS.contains(&id.value.to_ascii_lowercase().as_str()) =>
+            {
+                Some(function(&id.value.to_ascii_lowercase(), vec![]))
+            }
+            // `typreceive != 0`: a `regproc` column (kept as the function's name)
+            // compared with an OID, as ADBC's type query does.
+            Expr::BinaryOp { left, op, right } if is_comparison(op) => {
+                if is_regproc_column(left) {
+                    regproc_name(right);
+                } else if is_regproc_column(right) {
+                    regproc_name(left);
+                } else if is_regtype_name(left) {
+                    regtype_name(right);
+                } else if is_regtype_name(right) {
+                    regtype_name(left);
+                }
+                None
+            }
+            // `'{r,p}'::text[]`: an array of its elements, not of the one string.
+            Expr::Cast { expr: inner, data_type: ast::DataType::Array(elem), .. } => {
+                let Some(elem_type) = array_element_type(elem) else { return Ok(None) };
+                let reg = custom_type_name(elem_type).filter(|t| REG_TYPES.contains(&t.as_str()));
+                match (inner.as_ref(), reg) {
+                    (Expr::Value(v), reg) if matches!(&v.value, Value::SingleQuotedString(_)) => {
+                        let Value::SingleQuotedString(text) = &v.value else { return Ok(None) };
+                        let elements = parse_array(text)?;
+                        let items = match &reg {
+                            Some(ty) => elements
+                                .iter()
+                                .map(|e| match e {
+                                    Some(e) => Ok(Expr::value(Value::Number(self.oid(ty, e)?.to_string(), false))),
+                                    None => Ok(Expr::value(Value::Null)),
+                                })
+                                .collect::<Result<Vec<_>, PgError>>()?,
+                            None => elements
+                                .into_iter()
+                                .map(|e| e.map_or_else(|| Expr::value(Value::Null), |e| string(&e)))
+                                .collect(),
+                        };
+                        let array = Expr::Array(ast::Array { elem: items, named: true });
+                        Some(match reg {
+                            Some(_) => cast(array, bigint_array()),
+                            None => cast(array, ast::DataType::Array(elem.clone())),
+                        })
+                    }
+                    // `proargtypes::regtype[]`: the types' names.
+                    (_, Some(ty)) if ty == "regtype" => Some(call("pg_leadline_regtypes", inner.as_ref().clone())),
+                    (_, Some(_)) => Some(cast(inner.as_ref().clone(), bigint_array())),
+                    _ => None,
+                }
+            }
             Expr::Collate { expr: inner, collation } if is_bytewise_collation(collation) => {
                 Some(std::mem::replace(inner.as_mut(), Expr::value(Value::Null)))
             }
@@ -284,6 +509,8 @@ impl Rewriter<'_> {
                         _ => Some(cast(inner.as_ref().clone(), ast::DataType::BigInt(None))),
                     },
                     _ if ty == "regtype" => Some(call("pg_leadline_regtype", inner.as_ref().clone())),
+                    // `CAST(FORMAT('%I.%I', …) AS REGCLASS)`: a name or an OID.
+                    _ if ty == "regclass" => Some(call("pg_leadline_regclass", inner.as_ref().clone())),
                     _ => Some(cast(inner.as_ref().clone(), ast::DataType::BigInt(None))),
                 },
                 Some("name" | "char" | "bpchar" | "citext") => Some(cast(inner.as_ref().clone(), ast::DataType::Text)),
@@ -1000,6 +1227,71 @@ mod tests {
             panic!("{sql} planned");
         };
         assert_eq!(names, ["polname"]);
+        Ok(())
+    }
+
+    #[test]
+    fn table_functions_resolve_like_tables() {
+        for sql in [
+            "SELECT * FROM DORA_METRICS('week')",
+            "SELECT * FROM \"dora_metrics\"('week')",
+            "SELECT * FROM public.dora_metrics('week')",
+            "SELECT * FROM leadline.public.dora_metrics('week')",
+        ] {
+            assert_eq!(rewritten(sql), "SELECT * FROM dora_metrics('week')", "{sql}");
+        }
+        // A quoted name is exact, and another schema stays for the planner to refuse.
+        assert_eq!(rewritten("SELECT * FROM \"DORA_METRICS\"('week')"), "SELECT * FROM DORA_METRICS('week')");
+        assert_eq!(rewritten("SELECT * FROM other.dora_metrics('week')"), "SELECT * FROM other.dora_metrics('week')");
+        assert_eq!(rewritten("SELECT * FROM leadline.public.climate"), "SELECT * FROM public.climate");
+    }
+
+    #[tokio::test]
+    async fn special_names_arrays_and_reg_values() -> Result<(), PgError> {
+        assert_eq!(rows("SELECT CURRENT_SCHEMA, CURRENT_ROLE").await?, [["public", "analyst"]]);
+        assert_eq!(rows("SELECT '{r,\"p q\",NULL}'::text[], '{}'::text[]").await?, [["[r, p q, NULL]", "[]"]]);
+        assert_eq!(rows("SELECT relname FROM pg_class WHERE relkind = ANY('{r,p}'::text[])").await?, [["climate"]]);
+        assert_eq!(rows("SELECT '{1,2}'::int[]").await?, [["[1, 2]"]]);
+        assert_eq!(rows("SELECT '{int4,text}'::regtype[]").await?, [["[23, 25]"]]);
+        assert_eq!(sqlstate("SELECT '{a,'::text[]").await, "22P02");
+        assert_eq!(sqlstate("SELECT '{nope}'::regtype[]").await, "42704");
+        // A reg* cast of a value: a name or an OID; NULL stays NULL.
+        assert_eq!(
+            rows(
+                "SELECT CAST(CAST(FORMAT('%I.%I', 'public', relname) AS REGCLASS) AS OID), CAST(oid AS regclass), \
+                  CAST(CAST(NULL AS TEXT) AS regclass) FROM pg_class"
+            )
+            .await?,
+            [["16384", "16384", "NULL"]]
+        );
+        assert_eq!(sqlstate("SELECT CAST(relname || 'x' AS regclass) FROM pg_class").await, "42P01");
+        // regproc columns compare with OIDs; regtype values with reg literals.
+        assert_eq!(rows("SELECT count(*) FROM pg_type WHERE typreceive = 0").await?, [["0"]]);
+        assert_eq!(
+            rows(
+                "SELECT typreceive::text FROM pg_type WHERE typreceive != 0 AND typname IN ('int4', '_text') ORDER BY 1"
+            )
+            .await?,
+            [["array_recv"], ["int4recv"]]
+        );
+        assert_eq!(
+            rows("SELECT count(*) FROM pg_attribute WHERE atttypid::regtype != 'trigger'::regtype").await?,
+            [["5"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_scalar_function_in_from_is_a_one_row_relation() -> Result<(), PgError> {
+        assert_eq!(
+            rows(
+                "SELECT trim(s[i]) FROM generate_series(array_lower(string_to_array('a, b', ','), 1), \
+                  array_upper(string_to_array('a, b', ','), 1)) AS i, string_to_array('a, b', ',') s ORDER BY 1"
+            )
+            .await?,
+            [["a"], ["b"]]
+        );
+        assert_eq!(sqlstate("SELECT * FROM no_such_function(1)").await, "42883");
         Ok(())
     }
 

@@ -41,6 +41,7 @@ const CATALOG_OIDS: &[(&str, i32)] = &[
     ("pg_index", 2610),
     ("pg_inherits", 2611),
     ("pg_namespace", 2615),
+    ("pg_language", 2612),
     ("pg_opclass", 2616),
     ("pg_rewrite", 2618),
     ("pg_trigger", 2620),
@@ -152,6 +153,7 @@ const TYPES: &[PgType] = &[
     ty(2206, "regtype", 4, "N", 0, 2211, "regtype"),
     ty(2249, "record", -1, "P", 0, 2287, "record"),
     ty(2278, "void", 4, "P", 0, 0, "void"),
+    ty(2279, "trigger", 4, "P", 0, 0, "trigger"),
     ty(2950, "uuid", 16, "U", 0, 2951, "uuid"),
     ty(3802, "jsonb", -1, "U", 0, 3807, "jsonb"),
 ];
@@ -180,6 +182,57 @@ pub(super) fn type_oid_by_name(name: &str) -> Option<i32> {
     };
     TYPES.iter().find(|t| t.name == alias || t.display == n).map(|t| t.oid)
 }
+
+/// One of leadline's own functions as `pg_proc` lists it: in `public`, so
+/// that psql's `\df` (which hides `pg_catalog`) and pgcli's completion show it.
+pub(super) struct LeadlineFunction {
+    pub oid: i32,
+    pub name: &'static str,
+    /// `(name, type OID)` of each argument.
+    pub args: &'static [(&'static str, i32)],
+    /// How many of the last arguments may be left out.
+    pub defaults: i16,
+    pub ret: i32,
+    /// `a` for an aggregate, `f` for a function.
+    pub kind: &'static str,
+    /// A table function (`SETOF record`).
+    pub retset: bool,
+}
+
+const fn leadline_fn(
+    oid: i32,
+    name: &'static str,
+    args: &'static [(&'static str, i32)],
+    defaults: i16,
+    ret: i32,
+    kind: &'static str,
+) -> LeadlineFunction {
+    LeadlineFunction { oid, name, args, defaults, ret, kind, retset: ret == 2249 }
+}
+
+const INTERVAL: i32 = 1186;
+const TIMESTAMPTZ: i32 = 1184;
+
+/// The DORA aggregates and functions (`leadline_udfs`) and table functions
+/// (the engine's catalog), with the signatures their planners accept.
+pub(super) const LEADLINE_FUNCTIONS: &[LeadlineFunction] = &[
+    leadline_fn(17001, "lead_time", &[("lead_time", INTERVAL)], 0, INTERVAL, "a"),
+    leadline_fn(17002, "time_to_restore", &[("restore_time", INTERVAL)], 0, INTERVAL, "a"),
+    leadline_fn(17003, "failed_deployment_recovery_time", &[("recovery_time", INTERVAL)], 0, INTERVAL, "a"),
+    leadline_fn(17004, "change_failure_rate", &[("failed", 16)], 0, 701, "a"),
+    leadline_fn(17005, "deployment_frequency", &[("ts", TIMESTAMPTZ), ("grain", 25)], 1, 701, "a"),
+    leadline_fn(17006, "dora_tier", &[("metric", 25), ("value", 701)], 0, 25, "f"),
+    leadline_fn(17007, "dora_tier", &[("metric", 25), ("value", INTERVAL)], 0, 25, "f"),
+    leadline_fn(17008, "dora_metrics", &[("grain", 25), ("from", TIMESTAMPTZ), ("to", TIMESTAMPTZ)], 2, 2249, "f"),
+    leadline_fn(17009, "dora_quality", &[], 0, 2249, "f"),
+];
+
+pub(super) fn leadline_function(oid: i64) -> Option<&'static LeadlineFunction> {
+    LEADLINE_FUNCTIONS.iter().find(|f| i64::from(f.oid) == oid)
+}
+
+/// The procedural languages `pg_proc.prolang` names (PostgreSQL's OIDs).
+const LANGUAGES: &[(i32, &str)] = &[(12, "internal"), (13, "c"), (14, "sql")];
 
 /// One user table or view as the catalog shows it.
 #[derive(Debug, Clone)]
@@ -563,6 +616,18 @@ fn format_type_name(dt: &DataType) -> &'static str {
     type_by_oid(oid).map(|t| t.display).unwrap_or("text")
 }
 
+/// A type's input/output function (`typinput`, `typreceive` …, `regproc`
+/// columns shown by name): `int4recv`, `array_recv` for every array type.
+fn io_function(pg: &PgType, suffix: &str) -> String {
+    let base = if pg.elem != 0 && pg.category == "A" && pg.name.starts_with('_') { "array_" } else { pg.name };
+    format!("{base}{suffix}")
+}
+
+/// The `regproc` columns of the catalog, kept as the function's name; `-`
+/// is PostgreSQL's name for none (OID 0).
+pub(super) const REGPROC_COLUMNS: &[&str] =
+    &["typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze", "aggfnoid"];
+
 /// `typbyval`/`attbyval`: fixed-size values up to 8 bytes are passed by value.
 fn by_value(len: i16) -> bool {
     len > 0 && len <= 8
@@ -652,10 +717,13 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
             ("typrelid", i(0)),
             ("typelem", i(pg.elem)),
             ("typarray", i(pg.array)),
-            ("typinput", t(&format!("{}in", name.trim_start_matches('_')))),
-            ("typoutput", t(&format!("{}out", name.trim_start_matches('_')))),
-            ("typreceive", t(&format!("{}recv", name.trim_start_matches('_')))),
-            ("typsend", t(&format!("{}send", name.trim_start_matches('_')))),
+            ("typinput", t(&io_function(pg, "in"))),
+            ("typoutput", t(&io_function(pg, "out"))),
+            ("typreceive", t(&io_function(pg, "recv"))),
+            ("typsend", t(&io_function(pg, "send"))),
+            ("typmodin", t("-")),
+            ("typmodout", t("-")),
+            ("typanalyze", t("-")),
             ("typalign", t(alignment(len))),
             ("typstorage", t(storage(len))),
             ("typnotnull", b(false)),
@@ -835,7 +903,35 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     fn_names.extend(ctx.state().aggregate_functions().keys().cloned());
     fn_names.sort();
     fn_names.dedup();
-    for (n, name) in fn_names.iter().enumerate() {
+    for f in LEADLINE_FUNCTIONS {
+        let arg_types: Vec<ScalarValue> = f.args.iter().map(|(_, oid)| i(*oid)).collect();
+        let arg_names: Vec<ScalarValue> = f.args.iter().map(|(name, _)| t(name)).collect();
+        proc.row(vec![
+            ("oid", i(f.oid)),
+            ("proname", t(f.name)),
+            ("pronamespace", i(NS_PUBLIC)),
+            ("proowner", i(OWNER)),
+            ("prolang", i(12)),
+            ("procost", ScalarValue::Float64(Some(1.0))),
+            ("prorows", ScalarValue::Float64(Some(if f.retset { 1000.0 } else { 0.0 }))),
+            ("provariadic", i(0)),
+            ("prokind", t(f.kind)),
+            ("prosecdef", b(false)),
+            ("proleakproof", b(false)),
+            ("proisstrict", b(false)),
+            ("proretset", b(f.retset)),
+            ("provolatile", t("s")),
+            ("proparallel", t("s")),
+            ("pronargs", ScalarValue::Int16(Some(f.args.len() as i16))),
+            ("pronargdefaults", ScalarValue::Int16(Some(f.defaults))),
+            ("prorettype", i(f.ret)),
+            ("proargtypes", ScalarValue::List(ScalarValue::new_list_nullable(&arg_types, &DataType::Int32))),
+            ("proargnames", ScalarValue::List(ScalarValue::new_list_nullable(&arg_names, &DataType::Utf8))),
+            ("prosrc", t(f.name)),
+        ]);
+    }
+    let own = |name: &str| LEADLINE_FUNCTIONS.iter().any(|f| f.name == name);
+    for (n, name) in fn_names.iter().enumerate().filter(|(_, name)| !own(name)) {
         let agg = ctx.state().aggregate_functions().contains_key(name);
         proc.row(vec![
             ("oid", i(20000 + n as i32)),
@@ -852,6 +948,31 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         ]);
     }
     tables.push(("pg_proc", proc.table()?));
+
+    let mut language = Builder::new(&[
+        "oid:i",
+        "lanname:t",
+        "lanowner:i",
+        "lanispl:b",
+        "lanpltrusted:b",
+        "lanplcallfoid:i",
+        "laninline:i",
+        "lanvalidator:i",
+        "lanacl:a",
+    ]);
+    for (oid, name) in LANGUAGES {
+        language.row(vec![
+            ("oid", i(*oid)),
+            ("lanname", t(name)),
+            ("lanowner", i(OWNER)),
+            ("lanispl", b(false)),
+            ("lanpltrusted", b(*name == "sql")),
+            ("lanplcallfoid", i(0)),
+            ("laninline", i(0)),
+            ("lanvalidator", i(0)),
+        ]);
+    }
+    tables.push(("pg_language", language.table()?));
 
     for (name, cols) in EMPTY_TABLES {
         tables.push((name, Builder::new(cols).table()?));
