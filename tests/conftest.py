@@ -5,6 +5,8 @@ import subprocess
 
 import pytest
 
+from leadline_pg import SAMPLE, Server, ingest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
@@ -28,3 +30,19 @@ def run(bin_path, *args, check=True):
     if check and out.returncode not in (0, 2):
         raise AssertionError(f"leadline {' '.join(map(str, args))} failed: {out.stderr}")
     return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A data directory with the sample history, one per test module."""
+    d = tmp_path_factory.mktemp("data") / "data"
+    ingest(d, SAMPLE)
+    return d
+
+
+@pytest.fixture(scope="module")
+def server(data):
+    """`leadline serve` over the module's data directory."""
+    s = Server(data)
+    yield s
+    s.stop()

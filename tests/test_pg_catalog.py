@@ -4,21 +4,7 @@ in a query over a catalog relation reaches the client with its SQLSTATE."""
 import psycopg
 import pytest
 
-from leadline_pg import SAMPLE, Server, ingest
 
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("catalog") / "data"
-    ingest(d, SAMPLE)
-    return d
-
-
-@pytest.fixture(scope="module")
-def server(data):
-    s = Server(data)
-    yield s
-    s.stop()
 
 
 def test_literals_naming_pg_catalog_come_back_unchanged(server):

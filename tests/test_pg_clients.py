@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from leadline_pg import SAMPLE, Server, ingest, query_json
+from leadline_pg import query_json
 
 EVENT_COLUMNS = [
     "event_id", "event_type", "occurred_at", "service", "environment", "commit_sha", "deployment_id",
@@ -20,20 +20,6 @@ DORA_SQL = (
     "SELECT service, environment, bucket_start, deployments, deployment_frequency, change_failure_rate, "
     "deployment_frequency_tier FROM dora_metrics('week') ORDER BY service, environment, bucket_start"
 )
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pgdata") / "data"
-    ingest(d, SAMPLE)
-    return d
-
-
-@pytest.fixture(scope="module")
-def server(data):
-    s = Server(data)
-    yield s
-    s.stop()
 
 
 def expected_dora(data):

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from leadline_pg import SAMPLE, Server, ingest, query_json
+from leadline_pg import query_json
 
 CORPUS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "pg-corpus"
 
@@ -22,20 +22,6 @@ NOT_YET = {
     "time_bucket(": "TimescaleDB's function: PostgreSQL without the extension fails too",
     "THEN 0 ELSE 1 END, 1": "an IN (subquery) inside ORDER BY: DataFusion cannot plan it",
 }
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("pgdialect") / "data"
-    ingest(d, SAMPLE)
-    return d
-
-
-@pytest.fixture(scope="module")
-def server(data):
-    s = Server(data)
-    yield s
-    s.stop()
 
 
 def corpus_statements(name):

@@ -12,25 +12,11 @@ import textwrap
 import psycopg
 import pytest
 
-from leadline_pg import SAMPLE, Server, ingest, query_json
+from leadline_pg import Server, query_json
 from test_pg_safety import config_with_users
 
 WEEKLY = "SELECT service, environment, bucket_start, deployments, lead_time_tier FROM dora_metrics('week')"
 ORDER = " ORDER BY service, environment, bucket_start"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("views") / "data"
-    ingest(d, SAMPLE)
-    return d
-
-
-@pytest.fixture(scope="module")
-def server(data):
-    s = Server(data)
-    yield s
-    s.stop()
 
 
 def connect(server, **kw):
