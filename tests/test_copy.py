@@ -169,3 +169,69 @@ def test_insert_without_column_list_fills_the_first_columns(server):
         raw = conn.execute("SELECT raw FROM rejected_events WHERE event_id = 'ins-bad'").fetchone()[0]
         assert json.loads(raw)["change_ids"] == ["a", "b c"]
         assert conn.execute("SELECT count(*) FROM events WHERE service = 'svc-ins'").fetchone()[0] == 3
+
+
+DORA = (
+    "SELECT service, environment, bucket_start, deployments, deployment_frequency, change_failure_rate, "
+    "lead_time_p50, lead_time_tier FROM dora_metrics('week') ORDER BY service, environment, bucket_start"
+)
+
+
+def test_copy_to_stdout_binary_answers_in_binary(server):
+    """COPY … TO STDOUT (FORMAT binary), read by psycopg's binary COPY parser
+    (which fails on anything but PGCOPY framing), gives the rows SELECT does."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        want = conn.execute(DORA).fetchall()
+        assert want
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY ({DORA}) TO STDOUT (FORMAT binary)") as copy:
+                copy.set_types(["text", "text", "timestamptz", "int8", "float8", "float8", "interval", "text"])
+                got = list(copy.rows())
+        assert got == want
+        # A table, and the legacy spelling; an empty result still has the framing.
+        with conn.cursor() as cur:
+            with cur.copy("COPY rejected_events (source, line) TO STDOUT WITH BINARY") as copy:
+                copy.set_types(["text", "int8"])
+                rows = list(copy.rows())
+        # A table scan has no order: compare as sets of rows.
+        assert sorted(rows) == sorted(conn.execute("SELECT source, line FROM rejected_events").fetchall())
+        assert rows
+        with conn.cursor() as cur:
+            with cur.copy("COPY (SELECT service FROM deployments WHERE false) TO STDOUT (FORMAT binary)") as copy:
+                copy.set_types(["text"])
+                assert list(copy.rows()) == []
+
+
+def test_copy_to_stdout_text_and_csv_options_are_honoured(server):
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        sql = "SELECT event_id, environment FROM events WHERE event_type = 'commit' ORDER BY event_id LIMIT 3"
+        want = conn.execute(sql).fetchall()
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv, HEADER, DELIMITER '|', NULL 'none')") as copy:
+                text = b"".join(bytes(b) for b in copy).decode()
+        lines = text.splitlines()
+        assert lines[0] == "event_id|environment"
+        assert lines[1:] == [f"{i}|{'none' if e is None else e}" for i, e in want]
+
+
+@pytest.mark.parametrize(
+    "sql, sqlstate",
+    [
+        ("COPY events TO STDOUT (FORMAT xml)", "22023"),
+        ("COPY events TO STDOUT (FORMAT binary, HEADER)", "42601"),
+        ("COPY events TO STDOUT (FORMAT binary, DELIMITER ',')", "42601"),
+        ("COPY events TO STDOUT (DELIMITER '||')", "22023"),
+        ("COPY events TO '/tmp/x'", "0A000"),
+        ("COPY events TO STDOUT (FORCE_QUOTE *)", "0A000"),
+        ("COPY no_such_table TO STDOUT", "42P01"),
+    ],
+)
+def test_copy_to_refuses_what_it_cannot_give(server, sql, sqlstate):
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as err:
+            with conn.cursor() as cur:
+                with cur.copy(sql) as copy:
+                    for _ in copy:
+                        pass
+        assert err.value.sqlstate == sqlstate, err.value
+        assert conn.execute("SELECT 1").fetchone() == (1,)

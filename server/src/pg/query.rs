@@ -22,6 +22,7 @@ use super::encode::{BatchEncoder, fields};
 use super::errors::PgError;
 use super::pg_catalog::{self, Planned};
 use super::statement::{Kind, classify, placeholder_count, strip_leading_comments, substitute};
+use super::write::CopyOutFormat;
 use super::{Conn, ServerState};
 
 pub struct QueryHandler {
@@ -370,12 +371,14 @@ impl QueryHandler {
             }
             Kind::Copy if super::write::is_copy_out(sql) => {
                 conn.refresh().await?;
-                let (query, csv, header, delimiter) = super::write::parse_copy_out(sql)?;
-                let p = guard.run(prepare(conn, &query)).await?;
+                let out = super::write::parse_copy_out(sql)?;
+                let p = guard.run(prepare(conn, &out.query)).await?;
                 let names = p.names.clone();
-                let mut resp = self.respond(conn, p, &Format::UnifiedText, guard).await?;
+                let values =
+                    if out.format == CopyOutFormat::Binary { Format::UnifiedBinary } else { Format::UnifiedText };
+                let mut resp = self.respond(conn, p, &values, guard).await?;
                 let rows = std::mem::replace(resp.data_rows(), Box::pin(futures::stream::empty()));
-                Ok(Response::CopyOut(super::write::copy_out(names, rows, csv, header, delimiter)))
+                Ok(Response::CopyOut(super::write::copy_out(names, rows, out.format)))
             }
             Kind::Copy => super::write::start(conn, sql),
             Kind::Query => {

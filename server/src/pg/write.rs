@@ -470,58 +470,124 @@ fn boolean(s: &str) -> Option<bool> {
 
 /// COPY's `(FORMAT csv, HEADER, DELIMITER 'x')` options, from lower-cased
 /// text: (csv, header, delimiter). Text format's delimiter is a tab.
-fn copy_options(opts: &str) -> (bool, bool, u8) {
-    let csv = opts.contains("csv");
-    let header = opts
-        .split(|c: char| !c.is_alphanumeric())
-        .collect::<Vec<_>>()
-        .windows(2)
-        .any(|w| w[0] == "header" && !matches!(w[1], "false" | "off" | "0"))
-        || opts.trim_end().ends_with("header");
-    let delimiter = opts
-        .split_once("delimiter")
-        .and_then(|(_, r)| r.trim_start().strip_prefix('\'').and_then(|r| r.bytes().next()))
-        .unwrap_or(if csv { b',' } else { b'\t' });
-    (csv, header, delimiter)
-}
-
 pub fn is_copy_out(sql: &str) -> bool {
     let norm: String = sql.to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
     norm.contains(" to stdout")
 }
 
-/// `COPY table [(cols)] | (query) TO STDOUT [WITH] (…)` → (query, csv, header, delimiter).
-pub fn parse_copy_out(sql: &str) -> Result<(String, bool, bool, u8), PgError> {
-    let s = super::statement::strip_leading_comments(sql).trim().trim_end_matches(';');
-    let lower = s.to_ascii_lowercase();
-    let at = lower.rfind(" to stdout").ok_or_else(|| PgError::syntax("expected COPY … TO STDOUT"))?;
-    let source = s[4..at].trim();
-    let opts: String = lower[at + 10..].split_whitespace().collect::<Vec<_>>().join(" ");
-    let query = if let Some(q) = source.strip_prefix('(') {
-        q.strip_suffix(')').ok_or_else(|| PgError::syntax("unbalanced parentheses in COPY (query)"))?.to_string()
-    } else {
-        match source.split_once('(') {
-            Some((t, cols)) => format!("SELECT {} FROM {}", cols.trim_end().trim_end_matches(')'), t.trim()),
-            None => format!("SELECT * FROM {source}"),
-        }
-    };
-    let (csv, header, delimiter) = copy_options(&opts);
-    Ok((query, csv, header, delimiter))
+/// A `COPY … TO STDOUT`: the query whose rows are sent, and how.
+#[derive(Debug, PartialEq)]
+pub struct CopyOut {
+    pub query: String,
+    pub format: CopyOutFormat,
 }
 
-/// Re-encodes text DataRows as COPY lines (text or CSV format).
+/// The format COPY TO answers in: always the one asked for.
+#[derive(Debug, PartialEq)]
+pub enum CopyOutFormat {
+    Text {
+        delimiter: u8,
+        null: String,
+        header: bool,
+    },
+    Csv {
+        delimiter: u8,
+        null: String,
+        header: bool,
+    },
+    /// PostgreSQL's binary COPY: PGCOPY framing around each row's values in
+    /// their binary send format (the same encoding as binary results).
+    Binary,
+}
+
+/// `COPY table [(cols)] | (query) TO STDOUT [[WITH] (options) | legacy options]`.
+pub fn parse_copy_out(sql: &str) -> Result<CopyOut, PgError> {
+    let dialect = PostgreSqlDialect {};
+    let mut p = Parser::new(&dialect).try_with_sql(sql)?;
+    p.expect_keyword_is(Keyword::COPY)?;
+    let query = if p.consume_token(&Token::LParen) {
+        let q = p.parse_query()?;
+        p.expect_token(&Token::RParen)?;
+        q.to_string()
+    } else {
+        let table = p.parse_object_name(false)?;
+        let columns = p.parse_parenthesized_column_list(IsOptional::Optional, false)?;
+        let list = if columns.is_empty() {
+            "*".to_string()
+        } else {
+            columns.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        };
+        format!("SELECT {list} FROM {table}")
+    };
+    p.expect_keyword_is(Keyword::TO)?;
+    if !p.parse_keyword(Keyword::STDOUT) {
+        return Err(PgError::unsupported(
+            "COPY … TO a file or program (COPY … TO STDOUT sends the rows to the client)",
+        ));
+    }
+    let _ = p.parse_keyword(Keyword::WITH);
+    let options = if p.consume_token(&Token::LParen) { generic_options(&mut p)? } else { legacy_options(&mut p)? };
+    while p.consume_token(&Token::SemiColon) {}
+    let next = p.next_token();
+    if next.token != Token::EOF {
+        return Err(PgError::syntax(format!("syntax error at or near \"{next}\" in COPY")));
+    }
+    Ok(CopyOut { query, format: copy_out_format(copy_from_options(options)?)? })
+}
+
+/// The options COPY TO can honour; the others are refused, never ignored.
+fn copy_out_format(o: CopyOptions) -> Result<CopyOutFormat, PgError> {
+    if o.quote.is_some() || o.escape.is_some() || o.force_null.is_some() || o.force_not_null.is_some() {
+        return Err(PgError::unsupported("COPY TO with QUOTE, ESCAPE or FORCE options"));
+    }
+    if o.encoding.as_deref().is_some_and(|e| !e.eq_ignore_ascii_case("utf8") && !e.eq_ignore_ascii_case("utf-8")) {
+        return Err(PgError::unsupported("COPY TO in an encoding other than UTF8"));
+    }
+    let header = match o.header {
+        CopyHeader::Absent => false,
+        CopyHeader::Skip => true,
+        CopyHeader::Match => return Err(PgError::new("0A000", "cannot use \"match\" with HEADER in COPY TO")),
+    };
+    let delimiter = |default: u8| match o.delimiter.as_deref() {
+        None => Ok(default),
+        Some(d) if d.len() == 1 && !matches!(d.as_bytes()[0], b'\n' | b'\r' | b'\\') => Ok(d.as_bytes()[0]),
+        Some(_) => {
+            Err(PgError::new("22023", "COPY delimiter must be a single one-byte character other than \\, CR or LF"))
+        }
+    };
+    Ok(match o.format {
+        CopyFormat::Text => {
+            CopyOutFormat::Text { delimiter: delimiter(b'\t')?, null: o.null.unwrap_or("\\N".into()), header }
+        }
+        CopyFormat::Csv => CopyOutFormat::Csv { delimiter: delimiter(b',')?, null: o.null.unwrap_or_default(), header },
+        CopyFormat::Binary => {
+            for (given, name) in [(o.delimiter.is_some(), "DELIMITER"), (o.null.is_some(), "NULL"), (header, "HEADER")]
+            {
+                if given {
+                    return Err(PgError::syntax(format!("cannot specify {name} in BINARY mode")));
+                }
+            }
+            CopyOutFormat::Binary
+        }
+    })
+}
+
+/// The rows of a COPY TO as CopyData messages: `rows` are DataRows in text
+/// format for text and CSV, in binary format for binary.
 pub fn copy_out(
     names: Vec<String>,
     rows: pgwire::api::results::SendableRowStream,
-    csv: bool,
-    header: bool,
-    delimiter: u8,
+    format: CopyOutFormat,
 ) -> CopyResponse {
     use futures::StreamExt;
     let cols = names.len();
+    let (csv, delimiter, null, header) = match format {
+        CopyOutFormat::Binary => return binary_copy_out(cols, rows),
+        CopyOutFormat::Text { delimiter, null, header } => (false, delimiter, null, header),
+        CopyOutFormat::Csv { delimiter, null, header } => (true, delimiter, null, header),
+    };
     let field = move |out: &mut Vec<u8>, v: Option<&[u8]>| match v {
-        None if csv => {}
-        None => out.extend_from_slice(b"\\N"),
+        None => out.extend_from_slice(null.as_bytes()),
         Some(b) if csv => {
             let quote = b.is_empty() || b.iter().any(|&c| c == delimiter || c == b'"' || c == b'\n' || c == b'\r');
             if quote {
@@ -591,6 +657,40 @@ pub fn copy_out(
     CopyResponse::new(0, cols, body)
 }
 
+/// PGCOPY: the signature, no flags, no header extension; per row the field
+/// count and each value as (length, bytes) — a binary DataRow's own layout —
+/// and a trailer of -1. The header travels with the first row (or the
+/// trailer), as PostgreSQL sends it: clients parse it as part of a row.
+fn binary_copy_out(cols: usize, rows: pgwire::api::results::SendableRowStream) -> CopyResponse {
+    use futures::StreamExt;
+    let mut header = b"PGCOPY\n\xff\r\n\0".to_vec();
+    header.extend_from_slice(&0i32.to_be_bytes());
+    header.extend_from_slice(&0i32.to_be_bytes());
+    let framed = futures::stream::unfold((rows, Some(header), false), |(mut rows, mut head, ended)| async move {
+        if ended {
+            return None;
+        }
+        let mut out = head.take().unwrap_or_default();
+        match rows.next().await {
+            Some(Ok(row)) => {
+                out.extend_from_slice(&row.field_count.to_be_bytes());
+                out.extend_from_slice(&row.data);
+                Some((Ok(CopyData::new(bytes::Bytes::from(out))), (rows, None, false)))
+            }
+            Some(Err(e)) => Some((Err(e), (rows, None, true))),
+            None => {
+                out.extend_from_slice(&(-1i16).to_be_bytes());
+                Some((Ok(CopyData::new(bytes::Bytes::from(out))), (rows, None, true)))
+            }
+        }
+    });
+    // pgwire would append a trailer of its own as a message apart, which
+    // clients reject after an empty result: the stream is ours whole.
+    let mut response = CopyResponse::new(1, cols, futures::stream::empty());
+    *response.data_stream() = Box::pin(framed);
+    response
+}
+
 /// One CopyData message of a COPY FROM STDIN in progress: decoded at once,
 /// its complete rows kept for the append at CopyDone.
 pub fn copy_data(conn: &Conn, data: &[u8]) -> Result<(), PgError> {
@@ -638,6 +738,33 @@ mod tests {
     }
     fn code(sql: &str) -> &'static str {
         parse_copy_from(sql).err().map_or("ok", |e| e.parts().0)
+    }
+
+    #[test]
+    fn copy_to_statements_answer_in_the_format_asked() {
+        let out = |sql: &str| parse_copy_out(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let text = CopyOutFormat::Text { delimiter: b'\t', null: "\\N".into(), header: false };
+        assert_eq!(out("COPY events TO STDOUT"), CopyOut { query: "SELECT * FROM events".into(), format: text });
+        let c = out("copy (select 'a TO STDOUT b' as x) to stdout (format binary);");
+        assert_eq!(c, CopyOut { query: "SELECT 'a TO STDOUT b' AS x".into(), format: CopyOutFormat::Binary });
+        assert_eq!(out("COPY events (service, team) TO STDOUT WITH BINARY").query, "SELECT service, team FROM events");
+        assert_eq!(
+            out("COPY events TO STDOUT (FORMAT csv, HEADER true, DELIMITER ';', NULL 'NULL')").format,
+            CopyOutFormat::Csv { delimiter: b';', null: "NULL".into(), header: true }
+        );
+        assert_eq!(
+            out("COPY events TO STDOUT WITH CSV HEADER").format,
+            CopyOutFormat::Csv { delimiter: b',', null: String::new(), header: true }
+        );
+        let code = |sql: &str| parse_copy_out(sql).err().map_or("ok", |e| e.parts().0);
+        assert_eq!(code("COPY events TO STDOUT (FORMAT xml)"), "22023");
+        assert_eq!(code("COPY events TO STDOUT (FORMAT binary, HEADER)"), "42601");
+        assert_eq!(code("COPY events TO STDOUT (FORMAT binary, NULL 'x')"), "42601");
+        assert_eq!(code("COPY events TO STDOUT (DELIMITER '||')"), "22023");
+        assert_eq!(code("COPY events TO STDOUT (HEADER MATCH)"), "0A000");
+        assert_eq!(code("COPY events TO STDOUT (FORCE_QUOTE *)"), "0A000");
+        assert_eq!(code("COPY events TO '/tmp/x'"), "0A000");
+        assert_eq!(code("COPY events TO STDOUT (FORMAT csv) trailing"), "42601");
     }
 
     #[test]
