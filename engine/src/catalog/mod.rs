@@ -47,8 +47,10 @@ pub struct MemoryLimits {
 }
 
 impl Default for MemoryLimits {
+    /// No limit: what a one-statement process (`leadline query`) wants; the
+    /// server sets its own from its config.
     fn default() -> Self {
-        Self { total: 4 << 30, per_query: 1 << 30 }
+        Self { total: usize::MAX, per_query: usize::MAX }
     }
 }
 
