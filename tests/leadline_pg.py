@@ -67,3 +67,26 @@ def query_json(data: pathlib.Path, sql: str):
     out = subprocess.run([str(binary()), "query", "--data", str(data), "--format", "json", sql], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+NODE_DIR = pathlib.Path.home() / ".cache/leadline/node"
+
+
+def node_package(name: str):
+    """The node_modules holding npm package `name` (scripts/test installs
+    them), or None when it or node itself is missing."""
+    import shutil
+
+    modules = NODE_DIR / "node_modules"
+    return modules if shutil.which("node") and (modules / name).is_dir() else None
+
+
+def run_node(script: str, dsn: str, tmp_path: pathlib.Path, package: str):
+    """Runs a node script (which gets the DSN as argv[2] and prints one JSON
+    line) against the server; returns what it printed, parsed."""
+    path = tmp_path / "client.js"
+    path.write_text(script)
+    out = subprocess.run(["node", str(path), dsn], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "NODE_PATH": str(node_package(package))})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)

@@ -4,13 +4,12 @@ answers: our tables listed, columns typed, values equal to `leadline query`."""
 import asyncio
 import datetime as dt
 import os
-import pathlib
 import shutil
 import subprocess
 
 import pytest
 
-from leadline_pg import query_json
+from leadline_pg import node_package, query_json, run_node
 
 EVENT_COLUMNS = [
     "event_id", "event_type", "occurred_at", "service", "environment", "commit_sha", "deployment_id",
@@ -343,21 +342,9 @@ const { Client } = require('pg');
 """
 
 
-def node_modules():
-    p = pathlib.Path.home() / ".cache/leadline/node/node_modules"
-    return p if (p / "pg").is_dir() else None
-
-
-@pytest.mark.skipif(shutil.which("node") is None or node_modules() is None, reason="node or the pg package missing")
+@pytest.mark.skipif(node_package("pg") is None, reason="node or the pg package missing")
 def test_node_postgres(server, data, tmp_path):
-    import json
-
-    script = tmp_path / "t.js"
-    script.write_text(NODE)
-    out = subprocess.run(["node", str(script), server.dsn()], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "NODE_PATH": str(node_modules())})
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout)
+    got = run_node(NODE, server.dsn(), tmp_path, "pg")
     want = query_json(data, "SELECT count(*) AS n FROM events WHERE event_type = 'commit'")[0]["n"]
     assert int(got["n"]) == want
     assert got["row"]["b"] is True and got["row"]["f"] == 1.5 and got["row"]["arr"] == ["a", "b"] and got["row"]["z"] is None

@@ -3,16 +3,12 @@ against `leadline serve`: Grafana's and Metabase's statements replayed with
 psycopg 3 (extended protocol, binary results), postgres.js with untyped
 `LIMIT $n`, and pgcli's completion queries. Values are checked against
 `leadline query`."""
-import json
-import os
 import pathlib
 import re
-import shutil
-import subprocess
 
 import pytest
 
-from leadline_pg import query_json
+from leadline_pg import node_package, query_json, run_node
 
 CORPUS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "pg-corpus"
 
@@ -147,19 +143,9 @@ const postgres = require('postgres');
 """
 
 
-def node_modules():
-    p = pathlib.Path.home() / ".cache/leadline/node/node_modules"
-    return p if (p / "postgres").is_dir() else None
-
-
-@pytest.mark.skipif(shutil.which("node") is None or node_modules() is None, reason="node or the postgres package missing")
+@pytest.mark.skipif(node_package("postgres") is None, reason="node or the postgres package missing")
 def test_postgres_js_limit_parameter(server, data, tmp_path):
-    script = tmp_path / "t.js"
-    script.write_text(POSTGRES_JS)
-    out = subprocess.run(["node", str(script), server.dsn()], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "NODE_PATH": str(node_modules())})
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout)
+    got = run_node(POSTGRES_JS, server.dsn(), tmp_path, "postgres")
     want = query_json(data, "SELECT event_id FROM events ORDER BY event_id LIMIT 4")
     assert got["ids"] == [w["event_id"] for w in want]
     assert int(got["dora"]) == query_json(data, "SELECT count(*) AS n FROM dora_metrics('week')")[0]["n"]
