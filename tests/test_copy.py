@@ -8,8 +8,6 @@ import json
 import psycopg
 import pytest
 
-from leadline_pg import SAMPLE, Server, ingest
-
 COLUMNS = [
     "event_id", "event_type", "occurred_at", "service", "environment", "deployment_id", "change_ids", "team",
     "attributes", "schema_version",
@@ -17,15 +15,6 @@ COLUMNS = [
 # A tab, a newline, backslashes (one before N, as in the NULL marker) and non-ASCII text.
 TRICKY = "tab\there\nnew line, back\\slash \\N \\\\n, ünïcødé ✓ 🚀"
 WHEN = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    d = tmp_path_factory.mktemp("copy") / "data"
-    ingest(d, SAMPLE)
-    s = Server(d)
-    yield s
-    s.stop()
 
 
 def events(service):

@@ -12,14 +12,7 @@ import time
 import psycopg
 import pytest
 
-from leadline_pg import SAMPLE, Server, binary, ingest, query_json
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("safety") / "data"
-    ingest(d, SAMPLE)
-    return d
+from leadline_pg import Server, binary, ingest, query_json
 
 
 @pytest.fixture(scope="module")
