@@ -22,6 +22,10 @@ pub enum Error {
     /// A bound of the engine was reached.
     #[error("{0}")]
     Limit(String),
+    /// A value given to the engine (a setting, a function argument) is
+    /// malformed or out of range.
+    #[error("{message}")]
+    Value { problem: ValueProblem, message: String },
     /// A bug or a failed thread: not the input's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -46,7 +50,24 @@ pub enum RelationProblem {
     Recursive,
 }
 
+/// What is wrong with a value (the server maps each to a SQLSTATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueProblem {
+    /// Not a timestamp or interval at all (`'soon'`).
+    InvalidDatetime,
+    /// A timestamp outside the range leadline can represent.
+    DatetimeOverflow,
+    /// An interval too long to count in µs, or a part of it out of range.
+    IntervalOverflow,
+    /// Well-formed but not allowed here (a negative window).
+    InvalidParameter,
+}
+
 impl Error {
+    pub fn value(problem: ValueProblem, message: impl Into<String>) -> Self {
+        Error::Value { problem, message: message.into() }
+    }
+
     pub fn relation(problem: RelationProblem, message: impl Into<String>) -> Self {
         Error::Relation { problem, message: message.into() }
     }

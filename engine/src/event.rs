@@ -11,8 +11,24 @@ use chrono::{DateTime, NaiveDateTime};
 
 /// Newest `schema_version` this build understands; older ones are upcast on read.
 pub const CURRENT_SCHEMA_VERSION: i16 = 1;
-/// Longest accepted `event_id`, in bytes.
+/// Longest accepted `event_id`, in bytes (SPEC §1).
 pub const MAX_EVENT_ID_BYTES: usize = 256;
+/// Longest accepted value of every other text field (`service`, ids, names)
+/// and of each id in `change_ids`, in bytes: far more than any real id or
+/// name, small enough that one row cannot bloat the log or a query.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Longest accepted `attributes` (its JSON text), in bytes.
+pub const MAX_ATTRIBUTES_BYTES: usize = 64 * 1024;
+/// Most bytes all the ids of one `change_ids` list may take together
+/// (about 6,000 commit SHAs).
+pub const MAX_CHANGE_IDS_BYTES: usize = 256 * 1024;
+/// How much of a rejected row's input `rejected_events.raw` keeps, in bytes;
+/// a longer row (one rejected for its size) is cut there and marked.
+pub const MAX_REJECTED_RAW_BYTES: usize = 1024 * 1024;
+/// The instants `occurred_at` may take, µs UTC: 0000-01-01T00:00:00Z to
+/// 9999-12-31T23:59:59.999999Z, what RFC 3339 can write. Any difference of
+/// two of them fits an `i64` of µs many times over.
+pub const OCCURRED_AT_RANGE: std::ops::RangeInclusive<i64> = -62_167_219_200_000_000..=253_402_300_799_999_999;
 /// Timezone of every timestamp column.
 pub const UTC: &str = "UTC";
 
@@ -97,6 +113,8 @@ pub enum RawValue {
     Float(f64),
     Bool(bool),
     /// A timestamp that already carries its instant (Parquet input), µs UTC.
+    /// Readers whose unit is coarser convert with checked arithmetic and
+    /// reject the row when the instant does not fit.
     Timestamp(i64),
     List(Vec<RawValue>),
     /// A nested JSON object (NDJSON `attributes` given as an object).
@@ -217,7 +235,8 @@ impl RejectionKind {
     }
 }
 
-/// A rejected input row, kept verbatim with where it came from.
+/// A rejected input row, kept verbatim with where it came from (up to
+/// [`MAX_REJECTED_RAW_BYTES`]: see [`Rejection::new`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     pub source: String,
@@ -227,6 +246,32 @@ pub struct Rejection {
     pub kind: RejectionKind,
     pub reason: String,
     pub raw: String,
+}
+
+impl Rejection {
+    /// A rejection whose `raw` text and `event_id` are bounded: a row
+    /// rejected for its size is kept up to [`MAX_REJECTED_RAW_BYTES`], marked
+    /// with its full length, so that the quarantine never stores what the
+    /// log refused.
+    pub fn new(
+        source: &str,
+        line: u64,
+        event_id: Option<String>,
+        kind: RejectionKind,
+        reason: String,
+        raw: String,
+    ) -> Rejection {
+        let raw = if raw.len() > MAX_REJECTED_RAW_BYTES {
+            format!("{} [cut: the row is {} bytes]", truncated(&raw, MAX_REJECTED_RAW_BYTES), raw.len())
+        } else {
+            raw
+        };
+        let event_id = event_id.map(|id| match truncated(&id, MAX_EVENT_ID_BYTES) {
+            std::borrow::Cow::Borrowed(_) => id,
+            cut => cut.into_owned(),
+        });
+        Rejection { source: source.to_string(), line, event_id, kind, reason, raw }
+    }
 }
 
 impl Event {
@@ -241,12 +286,10 @@ impl Event {
     pub fn from_raw_owned(mut row: RawRow) -> Result<Event, String> {
         let row = &mut row;
         if let Some(unknown) = row.keys().find(|k| !INPUT_FIELDS.contains(&k.as_str())) {
+            let unknown = truncated(unknown, 64);
             return Err(format!("unknown field '{unknown}' (expected some of: {})", WRITABLE_FIELDS.join(", ")));
         }
         let event_id = required_text(row, "event_id")?;
-        if event_id.len() > MAX_EVENT_ID_BYTES {
-            return Err(format!("event_id is {} bytes long; at most {MAX_EVENT_ID_BYTES} are allowed", event_id.len()));
-        }
         let type_text = required_text(row, "event_type")?;
         let event_type = EventType::parse(&type_text).ok_or_else(|| {
             format!("event_type '{type_text}' is not one of {}", EventType::ALL.map(EventType::as_str).join(", "))
@@ -254,9 +297,18 @@ impl Event {
         let occurred_at = match row.get("occurred_at") {
             None | Some(RawValue::Null) => return Err("occurred_at is missing".into()),
             Some(RawValue::Timestamp(us)) => *us,
-            Some(RawValue::Text(s)) => parse_timestamp("occurred_at", s)?,
+            Some(RawValue::Text(s)) => {
+                check_size("occurred_at", s.len())?;
+                parse_timestamp("occurred_at", s)?
+            }
             Some(other) => return Err(format!("occurred_at must be an RFC 3339 timestamp, got {}", describe(other))),
         };
+        if !OCCURRED_AT_RANGE.contains(&occurred_at) {
+            return Err(format!(
+                "occurred_at {} is outside the years 0000-9999 that leadline stores",
+                describe_micros(occurred_at)
+            ));
+        }
         let service = required_text(row, "service")?;
         let environment = optional_text(row, "environment")?;
         let commit_sha = optional_text(row, "commit_sha")?;
@@ -367,13 +419,53 @@ fn describe(v: &RawValue) -> String {
     }
 }
 
+/// `s` cut to at most `max` bytes (at a character boundary), with `…` when cut.
+fn truncated(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if s.len() <= max {
+        return s.into();
+    }
+    let end = (0..=max).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    format!("{}…", &s[..end]).into()
+}
+
+/// An instant for a message: RFC 3339 when chrono can write it, else µs.
+fn describe_micros(us: i64) -> String {
+    match DateTime::from_timestamp_micros(us) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => format!("{us} µs after 1970-01-01"),
+    }
+}
+
+/// The size limit of a text field, in bytes: the one place they are set.
+fn max_bytes(name: &str) -> usize {
+    match name {
+        "event_id" => MAX_EVENT_ID_BYTES,
+        "attributes" => MAX_ATTRIBUTES_BYTES,
+        "change_ids" => MAX_CHANGE_IDS_BYTES,
+        _ => MAX_TEXT_BYTES,
+    }
+}
+
+/// Refuses a value of field `name` over its size limit, before anything
+/// quotes it in a message.
+fn check_size(name: &str, len: usize) -> Result<(), String> {
+    let max = max_bytes(name);
+    if len > max {
+        return Err(format!("{name} is {len} bytes long; at most {max} are allowed"));
+    }
+    Ok(())
+}
+
 /// Takes field `name` out of the row (each field is read once).
 fn optional_text(row: &mut RawRow, name: &str) -> Result<Option<String>, String> {
     match row.remove(name) {
         None | Some(RawValue::Null) => Ok(None),
         // An empty string means "absent" in every format (CSV cannot tell them apart).
         Some(RawValue::Text(s)) if s.is_empty() => Ok(None),
-        Some(RawValue::Text(s)) => Ok(Some(s)),
+        Some(RawValue::Text(s)) => {
+            check_size(name, s.len())?;
+            Ok(Some(s))
+        }
         Some(other) => Err(format!("{name} must be text, got {}", describe(&other))),
     }
 }
@@ -396,18 +488,27 @@ fn change_ids(row: &mut RawRow) -> Result<Option<Vec<String>>, String> {
             .collect::<Result<Vec<_>, _>>()?,
         Some(other) => return Err(format!("change_ids must be a list of text, got {}", describe(&other))),
     };
+    if let Some(long) = ids.iter().find(|id| id.len() > MAX_TEXT_BYTES) {
+        return Err(format!("a change id is {} bytes long; at most {MAX_TEXT_BYTES} are allowed", long.len()));
+    }
+    check_size("change_ids", ids.iter().map(String::len).sum())?;
     Ok(Some(ids))
 }
 
 fn attributes(row: &mut RawRow) -> Result<Option<String>, String> {
     match row.remove("attributes") {
         None | Some(RawValue::Null) => Ok(None),
-        Some(RawValue::Json(v @ serde_json::Value::Object(_))) => Ok(Some(v.to_string())),
+        Some(RawValue::Json(v @ serde_json::Value::Object(_))) => {
+            let text = v.to_string();
+            check_size("attributes", text.len())?;
+            Ok(Some(text))
+        }
         Some(RawValue::Text(s)) if s.is_empty() => Ok(None),
+        Some(RawValue::Text(s)) if s.len() > MAX_ATTRIBUTES_BYTES => check_size("attributes", s.len()).map(|_| None),
         Some(RawValue::Text(s)) => match serde_json::from_str::<serde_json::Value>(&s) {
             Ok(serde_json::Value::Object(_)) => Ok(Some(s)),
-            Ok(_) => Err(format!("attributes must be a JSON object, got '{s}'")),
-            Err(e) => Err(format!("attributes is not valid JSON ({e}): '{s}'")),
+            Ok(_) => Err(format!("attributes must be a JSON object, got '{}'", truncated(&s, 200))),
+            Err(e) => Err(format!("attributes is not valid JSON ({e}): '{}'", truncated(&s, 200))),
         },
         Some(other) => Err(format!("attributes must be a JSON object, got {}", describe(&other))),
     }
@@ -418,9 +519,10 @@ fn schema_version(row: &RawRow) -> Result<i16, String> {
         None | Some(RawValue::Null) => return Ok(1),
         Some(RawValue::Text(s)) if s.is_empty() => return Ok(1),
         Some(RawValue::Int(i)) => *i,
-        Some(RawValue::Text(s)) => {
-            s.trim().parse::<i64>().map_err(|_| format!("schema_version must be a whole number, got '{s}'"))?
-        }
+        Some(RawValue::Text(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("schema_version must be a whole number, got '{}'", truncated(s, 64)))?,
         Some(other) => return Err(format!("schema_version must be a whole number, got {}", describe(other))),
     };
     if v < 1 {
@@ -547,6 +649,85 @@ mod tests {
         let mut r = deploy();
         r.insert("sevice".into(), t("x"));
         assert!(Event::from_raw(&r).unwrap_err().starts_with("unknown field 'sevice'"));
+    }
+
+    /// Regression (issue 11): a 256 MiB `commit_sha` was appended as is;
+    /// every text field now has a limit, checked before a message quotes it.
+    #[test]
+    fn text_fields_over_their_limit_are_rejected_with_the_limit() {
+        for (field, max) in [
+            ("event_id", MAX_EVENT_ID_BYTES),
+            ("service", MAX_TEXT_BYTES),
+            ("environment", MAX_TEXT_BYTES),
+            ("deployment_id", MAX_TEXT_BYTES),
+            ("commit_sha", MAX_TEXT_BYTES),
+            ("incident_id", MAX_TEXT_BYTES),
+            ("team", MAX_TEXT_BYTES),
+            ("source", MAX_TEXT_BYTES),
+            ("event_type", MAX_TEXT_BYTES),
+            ("occurred_at", MAX_TEXT_BYTES),
+        ] {
+            let mut r = deploy();
+            r.insert(field.into(), t(&"x".repeat(max)));
+            let at_limit = Event::from_raw(&r);
+            assert!(at_limit.as_ref().map_or_else(|e| !e.contains("bytes long"), |_| true), "{field}: {at_limit:?}");
+            r.insert(field.into(), t(&"x".repeat(max + 1)));
+            let err = Event::from_raw(&r).unwrap_err();
+            assert_eq!(err, format!("{field} is {} bytes long; at most {max} are allowed", max + 1));
+        }
+        let mut r = deploy();
+        let big = format!("{{\"k\": \"{}\"}}", "x".repeat(MAX_ATTRIBUTES_BYTES));
+        r.insert("attributes".into(), t(&big));
+        let want = format!("attributes is {} bytes long; at most 65536 are allowed", big.len());
+        assert_eq!(Event::from_raw(&r).unwrap_err(), want);
+        r.insert("attributes".into(), RawValue::Json(serde_json::from_str(&big).unwrap()));
+        assert!(Event::from_raw(&r).unwrap_err().starts_with("attributes is"));
+        let mut r = deploy();
+        r.insert("change_ids".into(), RawValue::List(vec![t(&"c".repeat(MAX_TEXT_BYTES + 1))]));
+        assert!(Event::from_raw(&r).unwrap_err().starts_with("a change id is 4097 bytes long"));
+        let many = (0..7000).map(|i| format!("{i:040}")).collect::<Vec<_>>().join(";");
+        r.insert("change_ids".into(), t(&many));
+        assert!(Event::from_raw(&r).unwrap_err().starts_with("change_ids is 280000 bytes long; at most 262144"));
+        let mut r = deploy();
+        r.insert("x".repeat(100_000), t("y"));
+        assert!(Event::from_raw(&r).unwrap_err().len() < 500);
+    }
+
+    #[test]
+    fn occurred_at_must_lie_in_the_years_rfc_3339_writes() {
+        let mut r = deploy();
+        for (value, ok) in [
+            (RawValue::Timestamp(*OCCURRED_AT_RANGE.start()), true),
+            (RawValue::Timestamp(*OCCURRED_AT_RANGE.end()), true),
+            (RawValue::Timestamp(OCCURRED_AT_RANGE.start() - 1), false),
+            (RawValue::Timestamp(OCCURRED_AT_RANGE.end() + 1), false),
+            (RawValue::Timestamp(i64::MIN), false),
+            (RawValue::Timestamp(i64::MAX), false),
+            (t("0000-01-01T00:00:00Z"), true),
+            (t("0000-01-01T00:00:00+01:00"), false),
+            (t("9999-12-31T23:59:59.999999-01:00"), false),
+        ] {
+            r.insert("occurred_at".into(), value.clone());
+            let got = Event::from_raw(&r);
+            assert_eq!(got.is_ok(), ok, "{value:?}: {got:?}");
+            if let Err(e) = got {
+                assert!(e.contains("outside the years 0000-9999"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejections_keep_a_bounded_raw_text_and_id() {
+        let huge = "x".repeat(MAX_REJECTED_RAW_BYTES * 3);
+        let r = Rejection::new("f", 1, Some(huge.clone()), RejectionKind::Invalid, "too long".into(), huge.clone());
+        assert!(r.raw.len() < MAX_REJECTED_RAW_BYTES + 100);
+        assert!(r.raw.ends_with(&format!("[cut: the row is {} bytes]", huge.len())), "{}", &r.raw[r.raw.len() - 60..]);
+        assert!(r.event_id.unwrap().len() <= MAX_EVENT_ID_BYTES + "…".len());
+        let small = Rejection::new("f", 1, Some("id".into()), RejectionKind::Invalid, "r".into(), "{}".into());
+        assert_eq!((small.raw.as_str(), small.event_id.as_deref()), ("{}", Some("id")));
+        // A cut never splits a character.
+        let wide = "é".repeat(MAX_REJECTED_RAW_BYTES);
+        assert!(Rejection::new("f", 1, None, RejectionKind::Invalid, "r".into(), wide).raw.starts_with('é'));
     }
 
     #[test]

@@ -23,6 +23,6 @@ mod readmodel;
 
 pub use appender::{Appender, Progress};
 pub use catalog::{Catalog, LeadlineOptions, MemoryLimits, ReadSession, ViewInfo, session_config};
-pub use error::{Error, RelationProblem, Result};
+pub use error::{Error, RelationProblem, Result, ValueProblem};
 pub use event::{Event, EventType, RawRow, RawValue, Rejection, RejectionKind};
 pub use log::{AUTO_COMPACT_FILES, AppendReport, EventLog, Snapshot};

@@ -63,11 +63,36 @@ pub struct Limits {
     pub memory_mb: usize,
 }
 
+/// The longest `statement_timeout`, in ms: PostgreSQL's (`INT_MAX`).
+pub const MAX_STATEMENT_TIMEOUT_MS: u64 = i32::MAX as u64;
+
+/// The largest memory limit accepted, in MiB (16 TiB): bytes of it fit a `usize`.
+const MAX_MEMORY_MB: usize = 16 << 20;
+
 impl Limits {
     /// The engine's memory limits, in bytes.
     pub fn memory(&self) -> leadline_engine::MemoryLimits {
-        let per_query = self.query_memory_mb.max(1) << 20;
-        leadline_engine::MemoryLimits { total: (self.memory_mb.max(1) << 20).max(per_query), per_query }
+        let bytes = |mb: usize| mb.clamp(1, MAX_MEMORY_MB) << 20;
+        let per_query = bytes(self.query_memory_mb);
+        leadline_engine::MemoryLimits { total: bytes(self.memory_mb).max(per_query), per_query }
+    }
+
+    /// Refuses limits out of range (from the config file or the command line).
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.max_connections == 0 {
+            bail!("limits.max_connections must be at least 1");
+        }
+        if self.statement_timeout_ms > MAX_STATEMENT_TIMEOUT_MS {
+            bail!(
+                "limits.statement_timeout_ms must be at most {MAX_STATEMENT_TIMEOUT_MS} (about 24 days), or 0 for none"
+            );
+        }
+        for (name, mb) in [("query_memory_mb", self.query_memory_mb), ("memory_mb", self.memory_mb)] {
+            if !(1..=MAX_MEMORY_MB).contains(&mb) {
+                bail!("limits.{name} must be from 1 to {MAX_MEMORY_MB} (MiB), got {mb}");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -100,9 +125,7 @@ impl ServerConfig {
         for u in &cfg.users {
             parse_verifier(&u.scram).with_context(|| format!("user '{}' in {}", u.name, path.display()))?;
         }
-        if cfg.limits.max_connections == 0 {
-            bail!("limits.max_connections must be at least 1");
-        }
+        cfg.limits.check().with_context(|| format!("in {}", path.display()))?;
         Ok(cfg)
     }
 
@@ -145,6 +168,23 @@ pub fn make_verifier(password: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limits_out_of_range_are_refused() {
+        assert!(Limits::default().check().is_ok());
+        for bad in [
+            Limits { max_connections: 0, ..Limits::default() },
+            Limits { statement_timeout_ms: u64::MAX, ..Limits::default() },
+            Limits { statement_timeout_ms: i32::MAX as u64 + 1, ..Limits::default() },
+            Limits { memory_mb: usize::MAX, ..Limits::default() },
+            Limits { query_memory_mb: 0, ..Limits::default() },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
+        // Never wraps, whatever it is given.
+        let huge = Limits { memory_mb: usize::MAX, query_memory_mb: usize::MAX, ..Limits::default() };
+        assert_eq!(huge.memory().per_query, MAX_MEMORY_MB << 20);
+    }
 
     #[test]
     fn verifier_round_trips() {

@@ -160,6 +160,7 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     if let Some(m) = args.memory_mb {
         cfg.limits.memory_mb = m.max(1);
     }
+    cfg.limits.check()?;
     if !dir.is_dir() {
         // An empty log is a valid one: create the tables.
         drop(Appender::open(dir, "leadline serve")?);

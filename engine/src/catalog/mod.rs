@@ -263,12 +263,15 @@ pub fn session_config() -> SessionConfig {
 }
 
 /// Runs `work` off the async workers when there are any (it reads files or
-/// folds the log), inline otherwise.
+/// folds the log), inline otherwise. A panic in it goes on in the caller, as
+/// if `work` had run there (the server's guard reports it as a bug).
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     match tokio::runtime::Handle::try_current() {
-        Ok(_) => {
-            tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("a worker failed: {e}")))?
-        }
+        Ok(_) => match tokio::task::spawn_blocking(work).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Internal(format!("a worker failed: {e}"))),
+        },
         Err(_) => work(),
     }
 }

@@ -8,6 +8,7 @@ use datafusion::catalog::Session;
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::{DataFusionError, Result as DfResult, plan_err};
 
+use crate::error::{Error, ValueProblem};
 use crate::event::parse_timestamp;
 use crate::project::DEFAULT_ATTRIBUTION_WINDOW;
 
@@ -76,7 +77,9 @@ impl ExtensionOptions for LeadlineOptions {
                     self.as_of = None;
                     self.as_of_text.clear();
                 } else {
-                    self.as_of = Some(parse_timestamp("leadline.as_of", value).map_err(DataFusionError::Plan)?);
+                    let as_of = parse_timestamp("leadline.as_of", value)
+                        .map_err(|m| DataFusionError::from(Error::value(ValueProblem::InvalidDatetime, m)))?;
+                    self.as_of = Some(as_of);
                     self.as_of_text = value.to_string();
                 }
             }
@@ -116,10 +119,25 @@ impl ExtensionOptions for LeadlineOptions {
 }
 
 /// Parses a non-negative interval like `24 hours`, `90 minutes`, `1 day 02:00:00`
-/// (PostgreSQL's style), into µs.
+/// (PostgreSQL's style), into µs. Every step is checked: an interval too
+/// long to count in µs is an error, never a wrapped or saturated number.
 pub fn parse_interval_micros(text: &str) -> DfResult<i64> {
+    let err = |problem, message: String| DataFusionError::from(Error::value(problem, message));
     let bad = || {
-        DataFusionError::Plan(format!("invalid interval '{text}': write e.g. '24 hours', '90 minutes' or 'unbounded'"))
+        err(
+            ValueProblem::InvalidDatetime,
+            format!("invalid interval '{text}': write e.g. '24 hours', '90 minutes' or 'unbounded'"),
+        )
+    };
+    let overflow = || err(ValueProblem::IntervalOverflow, format!("interval field value out of range: '{text}'"));
+    // A finite number of µs that fits an i64, or why not.
+    let micros = |n: f64, per: f64| -> DfResult<i64> {
+        if !n.is_finite() {
+            return Err(bad());
+        }
+        let us = (n * per).round();
+        // `as` saturates; 2^63 itself does not fit.
+        if us.abs() >= 9.223_372_036_854_775_808e18 { Err(overflow()) } else { Ok(us as i64) }
     };
     let parts: Vec<&str> = text.split_whitespace().collect();
     if parts.is_empty() {
@@ -128,34 +146,42 @@ pub fn parse_interval_micros(text: &str) -> DfResult<i64> {
     let mut total: i64 = 0;
     let mut i = 0;
     while i < parts.len() {
-        // `HH:MM:SS` on its own.
-        if parts[i].contains(':') {
+        let us = if parts[i].contains(':') {
+            // `HH:MM:SS` on its own.
             let hms: Vec<&str> = parts[i].split(':').collect();
             let [h, m, s] = hms.as_slice() else { return Err(bad()) };
-            let h: i64 = h.parse().map_err(|_| bad())?;
+            let h: i64 =
+                h.parse().map_err(|_| if h.bytes().all(|b| b.is_ascii_digit()) { overflow() } else { bad() })?;
             let m: i64 = m.parse().map_err(|_| bad())?;
             let s: f64 = s.parse().map_err(|_| bad())?;
-            total += h * 3_600_000_000 + m * 60_000_000 + (s * 1e6).round() as i64;
             i += 1;
-            continue;
-        }
-        let n: f64 = parts[i].parse().map_err(|_| bad())?;
-        let unit = parts.get(i + 1).ok_or_else(bad)?.to_ascii_lowercase();
-        let micros = match unit.as_str() {
-            "us" | "microsecond" | "microseconds" => 1.0,
-            "ms" | "millisecond" | "milliseconds" => 1e3,
-            "s" | "sec" | "secs" | "second" | "seconds" => 1e6,
-            "m" | "min" | "mins" | "minute" | "minutes" => 60e6,
-            "h" | "hr" | "hrs" | "hour" | "hours" => 3600e6,
-            "d" | "day" | "days" => 86_400e6,
-            "w" | "week" | "weeks" => 7.0 * 86_400e6,
-            _ => return Err(bad()),
+            h.checked_mul(3_600_000_000)
+                .and_then(|h| h.checked_add(m.checked_mul(60_000_000)?))
+                .and_then(|hm| hm.checked_add(micros(s, 1e6).ok()?))
+                .ok_or_else(overflow)?
+        } else {
+            let n: f64 = parts[i].parse().map_err(|_| bad())?;
+            let unit = parts.get(i + 1).ok_or_else(bad)?.to_ascii_lowercase();
+            let per = match unit.as_str() {
+                "us" | "microsecond" | "microseconds" => 1.0,
+                "ms" | "millisecond" | "milliseconds" => 1e3,
+                "s" | "sec" | "secs" | "second" | "seconds" => 1e6,
+                "m" | "min" | "mins" | "minute" | "minutes" => 60e6,
+                "h" | "hr" | "hrs" | "hour" | "hours" => 3600e6,
+                "d" | "day" | "days" => 86_400e6,
+                "w" | "week" | "weeks" => 7.0 * 86_400e6,
+                _ => return Err(bad()),
+            };
+            i += 2;
+            micros(n, per)?
         };
-        total += (n * micros).round() as i64;
-        i += 2;
+        total = total.checked_add(us).ok_or_else(overflow)?;
     }
     if total < 0 {
-        return Err(DataFusionError::Plan(format!("the attribution window must not be negative: '{text}'")));
+        return Err(err(
+            ValueProblem::InvalidParameter,
+            format!("the attribution window must not be negative: '{text}'"),
+        ));
     }
     Ok(total)
 }
@@ -192,5 +218,39 @@ mod tests {
         o.set("as_of", "now").unwrap();
         assert_eq!(o.as_of, None);
         assert!(o.set("no_such", "1").is_err());
+    }
+
+    fn problem(text: &str) -> Option<ValueProblem> {
+        match parse_interval_micros(text) {
+            Err(DataFusionError::External(e)) => match e.downcast_ref::<Error>() {
+                Some(Error::Value { problem, .. }) => Some(*problem),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Regression (issue 11): `'9999999999:00:00'` multiplied with overflow
+    /// (a panic in a test build, a wrapped window in a release build).
+    #[test]
+    fn intervals_too_long_for_microseconds_are_errors_not_wrapped() {
+        for text in [
+            "9999999999:00:00",
+            "99999999999999999999:00:00",
+            "2562047789:00:00",
+            "1e300 hours",
+            "1e15 days",
+            "9223372036854775807 us 1 us",
+            "106751991 days 106751991 days",
+        ] {
+            assert_eq!(problem(text), Some(ValueProblem::IntervalOverflow), "{text}");
+        }
+        for text in ["nan hours", "inf days", "soon", "1:2", "x:00:00", "5"] {
+            assert_eq!(problem(text), Some(ValueProblem::InvalidDatetime), "{text}");
+        }
+        assert_eq!(problem("-1 hours"), Some(ValueProblem::InvalidParameter));
+        assert_eq!(parse_interval_micros("2562047788:00:00").unwrap(), 2_562_047_788 * 3_600_000_000);
+        assert_eq!(parse_interval_micros("9223372036854774784 us").unwrap(), i64::MAX - 1023);
+        assert_eq!(parse_interval_micros("1.5 hours 00:30:00").unwrap(), 2 * 3_600_000_000);
     }
 }

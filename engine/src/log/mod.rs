@@ -261,14 +261,7 @@ impl Writer {
             let event = match event {
                 Ok(e) => e,
                 Err(reason) => {
-                    let r = Rejection {
-                        source: source.into(),
-                        line: row.line,
-                        event_id,
-                        kind: RejectionKind::Invalid,
-                        reason,
-                        raw: row.raw,
-                    };
+                    let r = Rejection::new(source, row.line, event_id, RejectionKind::Invalid, reason, row.raw);
                     reject(&mut report, r)?;
                     continue;
                 }
@@ -284,14 +277,14 @@ impl Writer {
                         "event_id '{}' is already stored with different content; the first write stays",
                         event.event_id
                     );
-                    let r = Rejection {
-                        source: source.into(),
-                        line: row.line,
-                        event_id: Some(event.event_id),
-                        kind: RejectionKind::Conflict,
+                    let r = Rejection::new(
+                        source,
+                        row.line,
+                        Some(event.event_id),
+                        RejectionKind::Conflict,
                         reason,
-                        raw: row.raw,
-                    };
+                        row.raw,
+                    );
                     reject(&mut report, r)?;
                 }
             }

@@ -15,7 +15,7 @@ use leadline_udfs::{
     Grain, Metric, bucket_start, bucket_starts, failure_rate, nanos_to_interval, per_day, percentile_nanos, tier,
 };
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::UTC;
 use crate::project::Projected;
 
@@ -40,6 +40,17 @@ pub fn dora_metrics_schema() -> SchemaRef {
         ]))
     });
     SCHEMA.clone()
+}
+
+/// Most buckets `dora_metrics` answers for one call (a day grain over about
+/// 270 years); more is an error naming the limit, not a huge allocation.
+pub const MAX_DORA_METRICS_BUCKETS: usize = 100_000;
+/// Most rows (pairs × buckets) `dora_metrics` answers for one call.
+pub const MAX_DORA_METRICS_ROWS: usize = 10_000_000;
+
+fn describe_instant(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map_or_else(|| format!("{us} µs"), |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 /// What one (service, environment, bucket) collects, in µs.
@@ -107,6 +118,20 @@ pub fn dora_metrics(
     let Some((lo, hi)) = span.map(|(lo, hi)| (from.unwrap_or(lo), to.unwrap_or(hi))).or(from.zip(to)) else {
         return Ok(RecordBatch::new_empty(dora_metrics_schema()));
     };
+    // Counted before anything is allocated: `from`/`to` are the caller's.
+    let buckets = bucket_starts(lo, hi, grain).take(MAX_DORA_METRICS_BUCKETS + 1).count();
+    if buckets > MAX_DORA_METRICS_BUCKETS || buckets.saturating_mul(pairs.len()) > MAX_DORA_METRICS_ROWS {
+        let (more, buckets) =
+            if buckets > MAX_DORA_METRICS_BUCKETS { ("more than ", MAX_DORA_METRICS_BUCKETS) } else { ("", buckets) };
+        return Err(Error::Limit(format!(
+            "dora_metrics('{grain}') from {} to {} spans {more}{buckets} buckets for {} (service, environment) pairs; \
+             at most {MAX_DORA_METRICS_BUCKETS} buckets and {MAX_DORA_METRICS_ROWS} rows are allowed: \
+             narrow from/to or use a coarser grain",
+            describe_instant(lo),
+            describe_instant(hi),
+            pairs.len()
+        )));
+    }
     let starts: Vec<i64> = bucket_starts(lo, hi, grain).collect();
     if starts.is_empty() || pairs.is_empty() {
         return Ok(RecordBatch::new_empty(dora_metrics_schema()));
@@ -228,5 +253,30 @@ impl MetricRows {
             Arc::new(t_ttr.finish()),
         ];
         Ok(RecordBatch::try_new(dora_metrics_schema(), columns)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 11): `dora_metrics('day', from, to)` over a huge
+    /// range materialized every bucket start (and the grid) before anything
+    /// checked its size.
+    #[test]
+    fn the_bucket_count_is_capped_before_anything_is_allocated() {
+        let pairs: BTreeSet<(String, String)> = [("s".to_string(), "production".to_string())].into();
+        let err = dora_metrics(&[], &pairs, None, Grain::Day, Some(i64::MIN), Some(i64::MAX)).unwrap_err();
+        assert!(matches!(err, Error::Limit(_)), "{err}");
+        assert!(err.to_string().contains("more than 100000 buckets"), "{err}");
+        assert!(err.to_string().contains("at most 100000 buckets and 10000000 rows"), "{err}");
+        let day = leadline_udfs::MICROS_PER_DAY;
+        let last = (MAX_DORA_METRICS_BUCKETS as i64 - 1) * day;
+        assert_eq!(dora_metrics(&[], &pairs, None, Grain::Day, Some(0), Some(last)).unwrap().num_rows(), 100_000);
+        assert!(dora_metrics(&[], &pairs, None, Grain::Day, Some(0), Some(last + day)).is_err());
+        // Rows: pairs × buckets.
+        let many: BTreeSet<(String, String)> = (0..200).map(|i| (format!("s{i}"), "p".to_string())).collect();
+        let err = dora_metrics(&[], &many, None, Grain::Day, Some(0), Some(last)).unwrap_err();
+        assert!(err.to_string().contains("100000 buckets for 200 (service, environment) pairs"), "{err}");
     }
 }

@@ -109,7 +109,7 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for PgError {
 
 /// The SQLSTATE of an engine error.
 fn engine_parts(e: &leadline_engine::Error) -> (&'static str, String, Option<String>) {
-    use leadline_engine::{Error, RelationProblem};
+    use leadline_engine::{Error, RelationProblem, ValueProblem};
     match e {
         Error::DataFusion(e) => datafusion_parts(e),
         Error::Input(m) => ("22023", m.clone(), None),
@@ -117,6 +117,15 @@ fn engine_parts(e: &leadline_engine::Error) -> (&'static str, String, Option<Str
         Error::Io { .. } => ("58030", e.to_string(), None),
         Error::NoDataDirectory(_) => ("58P01", e.to_string(), None),
         Error::Limit(m) => ("54000", m.clone(), None),
+        Error::Value { problem, message } => {
+            let code = match problem {
+                ValueProblem::InvalidDatetime => "22007",
+                ValueProblem::DatetimeOverflow => "22008",
+                ValueProblem::IntervalOverflow => "22015",
+                ValueProblem::InvalidParameter => "22023",
+            };
+            (code, message.clone(), None)
+        }
         Error::Relation { problem, message } => {
             let code = match problem {
                 RelationProblem::Exists => "42P07",

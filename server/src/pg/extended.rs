@@ -85,7 +85,8 @@ fn decode_param(raw: Option<&Bytes>, binary: bool, ty: &Type) -> Result<Option<S
         Type::FLOAT4 => f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad())?).to_string(),
         Type::FLOAT8 => f64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?).to_string(),
         Type::TIMESTAMPTZ | Type::TIMESTAMP => {
-            let us = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?) + 946_684_800_000_000;
+            let pg_us = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad())?);
+            let us = pg_us.checked_add(946_684_800_000_000).ok_or_else(bad)?;
             let t = chrono::DateTime::from_timestamp_micros(us).ok_or_else(bad)?;
             if *ty == Type::TIMESTAMPTZ {
                 t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

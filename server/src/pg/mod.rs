@@ -20,6 +20,7 @@ mod copy;
 pub mod encode;
 pub mod errors;
 pub mod extended;
+pub mod guard;
 pub mod parameters;
 pub mod pg_catalog;
 pub mod query;
@@ -42,6 +43,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
 use errors::PgError;
+use guard::Guarded;
 
 /// Everything the connections share.
 pub struct ServerState {
@@ -186,6 +188,7 @@ impl Conn {
         });
         let vars = Arc::new(Mutex::new(default_vars(state, &user, &app)));
         pg_catalog::register(&ctx, info.clone(), vars.clone())?;
+        guard::register_debug_functions(&ctx);
 
         let slot = Arc::new(cancel::Slot::default());
         let (pid, key) = client.pid_and_secret_key();
@@ -271,19 +274,19 @@ pub async fn conn<C: ClientInfo>(state: &Arc<ServerState>, client: &C) -> Result
     client.session_extensions().get::<Conn>().ok_or_else(|| PgError::new("XX000", "session lost"))
 }
 
-/// The handler set of one server.
+/// The handler set of one server, each under the panic guard.
 pub struct Handlers {
-    startup: Arc<startup::Startup>,
-    query: Arc<query::QueryHandler>,
-    cancel: Arc<cancel::Canceller>,
+    startup: Arc<Guarded<startup::Startup>>,
+    query: Arc<Guarded<query::QueryHandler>>,
+    cancel: Arc<Guarded<cancel::Canceller>>,
 }
 
 impl Handlers {
     pub fn new(state: Arc<ServerState>) -> Self {
         Self {
-            startup: Arc::new(startup::Startup::new(state.clone())),
-            query: Arc::new(query::QueryHandler::new(state.clone())),
-            cancel: Arc::new(cancel::Canceller { registry: state.cancels.clone() }),
+            startup: Arc::new(Guarded(Arc::new(startup::Startup::new(state.clone())))),
+            query: Arc::new(Guarded(Arc::new(query::QueryHandler::new(state.clone())))),
+            cancel: Arc::new(Guarded(Arc::new(cancel::Canceller { registry: state.cancels.clone() }))),
         }
     }
 }
@@ -376,8 +379,15 @@ pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(Soc
         };
         let state = state.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                tracing::debug!(%peer, "connection ended: {e}");
+            // A panic outside the handlers (the protocol codec) ends this
+            // connection only, and its socket is closed.
+            let served = std::panic::AssertUnwindSafe(pgwire::tokio::process_socket(socket, tls, handlers));
+            match futures::FutureExt::catch_unwind(served).await {
+                Ok(Err(e)) => tracing::debug!(%peer, "connection ended: {e}"),
+                Ok(Ok(())) => {}
+                Err(payload) => {
+                    guard::log_bug(peer, "the connection", payload.as_ref());
+                }
             }
             if let Ok(mut p) = state.peers.lock() {
                 p.remove(&peer);

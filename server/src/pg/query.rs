@@ -24,6 +24,7 @@ use super::pg_catalog::{self, Planned};
 use super::statement::{Kind, classify, placeholder_count, strip_leading_comments, substitute};
 use super::write::CopyOutFormat;
 use super::{Conn, ServerState};
+use crate::config::MAX_STATEMENT_TIMEOUT_MS;
 
 pub struct QueryHandler {
     pub state: Arc<ServerState>,
@@ -295,7 +296,7 @@ impl QueryHandler {
     ) -> Result<Response, PgError> {
         let guard = Guard {
             token: conn.slot.begin(),
-            deadline: conn.statement_timeout().map(|d| Instant::now() + d),
+            deadline: conn.statement_timeout().and_then(|d| Instant::now().checked_add(d)),
             peer: conn.peer.clone(),
         };
         match classify(sql) {
@@ -403,16 +404,22 @@ impl QueryHandler {
             }
             let sql = format!("SET {name} = '{}'", v.replace('\'', "''"));
             conn.ctx.sql(&sql).await.map_err(|e| {
-                let (_, m, _) = PgError::from(e).parts();
-                PgError::new("22023", m)
+                // A data exception keeps its SQLSTATE (22007, 22015…); any other is a bad value.
+                let (code, m, _) = PgError::from(e).parts();
+                PgError::new(if code.starts_with("22") { code } else { "22023" }, m)
             })?;
             return Ok(());
         }
         let value = match (name, value) {
             (_, None) => super::default_vars(&self.state, &conn.user, "").get(name).cloned().unwrap_or_default(),
             ("statement_timeout", Some(v)) => parse_duration_ms(&v)
+                .filter(|ms| *ms <= MAX_STATEMENT_TIMEOUT_MS)
                 .ok_or_else(|| {
-                    PgError::new("22023", format!("invalid value for parameter \"statement_timeout\": \"{v}\""))
+                    PgError::with_hint(
+                        "22023",
+                        format!("invalid value for parameter \"statement_timeout\": \"{v}\""),
+                        format!("a number of milliseconds from 0 (none) to {MAX_STATEMENT_TIMEOUT_MS}, or with a unit: '5s', '2min'"),
+                    )
                 })?
                 .to_string(),
             ("timezone", Some(v)) => {
@@ -624,5 +631,7 @@ pub fn parse_duration_ms(v: &str) -> Option<u64> {
         "us" => 0.001,
         _ => return None,
     };
-    Some((n * mult) as u64)
+    // `as` would saturate a huge value into a timeout that no Instant can hold.
+    let ms = n * mult;
+    (ms.is_finite() && ms < u64::MAX as f64).then_some(ms as u64)
 }

@@ -1,5 +1,5 @@
-//! Connection start-up: TLS requirement, the connection limit, the database
-//! name, then SCRAM-SHA-256 against the configured verifiers (or trust on
+//! Connection start-up: TLS requirement, no replication connections, the
+//! connection limit, the database name, then SCRAM-SHA-256 against the configured verifiers (or trust on
 //! loopback when no users are configured), then the server parameters.
 
 use std::fmt::Debug;
@@ -93,6 +93,15 @@ impl Startup {
             return Err(PgError::fatal(
                 "28000",
                 "this server requires TLS (connect with sslmode=require); the connection was not encrypted",
+            ));
+        }
+        // A walsender (physical or logical replication) speaks another protocol.
+        if let Some(mode) = client.metadata().get("replication")
+            && !matches!(mode.to_ascii_lowercase().as_str(), "false" | "off" | "no" | "0")
+        {
+            return Err(PgError::fatal(
+                "0A000",
+                format!("leadline does not support replication connections (replication={mode})"),
             ));
         }
         let db = client.metadata().get(pgwire::api::METADATA_DATABASE).cloned().unwrap_or_default();

@@ -49,13 +49,21 @@ fn table_columns() -> Vec<String> {
 async fn append(state: &Arc<ServerState>, source: String, rows: Vec<InputRow>) -> Result<AppendReport, PgError> {
     let mut guard = state.appender.lock().await;
     let dir = state.data_dir.clone();
-    let result = tokio::task::block_in_place(|| -> Result<AppendReport, PgError> {
-        if guard.is_none() {
-            *guard = Some(Appender::open(&dir, "leadline serve")?);
-        }
-        let appender = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
-        let r = appender.append(&source, rows.into_iter().map(Ok), &mut |_| {});
-        r.map_err(PgError::from)
+    let appended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        tokio::task::block_in_place(|| -> Result<AppendReport, PgError> {
+            if guard.is_none() {
+                *guard = Some(Appender::open(&dir, "leadline serve")?);
+            }
+            let appender = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
+            let r = appender.append(&source, rows.into_iter().map(Ok), &mut |_| {});
+            r.map_err(PgError::from)
+        })
+    }));
+    let result = appended.unwrap_or_else(|panic| {
+        // A writer that panicked mid-append is closed: the next append opens
+        // it again, which finishes or cuts away what this one left.
+        *guard = None;
+        std::panic::resume_unwind(panic)
     });
     // Keep the writer (and its lock) while appends keep coming, e.g. an
     // executemany; release it after a quiet second so `leadline ingest` can
