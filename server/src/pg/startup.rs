@@ -16,6 +16,7 @@ use pgwire::api::auth::{
 };
 use pgwire::api::{ClientInfo, PidSecretKeyGenerator, RandomPidSecretKeyGenerator};
 use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::{PasswordMessageFamily, SASLInitialResponse};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::errors::PgError;
@@ -67,6 +68,25 @@ fn parameters() -> DefaultServerParameterProvider {
     p.is_superuser = false;
     p.search_path = "\"$user\", public".to_string();
     p
+}
+
+/// Marks a connection whose SASL exchange has begun.
+struct SaslStarted;
+
+/// A SASLInitialResponse (mechanism name, then the length of its data and
+/// the data), or `None` if the bytes are not one.
+fn sasl_initial_response(body: &[u8]) -> Option<SASLInitialResponse> {
+    let nul = body.iter().position(|&b| b == 0)?;
+    let mechanism = std::str::from_utf8(&body[..nul]).ok()?.to_string();
+    let rest = &body[nul + 1..];
+    let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    let data = &rest[4..];
+    let data = match len {
+        -1 if data.is_empty() => None,
+        n if usize::try_from(n).ok()? == data.len() => Some(bytes::Bytes::copy_from_slice(data)),
+        _ => return None,
+    };
+    Some(SASLInitialResponse::new(mechanism, data))
 }
 
 pub struct Startup {
@@ -124,6 +144,31 @@ impl Startup {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_well_formed_sasl_initial_response_gets_through() {
+        let good = [b"SCRAM-SHA-256\0".as_slice(), &3i32.to_be_bytes(), b"n,,"].concat();
+        let r = sasl_initial_response(&good).unwrap();
+        assert_eq!((r.auth_method.as_str(), r.data.as_deref()), ("SCRAM-SHA-256", Some(b"n,,".as_slice())));
+        let no_data = [b"SCRAM-SHA-256\0".as_slice(), &(-1i32).to_be_bytes()].concat();
+        assert_eq!(sasl_initial_response(&no_data).unwrap().data, None);
+        for bad in [
+            b"wonderland\0".to_vec(),
+            b"md5abc".to_vec(),
+            [b"SCRAM-SHA-256\0".as_slice(), &9i32.to_be_bytes(), b"n,,"].concat(),
+            [b"SCRAM-SHA-256\0".as_slice(), &(-7i32).to_be_bytes()].concat(),
+            [b"SCRAM-SHA-256\0".as_slice(), &(i32::MAX).to_be_bytes()].concat(),
+            [b"\xff\0".as_slice(), &0i32.to_be_bytes()].concat(),
+            vec![],
+        ] {
+            assert!(sasl_initial_response(&bad).is_none(), "{bad:?}");
+        }
+    }
+}
+
 #[async_trait]
 impl StartupHandler for Startup {
     async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
@@ -132,6 +177,23 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let mut message = message;
+        if let PgWireFrontendMessage::PasswordMessageFamily(PasswordMessageFamily::Raw(body)) = &message
+            && self.state.auth_enabled()
+            && client.session_extensions().get::<SaslStarted>().is_none()
+        {
+            // pgwire decodes the first answer to the SASL request without
+            // checking its lengths (a cleartext or md5 password there
+            // panicked it): it reaches pgwire only once checked here.
+            let initial = sasl_initial_response(body).ok_or_else(|| {
+                PgError::fatal(
+                    "08P01",
+                    "malformed SASL message: this server authenticates with SCRAM-SHA-256 only (no cleartext or md5 passwords)",
+                )
+            })?;
+            client.session_extensions().insert(SaslStarted);
+            message = PgWireFrontendMessage::PasswordMessageFamily(PasswordMessageFamily::SASLInitialResponse(initial));
+        }
         if let PgWireFrontendMessage::Startup(ref startup) = message {
             protocol_negotiation(client, startup).await?;
             save_startup_parameters_to_metadata(client, startup);
