@@ -10,14 +10,31 @@ use super::{InputRow, Rows, check_columns};
 use crate::error::{Error, Result};
 use crate::event::{RawRow, RawValue, raw_row_json};
 
+/// Runs a call into the parquet crate, whose decoders panic on some
+/// damaged files (failed assertions) instead of returning an error: such a
+/// panic is that error, and the file is unusable from there on.
+fn decoding<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Input(format!("the Parquet file is damaged: {why}")))
+    })
+}
+
 pub(super) fn parquet_rows(file: File) -> Result<Rows> {
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
-    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
-    check_columns("the Parquet schema", &names)?;
-    let reader = builder.with_batch_size(8192).build()?;
+    let reader = decoding(|| {
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        check_columns("the Parquet schema", &names)?;
+        Ok(builder.with_batch_size(8192).build()?)
+    })?;
     let mut row_no = 0u64;
     let mut batches = reader;
     let mut current: Option<(RecordBatch, usize)> = None;
+    let mut done = false;
     Ok(Box::new(std::iter::from_fn(move || {
         loop {
             if let Some((batch, i)) = &mut current
@@ -33,9 +50,17 @@ pub(super) fn parquet_rows(file: File) -> Result<Rows> {
                 };
                 return Some(Ok(InputRow { line: row_no, raw, fields }));
             }
-            match batches.next()? {
-                Ok(b) => current = Some((b, 0)),
-                Err(e) => return Some(Err(Error::Arrow(e))),
+            if done {
+                return None;
+            }
+            match decoding(|| Ok(batches.next())) {
+                Ok(Some(Ok(b))) => current = Some((b, 0)),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some(Err(Error::Arrow(e))),
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
             }
         }
     })))
