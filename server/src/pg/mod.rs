@@ -8,7 +8,8 @@
 //! the event log), `copy` (the COPY sub-protocol's messages), [`views`]
 //! (CREATE and DROP VIEW, kept by the engine), [`pg_catalog`] (pg_catalog,
 //! information_schema and the statement rewrites), [`errors`] (SQLSTATEs)
-//! and [`cancel`] (cancel requests, timeouts).
+//! and [`cancel`] (cancel requests, timeouts); [`guard`] wraps every
+//! handler so that a panic is an `XX000` for its client, not a hang.
 //!
 //! Data flows one way: `startup`, `simple`, `extended` and `copy` call
 //! `query`, which uses `write`, `views`, `statement`, `encode`,
