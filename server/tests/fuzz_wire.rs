@@ -119,7 +119,7 @@ impl Server {
             // The panic guard's answer: a bug, even if the server survived it.
             prop_assert!(!contains(&answer, b"leadline hit a bug"), "a panic: {}", String::from_utf8_lossy(&answer));
             cases.set(cases.get() + 1);
-            if cases.get() % 64 == 0 { me.borrow_mut().healthy() } else { Ok(()) }
+            if cases.get().is_multiple_of(64) { me.borrow_mut().healthy() } else { Ok(()) }
         });
         self.healthy().unwrap();
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();

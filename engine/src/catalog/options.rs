@@ -136,8 +136,8 @@ pub fn parse_interval_micros(text: &str) -> DfResult<i64> {
             return Err(bad());
         }
         let us = (n * per).round();
-        // `as` saturates; 2^63 itself does not fit.
-        if us.abs() >= 9.223_372_036_854_775_808e18 { Err(overflow()) } else { Ok(us as i64) }
+        // `as` saturates; 2^63 (`i64::MAX as f64`) itself does not fit.
+        if us.abs() >= i64::MAX as f64 { Err(overflow()) } else { Ok(us as i64) }
     };
     let parts: Vec<&str> = text.split_whitespace().collect();
     if parts.is_empty() {

@@ -144,31 +144,6 @@ impl Startup {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_a_well_formed_sasl_initial_response_gets_through() {
-        let good = [b"SCRAM-SHA-256\0".as_slice(), &3i32.to_be_bytes(), b"n,,"].concat();
-        let r = sasl_initial_response(&good).unwrap();
-        assert_eq!((r.auth_method.as_str(), r.data.as_deref()), ("SCRAM-SHA-256", Some(b"n,,".as_slice())));
-        let no_data = [b"SCRAM-SHA-256\0".as_slice(), &(-1i32).to_be_bytes()].concat();
-        assert_eq!(sasl_initial_response(&no_data).unwrap().data, None);
-        for bad in [
-            b"wonderland\0".to_vec(),
-            b"md5abc".to_vec(),
-            [b"SCRAM-SHA-256\0".as_slice(), &9i32.to_be_bytes(), b"n,,"].concat(),
-            [b"SCRAM-SHA-256\0".as_slice(), &(-7i32).to_be_bytes()].concat(),
-            [b"SCRAM-SHA-256\0".as_slice(), &(i32::MAX).to_be_bytes()].concat(),
-            [b"\xff\0".as_slice(), &0i32.to_be_bytes()].concat(),
-            vec![],
-        ] {
-            assert!(sasl_initial_response(&bad).is_none(), "{bad:?}");
-        }
-    }
-}
-
 #[async_trait]
 impl StartupHandler for Startup {
     async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
@@ -206,5 +181,30 @@ impl StartupHandler for Startup {
             }
         }
         self.sasl.on_startup(client, message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_well_formed_sasl_initial_response_gets_through() {
+        let good = [b"SCRAM-SHA-256\0".as_slice(), &3i32.to_be_bytes(), b"n,,"].concat();
+        let r = sasl_initial_response(&good).unwrap();
+        assert_eq!((r.auth_method.as_str(), r.data.as_deref()), ("SCRAM-SHA-256", Some(b"n,,".as_slice())));
+        let no_data = [b"SCRAM-SHA-256\0".as_slice(), &(-1i32).to_be_bytes()].concat();
+        assert_eq!(sasl_initial_response(&no_data).unwrap().data, None);
+        for bad in [
+            b"wonderland\0".to_vec(),
+            b"md5abc".to_vec(),
+            [b"SCRAM-SHA-256\0".as_slice(), &9i32.to_be_bytes(), b"n,,"].concat(),
+            [b"SCRAM-SHA-256\0".as_slice(), &(-7i32).to_be_bytes()].concat(),
+            [b"SCRAM-SHA-256\0".as_slice(), &(i32::MAX).to_be_bytes()].concat(),
+            [b"\xff\0".as_slice(), &0i32.to_be_bytes()].concat(),
+            vec![],
+        ] {
+            assert!(sasl_initial_response(&bad).is_none(), "{bad:?}");
+        }
     }
 }
