@@ -225,6 +225,7 @@ pub(super) const LEADLINE_FUNCTIONS: &[LeadlineFunction] = &[
     leadline_fn(17007, "dora_tier", &[("metric", 25), ("value", INTERVAL)], 0, 25, "f"),
     leadline_fn(17008, "dora_metrics", &[("grain", 25), ("from", TIMESTAMPTZ), ("to", TIMESTAMPTZ)], 2, 2249, "f"),
     leadline_fn(17009, "dora_quality", &[], 0, 2249, "f"),
+    leadline_fn(17010, "rework_rate", &[("rework", 16)], 0, 701, "a"),
 ];
 
 pub(super) fn leadline_function(oid: i64) -> Option<&'static LeadlineFunction> {
