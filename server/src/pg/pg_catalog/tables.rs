@@ -13,8 +13,10 @@ use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
+use super::format::parse_ident;
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC, OWNER, Settings};
 use crate::pg::encode::pg_type;
+use crate::pg::errors::PgError;
 
 /// The catalog's relations and their OIDs, for `'pg_class'::regclass` and
 /// `to_regclass`: PostgreSQL's own for its system catalogs; views, whose OIDs
@@ -280,27 +282,44 @@ impl CatalogInfo {
     }
 
     /// The OID of a relation named as `'name'::regclass` names it:
-    /// `events`, `public.events`, `pg_catalog.pg_class`, `information_schema.columns`.
+    /// `events`, `public.events`, `"events"`, `pg_catalog.pg_class`,
+    /// `information_schema.columns`, `leadline.public.events`.
     pub fn table_oid(&self, name: &str) -> Option<i32> {
-        let name = name.trim().to_ascii_lowercase();
-        let (schema, relation) = match name.rsplit_once('.') {
-            Some((schema, relation)) => (Some(schema.trim().trim_matches('"')), relation.trim().trim_matches('"')),
-            None => (None, name.trim_matches('"')),
+        self.regclass(name).ok()
+    }
+
+    /// [`CatalogInfo::table_oid`], or PostgreSQL's error for a name that
+    /// names nothing (42P01) or is no name (42602).
+    pub fn regclass(&self, name: &str) -> Result<i32, PgError> {
+        let parts = parse_ident(name, true)
+            .map_err(|_| PgError::new("42602", format!("invalid name syntax: \"{}\"", name.trim())))?;
+        let (schema, relation) = match parts.as_slice() {
+            [relation] => (None, relation),
+            [schema, relation] => (Some(schema.as_str()), relation),
+            [database, schema, relation] if database == DATABASE => (Some(schema.as_str()), relation),
+            [_, _, _] => {
+                let message = format!("cross-database references are not implemented: {}", parts.join("."));
+                return Err(PgError::new("0A000", message));
+            }
+            _ => {
+                let message = format!("improper relation name (too many dotted names): {}", parts.join("."));
+                return Err(PgError::new("42601", message));
+            }
         };
-        let find = |list: &[(&str, i32)]| list.iter().find(|(n, _)| *n == relation).map(|(_, oid)| *oid);
-        let user = || self.relations().iter().find(|t| t.name == relation).map(|t| t.oid);
-        match schema {
+        let find = |list: &[(&str, i32)]| list.iter().find(|(n, _)| n == relation).map(|(_, oid)| *oid);
+        let user = || self.relations().iter().find(|t| &t.name == relation).map(|t| t.oid);
+        let oid = match schema {
             // The search path: public, then pg_catalog.
             None => user().or_else(|| find(CATALOG_OIDS)),
             Some("public") => user(),
             Some("pg_catalog") => find(CATALOG_OIDS),
             Some("information_schema") => find(INFORMATION_SCHEMA_OIDS),
             Some(_) => None,
-        }
+        };
+        oid.ok_or_else(|| PgError::new("42P01", format!("relation \"{}\" does not exist", parts.join("."))))
     }
 }
 
-/// Relations leadline never has rows in: a subquery over one of them is empty.
 const EMPTY_TABLES: &[(&str, &[&str])] = &[
     ("pg_description", &["objoid:i", "classoid:i", "objsubid:i", "description:t"]),
     ("pg_shdescription", &["objoid:i", "classoid:i", "description:t"]),
@@ -617,10 +636,32 @@ fn format_type_name(dt: &DataType) -> &'static str {
 }
 
 /// A type's input/output function (`typinput`, `typreceive` …, `regproc`
-/// columns shown by name): `int4recv`, `array_recv` for every array type.
+/// columns shown by name) as PostgreSQL names it: `int4recv`, but
+/// `timestamptz_recv`, and `array_recv` for every array type. Drivers map
+/// types by these names (ADBC reads `typreceive`), so they must match.
 fn io_function(pg: &PgType, suffix: &str) -> String {
-    let base = if pg.elem != 0 && pg.category == "A" && pg.name.starts_with('_') { "array_" } else { pg.name };
-    format!("{base}{suffix}")
+    if pg.name == "trigger" && matches!(suffix, "recv" | "send") {
+        return "-".into();
+    }
+    let separated = matches!(
+        pg.name,
+        "date"
+            | "timestamp"
+            | "timestamptz"
+            | "interval"
+            | "numeric"
+            | "json"
+            | "jsonb"
+            | "uuid"
+            | "record"
+            | "void"
+            | "trigger"
+    );
+    match (pg.elem != 0 && pg.category == "A" && pg.name.starts_with('_'), separated) {
+        (true, _) => format!("array_{suffix}"),
+        (false, true) => format!("{}_{suffix}", pg.name),
+        (false, false) => format!("{}{suffix}", pg.name),
+    }
 }
 
 /// The `regproc` columns of the catalog, kept as the function's name; `-`
@@ -1494,6 +1535,21 @@ mod tests {
         assert_eq!(info.table_oid("columns"), None);
         assert_eq!(info.table_oid("pg_catalog.climate"), None);
         assert_eq!(info.table_oid("no_such_table"), None);
+        assert_eq!(info.table_oid("leadline.public.climate"), Some(16384));
+        assert_eq!(info.table_oid("\"Climate\""), None);
+        assert_eq!(info.table_oid("CLIMATE"), Some(16384));
+        // PostgreSQL's errors, naming the relation as parsed.
+        let error = |name: &str| {
+            info.regclass(name).map(|_| ("", String::new())).unwrap_or_else(|e| {
+                let (code, message, _) = e.parts();
+                (code, message)
+            })
+        };
+        assert_eq!(error("\"nope\""), ("42P01", "relation \"nope\" does not exist".into()));
+        assert_eq!(error("public.Nope"), ("42P01", "relation \"public.nope\" does not exist".into()));
+        assert_eq!(error("other.public.climate").0, "0A000");
+        assert_eq!(error("a.b.c.d").0, "42601");
+        assert_eq!(error("1abc").0, "42602");
     }
 
     #[tokio::test]
