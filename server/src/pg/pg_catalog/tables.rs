@@ -528,19 +528,26 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("check_constraints", &["constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "check_clause:t"]),
-    (
-        "routines",
-        &[
-            "specific_catalog:t",
-            "specific_schema:t",
-            "specific_name:t",
-            "routine_catalog:t",
-            "routine_schema:t",
-            "routine_name:t",
-            "routine_type:t",
-            "data_type:t",
-        ],
-    ),
+];
+
+/// `information_schema.routines`: the functions `pg_proc` lists.
+const ROUTINES_COLUMNS: &[&str] = &[
+    "specific_catalog:t",
+    "specific_schema:t",
+    "specific_name:t",
+    "routine_catalog:t",
+    "routine_schema:t",
+    "routine_name:t",
+    "routine_type:t",
+    "data_type:t",
+    "type_udt_catalog:t",
+    "type_udt_schema:t",
+    "type_udt_name:t",
+    "routine_body:t",
+    "routine_definition:t",
+    "external_language:t",
+    "is_deterministic:t",
+    "security_type:t",
 ];
 
 /// The columns (`name:type code`) of a relation leadline never has rows in.
@@ -687,6 +694,44 @@ fn alignment(len: i16) -> &'static str {
 /// `typstorage`/`attstorage`: variable-length values may be TOASTed.
 fn storage(len: i16) -> &'static str {
     if len < 0 { "x" } else { "p" }
+}
+
+/// A row of `information_schema.routines`. Aggregates have no
+/// `routine_type`, as in PostgreSQL (Harlequin's completion tells them so);
+/// `ret` is unknown for the functions DataFusion brings.
+fn routine(
+    name: &str,
+    oid: i32,
+    schema: &str,
+    aggregate: bool,
+    ret: Option<&PgType>,
+) -> Vec<(&'static str, ScalarValue)> {
+    let specific = format!("{name}_{oid}");
+    let mut row = vec![
+        ("specific_catalog", t(DATABASE)),
+        ("specific_schema", t(schema)),
+        ("specific_name", t(&specific)),
+        ("routine_catalog", t(DATABASE)),
+        ("routine_schema", t(schema)),
+        ("routine_name", t(name)),
+        ("routine_body", t("EXTERNAL")),
+        ("external_language", t("INTERNAL")),
+        ("security_type", t("INVOKER")),
+    ];
+    if !aggregate {
+        row.push(("routine_type", t("FUNCTION")));
+    }
+    if let Some(ret) = ret {
+        // A set-returning function's `SETOF record` is `record` here.
+        let data_type = if ret.category == "A" { "ARRAY" } else { ret.display };
+        row.extend([
+            ("data_type", t(data_type)),
+            ("type_udt_catalog", t(DATABASE)),
+            ("type_udt_schema", t("pg_catalog")),
+            ("type_udt_name", t(ret.name)),
+        ]);
+    }
+    row
 }
 
 /// Registers the catalog's relations in a session: `pg_catalog`'s under their
@@ -944,7 +989,9 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     fn_names.extend(ctx.state().aggregate_functions().keys().cloned());
     fn_names.sort();
     fn_names.dedup();
+    let mut routines = Builder::new(ROUTINES_COLUMNS);
     for f in LEADLINE_FUNCTIONS {
+        routines.row(routine(f.name, f.oid, "public", f.kind == "a", type_by_oid(f.ret.into())));
         let arg_types: Vec<ScalarValue> = f.args.iter().map(|(_, oid)| i(*oid)).collect();
         let arg_names: Vec<ScalarValue> = f.args.iter().map(|(name, _)| t(name)).collect();
         proc.row(vec![
@@ -974,6 +1021,7 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     let own = |name: &str| LEADLINE_FUNCTIONS.iter().any(|f| f.name == name);
     for (n, name) in fn_names.iter().enumerate().filter(|(_, name)| !own(name)) {
         let agg = ctx.state().aggregate_functions().contains_key(name);
+        routines.row(routine(name, 20000 + n as i32, "pg_catalog", agg, None));
         proc.row(vec![
             ("oid", i(20000 + n as i32)),
             ("proname", t(name)),
@@ -1063,6 +1111,7 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     for (name, table) in information_schema {
         is.register_table(name.to_string(), table)?;
     }
+    is.register_table("routines".into(), routines.table()?)?;
     for (name, cols) in EMPTY_INFORMATION_SCHEMA {
         is.register_table(name.to_string(), Builder::new(cols).table()?)?;
     }
@@ -1507,6 +1556,27 @@ mod tests {
         );
         let got = rows("SELECT schema_name FROM information_schema.schemata ORDER BY 1").await;
         assert_eq!(got, [["information_schema"], ["pg_catalog"], ["public"]]);
+    }
+
+    #[tokio::test]
+    async fn information_schema_routines_lists_the_functions() {
+        let got = rows(
+            "SELECT routine_schema, routine_name, routine_type, data_type FROM information_schema.routines \
+             WHERE routine_name IN ('dora_metrics', 'lead_time', 'dora_tier', 'upper', 'count') \
+             ORDER BY 2, specific_name",
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                ["pg_catalog", "count", "NULL", "NULL"],
+                ["public", "dora_metrics", "FUNCTION", "record"],
+                ["public", "dora_tier", "FUNCTION", "text"],
+                ["public", "dora_tier", "FUNCTION", "text"],
+                ["public", "lead_time", "NULL", "interval"],
+                ["pg_catalog", "upper", "FUNCTION", "NULL"],
+            ]
+        );
     }
 
     #[tokio::test]
