@@ -309,8 +309,8 @@ def test_pyodbc_psqlodbc(server, data, declare_fetch):
         cur.execute("SELECT * FROM no_such_table")
     conn.close()
 
-    # Outside autocommit: with UseDeclareFetch=1 the driver reads through a
-    # cursor, 100 rows a FETCH.
+    # Outside autocommit, in a transaction: with UseDeclareFetch=1 the driver
+    # reads the rows in batches of Fetch (100).
     conn = pyodbc.connect(dsn)
     cur = conn.cursor()
     ids = sorted(r[0] for r in cur.execute("SELECT event_id FROM events").fetchall())
