@@ -20,9 +20,11 @@ mod log;
 mod metrics;
 mod project;
 mod readmodel;
+mod status;
 
 pub use appender::{Appender, Progress};
 pub use catalog::{Catalog, LeadlineOptions, MemoryLimits, ReadSession, ViewInfo, session_config};
 pub use error::{Error, RelationProblem, Result};
 pub use event::{Event, EventType, RawRow, RawValue, Rejection, RejectionKind};
 pub use log::{AUTO_COMPACT_FILES, AppendReport, EventLog, Snapshot};
+pub use status::DataStatus;

@@ -102,6 +102,11 @@ impl Catalog {
         Ok(ReadSession { ctx, catalog: self.clone(), pinned, views })
     }
 
+    /// Bytes the queries and caches hold in the shared memory pool, and its bound.
+    pub fn memory_use(&self) -> (usize, usize) {
+        (self.memory.reserved(), self.limits.total)
+    }
+
     /// The latest snapshot, with the read model if it is complete for it.
     fn view(&self) -> Result<View> {
         let snapshot = Arc::new(self.log.snapshot()?);

@@ -51,6 +51,8 @@ pub struct AppendReport {
     /// Events table version of the commit (none if the input was empty).
     pub version: Option<u64>,
     pub ingested_at: i64,
+    /// Partitions the append compacted (more than [`AUTO_COMPACT_FILES`] files).
+    pub compacted: u64,
     /// The first rejections, for the caller to show.
     #[serde(skip)]
     pub first_rejections: Vec<Rejection>,
@@ -331,6 +333,7 @@ impl Writer {
         }
         let touched: HashSet<&BTreeMap<String, String>> = added.iter().map(|f| &f.partition_values).collect();
         let crowded = self.partitions_over(AUTO_COMPACT_FILES, Some(&touched));
+        report.compacted = crowded.len() as u64;
         compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
         Ok(report)
     }
