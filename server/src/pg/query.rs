@@ -293,12 +293,16 @@ impl QueryHandler {
         format: &Format,
         notices: &mut Vec<ErrorInfo>,
     ) -> Result<Response, PgError> {
+        let kind = classify(sql);
+        let slow = self.state.config.log.slow_query_ms;
+        let slow = (slow > 0).then(|| std::time::Duration::from_millis(slow));
         let guard = Guard {
             token: conn.slot.begin(),
             deadline: conn.statement_timeout().map(|d| Instant::now() + d),
             peer: conn.peer.clone(),
+            _timer: Some(Arc::new(crate::telemetry::StatementTimer::start(kind.label(), slow))),
         };
-        match classify(sql) {
+        match kind {
             Kind::Empty => Ok(Response::EmptyQuery),
             Kind::Transaction { tag, start } => {
                 if start == Some(true) && !conn.tx_noticed.swap(true, std::sync::atomic::Ordering::SeqCst) {

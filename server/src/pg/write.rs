@@ -9,10 +9,10 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use leadline_engine::AppendReport;
 use leadline_engine::event::{RawRow, RawValue, events_schema, raw_row_json};
 use leadline_engine::input::copy::{CopyColumns, CopyDecoder, CopyFormat, CopyHeader, CopyOptions};
 use leadline_engine::input::{InputRow, text_value};
-use leadline_engine::{AppendReport, Appender};
 use pgwire::api::results::{CopyResponse, Response, Tag};
 use pgwire::api::{ClientInfo, METADATA_USER};
 use pgwire::error::ErrorInfo;
@@ -47,33 +47,8 @@ fn table_columns() -> Vec<String> {
 
 /// Appends rows through the server's writer (one append at a time).
 async fn append(state: &Arc<ServerState>, source: String, rows: Vec<InputRow>) -> Result<AppendReport, PgError> {
-    let mut guard = state.appender.lock().await;
-    let dir = state.data_dir.clone();
-    let result = tokio::task::block_in_place(|| -> Result<AppendReport, PgError> {
-        if guard.is_none() {
-            *guard = Some(Appender::open(&dir, "leadline serve")?);
-        }
-        let appender = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
-        let r = appender.append(&source, rows.into_iter().map(Ok), &mut |_| {});
-        r.map_err(PgError::from)
-    });
-    // Keep the writer (and its lock) while appends keep coming, e.g. an
-    // executemany; release it after a quiet second so `leadline ingest` can
-    // take the lock between the server's appends.
-    let generation = state.appends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    if result.is_err() {
-        *guard = None;
-    }
-    drop(guard);
-    let state = state.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let mut w = state.appender.lock().await;
-        if state.appends.load(std::sync::atomic::Ordering::SeqCst) == generation {
-            *w = None;
-        }
-    });
-    result
+    let rows = rows.into_iter().map(Ok);
+    state.writer.append(&source, |a| a.append(&source, rows, &mut |_| {})).await.map_err(PgError::from)
 }
 
 fn report_notices(r: &AppendReport, what: &str, notices: &mut Vec<ErrorInfo>) {
