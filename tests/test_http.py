@@ -463,3 +463,44 @@ def test_status_command_matches_sql(http):
     assert utc(status["last_append"]) >= last
     text = subprocess.run([str(binary()), "status", "--data", str(http.data)], capture_output=True, text=True).stdout
     assert f"events:          {status['events']}" in text and "up to date" in text
+
+
+def test_writes_beyond_the_queue_are_503_with_retry_after(tmp_path):
+    """With room for one write, a second one while the first is still
+    arriving is refused at once rather than queued."""
+    import socket
+    import time
+
+    config = tmp_path / "leadline.json"
+    config.write_text(json.dumps({"http": {"max_queued_appends": 1}, "webhooks": {"events": {"token": EVENTS_TOKEN}}}))
+    s = Server(tmp_path / "data", "--http", "127.0.0.1:0", "--config", config)
+    try:
+        line = json.dumps({"event_id": "q1", "event_type": "commit", "occurred_at": "2026-03-08T09:00:00Z",
+                           "service": "q", "commit_sha": "q1"}).encode()
+        slow = socket.create_connection(("127.0.0.1", s.http_port), timeout=30)
+        slow.sendall(b"POST /v1/events HTTP/1.1\r\nHost: leadline\r\nAuthorization: Bearer " + EVENTS_TOKEN.encode()
+                     + b"\r\nContent-Length: " + str(len(line)).encode() + b"\r\n\r\n" + line[:10])
+        # Its turn is taken once the server has its headers.
+        deadline = time.time() + 30
+        while requests.get(s.url("/readyz"), timeout=10).status_code == 200:
+            assert time.time() < deadline, "the first write never took its turn"
+            time.sleep(0.01)
+        busy = events_api(s, [line.decode()])
+        assert busy.status_code == 503 and int(busy.headers["Retry-After"]) >= 1, busy.text
+        assert "max_queued_appends" in busy.json()["error"]
+        slow.sendall(line[10:])
+        answer = b""
+        while not answer.endswith(b"}"):
+            chunk = slow.recv(65536)
+            assert chunk, answer
+            answer += chunk
+        answer = answer.decode()
+        slow.close()
+        assert answer.startswith("HTTP/1.1 200") and '"appended":1' in answer, answer
+        again = events_api(s, [line.decode()])
+        assert again.status_code == 200 and again.json()["duplicates"] == 1
+        metrics = requests.get(s.url("/metrics"), timeout=10).text
+        assert metric(metrics, "leadline_append_errors_total", source="events", reason="busy") == 1
+        assert metric(metrics, "leadline_http_deliveries_total", source="events", status="503") == 1
+    finally:
+        s.stop()

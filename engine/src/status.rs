@@ -51,10 +51,11 @@ impl DataStatus {
     }
 
     /// Log commits the read model has not folded yet (queries fold the log
-    /// in memory while it is behind).
+    /// in memory while it is behind). A log without appends needs no model.
     pub fn read_model_lag(&self) -> u64 {
         match (self.log_version, self.read_model_version) {
             (None, _) => 0,
+            (Some(_), None) if self.appends == 0 => 0,
             (Some(log), None) => log + 1,
             (Some(log), Some(model)) => log.saturating_sub(model),
         }
