@@ -67,11 +67,14 @@ pub fn svg(chart: &LineChart) -> Result<String, Error> {
     // Let CSS size it (the viewBox keeps its proportions) and name it for
     // screen readers.
     let label = crate::fmt::html(&chart.title);
-    Ok(out.replacen(
-        &format!("<svg width=\"{WIDTH}\" height=\"{HEIGHT}\" "),
-        &format!("<svg class=\"chart\" role=\"img\" aria-label=\"{label}\" "),
-        1,
-    ))
+    // Inline in HTML, an SVG needs no namespace (and the page names no URL).
+    Ok(out
+        .replacen(
+            &format!("<svg width=\"{WIDTH}\" height=\"{HEIGHT}\" "),
+            &format!("<svg class=\"chart\" role=\"img\" aria-label=\"{label}\" "),
+            1,
+        )
+        .replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1))
 }
 
 fn draw(chart: &LineChart, out: &mut String) -> Result<(), Box<dyn std::error::Error>> {
@@ -167,8 +170,11 @@ mod tests {
         };
         let svg = svg(&chart).unwrap();
         assert!(svg.starts_with("<svg class=\"chart\" role=\"img\" aria-label=\"Lead time &lt;p50&gt;\""), "{svg}");
-        assert_eq!(svg.matches("<polyline").count(), 1, "one run of two points; a lone point is a dot");
+        // The mesh is drawn with 1-wide lines, the data with wider ones.
+        let data_lines = svg.split("<polyline").filter(|l| l.contains("stroke-width=\"3\"")).count();
+        assert_eq!(data_lines, 1, "one run of two points; a lone point is a dot");
         assert_eq!(svg.matches("<circle").count(), 3);
-        assert!(svg.contains("Aug 1") && svg.contains("minutes"));
+        assert!(svg.contains("Aug 1") && svg.contains("hours"));
+        assert!(!svg.contains("http"), "inline SVG needs no namespace");
     }
 }

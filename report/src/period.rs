@@ -52,9 +52,11 @@ pub struct Periods {
 impl Periods {
     /// `from`/`to` (µs UTC, either may be absent) widened to whole buckets,
     /// `to` inclusive; without `to`, the bucket of `newest` (the newest
-    /// event); without `from`, [`default_buckets`] ending at `to`.
+    /// event), or of `from` if that is later; without `from`,
+    /// [`default_buckets`] ending at `to`.
     pub fn new(grain: Grain, from: Option<i64>, to: Option<i64>, newest: i64) -> Result<Periods, Error> {
-        let last = bucket_start(to.unwrap_or(newest), grain);
+        // A --from past the newest event alone is a period of one bucket.
+        let last = bucket_start(to.unwrap_or(newest.max(from.unwrap_or(newest))), grain);
         let first = match from {
             Some(f) => bucket_start(f, grain),
             None => back(last, default_buckets(grain) - 1, grain),
