@@ -544,7 +544,8 @@ fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(match rendered.status {
         Status::Ok => {
-            if let Some(path) = &args.out {
+            // Quiet under cron (which mails whatever a job prints).
+            if let Some(path) = args.out.as_ref().filter(|_| std::io::stderr().is_terminal()) {
                 eprintln!("wrote {}", path.display());
             }
             ExitCode::SUCCESS

@@ -29,7 +29,7 @@ td.num { white-space: nowrap; }
 .tier-medium { background: #fdf0d2; color: #8a5a00; } .tier-low { background: #fbdcdc; color: #9b1c1c; }
 .verdict-degrading { color: #9b1c1c; font-weight: 600; } .verdict-improving { color: #0b6b35; font-weight: 600; }
 .verdict-new { color: #184f93; font-weight: 600; } .few { color: var(--muted); font-style: italic; }
-.quality { color: var(--muted); font-size: .85em; } .quality .nonzero { color: #9b1c1c; font-weight: 600; }
+.quality { color: var(--muted); font-size: .85em; min-width: 9rem; } .quality .nonzero { color: #9b1c1c; font-weight: 600; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 420px), 1fr)); gap: 1rem; }
 figure.chart { margin: 0; padding: .75rem; border: 1px solid var(--line); border-radius: 8px; break-inside: avoid; }
 figure.chart figcaption { font-weight: 600; margin-bottom: .25rem; }
@@ -132,7 +132,7 @@ fn summary_table(out: &mut String, data: &DoraData, summary: &crate::data::Summa
         let _ = writeln!(
             out,
             "<tr data-metric=\"{}\"><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{change}</td>\
-             <td>{tiers}</td><td class=\"num\">{} / {} {}</td><td class=\"quality\">{}</td></tr>",
+             <td>{tiers}</td><td class=\"num\">{} / {}<br><span class=\"note\">{}</span></td><td class=\"quality\">{}</td></tr>",
             c.metric.key(),
             html(c.metric.title()),
             html(&fmt::value(unit, c.current)),
