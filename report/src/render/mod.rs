@@ -60,7 +60,8 @@ pub fn coverage(data: &DoraData) -> String {
     let unit = if p.grain == crate::Grain::Month { "month" } else { "week" };
     let n = p.current.buckets.len();
     let services = if data.selected.is_empty() {
-        format!("all {} services", data.summaries.len() - 1)
+        let n = data.summaries.len() - 1;
+        format!("all {n} service{}", if n == 1 { "" } else { "s" })
     } else {
         data.selected.join(", ")
     };
