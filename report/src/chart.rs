@@ -96,7 +96,7 @@ fn draw(chart: &LineChart, out: &mut String) -> Result<(), Box<dyn std::error::E
     let labels = &chart.x_labels;
     let x_label = |x: &f64| {
         let i = x.round();
-        if (x - i).abs() > 1e-6 || i < 0.0 || i as usize >= labels.len() || (i as usize) % step != 0 {
+        if (x - i).abs() > 1e-6 || i < 0.0 || i as usize >= labels.len() || !(i as usize).is_multiple_of(step) {
             return String::new();
         }
         labels[i as usize].clone()
