@@ -6,6 +6,9 @@ use datafusion::common::HashMap;
 use super::deployments::Deployment;
 use super::incidents::Incident;
 
+/// A successful deployment: (finished_at, deployment_id, its index).
+type Finished<'a> = (i64, &'a str, usize);
+
 /// Marks every successful deployment's `rework` and `remediates`. A
 /// deployment that names an incident is rework, remediating the incident it
 /// names (whether or not that incident is in the log). For each resolved
@@ -17,7 +20,7 @@ use super::incidents::Incident;
 /// first (ties: smallest `incident_id`).
 pub fn rework(deployments: &mut [Deployment], incidents: &[Incident]) {
     // Each (service, environment)'s successful deployments by (finished_at, id).
-    let mut live: HashMap<(&str, &str), Vec<(i64, &str, usize)>> = HashMap::new();
+    let mut live: HashMap<(&str, &str), Vec<Finished>> = HashMap::new();
     for (i, d) in deployments.iter().enumerate().filter(|(_, d)| d.is_successful()) {
         if let Some(f) = d.finished_at {
             live.entry((d.service.as_str(), d.environment.as_str())).or_default().push((f, &d.deployment_id, i));
