@@ -119,10 +119,10 @@ pub struct ReadModel {
 
 impl ReadModel {
     /// The current model of the data directory `root`, read without the lock
-    /// (the manifest is replaced atomically); `None` when there is none yet
-    /// or it is of an older format.
+    /// (the manifest is replaced atomically); `None` when there is none yet,
+    /// it is of an older format or its tables were deleted.
     pub fn open(root: &Path) -> Option<ReadModel> {
-        let manifest = read_manifest(&root.join(DIR)).filter(|m| m.format == FORMAT)?;
+        let manifest = read_manifest(&root.join(DIR)).filter(|m| m.usable(root))?;
         Some(ReadModel { root: root.to_path_buf(), manifest: Arc::new(manifest) })
     }
 
@@ -185,6 +185,11 @@ impl Manifest {
             old.components.into_values().for_each(|c| m.retire(c.id));
         }
         m
+    }
+
+    /// Whether this binary reads it: of this format, with its tables there.
+    fn usable(&self, root: &Path) -> bool {
+        self.format == FORMAT && published::intact(root, &self.published)
     }
 
     /// Files under `model/` it names.
@@ -259,7 +264,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let mut m = match read_manifest(&dir) {
-        Some(m) if m.format == FORMAT && m.window == window && !from_scratch => m,
+        Some(m) if m.usable(&snap.root) && m.window == window && !from_scratch => m,
         old => Manifest::replacing(old.filter(|o| o.format == FORMAT), window),
     };
     if m.version >= snap.version {
@@ -681,6 +686,15 @@ mod tests {
             assert!(third.retired.iter().any(|(_, r)| r == id), "{id}: readers may have seen it");
             assert!(files_exist(root, id));
         }
+
+        // Tables deleted by hand: the model is not read (queries fold the
+        // log) and the next update makes it again.
+        std::fs::remove_dir_all(root.join("tables")).unwrap();
+        assert!(ReadModel::open(root).is_none());
+        deploy(&mut appender, "a", 4);
+        let third = manifest(root);
+        assert_published(root, &third);
+        assert!(ReadModel::open(root).is_some());
 
         // A rebuild from scratch retires every old component too.
         appender.catch_up(true).unwrap();

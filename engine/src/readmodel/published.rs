@@ -120,6 +120,10 @@ impl Publication {
         self.states.resize_with(PARTS.len(), TableState::default);
         for (part, state) in PARTS.into_iter().zip(&mut self.states) {
             let table = DeltaTable::new(table_root(root, part));
+            if state.version.is_some_and(|v| !table.has_version(v)) {
+                // The table was deleted since: start it again.
+                *state = TableState::default();
+            }
             table.create_if_missing(&stored::stored_schema(&part.schema()), &[])?;
             table.refresh(state)?;
         }
@@ -167,6 +171,14 @@ impl Publication {
     pub fn versions(&self) -> BTreeMap<String, u64> {
         PARTS.into_iter().zip(&self.states).filter_map(|(p, s)| Some((p.name(), s.version?))).collect()
     }
+}
+
+/// Whether every table still has the version `versions` names: a model
+/// whose tables were deleted is not read, and is made again.
+pub fn intact(root: &Path, versions: &BTreeMap<String, u64>) -> bool {
+    PARTS
+        .into_iter()
+        .all(|part| versions.get(&part.name()).is_some_and(|&v| DeltaTable::new(table_root(root, part)).has_version(v)))
 }
 
 /// An `add` for a data file already written (size and row count from the file).
