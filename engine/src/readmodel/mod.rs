@@ -270,7 +270,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     if m.version >= snap.version {
         return Ok(m);
     }
+    let refreshing = std::time::Instant::now();
     tables.refresh(&snap.root)?;
+    let mut publishing = refreshing.elapsed();
     remove_unnamed(&snap.root, &m, tables)?;
     let started = std::time::Instant::now();
     let through = snap.appends.iter().map(|a| a.ingested_at).max();
@@ -409,6 +411,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     // 4. Publish: each table's commit, then the snapshot naming them, then
     //    the manifest. A crash in between leaves tables a step ahead of the
     //    manifest, which the next update's commits bring back in line.
+    let publish_started = std::time::Instant::now();
     let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
     let ids: BTreeSet<&str> = m.components.values().map(|c| c.id.as_str()).collect();
     let unpublished = tables.publish(&snap.root, &ids, &facts)?;
@@ -417,6 +420,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     unpublished.into_iter().filter(|id| !retired.contains(id)).for_each(|id| m.retire(id));
     m.published = tables.versions();
     published::write_snapshot(&snap.root, FORMAT, m.version, m.ingested_through, &m.published)?;
+    publishing += publish_started.elapsed();
 
     let now = chrono::Utc::now().timestamp_millis();
     let (expired, kept): (Vec<_>, Vec<_>) =
@@ -438,6 +442,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         components = affected.len(),
         of = m.components.len(),
         ?routed,
+        ?publishing,
         total = ?started.elapsed(),
         "read model updated"
     );
