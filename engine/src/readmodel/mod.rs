@@ -1,10 +1,11 @@
 //! The read model: the projections of the whole log (SPEC §2) and their
-//! `dora_metrics` rows, persisted beside the log (the model's own state in
+//! `dora_metrics` rows, persisted beside the log (its own state in
 //! `<data>/model/`, its tables as Delta tables in `<data>/tables/`, see
-//! [`published`]) and brought up to date by the write path (the appender after each append, or
-//! `leadline rebuild`), so that a query reads results instead of folding the
-//! log again. Readers never write here: [`ReadModel::open`] reads the
-//! current manifest without the lock, and [`catch_up`] is for writers only.
+//! [`published`]) and brought up to date by the write path (the appender
+//! after each append, or `leadline rebuild`), so that a query reads results
+//! instead of folding the log again. Readers never write here:
+//! [`ReadModel::open`] reads the current manifest without the lock, and
+//! [`catch_up`] is for writers only.
 //!
 //! The log is folded per *component*: services joined by any id their events
 //! share (a deployment, an incident or a commit named from two services, see
