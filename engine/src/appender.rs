@@ -24,6 +24,8 @@ pub enum Progress {
 /// The one writer of a data directory (it holds the directory's lock).
 pub struct Appender {
     writer: Writer,
+    /// The published tables as of the last update, read incrementally.
+    tables: readmodel::Publication,
 }
 
 impl Appender {
@@ -31,7 +33,7 @@ impl Appender {
     /// tables if needed) and finishes whatever a crashed writer left behind.
     /// `holder` names this writer to others that find the lock taken.
     pub fn open(dir: &Path, holder: &str) -> Result<Appender> {
-        Ok(Appender { writer: Writer::open(dir, holder)? })
+        Ok(Appender { writer: Writer::open(dir, holder)?, tables: readmodel::Publication::default() })
     }
 
     /// Appends every valid, new row of `rows` as one atomic commit and
@@ -66,6 +68,6 @@ impl Appender {
     /// again when `from_scratch`. Returns the log version it now reflects.
     pub fn catch_up(&mut self, from_scratch: bool) -> Result<Option<u64>> {
         let snap = self.writer.log().snapshot()?;
-        Ok(readmodel::catch_up(&snap, DEFAULT_ATTRIBUTION_WINDOW, from_scratch)?.version())
+        Ok(readmodel::catch_up(&snap, DEFAULT_ATTRIBUTION_WINDOW, from_scratch, &mut self.tables)?.version())
     }
 }

@@ -87,7 +87,8 @@ enum Command {
         data: DataArg,
     },
     /// Bring the read model (the persisted projections and metric rows under
-    /// <data>/model) up to date with the log, or fold it all again with
+    /// <data>/model, published as Delta tables under <data>/tables) up to
+    /// date with the log, or fold it all again with
     /// --from-scratch. Appends do this themselves; run it after an append
     /// whose read-model update failed, or to rebuild a damaged model.
     Rebuild {
