@@ -17,11 +17,12 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::ReadyForQuery;
 
 use super::encode::fields;
@@ -122,6 +123,31 @@ impl ExtendedQueryHandler for QueryHandler {
 
     fn query_parser(&self) -> Arc<StmtParser> {
         Arc::new(StmtParser { state: self.state.clone() })
+    }
+
+    /// pgwire's Describe, but a statement that returns no rows is answered
+    /// with NoData, as PostgreSQL does; pgwire sends an empty RowDescription
+    /// when it has parameters (`INSERT … VALUES ($1)`), which pgjdbc takes
+    /// for a result set ("A result was returned when none was expected").
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT
+            && let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name)
+            && stmt.statement.columns.is_none()
+        {
+            let described = self.do_describe_statement(client, &stmt).await?;
+            let oids = described.parameters.iter().map(|t| t.oid()).collect();
+            client.send(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(oids))).await?;
+            client.send(PgWireBackendMessage::NoData(NoData::new())).await?;
+            return Ok(());
+        }
+        self._on_describe(client, message).await
     }
 
     /// pgwire's Sync, with the session's transaction status: each Execute's
