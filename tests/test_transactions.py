@@ -1,8 +1,9 @@
 """Transaction blocks over the wire, with real clients: psycopg 3 and 2 in
-their default (non-autocommit) mode, psql, pgjdbc and node-postgres. Inside
+their default (non-autocommit) mode, asyncpg, psql, pgjdbc and node-postgres. Inside
 BEGIN … COMMIT writes are held until COMMIT appends them as one commit;
 ROLLBACK, a failed block or a dropped connection discards them; after an
 error every statement gets 25P02 until ROLLBACK; reads see one snapshot."""
+import asyncio
 import json
 import shutil
 import subprocess
@@ -134,6 +135,27 @@ def test_commit_of_a_failed_block_rolls_back(server, data):
     assert stored(data, "svc-tx-failed-commit") == ["fc-2"]
 
 
+def test_a_commit_that_cannot_append_fails_the_block(server, data):
+    import fcntl
+
+    with psycopg.connect(server.dsn()) as conn:
+        conn.execute(INSERT, ["lock-1", "svc-tx-locked", "l1"])
+        with open(data / "LOCK", "a+") as lock:
+            # Another writer (as `leadline ingest` would) holds the data directory;
+            # this waits for the server to let go of it after its last append.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with pytest.raises(psycopg.errors.ObjectInUse):
+                conn.commit()
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        assert conn.info.transaction_status == INERROR
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            conn.execute("SELECT 1")
+        conn.rollback()
+        conn.execute(INSERT, ["lock-2", "svc-tx-locked", "l2"])
+        conn.commit()
+    assert stored(data, "svc-tx-locked") == ["lock-2"]
+
+
 def test_copy_in_a_block_and_a_bad_copy_fails_it(server, data):
     with psycopg.connect(server.dsn()) as conn:
         notes = notices_of(conn)
@@ -205,6 +227,39 @@ def test_savepoints_psycopg_nested_transactions(server, data):
         conn.execute("RELEASE SAVEPOINT x", prepare=True)
         conn.commit()
     assert stored(data, "svc-tx-savepoint") == ["sp-1", "sp-2", "sp-4"]
+
+
+def test_asyncpg_transactions(server, data):
+    import asyncpg
+
+    sql = ("INSERT INTO events (event_id, event_type, occurred_at, service, commit_sha) "
+           "VALUES ($1, 'commit', '2026-04-07T10:00:00Z', 'svc-tx-asyncpg', $2)")
+
+    async def run():
+        c = await asyncpg.connect(server.dsn())
+        async with c.transaction():
+            await c.execute(sql, "apg-1", "a1")
+            assert c.is_in_transaction()
+            try:
+                async with c.transaction():  # a savepoint
+                    await c.execute(sql, "apg-2", "a2")
+                    await c.execute("SELECT 1 / 0")
+            except asyncpg.DivisionByZeroError:
+                pass
+            await c.execute(sql, "apg-3", "a3")
+        assert not c.is_in_transaction()
+        try:
+            async with c.transaction():
+                await c.execute(sql, "apg-4", "a4")
+                raise RuntimeError("the block rolls back")
+        except RuntimeError:
+            pass
+        n = await c.fetchval("SELECT count(*) FROM events WHERE service = 'svc-tx-asyncpg'")
+        await c.close()
+        return n
+
+    assert asyncio.run(run()) == 2
+    assert stored(data, "svc-tx-asyncpg") == ["apg-1", "apg-3"]
 
 
 def test_a_dropped_connection_discards_its_block(server, data, tmp_path):

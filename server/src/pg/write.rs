@@ -499,7 +499,7 @@ fn copy_from_options(given: Vec<(String, OptionArg)>) -> Result<CopyOptions, PgE
             "freeze" => match arg {
                 OptionArg::Text(s) if boolean(&s) == Some(false) => {}
                 OptionArg::None | OptionArg::Text(_) => {
-                    return Err(PgError::unsupported("COPY FREEZE: leadline has no transactions to freeze rows in"));
+                    return Err(PgError::unsupported("COPY FREEZE (leadline does not freeze rows)"));
                 }
                 _ => return Err(PgError::new("22023", "freeze requires a Boolean value")),
             },
