@@ -76,6 +76,23 @@ def test_commit_appends_the_block_as_one_commit(server, data):
     assert ingested[0]["n"] == 1
 
 
+def test_commit_reports_duplicates_and_conflicts(server, data):
+    with psycopg.connect(server.dsn()) as conn:
+        notes = notices_of(conn)
+        conn.execute(INSERT, ["dup-1", "svc-tx-dup", "same"])
+        conn.commit()
+        assert notes == []
+        assert conn.execute(INSERT, ["dup-1", "svc-tx-dup", "same"]).rowcount == 1, "held: not known yet"
+        conn.execute(INSERT, ["dup-2", "svc-tx-dup", "d2"])
+        conn.execute(INSERT, ["dup-1", "svc-tx-dup", "other"])
+        assert notes == []
+        conn.commit()
+    warnings = [m for code, m in notes if code == "01000"]
+    assert len(warnings) == 1 and warnings[0].startswith("INSERT by leadline, row 1: event_id 'dup-1'"), notes
+    assert ("00000", "appended 1, duplicates 1, conflicts 1, rejected 0") in notes
+    assert stored(data, "svc-tx-dup") == ["dup-1", "dup-2"]
+
+
 def test_rollback_discards_the_block(server, data):
     conn = psycopg2.connect(server.dsn())
     cur = conn.cursor()

@@ -16,6 +16,7 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, QueryResponse, Response, Tag};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
+use pgwire::messages::response::TransactionStatus;
 
 use super::cancel::Guard;
 use super::encode::{BatchEncoder, fields};
@@ -364,7 +365,7 @@ impl QueryHandler {
         match kind {
             Kind::Empty => Ok(Response::EmptyQuery),
             Kind::Transaction(command) => {
-                let live_block = conn.tx().status() == pgwire::messages::response::TransactionStatus::Transaction;
+                let live_block = conn.tx().status() == TransactionStatus::Transaction;
                 let step = conn.tx().run(&command)?;
                 if let Some((code, message)) = step.warning {
                     notices.push(notice("WARNING", code, message));
@@ -428,7 +429,7 @@ impl QueryHandler {
                 Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
             }
             Kind::View { what } => {
-                if conn.tx().status() == pgwire::messages::response::TransactionStatus::Transaction {
+                if conn.tx().status() == TransactionStatus::Transaction {
                     notices.push(notice(
                         "NOTICE",
                         "00000",

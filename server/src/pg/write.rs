@@ -2,7 +2,7 @@
 //! `COPY events FROM STDIN`, both through the engine's one append path
 //! (`Appender::append`: validated, idempotent, durable before the command tag
 //! is sent). In a transaction block the rows are validated at once and held
-//! by the session's [`super::transaction::Transaction`] until COMMIT appends them all as one
+//! by the session's `Transaction` until COMMIT appends them all as one
 //! commit. Rejected rows are reported as WARNINGs with their row/line and
 //! reason, and kept in `rejected_events`. COPY data is decoded as it arrives
 //! by the engine's [`CopyDecoder`]; this module parses the statement and
@@ -107,19 +107,16 @@ fn more_rejected(more: u64, held: bool, notices: &mut Vec<ErrorInfo>) {
     }
 }
 
-/// The warnings and counts of an append. `reported` rejections were
-/// reported when their statement ran (invalid rows, in a block).
-fn report_notices(r: &AppendReport, reported: Option<RejectionKind>, notices: &mut Vec<ErrorInfo>) {
+/// The warnings and counts of an append. At COMMIT the invalid rows were
+/// reported by their statements: only conflicts are, each named by its
+/// statement.
+fn report_notices(r: &AppendReport, at_commit: bool, notices: &mut Vec<ErrorInfo>) {
     let mut shown = 0;
-    for rej in r.first_rejections.iter().filter(|rej| Some(rej.kind) != reported) {
-        rejection_warning(&rej.source, reported.is_some(), rej.line, &rej.reason, rej.kind, notices);
+    for rej in r.first_rejections.iter().filter(|rej| !at_commit || rej.kind == RejectionKind::Conflict) {
+        rejection_warning(&rej.source, at_commit, rej.line, &rej.reason, rej.kind, notices);
         shown += 1;
     }
-    let unreported = match reported {
-        Some(RejectionKind::Invalid) => r.conflicts,
-        Some(RejectionKind::Conflict) => r.rejected,
-        None => r.rejected + r.conflicts,
-    };
+    let unreported = if at_commit { r.conflicts } else { r.rejected + r.conflicts };
     more_rejected(unreported.saturating_sub(shown), false, notices);
     if r.rejected + r.conflicts > 0 || r.duplicates > 0 {
         notices.push(ErrorInfo::new(
@@ -146,8 +143,9 @@ async fn store(
     notices: &mut Vec<ErrorInfo>,
 ) -> Result<u64, PgError> {
     if !conn.tx().holds_writes() {
-        let report = append(state, &source.clone(), vec![Held { source, rows }]).await?;
-        report_notices(&report, None, notices);
+        let commit_source = source.clone();
+        let report = append(state, &commit_source, vec![Held { source, rows }]).await?;
+        report_notices(&report, false, notices);
         return Ok(report.appended);
     }
     let mut invalid = 0u64;
@@ -180,7 +178,7 @@ pub async fn commit(
         return Ok(());
     }
     let report = append(state, &format!("{} statements in transaction by {}", held.len(), conn.user), held).await?;
-    report_notices(&report, Some(RejectionKind::Invalid), notices);
+    report_notices(&report, true, notices);
     Ok(())
 }
 
