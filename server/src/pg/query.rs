@@ -357,7 +357,7 @@ impl QueryHandler {
             deadline: conn.statement_timeout().map(|d| Instant::now() + d),
             peer: conn.peer.clone(),
         };
-        let in_block = conn.tx().holds_writes();
+        let in_block = conn.tx().in_block();
         if in_block && !matches!(kind, Kind::Transaction(_) | Kind::Empty) {
             // The block's first statement pins the view all of it reads.
             conn.refresh().await?;

@@ -154,21 +154,22 @@ impl Transaction {
         self.end(State::Failed);
     }
 
-    /// Writes are held (in a block) rather than appended at once.
-    pub fn holds_writes(&self) -> bool {
+    /// In a block, explicit or implicit: writes are held rather than
+    /// appended at once, and reads share one view.
+    pub fn in_block(&self) -> bool {
         matches!(self.state, State::Implicit | State::Block)
     }
 
     /// Bytes one more COPY may hold: what the block has left, or the whole
     /// limit for a COPY of its own.
     pub fn room(&self) -> usize {
-        if self.holds_writes() { self.limit.saturating_sub(self.bytes) } else { self.limit }
+        if self.in_block() { self.limit.saturating_sub(self.bytes) } else { self.limit }
     }
 
     /// The error for writes over [`room`](Self::room).
     pub fn over_limit(&self) -> PgError {
         let mib = self.limit >> 20;
-        if self.holds_writes() {
+        if self.in_block() {
             PgError::with_hint(
                 "54000",
                 format!("this transaction holds over {mib} MiB of rows to write at COMMIT"),
@@ -350,7 +351,7 @@ mod tests {
     #[test]
     fn a_block_holds_rows_until_commit_or_rollback() {
         let mut t = Transaction::new(1000);
-        assert!(!t.holds_writes());
+        assert!(!t.in_block());
         assert_eq!(run(&mut t, "BEGIN").unwrap().tag, "BEGIN");
         assert_eq!(t.status(), TransactionStatus::Transaction);
         t.hold(rows(2), 10).unwrap();
@@ -359,7 +360,7 @@ mod tests {
         assert!(step.warning.is_none());
         assert_eq!(committed(step), [2, 3]);
         assert_eq!(t.status(), TransactionStatus::Idle);
-        assert!(!t.holds_writes());
+        assert!(!t.in_block());
 
         run(&mut t, "BEGIN").unwrap();
         t.hold(rows(2), 10).unwrap();
@@ -464,7 +465,7 @@ mod tests {
     fn a_multi_statement_query_is_an_implicit_block() {
         let mut t = Transaction::new(1000);
         t.begin_implicit();
-        assert!(t.holds_writes());
+        assert!(t.in_block());
         assert_eq!(t.status(), TransactionStatus::Idle);
         t.hold(rows(1), 10).unwrap();
         assert_eq!(run(&mut t, "SAVEPOINT a").err(), Some("25P01"));

@@ -142,7 +142,7 @@ async fn store(
     bytes: usize,
     notices: &mut Vec<ErrorInfo>,
 ) -> Result<u64, PgError> {
-    if !conn.tx().holds_writes() {
+    if !conn.tx().in_block() {
         let commit_source = source.clone();
         let report = append(state, &commit_source, vec![Held { source, rows }]).await?;
         report_notices(&report, false, notices);
