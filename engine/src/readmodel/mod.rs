@@ -48,7 +48,7 @@ use crate::project::project;
 use crate::project::tables::{Table, table_batch};
 
 /// Bumped whenever what is stored changes meaning: an older model is rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
