@@ -212,6 +212,10 @@ struct ServerArgs {
     /// Memory all queries and caches may use together, in MiB (overrides the config file).
     #[arg(long)]
     memory_mb: Option<usize>,
+    /// Input one COPY or one transaction block may hold until it is
+    /// appended, in MiB (overrides the config file).
+    #[arg(long)]
+    write_buffer_mb: Option<usize>,
 }
 
 const SAMPLE: &str = include_str!("../../data/sample.ndjson");
@@ -232,6 +236,9 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     }
     if let Some(m) = args.memory_mb {
         cfg.limits.memory_mb = m.max(1);
+    }
+    if let Some(m) = args.write_buffer_mb {
+        cfg.limits.write_buffer_mb = m.max(1);
     }
     if !dir.is_dir() {
         // An empty log is a valid one: create the tables.
