@@ -1,9 +1,11 @@
 //! The read model: the projections of the whole log (SPEC §2) and their
-//! `dora_metrics` rows, persisted beside the log in `<data>/model/` and
-//! brought up to date by the write path (the appender after each append, or
-//! `leadline rebuild`), so that a query reads results instead of folding the
-//! log again. Readers never write here: [`ReadModel::open`] reads the
-//! current manifest without the lock, and [`catch_up`] is for writers only.
+//! `dora_metrics` rows, persisted beside the log (its own state in
+//! `<data>/model/`, its tables as Delta tables in `<data>/tables/`, see
+//! [`published`]) and brought up to date by the write path (the appender
+//! after each append, or `leadline rebuild`), so that a query reads results
+//! instead of folding the log again. Readers never write here:
+//! [`ReadModel::open`] reads the current manifest without the lock, and
+//! [`catch_up`] is for writers only.
 //!
 //! The log is folded per *component*: services joined by any id their events
 //! share (a deployment, an incident or a commit named from two services, see
@@ -16,11 +18,12 @@
 //!
 //! Everything here is derived from the log. A manifest swapped in atomically
 //! names the files of the current model; files it no longer names are
-//! deleted after a grace period (queries may still be reading them), and
-//! files of an update that crashed are deleted by the next one. A missing or
-//! unreadable model is rebuilt from the log.
+//! deleted after a grace period (queries and pinned Delta readers may still
+//! be reading them), and files of an update that crashed are deleted by the
+//! next one. A missing or unreadable model is rebuilt from the log.
 
 mod keys;
+mod published;
 mod stored;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -46,22 +49,25 @@ use crate::log::{Ingested, Snapshot, read_events};
 use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
 use crate::project::project;
 use crate::project::tables::{Table, table_batch};
+pub use published::Publication;
+use published::{PARTS, Part};
 
-/// Bumped whenever what is stored changes meaning: an older model is rebuilt.
-const FORMAT: u32 = 2;
+/// Bumped whenever what is stored changes meaning or place: an older model
+/// is rebuilt. 3: components' files moved into the published Delta tables,
+/// durations stored as `<name>_us`.
+const FORMAT: u32 = 3;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
 const MAX_SEGMENTS: usize = 8;
-/// Files the manifest no longer names are kept this long for queries that
-/// are still reading them.
+/// Files the manifest no longer names are kept this long for queries (and
+/// readers of a recent Delta version) that are still reading them.
 const GRACE_MS: i64 = 10 * 60 * 1000;
 /// Rows in a row group of an input segment.
 const SEGMENT_ROWS: usize = 8192;
 /// Events held decoded across all segments being written before they are
 /// encoded: open writers then keep only encoded row groups.
 const ROUTE_BUDGET: usize = 65_536;
-const GRAINS: [Grain; 3] = [Grain::Day, Grain::Week, Grain::Month];
 
 /// What the model holds; `model/MANIFEST.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -84,15 +90,20 @@ struct Manifest {
     key_runs: Vec<String>,
     /// Per component root: its folded projections.
     components: BTreeMap<u32, Component>,
-    /// Files no longer named, with the time (ms) they were let go.
+    /// Files under `model/` no longer named, with the time (ms) they were let go.
     garbage: Vec<(i64, String)>,
+    /// Components no longer in the model (their files in the published
+    /// tables), with the time (ms) they were let go.
+    retired: Vec<(i64, String)>,
+    /// Each published table's Delta version holding this model.
+    published: BTreeMap<String, u64>,
 }
 
 /// The folded projections of one component.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Component {
-    /// Directory under `model/` with one Parquet file per table and grain.
-    dir: String,
+    /// Names its files: `tables/<table>/<id>.parquet`, one per published table.
+    id: String,
     counts: ProjectedCounts,
     span: Option<(i64, i64)>,
     pairs: Vec<(String, String)>,
@@ -102,18 +113,18 @@ struct Component {
 /// the files that manifest names. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ReadModel {
-    dir: PathBuf,
+    /// The data directory.
+    root: PathBuf,
     manifest: Arc<Manifest>,
 }
 
 impl ReadModel {
     /// The current model of the data directory `root`, read without the lock
-    /// (the manifest is replaced atomically); `None` when there is none yet
-    /// or it is of an older format.
+    /// (the manifest is replaced atomically); `None` when there is none yet,
+    /// it is of an older format or its tables were deleted.
     pub fn open(root: &Path) -> Option<ReadModel> {
-        let dir = root.join(DIR);
-        let manifest = read_manifest(&dir).filter(|m| m.format == FORMAT)?;
-        Some(ReadModel { dir, manifest: Arc::new(manifest) })
+        let manifest = read_manifest(&root.join(DIR)).filter(|m| m.usable(root))?;
+        Some(ReadModel { root: root.to_path_buf(), manifest: Arc::new(manifest) })
     }
 
     /// The log version the model folded through.
@@ -132,8 +143,7 @@ impl ReadModel {
             return Ok(None);
         }
         let schema = table.schema();
-        let files =
-            self.manifest.components.values().map(|c| self.dir.join(&c.dir).join(format!("{}.parquet", table.name())));
+        let files = self.manifest.components.values().map(|c| published::file(&self.root, Part::Rows(table), &c.id));
         Ok(Some(parquet_plan(files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?))
     }
 
@@ -150,7 +160,7 @@ impl ReadModel {
         let mut pairs = BTreeSet::new();
         let mut span: Option<(i64, i64)> = None;
         for c in self.manifest.components.values() {
-            let path = self.dir.join(&c.dir).join(format!("{grain}.parquet"));
+            let path = published::file(&self.root, Part::Metrics(grain), &c.id);
             let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
             for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65_536).build()? {
                 rows.push(stored::from_stored(&batch?, dora_metrics_schema())?);
@@ -165,12 +175,36 @@ impl ReadModel {
 }
 
 impl Manifest {
+    /// A new manifest that replaces `old` (rebuilt from scratch, or with
+    /// another window): `old`'s components and garbage wait out the grace
+    /// period like any other, for the queries and readers still on them.
+    fn replacing(old: Option<Manifest>, window: Option<i64>) -> Manifest {
+        let mut m = Manifest { format: FORMAT, window, ..Manifest::default() };
+        if let Some(old) = old {
+            m.garbage = old.garbage;
+            m.retired = old.retired;
+            old.components.into_values().for_each(|c| m.retire(c.id));
+        }
+        m
+    }
+
+    /// Whether this binary reads it: of this format, with its tables there.
+    fn usable(&self, root: &Path) -> bool {
+        self.format == FORMAT && published::intact(root, &self.published)
+    }
+
+    /// Files under `model/` it names.
     fn named_files(&self) -> BTreeSet<String> {
         let mut named: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
         named.extend(self.key_runs.iter().cloned());
-        named.extend(self.components.values().map(|c| c.dir.clone()));
         named.extend(self.garbage.iter().map(|(_, f)| f.clone()));
         named
+    }
+
+    /// Components whose files it names: its own and the retired.
+    fn named_components(&self) -> BTreeSet<&str> {
+        let own = self.components.values().map(|c| c.id.as_str());
+        own.chain(self.retired.iter().map(|(_, id)| id.as_str())).collect()
     }
 
     fn find(&self, mut s: u32) -> u32 {
@@ -190,16 +224,26 @@ impl Manifest {
     fn let_go(&mut self, file: String) {
         self.garbage.push((chrono::Utc::now().timestamp_millis(), file));
     }
+
+    fn retire(&mut self, component: String) {
+        self.retired.push((chrono::Utc::now().timestamp_millis(), component));
+    }
 }
 
 /// Brings the read model of `snap` folded with `window` up to date (under
 /// the model's lock, so one process updates it at a time and the others
-/// wait for that) and returns it. For writers only: the appender after each
-/// append and `leadline rebuild` (`from_scratch`). A model already past
-/// `snap` (another process appended since) is returned as it is.
-pub fn catch_up(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<ReadModel> {
-    let manifest = update(snap, window, from_scratch)?;
-    Ok(ReadModel { dir: snap.root.join(DIR), manifest: Arc::new(manifest) })
+/// wait for that), publishes it, and returns it. For writers only: the
+/// appender after each append and `leadline rebuild` (`from_scratch`),
+/// each keeping its `tables` between updates. A model already past `snap`
+/// (another process appended since) is returned as it is.
+pub fn catch_up(
+    snap: &Snapshot,
+    window: Option<i64>,
+    from_scratch: bool,
+    tables: &mut Publication,
+) -> Result<ReadModel> {
+    let manifest = update(snap, window, from_scratch, tables)?;
+    Ok(ReadModel { root: snap.root.clone(), manifest: Arc::new(manifest) })
 }
 
 fn read_manifest(dir: &Path) -> Option<Manifest> {
@@ -207,9 +251,9 @@ fn read_manifest(dir: &Path) -> Option<Manifest> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Manifest> {
+fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut Publication) -> Result<Manifest> {
     let dir = snap.root.join(DIR);
-    for sub in ["", "input", "keys", "out"] {
+    for sub in ["", "input", "keys"] {
         create_dir_durable(&dir.join(sub))?;
     }
     let lock_path = dir.join("lock");
@@ -221,13 +265,16 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let mut m = match read_manifest(&dir) {
-        Some(m) if m.format == FORMAT && m.window == window && !from_scratch => m,
-        _ => Manifest { format: FORMAT, window, ..Manifest::default() },
+        Some(m) if m.usable(&snap.root) && m.window == window && !from_scratch => m,
+        old => Manifest::replacing(old.filter(|o| o.format == FORMAT), window),
     };
     if m.version >= snap.version {
         return Ok(m);
     }
-    remove_unnamed(&dir, &m)?;
+    let refreshing = std::time::Instant::now();
+    tables.refresh(&snap.root)?;
+    let mut publishing = refreshing.elapsed();
+    remove_unnamed(&snap.root, &m, tables)?;
     let started = std::time::Instant::now();
     let through = snap.appends.iter().map(|a| a.ingested_at).max();
     let range = Ingested { after: m.ingested_through, through };
@@ -311,7 +358,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     let stale: Vec<u32> = m.components.keys().copied().filter(|&c| affected.contains(&m.find(c))).collect();
     for c in stale {
         if let Some(old) = m.components.remove(&c) {
-            m.let_go(old.dir);
+            m.retire(old.id);
         }
     }
     let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
@@ -330,7 +377,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
         for _ in 0..threads {
             scope.spawn(|| {
                 while let Some((root, services)) = work.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
-                    let folded = fold(&dir, &m, *root, services);
+                    let folded = fold(&snap.root, &m, *root, services);
                     let failed = folded.is_err();
                     if let Ok(mut done) = done.lock() {
                         done.push((*root, folded));
@@ -352,27 +399,51 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
         m.components.insert(root, folded.component);
     }
     sync_dir(&dir.join("input"))?;
-    sync_dir(&dir.join("out"))?;
+    for part in PARTS {
+        sync_dir(&published::table_root(&snap.root, part))?;
+    }
 
     m.version = snap.version;
     m.ingested_through = through.or(m.ingested_through);
     for s in 0..m.parent.len() {
         m.parent[s] = m.find(s as u32);
     }
+
+    // 4. Publish: each table's commit, then the snapshot naming them, then
+    //    the manifest. A crash in between leaves tables a step ahead of the
+    //    manifest, which the next update's commits bring back in line.
+    let publish_started = std::time::Instant::now();
+    let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
+    let ids: BTreeSet<&str> = m.components.values().map(|c| c.id.as_str()).collect();
+    let unpublished = tables.publish(&snap.root, &ids, &facts)?;
+    let retired: BTreeSet<String> = m.retired.iter().map(|(_, id)| id.clone()).collect();
+    // Files of an update that crashed after its commits: readers saw them.
+    unpublished.into_iter().filter(|id| !retired.contains(id)).for_each(|id| m.retire(id));
+    m.published = tables.versions();
+    published::write_snapshot(&snap.root, FORMAT, m.version, m.ingested_through, &m.published)?;
+    publishing += publish_started.elapsed();
+
     let now = chrono::Utc::now().timestamp_millis();
     let (expired, kept): (Vec<_>, Vec<_>) =
         std::mem::take(&mut m.garbage).into_iter().partition(|(at, _)| now - at > GRACE_MS);
     m.garbage = kept;
+    let (expired_components, kept): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut m.retired).into_iter().partition(|(at, _)| now - at > GRACE_MS);
+    m.retired = kept;
     let bytes = serde_json::to_vec(&m).map_err(|e| Error::Corrupt(format!("read model manifest: {e}")))?;
     write_atomic(&dir.join(MANIFEST), &bytes)?;
     for (_, f) in expired {
         remove(&dir.join(f));
+    }
+    for (_, id) in expired_components {
+        PARTS.into_iter().for_each(|part| remove(&published::file(&snap.root, part, &id)));
     }
     tracing::info!(
         new_events,
         components = affected.len(),
         of = m.components.len(),
         ?routed,
+        ?publishing,
         total = ?started.elapsed(),
         "read model updated"
     );
@@ -400,9 +471,10 @@ struct Folded {
 }
 
 /// Folds the events of `services` (one component) and writes its tables
-/// and metric rows to a new directory. Merges a service's segments once it
-/// has too many.
-fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded> {
+/// and metric rows, one new file in each published table. Merges a
+/// service's segments once it has too many.
+fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded> {
+    let dir = &data.join(DIR);
     let mut events: Vec<Event> = Vec::new();
     let mut merged_segments = Vec::new();
     for &s in services {
@@ -424,18 +496,16 @@ fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded>
     }
     let p = project(&events, m.window);
     drop(events);
-    let out = format!("out/c{root}-{}", uuid::Uuid::new_v4());
-    let out_dir = dir.join(&out);
-    std::fs::create_dir(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
-    for table in [Table::Deployments, Table::Changes, Table::Incidents] {
-        write_parquet(&out_dir.join(format!("{}.parquet", table.name())), &table_batch(table, &p)?)?;
+    let id = format!("c{root}-{}", uuid::Uuid::new_v4());
+    for part in PARTS {
+        let batch = match part {
+            Part::Rows(table) => table_batch(table, &p)?,
+            Part::Metrics(grain) => metric_rows(&p, grain)?,
+        };
+        write_parquet(&published::file(data, part, &id), &batch)?;
     }
-    for grain in GRAINS {
-        write_parquet(&out_dir.join(format!("{grain}.parquet")), &metric_rows(&p, grain)?)?;
-    }
-    sync_dir(&out_dir)?;
     let component =
-        Component { dir: out, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
+        Component { id, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
     Ok(Folded { component, merged_segments })
 }
 
@@ -492,20 +562,45 @@ impl SegmentWriter {
 }
 
 /// Deletes what an update that did not finish left behind: files under
-/// `input/`, `keys/` and `out/` that the manifest does not name.
-fn remove_unnamed(dir: &Path, m: &Manifest) -> Result<()> {
+/// `model/input/` and `model/keys/` that the manifest does not name, and
+/// data files of the published tables that neither the manifest nor a
+/// table's latest version names.
+fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()> {
+    let dir = root.join(DIR);
+    // Where format 2 kept its components; no model reads them any more.
+    remove(&dir.join("out"));
     let named = m.named_files();
-    for sub in ["input", "keys", "out"] {
+    for sub in ["input", "keys"] {
         let d = dir.join(sub);
-        let entries = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
-        for entry in entries.flatten() {
+        for entry in read_dir(&d)? {
             let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
             if !named.contains(&rel) {
                 remove(&entry.path());
             }
         }
     }
+    let mut components = m.named_components();
+    components.extend(tables.live_components());
+    for part in PARTS {
+        let d = published::table_root(root, part);
+        for entry in read_dir(&d)? {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if published::component_of(&name).is_some_and(|id| !components.contains(id)) {
+                remove(&entry.path());
+            }
+        }
+    }
     Ok(())
+}
+
+/// The entries of `dir`; none if it does not exist.
+fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.flatten().collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
 }
 
 fn remove(path: &Path) {
@@ -514,5 +609,106 @@ fn remove(path: &Path) {
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(path = %path.display(), error = %e, "could not remove an old read-model file");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::appender::Appender;
+    use crate::log::delta::DeltaTable;
+
+    fn deploy(appender: &mut Appender, service: &str, n: u32) {
+        let line = format!(
+            r#"{{"event_id":"{service}-{n}","event_type":"deployment_succeeded","occurred_at":"2026-03-0{n}T10:00:00Z","service":"{service}","environment":"production","deployment_id":"{service}-{n}"}}"#
+        );
+        let rows = crate::input::ndjson_rows(std::io::Cursor::new(line.into_bytes()));
+        assert_eq!(appender.append("test", rows, &mut |_| {}).unwrap().appended, 1);
+    }
+
+    fn manifest(root: &Path) -> Manifest {
+        read_manifest(&root.join(DIR)).unwrap()
+    }
+
+    fn ids(m: &Manifest) -> BTreeSet<String> {
+        m.components.values().map(|c| c.id.clone()).collect()
+    }
+
+    /// Asserts that every table's latest version, and the version
+    /// `_snapshot.json` names, hold exactly the files of `m`'s components.
+    fn assert_published(root: &Path, m: &Manifest) {
+        let text = std::fs::read_to_string(root.join("tables/_snapshot.json")).unwrap();
+        let snapshot: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(snapshot["log_version"].as_u64(), m.version);
+        for part in PARTS {
+            let state = DeltaTable::new(published::table_root(root, part)).state().unwrap();
+            let live: BTreeSet<String> =
+                state.files.keys().map(|f| published::component_of(f).unwrap().to_string()).collect();
+            assert_eq!(live, ids(m), "{}", part.name());
+            assert_eq!(snapshot["tables"][part.name()].as_u64(), state.version, "{}", part.name());
+            assert_eq!(m.published.get(&part.name()).copied(), state.version);
+        }
+    }
+
+    fn files_exist(root: &Path, id: &str) -> bool {
+        PARTS.iter().all(|&part| published::file(root, part, id).is_file())
+    }
+
+    #[test]
+    fn each_update_publishes_the_model_and_keeps_what_readers_may_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = &dir.path().canonicalize().unwrap();
+        let mut appender = Appender::open(root, "test").unwrap();
+        deploy(&mut appender, "a", 1);
+        deploy(&mut appender, "b", 1);
+        let first = manifest(root);
+        assert_eq!(first.components.len(), 2);
+        assert_published(root, &first);
+
+        // Only b's component is refolded: a's files stay, b's old ones are
+        // retired (still on disk for pinned readers) and replaced.
+        deploy(&mut appender, "b", 2);
+        let second = manifest(root);
+        assert_published(root, &second);
+        let (kept, replaced): (Vec<_>, Vec<_>) = ids(&first).into_iter().partition(|id| ids(&second).contains(id));
+        assert_eq!((kept.len(), replaced.len()), (1, 1));
+        assert!(second.retired.iter().any(|(_, id)| *id == replaced[0]));
+        assert!(files_exist(root, &replaced[0]), "a retired component waits out the grace period");
+
+        // A crash after the tables' commits but before the manifest's swap
+        // (the old manifest back in place), and a stray file of a crashed
+        // fold: the next update brings the tables in line with its model.
+        let before = std::fs::read(root.join("model/MANIFEST.json")).unwrap();
+        deploy(&mut appender, "a", 2);
+        let crashed = ids(&manifest(root));
+        write_atomic(&root.join("model/MANIFEST.json"), &before).unwrap();
+        let stray = published::file(root, PARTS[1], "c9-stray");
+        std::fs::copy(published::file(root, PARTS[1], &kept[0]), &stray).unwrap();
+        deploy(&mut appender, "b", 3);
+        let third = manifest(root);
+        assert_published(root, &third);
+        assert!(!stray.exists(), "a file no version named is deleted");
+        for id in crashed.difference(&ids(&third)) {
+            assert!(third.retired.iter().any(|(_, r)| r == id), "{id}: readers may have seen it");
+            assert!(files_exist(root, id));
+        }
+
+        // Tables deleted by hand: the model is not read (queries fold the
+        // log) and the next update makes it again.
+        std::fs::remove_dir_all(root.join("tables")).unwrap();
+        assert!(ReadModel::open(root).is_none());
+        deploy(&mut appender, "a", 4);
+        let third = manifest(root);
+        assert_published(root, &third);
+        assert!(ReadModel::open(root).is_some());
+
+        // A rebuild from scratch retires every old component too.
+        appender.catch_up(true).unwrap();
+        let rebuilt = manifest(root);
+        assert_published(root, &rebuilt);
+        assert!(ids(&third).is_disjoint(&ids(&rebuilt)));
+        for id in ids(&third) {
+            assert!(rebuilt.retired.iter().any(|(_, r)| *r == id) && files_exist(root, &id));
+        }
     }
 }
