@@ -13,6 +13,7 @@
 //! off the async workers, and say so in the log.
 
 mod cache;
+mod damage;
 mod memory;
 mod options;
 mod tables;
@@ -64,6 +65,8 @@ pub struct Catalog {
     /// The newest complete read model seen.
     model: Mutex<Option<ReadModel>>,
     views: ViewStore,
+    /// Damage already logged (see [`Catalog::report_damage`]).
+    damage_reported: Mutex<std::collections::HashSet<String>>,
 }
 
 /// What one statement reads: a snapshot of the log and, when one is
@@ -83,7 +86,23 @@ impl Catalog {
         // always keep the rest.
         let projections = ProjectionCache::new(memory.clone(), limits.total / 4);
         let views = ViewStore::new(log.root());
-        Ok(Arc::new(Catalog { log, limits, memory, projections, model: Mutex::new(None), views }))
+        let catalog = Catalog {
+            log,
+            limits,
+            memory,
+            projections,
+            model: Mutex::new(None),
+            views,
+            damage_reported: Mutex::new(Default::default()),
+        };
+        // What opening can afford to check (the commits, and a `stat` of
+        // each file): damage is logged now, and named again by any query
+        // that reads the damaged file.
+        match catalog.log.snapshot() {
+            Ok(snap) => crate::log::damaged_files(&snap).iter().for_each(|e| catalog.report_damage(e)),
+            Err(e) => catalog.report_damage(&e),
+        }
+        Ok(Arc::new(catalog))
     }
 
     /// A session with every leadline table and function, reading the latest
@@ -109,8 +128,10 @@ impl Catalog {
         if newest.as_ref().is_none_or(|m| m.version() < snapshot.version) {
             // Only when the log moved on: the manifest is replaced atomically
             // after each append, so reading it needs no lock.
-            if let Some(m) = ReadModel::open(self.log.root()) {
-                *newest = Some(m);
+            match ReadModel::open(self.log.root()) {
+                Ok(Some(m)) => *newest = Some(m),
+                Ok(None) => {}
+                Err(e) => self.report_damage(&e),
             }
         }
         let model = newest.as_ref().filter(|m| m.version() == snapshot.version).cloned();
@@ -122,6 +143,16 @@ impl Catalog {
             );
         }
         Ok(View { snapshot, model })
+    }
+
+    /// Logs damage found outside a statement's own answer (a damaged read
+    /// model that queries fold around), once for each damage.
+    fn report_damage(&self, e: &Error) {
+        let text = e.to_string();
+        let mut reported = self.damage_reported.lock().unwrap_or_else(|p| p.into_inner());
+        if reported.insert(text.clone()) {
+            tracing::error!("{text}");
+        }
     }
 
     /// The projections of `snap` as of `as_of` with `window`, folded once and

@@ -35,6 +35,9 @@ use files::{EventFilesWriter, PARTITION_COLUMN, RejectedFileWriter};
 use index::{IdIndex, Seen};
 pub use read::{Ingested, load_events, read_events};
 
+/// Name of the index directory under a data directory.
+pub const INDEX_DIR: &str = "index";
+
 /// Files in one partition beyond which an append compacts that partition.
 pub const AUTO_COMPACT_FILES: usize = 16;
 /// Removed files are deleted from disk this long after their removal, so that
@@ -161,10 +164,24 @@ fn pending_rejects(leadline: &Value) -> Vec<AddFile> {
                 partition_values: BTreeMap::new(),
                 size: f.get("size")?.as_u64()?,
                 num_records: f.get("num_records")?.as_u64()?,
+                checksum: f.get("checksum").and_then(Value::as_str).and_then(|h| u64::from_str_radix(h, 16).ok()),
             })
         })
         .into_iter()
         .collect()
+}
+
+/// Checks that every live file of `snap` exists with the size its commit
+/// gives: what opening a data directory can afford (a `stat` a file).
+/// Returns every damaged file found.
+pub fn damaged_files(snap: &Snapshot) -> Vec<Error> {
+    let mut found = wrong_sizes(&snap.events_root(), &snap.event_files);
+    found.extend(wrong_sizes(&snap.rejected_root(), &snap.rejected_files));
+    found
+}
+
+fn wrong_sizes<'a>(root: &Path, files: impl IntoIterator<Item = &'a AddFile>) -> Vec<Error> {
+    files.into_iter().filter_map(|f| files::verify_size(root, f).err()).collect()
 }
 
 /// The one writer of a data directory.
@@ -189,6 +206,13 @@ impl Writer {
         let events_state = log.events.state()?;
         let mut rejected_state = log.rejected.state()?;
         IdIndex::recover(&log.root.join("index"), events_state.version)?;
+        // A damaged log or index is not written to: the error names the file.
+        let mut damage = wrong_sizes(log.events.root(), events_state.files.values());
+        damage.extend(wrong_sizes(log.rejected.root(), rejected_state.files.values()));
+        if let Some(first) = damage.into_iter().next() {
+            return Err(first);
+        }
+        IdIndex::verify_lengths(&log.root.join("index"))?;
         // Roll the quarantine forward to match the last events commit.
         if let Some(last) = events_state.commits.last() {
             let missing: Vec<AddFile> = pending_rejects(&last.leadline)
@@ -315,7 +339,12 @@ impl Writer {
             "rejected": report.rejected,
         });
         if let Some(f) = &rejected_file {
-            facts["rejected_file"] = json!({"path": f.path, "size": f.size, "num_records": f.num_records});
+            facts["rejected_file"] = json!({
+                "path": f.path,
+                "size": f.size,
+                "num_records": f.num_records,
+                "checksum": f.checksum.map(|c| format!("{c:016x}")),
+            });
         }
         actions.push(commit_info("WRITE", facts));
         self.log.events.commit(version, &actions)?;

@@ -17,8 +17,12 @@
 //! Everything here is derived from the log. A manifest swapped in atomically
 //! names the files of the current model; files it no longer names are
 //! deleted after a grace period (queries may still be reading them), and
-//! files of an update that crashed are deleted by the next one. A missing or
-//! unreadable model is rebuilt from the log.
+//! files of an update that crashed are deleted by the next one. The manifest
+//! carries a checksum of itself. A missing model is built from the log; a
+//! damaged one (a manifest that does not match its checksum, a file it names
+//! that cannot be read) is rebuilt from the log by the next update, which
+//! says so in the log at error level; until then queries fold the log in
+//! memory, or, reading a damaged file, fail naming it.
 
 mod keys;
 mod stored;
@@ -48,7 +52,8 @@ use crate::project::project;
 use crate::project::tables::{Table, table_batch};
 
 /// Bumped whenever what is stored changes meaning: an older model is rebuilt.
-const FORMAT: u32 = 1;
+/// 2: the manifest carries its checksum.
+const FORMAT: u32 = 2;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
@@ -86,7 +91,14 @@ struct Manifest {
     components: BTreeMap<u32, Component>,
     /// Files no longer named, with the time (ms) they were let go.
     garbage: Vec<(i64, String)>,
+    /// xxh3 of the manifest's text (see `log::delta::seal`).
+    #[serde(rename = "leadlineChecksum", default)]
+    checksum: String,
 }
+
+/// What a damaged file of the read model affects.
+pub const MODEL_AFFECTS: &str = "the read model (derived from the log): queries fold the log in memory or fail \
+    naming this file until the next append or `leadline rebuild --from-scratch` rebuilds it from the log";
 
 /// The folded projections of one component.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,10 +122,15 @@ impl ReadModel {
     /// The current model of the data directory `root`, read without the lock
     /// (the manifest is replaced atomically); `None` when there is none yet
     /// or it is of an older format.
-    pub fn open(root: &Path) -> Option<ReadModel> {
+    pub fn open(root: &Path) -> Result<Option<ReadModel>> {
         let dir = root.join(DIR);
-        let manifest = read_manifest(&dir).filter(|m| m.format == FORMAT)?;
-        Some(ReadModel { dir, manifest: Arc::new(manifest) })
+        let manifest = read_manifest(&dir)?.filter(|m| m.format == FORMAT);
+        Ok(manifest.map(|m| ReadModel { dir, manifest: Arc::new(m) }))
+    }
+
+    /// The manifest's path under data directory `root`.
+    pub fn manifest_path(root: &Path) -> PathBuf {
+        root.join(DIR).join(MANIFEST)
     }
 
     /// The log version the model folded through.
@@ -132,9 +149,15 @@ impl ReadModel {
             return Ok(None);
         }
         let schema = table.schema();
-        let files =
-            self.manifest.components.values().map(|c| self.dir.join(&c.dir).join(format!("{}.parquet", table.name())));
-        Ok(Some(parquet_plan(files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?))
+        Ok(Some(
+            parquet_plan(self.table_files(table), stored::stored_schema(&schema))?.project(stored::read_as(&schema))?,
+        ))
+    }
+
+    /// The files holding `table`, one per component.
+    pub fn table_files(&self, table: Table) -> Vec<PathBuf> {
+        let name = format!("{}.parquet", table.name());
+        self.manifest.components.values().map(|c| self.dir.join(&c.dir).join(&name)).collect()
     }
 
     pub fn counts(&self) -> ProjectedCounts {
@@ -151,9 +174,13 @@ impl ReadModel {
         let mut span: Option<(i64, i64)> = None;
         for c in self.manifest.components.values() {
             let path = self.dir.join(&c.dir).join(format!("{grain}.parquet"));
-            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65_536).build()? {
-                rows.push(stored::from_stored(&batch?, dora_metrics_schema())?);
+            let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, MODEL_AFFECTS);
+            let file = File::open(&path).map_err(|e| damaged(&e))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.with_batch_size(65_536).build())
+                .map_err(|e| damaged(&e))?;
+            for batch in reader {
+                rows.push(stored::from_stored(&batch.map_err(|e| damaged(&e))?, dora_metrics_schema())?);
             }
             pairs.extend(c.pairs.iter().cloned());
             if let Some((lo, hi)) = c.span {
@@ -198,13 +225,39 @@ impl Manifest {
 /// append and `leadline rebuild` (`from_scratch`). A model already past
 /// `snap` (another process appended since) is returned as it is.
 pub fn catch_up(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<ReadModel> {
-    let manifest = update(snap, window, from_scratch)?;
+    let manifest = match update(snap, window, from_scratch) {
+        // A damaged model is derived data: rebuilt from the log (which is
+        // read whole, so a damaged log fails this instead), and said so.
+        Err(Error::Damaged { path, problem, .. }) if !from_scratch && path.starts_with(snap.root.join(DIR)) => {
+            tracing::error!(
+                path = %path.display(),
+                problem,
+                "the read model is damaged; rebuilding it from the log"
+            );
+            update(snap, window, true)?
+        }
+        other => other?,
+    };
     Ok(ReadModel { dir: snap.root.join(DIR), manifest: Arc::new(manifest) })
 }
 
-fn read_manifest(dir: &Path) -> Option<Manifest> {
-    let bytes = std::fs::read(dir.join(MANIFEST)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The manifest in `dir`: `None` when there is none, `Damaged` when it is
+/// not what was written.
+fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let path = dir.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let damaged = |problem: String| Error::damaged(&path, problem, MODEL_AFFECTS);
+    let text = std::str::from_utf8(&bytes).map_err(|e| damaged(format!("not UTF-8 text ({e})")))?;
+    let sealed = crate::log::delta::unseal(text).map_err(damaged)?;
+    let manifest: Manifest = serde_json::from_str(text).map_err(|e| damaged(format!("not a manifest ({e})")))?;
+    if !sealed && manifest.format >= 2 {
+        return Err(damaged("carries no checksum".into()));
+    }
+    Ok(Some(manifest))
 }
 
 fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Manifest> {
@@ -221,8 +274,23 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let mut m = match read_manifest(&dir) {
-        Some(m) if m.format == FORMAT && m.window == window && !from_scratch => m,
-        _ => Manifest { format: FORMAT, window, ..Manifest::default() },
+        Ok(Some(m)) if m.format == FORMAT && m.window == window && !from_scratch => m,
+        Err(e) if !from_scratch => return Err(e),
+        on_disk => {
+            let mut fresh = Manifest { format: FORMAT, window, ..Manifest::default() };
+            // Until the new manifest replaces it, the one on disk is the
+            // model: its files must outlive this update even if it dies
+            // half way (and queries may be reading them), so they become
+            // garbage of the new one instead of being deleted now.
+            if let Ok(Some(old)) = on_disk {
+                let expiring: BTreeSet<&String> = old.garbage.iter().map(|(_, f)| f).collect();
+                fresh.garbage = old.garbage.clone();
+                for f in old.named_files().into_iter().filter(|f| !expiring.contains(f)) {
+                    fresh.let_go(f);
+                }
+            }
+            fresh
+        }
     };
     if m.version >= snap.version {
         return Ok(m);
@@ -245,7 +313,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     let mut new_events = 0u64;
     let mut buffered = 0usize;
     for f in &snap.event_files {
-        read_events(&snap.events_root().join(&f.path), range, &mut |events| {
+        let affects = crate::log::files::log_file_affects(&snap.events_root(), f);
+        read_events(&snap.events_root().join(&f.path), &affects, range, &mut |events| {
             for e in events {
                 let s = match numbers.get(&e.service) {
                     Some(&s) => s,
@@ -363,8 +432,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     let (expired, kept): (Vec<_>, Vec<_>) =
         std::mem::take(&mut m.garbage).into_iter().partition(|(at, _)| now - at > GRACE_MS);
     m.garbage = kept;
-    let bytes = serde_json::to_vec(&m).map_err(|e| Error::Corrupt(format!("read model manifest: {e}")))?;
-    write_atomic(&dir.join(MANIFEST), &bytes)?;
+    m.checksum = "0000000000000000".into();
+    let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
+    write_atomic(&dir.join(MANIFEST), crate::log::delta::seal(text).as_bytes())?;
     for (_, f) in expired {
         remove(&dir.join(f));
     }
@@ -409,7 +479,7 @@ fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded>
         let first = events.len();
         let segments = &m.segments[s as usize];
         for seg in segments {
-            read_events(&dir.join(seg), Ingested::default(), &mut |batch| {
+            read_events(&dir.join(seg), MODEL_AFFECTS, Ingested::default(), &mut |batch| {
                 events.extend(batch);
                 Ok(())
             })?;
@@ -514,5 +584,100 @@ fn remove(path: &Path) {
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(path = %path.display(), error = %e, "could not remove an old read-model file");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::appender::Appender;
+    use crate::input;
+
+    /// A data directory with the `worked` fixture, appended in two halves.
+    fn worked(dir: &Path) -> Appender {
+        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/worked/events.ndjson");
+        let text = std::fs::read_to_string(fixture).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut appender = Appender::open(dir, "test").unwrap();
+        for half in lines.chunks(lines.len() / 2 + 1) {
+            let rows = input::ndjson_rows(std::io::Cursor::new(half.join("\n").into_bytes()));
+            appender.append("worked", rows, &mut |_| {}).unwrap();
+        }
+        appender
+    }
+
+    fn manifest(root: &Path) -> Manifest {
+        read_manifest(&root.join(DIR)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_rebuild_from_scratch_keeps_the_models_files_until_its_manifest_replaces_them() {
+        // A rebuild killed half way must leave the manifest on disk whole:
+        // every file it names still there.
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let before = manifest(dir.path());
+        let named = before.named_files();
+        assert!(named.iter().any(|f| f.starts_with("input/")), "{named:?}");
+        appender.catch_up(true).unwrap();
+        let after = manifest(dir.path());
+        let garbage: BTreeSet<&String> = after.garbage.iter().map(|(_, f)| f).collect();
+        for f in &named {
+            assert!(dir.path().join(DIR).join(f).exists(), "{f} was deleted at once");
+            assert!(garbage.contains(f), "{f} is neither named nor garbage");
+        }
+        assert_eq!(after.version, before.version);
+    }
+
+    #[test]
+    fn a_damaged_manifest_is_named_and_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let path = ReadModel::manifest_path(dir.path());
+        let good = std::fs::read_to_string(&path).unwrap();
+        let version = manifest(dir.path()).version;
+        // A digit changed (still JSON, still a manifest) and a cut.
+        let flipped = good.replacen(&format!("\"version\":{}", version.unwrap()), "\"version\":9", 1);
+        assert_ne!(flipped, good);
+        for bad in [flipped, good[..good.len() / 2].to_string()] {
+            std::fs::write(&path, &bad).unwrap();
+            match ReadModel::open(dir.path()) {
+                Err(Error::Damaged { path: p, affects, .. }) => {
+                    assert_eq!(p, path);
+                    assert!(affects.contains("read model"), "{affects}");
+                }
+                other => panic!("damage not found: {other:?}"),
+            }
+            // The write path rebuilds it from the log (and logs that).
+            assert_eq!(appender.catch_up(false).unwrap(), version);
+            assert_eq!(ReadModel::open(dir.path()).unwrap().unwrap().version(), version);
+        }
+    }
+
+    #[test]
+    fn a_damaged_model_file_is_rebuilt_by_the_next_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let m = manifest(dir.path());
+        let segment = m.segments.iter().flatten().next().unwrap().clone();
+        let path = dir.path().join(DIR).join(&segment);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        // Every service gets an event: every component is refolded, reading the cut segment.
+        let late: String = m
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "{{\"event_id\":\"late-{i}\",\"event_type\":\"commit\",\"occurred_at\":\"2026-03-09T09:00:00Z\",\
+                     \"service\":\"{s}\",\"commit_sha\":\"late{i}\"}}\n"
+                )
+            })
+            .collect();
+        let report =
+            appender.append("late", input::ndjson_rows(std::io::Cursor::new(late.into_bytes())), &mut |_| {}).unwrap();
+        let model = ReadModel::open(dir.path()).unwrap().unwrap();
+        assert_eq!(model.version(), report.version, "the model was rebuilt from the log");
     }
 }
