@@ -30,6 +30,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use options::LeadlineOptions;
 pub use views::ViewInfo;
+pub(crate) use views::damaged_view_files;
 
 use crate::error::{Error, RelationProblem, Result};
 use crate::log::{EventLog, Snapshot};

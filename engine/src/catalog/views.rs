@@ -249,6 +249,27 @@ fn read_definition(path: &Path) -> Option<Stored> {
     Some(serde_json::from_slice::<ViewDefinition>(&bytes).map(Arc::new).map_err(|e| format!("{}: {e}", path.display())))
 }
 
+/// Every durable view file of the data directory `data_dir` that cannot be
+/// read, and why (for `leadline check`).
+pub(crate) fn damaged_view_files(data_dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let dir = data_dir.join("views");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    let mut damaged = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        let named = path.file_name().and_then(|f| view_name(&f.to_string_lossy()));
+        if let (Some(_), Some(Err(why))) = (named, read_definition(&path)) {
+            let prefix = format!("{}: ", path.display());
+            damaged.push((path, why.strip_prefix(&prefix).unwrap_or(&why).to_string()));
+        }
+    }
+    Ok(damaged)
+}
+
 /// The file of view `name`: lower-case letters, digits and `_` as they are,
 /// every other byte as `%XX`, so that any name is a portable file name and
 /// names differing only in case never share a file.

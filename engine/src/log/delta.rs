@@ -94,11 +94,6 @@ impl DeltaTable {
         self.root.join(LOG_DIR)
     }
 
-    /// The path of commit `version`.
-    pub fn commit_path(&self, version: u64) -> PathBuf {
-        commit_path(&self.log_dir(), version)
-    }
-
     /// Reads commits after `state.version` into `state` (incremental: a reader
     /// keeps its state and only reads what is new).
     pub fn refresh(&self, state: &mut TableState) -> Result<()> {
@@ -108,7 +103,18 @@ impl DeltaTable {
             let path = commit_path(&log, next);
             let text = match fs::read(&path) {
                 Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                // Commits appear in order: a later one means this one was lost.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => match commit_path(&log, next + 1).exists() {
+                    false => return Ok(()),
+                    true => {
+                        let affects = format!(
+                            "the {} table from version {next} on: later commits cannot be read until it is \
+                             restored from a backup",
+                            table_name(&path)
+                        );
+                        return Err(Error::damaged(&path, format!("missing, yet commit {} exists", next + 1), affects));
+                    }
+                },
                 Err(e) => return Err(Error::io(&path, e)),
             };
             apply_commit(state, next, &text, &path)?;
@@ -183,6 +189,7 @@ impl DeltaTable {
             Some(cutoff) => self.expired_removes(state, cutoff)?,
             None => Default::default(),
         };
+        remove_temp_files(&self.log_dir());
         for path in walk_parquet(&self.root)? {
             let rel = path
                 .strip_prefix(&self.root)
@@ -456,6 +463,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Whether `name` is a temp file of [`write_atomic`] or [`DeltaTable::commit`]
+/// (left behind only by a writer that died before renaming it into place).
+pub fn is_temp_file(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+/// Removes the temp files a writer that died left in `dir`. Call only
+/// while holding the lock that guards the directory's writers.
+pub fn remove_temp_files(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if is_temp_file(&entry.file_name().to_string_lossy()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Creates `path` with `bytes`, fsynced; removes it again if that fails (a
 /// full disk must not keep a partial temp file that takes the space freed).
 fn write_new_durably(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -546,14 +571,14 @@ mod tests {
         t.commit(1, &[add_action(&f("a.parquet")), add_action(&f("b.parquet")), commit_info("WRITE", json!({}))])
             .unwrap();
         t.commit(2, &[add_action(&f("c.parquet")), commit_info("WRITE", json!({}))]).unwrap();
-        let text = fs::read_to_string(t.commit_path(1)).unwrap();
+        let text = fs::read_to_string(commit_path(&t.log_dir(), 1)).unwrap();
         (dir, t, text)
     }
 
     fn damage_of(t: &DeltaTable) -> String {
         match t.state() {
             Err(Error::Damaged { path, problem, affects }) => {
-                assert_eq!(path, t.commit_path(1));
+                assert_eq!(path, commit_path(&t.log_dir(), 1));
                 assert!(affects.contains("commit 1 of the events table"), "{affects}");
                 problem
             }
@@ -570,25 +595,25 @@ mod tests {
             for bit in 0..8 {
                 let mut bytes = text.clone().into_bytes();
                 bytes[i] ^= 1 << bit;
-                fs::write(t.commit_path(1), &bytes).unwrap();
+                fs::write(commit_path(&t.log_dir(), 1), &bytes).unwrap();
                 assert!(t.state().is_err(), "flip of bit {bit} of byte {i} went unnoticed");
             }
         }
         // Cut short, at a line's end or within a line, or emptied.
         let lines: Vec<&str> = text.lines().collect();
-        fs::write(t.commit_path(1), lines[..1].join("\n") + "\n").unwrap();
+        fs::write(commit_path(&t.log_dir(), 1), lines[..1].join("\n") + "\n").unwrap();
         // (Its checksum went with the commitInfo line.)
         assert!(damage_of(&t).contains("no checksum"));
-        fs::write(t.commit_path(1), &text[..text.len() / 2]).unwrap();
+        fs::write(commit_path(&t.log_dir(), 1), &text[..text.len() / 2]).unwrap();
         let problem = damage_of(&t);
         assert!(problem.contains("not a JSON action") || problem.contains("checksum"), "{problem}");
-        fs::write(t.commit_path(1), "").unwrap();
+        fs::write(commit_path(&t.log_dir(), 1), "").unwrap();
         damage_of(&t);
         // A commit without a checksum after sealed ones was tampered with.
         let unsealed: String = text.replace(&format!(",\"{SEAL_KEY}\""), ",\"other\"");
-        fs::write(t.commit_path(1), unsealed).unwrap();
+        fs::write(commit_path(&t.log_dir(), 1), unsealed).unwrap();
         assert!(damage_of(&t).contains("no checksum"));
-        fs::write(t.commit_path(1), &text).unwrap();
+        fs::write(commit_path(&t.log_dir(), 1), &text).unwrap();
         assert_eq!(t.state().unwrap().files.len(), 3, "restored, it reads again");
     }
 

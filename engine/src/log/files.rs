@@ -276,13 +276,13 @@ impl OpenFile {
 
     fn write(&mut self, batch: &RecordBatch, root: &Path) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|e| written(root, &self.rel, e))
+        self.writer.write(batch).map_err(|e| written(&root.join(&self.rel), e))
     }
 
     /// Closes and fsyncs the file.
     fn finish(self, root: &Path) -> Result<AddFile> {
         let path = root.join(&self.rel);
-        let (file, checksum) = self.writer.into_inner().map_err(|e| written(root, &self.rel, e))?.finish();
+        let (file, checksum) = self.writer.into_inner().map_err(|e| written(&root.join(&self.rel), e))?.finish();
         file.sync_all().map_err(|e| Error::io(&path, e))?;
         let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         Ok(AddFile {
@@ -295,12 +295,12 @@ impl OpenFile {
     }
 }
 
-/// A failed write of the Parquet file `rel`, as an I/O error naming it when
-/// it is one (a full disk).
-fn written(root: &Path, rel: &str, e: parquet::errors::ParquetError) -> Error {
+/// A failed write of the Parquet file `path`, as an I/O error naming it
+/// when it is one (a full disk).
+pub fn written(path: &Path, e: parquet::errors::ParquetError) -> Error {
     match e {
         parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => Error::io(&root.join(rel), *io),
+            Ok(io) => Error::io(path, *io),
             Err(other) => Error::Parquet(parquet::errors::ParquetError::External(other)),
         },
         other => Error::Parquet(other),

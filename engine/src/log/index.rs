@@ -19,7 +19,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::delta::{create_dir_durable, sync_dir, write_atomic};
+use super::delta::{create_dir_durable, remove_temp_files, sync_dir, write_atomic};
 use crate::error::{Error, Result};
 
 pub const BUCKETS: usize = 1024;
@@ -232,6 +232,7 @@ impl IdIndex {
     /// Undoes the records of an append that wrote its index but never
     /// committed version `> committed`. Run under the writer lock, at open.
     pub fn recover(dir: &Path, committed: Option<u64>) -> Result<()> {
+        remove_temp_files(dir);
         let marker = Self::marker(dir);
         let pending = match fs::read_to_string(&marker) {
             Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::damaged(&marker, "not a version", BUCKET_AFFECTS))?,
@@ -275,6 +276,28 @@ impl IdIndex {
             }
         }
         Ok(())
+    }
+
+    /// Replaces the index in `dir` by one of `ids` (id hash, content hash),
+    /// all valid as of `version`. Each bucket file is replaced atomically, so
+    /// a crash leaves every bucket either as it was or rebuilt.
+    pub fn rebuild(dir: &Path, version: u64, mut ids: Vec<(u128, u64)>) -> Result<()> {
+        create_dir_durable(dir)?;
+        ids.sort_unstable_by_key(|&(id, _)| (bucket_of(id), id));
+        ids.dedup_by_key(|&mut (id, _)| id);
+        let mut by_bucket: Vec<Vec<u8>> = vec![Vec::new(); BUCKETS];
+        for (id, content) in ids {
+            by_bucket[bucket_of(id)].extend_from_slice(&encode_record(id, content, version));
+        }
+        for (b, records) in by_bucket.iter().enumerate() {
+            let path = Self::bucket_path(dir, b);
+            if !records.is_empty() {
+                write_atomic(&path, records)?;
+            } else if path.exists() {
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        sync_dir(dir)
     }
 
     /// Starts an append that will commit as table `version`.

@@ -17,7 +17,7 @@
 
 pub mod delta;
 pub mod files;
-mod index;
+pub mod index;
 pub mod lock;
 mod read;
 
@@ -33,7 +33,7 @@ use crate::input::InputRow;
 use delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action};
 use files::{EventFilesWriter, PARTITION_COLUMN, RejectedFileWriter};
 use index::{IdIndex, Seen};
-pub use read::{Ingested, load_events, read_events};
+pub use read::{Ingested, load_events, read_events, read_events_in, read_whole_events};
 
 /// Name of the index directory under a data directory.
 pub const INDEX_DIR: &str = "index";
@@ -205,14 +205,18 @@ impl Writer {
         log.rejected.create_if_missing(&rejected_schema(), &[])?;
         let events_state = log.events.state()?;
         let mut rejected_state = log.rejected.state()?;
-        IdIndex::recover(&log.root.join("index"), events_state.version)?;
+        IdIndex::recover(&log.root.join(INDEX_DIR), events_state.version)?;
         // A damaged log or index is not written to: the error names the file.
         let mut damage = wrong_sizes(log.events.root(), events_state.files.values());
         damage.extend(wrong_sizes(log.rejected.root(), rejected_state.files.values()));
         if let Some(first) = damage.into_iter().next() {
             return Err(first);
         }
-        IdIndex::verify_lengths(&log.root.join("index"))?;
+        // A damaged index stops appends (they check it again), not the
+        // writer: `leadline rebuild --index` needs one to repair it.
+        if let Err(e) = IdIndex::verify_lengths(&log.root.join(INDEX_DIR)) {
+            tracing::error!("{e}");
+        }
         // Roll the quarantine forward to match the last events commit.
         if let Some(last) = events_state.commits.last() {
             let missing: Vec<AddFile> = pending_rejects(&last.leadline)
@@ -256,7 +260,8 @@ impl Writer {
         let now = chrono::Utc::now().timestamp_micros();
         let ingested_at = now.max(self.last_ingested_at.saturating_add(1));
         let events_root = self.log.events.root().to_path_buf();
-        let mut index = IdIndex::begin(&self.log.root.join("index"), version)?;
+        IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR))?;
+        let mut index = IdIndex::begin(&self.log.root.join(INDEX_DIR), version)?;
         let mut data = EventFilesWriter::new(&events_root, ingested_at);
         let mut quarantine = RejectedFileWriter::new(self.log.rejected.root(), ingested_at);
         let mut report = AppendReport { ingested_at, ..Default::default() };
@@ -323,7 +328,7 @@ impl Writer {
         progress(read);
         if read == 0 {
             drop(index);
-            IdIndex::recover(&self.log.root.join("index"), self.events_state.version)?;
+            IdIndex::recover(&self.log.root.join(INDEX_DIR), self.events_state.version)?;
             return Ok(report);
         }
         let added = data.finish()?;
@@ -362,6 +367,23 @@ impl Writer {
         let crowded = self.partitions_over(AUTO_COMPACT_FILES, Some(&touched));
         compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
         Ok(report)
+    }
+
+    /// Writes the event-id index again from the log's events (every data
+    /// file read whole and verified): the repair of a damaged index.
+    /// Returns the number of ids indexed.
+    pub fn rebuild_index(&mut self) -> Result<u64> {
+        let root = self.log.events.root().to_path_buf();
+        let mut ids = Vec::new();
+        for f in self.events_state.files.values() {
+            read_whole_events(&root, f, &mut |batch| {
+                ids.extend(batch.iter().map(|e| (event_id_hash(&e.event_id), e.content_hash())));
+                Ok(())
+            })?;
+        }
+        let n = ids.len() as u64;
+        IdIndex::rebuild(&self.log.root.join(INDEX_DIR), self.events_state.version.unwrap_or(0), ids)?;
+        Ok(n)
     }
 
     /// Partitions of the events table holding more than `limit` files.

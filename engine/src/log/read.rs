@@ -9,6 +9,7 @@ use arrow::datatypes::{Int16Type, TimestampMicrosecondType};
 use parquet::file::reader::ChunkReader;
 
 use super::Snapshot;
+use super::delta::AddFile;
 use super::files::{log_file_affects, read_verified};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventType};
@@ -35,7 +36,7 @@ pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
     for f in &snap.event_files {
         let bytes = read_verified(&root, f)?;
         let range = Ingested { after: None, through: as_of };
-        decode_events(bytes, &root.join(&f.path), &log_file_affects(&root, f), range, &mut |batch| {
+        decode_events(bytes, &root.join(&f.path), &log_file_affects(&root, f), range, false, &mut |batch| {
             out.extend(batch);
             Ok(())
         })?;
@@ -58,14 +59,37 @@ pub fn read_events(
         std::io::ErrorKind::NotFound => Error::damaged(path, "missing", affects),
         _ => Error::io(path, e),
     })?;
-    decode_events(file, path, affects, range, each)
+    decode_events(file, path, affects, range, false, each)
 }
 
+/// [`read_events`] of a Parquet source already in hand (bytes read whole
+/// and checked), which `path` names in errors.
+pub fn read_events_in<T: ChunkReader + 'static>(
+    source: T,
+    path: &Path,
+    affects: &str,
+    range: Ingested,
+    each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
+) -> Result<()> {
+    decode_events(source, path, affects, range, false, each)
+}
+
+/// Calls `each` with every event of the log's data file `file` under
+/// `root`, every field decoded (what its content hash covers), after
+/// checking the file against its commit.
+pub fn read_whole_events(root: &Path, file: &AddFile, each: &mut dyn FnMut(Vec<Event>) -> Result<()>) -> Result<()> {
+    let bytes = read_verified(root, file)?;
+    decode_events(bytes, &root.join(&file.path), &log_file_affects(root, file), Ingested::default(), true, each)
+}
+
+/// Decodes the events of a Parquet source in `range`; `all_fields` also
+/// decodes the columns no rule reads.
 fn decode_events<T: ChunkReader + 'static>(
     source: T,
     path: &Path,
     affects: &str,
     range: Ingested,
+    all_fields: bool,
     each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
 ) -> Result<()> {
     use parquet::arrow::ProjectionMask;
@@ -75,7 +99,7 @@ fn decode_events<T: ChunkReader + 'static>(
     let mut builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(|e| damaged(&e))?.with_batch_size(8192);
     let columns = builder.parquet_schema().columns();
     let wanted: Vec<usize> = (0..columns.len())
-        .filter(|&i| !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes"))
+        .filter(|&i| all_fields || !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes"))
         .collect();
     let ingested = columns.iter().position(|c| c.name() == "ingested_at");
     if let (Some(after), Some(col)) = (range.after, ingested) {
@@ -122,6 +146,11 @@ fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> std::re
         .and_then(|c| c.as_list_opt::<i32>())
         .ok_or_else(|| "not an events file: it lacks change_ids".to_string())?;
     let version = batch.column_by_name("schema_version").and_then(|c| c.as_primitive_opt::<Int16Type>());
+    // Only when asked for (see `read_whole_events`).
+    let (source, attributes) = (
+        batch.column_by_name("source").and_then(|c| c.as_string_opt::<i32>()),
+        batch.column_by_name("attributes").and_then(|c| c.as_string_opt::<i32>()),
+    );
     let opt = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     for i in 0..batch.num_rows() {
         if !range.contains(ingested.value(i)) {
@@ -146,8 +175,8 @@ fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> std::re
             incident_id: opt(inc, i),
             change_ids,
             team: opt(team, i),
-            source: None,
-            attributes: None,
+            source: source.and_then(|a| opt(a, i)),
+            attributes: attributes.and_then(|a| opt(a, i)),
             schema_version: version.map_or(1, |v| v.value(i)),
         });
     }

@@ -45,8 +45,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::log::delta::{create_dir_durable, sync_dir, write_atomic};
-use crate::log::files::{events_batch, parquet_plan};
-use crate::log::{Ingested, Snapshot, read_events};
+use crate::log::files::{HashingFile, events_batch, parquet_plan, written};
+use crate::log::{Ingested, Snapshot, read_events, read_events_in};
 use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
 use crate::project::project;
 use crate::project::tables::{Table, table_batch};
@@ -91,9 +91,26 @@ struct Manifest {
     components: BTreeMap<u32, Component>,
     /// Files no longer named, with the time (ms) they were let go.
     garbage: Vec<(i64, String)>,
+    /// xxh3-64 of every file named (segments, key runs, component files),
+    /// by name relative to `model/`.
+    #[serde(default)]
+    checksums: BTreeMap<String, u64>,
     /// xxh3 of the manifest's text (see `log::delta::seal`).
     #[serde(rename = "leadlineChecksum", default)]
     checksum: String,
+}
+
+/// The bytes of the model's file at `path`, checked against `checksum`.
+fn read_checked(path: &Path, checksum: Option<u64>) -> Result<bytes::Bytes> {
+    let bytes = std::fs::read(path).map_err(|e| Error::damaged(path, e, MODEL_AFFECTS))?;
+    if let Some(expected) = checksum {
+        let sum = xxhash_rust::xxh3::xxh3_64(&bytes);
+        if sum != expected {
+            let problem = format!("checksum mismatch (manifest {expected:016x}, content {sum:016x})");
+            return Err(Error::damaged(path, problem, MODEL_AFFECTS));
+        }
+    }
+    Ok(bytes.into())
 }
 
 /// What a damaged file of the read model affects.
@@ -160,6 +177,64 @@ impl ReadModel {
         self.manifest.components.values().map(|c| self.dir.join(&c.dir).join(&name)).collect()
     }
 
+    /// The rows of `table` as stored, every component's (`leadline check`
+    /// compares them with a fold of the log).
+    pub fn table_batches(&self, table: Table) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for c in self.manifest.components.values() {
+            for batch in self.read_file(&format!("{}/{}.parquet", c.dir, table.name()))? {
+                out.push(stored::from_stored(&batch, table.schema())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The batches of the model's Parquet file `name` (relative to
+    /// `model/`), read whole and checked against its checksum first.
+    fn read_file(&self, name: &str) -> Result<Vec<RecordBatch>> {
+        let path = self.dir.join(name);
+        let bytes = read_checked(&path, self.manifest.checksums.get(name).copied())?;
+        let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, MODEL_AFFECTS);
+        ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.with_batch_size(65_536).build())
+            .map_err(|e| damaged(&e))?
+            .map(|b| b.map_err(|e| damaged(&e)))
+            .collect()
+    }
+
+    /// What the manifest says a file named `name` (relative to `model/`)
+    /// hashes to, if it says.
+    pub fn checksum(&self, name: &str) -> Option<u64> {
+        self.manifest.checksums.get(name).copied()
+    }
+
+    /// Every file the manifest names (absolute paths: segments, key runs,
+    /// each component's files), and the files under the model's directories
+    /// it does not name (left by an update that died, deleted by the next one).
+    pub fn files(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let m = &self.manifest;
+        let mut live: Vec<String> = m.segments.iter().flatten().cloned().collect();
+        live.extend(m.key_runs.iter().cloned());
+        for c in m.components.values() {
+            live.extend(
+                [Table::Deployments, Table::Changes, Table::Incidents]
+                    .map(|t| format!("{}/{}.parquet", c.dir, t.name())),
+            );
+            live.extend(GRAINS.map(|g| format!("{}/{g}.parquet", c.dir)));
+        }
+        let live = live.into_iter().map(|f| self.dir.join(f)).collect();
+        let named = self.manifest.named_files();
+        let mut unnamed = Vec::new();
+        for sub in ["input", "keys", "out"] {
+            for entry in std::fs::read_dir(self.dir.join(sub)).into_iter().flatten().flatten() {
+                if !named.contains(&format!("{sub}/{}", entry.file_name().to_string_lossy())) {
+                    unnamed.push(entry.path());
+                }
+            }
+        }
+        (live, unnamed)
+    }
+
     pub fn counts(&self) -> ProjectedCounts {
         let mut total = ProjectedCounts::default();
         self.manifest.components.values().for_each(|c| total += c.counts);
@@ -173,14 +248,9 @@ impl ReadModel {
         let mut pairs = BTreeSet::new();
         let mut span: Option<(i64, i64)> = None;
         for c in self.manifest.components.values() {
-            let path = self.dir.join(&c.dir).join(format!("{grain}.parquet"));
-            let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, MODEL_AFFECTS);
-            let file = File::open(&path).map_err(|e| damaged(&e))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.with_batch_size(65_536).build())
-                .map_err(|e| damaged(&e))?;
-            for batch in reader {
-                rows.push(stored::from_stored(&batch.map_err(|e| damaged(&e))?, dora_metrics_schema())?);
+            let name = format!("{}/{grain}.parquet", c.dir);
+            for batch in self.read_file(&name)? {
+                rows.push(stored::from_stored(&batch, dora_metrics_schema())?);
             }
             pairs.extend(c.pairs.iter().cloned());
             if let Some((lo, hi)) = c.span {
@@ -192,6 +262,14 @@ impl ReadModel {
 }
 
 impl Manifest {
+    /// The segments, key runs and component directories of the model now.
+    fn live_files(&self) -> BTreeSet<String> {
+        let mut live: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
+        live.extend(self.key_runs.iter().cloned());
+        live.extend(self.components.values().map(|c| c.dir.clone()));
+        live
+    }
+
     fn named_files(&self) -> BTreeSet<String> {
         let mut named: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
         named.extend(self.key_runs.iter().cloned());
@@ -351,7 +429,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     }
     let touched: Vec<u32> = writers.keys().copied().collect();
     for (s, w) in writers {
-        m.segments[s as usize].push(w.finish()?);
+        let (name, checksum) = w.finish()?;
+        m.checksums.insert(name.clone(), checksum);
+        m.segments[s as usize].push(name);
     }
     let routed = started.elapsed();
 
@@ -362,13 +442,15 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     joins.into_iter().for_each(|(a, b)| m.union(a, b));
     if !new_keys.is_empty() {
         let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
-        keys::write_run(&dir.join(&run), new_keys.iter().copied())?;
+        let checksum = keys::write_run(&dir.join(&run), new_keys.iter().copied())?;
+        m.checksums.insert(run.clone(), checksum);
         m.key_runs.push(run);
     }
     drop(new_keys);
     if keys::too_many(&m.key_runs) {
         let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
-        keys::merge_runs(&dir, &m.key_runs, &dir.join(&run))?;
+        let checksum = keys::merge_runs(&dir, &m.key_runs, &dir.join(&run))?;
+        m.checksums.insert(run.clone(), checksum);
         for old in std::mem::replace(&mut m.key_runs, vec![run]) {
             m.let_go(old);
         }
@@ -413,6 +495,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     });
     for (root, folded) in done.into_inner().map_err(|_| Error::Internal("a fold thread panicked".into()))? {
         let folded = folded?;
+        m.checksums.extend(folded.checksums);
         for (s, merged) in folded.merged_segments {
             for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
                 m.let_go(old);
@@ -432,6 +515,10 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     let (expired, kept): (Vec<_>, Vec<_>) =
         std::mem::take(&mut m.garbage).into_iter().partition(|(at, _)| now - at > GRACE_MS);
     m.garbage = kept;
+    // Checksums of files no longer named go with them.
+    let live = m.live_files();
+    m.checksums
+        .retain(|name, _| live.contains(name) || name.rsplit_once('/').is_some_and(|(dir, _)| live.contains(dir)));
     m.checksum = "0000000000000000".into();
     let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
     write_atomic(&dir.join(MANIFEST), crate::log::delta::seal(text).as_bytes())?;
@@ -465,6 +552,8 @@ fn entity_keys(e: &Event, service: u32, out: &mut Vec<u64>) {
 /// What [`fold`] made of one component.
 struct Folded {
     component: Component,
+    /// Checksums of the files written, by name.
+    checksums: BTreeMap<String, u64>,
     /// (service, its one new segment) where the old ones were merged.
     merged_segments: Vec<(u32, String)>,
 }
@@ -475,11 +564,14 @@ struct Folded {
 fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded> {
     let mut events: Vec<Event> = Vec::new();
     let mut merged_segments = Vec::new();
+    let mut checksums = BTreeMap::new();
     for &s in services {
         let first = events.len();
         let segments = &m.segments[s as usize];
         for seg in segments {
-            read_events(&dir.join(seg), MODEL_AFFECTS, Ingested::default(), &mut |batch| {
+            let path = dir.join(seg);
+            let bytes = read_checked(&path, m.checksums.get(seg).copied())?;
+            read_events_in(bytes, &path, MODEL_AFFECTS, Ingested::default(), &mut |batch| {
                 events.extend(batch);
                 Ok(())
             })?;
@@ -487,9 +579,11 @@ fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded>
         if segments.len() > MAX_SEGMENTS {
             let mut w = SegmentWriter::create(dir, s)?;
             for rows in events[first..].chunks(SEGMENT_ROWS) {
-                w.writer.write(&events_batch(rows, 0)?)?;
+                w.write(&events_batch(rows, 0)?)?;
             }
-            merged_segments.push((s, w.finish()?));
+            let (name, checksum) = w.finish()?;
+            checksums.insert(name.clone(), checksum);
+            merged_segments.push((s, name));
         }
     }
     let p = project(&events, m.window);
@@ -497,16 +591,21 @@ fn fold(dir: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded>
     let out = format!("out/c{root}-{}", uuid::Uuid::new_v4());
     let out_dir = dir.join(&out);
     std::fs::create_dir(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let mut write = |file: String, batch: RecordBatch| -> Result<()> {
+        let name = format!("{out}/{file}");
+        checksums.insert(name.clone(), write_parquet(&dir.join(&name), &batch)?);
+        Ok(())
+    };
     for table in [Table::Deployments, Table::Changes, Table::Incidents] {
-        write_parquet(&out_dir.join(format!("{}.parquet", table.name())), &table_batch(table, &p)?)?;
+        write(format!("{}.parquet", table.name()), table_batch(table, &p)?)?;
     }
     for grain in GRAINS {
-        write_parquet(&out_dir.join(format!("{grain}.parquet")), &metric_rows(&p, grain)?)?;
+        write(format!("{grain}.parquet"), metric_rows(&p, grain)?)?;
     }
     sync_dir(&out_dir)?;
     let component =
         Component { dir: out, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
-    Ok(Folded { component, merged_segments })
+    Ok(Folded { component, checksums, merged_segments })
 }
 
 fn properties(row_group_rows: usize) -> WriterProperties {
@@ -520,12 +619,17 @@ fn properties(row_group_rows: usize) -> WriterProperties {
     props.build()
 }
 
-fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+/// Writes `batch` as the Parquet file `path`, durably; returns its checksum.
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
     let batch = stored::to_stored(batch)?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(properties(1 << 20)))?;
-    w.write(&batch)?;
-    w.into_inner()?.sync_all().map_err(|e| Error::io(path, e))
+    let failed = |e: parquet::errors::ParquetError| written(path, e);
+    let mut w =
+        ArrowWriter::try_new(HashingFile::new(file), batch.schema(), Some(properties(1 << 20))).map_err(failed)?;
+    w.write(&batch).map_err(failed)?;
+    let (file, checksum) = w.into_inner().map_err(failed)?.finish();
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(checksum)
 }
 
 /// A new input segment of one service. A few hundred are open at once
@@ -533,7 +637,7 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
 struct SegmentWriter {
     name: String,
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<HashingFile>,
     rows: Vec<Event>,
 }
 
@@ -542,28 +646,38 @@ impl SegmentWriter {
         let name = format!("input/s{service}-{}.parquet", uuid::Uuid::new_v4());
         let path = dir.join(&name);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let writer = ArrowWriter::try_new(file, crate::event::events_schema(), Some(properties(SEGMENT_ROWS)))?;
+        let writer =
+            ArrowWriter::try_new(HashingFile::new(file), crate::event::events_schema(), Some(properties(SEGMENT_ROWS)))
+                .map_err(|e| written(&path, e))?;
         Ok(Self { name, path, writer, rows: Vec::new() })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(|e| written(&self.path, e))
     }
 
     fn encode(&mut self) -> Result<()> {
         if !self.rows.is_empty() {
-            self.writer.write(&events_batch(&self.rows, 0)?)?;
+            let batch = events_batch(&self.rows, 0)?;
+            self.write(&batch)?;
             self.rows = Vec::new();
         }
         Ok(())
     }
 
-    fn finish(mut self) -> Result<String> {
+    /// Closes and fsyncs the segment: its name and checksum.
+    fn finish(mut self) -> Result<(String, u64)> {
         self.encode()?;
-        self.writer.into_inner()?.sync_all().map_err(|e| Error::io(&self.path, e))?;
-        Ok(self.name)
+        let (file, checksum) = self.writer.into_inner().map_err(|e| written(&self.path, e))?.finish();
+        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        Ok((self.name, checksum))
     }
 }
 
 /// Deletes what an update that did not finish left behind: files under
 /// `input/`, `keys/` and `out/` that the manifest does not name.
 fn remove_unnamed(dir: &Path, m: &Manifest) -> Result<()> {
+    crate::log::delta::remove_temp_files(dir);
     let named = m.named_files();
     for sub in ["input", "keys", "out"] {
         let d = dir.join(sub);
