@@ -187,18 +187,30 @@ def insert_sql(rows):
 
 
 class Durations:
-    """Typical run time of each kind of process, to spread kills over it."""
+    """Typical run time of each kind of process, to spread kills over it:
+    a kill lands uniformly within 1.6 times the typical run, so about a
+    third of the runs finish (and keep the estimate current)."""
+
+    SPREAD = 1.6
 
     def __init__(self):
         self.seen = {}
+
+    def typical(self, kind, guess=3.0):
+        return self.seen.get(kind, guess)
 
     def add(self, kind, seconds):
         old = self.seen.get(kind)
         self.seen[kind] = seconds if old is None else 0.7 * old + 0.3 * seconds
 
-    def kill_after(self, rng, kind, guess):
-        typical = self.seen.get(kind, guess)
-        return rng.uniform(0, typical * 1.25)
+    def outlived(self, kind, seconds):
+        """A run of `kind` was killed after `seconds`, still going: runs
+        take longer than thought if that is past the typical time."""
+        if seconds > self.typical(kind):
+            self.seen[kind] = seconds
+
+    def kill_after(self, rng, kind, guess=3.0):
+        return rng.uniform(0, self.typical(kind, guess) * self.SPREAD)
 
 
 class Harness:
@@ -281,9 +293,13 @@ class Harness:
             args = ["rebuild", "--data", self.data] + (["--from-scratch"] if self.rng.random() < 0.3 else [])
         started = time.time()
         proc = self.spawn(*args)
-        killed = self.kill_at(proc, self.durations.kill_after(self.rng, kind, 3.0), kind)
+        delay = self.durations.kill_after(self.rng, kind)
+        killed = self.kill_at(proc, delay, kind)
         out, err = proc.communicate()
+        self.trace(f"{kind} {' '.join(map(str, args[3:]))}: {'killed' if killed else 'exited ' + str(proc.returncode)} "
+                   f"after {time.time() - started:.2f}s (kill at {delay:.2f}s)")
         if killed:
+            self.durations.outlived(kind, delay)
             return
         self.durations.add(kind, time.time() - started)
         self.stats.clean_exits += 1
@@ -295,6 +311,11 @@ class Harness:
         elif proc.returncode != 0:
             raise Failure(f"leadline {kind} failed without a kill: {err}")
 
+    def trace(self, line):
+        """One line of what each cycle did, in `<work>/trace.log`."""
+        with (self.work / "trace.log").open("a") as f:
+            f.write(f"{self.stats.cycles + 1}: {line}\n")
+
     def ack(self, b: Batch):
         if not b.acked:
             b.acked = True
@@ -304,23 +325,27 @@ class Harness:
         server = Server(self.data, self)
         try:
             ops = [(self.rng.choice(["insert", "copy"]), self.pick_batch()) for _ in range(self.rng.randint(1, 3))]
-            expected = sum(self.durations.seen.get(kind, 3.0) for kind, _ in ops)
-            delay = self.rng.uniform(0, expected * 1.25)
+            expected = sum(self.durations.typical(kind) for kind, _ in ops)
+            delay = self.rng.uniform(0, expected * Durations.SPREAD)
             timer = threading.Timer(delay, server.kill)
+            started = time.time()
             timer.start()
+            done = []
             try:
                 with psycopg.connect(server.dsn(), autocommit=True, connect_timeout=30) as conn:
                     for kind, b in ops:
                         b.sends += 1
-                        started = time.time()
+                        op_started = time.time()
                         try:
                             send(conn, kind, b, self.rng)
                         except psycopg.Error:
                             if not server.killed:
                                 raise
+                            self.durations.outlived(kind, time.time() - op_started)
                             break
-                        self.durations.add(kind, time.time() - started)
+                        self.durations.add(kind, time.time() - op_started)
                         self.ack(b)
+                        done.append(f"{kind} b{b.seed}")
             except psycopg.OperationalError:
                 if not server.killed:
                     raise
@@ -332,6 +357,8 @@ class Harness:
             else:
                 self.stats.clean_exits += 1
                 server.kill()
+            self.trace(f"serve {', '.join(f'{k} b{b.seed}' for k, b in ops)}: acknowledged [{', '.join(done)}], "
+                       f"{'killed' if server.killed else 'stopped'} at {delay:.2f}s of {time.time() - started:.2f}s")
 
     # --- checks -------------------------------------------------------------
     def log_state(self):
@@ -426,6 +453,10 @@ class Harness:
             out = run("ingest", "--data", fresh, *files, check=False)
             if out.returncode not in (0, 2):
                 raise Failure(f"clean ingest failed: {out.stderr}")
+        # The crashed directory has leftovers at most (notes), no damage.
+        out = run("check", "--data", self.data, check=False)
+        if out.returncode != 0:
+            raise Failure(f"leadline check found damage after the crashes:\n{out.stdout}{out.stderr}")
         if not stored:
             return
         for name, sql in ANSWERS.items():

@@ -338,7 +338,8 @@ fn check_index(
             unchecked += u64::from(u64::from_le_bytes(r[24..32].try_into().unwrap_or_default()) >> 40 == 0);
             if committed.is_none_or(|c| version > c) {
                 if pending.is_none_or(|p| version < p) {
-                    let problem = format!("record {i} is of version {version}, past the last commit ({committed:?})");
+                    let problem =
+                        format!("record {i} is of version {version}, past the last commit ({})", shown(committed));
                     found.add(DamageArea::Index, path, problem, INDEX_AFFECTS);
                 }
                 continue;
@@ -463,16 +464,14 @@ fn check_model(
         ));
     }
     if model.version() != snap.version {
+        let (model_at, log_at) = (shown(model.version()), shown(snap.version));
         if model.version() > snap.version {
-            let problem =
-                format!("folded through log version {:?}, past the log's {:?}", model.version(), snap.version);
+            let problem = format!("folded through log version {model_at}, past the log's {log_at}");
             found.add(DamageArea::ReadModel, &ReadModel::manifest_path(root), problem, MODEL_AFFECTS);
         } else {
             report.notes.push(format!(
-                "the read model is behind the log (version {:?} of {:?}): queries fold the log in memory until \
-                 the next append or `leadline rebuild` catches it up",
-                model.version(),
-                snap.version
+                "the read model is behind the log (version {model_at} of {log_at}): queries fold the log in memory \
+                 until the next append or `leadline rebuild` catches it up"
             ));
         }
         return;
@@ -556,6 +555,11 @@ fn compare_model(root: &Path, model: &ReadModel, folded: &Projected) -> Result<(
         return Err(Error::damaged(&manifest, problem, MODEL_AFFECTS));
     }
     Ok(())
+}
+
+/// A version for a message.
+fn shown(version: Option<u64>) -> String {
+    version.map_or_else(|| "none".to_string(), |v| v.to_string())
 }
 
 /// Every row of `batches` as text, sorted.

@@ -250,6 +250,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// A query's error as the user should read it: leadline's own error (a
+/// damaged file, a full disk) once, not inside DataFusion's wrapping.
+fn plain(e: datafusion::error::DataFusionError) -> anyhow::Error {
+    if let datafusion::error::DataFusionError::External(inner) = e.find_root()
+        && let Some(engine) = inner.downcast_ref::<leadline_engine::Error>()
+    {
+        return anyhow::anyhow!("{engine}");
+    }
+    e.into()
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // DataFusion's planner recurses deeply; give worker threads room.
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(8 << 20).build()?)
@@ -282,7 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             runtime()?.block_on(async {
                 let session = catalog.session(config)?;
-                let batches = session.context().sql(&sql).await?.collect().await?;
+                let batches = async { session.context().sql(&sql).await?.collect().await }.await.map_err(plain)?;
                 output::write(format, &batches, &mut std::io::stdout().lock())
             })?;
             Ok(ExitCode::SUCCESS)

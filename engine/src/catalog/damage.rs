@@ -25,15 +25,39 @@ use futures::StreamExt;
 
 use crate::error::Error;
 use crate::log::delta::AddFile;
-use crate::log::files::find_damage;
+use crate::log::files::{find_damage, hash_file};
 
-/// A file a scan reads: its path, what its commit says of it (log files),
-/// and what its damage affects.
+/// A file a scan reads: its path, what its commit says of it (log files) or
+/// its checksum in the manifest (read-model files), and what its damage
+/// affects.
 #[derive(Debug, Clone)]
 pub(super) struct ScannedFile {
     pub path: PathBuf,
     pub committed: Option<AddFile>,
+    pub checksum: Option<u64>,
     pub affects: String,
+}
+
+impl ScannedFile {
+    /// Checks every byte of the file against its commit or checksum.
+    pub(super) fn verify(&self) -> crate::Result<()> {
+        let damaged = |problem: String| Error::damaged(&self.path, problem, self.affects.as_str());
+        let (len, sum) = hash_file(&self.path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => damaged("missing".into()),
+            _ => Error::io(&self.path, e),
+        })?;
+        if let Some(f) = &self.committed
+            && len != f.size
+        {
+            return Err(damaged(format!("{len} bytes long, its commit says {}", f.size)));
+        }
+        match self.committed.as_ref().and_then(|f| f.checksum).or(self.checksum) {
+            Some(expected) if expected != sum => {
+                Err(damaged(format!("checksum mismatch (written {expected:016x}, content {sum:016x})")))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Passes its input through; a read error becomes the damaged file's name.
@@ -69,7 +93,8 @@ pub(super) fn is_read_error(e: &DataFusionError) -> bool {
 /// The first damaged file of `files` as the error to report, else `e`.
 /// Reads files: call it off the async workers.
 pub(super) fn explain(files: &[ScannedFile], e: DataFusionError) -> DataFusionError {
-    match files.iter().find_map(|f| find_damage(&f.path, f.committed.as_ref(), &f.affects)) {
+    let damage = |f: &ScannedFile| f.verify().err().or_else(|| find_damage(&f.path, f.committed.as_ref(), &f.affects));
+    match files.iter().find_map(damage) {
         Some(damage) => DataFusionError::External(Box::new(damage)),
         None => e,
     }

@@ -19,7 +19,7 @@ mod options;
 mod tables;
 mod views;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::execution::SessionStateBuilder;
@@ -68,6 +68,8 @@ pub struct Catalog {
     views: ViewStore,
     /// Damage already logged (see [`Catalog::report_damage`]).
     damage_reported: Mutex<std::collections::HashSet<String>>,
+    /// Files whose every byte this catalog has checked (see [`Catalog::verify`]).
+    verified: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// What one statement reads: a snapshot of the log and, when one is
@@ -95,13 +97,17 @@ impl Catalog {
             model: Mutex::new(None),
             views,
             damage_reported: Mutex::new(Default::default()),
+            verified: Mutex::new(Default::default()),
         };
-        // What opening can afford to check (the commits, and a `stat` of
-        // each file): damage is logged now, and named again by any query
-        // that reads the damaged file.
+        // What opening can afford to check (the commits, a `stat` of each
+        // file, the model's manifest): damage is logged now, and named again
+        // by any query that reads the damaged file.
         match catalog.log.snapshot() {
             Ok(snap) => crate::log::damaged_files(&snap).iter().for_each(|e| catalog.report_damage(e)),
             Err(e) => catalog.report_damage(&e),
+        }
+        if let Err(e) = ReadModel::open(catalog.log.root()) {
+            catalog.report_damage(&e);
         }
         Ok(Arc::new(catalog))
     }
@@ -154,6 +160,28 @@ impl Catalog {
         if reported.insert(text.clone()) {
             tracing::error!("{text}");
         }
+    }
+
+    /// Checks each file a scan is about to read: the first time this catalog
+    /// reads it, every byte against its checksum (the commit's for a log
+    /// file, the manifest's for a read-model file); later, that it still has
+    /// its size. So a damaged file is named before a query reads a wrong
+    /// value from it. Reads files: call it off the async workers.
+    fn verify(&self, files: &[damage::ScannedFile]) -> Result<()> {
+        for f in files {
+            if self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(&f.path) {
+                let size_kept = match &f.committed {
+                    Some(committed) => std::fs::metadata(&f.path).is_ok_and(|m| m.len() == committed.size),
+                    None => true,
+                };
+                if size_kept {
+                    continue;
+                }
+            }
+            f.verify()?;
+            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(f.path.clone());
+        }
+        Ok(())
     }
 
     /// The projections of `snap` as of `as_of` with `window`, folded once and

@@ -22,7 +22,7 @@ use super::damage::{NameDamageExec, ScannedFile, explain, is_read_error};
 use super::{Catalog, LeadlineOptions, View, blocking};
 use crate::event::{UTC, events_schema, rejected_schema};
 use crate::log::Snapshot;
-use crate::log::files::{log_file_affects, parquet_plan, verify_size};
+use crate::log::files::{log_file_affects, parquet_plan};
 use crate::metrics;
 use crate::project::Projected;
 use crate::project::tables::{Table, table_batch};
@@ -31,7 +31,7 @@ use crate::readmodel::MODEL_AFFECTS;
 /// Registers every table and function on `ctx`, reading `pinned`.
 pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
     for kind in [LogTableKind::Events, LogTableKind::Rejected] {
-        ctx.register_table(kind.name(), Arc::new(LogTable { pinned: pinned.clone(), kind }))?;
+        ctx.register_table(kind.name(), Arc::new(LogTable { catalog: catalog.clone(), pinned: pinned.clone(), kind }))?;
     }
     let reader = Reader { catalog, pinned };
     for kind in
@@ -132,10 +132,18 @@ impl TableProvider for ProjectionTable {
                     let files = m
                         .table_files(t)
                         .into_iter()
-                        .map(|path| ScannedFile { path, committed: None, affects: MODEL_AFFECTS.to_string() })
+                        .map(|(path, checksum)| ScannedFile {
+                            path,
+                            committed: None,
+                            checksum,
+                            affects: MODEL_AFFECTS.to_string(),
+                        })
                         .collect();
                     return match m.table_plan(t)? {
-                        Some(plan) => finish_scan(state, plan, &schema, projection, filters, limit, files).await,
+                        Some(plan) => {
+                            let catalog = self.reader.catalog.clone();
+                            finish_scan(state, &catalog, plan, &schema, projection, filters, limit, files).await
+                        }
                         None => empty(schema, projection),
                     };
                 }
@@ -247,6 +255,7 @@ impl LogTableKind {
 /// less what was ingested after `leadline.as_of`.
 #[derive(Debug)]
 struct LogTable {
+    catalog: Arc<Catalog>,
     pinned: Arc<RwLock<View>>,
     kind: LogTableKind,
 }
@@ -286,20 +295,17 @@ impl TableProvider for LogTable {
         if files.is_empty() {
             return empty(schema, projection);
         }
-        // A missing or cut file is named before DataFusion stumbles on it.
-        for f in files.iter() {
-            verify_size(&root, f)?;
-        }
         let scanned = files
             .iter()
             .map(|f| ScannedFile {
                 path: root.join(&f.path),
                 committed: Some(f.clone()),
+                checksum: None,
                 affects: log_file_affects(&root, f),
             })
             .collect();
         let plan = parquet_plan(files.iter().map(|f| root.join(&f.path)), schema.clone())?;
-        finish_scan(state, plan, &schema, projection, &filters, limit, scanned).await
+        finish_scan(state, &self.catalog, plan, &schema, projection, &filters, limit, scanned).await
     }
 }
 
@@ -312,11 +318,14 @@ fn empty(schema: SchemaRef, projection: Option<&Vec<usize>>) -> DfResult<Arc<dyn
     Ok(Arc::new(EmptyExec::new(projected)))
 }
 
-/// Applies a table scan's filters, projection and limit to `plan`, whose
-/// columns are those of `schema`, and plans it; a read error, planning or
-/// running, names the damaged one of `files`.
+/// Checks `files` (see [`Catalog::verify`]), applies a table scan's
+/// filters, projection and limit to `plan`, whose columns are those of
+/// `schema`, and plans it; a read error, planning or running, names the
+/// damaged one of `files`.
+#[allow(clippy::too_many_arguments)]
 async fn finish_scan(
     state: &dyn Session,
+    catalog: &Arc<Catalog>,
     mut plan: LogicalPlanBuilder,
     schema: &SchemaRef,
     projection: Option<&Vec<usize>>,
@@ -334,6 +343,8 @@ async fn finish_scan(
         plan = plan.limit(0, Some(n))?;
     }
     let files = Arc::new(files);
+    let (catalog, checked) = (catalog.clone(), files.clone());
+    blocking(move || catalog.verify(&checked)).await?;
     match state.create_physical_plan(&plan.build()?).await {
         Ok(exec) => Ok(NameDamageExec::wrap(exec, files)),
         Err(e) if is_read_error(&e) => {

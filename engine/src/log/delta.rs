@@ -30,9 +30,10 @@ use crate::error::{Error, Result};
 pub const LOG_DIR: &str = "_delta_log";
 /// The `add` tag holding a data file's xxh3-64 checksum (16 hex digits).
 const CHECKSUM_TAG: &str = "leadline.xxh3";
-/// The `commitInfo` key holding the commit's own checksum.
-const SEAL_KEY: &str = "leadlineChecksum";
-const SEAL_PLACEHOLDER: &str = "0000000000000000";
+/// The key holding a sealed JSON text's own checksum (see [`seal`]), and
+/// the value it has while the checksum is computed.
+pub const SEAL_KEY: &str = "leadlineChecksum";
+pub const SEAL_PLACEHOLDER: &str = "0000000000000000";
 
 /// A data file that a commit added.
 #[derive(Debug, Clone, PartialEq)]

@@ -231,6 +231,23 @@ pub fn find_damage(path: &Path, committed: Option<&AddFile>, affects: &str) -> O
     }
 }
 
+/// The length and xxh3-64 of the file at `path`, read in a stream.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((len, hasher.digest()));
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
 /// Checks that `file` exists with the size its commit gives (one `stat`:
 /// what start-up can afford for every file; checksums are verified where
 /// files are read whole, and by `leadline check`).

@@ -249,7 +249,12 @@ impl IdIndex {
                 };
                 // A partial last record is the crashed append's: cut with it.
                 let whole = bytes.len() / RECORD * RECORD;
-                verify_bucket(&path, &bytes[..whole])?;
+                if let Err(e) = verify_bucket(&path, &bytes[..whole]) {
+                    // Left as it is: appends refuse it until `leadline
+                    // rebuild --index` writes it again from the log.
+                    tracing::error!("{e}");
+                    continue;
+                }
                 let kept: Vec<u8> = bytes[..whole]
                     .chunks_exact(RECORD)
                     .filter(|r| decode_record(r).is_ok_and(|(_, _, v)| v < pending))
@@ -265,15 +270,32 @@ impl IdIndex {
         sync_dir(dir)
     }
 
-    /// Checks that every bucket file holds whole records (a `stat` each):
-    /// what opening a writer can afford. Records are checked as buckets load.
-    pub fn verify_lengths(dir: &Path) -> Result<()> {
+    /// Checks, with a `stat` of each bucket file (what opening a writer can
+    /// afford), that each holds whole records and that together they hold
+    /// one for each of the `events` the log stores: each new event gets
+    /// one record, nothing else does, and compaction keeps the count. So a
+    /// bucket cut at a record's end is found too (`leadline check` then
+    /// names it). Records themselves are checked as buckets load.
+    pub fn verify_lengths(dir: &Path, events: u64) -> Result<()> {
+        let mut records = 0;
         for (_, path) in bucket_files(dir) {
             let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
             if !len.is_multiple_of(RECORD as u64) {
                 let problem = format!("{len} bytes long, not a whole number of {RECORD}-byte records");
                 return Err(Error::damaged(&path, problem, BUCKET_AFFECTS));
             }
+            records += len / RECORD as u64;
+        }
+        // Records of an append in progress (or of one that died, cut by
+        // the next writer) are not in the log's count yet.
+        if records != events && !Self::marker(dir).exists() {
+            let problem = format!(
+                "its buckets hold {records} records for the {events} events the log stores (`leadline check` \
+                 names the buckets that differ)"
+            );
+            let affects = "the event-id index: appends cannot tell new events from redeliveries, so nothing is \
+                appended until it is rebuilt from the log (`leadline rebuild --index`) or restored from a backup";
+            return Err(Error::damaged(dir, problem, affects));
         }
         Ok(())
     }
@@ -533,7 +555,15 @@ mod tests {
             }
         }
         assert!(damage(&good[..RECORD + 5]).contains("not a whole number"));
-        assert!(matches!(IdIndex::verify_lengths(dir.path()), Err(Error::Damaged { .. })));
+        assert!(matches!(IdIndex::verify_lengths(dir.path(), 2), Err(Error::Damaged { .. })));
+        // Cut at a record's end: the count tells (once no append is under way).
+        fs::write(&path, &good[..RECORD]).unwrap();
+        assert!(IdIndex::verify_lengths(dir.path(), 2).is_ok(), "an append under way has records of its own");
+        fs::remove_file(IdIndex::marker(dir.path())).unwrap();
+        match IdIndex::verify_lengths(dir.path(), 2) {
+            Err(Error::Damaged { problem, .. }) => assert!(problem.contains("1 records for the 2 events"), "{problem}"),
+            other => panic!("{other:?}"),
+        }
         // Records written before they were checked (zeros in the check) still count.
         let mut legacy = good.clone();
         for r in legacy.chunks_exact_mut(RECORD) {
@@ -541,7 +571,7 @@ mod tests {
             r[24..32].copy_from_slice(&v.to_le_bytes());
         }
         fs::write(&path, &legacy).unwrap();
-        IdIndex::verify_lengths(dir.path()).unwrap();
+        IdIndex::verify_lengths(dir.path(), 2).unwrap();
         let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
         assert_eq!(ix.check_and_insert(id, 1).unwrap(), Seen::Duplicate);
         assert_eq!(ix.check_and_insert(id + 1, 3).unwrap(), Seen::Conflict);

@@ -172,12 +172,19 @@ fn pending_rejects(leadline: &Value) -> Vec<AddFile> {
 }
 
 /// Checks that every live file of `snap` exists with the size its commit
-/// gives: what opening a data directory can afford (a `stat` a file).
-/// Returns every damaged file found.
+/// gives, and that the index's buckets hold whole records: what opening a
+/// data directory can afford (a `stat` a file). Returns the damage found.
 pub fn damaged_files(snap: &Snapshot) -> Vec<Error> {
     let mut found = wrong_sizes(&snap.events_root(), &snap.event_files);
     found.extend(wrong_sizes(&snap.rejected_root(), &snap.rejected_files));
+    let events = snap.event_files.iter().map(|f| f.num_records).sum();
+    found.extend(IdIndex::verify_lengths(&snap.root.join(INDEX_DIR), events).err());
     found
+}
+
+/// Events stored in the table of `state`.
+fn stored_events(state: &TableState) -> u64 {
+    state.files.values().map(|f| f.num_records).sum()
 }
 
 fn wrong_sizes<'a>(root: &Path, files: impl IntoIterator<Item = &'a AddFile>) -> Vec<Error> {
@@ -214,22 +221,23 @@ impl Writer {
         }
         // A damaged index stops appends (they check it again), not the
         // writer: `leadline rebuild --index` needs one to repair it.
-        if let Err(e) = IdIndex::verify_lengths(&log.root.join(INDEX_DIR)) {
+        if let Err(e) = IdIndex::verify_lengths(&log.root.join(INDEX_DIR), stored_events(&events_state)) {
             tracing::error!("{e}");
         }
-        // Roll the quarantine forward to match the last events commit.
-        if let Some(last) = events_state.commits.last() {
-            let missing: Vec<AddFile> = pending_rejects(&last.leadline)
-                .into_iter()
-                .filter(|a| !rejected_state.known_paths.contains(&a.path))
-                .collect();
-            if !missing.is_empty() {
-                let v = rejected_state.version.map_or(0, |v| v + 1);
-                let mut actions: Vec<Value> = missing.iter().map(add_action).collect();
-                actions.push(commit_info("WRITE", json!({"events_version": last.version})));
-                log.rejected.commit(v, &actions)?;
-                log.rejected.refresh(&mut rejected_state)?;
-            }
+        // Roll the quarantine forward to match the events commits (a writer
+        // died, or its disk was full, between the two commits).
+        let missing: Vec<AddFile> = events_state
+            .commits
+            .iter()
+            .flat_map(|c| pending_rejects(&c.leadline))
+            .filter(|a| !rejected_state.known_paths.contains(&a.path))
+            .collect();
+        if let (false, Some(last)) = (missing.is_empty(), events_state.commits.last()) {
+            let v = rejected_state.version.map_or(0, |v| v + 1);
+            let mut actions: Vec<Value> = missing.iter().map(add_action).collect();
+            actions.push(commit_info("WRITE", json!({"events_version": last.version})));
+            log.rejected.commit(v, &actions)?;
+            log.rejected.refresh(&mut rejected_state)?;
         }
         log.events.clean(&events_state, None)?;
         log.rejected.clean(&rejected_state, None)?;
@@ -260,7 +268,7 @@ impl Writer {
         let now = chrono::Utc::now().timestamp_micros();
         let ingested_at = now.max(self.last_ingested_at.saturating_add(1));
         let events_root = self.log.events.root().to_path_buf();
-        IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR))?;
+        IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR), stored_events(&self.events_state))?;
         let mut index = IdIndex::begin(&self.log.root.join(INDEX_DIR), version)?;
         let mut data = EventFilesWriter::new(&events_root, ingested_at);
         let mut quarantine = RejectedFileWriter::new(self.log.rejected.root(), ingested_at);
@@ -358,14 +366,25 @@ impl Writer {
         self.log.events.refresh(&mut self.events_state)?;
         self.last_ingested_at = ingested_at;
         report.version = Some(version);
+        // The append is durable now, and reported so: what follows tidies
+        // up, and a failure of it (a full disk) is logged, not the append's.
         if let Some(f) = rejected_file {
             let v = self.rejected_state.version.map_or(0, |v| v + 1);
-            self.log.rejected.commit(v, &[add_action(&f), commit_info("WRITE", json!({"events_version": version}))])?;
-            self.log.rejected.refresh(&mut self.rejected_state)?;
+            let committed = self
+                .log
+                .rejected
+                .commit(v, &[add_action(&f), commit_info("WRITE", json!({"events_version": version}))]);
+            if let Err(e) = committed.and_then(|()| self.log.rejected.refresh(&mut self.rejected_state)) {
+                // Readers see the file through the events commit meanwhile.
+                tracing::warn!(error = %e, "the quarantine's commit failed; the next writer makes it");
+            }
         }
         let touched: HashSet<&BTreeMap<String, String>> = added.iter().map(|f| &f.partition_values).collect();
         let crowded = self.partitions_over(AUTO_COMPACT_FILES, Some(&touched));
-        compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
+        if let Err(e) = compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema()) {
+            tracing::warn!(error = %e, "compacting after the append failed; the next append or `leadline compact` retries");
+            let _ = self.log.events.refresh(&mut self.events_state);
+        }
         Ok(report)
     }
 

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::log::delta::{create_dir_durable, sync_dir, write_atomic};
-use crate::log::files::{HashingFile, events_batch, parquet_plan, written};
+use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
 use crate::log::{Ingested, Snapshot, read_events, read_events_in};
 use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
 use crate::project::project;
@@ -167,14 +167,21 @@ impl ReadModel {
         }
         let schema = table.schema();
         Ok(Some(
-            parquet_plan(self.table_files(table), stored::stored_schema(&schema))?.project(stored::read_as(&schema))?,
+            parquet_plan(self.table_files(table).into_iter().map(|(path, _)| path), stored::stored_schema(&schema))?
+                .project(stored::read_as(&schema))?,
         ))
     }
 
-    /// The files holding `table`, one per component.
-    pub fn table_files(&self, table: Table) -> Vec<PathBuf> {
-        let name = format!("{}.parquet", table.name());
-        self.manifest.components.values().map(|c| self.dir.join(&c.dir).join(&name)).collect()
+    /// The files holding `table`, one per component, with their checksums.
+    pub fn table_files(&self, table: Table) -> Vec<(PathBuf, Option<u64>)> {
+        self.manifest
+            .components
+            .values()
+            .map(|c| {
+                let name = format!("{}/{}.parquet", c.dir, table.name());
+                (self.dir.join(&name), self.checksum(&name))
+            })
+            .collect()
     }
 
     /// The rows of `table` as stored, every component's (`leadline check`
@@ -390,42 +397,50 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     }
     let mut new_events = 0u64;
     let mut buffered = 0usize;
-    for f in &snap.event_files {
-        let affects = crate::log::files::log_file_affects(&snap.events_root(), f);
-        read_events(&snap.events_root().join(&f.path), &affects, range, &mut |events| {
-            for e in events {
-                let s = match numbers.get(&e.service) {
-                    Some(&s) => s,
-                    None => {
-                        let s = m.services.len() as u32;
-                        if m.services.len() >= keys::MAX_SERVICES {
-                            return Err(Error::Limit(format!(
-                                "the read model holds at most {} services",
-                                keys::MAX_SERVICES
-                            )));
-                        }
-                        numbers.insert(e.service.clone(), s);
-                        m.services.push(e.service.clone());
-                        m.parent.push(s);
-                        m.segments.push(Vec::new());
-                        s
+    let mut route = |events: Vec<Event>| -> Result<()> {
+        for e in events {
+            let s = match numbers.get(&e.service) {
+                Some(&s) => s,
+                None => {
+                    let s = m.services.len() as u32;
+                    if m.services.len() >= keys::MAX_SERVICES {
+                        return Err(Error::Limit(format!(
+                            "the read model holds at most {} services",
+                            keys::MAX_SERVICES
+                        )));
                     }
-                };
-                entity_keys(&e, s, &mut new_keys);
-                new_events += 1;
-                let w = match writers.entry(s) {
-                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
-                };
-                w.rows.push(e);
-                buffered += 1;
-                if buffered >= ROUTE_BUDGET {
-                    writers.values_mut().try_for_each(SegmentWriter::encode)?;
-                    buffered = 0;
+                    numbers.insert(e.service.clone(), s);
+                    m.services.push(e.service.clone());
+                    m.parent.push(s);
+                    m.segments.push(Vec::new());
+                    s
                 }
+            };
+            entity_keys(&e, s, &mut new_keys);
+            new_events += 1;
+            let w = match writers.entry(s) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
+            };
+            w.rows.push(e);
+            buffered += 1;
+            if buffered >= ROUTE_BUDGET {
+                writers.values_mut().try_for_each(SegmentWriter::encode)?;
+                buffered = 0;
             }
-            Ok(())
-        })?;
+        }
+        Ok(())
+    };
+    for f in &snap.event_files {
+        let path = snap.events_root().join(&f.path);
+        let affects = log_file_affects(&snap.events_root(), f);
+        if range.after.is_none() {
+            // A full fold reads every file whole: each is checked against its
+            // commit on the way, so no damage is folded into the model.
+            read_events_in(read_verified(&snap.events_root(), f)?, &path, &affects, range, &mut route)?;
+        } else {
+            read_events(&path, &affects, range, &mut route)?;
+        }
     }
     let touched: Vec<u32> = writers.keys().copied().collect();
     for (s, w) in writers {
@@ -519,7 +534,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool) -> Result<Ma
     let live = m.live_files();
     m.checksums
         .retain(|name, _| live.contains(name) || name.rsplit_once('/').is_some_and(|(dir, _)| live.contains(dir)));
-    m.checksum = "0000000000000000".into();
+    m.checksum = crate::log::delta::SEAL_PLACEHOLDER.into();
     let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
     write_atomic(&dir.join(MANIFEST), crate::log::delta::seal(text).as_bytes())?;
     for (_, f) in expired {
