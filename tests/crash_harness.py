@@ -35,6 +35,10 @@ directory rebuilt with `leadline rebuild --from-scratch`, and a fresh data
 directory with one clean ingest of every batch found present, both answer
 every query exactly as the crashed directory does.
 
+Every `--epoch` cycles (250) the harness starts over in a fresh data
+directory, so that a long run's cycles stay about as fast as its first.
+Each cycle's process, kill time and outcome go to `<work>/trace.log`.
+
 Usage: tests/crash_harness.py [--cycles N] [--seed S] [--work DIR] [--keep]
 (`scripts/crash-harness --cycles 1000` runs the long mode). The short mode
 runs from tests/test_crash.py.
@@ -121,6 +125,7 @@ class Stats:
         self.events_verified = 0
         self.events_stored = 0
         self.deep_checks = 0
+        self.data_directories = 1
         self.started = time.time()
 
     def kill(self, what):
@@ -144,6 +149,7 @@ class Stats:
             "events_verified": self.events_verified,
             "events_stored_at_the_end": self.events_stored,
             "deep_checks": self.deep_checks,
+            "data_directories": self.data_directories,
             "seconds": round(took, 1),
             "seconds_per_cycle": round(took / max(self.cycles, 1), 2),
         }
@@ -214,7 +220,7 @@ class Durations:
 
 
 class Harness:
-    def __init__(self, work: pathlib.Path, seed: int, deep_every: int, log=print):
+    def __init__(self, work: pathlib.Path, seed: int, deep_every: int, log=print, epoch_cycles: int = 250):
         self.work = work
         self.data = work / "data"
         self.batch_dir = work / "batches"
@@ -228,6 +234,7 @@ class Harness:
         self.durations = Durations()
         self.stats = Stats()
         self.optimize_commits = 0
+        self.epoch_cycles = epoch_cycles
 
     # --- batches -----------------------------------------------------------
     def new_batch(self) -> Batch:
@@ -470,6 +477,7 @@ class Harness:
 
     # --- the loop -----------------------------------------------------------
     def cycle(self):
+        started = time.time()
         r = self.rng.random()
         if r < 0.35:
             self.cli_cycle("ingest")
@@ -479,11 +487,24 @@ class Harness:
             self.cli_cycle("compact")
         else:
             self.cli_cycle("rebuild")
+        verifying = time.time()
         self.verify()
+        self.trace(f"verified in {time.time() - verifying:.2f}s; cycle {time.time() - started:.2f}s")
         self.stats.cycles += 1
+
+    def new_epoch(self):
+        """A fresh data directory (after a deep check of the last one), so
+        that a long run's cycles stay about as fast as its first."""
+        self.deep_check()
+        self.stats.data_directories += 1
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.batches.clear()
+        self.optimize_commits = 0
 
     def run(self, cycles: int):
         for i in range(cycles):
+            if i and self.epoch_cycles and i % self.epoch_cycles == 0:
+                self.new_epoch()
             self.cycle()
             if self.deep_every and (i + 1) % self.deep_every == 0:
                 self.deep_check()
@@ -553,6 +574,7 @@ def main(argv=None):
     p.add_argument("--cycles", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--deep-every", type=int, default=50, help="cycles between deep checks (0: only at the end)")
+    p.add_argument("--epoch", type=int, default=250, help="cycles on one data directory before a fresh one")
     p.add_argument("--work", type=pathlib.Path, help="working directory (default: a temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the working directory")
     args = p.parse_args(argv)
@@ -560,7 +582,7 @@ def main(argv=None):
     work.mkdir(parents=True, exist_ok=True)
     ok = False
     try:
-        h = Harness(work, args.seed, args.deep_every, log=lambda m: print(m, flush=True))
+        h = Harness(work, args.seed, args.deep_every, log=lambda m: print(m, flush=True), epoch_cycles=args.epoch)
         summary = h.run(args.cycles)
         print(json.dumps(summary, indent=2))
         ok = True
