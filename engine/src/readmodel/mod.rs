@@ -52,8 +52,8 @@ use crate::project::project;
 use crate::project::tables::{Table, table_batch};
 
 /// Bumped whenever what is stored changes meaning: an older model is rebuilt.
-/// 2: the manifest carries its checksum.
-const FORMAT: u32 = 2;
+/// 3: the manifest carries its checksum, and checksums of its files.
+const FORMAT: u32 = 3;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
@@ -339,7 +339,7 @@ fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let text = std::str::from_utf8(&bytes).map_err(|e| damaged(format!("not UTF-8 text ({e})")))?;
     let sealed = crate::log::delta::unseal(text).map_err(damaged)?;
     let manifest: Manifest = serde_json::from_str(text).map_err(|e| damaged(format!("not a manifest ({e})")))?;
-    if !sealed && manifest.format >= 2 {
+    if !sealed && manifest.format >= 3 {
         return Err(damaged("carries no checksum".into()));
     }
     Ok(Some(manifest))

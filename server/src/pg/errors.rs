@@ -226,7 +226,7 @@ fn root_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
     };
     let hint = match code {
         "53200" => Some("the query needs more memory than the server allows one query (--query-memory-mb, limits.query_memory_mb) or all queries together (--memory-mb, limits.memory_mb)".to_string()),
-        "42883" => Some("leadline's functions are listed by SHOW FUNCTIONS in the docs; DORA aggregates: deployment_frequency, lead_time, change_failure_rate, time_to_restore, failed_deployment_recovery_time, dora_tier".to_string()),
+        "42883" => Some("leadline's functions are listed by SHOW FUNCTIONS in the docs; DORA aggregates: deployment_frequency, lead_time, change_failure_rate, rework_rate, time_to_restore, failed_deployment_recovery_time, dora_tier".to_string()),
         _ => None,
     };
     (code, msg.to_string(), hint)
