@@ -32,7 +32,7 @@ use crate::catalog::damaged_view_files;
 use crate::error::{Error, Result};
 use crate::event::{Event, event_id_hash};
 use crate::log::delta::{DeltaTable, LOG_DIR, TableState, is_temp_file};
-use crate::log::files::{find_damage, log_file_affects};
+use crate::log::files::{find_damage, log_file_affects, undecodable};
 use crate::log::index::{BUCKETS, IdIndex, RECORD, bucket_files, bucket_of, decode_record};
 use crate::log::{EventLog, INDEX_DIR, Snapshot, read_whole_events};
 use crate::metrics::{ProjectedCounts, dora_metrics, metric_rows};
@@ -487,41 +487,33 @@ fn check_model(
     }
 }
 
-/// Damage of one file or component directory named by the manifest.
+/// Damage of one file the manifest names: against its checksum, then its
+/// structure (sorted 8-byte keys, or Parquet that decodes).
 fn check_model_file(root: &Path, model: &ReadModel, path: &Path, found: &mut Found) {
-    let model_dir = root.join("model");
-    let check = |p: &Path, found: &mut Found| {
-        let name = p.strip_prefix(&model_dir).map(|r| r.to_string_lossy().replace('\\', "/")).unwrap_or_default();
-        match (std::fs::read(p), model.checksum(&name)) {
-            (Ok(bytes), Some(expected)) => {
-                let sum = xxhash_rust::xxh3::xxh3_64(&bytes);
-                if sum != expected {
-                    let problem = format!("checksum mismatch (manifest {expected:016x}, content {sum:016x})");
-                    return found.add(DamageArea::ReadModel, p, problem, MODEL_AFFECTS);
-                }
-            }
-            (Err(e), _) => return found.add(DamageArea::ReadModel, p, format!("cannot be read: {e}"), MODEL_AFFECTS),
-            (Ok(_), None) => {}
-        }
-        if p.extension().is_some_and(|e| e == "keys") {
-            match std::fs::read(p) {
-                Ok(b) if b.len() % 8 != 0 => {
-                    found.add(DamageArea::ReadModel, p, "not a whole number of 8-byte keys", MODEL_AFFECTS)
-                }
-                Ok(b) => {
-                    let keys: Vec<u64> =
-                        b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect();
-                    if keys.windows(2).any(|w| w[0] > w[1]) {
-                        found.add(DamageArea::ReadModel, p, "its keys are out of order", MODEL_AFFECTS);
-                    }
-                }
-                Err(e) => found.add(DamageArea::ReadModel, p, format!("cannot be read: {e}"), MODEL_AFFECTS),
-            }
-        } else if let Some(e) = find_damage(p, None, MODEL_AFFECTS) {
-            found.error(DamageArea::ReadModel, e);
-        }
+    let mut damaged = |problem: String| found.add(DamageArea::ReadModel, path, problem, MODEL_AFFECTS);
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => return damaged(format!("cannot be read: {e}")),
     };
-    check(path, found);
+    let name = path.strip_prefix(root.join("model")).map(|r| r.to_string_lossy().replace('\\', "/"));
+    if let Some(expected) = name.ok().and_then(|n| model.checksum(&n)) {
+        let sum = xxhash_rust::xxh3::xxh3_64(&bytes);
+        if sum != expected {
+            return damaged(format!("checksum mismatch (manifest {expected:016x}, content {sum:016x})"));
+        }
+    }
+    if path.extension().is_some_and(|e| e == "keys") {
+        if bytes.len() % 8 != 0 {
+            return damaged("not a whole number of 8-byte keys".into());
+        }
+        let keys: Vec<u64> =
+            bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+        if keys.windows(2).any(|w| w[0] > w[1]) {
+            damaged("its keys are out of order".into());
+        }
+    } else if let Some(problem) = undecodable(bytes) {
+        damaged(problem);
+    }
 }
 
 /// The model's tables, metric rows of every grain and counts against `folded`.

@@ -223,11 +223,16 @@ pub fn find_damage(path: &Path, committed: Option<&AddFile>, affects: &str) -> O
             return None; // every byte is what was written
         }
     }
+    undecodable(bytes).and_then(|problem| damaged(&problem))
+}
+
+/// Why `bytes` do not decode as Parquet, page by page, if they do not.
+pub fn undecodable(bytes: Vec<u8>) -> Option<String> {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .and_then(|b| b.build());
     match reader {
-        Err(e) => damaged(&e),
-        Ok(batches) => batches.into_iter().find_map(|b| b.err()).and_then(|e| damaged(&e)),
+        Err(e) => Some(e.to_string()),
+        Ok(batches) => batches.into_iter().find_map(|b| b.err()).map(|e| e.to_string()),
     }
 }
 
