@@ -82,6 +82,9 @@ ANSWERS = {
     "counts": "SELECT (SELECT count(*) FROM deployments) AS deployments, (SELECT count(*) FROM changes) AS changes, "
               "(SELECT count(*) FROM incidents) AS incidents, (SELECT count(*) FROM events) AS events",
 }
+# The deep check also compares what is stored, field by field.
+STORED = ("SELECT event_id, event_type, occurred_at, service, environment, commit_sha, deployment_id, incident_id, "
+          "change_ids, team, source, attributes, schema_version FROM events")
 PER_BATCH = ("SELECT split_part(event_id, '-', 2) AS seed, count(*) AS n, count(DISTINCT event_id) AS ids "
              "FROM events GROUP BY 1")
 QUARANTINED = ("SELECT split_part(event_id, '-', 2) AS seed, count(*) AS n FROM rejected_events "
@@ -162,29 +165,35 @@ def run(*args, check=True, **kw):
     return out
 
 
-def csv_text(rows, header=True):
+# An empty `change_ids` list (not the same as none): in a CSV file, `;`
+# (an empty cell is null); over the wire, the array literal `{}`.
+EMPTY_LIST_CSV = ";"
+EMPTY_LIST_WIRE = "{}"
+
+
+def csv_text(rows, header=True, empty_list=EMPTY_LIST_CSV):
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if header:
         w.writerow(COLUMNS)
     for r in rows:
-        w.writerow([cell(r.get(c)) for c in COLUMNS])
+        w.writerow([cell(r.get(c), empty_list) for c in COLUMNS])
     return buf.getvalue()
 
 
-def cell(v):
+def cell(v, empty_list):
     """A row's field as CSV/COPY text: lists `;`-separated, absent as empty."""
     if v is None:
         return ""
     if isinstance(v, list):
-        return ";".join(v)
+        return ";".join(v) if v else empty_list
     return str(v)
 
 
 def sql_literal(v):
     if v is None:
         return "NULL"
-    return "'" + cell(v).replace("'", "''") + "'"
+    return "'" + cell(v, EMPTY_LIST_WIRE).replace("'", "''") + "'"
 
 
 def insert_sql(rows):
@@ -466,7 +475,7 @@ class Harness:
             raise Failure(f"leadline check found damage after the crashes:\n{out.stdout}{out.stderr}")
         if not stored:
             return
-        for name, sql in ANSWERS.items():
+        for name, sql in [*ANSWERS.items(), ("events", STORED)]:
             got = [query_csv(d, sql) for d in (self.data, copy, fresh)]
             if got[0] != got[1]:
                 raise Failure(f"{name}: the crashed directory and its from-scratch rebuild disagree")
@@ -525,10 +534,10 @@ def send(conn, kind, b: Batch, rng):
         stmt = f"COPY events ({', '.join(COLUMNS)}) FROM STDIN" + (" (FORMAT csv)" if fmt == "csv" else "")
         with conn.cursor() as cur, cur.copy(stmt) as copy:
             if fmt == "csv":
-                copy.write(csv_text(rows, header=False))
+                copy.write(csv_text(rows, header=False, empty_list=EMPTY_LIST_WIRE))
             else:
                 for r in rows:
-                    copy.write_row([cell(r.get(c)) or None for c in COLUMNS])
+                    copy.write_row([cell(r.get(c), EMPTY_LIST_WIRE) or None for c in COLUMNS])
 
 
 def answers(conn):

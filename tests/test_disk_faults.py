@@ -193,7 +193,7 @@ def copy_sample(conn):
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
     stmt = f"COPY events ({', '.join(crash_harness.COLUMNS)}) FROM STDIN (FORMAT csv)"
     with conn.cursor().copy(stmt) as copy:
-        copy.write(crash_harness.csv_text(rows, header=False))
+        copy.write(crash_harness.csv_text(rows, header=False, empty_list=crash_harness.EMPTY_LIST_WIRE))
 
 
 # What each damaged file is: how to find it, what `leadline check` exits
