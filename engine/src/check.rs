@@ -38,7 +38,7 @@ use crate::log::{EventLog, INDEX_DIR, Snapshot, read_whole_events};
 use crate::metrics::{ProjectedCounts, dora_metrics, metric_rows};
 use crate::project::tables::{Table, table_batch};
 use crate::project::{Projected, project};
-use crate::readmodel::{MODEL_AFFECTS, ReadModel};
+use crate::readmodel::{MODEL_AFFECTS, ReadModel, published_tables};
 
 /// What a damaged file belongs to, most serious first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -443,10 +443,16 @@ fn check_model(
         Err(e) => return found.error(DamageArea::ReadModel, e),
     };
     report.model_version = model.version();
+    // The published tables' commits (their files are checked below).
+    for table in published_tables(root) {
+        if let Err(e) = table.state() {
+            found.error(DamageArea::ReadModel, e);
+        }
+    }
     let (live, unnamed) = model.files();
     progress(CheckProgress::Step { name: "checking the read model's files", total: live.len() as u64 });
-    for path in &live {
-        check_model_file(root, &model, path, found);
+    for (path, name) in &live {
+        check_model_file(&model, path, name, found);
         progress(CheckProgress::Advance(1));
     }
     let temp = std::fs::read_dir(root.join("model"))
@@ -489,14 +495,13 @@ fn check_model(
 
 /// Damage of one file the manifest names: against its checksum, then its
 /// structure (sorted 8-byte keys, or Parquet that decodes).
-fn check_model_file(root: &Path, model: &ReadModel, path: &Path, found: &mut Found) {
+fn check_model_file(model: &ReadModel, path: &Path, name: &str, found: &mut Found) {
     let mut damaged = |problem: String| found.add(DamageArea::ReadModel, path, problem, MODEL_AFFECTS);
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => return damaged(format!("cannot be read: {e}")),
     };
-    let name = path.strip_prefix(root.join("model")).map(|r| r.to_string_lossy().replace('\\', "/"));
-    if let Some(expected) = name.ok().and_then(|n| model.checksum(&n)) {
+    if let Some(expected) = model.checksum(name) {
         let sum = xxhash_rust::xxh3::xxh3_64(&bytes);
         if sum != expected {
             return damaged(format!("checksum mismatch (manifest {expected:016x}, content {sum:016x})"));

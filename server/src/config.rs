@@ -9,7 +9,8 @@
 //!     {"name": "ingest", "scram": "SCRAM-SHA-256$4096:…$…:…"}
 //!   ],
 //!   "tls": {"cert": "server.crt", "key": "server.key", "required": true},
-//!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024, "memory_mb": 4096}
+//!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024, "memory_mb": 4096,
+//!              "write_buffer_mb": 1024}
 //! }
 //! ```
 
@@ -61,6 +62,9 @@ pub struct Limits {
     pub query_memory_mb: usize,
     /// Memory all queries and the caches may use together, in MiB.
     pub memory_mb: usize,
+    /// Input one COPY, or one transaction block's INSERTs and COPYs, may
+    /// hold until its append, in MiB.
+    pub write_buffer_mb: usize,
 }
 
 impl Limits {
@@ -69,11 +73,22 @@ impl Limits {
         let per_query = self.query_memory_mb.max(1) << 20;
         leadline_engine::MemoryLimits { total: (self.memory_mb.max(1) << 20).max(per_query), per_query }
     }
+
+    /// [`write_buffer_mb`](Self::write_buffer_mb) in bytes.
+    pub fn write_buffer(&self) -> usize {
+        self.write_buffer_mb.max(1) << 20
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: 64, statement_timeout_ms: 0, query_memory_mb: 1024, memory_mb: 4096 }
+        Self {
+            max_connections: 64,
+            statement_timeout_ms: 0,
+            query_memory_mb: 1024,
+            memory_mb: 4096,
+            write_buffer_mb: 1024,
+        }
     }
 }
 

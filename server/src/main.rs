@@ -87,7 +87,8 @@ enum Command {
         data: DataArg,
     },
     /// Bring the read model (the persisted projections and metric rows under
-    /// <data>/model) up to date with the log, or fold it all again with
+    /// <data>/model, published as Delta tables under <data>/tables) up to
+    /// date with the log, or fold it all again with
     /// --from-scratch. Appends do this themselves; run it after an append
     /// whose read-model update failed, or to rebuild a damaged model.
     Rebuild {
@@ -134,11 +135,83 @@ enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Render the DORA report (HTML with charts, Markdown, CSV or JSON), or a saved query's.
+    ///
+    /// Per service and rolled up: deployment frequency, lead time, change
+    /// failure rate, time to restore and failed deployment recovery time,
+    /// and rework rate, with their DORA tiers, their trend over the buckets
+    /// and the change against the previous period of the same length. The
+    /// HTML is one self-contained file (no script, nothing fetched).
+    #[command(after_help = REPORT_EXIT_CODES)]
+    Report(Box<ReportArgs>),
     /// Print a SCRAM-SHA-256 verifier for a password (read from stdin) for the config file.
     Passwd {
         /// The user name (only echoed into the config line).
         user: String,
     },
+}
+
+const REPORT_EXIT_CODES: &str = "Exit status (for cron):
+  0  the report was written
+  1  an error: bad input (an unknown service, team or environment, a bad --chart, a SQL error), I/O
+  2  bad command-line usage
+  3  the report was written, but the data is empty (no events, nothing of the selection in the
+     period, or a --sql query without rows) or stale (the newest event is older than --stale-after)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Html,
+    Md,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportGrain {
+    Week,
+    Month,
+}
+
+#[derive(clap::Args, Clone)]
+struct ReportArgs {
+    #[command(flatten)]
+    data: DataArg,
+    /// Bucket of the trend charts; the periods are whole buckets.
+    #[arg(long, value_enum, default_value_t = ReportGrain::Week)]
+    grain: ReportGrain,
+    #[arg(long, default_value = "production")]
+    environment: String,
+    /// Only these services (repeat the flag or list several).
+    #[arg(long = "service", value_name = "SERVICE", num_args = 1..)]
+    services: Vec<String>,
+    /// Only the services whose events name one of these teams.
+    #[arg(long = "team", value_name = "TEAM", num_args = 1..)]
+    teams: Vec<String>,
+    /// First day of the period (a date or RFC 3339; default: 6 weeks or 3 months back from --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day of the period, inclusive (default: the newest event's). The previous period
+    /// is the same number of buckets before --from.
+    #[arg(long)]
+    to: Option<String>,
+    /// Output format (default: from --out's extension, else html).
+    #[arg(long, value_enum)]
+    format: Option<ReportFormat>,
+    /// Write here (atomically) instead of to stdout.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Render this saved query (a file of one SQL statement) instead of the DORA report.
+    #[arg(long, value_name = "FILE")]
+    sql: Option<PathBuf>,
+    /// Chart the saved query's result: x=COL,y=COL[,series=COL].
+    #[arg(long, requires = "sql", value_name = "x=COL,y=COL[,series=COL]")]
+    chart: Option<String>,
+    /// Call the data stale (exit 3) when its newest event is older than this (e.g. 7d, 36h, 2w).
+    #[arg(long, value_name = "AGE")]
+    stale_after: Option<String>,
+    /// Read the log as it was at this ingestion time (RFC 3339), like `SET leadline.as_of`.
+    #[arg(long)]
+    as_of: Option<String>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -161,6 +234,10 @@ struct ServerArgs {
     /// Memory all queries and caches may use together, in MiB (overrides the config file).
     #[arg(long)]
     memory_mb: Option<usize>,
+    /// Input one COPY or one transaction block may hold until it is
+    /// appended, in MiB (overrides the config file).
+    #[arg(long)]
+    write_buffer_mb: Option<usize>,
 }
 
 const SAMPLE: &str = include_str!("../../data/sample.ndjson");
@@ -181,6 +258,9 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     }
     if let Some(m) = args.memory_mb {
         cfg.limits.memory_mb = m.max(1);
+    }
+    if let Some(m) = args.write_buffer_mb {
+        cfg.limits.write_buffer_mb = m.max(1);
     }
     if !dir.is_dir() {
         // An empty log is a valid one: create the tables.
@@ -337,6 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{{\"name\": \"{user}\", \"scram\": \"{}\"}}", config::make_verifier(password));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Report(args) => report(*args),
         Command::Compact { data } => {
             let mut appender = Appender::open(&data.data, "leadline compact")?;
             let (before, after) = appender.compact()?;
@@ -466,5 +547,119 @@ fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `7d`, `36h`, `2w`, `90m` (or a bare number of days).
+fn parse_age(text: &str) -> anyhow::Result<chrono::TimeDelta> {
+    let t = text.trim();
+    let (n, unit) = t.find(|c: char| !c.is_ascii_digit()).map_or((t, "d"), |i| t.split_at(i));
+    let n: i64 =
+        n.parse().map_err(|_| anyhow::anyhow!("--stale-after '{text}': expected a number and d, h, w or m"))?;
+    Ok(match unit.trim() {
+        "d" | "day" | "days" => chrono::TimeDelta::days(n),
+        "h" | "hour" | "hours" => chrono::TimeDelta::hours(n),
+        "w" | "week" | "weeks" => chrono::TimeDelta::weeks(n),
+        "m" | "min" | "minutes" => chrono::TimeDelta::minutes(n),
+        _ => anyhow::bail!("--stale-after '{text}': expected a number and d, h, w or m"),
+    })
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    use leadline_report::{Format, Freshness, Status};
+    let format = match (args.format, args.out.as_ref().and_then(|p| p.extension()).and_then(|e| e.to_str())) {
+        (Some(f), _) => f,
+        (None, Some("md" | "markdown")) => ReportFormat::Md,
+        (None, Some("csv")) => ReportFormat::Csv,
+        (None, Some("json")) => ReportFormat::Json,
+        (None, _) => ReportFormat::Html,
+    };
+    let format = match format {
+        ReportFormat::Html => Format::Html,
+        ReportFormat::Md => Format::Markdown,
+        ReportFormat::Csv => Format::Csv,
+        ReportFormat::Json => Format::Json,
+    };
+    let freshness =
+        Freshness { now: chrono::Utc::now(), max_age: args.stale_after.as_deref().map(parse_age).transpose()? };
+    // Check what can be checked before reading anything.
+    let chart = args.chart.as_deref().map(str::parse::<leadline_report::ChartSpec>).transpose()?;
+    let saved = match &args.sql {
+        Some(path) => Some((
+            path.display().to_string(),
+            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--sql {}: {e}", path.display()))?,
+        )),
+        None => None,
+    };
+    let (from, to) = (
+        args.from.as_deref().map(|t| leadline_report::parse_time("--from", t)).transpose()?,
+        args.to.as_deref().map(|t| leadline_report::parse_time("--to", t)).transpose()?,
+    );
+    let catalog = Catalog::open(&args.data.data, MemoryLimits::default())?;
+    let mut config = session_config();
+    if let Some(t) = &args.as_of {
+        config.options_mut().set("leadline.as_of", t)?;
+    }
+    let bar = progress_bar("report");
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let rendered = runtime()?.block_on(async {
+        let session = catalog.session(config)?;
+        let mut progress = |step: &str| bar.set_message(step.to_string());
+        anyhow::Ok(match saved {
+            Some((name, sql)) => {
+                progress("running the saved query");
+                leadline_report::saved(&session, &name, &sql, chart.as_ref(), format, freshness, args.as_of.as_deref())
+                    .await?
+            }
+            None => {
+                let request = leadline_report::Request {
+                    grain: match args.grain {
+                        ReportGrain::Week => leadline_report::Grain::Week,
+                        ReportGrain::Month => leadline_report::Grain::Month,
+                    },
+                    environment: args.environment.clone(),
+                    services: args.services.clone(),
+                    teams: args.teams.clone(),
+                    from,
+                    to,
+                    as_of: args.as_of.clone(),
+                    freshness,
+                };
+                leadline_report::dora(&session, &request, format, &mut progress).await?
+            }
+        })
+    });
+    bar.finish_and_clear();
+    let rendered = rendered?;
+    match &args.out {
+        Some(path) => {
+            // Atomically: a reader (a web server, a mail job) never sees half a report.
+            let mut tmp = path.clone().into_os_string();
+            tmp.push(".tmp");
+            std::fs::write(&tmp, &rendered.body)?;
+            std::fs::rename(&tmp, path)?;
+        }
+        None => std::io::Write::write_all(&mut std::io::stdout().lock(), &rendered.body)?,
+    }
+    Ok(match rendered.status {
+        Status::Ok => {
+            // Quiet under cron (which mails whatever a job prints).
+            if let Some(path) = args.out.as_ref().filter(|_| std::io::stderr().is_terminal()) {
+                eprintln!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Status::Empty(why) => {
+            eprintln!("leadline report: no data: {why}");
+            ExitCode::from(3)
+        }
+        Status::Stale(why) => {
+            eprintln!("leadline report: stale data: {why}");
+            ExitCode::from(3)
+        }
     })
 }

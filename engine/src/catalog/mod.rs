@@ -298,6 +298,12 @@ impl ReadSession {
         self.views.version()
     }
 
+    /// The log version (Delta commit) of the pinned view; `None` for an
+    /// empty log. Reports name the snapshot they read with it.
+    pub fn log_version(&self) -> Option<u64> {
+        self.pinned.read().unwrap_or_else(|p| p.into_inner()).snapshot.version
+    }
+
     /// Rows stored in `table` (`events` or `rejected_events`) at the pinned
     /// snapshot; `None` for other tables.
     pub fn row_count(&self, table: &str) -> Option<u64> {
@@ -417,6 +423,8 @@ pub(super) mod tests {
         let before = text(&session, count).await;
         assert_eq!(session.row_count("events"), Some(16));
         assert_eq!(session.row_count("deployments"), None);
+        let version = session.log_version();
+        assert!(version.is_some());
         let late = r#"{"event_id":"late","event_type":"commit","occurred_at":"2026-03-09T09:00:00Z","service":"checkout","commit_sha":"zz"}"#;
         appender
             .append("late", input::ndjson_rows(std::io::Cursor::new(late.as_bytes().to_vec())), &mut |_| {})
@@ -425,6 +433,7 @@ pub(super) mod tests {
         session.refresh().await.unwrap();
         assert_ne!(text(&session, count).await, before);
         assert_eq!(session.row_count("events"), Some(17));
+        assert!(session.log_version() > version, "the refresh pinned the new commit");
         // The appender caught the model up to the new version, and the view uses it.
         let view = session.pinned.read().unwrap().clone();
         assert_eq!(view.model.map(|m| m.version()), Some(view.snapshot.version));

@@ -124,6 +124,11 @@ impl DeltaTable {
         }
     }
 
+    /// Whether commit `version` exists.
+    pub fn has_version(&self, version: u64) -> bool {
+        commit_path(&self.log_dir(), version).is_file()
+    }
+
     pub fn state(&self) -> Result<TableState> {
         let mut s = TableState::default();
         self.refresh(&mut s)?;

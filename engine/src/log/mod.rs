@@ -254,13 +254,14 @@ impl Writer {
         &self.log
     }
 
-    /// Appends every valid, new row of `rows` as one atomic commit and
-    /// quarantines the rest. `source` names the input (file name, `INSERT`…).
-    /// `progress` hears how many rows it has read so far.
-    pub fn append(
+    /// Appends every valid, new row of the inputs as one atomic commit and
+    /// quarantines the rest. Each input is named by its source (file name,
+    /// `INSERT`…: what a rejected row's `source` says); `commit_source` names
+    /// the commit. `progress` hears how many rows it has read so far.
+    pub fn append_inputs<S: AsRef<str>, R: Iterator<Item = Result<InputRow>>>(
         &mut self,
-        source: &str,
-        rows: impl Iterator<Item = Result<InputRow>>,
+        commit_source: &str,
+        inputs: impl Iterator<Item = (S, R)>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<AppendReport> {
         let version = self.events_state.version.map_or(0, |v| v + 1);
@@ -284,18 +285,13 @@ impl Writer {
             }
             quarantine.push(r)
         };
-        for row in rows {
-            let row = row?;
-            read += 1;
-            if read.is_multiple_of(65_536) {
-                progress(read);
-            }
+        // One row: validated, checked against the id index, then stored or quarantined.
+        let mut take = |report: &mut AppendReport, source: &str, row: InputRow| -> Result<()> {
             let event_id = row.fields.as_ref().ok().and_then(|f| match f.get("event_id") {
                 Some(crate::event::RawValue::Text(s)) => Some(s.clone()),
                 _ => None,
             });
-            let event = row.fields.and_then(Event::from_raw_owned);
-            let event = match event {
+            let event = match row.fields.and_then(Event::from_raw_owned) {
                 Ok(e) => e,
                 Err(reason) => {
                     let r = Rejection {
@@ -306,8 +302,7 @@ impl Writer {
                         reason,
                         raw: row.raw,
                     };
-                    reject(&mut report, r)?;
-                    continue;
+                    return reject(report, r);
                 }
             };
             match index.check_and_insert(event_id_hash(&event.event_id), event.content_hash())? {
@@ -329,8 +324,18 @@ impl Writer {
                         reason,
                         raw: row.raw,
                     };
-                    reject(&mut report, r)?;
+                    reject(report, r)?;
                 }
+            }
+            Ok(())
+        };
+        for (source, rows) in inputs {
+            for row in rows {
+                read += 1;
+                if read.is_multiple_of(65_536) {
+                    progress(read);
+                }
+                take(&mut report, source.as_ref(), row?)?;
             }
         }
         progress(read);
@@ -344,7 +349,7 @@ impl Writer {
         index.flush()?;
         let mut actions: Vec<Value> = added.iter().map(add_action).collect();
         let mut facts = json!({
-            "source": source,
+            "source": commit_source,
             "ingested_at": ingested_at,
             "appended": report.appended,
             "duplicates": report.duplicates,

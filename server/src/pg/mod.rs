@@ -6,14 +6,15 @@
 //! DataFusion), [`statement`] (statement kinds and parameters, from the
 //! text), [`encode`] (Arrow → wire values), [`write`] (INSERT and COPY into
 //! the event log), `copy` (the COPY sub-protocol's messages), [`views`]
-//! (CREATE and DROP VIEW, kept by the engine), [`pg_catalog`] (pg_catalog,
+//! (CREATE and DROP VIEW, kept by the engine), [`transaction`] (blocks:
+//! held writes, failed blocks, savepoints), [`pg_catalog`] (pg_catalog,
 //! information_schema and the statement rewrites), [`errors`] (SQLSTATEs)
 //! and [`cancel`] (cancel requests, timeouts).
 //!
 //! Data flows one way: `startup`, `simple`, `extended` and `copy` call
-//! `query`, which uses `write`, `views`, `statement`, `encode`,
-//! `pg_catalog`, `errors` and `cancel`; those use no module above them
-//! (`scripts/check-layers` checks it).
+//! `query`, which uses `write`, `views`, `transaction`, `statement`,
+//! `encode`, `pg_catalog`, `errors` and `cancel`; those use no module above
+//! them (`scripts/check-layers` checks it).
 
 pub mod cancel;
 mod copy;
@@ -26,14 +27,15 @@ pub mod query;
 pub mod simple;
 pub mod startup;
 pub mod statement;
+pub mod transaction;
 pub mod views;
 mod write;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::prelude::SessionContext;
 use leadline_engine::{Appender, Catalog, ReadSession, session_config};
@@ -95,7 +97,9 @@ pub struct Conn {
     /// Cursors declared since the last extended-protocol Execute, to be
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
     declared: Mutex<Vec<DeclaredCursor>>,
-    tx_noticed: AtomicBool,
+    /// The session's transaction block, shared with its result streams
+    /// (an error while rows stream fails the block).
+    tx: Arc<Mutex<transaction::Transaction>>,
     /// ParameterStatus messages owed to the client after a SET.
     reported: Mutex<Vec<(String, String)>>,
     /// The client's socket (a duplicate), watched while statements run.
@@ -123,8 +127,9 @@ fn default_vars(state: &ServerState, user: &str, application_name: &str) -> BTre
         ("integer_datetimes", "on"),
         ("search_path", "\"$user\", public"),
         ("extra_float_digits", "1"),
-        ("transaction_isolation", "read committed"),
-        ("default_transaction_isolation", "read committed"),
+        // A transaction block reads one snapshot.
+        ("transaction_isolation", "repeatable read"),
+        ("default_transaction_isolation", "repeatable read"),
         ("transaction_read_only", "off"),
         ("default_transaction_read_only", "off"),
         ("max_identifier_length", "63"),
@@ -201,7 +206,7 @@ impl Conn {
             copy: Mutex::new(None),
             cursors: Default::default(),
             declared: Mutex::new(Vec::new()),
-            tx_noticed: AtomicBool::new(false),
+            tx: Arc::new(Mutex::new(transaction::Transaction::new(state.config.limits.write_buffer()))),
             reported: Mutex::new(Vec::new()),
             peer: state.peers.lock().ok().and_then(|p| p.get(&client.socket_addr()).cloned()),
             views_listed: AtomicU64::new(u64::MAX),
@@ -211,10 +216,19 @@ impl Conn {
         Ok(conn)
     }
 
-    /// Pins the latest snapshot and views for the next statement.
+    /// Pins the latest snapshot and views for the next statement; in a
+    /// transaction block, only for its first (the block reads one snapshot).
     pub async fn refresh(&self) -> Result<(), PgError> {
-        self.catalog.refresh().await?;
+        if self.tx().needs_view() {
+            self.catalog.refresh().await?;
+            self.tx().pin();
+        }
         self.list_views().await
+    }
+
+    /// The session's transaction.
+    pub fn tx(&self) -> MutexGuard<'_, transaction::Transaction> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Lists the session's views in the catalog relations again if they
