@@ -182,10 +182,11 @@ def pristine(tmp_path_factory):
     return data
 
 
-def live_model_file(data: pathlib.Path, name: str) -> pathlib.Path:
+def live_model_file(data: pathlib.Path, table: str) -> pathlib.Path:
+    """A file of the read model's current components: in its published table."""
     manifest = json.loads((data / "model" / "MANIFEST.json").read_text())
     component = next(iter(manifest["components"].values()))
-    return data / "model" / component["dir"] / name
+    return data / "tables" / table / f"{component['id']}.parquet"
 
 
 def copy_sample(conn):
@@ -208,8 +209,10 @@ TARGETS = {
     "index bucket": (lambda d: max((d / "index").glob("bucket-*.idx"), key=lambda p: p.stat().st_size), 11,
                      copy_sample, {"truncated"}, "rebuild --index"),
     "model manifest": (lambda d: d / "model" / "MANIFEST.json", 12, None, {"truncated", "bit-flipped"}, "append"),
-    "model file": (lambda d: live_model_file(d, "day.parquet"), 12,
+    "model file": (lambda d: live_model_file(d, "dora_metrics_day"), 12,
                    "SELECT * FROM dora_metrics('day')", set(), "rebuild --from-scratch"),
+    "published commit": (lambda d: max((d / "tables" / "deployments" / "_delta_log").glob("*.json")), 12, None, set(),
+                         "append"),
     "view file": (lambda d: d / "views" / "weekly.json", 13, "SELECT * FROM weekly", set(), "drop view"),
 }
 
