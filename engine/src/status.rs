@@ -36,7 +36,7 @@ impl DataStatus {
     /// The status of an open log (which reads only the commits it has not seen yet).
     pub fn of(log: &EventLog) -> Result<DataStatus> {
         let snap = log.snapshot()?;
-        let model = ReadModel::open(log.root());
+        let model = ReadModel::open(log.root())?;
         let files = snap.event_files.iter().chain(&snap.rejected_files);
         Ok(DataStatus {
             log_version: snap.version,
