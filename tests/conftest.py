@@ -9,6 +9,29 @@ from leadline_pg import SAMPLE, Server, ingest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+# What tests keep for a person to look at (gitignored); listed at the end of the run.
+ARTIFACTS = ROOT / "tests" / "artifacts"
+_kept = []
+
+
+@pytest.fixture(scope="session")
+def artifact():
+    """`artifact(name)`: a path under tests/artifacts/ that the run's summary names."""
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def path(name: str) -> pathlib.Path:
+        p = ARTIFACTS / name
+        if p not in _kept:
+            _kept.append(p)
+        return p
+
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    for p in _kept:
+        if p.exists():
+            terminalreporter.write_line(f"test artifact: {p}")
 
 
 @pytest.fixture(scope="session")

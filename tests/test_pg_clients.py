@@ -148,7 +148,7 @@ def test_psycopg2_and_session_statements(server, data):
     ]:
         cur.execute(stmt)
     for name, want in [("server_version", "16.6"), ("standard_conforming_strings", "on"), ("timezone", "UTC"),
-                       ("transaction isolation level", "read committed"), ("client_encoding", "UTF8")]:
+                       ("transaction isolation level", "repeatable read"), ("client_encoding", "UTF8")]:
         cur.execute(f"SHOW {name}")
         assert cur.fetchone()[0] == want
     cur.execute("SELECT current_schema(), current_database(), current_user, pg_backend_pid() > 0")

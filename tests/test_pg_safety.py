@@ -61,18 +61,6 @@ def test_timezone_setting_is_honoured_in_text_results(server):
         assert conn.execute(sql).fetchone()[0].utcoffset() == dt.timedelta(0)
 
 
-def test_begin_commit_are_noops_with_a_notice(server):
-    notices = []
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.add_notice_handler(lambda d: notices.append(d.message_primary))
-        conn.execute("BEGIN")
-        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
-        conn.execute("SELECT 1")
-        conn.execute("COMMIT")
-        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    assert any("no transactions" in n for n in notices)
-
-
 def test_insert_appends_and_reports_rejections(server, data):
     notices = []
     before = query_json(data, "SELECT count(*) AS n FROM events")[0]["n"]

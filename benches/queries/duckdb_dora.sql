@@ -39,7 +39,14 @@ SELECT
     count(*) FILTER (WHERE event_type = 'deployment_rolled_back') > 0 AS rolled_back,
     min(occurred_at) FILTER (WHERE event_type = 'deployment_rolled_back') AS first_rollback_at,
     -- go-live times of each part, for inferred incident attribution
-    list(occurred_at) FILTER (WHERE event_type = 'deployment_succeeded') AS succeeded_at
+    list(occurred_at) FILTER (WHERE event_type = 'deployment_succeeded') AS succeeded_at,
+    -- v2: the parts' change lists (their union ships) and head commits
+    count(change_ids) FILTER (WHERE event_type = 'deployment_succeeded') > 0 AS parts_list,
+    list_distinct(flatten(list(change_ids ORDER BY occurred_at, event_id)
+        FILTER (WHERE event_type = 'deployment_succeeded' AND change_ids IS NOT NULL))) AS parts_change_ids,
+    list(commit_sha) FILTER (WHERE event_type = 'deployment_succeeded' AND commit_sha IS NOT NULL) AS part_shas,
+    -- v2 rework: the incident its earliest event naming one names
+    arg_min(incident_id, {'at': occurred_at, 'id': event_id}) FILTER (WHERE incident_id IS NOT NULL) AS names_incident
 FROM ev
 WHERE event_type IN ('deployment_started', 'deployment_succeeded', 'deployment_failed', 'deployment_rolled_back')
   AND deployment_id IS NOT NULL
@@ -55,7 +62,10 @@ SELECT
     CASE term.type WHEN 'deployment_succeeded' THEN 'succeeded' WHEN 'deployment_failed' THEN 'failed'
          ELSE 'in_progress' END AS status,
     coalesce(CASE WHEN term IS NULL THEN first_ev.sha ELSE term.sha END, any_sha) AS commit_sha,
-    term.change_ids AS change_ids,
+    CASE WHEN term.type = 'deployment_succeeded' AND parts_list THEN parts_change_ids ELSE term.change_ids END
+        AS change_ids,
+    part_shas,
+    names_incident,
     rolled_back,
     first_rollback_at,
     coalesce(CASE WHEN term IS NULL THEN first_ev.team ELSE term.team END, any_team) AS team,
@@ -114,11 +124,25 @@ FROM dl_incident_base i
 ASOF LEFT JOIN dl_live l
   ON i.first_open.service = l.service AND i.first_open.environment = l.environment AND i.opened_at >= l.live_at;
 
--- Failed deployments (§2) and their recovery time.
+-- Failed deployments (§2) and their recovery time; rework (§2 v2): a
+-- deployment naming an incident, else the last successful deployment of a
+-- resolved incident's service and environment that finished after it opened
+-- and by its resolve (ties: greatest deployment_id), remediating the
+-- earliest-opened such incident.
 CREATE OR REPLACE VIEW deployments AS
 WITH caused AS (
     SELECT deployment_id, bool_and(resolved_at IS NOT NULL) AS all_resolved, max(resolved_at) AS last_resolved
     FROM incidents WHERE deployment_id IS NOT NULL GROUP BY deployment_id
+), finishes AS (
+    SELECT service, environment, finished_at, max(deployment_id) AS deployment_id
+    FROM dl_deploy_base WHERE status = 'succeeded' GROUP BY ALL
+), fixes AS (
+    SELECT f.deployment_id, arg_min(i.incident_id, {'at': i.opened_at, 'id': i.incident_id}) AS incident_id
+    FROM (SELECT * FROM incidents WHERE resolved_at IS NOT NULL) i
+    ASOF JOIN finishes f
+      ON i.service = f.service AND i.environment = f.environment AND i.resolved_at >= f.finished_at
+    WHERE f.finished_at > i.opened_at
+    GROUP BY f.deployment_id
 )
 SELECT d.deployment_id, d.service, d.environment, d.started_at, d.finished_at, d.status, d.commit_sha,
        d.change_ids, d.rolled_back,
@@ -127,10 +151,13 @@ SELECT d.deployment_id, d.service, d.environment, d.started_at, d.finished_at, d
            (epoch_us(CASE WHEN c.deployment_id IS NOT NULL THEN CASE WHEN c.all_resolved THEN c.last_resolved END
                           WHEN d.rolled_back THEN d.first_rollback_at END) - epoch_us(d.finished_at)) / 1e6
        END AS recovery_time,
+       CASE WHEN d.status = 'succeeded' THEN coalesce(d.names_incident, x.incident_id) IS NOT NULL END AS rework,
+       CASE WHEN d.status = 'succeeded' THEN coalesce(d.names_incident, x.incident_id) END AS remediates,
        d.team
-FROM dl_deploy_base d LEFT JOIN caused c USING (deployment_id);
+FROM dl_deploy_base d LEFT JOIN caused c USING (deployment_id) LEFT JOIN fixes x USING (deployment_id);
 
--- Changes (§2). Rule 1: explicit change_ids + commit_sha. Rules 2/3: every
+-- Changes (§2). Rule 1: explicit change_ids + commit_sha + each part's
+-- commit_sha. Rules 2/3: every
 -- commit of the service up to a cutoff (head commit's time, else finished_at)
 -- not shipped to that environment before. In deployment order the first
 -- deployment whose cutoff reaches a commit is the first whose running maximum
@@ -138,7 +165,7 @@ FROM dl_deploy_base d LEFT JOIN caused c USING (deployment_id);
 -- A change's first shipment is the earliest candidate over all rules.
 CREATE OR REPLACE VIEW changes AS
 WITH succ AS (
-    SELECT deployment_id, service, environment, finished_at, commit_sha, change_ids, team
+    SELECT deployment_id, service, environment, finished_at, commit_sha, change_ids, part_shas, team
     FROM dl_deploy_base WHERE status = 'succeeded'  -- (failure marking is not needed here)
 ), cut AS (
     SELECT s.*, CASE WHEN s.change_ids IS NULL THEN coalesce(h.committed_at, s.finished_at) END AS cutoff
@@ -161,7 +188,7 @@ WITH succ AS (
       ON ce.service = s.service AND ce.environment = s.environment AND ce.committed_at <= s.reach
 ), explicit AS (
     SELECT DISTINCT id AS commit_sha, environment, deployment_id, finished_at
-    FROM (SELECT unnest(CASE WHEN commit_sha IS NULL THEN change_ids ELSE list_append(change_ids, commit_sha) END) AS id,
+    FROM (SELECT unnest(list_concat(change_ids, [commit_sha], part_shas)) AS id,
                  environment, deployment_id, finished_at
           FROM succ WHERE change_ids IS NOT NULL)
     WHERE id IS NOT NULL
@@ -199,6 +226,7 @@ WITH span AS (
     SELECT service, environment, date_trunc(grain, finished_at) AS bucket_start,
            count(*) AS deployments,
            count(*) FILTER (WHERE failed) / count(*) AS cfr,
+           count(*) FILTER (WHERE rework) / count(*) AS rework_rate,
            quantile_cont(recovery_time, 0.5) FILTER (WHERE failed) AS fdrt
     FROM deployments WHERE status = 'succeeded' GROUP BY 1, 2, 3
 ), chg AS (
@@ -216,6 +244,7 @@ WITH span AS (
              / ((epoch(b.bucket_start + dl_step(grain)) - epoch(b.bucket_start)) / 86400.0) AS deployment_frequency,
            chg.p50 AS lead_time_p50, chg.p90 AS lead_time_p90,
            dep.cfr AS change_failure_rate,
+           dep.rework_rate,
            inc.ttr AS time_to_restore_p50,
            dep.fdrt AS failed_deployment_recovery_p50
     FROM pairs p CROSS JOIN buckets b

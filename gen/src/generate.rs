@@ -135,6 +135,14 @@ const EXPLICIT_CAUSE: f64 = 0.5;
 const REOPEN: f64 = 0.10;
 const EXPLICIT_CHANGES: f64 = 0.10;
 const MAX_EXPLICIT_CHANGES: usize = 100;
+/// Of the successes with an explicit list of two or more: shipped in two parts.
+const TWO_PARTS: f64 = 0.3;
+/// Of the incidents: a hotfix deployment that names the incident goes live
+/// before it is resolved.
+const HOTFIX: f64 = 0.25;
+/// Of the hotfixes: they ship a fix commit of their own (else an explicit
+/// empty list: a config change that ships no commit).
+const HOTFIX_COMMIT: f64 = 0.7;
 const REDELIVER: f64 = 0.005;
 const LATE: f64 = 0.02;
 /// Commits kept per service and environment for explicit change lists.
@@ -464,6 +472,17 @@ impl Gen {
             }
             q.drain(..shipped);
             ev.commit = if ev.changes.is_none() && has_started && started_sha && omit_sha { 0 } else { head };
+            // Two parts (two repositories, say), each naming its own changes;
+            // the first goes live halfway through, with its last commit as head.
+            if let Some(changes) = ev.changes.take_if(|c| c.len() >= 2 && self.rng.chance(TWO_PARTS)) {
+                let (first, second) = changes.split_at(changes.len() / 2);
+                let mut part = ev.clone();
+                part.at = (t + (end - t) / 2) / 1000 * 1000;
+                part.commit = first[first.len() - 1];
+                part.changes = Some(first.into());
+                self.push(part);
+                ev.changes = Some(second.into());
+            }
             self.push(ev);
             return (Some(dep), end);
         }
@@ -495,6 +514,9 @@ impl Gen {
         }
         self.push(ev);
         let mut resolved = at + self.restore_time();
+        if self.rng.chance(HOTFIX) {
+            self.hotfix(s, inc, at, resolved);
+        }
         self.resolve(svc, inc, source, resolved);
         if self.rng.chance(REOPEN) {
             let again = resolved + self.rng.log_uniform(10 * MIN, 12 * HOUR) / SEC * SEC;
@@ -507,6 +529,40 @@ impl Gen {
             resolved = again + self.restore_time();
             self.resolve(svc, inc, source, resolved);
         }
+    }
+
+    /// A production deployment, outside the trains, that names incident
+    /// `inc` (opened at `opened`) and goes live before `resolved`.
+    fn hotfix(&mut self, s: usize, inc: u64, opened: i64, resolved: i64) {
+        let live = opened + (resolved - opened) * (30 + self.rng.below(60) as i64) / 100 / 1000 * 1000;
+        if live <= opened {
+            return;
+        }
+        let svc = s as u32;
+        let mut ev = PlannedEvent::new(EventType::DeploymentSucceeded, live, svc);
+        ev.environment = Some(Environment::Production);
+        ev.deployment = self.next_deployment;
+        self.next_deployment += 1;
+        ev.incident = inc;
+        ev.source = Some(self.svcs[s].host);
+        ev.team = self.rng.chance(0.9);
+        if self.rng.chance(HOTFIX_COMMIT) {
+            // The fix: a commit of its own, outside the trains' queues (the
+            // next staging deployment ships it there by the implicit rule).
+            let no = self.next_commit;
+            self.next_commit += 1;
+            let mut fix =
+                PlannedEvent::new(EventType::Commit, opened.max(live - self.rng.range(MIN, 30 * MIN)) / SEC * SEC, svc);
+            fix.commit = no;
+            fix.team = self.rng.chance(0.7);
+            fix.source = Some(self.svcs[s].host);
+            self.push(fix);
+            ev.commit = no;
+            ev.changes = Some(Box::new([no]));
+        } else {
+            ev.changes = Some(Box::new([]));
+        }
+        self.push(ev);
     }
 
     fn resolve(&mut self, svc: u32, inc: u64, source: Option<Source>, at: i64) {
@@ -646,6 +702,8 @@ mod tests {
         let mut seen_ids = HashSet::new();
         let mut with_changes = 0;
         let mut with_cause = 0;
+        let mut hotfixes = 0;
+        let mut parts: HashMap<&str, u32> = HashMap::new();
         for e in &all {
             assert!(e.event_id.starts_with("evt-42-"));
             *kinds.entry(e.event_type).or_default() += 1;
@@ -661,10 +719,18 @@ mod tests {
                 t if t.is_deployment() => {
                     assert!(matches!(e.environment.as_deref(), Some("staging" | "production")));
                     assert!(e.deployment_id.as_deref().unwrap().starts_with("dep-42-"));
-                    assert!(e.incident_id.is_none());
                     if e.change_ids.is_some() {
                         assert_eq!(t, EventType::DeploymentSucceeded);
                         with_changes += 1;
+                    }
+                    if let Some(inc) = e.incident_id.as_deref() {
+                        // A hotfix, naming the incident it remediates.
+                        assert!(inc.starts_with("inc-42-"));
+                        assert_eq!((t, e.environment.as_deref()), (EventType::DeploymentSucceeded, Some("production")));
+                        hotfixes += 1;
+                    }
+                    if t == EventType::DeploymentSucceeded {
+                        *parts.entry(e.deployment_id.as_deref().unwrap()).or_default() += 1;
                     }
                 }
                 _ => {
@@ -679,7 +745,8 @@ mod tests {
         for k in EventType::ALL {
             assert!(kinds.get(&k).copied().unwrap_or(0) > 0, "no {k:?} in {kinds:?}");
         }
-        assert!(with_changes > 0 && with_cause > 0);
+        assert!(with_changes > 0 && with_cause > 0 && hotfixes > 0);
+        assert!(parts.values().any(|&n| n >= 2), "no deployment in two parts");
         // Per service and day: within the advertised 20-40.
         let per = n as f64 / (8.0 * 45.0);
         assert!((15.0..45.0).contains(&per), "{per} events per service-day");

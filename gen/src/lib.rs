@@ -36,7 +36,10 @@
 //!   explicit `change_ids` list: exactly the commits the SPEC §2 rule would
 //!   ship (at most 100; longer lists fall back to the implicit rule).
 //!   `deployment_started` carries the head 60% of the time and is missing
-//!   for 3% of deployments.
+//!   for 3% of deployments. 30% of the successes with an explicit list of
+//!   two or more go live in two parts (SPEC v2): a first
+//!   `deployment_succeeded` halfway through naming the first half of the
+//!   list (its head: the last of them), then the second naming the rest.
 //! * 5% of successful production deployments get a `deployment_rolled_back`
 //!   5 min-6 h later. A successful production deployment causes an incident
 //!   with probability 8% (40% if rolled back), opened 10 min-20 h after it
@@ -44,7 +47,11 @@
 //!   rest leave attribution to inference. Plus background incidents,
 //!   Poisson(0.02 x intensity) per service and day, with no cause.
 //!   Incidents are resolved after 5 min-4 h (70%), 4 h-1 d (25%) or
-//!   1-5 d (5%); 10% are reopened (a second `incident_opened` 10 min-12 h
+//!   1-5 d (5%). 25% of incidents get a hotfix: a production
+//!   `deployment_succeeded` that names the incident (`incident_id`, SPEC v2
+//!   rework) and goes live 30-90% of the way to the first resolve, shipping
+//!   a fix commit of its own made 1-30 min before (70%) or an explicit empty
+//!   `change_ids` list. 10% are reopened (a second `incident_opened` 10 min-12 h
 //!   after the resolve, then another resolve). Events that would fall after
 //!   the end of the history are not written, which leaves some incidents
 //!   open (and the odd deployment unfinished).

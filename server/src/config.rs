@@ -9,10 +9,25 @@
 //!     {"name": "ingest", "scram": "SCRAM-SHA-256$4096:…$…:…"}
 //!   ],
 //!   "tls": {"cert": "server.crt", "key": "server.key", "required": true},
-//!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024, "memory_mb": 4096}
+//!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024, "memory_mb": 4096,
+//!              "write_buffer_mb": 1024},
+//!   "http": {"listen": "127.0.0.1:8080", "max_body_mb": 4, "max_queued_appends": 16},
+//!   "webhooks": {
+//!     "github": {"secret": "…"}, "gitlab": {"token": "…"}, "pagerduty": {"secret": "…"}, "events": {"token": "…"},
+//!     "map": {
+//!       "services": {"acme/checkout": {"service": "checkout", "team": "payments"},
+//!                    "Checkout API": {"service": "checkout", "team": "payments", "environment": "production"}},
+//!       "environments": {"prod": "production"}
+//!     }
+//!   },
+//!   "log": {"format": "json", "slow_query_ms": 1000}
 //! }
 //! ```
+//!
+//! Secrets (webhook secrets and tokens) are [`Secret`]s: their `Debug` form
+//! is redacted, so no log line can show one.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -29,6 +44,122 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The HTTP front (`leadline serve --http`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on (`--http` overrides it); none: no HTTP front.
+    pub listen: Option<String>,
+    /// Largest request body, in MiB; a larger one is answered 413.
+    pub max_body_mb: f64,
+    /// Writes (webhook deliveries, event batches) read and waiting for the
+    /// writer at once; beyond, 503 with Retry-After.
+    pub max_queued_appends: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: None, max_body_mb: 4.0, max_queued_appends: 16 }
+    }
+}
+
+impl HttpConfig {
+    /// [`max_body_mb`](Self::max_body_mb) in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        (self.max_body_mb.max(0.0) * (1u64 << 20) as f64) as usize
+    }
+}
+
+/// A secret from the config file: compared, never shown.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// What each webhook endpoint checks, and how vendors' names map to leadline's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    pub github: Option<SignedBy>,
+    pub gitlab: Option<TokenAuth>,
+    pub pagerduty: Option<SignedBy>,
+    /// `POST /v1/events` (canonical NDJSON).
+    pub events: Option<TokenAuth>,
+    pub map: Mapping,
+}
+
+/// Vendors' names → leadline's (`webhooks.map`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mapping {
+    /// By repository (`owner/name`, or `name`) or PagerDuty service (name or id).
+    pub services: BTreeMap<String, ServiceMapping>,
+    /// Environment names as the vendor sends them → canonical ones (`prod` → `production`).
+    pub environments: BTreeMap<String, String>,
+    /// Branches whose pushes are changes (`main`); empty: each repository's default branch.
+    pub branches: Vec<String>,
+}
+
+/// What one repository or PagerDuty service is in leadline.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceMapping {
+    /// The leadline service (default: the repository's or PagerDuty service's name).
+    pub service: Option<String>,
+    pub team: Option<String>,
+    /// The environment of a PagerDuty service's incidents (default `production`).
+    pub environment: Option<String>,
+}
+
+/// An HMAC-SHA256 secret shared with the sender.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedBy {
+    pub secret: Secret,
+}
+
+/// A token the sender presents as is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenAuth {
+    pub token: Secret,
+}
+
+/// How the server logs (to stderr; `LEADLINE_LOG` filters as before).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (the default) or `json` (one JSON object per line).
+    pub format: LogFormat,
+    /// Statements slower than this are logged (0: none).
+    pub slow_query_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +192,9 @@ pub struct Limits {
     pub query_memory_mb: usize,
     /// Memory all queries and the caches may use together, in MiB.
     pub memory_mb: usize,
+    /// Input one COPY, or one transaction block's INSERTs and COPYs, may
+    /// hold until its append, in MiB.
+    pub write_buffer_mb: usize,
 }
 
 /// The longest `statement_timeout`, in ms: PostgreSQL's (`INT_MAX`).
@@ -72,9 +206,8 @@ const MAX_MEMORY_MB: usize = 16 << 20;
 impl Limits {
     /// The engine's memory limits, in bytes.
     pub fn memory(&self) -> leadline_engine::MemoryLimits {
-        let bytes = |mb: usize| mb.clamp(1, MAX_MEMORY_MB) << 20;
-        let per_query = bytes(self.query_memory_mb);
-        leadline_engine::MemoryLimits { total: bytes(self.memory_mb).max(per_query), per_query }
+        let per_query = mib_to_bytes(self.query_memory_mb);
+        leadline_engine::MemoryLimits { total: mib_to_bytes(self.memory_mb).max(per_query), per_query }
     }
 
     /// Refuses limits out of range (from the config file or the command line).
@@ -87,18 +220,39 @@ impl Limits {
                 "limits.statement_timeout_ms must be at most {MAX_STATEMENT_TIMEOUT_MS} (about 24 days), or 0 for none"
             );
         }
-        for (name, mb) in [("query_memory_mb", self.query_memory_mb), ("memory_mb", self.memory_mb)] {
+        let sizes = [
+            ("query_memory_mb", self.query_memory_mb),
+            ("memory_mb", self.memory_mb),
+            ("write_buffer_mb", self.write_buffer_mb),
+        ];
+        for (name, mb) in sizes {
             if !(1..=MAX_MEMORY_MB).contains(&mb) {
                 bail!("limits.{name} must be from 1 to {MAX_MEMORY_MB} (MiB), got {mb}");
             }
         }
         Ok(())
     }
+
+    /// [`write_buffer_mb`](Self::write_buffer_mb) in bytes.
+    pub fn write_buffer(&self) -> usize {
+        mib_to_bytes(self.write_buffer_mb)
+    }
+}
+
+/// A size limit in MiB as bytes, within 1 MiB ..= [`MAX_MEMORY_MB`].
+fn mib_to_bytes(mb: usize) -> usize {
+    mb.clamp(1, MAX_MEMORY_MB) << 20
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_connections: 64, statement_timeout_ms: 0, query_memory_mb: 1024, memory_mb: 4096 }
+        Self {
+            max_connections: 64,
+            statement_timeout_ms: 0,
+            query_memory_mb: 1024,
+            memory_mb: 4096,
+            write_buffer_mb: 1024,
+        }
     }
 }
 
@@ -126,6 +280,22 @@ impl ServerConfig {
             parse_verifier(&u.scram).with_context(|| format!("user '{}' in {}", u.name, path.display()))?;
         }
         cfg.limits.check().with_context(|| format!("in {}", path.display()))?;
+        if cfg.http.max_queued_appends == 0 {
+            bail!("http.max_queued_appends must be at least 1");
+        }
+        if cfg.http.max_body_mb.is_nan() || cfg.http.max_body_mb <= 0.0 {
+            bail!("http.max_body_mb must be more than 0");
+        }
+        for (name, auth) in [
+            ("webhooks.github.secret", cfg.webhooks.github.as_ref().map(|s| &s.secret)),
+            ("webhooks.pagerduty.secret", cfg.webhooks.pagerduty.as_ref().map(|s| &s.secret)),
+            ("webhooks.gitlab.token", cfg.webhooks.gitlab.as_ref().map(|t| &t.token)),
+            ("webhooks.events.token", cfg.webhooks.events.as_ref().map(|t| &t.token)),
+        ] {
+            if auth.is_some_and(|s| s.expose().is_empty()) {
+                bail!("{name} is empty in {}: an empty secret would let anyone in", path.display());
+            }
+        }
         Ok(cfg)
     }
 
@@ -178,12 +348,14 @@ mod tests {
             Limits { statement_timeout_ms: i32::MAX as u64 + 1, ..Limits::default() },
             Limits { memory_mb: usize::MAX, ..Limits::default() },
             Limits { query_memory_mb: 0, ..Limits::default() },
+            Limits { write_buffer_mb: usize::MAX, ..Limits::default() },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }
         // Never wraps, whatever it is given.
         let huge = Limits { memory_mb: usize::MAX, query_memory_mb: usize::MAX, ..Limits::default() };
         assert_eq!(huge.memory().per_query, MAX_MEMORY_MB << 20);
+        assert_eq!(Limits { write_buffer_mb: usize::MAX, ..Limits::default() }.write_buffer(), MAX_MEMORY_MB << 20);
     }
 
     #[test]

@@ -11,29 +11,16 @@ use serde_json::Value;
 
 const INTERVALS: [&str; 4] =
     ["lead_time_p50", "lead_time_p90", "time_to_restore_p50", "failed_deployment_recovery_p50"];
-const FLOATS: [&str; 2] = ["deployment_frequency", "change_failure_rate"];
+const FLOATS: [&str; 3] = ["deployment_frequency", "change_failure_rate", "rework_rate"];
 
-fn metrics_sql(grain: &str) -> String {
-    // Intervals as seconds, so they compare with the fixtures' numbers.
-    let cols: Vec<String> = [
-        "service",
-        "environment",
-        "bucket_start",
-        "deployments",
-        "deployment_frequency",
-        "lead_time_p50",
-        "lead_time_p90",
-        "change_failure_rate",
-        "time_to_restore_p50",
-        "failed_deployment_recovery_p50",
-        "lead_time_tier",
-        "deployment_frequency_tier",
-        "change_failure_rate_tier",
-        "time_to_restore_tier",
-    ]
-    .iter()
-    .map(|c| if INTERVALS.contains(c) { format!("date_part('epoch', {c}) AS {c}") } else { c.to_string() })
-    .collect();
+/// `dora_metrics(grain)` with the columns a fixture lists (`worked/` and
+/// `mixed/` list v1's, `v2/` every one), intervals as seconds so they
+/// compare with the fixtures' numbers.
+fn metrics_sql(grain: &str, columns: &[String]) -> String {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| if INTERVALS.contains(&c.as_str()) { format!("date_part('epoch', {c}) AS {c}") } else { c.clone() })
+        .collect();
     format!("SELECT {} FROM dora_metrics('{grain}') ORDER BY service, environment, bucket_start", cols.join(", "))
 }
 
@@ -47,9 +34,9 @@ fn close(a: f64, b: f64) -> bool {
 
 /// Compares `dora_metrics(grain)` with `expected_{grain}.csv`, cell by cell.
 fn assert_metrics(data: &Path, fixture: &Path, grain: &str) {
-    let got = query(data, &metrics_sql(grain));
     let mut rdr = csv::Reader::from_path(fixture.join(format!("expected_{grain}.csv"))).unwrap();
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    let got = query(data, &metrics_sql(grain, &header));
     let expected: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
     assert_eq!(got.len(), expected.len(), "{grain}: row count");
     for (row, (g, e)) in got.iter().zip(&expected).enumerate() {
@@ -92,7 +79,7 @@ fn assert_quality(data: &Path, fixture: &Path) {
 
 #[test]
 fn fixtures_give_the_expected_metrics_and_quality() {
-    for name in ["worked", "mixed"] {
+    for name in ["worked", "mixed", "v2"] {
         let fixture = fixtures().join(name);
         let dir = tempfile::tempdir().unwrap();
         ingest(dir.path(), &[&fixture.join("events.ndjson")]);
@@ -201,31 +188,38 @@ fn attribution_window_and_as_of_are_session_settings() {
 
 #[test]
 fn aggregate_functions_agree_with_dora_metrics() {
+    // `v2` has rework (explicit and inferred) and deployments in two parts.
+    for name in ["v2", "worked"] {
+        let fixture = fixtures().join(name).join("events.ndjson");
+        let dir = tempfile::tempdir().unwrap();
+        ingest(dir.path(), &[&fixture]);
+        let adhoc = query(
+            dir.path(),
+            "SELECT d.service, date_trunc('week', d.finished_at) AS week, \
+                    count(*) AS deployments, change_failure_rate(d.failed) AS cfr, rework_rate(d.rework) AS rework, \
+                    deployment_frequency(d.finished_at, 'week') AS df, \
+                    failed_deployment_recovery_time(d.recovery_time) AS fdrt \
+             FROM deployments d WHERE d.status = 'succeeded' AND d.environment = 'production' \
+             GROUP BY 1, 2 ORDER BY 1, 2",
+        );
+        let table = query(
+            dir.path(),
+            "SELECT service, bucket_start, deployments, change_failure_rate AS cfr, rework_rate AS rework, deployment_frequency AS df, \
+                    failed_deployment_recovery_p50 AS fdrt \
+             FROM dora_metrics('week') WHERE environment = 'production' AND deployments > 0 ORDER BY 1, 2",
+        );
+        assert_eq!(adhoc.len(), table.len());
+        for (a, t) in adhoc.iter().zip(&table) {
+            assert_eq!(a["deployments"], t["deployments"]);
+            assert_eq!(a["cfr"], t["cfr"]);
+            assert_eq!(a["rework"], t["rework"]);
+            assert_eq!(a["df"], t["df"]);
+            assert_eq!(a["fdrt"], t["fdrt"]);
+        }
+    }
     let fixture = fixtures().join("worked/events.ndjson");
     let dir = tempfile::tempdir().unwrap();
     ingest(dir.path(), &[&fixture]);
-    let adhoc = query(
-        dir.path(),
-        "SELECT d.service, date_trunc('week', d.finished_at) AS week, \
-                count(*) AS deployments, change_failure_rate(d.failed) AS cfr, \
-                deployment_frequency(d.finished_at, 'week') AS df, \
-                failed_deployment_recovery_time(d.recovery_time) AS fdrt \
-         FROM deployments d WHERE d.status = 'succeeded' AND d.environment = 'production' \
-         GROUP BY 1, 2 ORDER BY 1, 2",
-    );
-    let table = query(
-        dir.path(),
-        "SELECT service, bucket_start, deployments, change_failure_rate AS cfr, deployment_frequency AS df, \
-                failed_deployment_recovery_p50 AS fdrt \
-         FROM dora_metrics('week') WHERE environment = 'production' AND deployments > 0 ORDER BY 1, 2",
-    );
-    assert_eq!(adhoc.len(), table.len());
-    for (a, t) in adhoc.iter().zip(&table) {
-        assert_eq!(a["deployments"], t["deployments"]);
-        assert_eq!(a["cfr"], t["cfr"]);
-        assert_eq!(a["df"], t["df"]);
-        assert_eq!(a["fdrt"], t["fdrt"]);
-    }
     let lead = query(
         dir.path(),
         "SELECT lead_time(lead_time) AS p50, lead_time(lead_time, 0.9) AS p90, dora_tier('lead_time', lead_time(lead_time)) AS tier \
@@ -291,6 +285,18 @@ fn the_read_model_built_batch_by_batch_agrees_with_folding_the_whole_log() {
         assert_eq!(everything(&data, None), in_memory, "{name}: answers with a damaged model differ");
         rebuild(&data, &["--from-scratch"]);
         assert_eq!(everything(&data, None), in_memory, "{name}: model rebuilt after damage differs");
+        // A model of an older format (v1 had no rework) is not read, and the
+        // next writer rebuilds it in the current format.
+        let manifest = data.join("model/MANIFEST.json");
+        let current: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        let mut old = current.clone();
+        old["format"] = Value::from(current["format"].as_u64().unwrap() - 1);
+        std::fs::write(&manifest, old.to_string()).unwrap();
+        assert_eq!(everything(&data, None), in_memory, "{name}: answers with an older model differ");
+        rebuild(&data, &[]);
+        let rebuilt: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+        assert_eq!(rebuilt["format"], current["format"], "{name}: rebuild upgrades an older model");
+        assert_eq!(everything(&data, None), in_memory, "{name}: upgraded model differs");
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `time_to_restore(interval)` | aggregate | interval: median restore time |
 //! | `failed_deployment_recovery_time(interval)` | aggregate | interval: median recovery time |
 //! | `change_failure_rate(boolean)` | aggregate | float8: `count(true) / count(non-null)`, NULL when empty |
+//! | `rework_rate(boolean)` | aggregate | float8: `count(true) / count(non-null)`, NULL when empty |
 //! | `deployment_frequency(timestamptz [, grain])` | aggregate | float8: deployments per day over whole grain buckets, 0 when empty |
 //! | `dora_tier(metric, value)` | scalar | text: `elite`, `high`, `medium` or `low` (DORA 2023) |
 //!
@@ -45,16 +46,18 @@ pub mod failed_deployment_recovery_time;
 pub mod interval;
 pub mod lead_time;
 pub mod percentile;
+pub mod rework_rate;
+pub mod share;
 #[cfg(test)]
 mod test_support;
 pub mod tier;
 pub mod time_to_restore;
 
 pub use bucket::{Grain, MICROS_PER_DAY, bucket_end, bucket_start, bucket_starts, civil_from_days, days_in};
-pub use change_failure_rate::failure_rate;
 pub use deployment_frequency::per_day;
 pub use interval::{NANOS_PER_DAY, interval_to_nanos, nanos_to_interval};
 pub use percentile::{percentile_cont, percentile_nanos};
+pub use share::share;
 pub use tier::{Metric, Tier, tier};
 
 /// Documentation section of every function of this crate.
@@ -71,6 +74,7 @@ pub fn all_udafs() -> Vec<Arc<AggregateUDF>> {
         time_to_restore::time_to_restore_udaf(),
         failed_deployment_recovery_time::failed_deployment_recovery_time_udaf(),
         change_failure_rate::change_failure_rate_udaf(),
+        rework_rate::rework_rate_udaf(),
         deployment_frequency::deployment_frequency_udaf(),
     ]
 }

@@ -12,7 +12,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::HashMap;
 use leadline_udfs::{
-    Grain, Metric, bucket_start, bucket_starts, failure_rate, nanos_to_interval, per_day, percentile_nanos, tier,
+    Grain, Metric, bucket_start, bucket_starts, nanos_to_interval, per_day, percentile_nanos, share, tier,
 };
 
 use crate::error::{Error, Result};
@@ -31,6 +31,7 @@ pub fn dora_metrics_schema() -> SchemaRef {
             Field::new("lead_time_p50", interval.clone(), true),
             Field::new("lead_time_p90", interval.clone(), true),
             Field::new("change_failure_rate", DataType::Float64, true),
+            Field::new("rework_rate", DataType::Float64, true),
             Field::new("time_to_restore_p50", interval.clone(), true),
             Field::new("failed_deployment_recovery_p50", interval, true),
             Field::new("lead_time_tier", DataType::Utf8, true),
@@ -58,6 +59,7 @@ fn describe_instant(us: i64) -> String {
 struct Bucket {
     deployments: i64,
     failed: i64,
+    rework: i64,
     lead_times: Vec<i64>,
     restore_times: Vec<i64>,
     recovery_times: Vec<i64>,
@@ -80,6 +82,7 @@ pub fn metric_rows(p: &Projected, grain: Grain) -> Result<RecordBatch> {
         let Some(f) = d.finished_at else { continue };
         let b = owned.entry(bucket_of(&d.service, &d.environment, f)).or_default();
         b.deployments += 1;
+        b.rework += i64::from(d.rework == Some(true));
         if d.failed == Some(true) {
             b.failed += 1;
             b.recovery_times.extend(d.recovery_time);
@@ -183,6 +186,7 @@ struct MetricRows {
     lt50: IntervalMonthDayNanoBuilder,
     lt90: IntervalMonthDayNanoBuilder,
     cfr: Float64Builder,
+    rework: Float64Builder,
     ttr: IntervalMonthDayNanoBuilder,
     fdrt: IntervalMonthDayNanoBuilder,
     tiers: [StringBuilder; 4],
@@ -199,6 +203,7 @@ impl MetricRows {
             lt50: IntervalMonthDayNanoBuilder::with_capacity(n),
             lt90: IntervalMonthDayNanoBuilder::with_capacity(n),
             cfr: Float64Builder::with_capacity(n),
+            rework: Float64Builder::with_capacity(n),
             ttr: IntervalMonthDayNanoBuilder::with_capacity(n),
             fdrt: IntervalMonthDayNanoBuilder::with_capacity(n),
             tiers: Default::default(),
@@ -210,7 +215,7 @@ impl MetricRows {
         let freq = per_day(b.deployments, start, start, grain);
         let lead50 = median_nanos(&mut b.lead_times, 0.5);
         let lead90 = median_nanos(&mut b.lead_times, 0.9);
-        let rate = failure_rate(b.failed, b.deployments);
+        let rate = share(b.failed, b.deployments);
         let restore = median_nanos(&mut b.restore_times, 0.5);
         let recovery = median_nanos(&mut b.recovery_times, 0.5);
         self.service.append_value(s);
@@ -221,6 +226,7 @@ impl MetricRows {
         self.lt50.append_option(lead50.map(nanos_to_interval));
         self.lt90.append_option(lead90.map(nanos_to_interval));
         self.cfr.append_option(rate);
+        self.rework.append_option(share(b.rework, b.deployments));
         self.ttr.append_option(restore.map(nanos_to_interval));
         self.fdrt.append_option(recovery.map(nanos_to_interval));
         let values = [
@@ -245,6 +251,7 @@ impl MetricRows {
             Arc::new(self.lt50.finish()),
             Arc::new(self.lt90.finish()),
             Arc::new(self.cfr.finish()),
+            Arc::new(self.rework.finish()),
             Arc::new(self.ttr.finish()),
             Arc::new(self.fdrt.finish()),
             Arc::new(t_lead.finish()),

@@ -132,13 +132,13 @@ fn shipped_by<'a>(
     shipped: &HashSet<&str>,
     swept: &mut usize,
 ) -> Vec<&'a str> {
-    // 1. An explicit list, plus the head commit.
+    // 1. An explicit list, plus the head commit and each part's.
     if let Some(ids) = &d.change_ids {
         let mut out: Vec<&str> = ids.iter().map(String::as_str).collect();
-        if let Some(h) = d.commit_sha.as_deref()
-            && !out.contains(&h)
-        {
-            out.push(h);
+        for h in d.commit_sha.iter().chain(&d.part_shas) {
+            if !out.contains(&h.as_str()) {
+                out.push(h);
+            }
         }
         return out;
     }
@@ -203,5 +203,18 @@ mod tests {
         );
         // D3 (rule 3) found nothing new: a1 and a3 had shipped to production.
         assert!(ch.iter().all(|c| c.deployment_id != "D3"));
+    }
+
+    #[test]
+    fn a_commit_shipped_again_by_another_service_stays_one_change() {
+        let events = vec![
+            ev("c1", "commit", 10).sha("a1").no_env(),
+            ev("d1", "deployment_succeeded", 20).dep("D1").sha("a1"),
+            ev("w1", "deployment_succeeded", 30).dep("W1").svc("web").changes(&["a1"]),
+            ev("w0", "deployment_succeeded", 15).dep("W0").env("staging").svc("web").changes(&["a1"]),
+        ];
+        let ch = changes(&deployments(&events), &commits(&events));
+        let got: Vec<(&str, &str)> = ch.iter().map(|c| (c.environment.as_str(), c.deployment_id.as_str())).collect();
+        assert_eq!(got, vec![("production", "D1"), ("staging", "W0")]);
     }
 }

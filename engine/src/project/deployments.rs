@@ -35,6 +35,9 @@ pub struct Deployment {
     pub status: Status,
     pub commit_sha: Option<String>,
     pub change_ids: Option<Vec<String>>,
+    /// The `commit_sha` of each `deployment_succeeded` event (each part),
+    /// in event order: rule 1 of the changes ships them too.
+    pub part_shas: Vec<String>,
     pub rolled_back: bool,
     pub first_rollback_at: Option<i64>,
     /// Times of its `deployment_succeeded` events: when each part went live
@@ -43,6 +46,13 @@ pub struct Deployment {
     /// Set by incident attribution; `None` unless the deployment succeeded.
     pub failed: Option<bool>,
     pub recovery_time: Option<i64>,
+    /// The `incident_id` of its earliest event that names one: the incident
+    /// it says it remediates (see `rework.rs`).
+    pub names_incident: Option<String>,
+    /// Set by the rework rule; `None` unless the deployment succeeded.
+    pub rework: Option<bool>,
+    /// The incident it remediates, when it is rework.
+    pub remediates: Option<String>,
 }
 
 impl Deployment {
@@ -79,6 +89,7 @@ fn fold(id: &str, evs: Vec<&Event>) -> Deployment {
         .or_else(|| evs.iter().rev().filter(|e| !std::ptr::eq(**e, defining)).find_map(|e| e.commit_sha.clone()));
     let rollbacks: Vec<i64> =
         evs.iter().filter(|e| e.event_type == EventType::DeploymentRolledBack).map(|e| e.occurred_at).collect();
+    let parts: Vec<&&Event> = evs.iter().filter(|e| e.event_type == EventType::DeploymentSucceeded).collect();
     let status = match terminal.map(|t| t.event_type) {
         Some(EventType::DeploymentSucceeded) => Status::Succeeded,
         Some(_) => Status::Failed,
@@ -93,17 +104,32 @@ fn fold(id: &str, evs: Vec<&Event>) -> Deployment {
         finished_at: terminal.map(|t| t.occurred_at),
         status,
         commit_sha,
-        change_ids: terminal.and_then(|t| t.change_ids.clone()),
+        change_ids: match status {
+            Status::Succeeded => union_of_parts(&parts).or_else(|| defining.change_ids.clone()),
+            _ => defining.change_ids.clone(),
+        },
+        part_shas: parts.iter().filter_map(|e| e.commit_sha.clone()).collect(),
         rolled_back: !rollbacks.is_empty(),
         first_rollback_at: rollbacks.first().copied(),
-        succeeded_at: evs
-            .iter()
-            .filter(|e| e.event_type == EventType::DeploymentSucceeded)
-            .map(|e| e.occurred_at)
-            .collect(),
+        succeeded_at: parts.iter().map(|e| e.occurred_at).collect(),
         failed: None,
         recovery_time: None,
+        names_incident: evs.iter().find_map(|e| e.incident_id.clone()),
+        rework: None,
+        remediates: None,
     }
+}
+
+/// A deployment in several parts ships what every part names: the union of
+/// the `change_ids` of its `deployment_succeeded` events, in event order,
+/// first occurrence kept; `None` when no part carries a list.
+fn union_of_parts(parts: &[&&Event]) -> Option<Vec<String>> {
+    let lists: Vec<&Vec<String>> = parts.iter().filter_map(|e| e.change_ids.as_ref()).collect();
+    if lists.is_empty() {
+        return None;
+    }
+    let mut seen = std::collections::HashSet::new();
+    Some(lists.into_iter().flatten().filter(|id| seen.insert(id.as_str())).cloned().collect())
 }
 
 #[cfg(test)]
@@ -125,6 +151,24 @@ mod tests {
         assert_eq!(d[0].commit_sha.as_deref(), Some("h1"));
         let d = deployments(&[ev("b", "deployment_failed", 20).dep("D"), ev("c", "deployment_succeeded", 30).dep("D")]);
         assert_eq!(d[0].status, Status::Succeeded);
+    }
+
+    #[test]
+    fn parts_ship_the_union_of_their_lists_and_their_heads() {
+        let d = deployments(&[
+            ev("p1", "deployment_succeeded", 10).dep("D").sha("h1").changes(&["a", "b"]),
+            ev("p2", "deployment_succeeded", 20).dep("D").sha("h2").changes(&["b", "c"]),
+            ev("p3", "deployment_succeeded", 15).dep("D"),
+        ]);
+        assert_eq!(d[0].change_ids, Some(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(d[0].part_shas, vec!["h1".to_string(), "h2".to_string()]);
+        assert_eq!((d[0].commit_sha.as_deref(), d[0].finished_at), (Some("h2"), Some(20)));
+        // An empty list is a list: of nothing.
+        let d = deployments(&[ev("e", "deployment_succeeded", 10).dep("E").changes(&[])]);
+        assert_eq!(d[0].change_ids, Some(vec![]));
+        // No part carries a list: none.
+        let d = deployments(&[ev("n", "deployment_succeeded", 10).dep("N").sha("h")]);
+        assert_eq!(d[0].change_ids, None);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! `incidents` as pure functions of the events visible at a snapshot.
 //!
 //! [`project`] is the one entry point that applies the rules; each rule lives
-//! in exactly one function of `deployments.rs`, `changes.rs` or
-//! `incidents.rs`. The rules fold events in [`chronological`] order, so the
+//! in exactly one function of `deployments.rs`, `changes.rs`,
+//! `incidents.rs` or `rework.rs`. The rules fold events in [`chronological`] order, so the
 //! result never depends on arrival order. Nothing here does I/O: the
 //! projections are pure functions of a set of events; `tables.rs` gives
 //! them as Arrow tables.
@@ -11,6 +11,7 @@
 pub mod changes;
 pub mod deployments;
 pub mod incidents;
+pub mod rework;
 pub mod tables;
 
 use std::collections::BTreeSet;
@@ -47,6 +48,7 @@ pub fn project(events: &[Event], window: Option<i64>) -> Projected {
     let t2 = t.elapsed();
     let (mut incidents, orphan_resolves) = incidents::incidents(events);
     incidents::attribute(&mut incidents, &mut deployments, window);
+    rework::rework(&mut deployments, &incidents);
     tracing::debug!(deployments = ?t1, changes = ?(t2 - t1), incidents = ?(t.elapsed() - t2), "fold");
     let pairs = events
         .iter()

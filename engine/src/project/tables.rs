@@ -70,6 +70,8 @@ fn deployments_schema() -> SchemaRef {
             Field::new("rolled_back", DataType::Boolean, false),
             Field::new("failed", DataType::Boolean, true),
             interval_field("recovery_time"),
+            Field::new("rework", DataType::Boolean, true),
+            Field::new("remediates", DataType::Utf8, true),
             Field::new("team", DataType::Utf8, true),
         ]))
     });
@@ -128,8 +130,14 @@ fn deployments_batch(p: &Projected) -> arrow::error::Result<RecordBatch> {
         StringBuilder::new(),
     );
     let mut changes = ListBuilder::new(StringBuilder::new()).with_field(change_ids_item());
-    let (mut rolled, mut failed, mut recovery, mut team) =
-        (BooleanBuilder::new(), BooleanBuilder::new(), IntervalMonthDayNanoBuilder::new(), StringBuilder::new());
+    let (mut rolled, mut failed, mut recovery, mut rework, mut remediates, mut team) = (
+        BooleanBuilder::new(),
+        BooleanBuilder::new(),
+        IntervalMonthDayNanoBuilder::new(),
+        BooleanBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     for d in &p.deployments {
         id.append_value(&d.deployment_id);
         svc.append_value(&d.service);
@@ -148,6 +156,8 @@ fn deployments_batch(p: &Projected) -> arrow::error::Result<RecordBatch> {
         rolled.append_value(d.rolled_back);
         failed.append_option(d.failed);
         recovery.append_option(micros_interval(d.recovery_time));
+        rework.append_option(d.rework);
+        remediates.append_option(d.remediates.as_deref());
         team.append_option(d.team.as_deref());
     }
     let columns: Vec<ArrayRef> = vec![
@@ -162,6 +172,8 @@ fn deployments_batch(p: &Projected) -> arrow::error::Result<RecordBatch> {
         Arc::new(rolled.finish()),
         Arc::new(failed.finish()),
         Arc::new(recovery.finish()),
+        Arc::new(rework.finish()),
+        Arc::new(remediates.finish()),
         Arc::new(team.finish()),
     ];
     RecordBatch::try_new(deployments_schema(), columns)

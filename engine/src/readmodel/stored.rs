@@ -1,6 +1,7 @@
-//! How the model's tables lie in Parquet, which has no type for Arrow's
-//! month-day-nano intervals: durations are stored as µs (`Int64`) and made
-//! intervals again, by [`nanos_to_interval`] like everywhere else, when read.
+//! How the model's tables lie in Parquet (and so in the published Delta
+//! tables), which has no type for Arrow's month-day-nano intervals: a
+//! duration `d` is stored as `d_us`, its µs (`Int64`), and made an interval
+//! again, by [`nanos_to_interval`] like everywhere else, when read.
 
 use std::sync::Arc;
 
@@ -16,6 +17,11 @@ use crate::error::Result;
 
 const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
 
+/// The stored name of an interval column: the unit is in the name.
+fn micros_name(name: &str) -> String {
+    format!("{name}_us")
+}
+
 /// `schema` with every interval column as µs.
 pub fn stored_schema(schema: &Schema) -> SchemaRef {
     let fields: Vec<Field> = schema
@@ -23,7 +29,7 @@ pub fn stored_schema(schema: &Schema) -> SchemaRef {
         .iter()
         .map(|f| {
             if *f.data_type() == INTERVAL {
-                Field::new(f.name(), DataType::Int64, f.is_nullable())
+                Field::new(micros_name(f.name()), DataType::Int64, f.is_nullable())
             } else {
                 f.as_ref().clone()
             }
@@ -78,7 +84,13 @@ pub fn read_as(schema: &Schema) -> Vec<Expr> {
     schema
         .fields()
         .iter()
-        .map(|f| if *f.data_type() == INTERVAL { udf.call(vec![col(f.name())]).alias(f.name()) } else { col(f.name()) })
+        .map(|f| {
+            if *f.data_type() == INTERVAL {
+                udf.call(vec![col(micros_name(f.name()))]).alias(f.name())
+            } else {
+                col(f.name())
+            }
+        })
         .collect()
 }
 
@@ -124,6 +136,7 @@ mod tests {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(d), Arc::new(Int64Array::from(vec![1, 2, 3, 4]))])
                 .unwrap();
         let stored = to_stored(&batch).unwrap();
+        assert_eq!(stored.schema().field(0).name(), "d_us", "the unit is in the name");
         assert_eq!(stored.column(0).as_primitive::<arrow::datatypes::Int64Type>().iter().collect::<Vec<_>>(), micros);
         assert_eq!(from_stored(&stored, schema).unwrap(), batch);
     }

@@ -110,8 +110,17 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for PgError {
 /// The SQLSTATE of an engine error.
 fn engine_parts(e: &leadline_engine::Error) -> (&'static str, String, Option<String>) {
     use leadline_engine::{Error, RelationProblem, ValueProblem};
+    if e.is_disk_full() {
+        let hint =
+            "free space on the data directory's disk: every acknowledged write is kept, and this one can be retried";
+        return ("53100", e.to_string(), Some(hint.to_string()));
+    }
     match e {
         Error::DataFusion(e) => datafusion_parts(e),
+        Error::Damaged { .. } | Error::Corrupt(_) => {
+            let hint = "`leadline check --data DIR` lists every damaged file of the data directory";
+            ("XX001", e.to_string(), Some(hint.to_string()))
+        }
         Error::Input(m) => ("22023", m.clone(), None),
         Error::Locked { .. } => ("55006", e.to_string(), None),
         Error::Io { .. } => ("58030", e.to_string(), None),
@@ -226,7 +235,7 @@ fn root_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
     };
     let hint = match code {
         "53200" => Some("the query needs more memory than the server allows one query (--query-memory-mb, limits.query_memory_mb) or all queries together (--memory-mb, limits.memory_mb)".to_string()),
-        "42883" => Some("leadline's functions are listed by SHOW FUNCTIONS in the docs; DORA aggregates: deployment_frequency, lead_time, change_failure_rate, time_to_restore, failed_deployment_recovery_time, dora_tier".to_string()),
+        "42883" => Some("leadline's functions are listed by SHOW FUNCTIONS in the docs; DORA aggregates: deployment_frequency, lead_time, change_failure_rate, rework_rate, time_to_restore, failed_deployment_recovery_time, dora_tier".to_string()),
         _ => None,
     };
     (code, msg.to_string(), hint)

@@ -3,7 +3,8 @@
 //! Bind/Execute substitute the bound values as typed literals and run it
 //! through the same path as a simple query, so rewrites, session statements
 //! and writes behave the same in both protocols. pgwire keeps the portals
-//! (named/unnamed, `max_rows` suspension).
+//! (named/unnamed, `max_rows` suspension). Outside a transaction block each
+//! Execute is its own commit (no implicit block up to Sync).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -16,10 +17,13 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::ExtendedQueryHandler;
 use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::{NoData, ParameterDescription};
+use pgwire::messages::extendedquery::{Describe, Sync as PgSync, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::response::ReadyForQuery;
 
 use super::encode::fields;
 use super::errors::PgError;
@@ -122,6 +126,51 @@ impl ExtendedQueryHandler for QueryHandler {
         Arc::new(StmtParser { state: self.state.clone() })
     }
 
+    /// pgwire's Describe, but a statement that returns no rows is answered
+    /// with NoData, as PostgreSQL does; pgwire sends an empty RowDescription
+    /// when it has parameters (`INSERT … VALUES ($1)`), which pgjdbc takes
+    /// for a result set ("A result was returned when none was expected").
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_STATEMENT
+            && let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name)
+            && stmt.statement.columns.is_none()
+        {
+            let described = self.do_describe_statement(client, &stmt).await?;
+            let oids = described.parameters.iter().map(|t| t.oid()).collect();
+            client.send(PgWireBackendMessage::ParameterDescription(ParameterDescription::new(oids))).await?;
+            client.send(PgWireBackendMessage::NoData(NoData::new())).await?;
+            return Ok(());
+        }
+        self._on_describe(client, message).await
+    }
+
+    /// pgwire's Sync, with the session's transaction status: each Execute's
+    /// responses cannot take a failed block back to a live one (ROLLBACK TO
+    /// a savepoint does).
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(conn) = client.session_extensions().get::<super::Conn>() {
+            let status = conn.tx().status();
+            client.set_transaction_status(status);
+        }
+        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(client.transaction_status()))).await?;
+        client.flush().await?;
+        Ok(())
+    }
+
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<Stmt>, _max_rows: usize) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -147,7 +196,7 @@ impl ExtendedQueryHandler for QueryHandler {
         }
         let sql = substitute(&stmt.sql, &literals)?;
         let mut notices = Vec::new();
-        let r = self.execute(client, &conn, &sql, &portal.result_column_format, &mut notices).await;
+        let r = self.execute(&conn, &sql, &portal.result_column_format, &mut notices).await;
         for n in notices {
             client.feed(PgWireBackendMessage::NoticeResponse(n.into())).await?;
         }

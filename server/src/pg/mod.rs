@@ -6,15 +6,16 @@
 //! DataFusion), [`statement`] (statement kinds and parameters, from the
 //! text), [`encode`] (Arrow → wire values), [`write`] (INSERT and COPY into
 //! the event log), `copy` (the COPY sub-protocol's messages), [`views`]
-//! (CREATE and DROP VIEW, kept by the engine), [`pg_catalog`] (pg_catalog,
+//! (CREATE and DROP VIEW, kept by the engine), [`transaction`] (blocks:
+//! held writes, failed blocks, savepoints), [`pg_catalog`] (pg_catalog,
 //! information_schema and the statement rewrites), [`errors`] (SQLSTATEs)
 //! and [`cancel`] (cancel requests, timeouts); [`guard`] wraps every
 //! handler so that a panic is an `XX000` for its client, not a hang.
 //!
 //! Data flows one way: `startup`, `simple`, `extended` and `copy` call
-//! `query`, which uses `write`, `views`, `statement`, `encode`,
-//! `pg_catalog`, `errors` and `cancel`; those use no module above them
-//! (`scripts/check-layers` checks it).
+//! `query`, which uses `write`, `views`, `transaction`, `statement`,
+//! `encode`, `pg_catalog`, `errors` and `cancel`; those use no module above
+//! them (`scripts/check-layers` checks it).
 
 pub mod cancel;
 mod copy;
@@ -28,17 +29,18 @@ pub mod query;
 pub mod simple;
 pub mod startup;
 pub mod statement;
+pub mod transaction;
 pub mod views;
 mod write;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::prelude::SessionContext;
-use leadline_engine::{Appender, Catalog, ReadSession, session_config};
+use leadline_engine::{Catalog, ReadSession, session_config};
 use pgwire::api::{ClientInfo, PgWireServerHandlers};
 use tokio::net::TcpListener;
 
@@ -49,13 +51,10 @@ use guard::Guarded;
 /// Everything the connections share.
 pub struct ServerState {
     catalog: Arc<Catalog>,
-    data_dir: PathBuf,
     config: ServerConfig,
-    /// The one writer of the data directory, opened on the first write.
-    appender: tokio::sync::Mutex<Option<Appender>>,
+    /// The one writer of the data directory, shared with the HTTP front.
+    writer: Arc<crate::writer::SharedWriter>,
     connections: AtomicUsize,
-    /// Appends made so far (to release the idle writer).
-    appends: std::sync::atomic::AtomicU64,
     cancels: Arc<cancel::Registry>,
     /// A duplicate of each client socket by peer address, to notice a client
     /// that hangs up while its query is still executing.
@@ -63,15 +62,17 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(data_dir: PathBuf, config: ServerConfig) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        data_dir: PathBuf,
+        config: ServerConfig,
+        writer: Arc<crate::writer::SharedWriter>,
+    ) -> anyhow::Result<Arc<Self>> {
         let catalog = Catalog::open(&data_dir, config.limits.memory())?;
         Ok(Arc::new(Self {
             catalog,
-            data_dir,
             config,
-            appender: tokio::sync::Mutex::new(None),
+            writer,
             connections: AtomicUsize::new(0),
-            appends: std::sync::atomic::AtomicU64::new(0),
             cancels: Arc::new(cancel::Registry::default()),
             peers: Mutex::new(Default::default()),
         }))
@@ -79,6 +80,16 @@ impl ServerState {
 
     pub fn auth_enabled(&self) -> bool {
         !self.config.users.is_empty()
+    }
+
+    /// The catalog the sessions share (its memory pool is reported by `/metrics`).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.clone()
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
@@ -98,7 +109,9 @@ pub struct Conn {
     /// Cursors declared since the last extended-protocol Execute, to be
     /// visible as portals (psycopg 3 describes a DECLAREd cursor's portal).
     declared: Mutex<Vec<DeclaredCursor>>,
-    tx_noticed: AtomicBool,
+    /// The session's transaction block, shared with its result streams
+    /// (an error while rows stream fails the block).
+    tx: Arc<Mutex<transaction::Transaction>>,
     /// ParameterStatus messages owed to the client after a SET.
     reported: Mutex<Vec<(String, String)>>,
     /// The client's socket (a duplicate), watched while statements run.
@@ -126,8 +139,9 @@ fn default_vars(state: &ServerState, user: &str, application_name: &str) -> BTre
         ("integer_datetimes", "on"),
         ("search_path", "\"$user\", public"),
         ("extra_float_digits", "1"),
-        ("transaction_isolation", "read committed"),
-        ("default_transaction_isolation", "read committed"),
+        // A transaction block reads one snapshot.
+        ("transaction_isolation", "repeatable read"),
+        ("default_transaction_isolation", "repeatable read"),
         ("transaction_read_only", "off"),
         ("default_transaction_read_only", "off"),
         ("max_identifier_length", "63"),
@@ -205,7 +219,7 @@ impl Conn {
             copy: Mutex::new(None),
             cursors: Default::default(),
             declared: Mutex::new(Vec::new()),
-            tx_noticed: AtomicBool::new(false),
+            tx: Arc::new(Mutex::new(transaction::Transaction::new(state.config.limits.write_buffer()))),
             reported: Mutex::new(Vec::new()),
             peer: state.peers.lock().ok().and_then(|p| p.get(&client.socket_addr()).cloned()),
             views_listed: AtomicU64::new(u64::MAX),
@@ -215,10 +229,19 @@ impl Conn {
         Ok(conn)
     }
 
-    /// Pins the latest snapshot and views for the next statement.
+    /// Pins the latest snapshot and views for the next statement; in a
+    /// transaction block, only for its first (the block reads one snapshot).
     pub async fn refresh(&self) -> Result<(), PgError> {
-        self.catalog.refresh().await?;
+        if self.tx().needs_view() {
+            self.catalog.refresh().await?;
+            self.tx().pin();
+        }
         self.list_views().await
+    }
+
+    /// The session's transaction.
+    pub fn tx(&self) -> MutexGuard<'_, transaction::Transaction> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Lists the session's views in the catalog relations again if they
@@ -350,6 +373,7 @@ pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(Soc
         None => None,
     };
     let handlers = Arc::new(Handlers::new(state.clone()));
+    let conn_ids = AtomicU64::new(1);
     ready(addr);
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -379,12 +403,14 @@ pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(Soc
             }
         };
         let state = state.clone();
-        tokio::spawn(async move {
+        // Every log line of the connection names it.
+        let span = tracing::info_span!("conn", id = conn_ids.fetch_add(1, Ordering::Relaxed), %peer);
+        let connection = async move {
             // A panic outside the handlers (the protocol codec) ends this
             // connection only, and its socket is closed.
             let served = std::panic::AssertUnwindSafe(pgwire::tokio::process_socket(socket, tls, handlers));
             match futures::FutureExt::catch_unwind(served).await {
-                Ok(Err(e)) => tracing::debug!(%peer, "connection ended: {e}"),
+                Ok(Err(e)) => tracing::debug!("connection ended: {e}"),
                 Ok(Ok(())) => {}
                 Err(payload) => {
                     guard::log_bug(peer, "the connection", payload.as_ref());
@@ -393,7 +419,8 @@ pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(Soc
             if let Ok(mut p) = state.peers.lock() {
                 p.remove(&peer);
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(connection, span));
     }
 }
 

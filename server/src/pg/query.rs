@@ -11,17 +11,19 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use futures::{Stream, StreamExt};
+use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, QueryResponse, Response, Tag};
-use pgwire::api::{ClientInfo, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
+use pgwire::messages::response::TransactionStatus;
 
 use super::cancel::Guard;
 use super::encode::{BatchEncoder, fields};
 use super::errors::PgError;
 use super::pg_catalog::{self, Planned};
 use super::statement::{Kind, classify, placeholder_count, strip_leading_comments, substitute};
+use super::transaction::Outcome;
 use super::write::CopyOutFormat;
 use super::{Conn, ServerState};
 use crate::config::MAX_STATEMENT_TIMEOUT_MS;
@@ -227,8 +229,31 @@ pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
     }
 }
 
-/// Parameter types and result columns of a statement, without side effects.
+/// Runs `work` for a statement of `kind` as the session's transaction
+/// allows: refused in a failed block (25P02); its error fails the block.
+async fn in_transaction<T>(
+    conn: &Conn,
+    kind: &Kind,
+    work: impl Future<Output = Result<T, PgError>>,
+) -> Result<T, PgError> {
+    let checked = conn.tx().check(kind);
+    let r = match checked {
+        Ok(()) => work.await,
+        Err(e) => Err(e),
+    };
+    if r.is_err() {
+        conn.tx().fail();
+    }
+    r
+}
+
+/// Parameter types and result columns of a statement, without side effects
+/// (but failing a transaction block as its error would when it runs).
 pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Result<Description, PgError> {
+    in_transaction(conn, &classify(sql), describe_statement(conn, sql, declared)).await
+}
+
+async fn describe_statement(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Result<Description, PgError> {
     let count = placeholder_count(sql).max(declared.len());
     let declared_or = |i: usize, t: Type| declared.get(i).cloned().flatten().unwrap_or(t);
     match classify(sql) {
@@ -284,35 +309,86 @@ pub async fn describe(conn: &Conn, sql: &str, declared: &[Option<Type>]) -> Resu
     }
 }
 
+/// The NOTICE, once per block, that a read does not see the rows the block
+/// holds.
+fn notice_unseen(conn: &Conn, notices: &mut Vec<ErrorInfo>) {
+    if conn.tx().notice_unseen() {
+        notices.push(notice(
+            "NOTICE",
+            "00000",
+            "rows written in this transaction are not visible until COMMIT: its reads see the snapshot taken at its first statement",
+        ));
+    }
+}
+
 impl QueryHandler {
-    /// Runs one statement (parameters already substituted).
-    pub async fn execute<C: ClientInfo>(
+    /// Runs one statement (parameters already substituted). In a failed
+    /// transaction block it is refused (25P02); its own error fails the block.
+    pub async fn execute(
         &self,
-        client: &C,
         conn: &Arc<Conn>,
         sql: &str,
         format: &Format,
         notices: &mut Vec<ErrorInfo>,
     ) -> Result<Response, PgError> {
+        let kind = classify(sql);
+        in_transaction(conn, &kind.clone(), self.run(conn, kind, sql, format, notices)).await
+    }
+
+    /// The end of a multi-statement query (or of the COPY it ended with):
+    /// its implicit block, if still open, commits.
+    pub async fn end_implicit(&self, conn: &Conn, notices: &mut Vec<ErrorInfo>) -> Result<(), PgError> {
+        let held = conn.tx().end_implicit();
+        match held {
+            Some(held) => super::write::commit(&self.state, conn, held, notices).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn run(
+        &self,
+        conn: &Arc<Conn>,
+        kind: Kind,
+        sql: &str,
+        format: &Format,
+        notices: &mut Vec<ErrorInfo>,
+    ) -> Result<Response, PgError> {
+        let slow = self.state.config.log.slow_query_ms;
+        let slow = (slow > 0).then(|| std::time::Duration::from_millis(slow));
         let guard = Guard {
             token: conn.slot.begin(),
             deadline: conn.statement_timeout().and_then(|d| Instant::now().checked_add(d)),
             peer: conn.peer.clone(),
+            _timer: Some(Arc::new(crate::telemetry::StatementTimer::start(kind.label(), slow))),
         };
-        match classify(sql) {
+        let in_block = conn.tx().in_block();
+        if in_block && !matches!(kind, Kind::Transaction(_) | Kind::Empty) {
+            // The block's first statement pins the view all of it reads.
+            conn.refresh().await?;
+        }
+        match kind {
             Kind::Empty => Ok(Response::EmptyQuery),
-            Kind::Transaction { tag, start } => {
-                if start == Some(true) && !conn.tx_noticed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    notices.push(notice(
-                        "NOTICE",
-                        "00000",
-                        "leadline has no transactions: BEGIN/COMMIT/ROLLBACK are accepted as no-ops; every INSERT and COPY is durable when it returns",
-                    ));
+            Kind::Transaction(command) => {
+                let live_block = conn.tx().status() == TransactionStatus::Transaction;
+                let step = conn.tx().run(&command)?;
+                if let Some((code, message)) = step.warning {
+                    notices.push(notice("WARNING", code, message));
                 }
-                Ok(match start {
-                    Some(true) => Response::TransactionStart(Tag::new(tag)),
-                    Some(false) => Response::TransactionEnd(Tag::new(tag)),
-                    None => Response::Execution(Tag::new(tag)),
+                let tag = Tag::new(step.tag);
+                Ok(match step.outcome {
+                    Outcome::Begun => Response::TransactionStart(tag),
+                    Outcome::Commit(held) => {
+                        if let Err(e) = super::write::commit(&self.state, conn, held, notices).await {
+                            if live_block {
+                                // The client sees the block failed (E) until it rolls back.
+                                conn.tx().commit_failed();
+                            }
+                            return Err(e);
+                        }
+                        Response::TransactionEnd(tag)
+                    }
+                    Outcome::RolledBack => Response::TransactionEnd(tag),
+                    Outcome::Continued => Response::Execution(tag),
                 })
             }
             Kind::Set { name, value } => {
@@ -339,6 +415,7 @@ impl QueryHandler {
             }
             Kind::Noop { tag } => Ok(Response::Execution(Tag::new(&tag))),
             Kind::Declare => {
+                notice_unseen(conn, notices);
                 self.declare(conn, sql, &guard).await?;
                 Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
             }
@@ -356,6 +433,13 @@ impl QueryHandler {
                 Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
             }
             Kind::View { what } => {
+                if conn.tx().status() == TransactionStatus::Transaction {
+                    notices.push(notice(
+                        "NOTICE",
+                        "00000",
+                        "views are not transactional: this takes effect now, and ROLLBACK does not undo it",
+                    ));
+                }
                 let unsupported = PgError::unsupported(format!("leadline does not support {what}"));
                 Ok(Response::Execution(super::views::run(conn, sql, notices, unsupported).await?))
             }
@@ -367,10 +451,11 @@ impl QueryHandler {
                 }
             }
             Kind::Insert => {
-                let tag = super::write::insert(&self.state, conn, client, sql, notices).await?;
+                let tag = super::write::insert(&self.state, conn, sql, notices).await?;
                 Ok(Response::Execution(tag))
             }
             Kind::Copy if super::write::is_copy_out(sql) => {
+                notice_unseen(conn, notices);
                 conn.refresh().await?;
                 let out = super::write::parse_copy_out(sql)?;
                 let p = guard.run(prepare(conn, &out.query)).await?;
@@ -383,6 +468,7 @@ impl QueryHandler {
             }
             Kind::Copy => super::write::start(conn, sql),
             Kind::Query => {
+                notice_unseen(conn, notices);
                 conn.refresh().await?;
                 let p = guard.run(prepare(conn, sql)).await?;
                 Ok(Response::Query(self.respond(conn, p, format, guard).await?))
@@ -561,17 +647,21 @@ impl QueryHandler {
         let zone = conn.var("timezone").and_then(|z| super::encode::Zone::parse(&z)).unwrap_or_default();
         let encoder = BatchEncoder::new(formats, zone);
         let stream = source_stream(conn, p.source, &guard).await?;
-        let mut resp = QueryResponse::new(row_fields, row_stream(stream, encoder, guard));
+        let tx = conn.tx.clone();
+        let failed = move || tx.lock().unwrap_or_else(|p| p.into_inner()).fail();
+        let mut resp = QueryResponse::new(row_fields, row_stream(stream, encoder, guard, failed));
         resp.set_command_tag("SELECT");
         Ok(resp)
     }
 }
 
-/// Rows of a result, encoded a batch at a time, stopping on cancel/timeout.
+/// Rows of a result, encoded a batch at a time, stopping on cancel/timeout;
+/// `failed` hears of an error (which fails a transaction block).
 pub fn row_stream(
     stream: SendableRecordBatchStream,
     encoder: BatchEncoder,
     guard: Guard,
+    failed: impl Fn() + Send + 'static,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send {
     struct St {
         stream: Option<SendableRecordBatchStream>,
@@ -612,6 +702,11 @@ pub fn row_stream(
                     st.rows = rows.into_iter();
                 }
             }
+        }
+    })
+    .inspect(move |r| {
+        if r.is_err() {
+            failed();
         }
     })
 }

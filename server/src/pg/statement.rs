@@ -110,11 +110,8 @@ pub fn strip_leading_comments(s: &str) -> &str {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Empty,
-    /// BEGIN/COMMIT/…: accepted as no-ops; `start` tells the transaction status.
-    Transaction {
-        tag: &'static str,
-        start: Option<bool>,
-    },
+    /// BEGIN, COMMIT, ROLLBACK and savepoints (see `transaction`).
+    Transaction(TxCommand),
     /// `SET name = value` (`None` = DEFAULT).
     Set {
         name: String,
@@ -148,6 +145,22 @@ pub enum Kind {
         what: String,
     },
     Query,
+}
+
+impl Kind {
+    /// What `/metrics` times it as.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kind::Query => "query",
+            Kind::Insert => "insert",
+            Kind::Copy => "copy",
+            Kind::Declare | Kind::Fetch | Kind::Close { .. } => "cursor",
+            Kind::Set { .. } | Kind::Reset { .. } | Kind::Show { .. } => "setting",
+            Kind::Transaction(_) => "transaction",
+            Kind::View { .. } => "view",
+            Kind::Empty | Kind::Noop { .. } | Kind::Unsupported { .. } => "other",
+        }
+    }
 }
 
 fn words(s: &str, n: usize) -> Vec<String> {
@@ -188,13 +201,10 @@ pub fn classify(sql: &str) -> Kind {
     let first = w.first().map(String::as_str).unwrap_or("");
     let second = w.get(1).map(String::as_str).unwrap_or("");
     match first {
-        "begin" | "start" => Kind::Transaction { tag: "BEGIN", start: Some(true) },
-        "commit" | "end" => Kind::Transaction { tag: "COMMIT", start: Some(false) },
-        "abort" => Kind::Transaction { tag: "ROLLBACK", start: Some(false) },
-        "rollback" if second == "to" => Kind::Transaction { tag: "ROLLBACK", start: None },
-        "rollback" => Kind::Transaction { tag: "ROLLBACK", start: Some(false) },
-        "savepoint" => Kind::Transaction { tag: "SAVEPOINT", start: None },
-        "release" => Kind::Transaction { tag: "RELEASE", start: None },
+        "begin" | "start" | "commit" | "end" | "abort" | "rollback" | "savepoint" | "release" => transaction(s),
+        "prepare" if second == "transaction" => {
+            Kind::Unsupported { what: "PREPARE TRANSACTION (two-phase commit)".into() }
+        }
         "set" => parse_set(s),
         "reset" => {
             let rest = s[5..].trim();
@@ -229,6 +239,82 @@ pub fn classify(sql: &str) -> Kind {
         _ if s.starts_with('(') => Kind::Query,
         _ => Kind::Query,
     }
+}
+
+/// A transaction statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxCommand {
+    /// `BEGIN`, `START TRANSACTION` (any modes).
+    Begin,
+    /// `COMMIT`, `END`.
+    Commit,
+    /// `ROLLBACK`, `ABORT`.
+    Rollback,
+    /// `SAVEPOINT name`.
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`.
+    Release(String),
+    /// `ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name`.
+    RollbackTo(String),
+}
+
+/// `s` without its leading words that are among `words` (any case).
+fn skip_words<'a>(mut s: &'a str, words: &[&str]) -> &'a str {
+    loop {
+        s = s.trim_start();
+        let end = s.find(char::is_whitespace).unwrap_or(s.len());
+        if end == 0 || !words.iter().any(|w| s[..end].eq_ignore_ascii_case(w)) {
+            return s;
+        }
+        s = &s[end..];
+    }
+}
+
+/// A savepoint's name as PostgreSQL folds it: as written when quoted, in
+/// lower case otherwise.
+fn savepoint_name(s: &str) -> String {
+    let s = s.trim();
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        s[1..s.len() - 1].replace("\"\"", "\"")
+    } else {
+        s.to_lowercase()
+    }
+}
+
+/// BEGIN, COMMIT, ROLLBACK, savepoints; two-phase commit and `AND CHAIN`
+/// are refused.
+fn transaction(s: &str) -> Kind {
+    let w = words(s, 4);
+    let has = |word: &str| w.iter().skip(1).any(|x| x == word);
+    let first = w[0].as_str();
+    if has("prepared") {
+        return Kind::Unsupported { what: format!("{} PREPARED (two-phase commit)", first.to_ascii_uppercase()) };
+    }
+    let rest = skip_words(s, &[first]);
+    let chained = |rest: &str| {
+        let r = skip_words(rest, &["work", "transaction"]).to_ascii_lowercase();
+        r.split_whitespace().collect::<Vec<_>>() == ["and", "chain"]
+    };
+    let cmd = match first {
+        "begin" | "start" => TxCommand::Begin,
+        "commit" | "end" | "abort" | "rollback" if chained(rest) => {
+            return Kind::Unsupported { what: format!("{} AND CHAIN", first.to_ascii_uppercase()) };
+        }
+        "commit" | "end" => TxCommand::Commit,
+        "abort" => TxCommand::Rollback,
+        "rollback" => {
+            let after = skip_words(rest, &["work", "transaction"]);
+            match after.get(..2) {
+                Some(to) if to.eq_ignore_ascii_case("to") && after[2..].starts_with(char::is_whitespace) => {
+                    TxCommand::RollbackTo(savepoint_name(skip_words(&after[2..], &["savepoint"])))
+                }
+                _ => TxCommand::Rollback,
+            }
+        }
+        "savepoint" => TxCommand::Savepoint(savepoint_name(rest)),
+        _ => TxCommand::Release(savepoint_name(skip_words(rest, &["savepoint"]))),
+    };
+    Kind::Transaction(cmd)
 }
 
 fn unsupported_ddl(first: &str) -> String {
@@ -387,7 +473,7 @@ mod tests {
             Kind::Set { name: "application_name".into(), value: Some("x y".into()) }
         );
         assert_eq!(classify("show transaction isolation level"), Kind::Show { name: "transaction_isolation".into() });
-        assert_eq!(classify("SAVEPOINT \"_pg3_1\""), Kind::Transaction { tag: "SAVEPOINT", start: None });
+        assert_eq!(classify("SAVEPOINT \"_pg3_1\""), Kind::Transaction(TxCommand::Savepoint("_pg3_1".into())));
         assert_eq!(classify("/* c */ select 1"), Kind::Query);
         assert_eq!(classify("RESET leadline.as_of"), Kind::Reset { name: Some("leadline.as_of".into()) });
         for view in [
@@ -402,6 +488,33 @@ mod tests {
         for other in ["CREATE TABLE t (a int)", "CREATE MATERIALIZED VIEW v AS SELECT 1", "DROP TABLE events"] {
             assert!(matches!(classify(other), Kind::Unsupported { .. }), "{other}");
         }
+    }
+
+    #[test]
+    fn transaction_statements() {
+        let tx = |sql: &str| match classify(sql) {
+            Kind::Transaction(c) => c,
+            other => panic!("{sql}: {other:?}"),
+        };
+        for begin in ["BEGIN", "begin work;", "START TRANSACTION ISOLATION LEVEL REPEATABLE READ", "BEGIN READ ONLY"] {
+            assert_eq!(tx(begin), TxCommand::Begin, "{begin}");
+        }
+        for commit in ["COMMIT", "commit work", "END TRANSACTION", "/* x */ COMMIT;"] {
+            assert_eq!(tx(commit), TxCommand::Commit, "{commit}");
+        }
+        for rollback in ["ROLLBACK", "rollback transaction", "ABORT", "ABORT WORK"] {
+            assert_eq!(tx(rollback), TxCommand::Rollback, "{rollback}");
+        }
+        assert_eq!(tx("SAVEPOINT PGJDBC_AUTOSAVE"), TxCommand::Savepoint("pgjdbc_autosave".into()));
+        assert_eq!(tx("RELEASE \"_pg3_1\""), TxCommand::Release("_pg3_1".into()));
+        assert_eq!(tx("release savepoint Sp1;"), TxCommand::Release("sp1".into()));
+        assert_eq!(tx("ROLLBACK TO \"_pg3_1\""), TxCommand::RollbackTo("_pg3_1".into()));
+        assert_eq!(tx("rollback work to savepoint \"a \"\"b\"\"\""), TxCommand::RollbackTo("a \"b\"".into()));
+        assert_eq!(tx("SAVEPOINT"), TxCommand::Savepoint(String::new()));
+        for refused in ["COMMIT PREPARED 'x'", "ROLLBACK PREPARED 'x'", "PREPARE TRANSACTION 'x'", "COMMIT AND CHAIN"] {
+            assert!(matches!(classify(refused), Kind::Unsupported { .. }), "{refused}");
+        }
+        assert_eq!(tx("COMMIT AND NO CHAIN"), TxCommand::Commit);
     }
 
     #[test]

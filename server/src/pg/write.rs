@@ -1,7 +1,9 @@
 //! Writes over the wire: `INSERT INTO events (...) VALUES ...` and
 //! `COPY events FROM STDIN`, both through the engine's one append path
 //! (`Appender::append`: validated, idempotent, durable before the command tag
-//! is sent). Rejected rows are reported as WARNINGs with their row/line and
+//! is sent). In a transaction block the rows are validated at once and held
+//! by the session's `Transaction` until COMMIT appends them all as one
+//! commit. Rejected rows are reported as WARNINGs with their row/line and
 //! reason, and kept in `rejected_events`. COPY data is decoded as it arrives
 //! by the engine's [`CopyDecoder`]; this module parses the statement and
 //! moves the bytes.
@@ -9,12 +11,11 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use leadline_engine::event::{RawRow, RawValue, events_schema, raw_row_json};
+use leadline_engine::AppendReport;
+use leadline_engine::event::{Event, RawRow, RawValue, RejectionKind, events_schema, raw_row_json};
 use leadline_engine::input::copy::{CopyColumns, CopyDecoder, CopyFormat, CopyHeader, CopyOptions};
 use leadline_engine::input::{InputRow, text_value};
-use leadline_engine::{AppendReport, Appender};
 use pgwire::api::results::{CopyResponse, Response, Tag};
-use pgwire::api::{ClientInfo, METADATA_USER};
 use pgwire::error::ErrorInfo;
 use pgwire::messages::copy::CopyData;
 
@@ -25,11 +26,11 @@ use datafusion::sql::sqlparser::parser::{IsOptional, Parser};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::errors::PgError;
+use super::transaction::Held;
 use super::{Conn, ServerState};
 
-/// COPY input above this size is refused (its rows are held until the
-/// append, which is one commit).
-const MAX_COPY_BYTES: usize = 1 << 30;
+/// Rejected rows reported one by one; the rest are counted.
+const REPORTED_REJECTIONS: usize = 20;
 
 /// A COPY FROM STDIN in progress: the decoder and the rows it has completed.
 #[derive(Debug)]
@@ -45,62 +46,53 @@ fn table_columns() -> Vec<String> {
     events_schema().fields().iter().map(|f| f.name().clone()).collect()
 }
 
-/// Appends rows through the server's writer (one append at a time).
-async fn append(state: &Arc<ServerState>, source: String, rows: Vec<InputRow>) -> Result<AppendReport, PgError> {
-    let mut guard = state.appender.lock().await;
-    let dir = state.data_dir.clone();
-    let appended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        tokio::task::block_in_place(|| -> Result<AppendReport, PgError> {
-            if guard.is_none() {
-                *guard = Some(Appender::open(&dir, "leadline serve")?);
-            }
-            let appender = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
-            let r = appender.append(&source, rows.into_iter().map(Ok), &mut |_| {});
-            r.map_err(PgError::from)
-        })
-    }));
-    let result = appended.unwrap_or_else(|panic| {
-        // A writer that panicked mid-append is closed: the next append opens
-        // it again, which finishes or cuts away what this one left.
-        *guard = None;
-        std::panic::resume_unwind(panic)
-    });
-    // Keep the writer (and its lock) while appends keep coming, e.g. an
-    // executemany; release it after a quiet second so `leadline ingest` can
-    // take the lock between the server's appends.
-    let generation = state.appends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    if result.is_err() {
-        *guard = None;
-    }
-    drop(guard);
-    let state = state.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let mut w = state.appender.lock().await;
-        if state.appends.load(std::sync::atomic::Ordering::SeqCst) == generation {
-            *w = None;
-        }
-    });
-    result
+/// Appends inputs (source, rows) as one commit through the server's writer
+/// (one append at a time).
+async fn append(state: &Arc<ServerState>, source: &str, inputs: Vec<Held>) -> Result<AppendReport, PgError> {
+    let inputs = inputs.into_iter().map(|h| (h.source, h.rows.into_iter().map(Ok)));
+    state.writer.append(source, |a| a.append_inputs(source, inputs, &mut |_| {})).await.map_err(PgError::from)
 }
 
-fn report_notices(r: &AppendReport, what: &str, notices: &mut Vec<ErrorInfo>) {
-    for rej in &r.first_rejections {
-        notices.push(ErrorInfo::new(
-            "WARNING".into(),
-            "01000".into(),
-            format!("{what} {}: {} ({})", rej.line, rej.reason, rej.kind.as_str()),
-        ));
+/// What a source's rows are numbered by.
+fn unit(source: &str) -> &'static str {
+    if source.starts_with("COPY") { "line" } else { "row" }
+}
+
+/// A WARNING for one rejected row; `named`: with its source, when the rows
+/// of several statements are reported together (at COMMIT).
+fn rejection_warning(
+    source: &str,
+    named: bool,
+    line: u64,
+    reason: &str,
+    kind: RejectionKind,
+    notices: &mut Vec<ErrorInfo>,
+) {
+    let at = format!("{} {line}", unit(source));
+    let at = if named { format!("{source}, {at}") } else { at };
+    notices.push(ErrorInfo::new("WARNING".into(), "01000".into(), format!("{at}: {reason} ({})", kind.as_str())));
+}
+
+/// The count of rejected rows beyond those reported one by one.
+fn more_rejected(more: u64, held: bool, notices: &mut Vec<ErrorInfo>) {
+    if more > 0 {
+        let kept = if held { "kept in rejected_events at COMMIT" } else { "SELECT * FROM rejected_events" };
+        notices.push(ErrorInfo::new("WARNING".into(), "01000".into(), format!("… and {more} more rejected: {kept}")));
     }
-    let total = r.rejected + r.conflicts;
-    if total > r.first_rejections.len() as u64 {
-        notices.push(ErrorInfo::new(
-            "WARNING".into(),
-            "01000".into(),
-            format!("… and {} more rejected: SELECT * FROM rejected_events", total - r.first_rejections.len() as u64),
-        ));
+}
+
+/// The warnings and counts of an append. At COMMIT the invalid rows were
+/// reported by their statements: only conflicts are, each named by its
+/// statement.
+fn report_notices(r: &AppendReport, at_commit: bool, notices: &mut Vec<ErrorInfo>) {
+    let mut shown = 0;
+    for rej in r.first_rejections.iter().filter(|rej| !at_commit || rej.kind == RejectionKind::Conflict) {
+        rejection_warning(&rej.source, at_commit, rej.line, &rej.reason, rej.kind, notices);
+        shown += 1;
     }
-    if total > 0 || r.duplicates > 0 {
+    let unreported = if at_commit { r.conflicts } else { r.rejected + r.conflicts };
+    more_rejected(unreported.saturating_sub(shown), false, notices);
+    if r.rejected + r.conflicts > 0 || r.duplicates > 0 {
         notices.push(ErrorInfo::new(
             "NOTICE".into(),
             "00000".into(),
@@ -110,6 +102,58 @@ fn report_notices(r: &AppendReport, what: &str, notices: &mut Vec<ErrorInfo>) {
             ),
         ));
     }
+}
+
+/// One statement's rows: appended at once outside a transaction block; in
+/// one, validated now (invalid rows are reported at the statement, and
+/// quarantined at COMMIT) and held until COMMIT. Returns how many rows were
+/// appended, or are held valid.
+async fn store(
+    state: &Arc<ServerState>,
+    conn: &Conn,
+    source: String,
+    rows: Vec<InputRow>,
+    bytes: usize,
+    notices: &mut Vec<ErrorInfo>,
+) -> Result<u64, PgError> {
+    if !conn.tx().in_block() {
+        let commit_source = source.clone();
+        let report = append(state, &commit_source, vec![Held { source, rows }]).await?;
+        report_notices(&report, false, notices);
+        return Ok(report.appended);
+    }
+    let mut invalid = 0u64;
+    for row in &rows {
+        let reason = match &row.fields {
+            Ok(fields) => Event::from_raw(fields).err(),
+            Err(reason) => Some(reason.clone()),
+        };
+        if let Some(reason) = reason {
+            invalid += 1;
+            if invalid <= REPORTED_REJECTIONS as u64 {
+                rejection_warning(&source, false, row.line, &reason, RejectionKind::Invalid, notices);
+            }
+        }
+    }
+    more_rejected(invalid.saturating_sub(REPORTED_REJECTIONS as u64), true, notices);
+    let valid = rows.len() as u64 - invalid;
+    conn.tx().hold(Held { source, rows }, bytes)?;
+    Ok(valid)
+}
+
+/// COMMIT: the block's rows, appended as one commit.
+pub async fn commit(
+    state: &Arc<ServerState>,
+    conn: &Conn,
+    held: Vec<Held>,
+    notices: &mut Vec<ErrorInfo>,
+) -> Result<(), PgError> {
+    if held.iter().all(|h| h.rows.is_empty()) {
+        return Ok(());
+    }
+    let report = append(state, &format!("{} statements in transaction by {}", held.len(), conn.user), held).await?;
+    report_notices(&report, true, notices);
+    Ok(())
 }
 
 fn target_table(name: &ast::ObjectName) -> String {
@@ -145,10 +189,9 @@ fn raw_value(e: &Expr) -> Result<RawValue, String> {
 }
 
 /// `INSERT INTO events (...) VALUES (...), ...`.
-pub async fn insert<C: ClientInfo>(
+pub async fn insert(
     state: &Arc<ServerState>,
     conn: &Arc<Conn>,
-    client: &C,
     sql: &str,
     notices: &mut Vec<ErrorInfo>,
 ) -> Result<Tag, PgError> {
@@ -228,10 +271,9 @@ pub async fn insert<C: ClientInfo>(
             },
         });
     }
-    let user = client.metadata().get(METADATA_USER).cloned().unwrap_or_default();
-    let report = append(state, format!("INSERT by {user}"), rows).await?;
-    report_notices(&report, "row", notices);
-    Ok(Tag::new("INSERT").with_oid(0).with_rows(report.appended as usize))
+    let bytes = rows.iter().map(|r| r.raw.len()).sum();
+    let stored = store(state, conn, format!("INSERT by {}", conn.user), rows, bytes, notices).await?;
+    Ok(Tag::new("INSERT").with_oid(0).with_rows(stored as usize))
 }
 
 /// `COPY events [(cols)] FROM STDIN [[WITH] (options) | legacy options]`:
@@ -429,7 +471,7 @@ fn copy_from_options(given: Vec<(String, OptionArg)>) -> Result<CopyOptions, PgE
             "freeze" => match arg {
                 OptionArg::Text(s) if boolean(&s) == Some(false) => {}
                 OptionArg::None | OptionArg::Text(_) => {
-                    return Err(PgError::unsupported("COPY FREEZE: leadline has no transactions to freeze rows in"));
+                    return Err(PgError::unsupported("COPY FREEZE (leadline does not freeze rows)"));
                 }
                 _ => return Err(PgError::new("22023", "freeze requires a Boolean value")),
             },
@@ -700,14 +742,15 @@ fn binary_copy_out(cols: usize, rows: pgwire::api::results::SendableRowStream) -
 }
 
 /// One CopyData message of a COPY FROM STDIN in progress: decoded at once,
-/// its complete rows kept for the append at CopyDone.
+/// its complete rows kept for CopyDone.
 pub fn copy_data(conn: &Conn, data: &[u8]) -> Result<(), PgError> {
+    let room = conn.tx().room();
     let mut guard = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?;
     let Some(c) = guard.as_mut() else { return Ok(()) };
     c.bytes += data.len();
-    if c.bytes > MAX_COPY_BYTES {
+    if c.bytes > room {
         *guard = None;
-        return Err(PgError::new("54000", "COPY input over 1 GiB: split it into several COPY commands"));
+        return Err(conn.tx().over_limit());
     }
     if let Err(e) = c.decoder.push(data, &mut c.rows) {
         *guard = None;
@@ -716,18 +759,18 @@ pub fn copy_data(conn: &Conn, data: &[u8]) -> Result<(), PgError> {
     Ok(())
 }
 
-/// CopyDone: the rows are appended as one commit. Returns how many were
-/// appended and the warnings about rejected ones.
-pub async fn copy_done(state: &Arc<ServerState>, conn: &Conn, user: &str) -> Result<(u64, Vec<ErrorInfo>), PgError> {
+/// CopyDone: the rows are appended as one commit, or held by the block.
+/// Returns how many were appended (or held valid) and the warnings about
+/// rejected ones.
+pub async fn copy_done(state: &Arc<ServerState>, conn: &Conn) -> Result<(u64, Vec<ErrorInfo>), PgError> {
     let copy = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?.take();
-    let Some(CopyIn { mut decoder, mut rows, .. }) = copy else {
+    let Some(CopyIn { mut decoder, mut rows, bytes }) = copy else {
         return Err(PgError::new("08P01", "no COPY in progress"));
     };
     decoder.finish(&mut rows).map_err(PgError::from)?;
-    let report = append(state, format!("COPY by {user}"), rows).await?;
     let mut notices = Vec::new();
-    report_notices(&report, "line", &mut notices);
-    Ok((report.appended, notices))
+    let stored = store(state, conn, format!("COPY by {}", conn.user), rows, bytes, &mut notices).await?;
+    Ok((stored, notices))
 }
 
 /// CopyFail, or the client gone: the COPY is dropped.

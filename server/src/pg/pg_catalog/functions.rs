@@ -418,11 +418,8 @@ pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, s
         if let Some(oid) = as_i64(v) {
             return Ok(ScalarValue::Int64(Some(oid)));
         }
-        let name = as_str(v).unwrap_or_default();
-        match ci.table_oid(&name) {
-            Some(oid) => Ok(ScalarValue::Int64(Some(oid.into()))),
-            None => Err(pg_error(PgError::new("42P01", format!("relation \"{}\" does not exist", name.trim())))),
-        }
+        let oid = ci.regclass(&as_str(v).unwrap_or_default()).map_err(pg_error)?;
+        Ok(ScalarValue::Int64(Some(oid.into())))
     });
     // `proargtypes::regtype[]`: the names of the types of an OID array.
     fns.add(
@@ -444,6 +441,8 @@ pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, s
         }),
     );
     fns.add("pg_is_other_temp_schema", 1, DataType::Boolean, always(false));
+    // No session has a schema of its own: temporary views are listed in `public`.
+    fns.add("pg_my_temp_schema", 0, DataType::Int32, Box::new(|_| i(0)));
     fns.add_variadic("format", text.clone(), |args| {
         let Some(template) = args.first() else {
             return Err(pg_error(PgError::new("42883", "function format() does not exist")));
@@ -718,6 +717,7 @@ mod tests {
         assert_eq!(one("SELECT parse_ident('a.\"B\"'), parse_ident(NULL)").await?, "[a, B]|NULL");
         assert_eq!(sqlstate("SELECT parse_ident('a.')").await, "22023");
         assert_eq!(one("SELECT pg_is_other_temp_schema(2200), pg_is_other_temp_schema(NULL)").await?, "false|NULL");
+        assert_eq!(one("SELECT pg_my_temp_schema()").await?, "0");
         assert_eq!(one("SELECT quote_literal('O''R'), quote_literal(NULL)").await?, "'O''R'|NULL");
         assert_eq!(
             one("SELECT to_timestamp('2026-01-01 00:00:00.000000', 'YYYY-MM-DD HH24:MI:SS.US'), to_timestamp(0), \

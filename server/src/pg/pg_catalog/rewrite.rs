@@ -56,9 +56,14 @@ pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement)
     let reads_stub = matches!(&stmt, Statement::Query(q) if query_is_empty(q));
     let names = name_columns(&mut stmt);
     let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
-        // Type coercion runs in the analyzer: check it now, so that a query
-        // DataFusion cannot type gets its empty answer here, not at Execute.
-        Ok(plan) if reads_stub => state.optimize(&plan).map(|_| plan),
+        // Type coercion runs in the analyzer, and some shapes (an `unnest` of
+        // a column of another `FROM` item) fail only in the physical planner:
+        // check both now, so that a query DataFusion cannot run gets its
+        // empty answer here, not at Execute.
+        Ok(plan) if reads_stub => match state.optimize(&plan) {
+            Ok(optimized) => state.query_planner().create_physical_plan(&optimized, state).await.map(|_| plan),
+            Err(e) => Err(e),
+        },
         other => other,
     };
     match (planned, names) {
@@ -152,6 +157,33 @@ impl VisitorMut for Rewriter<'_> {
             && a.columns.is_empty()
         {
             a.columns.push(ast::TableAliasColumnDef::from_name(a.name.value.clone()));
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// `x IN (SELECT …)` in a select list or `ORDER BY` (Grafana's table
+    /// list has both): DataFusion runs an `IN` subquery in a filter or a join only.
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<PgError> {
+        if let Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(items), .. }) = &mut q.order_by {
+            for item in items {
+                let _ = item.expr.visit(&mut InSubqueriesAsArrays { depth: 0 });
+            }
+        }
+        if let SetExpr::Select(sel) = q.body.as_mut() {
+            for item in &mut sel.projection {
+                match item {
+                    // Named as PostgreSQL names the `IN` it was.
+                    SelectItem::UnnamedExpr(e) if matches!(e, Expr::InSubquery { .. }) => {
+                        let mut e = e.clone();
+                        let _ = e.visit(&mut InSubqueriesAsArrays { depth: 0 });
+                        *item = SelectItem::ExprWithAlias { expr: e, alias: Ident::with_quote('"', "?column?") };
+                    }
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                        let _ = e.visit(&mut InSubqueriesAsArrays { depth: 0 });
+                    }
+                    _ => {}
+                }
+            }
         }
         ControlFlow::Continue(())
     }
@@ -558,19 +590,7 @@ impl Rewriter<'_> {
                 }
                 FunctionArguments::Subquery(q) if unnests_catalog_column(q) => Some(Expr::value(Value::Null)),
                 FunctionArguments::Subquery(q) => {
-                    let mut q = q.clone();
-                    if let SetExpr::Select(sel) = q.body.as_mut()
-                        && sel.projection.len() == 1
-                    {
-                        let item = sel.projection.remove(0);
-                        let e = match item {
-                            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                            _ => Expr::value(Value::Null),
-                        };
-                        sel.projection.push(SelectItem::UnnamedExpr(call("array_agg", e)));
-                        q.order_by = None;
-                    }
-                    Some(Expr::Subquery(q))
+                    Some(Expr::Subquery(aggregated_array(q).unwrap_or_else(|| q.clone())))
                 }
                 _ => None,
             },
@@ -598,10 +618,7 @@ impl Rewriter<'_> {
     /// schema is an error, as in PostgreSQL.
     fn oid(&self, ty: &str, s: &str) -> Result<i64, PgError> {
         let oid = match ty {
-            "regclass" => self
-                .info
-                .table_oid(s)
-                .ok_or_else(|| PgError::new("42P01", format!("relation \"{}\" does not exist", s.trim())))?,
+            "regclass" => self.info.regclass(s)?,
             "regtype" => type_oid_by_name(s)
                 .ok_or_else(|| PgError::new("42704", format!("type \"{}\" does not exist", s.trim())))?,
             "regnamespace" => match s.trim().trim_matches('"') {
@@ -731,12 +748,25 @@ fn has_aggregate(items: &[SelectItem]) -> bool {
 }
 
 /// True if the query can be proven to return no rows: it reads (inner-joined)
-/// from a relation that is always empty.
+/// from a relation that is always empty, or from a `WITH` query that is.
 pub fn query_is_empty(q: &Query) -> bool {
-    set_expr_is_empty(&q.body)
+    query_is_empty_in(q, &HashMap::new())
 }
 
-fn set_expr_is_empty(s: &SetExpr) -> bool {
+/// The common table expressions in scope, by name: whether each is empty.
+type Ctes = HashMap<String, bool>;
+
+fn query_is_empty_in(q: &Query, outer: &Ctes) -> bool {
+    let mut ctes = outer.clone();
+    for cte in q.with.iter().flat_map(|w| &w.cte_tables) {
+        // Each may read the ones before it (a recursive one is not yet in scope: not empty).
+        let empty = query_is_empty_in(&cte.query, &ctes);
+        ctes.insert(ident_name(&cte.alias.name), empty);
+    }
+    set_expr_is_empty(&q.body, &ctes)
+}
+
+fn set_expr_is_empty(s: &SetExpr, ctes: &Ctes) -> bool {
     match s {
         SetExpr::Select(sel) => {
             if sel.from.is_empty() {
@@ -746,31 +776,34 @@ fn set_expr_is_empty(s: &SetExpr) -> bool {
             if !grouped && has_aggregate(&sel.projection) {
                 return false;
             }
-            sel.from.iter().any(twj_is_empty)
+            sel.from.iter().any(|t| twj_is_empty(t, ctes))
         }
-        SetExpr::Query(q) => query_is_empty(q),
+        SetExpr::Query(q) => query_is_empty_in(q, ctes),
         SetExpr::SetOperation { op, left, right, .. } => match op {
-            SetOperator::Union => set_expr_is_empty(left) && set_expr_is_empty(right),
-            SetOperator::Intersect => set_expr_is_empty(left) || set_expr_is_empty(right),
-            _ => set_expr_is_empty(left),
+            SetOperator::Union => set_expr_is_empty(left, ctes) && set_expr_is_empty(right, ctes),
+            SetOperator::Intersect => set_expr_is_empty(left, ctes) || set_expr_is_empty(right, ctes),
+            _ => set_expr_is_empty(left, ctes),
         },
         _ => false,
     }
 }
 
-fn twj_is_empty(t: &TableWithJoins) -> bool {
-    factor_is_empty(&t.relation)
+fn twj_is_empty(t: &TableWithJoins, ctes: &Ctes) -> bool {
+    factor_is_empty(&t.relation, ctes)
         || t.joins.iter().any(|j| {
             matches!(j.join_operator, JoinOperator::Join(_) | JoinOperator::Inner(_) | JoinOperator::CrossJoin(_))
-                && factor_is_empty(&j.relation)
+                && factor_is_empty(&j.relation, ctes)
         })
 }
 
-fn factor_is_empty(f: &TableFactor) -> bool {
+fn factor_is_empty(f: &TableFactor, ctes: &Ctes) -> bool {
     match f {
-        TableFactor::Table { name, args: None, .. } => empty_relation_columns(&last_name(name)).is_some(),
-        TableFactor::Derived { subquery, .. } => query_is_empty(subquery),
-        TableFactor::NestedJoin { table_with_joins, .. } => twj_is_empty(table_with_joins),
+        TableFactor::Table { name, args: None, .. } => match name.0.as_slice() {
+            [ObjectNamePart::Identifier(id)] if ctes.contains_key(&ident_name(id)) => ctes[&ident_name(id)],
+            _ => empty_relation_columns(&last_name(name)).is_some(),
+        },
+        TableFactor::Derived { subquery, .. } => query_is_empty_in(subquery, ctes),
+        TableFactor::NestedJoin { table_with_joins, .. } => twj_is_empty(table_with_joins, ctes),
         _ => false,
     }
 }
@@ -792,6 +825,79 @@ fn unnests_catalog_column(q: &Query) -> bool {
             }
             _ => false,
         }
+}
+
+/// `(SELECT array_agg(e) FROM …)` of `SELECT e FROM …`: the subquery's one
+/// column as one array (NULL for no rows), which DataFusion runs anywhere.
+fn aggregated_array(q: &Query) -> Option<Box<Query>> {
+    let mut q = Box::new(q.clone());
+    let SetExpr::Select(sel) = q.body.as_mut() else { return None };
+    let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = sel.projection.as_slice() else {
+        return None;
+    };
+    sel.projection = vec![SelectItem::UnnamedExpr(call("array_agg", e.clone()))];
+    q.order_by = None;
+    Some(q)
+}
+
+/// Rewrites `x [NOT] IN (SELECT e …)` of an expression (not of a query nested
+/// in it, which has its own clauses) into the same test on the subquery's
+/// values as one array.
+struct InSubqueriesAsArrays {
+    depth: usize,
+}
+
+impl VisitorMut for InSubqueriesAsArrays {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        if self.depth == 0
+            && let Expr::InSubquery { expr, subquery, negated } = e
+            && let Some(values) = aggregated_array(subquery)
+        {
+            let test = membership(expr.as_ref().clone(), Expr::Subquery(values));
+            *e = if *negated { Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(test) } } else { test };
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `x IN (values)` with PostgreSQL's three-valued answer, `values` an array
+/// (NULL when the subquery had no rows): false for no rows, true if found,
+/// else NULL if `x` or any value is NULL, else false.
+fn membership(x: Expr, values: Expr) -> Expr {
+    let boolean = |b: bool| Expr::value(Value::Boolean(b));
+    let when = |condition: Expr, result: Expr| ast::CaseWhen { condition, result };
+    let has_null =
+        Expr::IsNotNull(Box::new(function("array_position", vec![values.clone(), Expr::value(Value::Null)])));
+    Expr::Case {
+        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![
+            when(Expr::IsNull(Box::new(values.clone())), boolean(false)),
+            when(function("array_has", vec![values, x.clone()]), boolean(true)),
+            when(
+                Expr::BinaryOp {
+                    left: Box::new(Expr::IsNull(Box::new(x))),
+                    op: BinaryOperator::Or,
+                    right: Box::new(has_null),
+                },
+                Expr::value(Value::Null),
+            ),
+        ],
+        else_result: Some(Box::new(boolean(false))),
+    }
 }
 
 fn call(name: &str, e: Expr) -> Expr {
@@ -1009,7 +1115,16 @@ pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
                 }
                 names.push(name);
             }
-            SelectItem::ExprWithAlias { alias, .. } => names.push(alias.value.clone()),
+            // PostgreSQL allows two columns of one name; DataFusion needs a unique internal alias.
+            SelectItem::ExprWithAlias { alias, .. } => {
+                let name = ident_name(alias);
+                let count = seen.entry(name.clone()).or_insert(0);
+                *count += 1;
+                if *count > 1 {
+                    *alias = Ident::with_quote('"', format!("{name}__{n}"));
+                }
+                names.push(name);
+            }
             _ => wildcard = true,
         }
     }
@@ -1211,6 +1326,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_queries_over_stub_relations_are_empty() -> Result<(), PgError> {
+        // ADBC's `adbc_get_objects` constraint query: a CTE over `pg_constraint`
+        // with an `unnest` of a column of another `FROM` item, which
+        // DataFusion's physical planner refuses.
+        let sql = "WITH c AS (SELECT con.conname, conkeys FROM pg_constraint AS con \
+                   CROSS JOIN UNNEST(con.conkey) AS conkeys WHERE con.contype = 'u'), \
+                   named AS (SELECT conname FROM c) \
+                   SELECT conname, 'x' AS kind FROM named UNION ALL SELECT conname, 'y' FROM c";
+        assert!(query_is_empty(match &parse(sql) {
+            Statement::Query(q) => q,
+            _ => unreachable!(),
+        }));
+        assert!(rows(sql).await?.is_empty());
+        // A CTE with rows, even one named like a stub relation, is not empty.
+        assert_eq!(
+            rows("WITH pg_index AS (SELECT relname FROM pg_class) SELECT * FROM pg_index").await?,
+            [["climate"]]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn in_subqueries_in_order_by_and_select_lists_run() -> Result<(), PgError> {
+        // Grafana's table list, in short: `IN (SELECT …)` in ORDER BY.
+        assert_eq!(
+            rows(
+                "SELECT v FROM (VALUES ('a'), ('b'), ('c')) t(v) \
+                 ORDER BY CASE WHEN v IN (SELECT x FROM (VALUES ('b'), ('c')) s(x)) THEN 0 ELSE 1 END, 1"
+            )
+            .await?,
+            [["b"], ["c"], ["a"]]
+        );
+        // PostgreSQL's three values: found, not found, NULL, and no rows at all.
+        assert_eq!(
+            rows(
+                "SELECT v, v IN (SELECT 2), v NOT IN (SELECT x FROM (VALUES (2), (NULL)) s(x)), \
+                 v IN (SELECT 1 WHERE false) FROM (VALUES (1), (2), (NULL)) t(v) ORDER BY v"
+            )
+            .await?,
+            [["1", "false", "NULL", "false"], ["2", "true", "false", "false"], ["NULL", "NULL", "NULL", "false"]]
+        );
+        let mut stmt = parse("SELECT 1 IN (SELECT 1), 2 IN (SELECT 2) AS Found");
+        rewrite(&mut stmt, &test_session().1)?;
+        assert_eq!(name_columns(&mut stmt), Some(vec!["?column?".to_string(), "found".to_string()]));
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn an_unknown_column_of_a_stub_relation_is_42703() {
         assert_eq!(sqlstate("SELECT no_such_column FROM pg_index").await, "42703");
         assert_eq!(sqlstate("SELECT i.no_such_column FROM pg_catalog.pg_index i").await, "42703");
@@ -1266,13 +1429,16 @@ mod tests {
         );
         assert_eq!(sqlstate("SELECT CAST(relname || 'x' AS regclass) FROM pg_class").await, "42P01");
         // regproc columns compare with OIDs; regtype values with reg literals.
-        assert_eq!(rows("SELECT count(*) FROM pg_type WHERE typreceive = 0").await?, [["0"]]);
+        // As in PostgreSQL, only `trigger` has no receive function.
+        assert_eq!(rows("SELECT typname FROM pg_type WHERE typreceive = 0").await?, [["trigger"]]);
+        // Named as PostgreSQL names them: ADBC maps types by these names.
         assert_eq!(
             rows(
-                "SELECT typreceive::text FROM pg_type WHERE typreceive != 0 AND typname IN ('int4', '_text') ORDER BY 1"
+                "SELECT typreceive::text FROM pg_type WHERE typreceive != 0 \
+                 AND typname IN ('int4', '_text', 'timestamptz', 'interval') ORDER BY 1"
             )
             .await?,
-            [["array_recv"], ["int4recv"]]
+            [["array_recv"], ["int4recv"], ["interval_recv"], ["timestamptz_recv"]]
         );
         assert_eq!(
             rows("SELECT count(*) FROM pg_attribute WHERE atttypid::regtype != 'trigger'::regtype").await?,
@@ -1304,5 +1470,17 @@ mod tests {
             Some(["count", "?column?", "?column?", "relname", "y", "t", "now"].map(String::from).to_vec())
         );
         assert_eq!(name_columns(&mut parse("SELECT *, 1 FROM pg_class")), None);
+    }
+
+    #[tokio::test]
+    async fn two_columns_may_have_one_name() -> Result<(), PgError> {
+        let (ctx, info) = test_session();
+        let Planned::Plan { names, .. } = plan(&ctx.state(), &info, parse("SELECT 1 AS a, 2 AS A, 3 AS \"A\"")).await?
+        else {
+            panic!("planned empty");
+        };
+        assert_eq!(names, Some(["a", "a", "A"].map(String::from).to_vec()));
+        assert_eq!(rows("SELECT 1 AS a, 2 AS a").await?, [["1", "2"]]);
+        Ok(())
     }
 }

@@ -13,8 +13,10 @@ use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
+use super::format::parse_ident;
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC, OWNER, Settings};
 use crate::pg::encode::pg_type;
+use crate::pg::errors::PgError;
 
 /// The catalog's relations and their OIDs, for `'pg_class'::regclass` and
 /// `to_regclass`: PostgreSQL's own for its system catalogs; views, whose OIDs
@@ -225,6 +227,7 @@ pub(super) const LEADLINE_FUNCTIONS: &[LeadlineFunction] = &[
     leadline_fn(17007, "dora_tier", &[("metric", 25), ("value", INTERVAL)], 0, 25, "f"),
     leadline_fn(17008, "dora_metrics", &[("grain", 25), ("from", TIMESTAMPTZ), ("to", TIMESTAMPTZ)], 2, 2249, "f"),
     leadline_fn(17009, "dora_quality", &[], 0, 2249, "f"),
+    leadline_fn(17010, "rework_rate", &[("rework", 16)], 0, 701, "a"),
 ];
 
 pub(super) fn leadline_function(oid: i64) -> Option<&'static LeadlineFunction> {
@@ -280,27 +283,44 @@ impl CatalogInfo {
     }
 
     /// The OID of a relation named as `'name'::regclass` names it:
-    /// `events`, `public.events`, `pg_catalog.pg_class`, `information_schema.columns`.
+    /// `events`, `public.events`, `"events"`, `pg_catalog.pg_class`,
+    /// `information_schema.columns`, `leadline.public.events`.
     pub fn table_oid(&self, name: &str) -> Option<i32> {
-        let name = name.trim().to_ascii_lowercase();
-        let (schema, relation) = match name.rsplit_once('.') {
-            Some((schema, relation)) => (Some(schema.trim().trim_matches('"')), relation.trim().trim_matches('"')),
-            None => (None, name.trim_matches('"')),
+        self.regclass(name).ok()
+    }
+
+    /// [`CatalogInfo::table_oid`], or PostgreSQL's error for a name that
+    /// names nothing (42P01) or is no name (42602).
+    pub fn regclass(&self, name: &str) -> Result<i32, PgError> {
+        let parts = parse_ident(name, true)
+            .map_err(|_| PgError::new("42602", format!("invalid name syntax: \"{}\"", name.trim())))?;
+        let (schema, relation) = match parts.as_slice() {
+            [relation] => (None, relation),
+            [schema, relation] => (Some(schema.as_str()), relation),
+            [database, schema, relation] if database == DATABASE => (Some(schema.as_str()), relation),
+            [_, _, _] => {
+                let message = format!("cross-database references are not implemented: {}", parts.join("."));
+                return Err(PgError::new("0A000", message));
+            }
+            _ => {
+                let message = format!("improper relation name (too many dotted names): {}", parts.join("."));
+                return Err(PgError::new("42601", message));
+            }
         };
-        let find = |list: &[(&str, i32)]| list.iter().find(|(n, _)| *n == relation).map(|(_, oid)| *oid);
-        let user = || self.relations().iter().find(|t| t.name == relation).map(|t| t.oid);
-        match schema {
+        let find = |list: &[(&str, i32)]| list.iter().find(|(n, _)| n == relation).map(|(_, oid)| *oid);
+        let user = || self.relations().iter().find(|t| &t.name == relation).map(|t| t.oid);
+        let oid = match schema {
             // The search path: public, then pg_catalog.
             None => user().or_else(|| find(CATALOG_OIDS)),
             Some("public") => user(),
             Some("pg_catalog") => find(CATALOG_OIDS),
             Some("information_schema") => find(INFORMATION_SCHEMA_OIDS),
             Some(_) => None,
-        }
+        };
+        oid.ok_or_else(|| PgError::new("42P01", format!("relation \"{}\" does not exist", parts.join("."))))
     }
 }
 
-/// Relations leadline never has rows in: a subquery over one of them is empty.
 const EMPTY_TABLES: &[(&str, &[&str])] = &[
     ("pg_description", &["objoid:i", "classoid:i", "objsubid:i", "description:t"]),
     ("pg_shdescription", &["objoid:i", "classoid:i", "description:t"]),
@@ -509,19 +529,26 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
         ],
     ),
     ("check_constraints", &["constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "check_clause:t"]),
-    (
-        "routines",
-        &[
-            "specific_catalog:t",
-            "specific_schema:t",
-            "specific_name:t",
-            "routine_catalog:t",
-            "routine_schema:t",
-            "routine_name:t",
-            "routine_type:t",
-            "data_type:t",
-        ],
-    ),
+];
+
+/// `information_schema.routines`: the functions `pg_proc` lists.
+const ROUTINES_COLUMNS: &[&str] = &[
+    "specific_catalog:t",
+    "specific_schema:t",
+    "specific_name:t",
+    "routine_catalog:t",
+    "routine_schema:t",
+    "routine_name:t",
+    "routine_type:t",
+    "data_type:t",
+    "type_udt_catalog:t",
+    "type_udt_schema:t",
+    "type_udt_name:t",
+    "routine_body:t",
+    "routine_definition:t",
+    "external_language:t",
+    "is_deterministic:t",
+    "security_type:t",
 ];
 
 /// The columns (`name:type code`) of a relation leadline never has rows in.
@@ -617,10 +644,32 @@ fn format_type_name(dt: &DataType) -> &'static str {
 }
 
 /// A type's input/output function (`typinput`, `typreceive` …, `regproc`
-/// columns shown by name): `int4recv`, `array_recv` for every array type.
+/// columns shown by name) as PostgreSQL names it: `int4recv`, but
+/// `timestamptz_recv`, and `array_recv` for every array type. Drivers map
+/// types by these names (ADBC reads `typreceive`), so they must match.
 fn io_function(pg: &PgType, suffix: &str) -> String {
-    let base = if pg.elem != 0 && pg.category == "A" && pg.name.starts_with('_') { "array_" } else { pg.name };
-    format!("{base}{suffix}")
+    if pg.name == "trigger" && matches!(suffix, "recv" | "send") {
+        return "-".into();
+    }
+    let separated = matches!(
+        pg.name,
+        "date"
+            | "timestamp"
+            | "timestamptz"
+            | "interval"
+            | "numeric"
+            | "json"
+            | "jsonb"
+            | "uuid"
+            | "record"
+            | "void"
+            | "trigger"
+    );
+    match (pg.elem != 0 && pg.category == "A" && pg.name.starts_with('_'), separated) {
+        (true, _) => format!("array_{suffix}"),
+        (false, true) => format!("{}_{suffix}", pg.name),
+        (false, false) => format!("{}{suffix}", pg.name),
+    }
 }
 
 /// The `regproc` columns of the catalog, kept as the function's name; `-`
@@ -646,6 +695,44 @@ fn alignment(len: i16) -> &'static str {
 /// `typstorage`/`attstorage`: variable-length values may be TOASTed.
 fn storage(len: i16) -> &'static str {
     if len < 0 { "x" } else { "p" }
+}
+
+/// A row of `information_schema.routines`. Aggregates have no
+/// `routine_type`, as in PostgreSQL (Harlequin's completion tells them so);
+/// `ret` is unknown for the functions DataFusion brings.
+fn routine(
+    name: &str,
+    oid: i32,
+    schema: &str,
+    aggregate: bool,
+    ret: Option<&PgType>,
+) -> Vec<(&'static str, ScalarValue)> {
+    let specific = format!("{name}_{oid}");
+    let mut row = vec![
+        ("specific_catalog", t(DATABASE)),
+        ("specific_schema", t(schema)),
+        ("specific_name", t(&specific)),
+        ("routine_catalog", t(DATABASE)),
+        ("routine_schema", t(schema)),
+        ("routine_name", t(name)),
+        ("routine_body", t("EXTERNAL")),
+        ("external_language", t("INTERNAL")),
+        ("security_type", t("INVOKER")),
+    ];
+    if !aggregate {
+        row.push(("routine_type", t("FUNCTION")));
+    }
+    if let Some(ret) = ret {
+        // A set-returning function's `SETOF record` is `record` here.
+        let data_type = if ret.category == "A" { "ARRAY" } else { ret.display };
+        row.extend([
+            ("data_type", t(data_type)),
+            ("type_udt_catalog", t(DATABASE)),
+            ("type_udt_schema", t("pg_catalog")),
+            ("type_udt_name", t(ret.name)),
+        ]);
+    }
+    row
 }
 
 /// Registers the catalog's relations in a session: `pg_catalog`'s under their
@@ -903,7 +990,9 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     fn_names.extend(ctx.state().aggregate_functions().keys().cloned());
     fn_names.sort();
     fn_names.dedup();
+    let mut routines = Builder::new(ROUTINES_COLUMNS);
     for f in LEADLINE_FUNCTIONS {
+        routines.row(routine(f.name, f.oid, "public", f.kind == "a", type_by_oid(f.ret.into())));
         let arg_types: Vec<ScalarValue> = f.args.iter().map(|(_, oid)| i(*oid)).collect();
         let arg_names: Vec<ScalarValue> = f.args.iter().map(|(name, _)| t(name)).collect();
         proc.row(vec![
@@ -933,6 +1022,7 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     let own = |name: &str| LEADLINE_FUNCTIONS.iter().any(|f| f.name == name);
     for (n, name) in fn_names.iter().enumerate().filter(|(_, name)| !own(name)) {
         let agg = ctx.state().aggregate_functions().contains_key(name);
+        routines.row(routine(name, 20000 + n as i32, "pg_catalog", agg, None));
         proc.row(vec![
             ("oid", i(20000 + n as i32)),
             ("proname", t(name)),
@@ -1022,6 +1112,7 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     for (name, table) in information_schema {
         is.register_table(name.to_string(), table)?;
     }
+    is.register_table("routines".into(), routines.table()?)?;
     for (name, cols) in EMPTY_INFORMATION_SCHEMA {
         is.register_table(name.to_string(), Builder::new(cols).table()?)?;
     }
@@ -1469,6 +1560,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn information_schema_routines_lists_the_functions() {
+        let got = rows(
+            "SELECT routine_schema, routine_name, routine_type, data_type FROM information_schema.routines \
+             WHERE routine_name IN ('dora_metrics', 'lead_time', 'dora_tier', 'upper', 'count') \
+             ORDER BY 2, specific_name",
+        )
+        .await;
+        assert_eq!(
+            got,
+            [
+                ["pg_catalog", "count", "NULL", "NULL"],
+                ["public", "dora_metrics", "FUNCTION", "record"],
+                ["public", "dora_tier", "FUNCTION", "text"],
+                ["public", "dora_tier", "FUNCTION", "text"],
+                ["public", "lead_time", "NULL", "interval"],
+                ["pg_catalog", "upper", "FUNCTION", "NULL"],
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn stub_relations_are_empty_with_postgres_columns() {
         assert_eq!(rows("SELECT count(*) FROM pg_index").await, [["0"]]);
         assert!(rows("SELECT indexrelid, indkey FROM pg_index").await.is_empty());
@@ -1494,6 +1606,21 @@ mod tests {
         assert_eq!(info.table_oid("columns"), None);
         assert_eq!(info.table_oid("pg_catalog.climate"), None);
         assert_eq!(info.table_oid("no_such_table"), None);
+        assert_eq!(info.table_oid("leadline.public.climate"), Some(16384));
+        assert_eq!(info.table_oid("\"Climate\""), None);
+        assert_eq!(info.table_oid("CLIMATE"), Some(16384));
+        // PostgreSQL's errors, naming the relation as parsed.
+        let error = |name: &str| {
+            info.regclass(name).map(|_| ("", String::new())).unwrap_or_else(|e| {
+                let (code, message, _) = e.parts();
+                (code, message)
+            })
+        };
+        assert_eq!(error("\"nope\""), ("42P01", "relation \"nope\" does not exist".into()));
+        assert_eq!(error("public.Nope"), ("42P01", "relation \"public.nope\" does not exist".into()));
+        assert_eq!(error("other.public.climate").0, "0A000");
+        assert_eq!(error("a.b.c.d").0, "42601");
+        assert_eq!(error("1abc").0, "42602");
     }
 
     #[tokio::test]

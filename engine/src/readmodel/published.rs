@@ -1,0 +1,209 @@
+//! The read model published as Delta tables, so that notebooks (Polars,
+//! DuckDB, pandas, the `deltalake` package) read what leadline derives
+//! without running it:
+//!
+//! ```text
+//! DIR/tables/_snapshot.json                   the tables' Delta versions of one model
+//! DIR/tables/<table>/_delta_log/*.json        one commit per update that changed it
+//! DIR/tables/<table>/<component>.parquet      one file per component of the model
+//! ```
+//!
+//! `<table>` is one of `deployments`, `changes`, `incidents`,
+//! `dora_metrics_day`, `dora_metrics_week`, `dora_metrics_month`. The files
+//! are the model's own (leadline's queries read the same ones, through the
+//! manifest): each update writes the files of the components it refolded,
+//! then commits each table's change (the files of replaced components
+//! removed, the new ones added), then names the new versions in
+//! `_snapshot.json`, then swaps the manifest. Removed files stay for the
+//! grace period, so a reader pinned to a recent snapshot keeps reading it.
+//!
+//! Durations are stored as µs (`<name>_us`, see [`stored`](super::stored));
+//! the metric tables hold only the buckets with something in them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use leadline_udfs::Grain;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::stored;
+use crate::error::{Error, Result};
+use crate::log::delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action, write_atomic};
+use crate::log::files::hash_file;
+use crate::metrics::dora_metrics_schema;
+use crate::project::tables::Table;
+
+pub const DIR: &str = "tables";
+const SNAPSHOT: &str = "_snapshot.json";
+
+/// What the model keeps per component: one file in each published table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Part {
+    Rows(Table),
+    Metrics(Grain),
+}
+
+pub const PARTS: [Part; 6] = [
+    Part::Rows(Table::Deployments),
+    Part::Rows(Table::Changes),
+    Part::Rows(Table::Incidents),
+    Part::Metrics(Grain::Day),
+    Part::Metrics(Grain::Week),
+    Part::Metrics(Grain::Month),
+];
+
+impl Part {
+    /// The published table's name (its directory under `tables/`).
+    pub fn name(self) -> String {
+        match self {
+            Part::Rows(t) => t.name().to_string(),
+            Part::Metrics(g) => format!("dora_metrics_{g}"),
+        }
+    }
+
+    /// The schema as SQL reads it (intervals, not µs).
+    pub fn schema(self) -> SchemaRef {
+        match self {
+            Part::Rows(t) => t.schema(),
+            Part::Metrics(_) => dora_metrics_schema(),
+        }
+    }
+}
+
+/// The directory of `part`'s table.
+pub fn table_root(root: &Path, part: Part) -> PathBuf {
+    root.join(DIR).join(part.name())
+}
+
+/// The file of component `id` in `part`'s table.
+pub fn file(root: &Path, part: Part, id: &str) -> PathBuf {
+    table_root(root, part).join(file_name(id))
+}
+
+fn file_name(id: &str) -> String {
+    format!("{id}.parquet")
+}
+
+/// The component a data file belongs to.
+pub fn component_of(file_name: &str) -> Option<&str> {
+    file_name.strip_suffix(".parquet")
+}
+
+/// `_snapshot.json`: one consistent model, as the versions of its tables.
+#[derive(Debug, Serialize)]
+struct SnapshotFile<'a> {
+    /// The read model's format (bumped when the layout changes meaning).
+    format: u32,
+    /// The version of the `events` table the tables were folded from.
+    log_version: Option<u64>,
+    /// The greatest `ingested_at` folded, RFC 3339.
+    ingested_through: Option<String>,
+    /// Per table, the Delta version holding this model.
+    tables: &'a BTreeMap<String, u64>,
+}
+
+/// The published tables as the writer last saw them. Kept by the one
+/// writer across updates and refreshed incrementally, so an update reads
+/// only the commits it has not seen.
+#[derive(Debug, Default)]
+pub struct Publication {
+    states: Vec<TableState>,
+}
+
+impl Publication {
+    /// Creates the tables that are missing and reads their new commits.
+    /// Call only under the model's lock.
+    pub fn refresh(&mut self, root: &Path) -> Result<()> {
+        self.states.resize_with(PARTS.len(), TableState::default);
+        for (part, state) in PARTS.into_iter().zip(&mut self.states) {
+            let table = DeltaTable::new(table_root(root, part));
+            if state.version.is_some_and(|v| !table.has_version(v)) {
+                // The table was deleted since: start it again.
+                *state = TableState::default();
+            }
+            table.create_if_missing(&stored::stored_schema(&part.schema()), &[])?;
+            table.refresh(state)?;
+        }
+        Ok(())
+    }
+
+    /// Components whose files the latest version of a table names (a
+    /// reader of the latest version may be reading them).
+    pub fn live_components(&self) -> BTreeSet<&str> {
+        self.states.iter().flat_map(|s| s.files.keys()).filter_map(|f| component_of(f)).collect()
+    }
+
+    /// Commits, in each table whose files differ from `components`', one
+    /// version that removes the files of every other component and adds
+    /// theirs. `facts` go in each commit's `commitInfo`. Returns the
+    /// components whose files it removed.
+    pub fn publish(&mut self, root: &Path, components: &BTreeSet<&str>, facts: &Value) -> Result<BTreeSet<String>> {
+        let mut removed = BTreeSet::new();
+        for (part, state) in PARTS.into_iter().zip(&mut self.states) {
+            let table = DeltaTable::new(table_root(root, part));
+            let mut actions = Vec::new();
+            for f in state.files.values() {
+                if let Some(id) = component_of(&f.path).filter(|id| !components.contains(id)) {
+                    actions.push(remove_action(f, true));
+                    removed.insert(id.to_string());
+                }
+            }
+            for id in components {
+                let name = file_name(id);
+                if !state.files.contains_key(&name) {
+                    actions.push(add_action(&data_file(table.root(), name)?));
+                }
+            }
+            if actions.is_empty() {
+                continue;
+            }
+            actions.push(commit_info("WRITE", facts.clone()));
+            table.commit(state.version.map_or(0, |v| v + 1), &actions)?;
+            table.refresh(state)?;
+        }
+        Ok(removed)
+    }
+
+    /// Each table's latest version.
+    pub fn versions(&self) -> BTreeMap<String, u64> {
+        PARTS.into_iter().zip(&self.states).filter_map(|(p, s)| Some((p.name(), s.version?))).collect()
+    }
+}
+
+/// Whether every table still has the version `versions` names: a model
+/// whose tables were deleted is not read, and is made again.
+pub fn intact(root: &Path, versions: &BTreeMap<String, u64>) -> bool {
+    PARTS
+        .into_iter()
+        .all(|part| versions.get(&part.name()).is_some_and(|&v| DeltaTable::new(table_root(root, part)).has_version(v)))
+}
+
+/// An `add` for a data file already written (size, checksum and row count
+/// from the file).
+fn data_file(table_root: &Path, name: String) -> Result<AddFile> {
+    let path = table_root.join(&name);
+    let (size, checksum) = hash_file(&path).map_err(|e| Error::io(&path, e))?;
+    let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let num_records = SerializedFileReader::new(file)?.metadata().file_metadata().num_rows() as u64;
+    Ok(AddFile { path: name, partition_values: BTreeMap::new(), size, num_records, checksum: Some(checksum) })
+}
+
+/// Replaces `tables/_snapshot.json`, atomically.
+pub fn write_snapshot(
+    root: &Path,
+    format: u32,
+    log_version: Option<u64>,
+    ingested_through: Option<i64>,
+    tables: &BTreeMap<String, u64>,
+) -> Result<()> {
+    let ingested_through = ingested_through
+        .and_then(chrono::DateTime::from_timestamp_micros)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    let snapshot = SnapshotFile { format, log_version, ingested_through, tables };
+    let bytes = serde_json::to_vec_pretty(&snapshot).map_err(|e| Error::Corrupt(format!("tables snapshot: {e}")))?;
+    write_atomic(&root.join(DIR).join(SNAPSHOT), &bytes)
+}
