@@ -188,6 +188,41 @@ def test_a_panic_is_an_xx000_error_for_its_client_and_the_server_goes_on(data):
     assert log.count("bug: a panic while serving a client") >= 3, log
 
 
+def test_a_panic_in_a_transaction_block_fails_the_block(server):
+    """A panic is an error like any other for the block it ran in: the block
+    is failed (25P02 until ROLLBACK) and its rows are never committed; an
+    implicit block (a multi-statement query) writes nothing; the connection
+    goes on."""
+    insert = ("INSERT INTO events (event_id, event_type, occurred_at, service, commit_sha) "
+              "VALUES ('{}', 'commit', '2026-03-01T00:00:00Z', 'svc', 'c')")
+    with psycopg.connect(server.dsn()) as conn:  # psycopg opens a block (extended protocol)
+        conn.execute(insert.format("tx-panic-1"))
+        state, msg = sqlstate_of(conn, "SELECT leadline_debug_panic('in a block')")
+        if state == "42883":
+            pytest.skip("a release build has no leadline_debug_panic()")
+        assert state == "XX000", msg
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        assert sqlstate_of(conn, "SELECT 1")[0] == "25P02"
+        conn.rollback()
+        conn.execute(insert.format("tx-panic-2"))
+        conn.commit()
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        cur = psycopg.ClientCursor(conn)  # the simple protocol
+        with pytest.raises(psycopg.Error) as e:
+            cur.execute(insert.format("tx-panic-3") + "; SELECT leadline_debug_panic('implicit')")
+        assert e.value.sqlstate == "XX000"
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        cur.execute("BEGIN; " + insert.format("tx-panic-4"))
+        with pytest.raises(psycopg.Error) as e:
+            cur.execute("SELECT leadline_debug_panic('explicit')")
+        assert e.value.sqlstate == "XX000"
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        cur.execute("COMMIT")
+        assert cur.statusmessage == "ROLLBACK"
+        ids = conn.execute("SELECT event_id FROM events WHERE event_id LIKE 'tx-panic-%' ORDER BY 1").fetchall()
+        assert ids == [("tx-panic-2",)]
+
+
 # --- authentication -----------------------------------------------------------
 
 

@@ -344,6 +344,29 @@ def test_canonical_events_report_every_rejected_line(http):
     assert (again["appended"], again["duplicates"]) == (0, 2)
 
 
+def test_fields_over_their_size_limit_are_rejected_with_the_reason(http):
+    """The size limits of every event field (issue 11) hold for the HTTP
+    front too: the row is rejected with the field, its size and the limit,
+    and never stored."""
+    before, rejected = count(http), count(http, "rejected_events")
+    big = {"event_id": "ci-big-sha", "event_type": "commit", "occurred_at": "2026-03-04T10:00:00Z",
+           "service": "api", "commit_sha": "a" * 5000}
+    r = events_api(http, [big])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["appended"], body["rejected"]) == (0, 1), body
+    assert body["rejections"] == [
+        {"line": 1, "kind": "invalid", "reason": "commit_sha is 5000 bytes long; at most 4096 are allowed"}]
+    # A webhook's mapping makes rows from the payload: the same limits.
+    r = github(http, "push", gh_push([("b" * 5000, "2026-03-03T09:00:00Z")]))
+    assert r.status_code == 400 and r.json()["rejected"] == 1, r.text
+    assert "bytes long; at most" in r.json()["rejections"][0]["reason"], r.text
+    assert count(http) == before
+    assert count(http, "rejected_events") == rejected + 2
+    kept = sql(http, "SELECT reason FROM rejected_events WHERE event_id = 'ci-big-sha'")
+    assert kept == [("commit_sha is 5000 bytes long; at most 4096 are allowed",)]
+
+
 def test_gitlab_push_and_deployment_hooks(http):
     project = {"id": 15, "name": "Billing", "path_with_namespace": "shop/billing", "default_branch": "main",
                "web_url": "https://gitlab.example.com/shop/billing", "namespace": "shop"}

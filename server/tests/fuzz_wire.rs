@@ -228,6 +228,8 @@ const SQL: &[&str] = &[
     "INSERT INTO events (event_id, event_type, occurred_at, service, commit_sha) VALUES ('fz-1', 'commit', '2026-03-02T09:00:00Z', 's', 'c')",
     "DECLARE c CURSOR FOR SELECT event_id FROM events; FETCH 2 FROM c; CLOSE c",
     "BEGIN; SELECT 1; COMMIT",
+    "BEGIN; INSERT INTO events (event_id, event_type, occurred_at, service, commit_sha) VALUES ('fz-3', 'commit', '2026-03-02T09:00:00Z', 's', 'c'); SAVEPOINT a; SELECT nope; ROLLBACK TO a; RELEASE a; COMMIT",
+    "START TRANSACTION ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM events; ROLLBACK",
     "COPY (SELECT event_id, occurred_at FROM events LIMIT 3) TO STDOUT WITH (FORMAT csv, HEADER)",
 ];
 
@@ -263,6 +265,21 @@ fn extended_seeds() -> Vec<Vec<u8>> {
         ]
         .concat(),
         [parse("", "SELECT $1::interval, $2::text[]", &[1186, 1009]), bind("", &[(0, Some(b"1 day")), (0, None)], 0), execute(0), sync()].concat(),
+        // A transaction block over the extended protocol, as psycopg runs one.
+        [
+            parse("", "BEGIN", &[]),
+            bind("", &[], 0),
+            execute(0),
+            parse("", "INSERT INTO events (event_id, event_type, occurred_at, service, commit_sha) VALUES ($1, 'commit', '2026-03-02T09:00:00Z', 's', 'c')", &[]),
+            bind("", &[(0, Some(b"fz-4"))], 0),
+            execute(0),
+            sync(),
+            parse("", "COMMIT", &[]),
+            bind("", &[], 0),
+            execute(0),
+            sync(),
+        ]
+        .concat(),
     ]
     .into_iter()
     .map(|m| [m, terminate()].concat())
@@ -286,6 +303,8 @@ fn copy_seeds() -> Vec<Vec<u8>> {
         [query("COPY events (event_id, event_type, occurred_at, service, commit_sha) FROM STDIN WITH (FORMAT csv, HEADER MATCH)"), message(b'd', csv.as_bytes()), done.clone()].concat(),
         [query("COPY events (event_id, event_type) FROM STDIN (FORMAT binary)"), message(b'd', &binary), done.clone()].concat(),
         [query("COPY events FROM STDIN"), message(b'd', b"x\ty\n"), message(b'f', b"client gave up\0")].concat(),
+        // A COPY held by a transaction block until COMMIT.
+        [query("BEGIN"), query("COPY events FROM STDIN"), message(b'd', text.as_bytes()), done.clone(), query("COMMIT")].concat(),
     ]
     .into_iter()
     .map(|m| [m, query("SELECT 1"), terminate()].concat())

@@ -35,6 +35,7 @@ use pgwire::messages::extendedquery::{Bind, Close, Describe, Execute, Flush, Par
 use pgwire::messages::simplequery::Query;
 
 use super::errors::PgError;
+use super::{Conn, write};
 
 /// A handler whose every message is handled under the panic guard.
 pub struct Guarded<H>(pub Arc<H>);
@@ -55,23 +56,52 @@ pub fn log_bug(peer: std::net::SocketAddr, during: &str, payload: &(dyn Any + Se
     message
 }
 
+/// One message's handling, run under the guard.
+enum Handled<T> {
+    Done(PgWireResult<T>),
+    /// It panicked: the `XX000` error for the client.
+    Panicked(PgWireError),
+}
+
+impl<T> Handled<T> {
+    /// What the client is answered. After a panic the session's transaction
+    /// block is failed as after any statement's error (an implicit block is
+    /// over, writing nothing): rows the abandoned statement may have held
+    /// are never committed, and ReadyForQuery says so. A COPY in progress is
+    /// dropped.
+    fn answer<C: ClientInfo>(self, client: &C) -> PgWireResult<T> {
+        match self {
+            Handled::Done(result) => result,
+            Handled::Panicked(error) => {
+                if let Some(conn) = client.session_extensions().get::<Conn>() {
+                    conn.tx().fail();
+                    write::copy_abandoned(&conn);
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
 /// Runs `work` (one message's handling); a panic in it becomes an `XX000`
 /// error for the client.
 async fn guarded<T>(
     peer: std::net::SocketAddr,
     during: impl FnOnce() -> String,
     work: impl Future<Output = PgWireResult<T>>,
-) -> PgWireResult<T> {
+) -> Handled<T> {
     match AssertUnwindSafe(work).catch_unwind().await {
-        Ok(result) => result,
+        Ok(result) => Handled::Done(result),
         Err(payload) => {
             let message = log_bug(peer, &during(), payload.as_ref());
-            Err(PgError::with_hint(
-                "XX000",
-                format!("internal error: leadline hit a bug ({message}); the statement was abandoned"),
-                "the server logged it and goes on serving; this connection is still usable",
+            Handled::Panicked(
+                PgError::with_hint(
+                    "XX000",
+                    format!("internal error: leadline hit a bug ({message}); the statement was abandoned"),
+                    "the server logged it and goes on serving; this connection is still usable",
+                )
+                .into(),
             )
-            .into())
         }
     }
 }
@@ -95,13 +125,15 @@ impl<H: StartupHandler> StartupHandler for Guarded<H> {
     {
         let peer = client.socket_addr();
         // A failed start-up ends the connection: FATAL, as PostgreSQL's.
-        guarded(peer, || "start-up".into(), self.0.on_startup(client, message)).await.map_err(|e| match e {
-            PgWireError::UserError(mut info) if info.code == "XX000" => {
-                info.severity = "FATAL".into();
-                PgWireError::UserError(info)
-            }
-            e => e,
-        })
+        guarded(peer, || "start-up".into(), self.0.on_startup(client, message)).await.answer(client).map_err(
+            |e| match e {
+                PgWireError::UserError(mut info) if info.code == "XX000" => {
+                    info.severity = "FATAL".into();
+                    PgWireError::UserError(info)
+                }
+                e => e,
+            },
+        )
     }
 }
 
@@ -116,7 +148,7 @@ impl<H: SimpleQueryHandler> SimpleQueryHandler for Guarded<H> {
     {
         let peer = client.socket_addr();
         let during = format!("query {}", sql_for_log(&query.query));
-        guarded(peer, || during, self.0.on_query(client, query)).await
+        guarded(peer, || during, self.0.on_query(client, query)).await.answer(client)
     }
 
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
@@ -148,7 +180,7 @@ impl<H: ExtendedQueryHandler> ExtendedQueryHandler for Guarded<H> {
     {
         let peer = client.socket_addr();
         let during = format!("parse {}", sql_for_log(&message.query));
-        guarded(peer, || during, self.0.on_parse(client, message)).await
+        guarded(peer, || during, self.0.on_parse(client, message)).await.answer(client)
     }
 
     async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
@@ -159,7 +191,7 @@ impl<H: ExtendedQueryHandler> ExtendedQueryHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "bind".into(), self.0.on_bind(client, message)).await
+        guarded(peer, || "bind".into(), self.0.on_bind(client, message)).await.answer(client)
     }
 
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
@@ -170,7 +202,7 @@ impl<H: ExtendedQueryHandler> ExtendedQueryHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "execute".into(), self.0.on_execute(client, message)).await
+        guarded(peer, || "execute".into(), self.0.on_execute(client, message)).await.answer(client)
     }
 
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
@@ -181,7 +213,7 @@ impl<H: ExtendedQueryHandler> ExtendedQueryHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "describe".into(), self.0.on_describe(client, message)).await
+        guarded(peer, || "describe".into(), self.0.on_describe(client, message)).await.answer(client)
     }
 
     async fn on_flush<C>(&self, client: &mut C, message: Flush) -> PgWireResult<()>
@@ -191,7 +223,7 @@ impl<H: ExtendedQueryHandler> ExtendedQueryHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "flush".into(), self.0.on_flush(client, message)).await
+        guarded(peer, || "flush".into(), self.0.on_flush(client, message)).await.answer(client)
     }
 
     async fn on_sync<C>(&self, client: &mut C, message: PgSync) -> PgWireResult<()>
@@ -202,7 +234,7 @@ impl<H: ExtendedQueryHandler> ExtendedQueryHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "sync".into(), self.0.on_sync(client, message)).await
+        guarded(peer, || "sync".into(), self.0.on_sync(client, message)).await.answer(client)
     }
 
     async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
@@ -213,7 +245,7 @@ impl<H: ExtendedQueryHandler> ExtendedQueryHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "close".into(), self.0.on_close(client, message)).await
+        guarded(peer, || "close".into(), self.0.on_close(client, message)).await.answer(client)
     }
 
     async fn do_query<C>(
@@ -241,7 +273,7 @@ impl<H: CopyHandler> CopyHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "COPY data".into(), self.0.on_copy_data(client, data)).await
+        guarded(peer, || "COPY data".into(), self.0.on_copy_data(client, data)).await.answer(client)
     }
 
     async fn on_copy_done<C>(&self, client: &mut C, done: CopyDone) -> PgWireResult<()>
@@ -251,7 +283,7 @@ impl<H: CopyHandler> CopyHandler for Guarded<H> {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let peer = client.socket_addr();
-        guarded(peer, || "COPY done".into(), self.0.on_copy_done(client, done)).await
+        guarded(peer, || "COPY done".into(), self.0.on_copy_done(client, done)).await.answer(client)
     }
 
     async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
@@ -262,7 +294,7 @@ impl<H: CopyHandler> CopyHandler for Guarded<H> {
     {
         let peer = client.socket_addr();
         let work = self.0.on_copy_fail(client, fail).map(Err::<(), _>);
-        match guarded(peer, || "COPY fail".into(), work).await {
+        match guarded(peer, || "COPY fail".into(), work).await.answer(client) {
             Err(e) => e,
             Ok(()) => PgError::new("XX000", "COPY failed").into(),
         }

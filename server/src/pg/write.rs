@@ -289,9 +289,7 @@ pub fn start(conn: &Arc<Conn>, sql: &str) -> Result<Response, PgError> {
     let columns = copy.columns.unwrap_or_else(table_columns);
     let decoder = CopyDecoder::new(&copy.options, &columns)?;
     let format = if copy.options.format == CopyFormat::Binary { 1 } else { 0 };
-    if let Ok(mut c) = conn.copy.lock() {
-        *c = Some(CopyIn { decoder, rows: Vec::new(), bytes: 0 });
-    }
+    *copy_in(conn) = Some(CopyIn { decoder, rows: Vec::new(), bytes: 0 });
     Ok(Response::CopyIn(CopyResponse::new(format, columns.len(), futures::stream::empty())))
 }
 
@@ -745,7 +743,7 @@ fn binary_copy_out(cols: usize, rows: pgwire::api::results::SendableRowStream) -
 /// its complete rows kept for CopyDone.
 pub fn copy_data(conn: &Conn, data: &[u8]) -> Result<(), PgError> {
     let room = conn.tx().room();
-    let mut guard = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?;
+    let mut guard = copy_in(conn);
     let Some(c) = guard.as_mut() else { return Ok(()) };
     c.bytes += data.len();
     if c.bytes > room {
@@ -763,7 +761,7 @@ pub fn copy_data(conn: &Conn, data: &[u8]) -> Result<(), PgError> {
 /// Returns how many were appended (or held valid) and the warnings about
 /// rejected ones.
 pub async fn copy_done(state: &Arc<ServerState>, conn: &Conn) -> Result<(u64, Vec<ErrorInfo>), PgError> {
-    let copy = conn.copy.lock().map_err(|_| PgError::new("XX000", "COPY state lost"))?.take();
+    let copy = copy_in(conn).take();
     let Some(CopyIn { mut decoder, mut rows, bytes }) = copy else {
         return Err(PgError::new("08P01", "no COPY in progress"));
     };
@@ -773,11 +771,16 @@ pub async fn copy_done(state: &Arc<ServerState>, conn: &Conn) -> Result<(u64, Ve
     Ok((stored, notices))
 }
 
-/// CopyFail, or the client gone: the COPY is dropped.
+/// CopyFail, the client gone or a bug (a panic) while it ran: the COPY is
+/// dropped.
 pub fn copy_abandoned(conn: &Conn) {
-    if let Ok(mut g) = conn.copy.lock() {
-        *g = None;
-    }
+    *copy_in(conn) = None;
+}
+
+/// The session's COPY in progress. A panic while it was locked (a bug, that
+/// the guard answered) leaves it usable: the guard abandons that COPY.
+fn copy_in(conn: &Conn) -> std::sync::MutexGuard<'_, Option<CopyIn>> {
+    conn.copy.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
