@@ -106,7 +106,7 @@ pub struct Conn {
 }
 
 /// A cursor as its portal shows it: name, column names and types.
-pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::DataType>);
+pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::FieldRef>);
 
 /// Default session variables (what `SHOW` answers and `pg_settings` lists).
 fn default_vars(state: &ServerState, user: &str, application_name: &str) -> BTreeMap<String, String> {

@@ -21,7 +21,9 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
+use arrow::datatypes::{Field, FieldRef};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
@@ -35,7 +37,9 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::arrays::parse_array;
-use super::tables::{CatalogInfo, REGPROC_COLUMNS, empty_relation_columns, type_by_oid, type_oid_by_name};
+use super::tables::{
+    CatalogInfo, REGPROC_COLUMNS, empty_relation_columns, stub_column_field, type_by_oid, type_oid_by_name,
+};
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
 use crate::pg::errors::PgError;
 
@@ -44,30 +48,120 @@ use crate::pg::errors::PgError;
 pub enum Planned {
     /// `names`: the result's column names as PostgreSQL gives them (when the
     /// select list has no wildcard; otherwise the plan's names are right).
-    Plan { plan: LogicalPlan, names: Option<Vec<String>> },
+    /// `types`: the result's columns, typed as PostgreSQL types them
+    /// ([`crate::pg::encode::pg_type_of`]).
+    Plan { plan: LogicalPlan, names: Option<Vec<String>>, types: Vec<FieldRef> },
     /// A query that reads a relation leadline never has rows in and that
-    /// DataFusion cannot type: no rows, these (text) columns.
-    Empty { names: Vec<String> },
+    /// DataFusion cannot type: no rows, these columns (named as PostgreSQL
+    /// names them; the relation's columns typed, the others text).
+    Empty { columns: Vec<FieldRef> },
 }
 
 /// Rewrites and plans one parsed statement.
 pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement) -> Result<Planned, PgError> {
+    // Named before the rewrites: PostgreSQL names what the client wrote.
+    let names = name_columns(&mut stmt);
+    let casts = cast_items(&mut stmt);
     rewrite_in(state, &mut stmt, info)?;
     let reads_stub = matches!(&stmt, Statement::Query(q) if query_is_empty(q));
-    let names = name_columns(&mut stmt);
+    let stub_names = names.clone().filter(|_| reads_stub);
+    let stub_columns = stub_names.map(|names| stub_answer_columns(&mut stmt, names));
     let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
         // Type coercion runs in the analyzer: check it now, so that a query
         // DataFusion cannot type gets its empty answer here, not at Execute.
         Ok(plan) if reads_stub => state.optimize(&plan).map(|_| plan),
         other => other,
     };
-    match (planned, names) {
-        (Ok(plan), names) => Ok(Planned::Plan { plan, names }),
-        (Err(e), Some(names)) if reads_stub && !names_something_undefined(&e) => {
+    match (planned, stub_columns) {
+        (Ok(plan), _) => {
+            let types = result_types(&plan, casts.as_deref());
+            Ok(Planned::Plan { plan, names, types })
+        }
+        (Err(e), Some(columns)) if !names_something_undefined(&e) => {
             tracing::debug!("answering a query over empty catalog relations that DataFusion cannot type: {e}");
-            Ok(Planned::Empty { names })
+            Ok(Planned::Empty { columns })
         }
         (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// The result's columns, with the PostgreSQL types their metadata names
+/// ([`crate::pg::encode::PG_TYPE`]) as PostgreSQL would type them: a cast's
+/// result is of the type it names, but DataFusion keeps the metadata of what
+/// it casts (`relkind::text` would stay `"char"`); a `CASE` is of its
+/// branches' type, but DataFusion keeps none (`CASE … THEN amname END` is a `name`).
+fn result_types(plan: &LogicalPlan, casts: Option<&[bool]>) -> Vec<FieldRef> {
+    let mut fields = plan.schema().fields().to_vec();
+    if let Some(projection) = top_projection(plan)
+        && projection.expr.len() == fields.len()
+    {
+        for (field, expr) in fields.iter_mut().zip(&projection.expr) {
+            if let Some(metadata) = case_metadata(expr, projection.input.schema()) {
+                *field = Arc::new(field.as_ref().clone().with_metadata(metadata));
+            }
+        }
+    }
+    if let Some(casts) = casts.filter(|c| c.len() == fields.len()) {
+        for (field, _) in fields.iter_mut().zip(casts).filter(|(_, cast)| **cast) {
+            *field = Arc::new(field.as_ref().clone().with_metadata(Default::default()));
+        }
+    }
+    fields
+}
+
+/// The projection that makes a plan's columns (under its sort and limit).
+fn top_projection(plan: &LogicalPlan) -> Option<&datafusion::logical_expr::Projection> {
+    match plan {
+        LogicalPlan::Projection(p) => Some(p),
+        LogicalPlan::Sort(s) => top_projection(&s.input),
+        LogicalPlan::Limit(l) => top_projection(&l.input),
+        _ => None,
+    }
+}
+
+/// The metadata every branch of a `CASE` has alike (NULLs aside).
+fn case_metadata(
+    expr: &datafusion::logical_expr::Expr,
+    schema: &datafusion::common::DFSchema,
+) -> Option<HashMap<String, String>> {
+    use datafusion::logical_expr::{Expr as Df, ExprSchemable};
+    let Df::Case(case) = (match expr {
+        Df::Alias(alias) => alias.expr.as_ref(),
+        other => other,
+    }) else {
+        return None;
+    };
+    let branches = case.when_then_expr.iter().map(|(_, then)| then.as_ref()).chain(case.else_expr.as_deref());
+    let mut common: Option<HashMap<String, String>> = None;
+    for branch in branches.filter(|b| !matches!(b, Df::Literal(v, _) if v.is_null())) {
+        let metadata = branch.to_field(schema).ok()?.1.metadata().clone();
+        match &common {
+            Some(c) if *c != metadata => return None,
+            _ => common = Some(metadata),
+        }
+    }
+    common.filter(|c| !c.is_empty())
+}
+
+/// Which items of the top-level select list are casts (`x::text`, `CAST(x
+/// AS …) AS y`), when it has no wildcard.
+fn cast_items(stmt: &mut Statement) -> Option<Vec<bool>> {
+    let select = top_select(stmt)?;
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(is_cast(e)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn is_cast(e: &Expr) -> bool {
+    match e {
+        Expr::Cast { .. } => true,
+        Expr::Nested(inner) => is_cast(inner),
+        _ => false,
     }
 }
 
@@ -119,11 +213,15 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
-    /// `SELECT pg_catalog.pg_class.*`
+    /// `SELECT pg_catalog.pg_class.*`; `SELECT x IN (SELECT …)`.
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<PgError> {
         for item in &mut select.projection {
-            if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) = item {
-                strip_pg_catalog(name);
+            match item {
+                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                    strip_pg_catalog(name);
+                }
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => in_subqueries_as_counts(e),
+                _ => {}
             }
         }
         ControlFlow::Continue(())
@@ -156,6 +254,11 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<PgError> {
+        sort_by_subqueries(query);
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<PgError> {
         drop_pg_catalog_qualifiers(expr);
         match self.replacement(expr) {
@@ -165,6 +268,162 @@ impl VisitorMut for Rewriter<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `ORDER BY x IN (SELECT …)` (Grafana's table list): DataFusion plans a
+/// subquery in a select list but not in a sort. The query selects such sort
+/// keys as hidden columns and is sorted outside, where they are dropped:
+/// `SELECT * EXCLUDE (hidden) FROM (SELECT …, key AS hidden …) ORDER BY hidden`.
+fn sort_by_subqueries(query: &mut Query) {
+    let Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(keys), .. }) = &query.order_by else { return };
+    if !keys.iter().any(|k| has_subquery(&k.expr)) {
+        return;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return };
+    let outputs: Option<Vec<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+            SelectItem::UnnamedExpr(e) => Some(figure_name(e).unwrap_or_default()),
+            _ => None,
+        })
+        .collect();
+    let (Some(outputs), None) = (outputs, &select.distinct) else { return };
+    // The shape of the sorting query (a fixed text, not the client's).
+    let Ok(Some(Statement::Query(mut outer))) =
+        Parser::parse_sql(&PostgreSqlDialect {}, "SELECT * FROM (SELECT 1) AS __leadline_sorted").map(|mut s| s.pop())
+    else {
+        return;
+    };
+    let mut inner = query.clone();
+    let (Some(mut order_by), limit_clause, fetch) =
+        (inner.order_by.take(), inner.limit_clause.take(), inner.fetch.take())
+    else {
+        return;
+    };
+    let ast::OrderByKind::Expressions(keys) = &mut order_by.kind else { return };
+    let SetExpr::Select(select) = inner.body.as_mut() else { return };
+    let mut hidden = Vec::new();
+    for (n, key) in keys.iter_mut().enumerate() {
+        // A position or an output column's name sorts the outer query alike.
+        let by_output = match &key.expr {
+            Expr::Value(v) => matches!(v.value, Value::Number(..)),
+            Expr::Identifier(id) => outputs.contains(&ident_name(id)),
+            _ => false,
+        };
+        if by_output {
+            continue;
+        }
+        let name = Ident::with_quote('"', format!("__leadline_sort_{n}"));
+        let mut expr = std::mem::replace(&mut key.expr, Expr::Identifier(name.clone()));
+        in_subqueries_as_counts(&mut expr);
+        select.projection.push(SelectItem::ExprWithAlias { expr, alias: name.clone() });
+        hidden.push(ObjectName::from(vec![name]));
+    }
+    let SetExpr::Select(sorting) = outer.body.as_mut() else { return };
+    if let Some(SelectItem::Wildcard(options)) = sorting.projection.first_mut() {
+        options.opt_exclude = Some(ast::ExcludeSelectItem::Multiple(hidden));
+    }
+    if let Some(TableWithJoins { relation: TableFactor::Derived { subquery, .. }, .. }) = sorting.from.first_mut() {
+        *subquery = Box::new(inner);
+    }
+    outer.order_by = Some(order_by);
+    outer.limit_clause = limit_clause;
+    outer.fetch = fetch;
+    *query = *outer;
+}
+
+/// `x [NOT] IN (SELECT …)` in a select list (DataFusion plans it only in a
+/// filter), as counts of the subquery's rows, which DataFusion plans as
+/// joins: true if a row equals `x`; NULL if none does but `x` or a row is
+/// NULL (and there are rows); false otherwise — PostgreSQL's answer.
+/// Subqueries nested in `e` are their own select lists' to rewrite.
+fn in_subqueries_as_counts(e: &mut Expr) {
+    struct Counts {
+        depth: usize,
+    }
+    impl VisitorMut for Counts {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.depth == 0
+                && let Expr::InSubquery { expr, subquery, negated } = e
+                && let Some(counts) = in_subquery_counts(expr, subquery)
+            {
+                *e = if *negated {
+                    Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(counts) }
+                } else {
+                    counts
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = e.visit(&mut Counts { depth: 0 });
+}
+
+/// The counts [`in_subqueries_as_counts`] answers `needle IN (set)` with.
+fn in_subquery_counts(needle: &Expr, set: &Query) -> Option<Expr> {
+    // A fixed text, not the client's: the needle and the set go in as parsed.
+    const COUNTS: &str = "(CASE \
+        WHEN (SELECT count(*) FROM __leadline_set AS __leadline_in (v) WHERE __leadline_in.v = __leadline_needle) > 0 \
+            THEN true \
+        WHEN (__leadline_needle IS NULL AND (SELECT count(*) FROM __leadline_set AS __leadline_in (v)) > 0) \
+            OR (SELECT count(*) - count(v) FROM __leadline_set AS __leadline_in (v)) > 0 \
+            THEN NULL \
+        ELSE false END)";
+    struct Fill<'a> {
+        needle: &'a Expr,
+        set: &'a Query,
+    }
+    impl VisitorMut for Fill<'_> {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if matches!(e, Expr::Identifier(id) if id.value == "__leadline_needle") {
+                *e = Expr::Nested(Box::new(self.needle.clone()));
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, alias, .. } = f
+                && last_name(name) == "__leadline_set"
+            {
+                *f = TableFactor::Derived {
+                    lateral: false,
+                    subquery: Box::new(self.set.clone()),
+                    alias: alias.take(),
+                    sample: None,
+                };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut counts = Parser::new(&PostgreSqlDialect {}).try_with_sql(COUNTS).and_then(|mut p| p.parse_expr()).ok()?;
+    let _ = counts.visit(&mut Fill { needle, set });
+    Some(counts)
+}
+
+/// Whether an expression holds a subquery.
+fn has_subquery(e: &Expr) -> bool {
+    struct Finder;
+    impl ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    ast::Visit::visit(e, &mut Finder).is_break()
 }
 
 /// The `pg_catalog.` qualifier of a function, type, operator or column
@@ -576,7 +835,7 @@ impl Rewriter<'_> {
             },
             Expr::Subquery(q) if query_is_empty(q) => {
                 check_stub_columns(q)?;
-                Some(Expr::value(Value::Null))
+                Some(empty_scalar_subquery(q))
             }
             Expr::Subquery(q) => {
                 aggregate_catalog_lookup(q);
@@ -628,7 +887,20 @@ impl Rewriter<'_> {
 /// `d.no_such_column` is PostgreSQL's 42703 even when `d` has no rows.
 fn check_stub_columns(q: &Query) -> Result<(), PgError> {
     let SetExpr::Select(sel) = q.body.as_ref() else { return Ok(()) };
-    let mut stubs: HashMap<String, &'static [&'static str]> = HashMap::new();
+    let stubs = stub_relations(sel);
+    if stubs.is_empty() {
+        return Ok(());
+    }
+    match ast::Visit::visit(q, &mut StubColumns { stubs, depth: 0 }) {
+        ControlFlow::Break(column) => Err(PgError::new("42703", format!("column {column} does not exist"))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// The relations leadline never has rows in that a select reads, by the
+/// name its columns are qualified with: their columns (`name:type`).
+fn stub_relations(sel: &Select) -> HashMap<String, &'static [&'static str]> {
+    let mut stubs = HashMap::new();
     for twj in &sel.from {
         for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
             if let TableFactor::Table { name, alias, args: None, .. } = factor
@@ -639,13 +911,81 @@ fn check_stub_columns(q: &Query) -> Result<(), PgError> {
             }
         }
     }
-    if stubs.is_empty() {
-        return Ok(());
+    stubs
+}
+
+/// The column of a relation leadline never has rows in that `e` names
+/// (`pol.polname`, `polname`), as a field named `name`.
+fn stub_column(stubs: &HashMap<String, &'static [&'static str]>, e: &Expr, name: &str) -> Option<Field> {
+    match e {
+        Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+            let columns = stubs.get(&ident_name(&ids[ids.len() - 2]))?;
+            stub_column_field(columns, &ident_name(&ids[ids.len() - 1]), name)
+        }
+        Expr::Identifier(id) => stubs.values().find_map(|columns| stub_column_field(columns, &ident_name(id), name)),
+        Expr::Nested(inner) => stub_column(stubs, inner, name),
+        _ => None,
     }
-    match ast::Visit::visit(q, &mut StubColumns { stubs, depth: 0 }) {
-        ControlFlow::Break(column) => Err(PgError::new("42703", format!("column {column} does not exist"))),
-        ControlFlow::Continue(()) => Ok(()),
+}
+
+/// The columns of the answer to a query that reads a relation leadline never
+/// has rows in, named `names`: a column of that relation has its type, any
+/// other column is text.
+fn stub_answer_columns(stmt: &mut Statement, names: Vec<String>) -> Vec<FieldRef> {
+    let select = top_select(stmt);
+    let (stubs, items) = match select {
+        Some(sel) => (stub_relations(sel), sel.projection.clone()),
+        None => Default::default(),
+    };
+    names
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            let expr = match items.get(n) {
+                Some(SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) => Some(e),
+                _ => None,
+            };
+            let field = expr.and_then(|e| stub_column(&stubs, e, name));
+            Arc::new(field.unwrap_or_else(|| Field::new(name, arrow::datatypes::DataType::Utf8, true)))
+        })
+        .collect()
+}
+
+/// A scalar subquery over a relation leadline never has rows in, as its
+/// empty answer: NULL, typed as the column it selects if that is one of the
+/// relation's (`(SELECT c.collname FROM pg_collation c …)` is a `name`), by
+/// selecting it from the relation alone, which DataFusion plans uncorrelated.
+fn empty_scalar_subquery(q: &Query) -> Expr {
+    let mut q = q.clone();
+    let SetExpr::Select(sel) = q.body.as_mut() else { return Expr::value(Value::Null) };
+    let stubs = stub_relations(sel);
+    let column = match sel.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
+        _ => return Expr::value(Value::Null),
+    };
+    let qualifier = match &column {
+        Expr::CompoundIdentifier(ids) if ids.len() == 2 => ident_name(&ids[0]),
+        _ => return Expr::value(Value::Null),
+    };
+    if stub_column(&stubs, &column, "").is_none() {
+        return Expr::value(Value::Null);
     }
+    let relation =
+        sel.from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
+    let relation = relation.cloned().find(|f| match f {
+        TableFactor::Table { name, alias, .. } => {
+            alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| last_name(name)) == qualifier
+        }
+        _ => false,
+    });
+    let Some(relation) = relation else { return Expr::value(Value::Null) };
+    sel.from = vec![TableWithJoins { relation, joins: vec![] }];
+    sel.selection = Some(Expr::value(Value::Boolean(false)));
+    sel.group_by = ast::GroupByExpr::Expressions(vec![], vec![]);
+    sel.having = None;
+    q.order_by = None;
+    q.limit_clause = None;
+    Expr::Subquery(Box::new(q))
 }
 
 /// Finds an `alias.column` of the query's own select (not of a query nested
@@ -842,23 +1182,27 @@ fn is_information_schema_function(name: &ObjectName, function: &str) -> bool {
     }
 }
 
-/// `1`, `'1'`, `'1'::integer`.
+/// `1`, `'1'`, `'1'::integer`; or a parameter (`$1::integer`), which has its value
+/// only once bound: until then the statement is planned for its shape.
 fn is_one(e: &Expr) -> bool {
     match e {
-        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) | Value::SingleQuotedString(n) if n.trim() == "1"),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) | Value::SingleQuotedString(n) => n.trim() == "1",
+            Value::Placeholder(_) => true,
+            _ => false,
+        },
         Expr::Cast { expr, .. } | Expr::Nested(expr) => is_one(expr),
         _ => false,
     }
 }
 
-/// `unnest(generate_series(1, array_length(a)))`: the subscripts of a
+/// `unnest(generate_series(1, array_length(a)))::int4`: the subscripts of a
 /// one-dimensional array, one row each, as PostgreSQL's set-returning
 /// functions in a select list give them (and zipped with an `unnest(a)` beside).
 fn subscripts(array: Expr) -> Expr {
-    call(
-        "unnest",
-        function("generate_series", vec![Expr::value(Value::Number("1".into(), false)), call("array_length", array)]),
-    )
+    let series =
+        function("generate_series", vec![Expr::value(Value::Number("1".into(), false)), call("array_length", array)]);
+    cast(call("unnest", series), ast::DataType::Int(None))
 }
 
 fn cast(e: Expr, data_type: ast::DataType) -> Expr {
@@ -926,54 +1270,83 @@ fn rewrite_like_escape(e: &mut Expr, esc: char) {
 
 /// PostgreSQL's column name for an unaliased select item (FigureColname).
 fn figure_name(e: &Expr) -> Option<String> {
+    figure(e).map(|(name, _)| name)
+}
+
+/// FigureColnameInternal: a name and how strongly the expression gives it
+/// (2: a column, a function, a field; 1: a cast's type, `case`), so that a
+/// `CASE` is named after its `ELSE` when that names something strongly.
+fn figure(e: &Expr) -> Option<(String, u8)> {
+    let strong = |name: String| Some((name, 2));
     match e {
-        Expr::Identifier(id) => Some(id.value.clone()),
-        Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()),
-        Expr::Function(f) => Some(last_name(&f.name)),
-        Expr::Cast { expr, data_type, .. } => figure_name(expr).or_else(|| {
-            Some(match data_type {
-                ast::DataType::Custom(n, _) => last_name(n),
-                ast::DataType::Int(_) | ast::DataType::Integer(_) => "int4".into(),
-                ast::DataType::BigInt(_) => "int8".into(),
-                ast::DataType::SmallInt(_) => "int2".into(),
-                ast::DataType::Text => "text".into(),
-                ast::DataType::Varchar(_) | ast::DataType::CharacterVarying(_) => "varchar".into(),
-                ast::DataType::Boolean | ast::DataType::Bool => "bool".into(),
-                ast::DataType::Double(_) | ast::DataType::DoublePrecision | ast::DataType::Float8 => "float8".into(),
-                ast::DataType::Real | ast::DataType::Float4 => "float4".into(),
-                ast::DataType::Numeric(_) | ast::DataType::Decimal(_) => "numeric".into(),
-                ast::DataType::Interval { .. } => "interval".into(),
-                ast::DataType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
-                    "timestamptz".into()
-                }
-                ast::DataType::Timestamp(..) => "timestamp".into(),
-                ast::DataType::Date => "date".into(),
-                other => other.to_string().to_ascii_lowercase(),
-            })
-        }),
-        Expr::Nested(e) => figure_name(e),
-        Expr::Case { .. } => Some("case".into()),
-        Expr::Array(_) => Some("array".into()),
-        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Identifier(id) => strong(ident_name(id)),
+        Expr::CompoundIdentifier(ids) => strong(ident_name(ids.last()?)),
+        Expr::Function(f) => strong(last_name(&f.name)),
+        Expr::Cast { expr, data_type, .. } => match figure(expr) {
+            Some((name, 2)) => strong(name),
+            _ => Some((cast_type_name(data_type), 1)),
+        },
+        Expr::Nested(e) => figure(e),
+        Expr::Case { else_result, .. } => match else_result.as_deref().and_then(figure) {
+            Some((name, 2)) => strong(name),
+            _ => Some(("case".into(), 1)),
+        },
+        Expr::Array(_) => strong("array".into()),
+        Expr::Exists { .. } => strong("exists".into()),
         Expr::Subquery(q) => match q.body.as_ref() {
             SetExpr::Select(s) => s.projection.first().and_then(|p| match p {
-                SelectItem::UnnamedExpr(e) => figure_name(e),
-                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                SelectItem::UnnamedExpr(e) => figure(e),
+                SelectItem::ExprWithAlias { alias, .. } => strong(ident_name(alias)),
                 _ => None,
             }),
             _ => None,
         },
         Expr::CompoundFieldAccess { access_chain, .. } => access_chain.last().and_then(|a| match a {
-            ast::AccessExpr::Dot(e) => figure_name(e),
+            ast::AccessExpr::Dot(e) => figure(e),
             _ => None,
         }),
-        Expr::Extract { .. } => Some("extract".into()),
-        Expr::Position { .. } => Some("position".into()),
-        Expr::Substring { .. } => Some("substring".into()),
-        Expr::Trim { .. } => Some("btrim".into()),
-        Expr::Ceil { .. } => Some("ceil".into()),
-        Expr::Floor { .. } => Some("floor".into()),
+        Expr::Extract { .. } => strong("extract".into()),
+        Expr::Position { .. } => strong("position".into()),
+        Expr::Substring { .. } => strong("substring".into()),
+        Expr::Trim { .. } => strong("btrim".into()),
+        Expr::Ceil { .. } => strong("ceil".into()),
+        Expr::Floor { .. } => strong("floor".into()),
         _ => None,
+    }
+}
+
+/// The name PostgreSQL gives a cast of something unnamed: its type's.
+fn cast_type_name(data_type: &ast::DataType) -> String {
+    match data_type {
+        ast::DataType::Custom(n, _) => last_name(n),
+        ast::DataType::Int(_) | ast::DataType::Integer(_) => "int4".into(),
+        ast::DataType::BigInt(_) => "int8".into(),
+        ast::DataType::SmallInt(_) => "int2".into(),
+        ast::DataType::Text => "text".into(),
+        ast::DataType::Varchar(_) | ast::DataType::CharacterVarying(_) => "varchar".into(),
+        ast::DataType::Boolean | ast::DataType::Bool => "bool".into(),
+        ast::DataType::Double(_) | ast::DataType::DoublePrecision | ast::DataType::Float8 => "float8".into(),
+        ast::DataType::Real | ast::DataType::Float4 => "float4".into(),
+        ast::DataType::Numeric(_) | ast::DataType::Decimal(_) => "numeric".into(),
+        ast::DataType::Interval { .. } => "interval".into(),
+        ast::DataType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz".into(),
+        ast::DataType::Timestamp(..) => "timestamp".into(),
+        ast::DataType::Date => "date".into(),
+        other => other.to_string().to_ascii_lowercase(),
+    }
+}
+
+/// The select list of a query's first SELECT (where its column names come from).
+fn top_select(stmt: &mut Statement) -> Option<&mut Select> {
+    let Statement::Query(q) = stmt else { return None };
+    let mut body = q.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            SetExpr::Select(sel) => return Some(sel),
+            _ => return None,
+        }
     }
 }
 
@@ -982,16 +1355,7 @@ fn figure_name(e: &Expr) -> Option<String> {
 /// `SELECT 1, 1` plans), and returns the names clients should see if the
 /// select list has no wildcard.
 pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
-    let Statement::Query(q) = stmt else { return None };
-    let mut body = q.body.as_mut();
-    loop {
-        match body {
-            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
-            SetExpr::Query(inner) => body = inner.body.as_mut(),
-            _ => break,
-        }
-    }
-    let SetExpr::Select(sel) = body else { return None };
+    let sel = top_select(stmt)?;
     let mut names = Vec::with_capacity(sel.projection.len());
     let mut wildcard = false;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -1009,7 +1373,7 @@ pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
                 }
                 names.push(name);
             }
-            SelectItem::ExprWithAlias { alias, .. } => names.push(alias.value.clone()),
+            SelectItem::ExprWithAlias { alias, .. } => names.push(ident_name(alias)),
             _ => wildcard = true,
         }
     }
@@ -1020,6 +1384,8 @@ pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
 mod tests {
     use super::super::{run, test_session};
     use super::*;
+    use crate::pg::encode::pg_type_of;
+    use pgwire::api::Type;
 
     fn parse(sql: &str) -> Statement {
         match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
@@ -1222,11 +1588,13 @@ mod tests {
     async fn a_stub_query_datafusion_cannot_type_is_empty() -> Result<(), PgError> {
         let (ctx, info) = test_session();
         // `oid[] = '{0}'`: PostgreSQL casts the literal, DataFusion cannot.
-        let sql = "SELECT pol.polname FROM pg_policy pol WHERE pol.polroles = '{0}'";
-        let Planned::Empty { names } = plan(&ctx.state(), &info, parse(sql)).await? else {
+        let sql = "SELECT pol.polname, pol.polpermissive AS p, NULL FROM pg_policy pol WHERE pol.polroles = '{0}'";
+        let Planned::Empty { columns } = plan(&ctx.state(), &info, parse(sql)).await? else {
             panic!("{sql} planned");
         };
-        assert_eq!(names, ["polname"]);
+        // Named and typed as PostgreSQL's: a `name`, a `bool`, an unknown (text).
+        let shown: Vec<_> = columns.iter().map(|c| (c.name().as_str(), pg_type_of(c))).collect();
+        assert_eq!(shown, [("polname", Type::NAME), ("p", Type::BOOL), ("?column?", Type::TEXT)]);
         Ok(())
     }
 

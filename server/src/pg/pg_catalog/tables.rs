@@ -7,14 +7,16 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC, OWNER, Settings};
-use crate::pg::encode::pg_type;
+use pgwire::api::Type;
+
+use crate::pg::encode::{pg_type, with_pg_type};
 
 /// The catalog's relations and their OIDs, for `'pg_class'::regclass` and
 /// `to_regclass`: PostgreSQL's own for its system catalogs; views, whose OIDs
@@ -302,14 +304,14 @@ impl CatalogInfo {
 
 /// Relations leadline never has rows in: a subquery over one of them is empty.
 const EMPTY_TABLES: &[(&str, &[&str])] = &[
-    ("pg_description", &["objoid:i", "classoid:i", "objsubid:i", "description:t"]),
-    ("pg_shdescription", &["objoid:i", "classoid:i", "description:t"]),
-    ("pg_attrdef", &["oid:i", "adrelid:i", "adnum:s", "adbin:t"]),
+    ("pg_description", &["objoid:oid", "classoid:oid", "objsubid:i", "description:t"]),
+    ("pg_shdescription", &["objoid:oid", "classoid:oid", "description:t"]),
+    ("pg_attrdef", &["oid:oid", "adrelid:oid", "adnum:s", "adbin:pg_node_tree"]),
     (
         "pg_index",
         &[
-            "indexrelid:i",
-            "indrelid:i",
+            "indexrelid:oid",
+            "indrelid:oid",
             "indnatts:s",
             "indnkeyatts:s",
             "indisunique:b",
@@ -323,49 +325,49 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
             "indisready:b",
             "indislive:b",
             "indisreplident:b",
-            "indkey:h",
-            "indcollation:o",
-            "indclass:o",
-            "indoption:h",
-            "indexprs:t",
-            "indpred:t",
+            "indkey:int2vector",
+            "indcollation:oidvector",
+            "indclass:oidvector",
+            "indoption:int2vector",
+            "indexprs:pg_node_tree",
+            "indpred:pg_node_tree",
         ],
     ),
     (
         "pg_constraint",
         &[
-            "oid:i",
-            "conname:t",
-            "connamespace:i",
-            "contype:t",
+            "oid:oid",
+            "conname:name",
+            "connamespace:oid",
+            "contype:char",
             "condeferrable:b",
             "condeferred:b",
             "convalidated:b",
-            "conrelid:i",
-            "contypid:i",
-            "conindid:i",
-            "conparentid:i",
-            "confrelid:i",
-            "confupdtype:t",
-            "confdeltype:t",
-            "confmatchtype:t",
+            "conrelid:oid",
+            "contypid:oid",
+            "conindid:oid",
+            "conparentid:oid",
+            "confrelid:oid",
+            "confupdtype:char",
+            "confdeltype:char",
+            "confmatchtype:char",
             "conislocal:b",
             "coninhcount:i",
             "connoinherit:b",
             "conkey:h",
             "confkey:h",
-            "conbin:t",
+            "conbin:pg_node_tree",
         ],
     ),
-    ("pg_inherits", &["inhrelid:i", "inhparent:i", "inhseqno:i", "inhdetachpending:b"]),
+    ("pg_inherits", &["inhrelid:oid", "inhparent:oid", "inhseqno:i", "inhdetachpending:b"]),
     (
         "pg_collation",
         &[
-            "oid:i",
-            "collname:t",
-            "collnamespace:i",
-            "collowner:i",
-            "collprovider:t",
+            "oid:oid",
+            "collname:name",
+            "collnamespace:oid",
+            "collowner:oid",
+            "collprovider:char",
             "collisdeterministic:b",
             "collencoding:i",
             "collcollate:t",
@@ -375,8 +377,8 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
     (
         "pg_sequence",
         &[
-            "seqrelid:i",
-            "seqtypid:i",
+            "seqrelid:oid",
+            "seqtypid:oid",
             "seqstart:I",
             "seqincrement:I",
             "seqmax:I",
@@ -388,49 +390,49 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
     (
         "pg_opclass",
         &[
-            "oid:i",
-            "opcmethod:i",
-            "opcname:t",
-            "opcnamespace:i",
-            "opcowner:i",
-            "opcfamily:i",
-            "opcintype:i",
+            "oid:oid",
+            "opcmethod:oid",
+            "opcname:name",
+            "opcnamespace:oid",
+            "opcowner:oid",
+            "opcfamily:oid",
+            "opcintype:oid",
             "opcdefault:b",
-            "opckeytype:i",
+            "opckeytype:oid",
         ],
     ),
     (
         "pg_policy",
         &[
-            "oid:i",
-            "polname:t",
-            "polrelid:i",
-            "polcmd:t",
+            "oid:oid",
+            "polname:name",
+            "polrelid:oid",
+            "polcmd:char",
             "polpermissive:b",
-            "polroles:o",
-            "polqual:t",
-            "polwithcheck:t",
+            "polroles:_oid",
+            "polqual:pg_node_tree",
+            "polwithcheck:pg_node_tree",
         ],
     ),
     (
         "pg_statistic_ext",
         &[
-            "oid:i",
-            "stxrelid:i",
-            "stxname:t",
-            "stxnamespace:i",
-            "stxowner:i",
+            "oid:oid",
+            "stxrelid:oid",
+            "stxname:name",
+            "stxnamespace:oid",
+            "stxowner:oid",
             "stxstattarget:i",
-            "stxkeys:h",
-            "stxkind:a",
+            "stxkeys:int2vector",
+            "stxkind:_char",
         ],
     ),
     (
         "pg_publication",
         &[
-            "oid:i",
-            "pubname:t",
-            "pubowner:i",
+            "oid:oid",
+            "pubname:name",
+            "pubowner:oid",
             "puballtables:b",
             "pubinsert:b",
             "pubupdate:b",
@@ -439,27 +441,45 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
             "pubviaroot:b",
         ],
     ),
-    ("pg_publication_rel", &["oid:i", "prpubid:i", "prrelid:i", "prqual:t", "prattrs:h"]),
-    ("pg_publication_namespace", &["oid:i", "pnpubid:i", "pnnspid:i"]),
+    ("pg_publication_rel", &["oid:oid", "prpubid:oid", "prrelid:oid", "prqual:pg_node_tree", "prattrs:int2vector"]),
+    ("pg_publication_namespace", &["oid:oid", "pnpubid:oid", "pnnspid:oid"]),
     (
         "pg_trigger",
-        &["oid:i", "tgrelid:i", "tgparentid:i", "tgname:t", "tgfoid:i", "tgtype:s", "tgenabled:t", "tgisinternal:b"],
+        &[
+            "oid:oid",
+            "tgrelid:oid",
+            "tgparentid:oid",
+            "tgname:name",
+            "tgfoid:oid",
+            "tgtype:s",
+            "tgenabled:char",
+            "tgisinternal:b",
+        ],
     ),
-    ("pg_rewrite", &["oid:i", "rulename:t", "ev_class:i", "ev_type:t", "ev_enabled:t", "is_instead:b"]),
-    ("pg_extension", &["oid:i", "extname:t", "extowner:i", "extnamespace:i", "extrelocatable:b", "extversion:t"]),
-    ("pg_enum", &["oid:i", "enumtypid:i", "enumsortorder:F", "enumlabel:t"]),
-    ("pg_range", &["rngtypid:i", "rngsubtype:i", "rngmultitypid:i"]),
-    ("pg_depend", &["classid:i", "objid:i", "objsubid:i", "refclassid:i", "refobjid:i", "refobjsubid:i", "deptype:t"]),
-    ("pg_foreign_table", &["ftrelid:i", "ftserver:i", "ftoptions:a"]),
-    ("pg_foreign_server", &["oid:i", "srvname:t", "srvowner:i", "srvfdw:i"]),
-    ("pg_foreign_data_wrapper", &["oid:i", "fdwname:t", "fdwowner:i"]),
-    ("pg_event_trigger", &["oid:i", "evtname:t", "evtevent:t", "evtowner:i", "evtfoid:i", "evtenabled:t"]),
-    ("pg_matviews", &["schemaname:t", "matviewname:t", "matviewowner:t", "definition:t"]),
-    ("pg_indexes", &["schemaname:t", "tablename:t", "indexname:t", "tablespace:t", "indexdef:t"]),
-    ("pg_auth_members", &["roleid:i", "member:i", "grantor:i", "admin_option:b"]),
+    ("pg_rewrite", &["oid:oid", "rulename:name", "ev_class:oid", "ev_type:char", "ev_enabled:char", "is_instead:b"]),
+    (
+        "pg_extension",
+        &["oid:oid", "extname:name", "extowner:oid", "extnamespace:oid", "extrelocatable:b", "extversion:t"],
+    ),
+    ("pg_enum", &["oid:oid", "enumtypid:oid", "enumsortorder:f", "enumlabel:name"]),
+    ("pg_range", &["rngtypid:oid", "rngsubtype:oid", "rngmultitypid:oid"]),
+    (
+        "pg_depend",
+        &["classid:oid", "objid:oid", "objsubid:i", "refclassid:oid", "refobjid:oid", "refobjsubid:i", "deptype:char"],
+    ),
+    ("pg_foreign_table", &["ftrelid:oid", "ftserver:oid", "ftoptions:a"]),
+    ("pg_foreign_server", &["oid:oid", "srvname:name", "srvowner:oid", "srvfdw:oid"]),
+    ("pg_foreign_data_wrapper", &["oid:oid", "fdwname:name", "fdwowner:oid"]),
+    (
+        "pg_event_trigger",
+        &["oid:oid", "evtname:name", "evtevent:name", "evtowner:oid", "evtfoid:oid", "evtenabled:char"],
+    ),
+    ("pg_matviews", &["schemaname:name", "matviewname:name", "matviewowner:name", "definition:t"]),
+    ("pg_indexes", &["schemaname:name", "tablename:name", "indexname:name", "tablespace:name", "indexdef:t"]),
+    ("pg_auth_members", &["roleid:oid", "member:oid", "grantor:oid", "admin_option:b"]),
     ("pg_cursors", &["name:t", "statement:t", "is_holdable:b", "is_binary:b", "is_scrollable:b"]),
     ("pg_prepared_statements", &["name:t", "statement:t", "parameter_types:a", "from_sql:b"]),
-    ("pg_locks", &["locktype:t", "database:i", "relation:i", "pid:i", "mode:t", "granted:b"]),
+    ("pg_locks", &["locktype:t", "database:oid", "relation:oid", "pid:i", "mode:t", "granted:b"]),
     ("pg_stat_activity_empty", &["pid:i"]),
 ];
 
@@ -467,29 +487,29 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
     (
         "table_constraints",
         &[
-            "constraint_catalog:t",
-            "constraint_schema:t",
-            "constraint_name:t",
-            "table_catalog:t",
-            "table_schema:t",
-            "table_name:t",
-            "constraint_type:t",
-            "is_deferrable:t",
-            "initially_deferred:t",
-            "enforced:t",
-            "nulls_distinct:t",
+            "constraint_catalog:name",
+            "constraint_schema:name",
+            "constraint_name:name",
+            "table_catalog:name",
+            "table_schema:name",
+            "table_name:name",
+            "constraint_type:varchar",
+            "is_deferrable:varchar",
+            "initially_deferred:varchar",
+            "enforced:varchar",
+            "nulls_distinct:varchar",
         ],
     ),
     (
         "key_column_usage",
         &[
-            "constraint_catalog:t",
-            "constraint_schema:t",
-            "constraint_name:t",
-            "table_catalog:t",
-            "table_schema:t",
-            "table_name:t",
-            "column_name:t",
+            "constraint_catalog:name",
+            "constraint_schema:name",
+            "constraint_name:name",
+            "table_catalog:name",
+            "table_schema:name",
+            "table_name:name",
+            "column_name:name",
             "ordinal_position:i",
             "position_in_unique_constraint:i",
         ],
@@ -497,29 +517,32 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
     (
         "referential_constraints",
         &[
-            "constraint_catalog:t",
-            "constraint_schema:t",
-            "constraint_name:t",
-            "unique_constraint_catalog:t",
-            "unique_constraint_schema:t",
-            "unique_constraint_name:t",
-            "match_option:t",
-            "update_rule:t",
-            "delete_rule:t",
+            "constraint_catalog:name",
+            "constraint_schema:name",
+            "constraint_name:name",
+            "unique_constraint_catalog:name",
+            "unique_constraint_schema:name",
+            "unique_constraint_name:name",
+            "match_option:varchar",
+            "update_rule:varchar",
+            "delete_rule:varchar",
         ],
     ),
-    ("check_constraints", &["constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "check_clause:t"]),
+    (
+        "check_constraints",
+        &["constraint_catalog:name", "constraint_schema:name", "constraint_name:name", "check_clause:varchar"],
+    ),
     (
         "routines",
         &[
-            "specific_catalog:t",
-            "specific_schema:t",
-            "specific_name:t",
-            "routine_catalog:t",
-            "routine_schema:t",
-            "routine_name:t",
-            "routine_type:t",
-            "data_type:t",
+            "specific_catalog:name",
+            "specific_schema:name",
+            "specific_name:name",
+            "routine_catalog:name",
+            "routine_schema:name",
+            "routine_name:name",
+            "routine_type:varchar",
+            "data_type:varchar",
         ],
     ),
 ];
@@ -530,19 +553,48 @@ pub(super) fn empty_relation_columns(name: &str) -> Option<&'static [&'static st
     EMPTY_TABLES.iter().chain(EMPTY_INFORMATION_SCHEMA).find(|(t, _)| *t == name).map(|(_, columns)| *columns)
 }
 
-fn column_type(code: &str) -> DataType {
-    match code {
-        "i" => DataType::Int32,
-        "I" => DataType::Int64,
-        "s" => DataType::Int16,
-        "b" => DataType::Boolean,
-        "f" => DataType::Float32,
-        "F" => DataType::Float64,
-        "a" => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-        "h" => DataType::List(Arc::new(Field::new("item", DataType::Int16, true))),
-        "o" => DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
-        _ => DataType::Utf8,
+/// A catalog column: `code` is Arrow's type (`i` int4, `I` int8, `s` int2,
+/// `b` bool, `f` float4, `F` float8, `t` text, `a` text[], `h` int2[]) or the
+/// PostgreSQL type it is sent as where PostgreSQL's catalog has a type of its
+/// own for it (`oid`, `name`, `"char"` …), as PostgreSQL 15's catalog types it.
+fn column_field(name: &str, code: &str) -> Field {
+    let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
+    let (data_type, pg) = match code {
+        "i" => (DataType::Int32, None),
+        "I" => (DataType::Int64, None),
+        "s" => (DataType::Int16, None),
+        "b" => (DataType::Boolean, None),
+        "f" => (DataType::Float32, None),
+        "F" => (DataType::Float64, None),
+        "a" => (list(DataType::Utf8), None),
+        "h" => (list(DataType::Int16), None),
+        "timestamptz" => (DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), None),
+        "oid" => (DataType::Int32, Some(Type::OID)),
+        "xid" => (DataType::Int32, Some(Type::XID)),
+        "name" => (DataType::Utf8, Some(Type::NAME)),
+        "char" => (DataType::Utf8, Some(Type::CHAR)),
+        "varchar" => (DataType::Utf8, Some(Type::VARCHAR)),
+        "pg_node_tree" => (DataType::Utf8, Some(Type::PG_NODE_TREE)),
+        "int2vector" => (list(DataType::Int16), Some(Type::INT2_VECTOR)),
+        "oidvector" => (list(DataType::Int32), Some(Type::OID_VECTOR)),
+        "_oid" => (list(DataType::Int32), Some(Type::OID_ARRAY)),
+        "_char" => (list(DataType::Utf8), Some(Type::CHAR_ARRAY)),
+        _ => (DataType::Utf8, None),
+    };
+    let field = Field::new(name, data_type, true);
+    match pg {
+        Some(pg) => with_pg_type(field, &pg),
+        None => field,
     }
+}
+
+/// A field named `name` of the type `column` has among `columns` (an entry
+/// of [`EMPTY_TABLES`]).
+pub(super) fn stub_column_field(columns: &[&str], column: &str, name: &str) -> Option<Field> {
+    columns.iter().find_map(|c| {
+        let (n, code) = c.split_once(':').unwrap_or((c, "t"));
+        (n == column).then(|| column_field(name, code))
+    })
 }
 
 /// A small table built row by row from `ScalarValue`s.
@@ -557,7 +609,7 @@ impl Builder {
             .iter()
             .map(|c| {
                 let (name, code) = c.split_once(':').unwrap_or((c, "t"));
-                Field::new(name, column_type(code), true)
+                column_field(name, code)
             })
             .collect();
         Self { schema: Arc::new(Schema::new(fields)), rows: Vec::new() }
@@ -654,7 +706,7 @@ fn storage(len: i16) -> &'static str {
 pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings: &Settings) -> DfResult<()> {
     let mut tables: Vec<(&str, Arc<MemTable>)> = Vec::new();
 
-    let mut ns = Builder::new(&["oid:i", "nspname:t", "nspowner:i", "nspacl:a"]);
+    let mut ns = Builder::new(&["oid:oid", "nspname:name", "nspowner:oid", "nspacl:a"]);
     for (oid, name) in
         [(NS_PG_CATALOG, "pg_catalog"), (NS_PUBLIC, "public"), (NS_INFORMATION_SCHEMA, "information_schema")]
     {
@@ -666,21 +718,21 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.extend(relations);
 
     let mut ty = Builder::new(&[
-        "oid:i",
-        "typname:t",
-        "typnamespace:i",
-        "typowner:i",
+        "oid:oid",
+        "typname:name",
+        "typnamespace:oid",
+        "typowner:oid",
         "typlen:s",
         "typbyval:b",
-        "typtype:t",
-        "typcategory:t",
+        "typtype:char",
+        "typcategory:char",
         "typispreferred:b",
         "typisdefined:b",
-        "typdelim:t",
-        "typrelid:i",
+        "typdelim:char",
+        "typrelid:oid",
         "typsubscript:t",
-        "typelem:i",
-        "typarray:i",
+        "typelem:oid",
+        "typarray:oid",
         "typinput:t",
         "typoutput:t",
         "typreceive:t",
@@ -688,14 +740,14 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         "typmodin:t",
         "typmodout:t",
         "typanalyze:t",
-        "typalign:t",
-        "typstorage:t",
+        "typalign:char",
+        "typstorage:char",
         "typnotnull:b",
-        "typbasetype:i",
+        "typbasetype:oid",
         "typtypmod:i",
         "typndims:i",
-        "typcollation:i",
-        "typdefaultbin:t",
+        "typcollation:oid",
+        "typdefaultbin:pg_node_tree",
         "typdefault:t",
         "typacl:a",
     ]);
@@ -736,17 +788,17 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_type", ty.table()?));
 
     let mut db = Builder::new(&[
-        "oid:i",
-        "datname:t",
-        "datdba:i",
+        "oid:oid",
+        "datname:name",
+        "datdba:oid",
         "encoding:i",
-        "datlocprovider:t",
+        "datlocprovider:char",
         "datistemplate:b",
         "datallowconn:b",
         "datconnlimit:i",
-        "datfrozenxid:i",
-        "datminmxid:i",
-        "dattablespace:i",
+        "datfrozenxid:xid",
+        "datminmxid:xid",
+        "dattablespace:oid",
         "datcollate:t",
         "datctype:t",
         "daticulocale:t",
@@ -770,8 +822,8 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_database", db.table()?));
 
     let role_cols = [
-        "oid:i",
-        "rolname:t",
+        "oid:oid",
+        "rolname:name",
         "rolsuper:b",
         "rolinherit:b",
         "rolcreaterole:b",
@@ -780,7 +832,7 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         "rolreplication:b",
         "rolconnlimit:i",
         "rolpassword:t",
-        "rolvaliduntil:t",
+        "rolvaliduntil:timestamptz",
         "rolbypassrls:b",
         "rolconfig:a",
     ];
@@ -805,14 +857,14 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_roles", roles.table()?));
     tables.push(("pg_authid", roles.table()?));
     let mut user = Builder::new(&[
-        "usename:t",
-        "usesysid:i",
+        "usename:name",
+        "usesysid:oid",
         "usecreatedb:b",
         "usesuper:b",
         "userepl:b",
         "usebypassrls:b",
         "passwd:t",
-        "valuntil:t",
+        "valuntil:timestamptz",
         "useconfig:a",
     ]);
     for (n, r) in names.iter().enumerate() {
@@ -824,12 +876,12 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     }
     tables.push(("pg_user", user.table()?));
 
-    let mut ts = Builder::new(&["oid:i", "spcname:t", "spcowner:i", "spcacl:a", "spcoptions:a"]);
+    let mut ts = Builder::new(&["oid:oid", "spcname:name", "spcowner:oid", "spcacl:a", "spcoptions:a"]);
     ts.row(vec![("oid", i(1663)), ("spcname", t("pg_default")), ("spcowner", i(OWNER))]);
     ts.row(vec![("oid", i(1664)), ("spcname", t("pg_global")), ("spcowner", i(OWNER))]);
     tables.push(("pg_tablespace", ts.table()?));
 
-    let mut am = Builder::new(&["oid:i", "amname:t", "amhandler:t", "amtype:t"]);
+    let mut am = Builder::new(&["oid:oid", "amname:name", "amhandler:t", "amtype:char"]);
     am.row(vec![("oid", i(2)), ("amname", t("heap")), ("amhandler", t("heap_tableam_handler")), ("amtype", t("t"))]);
     am.row(vec![("oid", i(403)), ("amname", t("btree")), ("amhandler", t("bthandler")), ("amtype", t("i"))]);
     tables.push(("pg_am", am.table()?));
@@ -868,34 +920,34 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_settings", settings_tbl.table()?));
 
     let mut proc = Builder::new(&[
-        "oid:i",
-        "proname:t",
-        "pronamespace:i",
-        "proowner:i",
-        "prolang:i",
-        "procost:F",
-        "prorows:F",
-        "provariadic:i",
+        "oid:oid",
+        "proname:name",
+        "pronamespace:oid",
+        "proowner:oid",
+        "prolang:oid",
+        "procost:f",
+        "prorows:f",
+        "provariadic:oid",
         "prosupport:t",
-        "prokind:t",
+        "prokind:char",
         "prosecdef:b",
         "proleakproof:b",
         "proisstrict:b",
         "proretset:b",
-        "provolatile:t",
-        "proparallel:t",
+        "provolatile:char",
+        "proparallel:char",
         "pronargs:s",
         "pronargdefaults:s",
-        "prorettype:i",
-        "proargtypes:o",
-        "proallargtypes:o",
-        "proargmodes:a",
+        "prorettype:oid",
+        "proargtypes:oidvector",
+        "proallargtypes:_oid",
+        "proargmodes:_char",
         "proargnames:a",
-        "proargdefaults:t",
-        "protrftypes:o",
+        "proargdefaults:pg_node_tree",
+        "protrftypes:_oid",
         "prosrc:t",
         "probin:t",
-        "prosqlbody:t",
+        "prosqlbody:pg_node_tree",
         "proconfig:a",
         "proacl:a",
     ]);
@@ -950,14 +1002,14 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_proc", proc.table()?));
 
     let mut language = Builder::new(&[
-        "oid:i",
-        "lanname:t",
-        "lanowner:i",
+        "oid:oid",
+        "lanname:name",
+        "lanowner:oid",
         "lanispl:b",
         "lanpltrusted:b",
-        "lanplcallfoid:i",
-        "laninline:i",
-        "lanvalidator:i",
+        "lanplcallfoid:oid",
+        "laninline:oid",
+        "lanvalidator:oid",
         "lanacl:a",
     ]);
     for (oid, name) in LANGUAGES {
@@ -980,11 +1032,11 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
 
     // pg_stat_activity: this connection only (leadline keeps no global view).
     let mut act = Builder::new(&[
-        "datid:i",
-        "datname:t",
+        "datid:oid",
+        "datname:name",
         "pid:i",
-        "usesysid:i",
-        "usename:t",
+        "usesysid:oid",
+        "usename:name",
         "application_name:t",
         "client_addr:t",
         "state:t",
@@ -1007,13 +1059,13 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     // information_schema as a schema of its own.
     let is = Arc::new(MemorySchemaProvider::new());
     let mut schemata = Builder::new(&[
-        "catalog_name:t",
-        "schema_name:t",
-        "schema_owner:t",
-        "default_character_set_catalog:t",
-        "default_character_set_schema:t",
-        "default_character_set_name:t",
-        "sql_path:t",
+        "catalog_name:name",
+        "schema_name:name",
+        "schema_owner:name",
+        "default_character_set_catalog:name",
+        "default_character_set_schema:name",
+        "default_character_set_name:name",
+        "sql_path:varchar",
     ]);
     for s in ["pg_catalog", "public", "information_schema"] {
         schemata.row(vec![("catalog_name", t(DATABASE)), ("schema_name", t(s)), ("schema_owner", t(DATABASE))]);
@@ -1041,37 +1093,37 @@ type NamedTables = Vec<(&'static str, Arc<MemTable>)>;
 fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
     let relations = info.relations();
     let mut pg_catalog: NamedTables = Vec::new();
-    let mut pg_views = Builder::new(&["schemaname:t", "viewname:t", "viewowner:t", "definition:t"]);
+    let mut pg_views = Builder::new(&["schemaname:name", "viewname:name", "viewowner:name", "definition:t"]);
     let mut isv = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "view_definition:t",
-        "check_option:t",
-        "is_updatable:t",
-        "is_insertable_into:t",
-        "is_trigger_updatable:t",
-        "is_trigger_deletable:t",
-        "is_trigger_insertable_into:t",
+        "table_catalog:name",
+        "table_schema:name",
+        "table_name:name",
+        "view_definition:varchar",
+        "check_option:varchar",
+        "is_updatable:varchar",
+        "is_insertable_into:varchar",
+        "is_trigger_updatable:varchar",
+        "is_trigger_deletable:varchar",
+        "is_trigger_insertable_into:varchar",
     ]);
     let mut class = Builder::new(&[
-        "oid:i",
-        "relname:t",
-        "relnamespace:i",
-        "reltype:i",
-        "reloftype:i",
-        "relowner:i",
-        "relam:i",
-        "relfilenode:i",
-        "reltablespace:i",
+        "oid:oid",
+        "relname:name",
+        "relnamespace:oid",
+        "reltype:oid",
+        "reloftype:oid",
+        "relowner:oid",
+        "relam:oid",
+        "relfilenode:oid",
+        "reltablespace:oid",
         "relpages:i",
         "reltuples:f",
         "relallvisible:i",
-        "reltoastrelid:i",
+        "reltoastrelid:oid",
         "relhasindex:b",
         "relisshared:b",
-        "relpersistence:t",
-        "relkind:t",
+        "relpersistence:char",
+        "relkind:char",
         "relnatts:s",
         "relchecks:s",
         "relhasrules:b",
@@ -1080,19 +1132,19 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
         "relrowsecurity:b",
         "relforcerowsecurity:b",
         "relispopulated:b",
-        "relreplident:t",
+        "relreplident:char",
         "relispartition:b",
-        "relrewrite:i",
-        "relfrozenxid:i",
-        "relminmxid:i",
+        "relrewrite:oid",
+        "relfrozenxid:xid",
+        "relminmxid:xid",
         "relacl:a",
         "reloptions:a",
-        "relpartbound:t",
+        "relpartbound:pg_node_tree",
     ]);
     let mut attr = Builder::new(&[
-        "attrelid:i",
-        "attname:t",
-        "atttypid:i",
+        "attrelid:oid",
+        "attname:name",
+        "atttypid:oid",
         "attstattarget:i",
         "attlen:s",
         "attnum:s",
@@ -1100,94 +1152,94 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
         "attcacheoff:i",
         "atttypmod:i",
         "attbyval:b",
-        "attalign:t",
-        "attstorage:t",
-        "attcompression:t",
+        "attalign:char",
+        "attstorage:char",
+        "attcompression:char",
         "attnotnull:b",
         "atthasdef:b",
         "atthasmissing:b",
-        "attidentity:t",
-        "attgenerated:t",
+        "attidentity:char",
+        "attgenerated:char",
         "attisdropped:b",
         "attislocal:b",
         "attinhcount:i",
-        "attcollation:i",
+        "attcollation:oid",
         "attacl:a",
         "attoptions:a",
         "attfdwoptions:a",
     ]);
     let mut stat = Builder::new(&[
-        "relid:i",
-        "schemaname:t",
-        "relname:t",
+        "relid:oid",
+        "schemaname:name",
+        "relname:name",
         "seq_scan:I",
         "seq_tup_read:I",
         "idx_scan:I",
         "n_tup_ins:I",
         "n_live_tup:I",
         "n_dead_tup:I",
-        "last_analyze:t",
-        "last_autoanalyze:t",
+        "last_analyze:timestamptz",
+        "last_autoanalyze:timestamptz",
     ]);
     let mut ist = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "table_type:t",
-        "self_referencing_column_name:t",
-        "reference_generation:t",
-        "user_defined_type_catalog:t",
-        "user_defined_type_schema:t",
-        "user_defined_type_name:t",
-        "is_insertable_into:t",
-        "is_typed:t",
-        "commit_action:t",
+        "table_catalog:name",
+        "table_schema:name",
+        "table_name:name",
+        "table_type:varchar",
+        "self_referencing_column_name:name",
+        "reference_generation:varchar",
+        "user_defined_type_catalog:name",
+        "user_defined_type_schema:name",
+        "user_defined_type_name:name",
+        "is_insertable_into:varchar",
+        "is_typed:varchar",
+        "commit_action:varchar",
     ]);
     let mut isc = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "column_name:t",
+        "table_catalog:name",
+        "table_schema:name",
+        "table_name:name",
+        "column_name:name",
         "ordinal_position:i",
-        "column_default:t",
-        "is_nullable:t",
-        "data_type:t",
+        "column_default:varchar",
+        "is_nullable:varchar",
+        "data_type:varchar",
         "character_maximum_length:i",
         "character_octet_length:i",
         "numeric_precision:i",
         "numeric_precision_radix:i",
         "numeric_scale:i",
         "datetime_precision:i",
-        "interval_type:t",
+        "interval_type:varchar",
         "interval_precision:i",
-        "character_set_catalog:t",
-        "character_set_schema:t",
-        "character_set_name:t",
-        "collation_catalog:t",
-        "collation_schema:t",
-        "collation_name:t",
-        "domain_catalog:t",
-        "domain_schema:t",
-        "domain_name:t",
-        "udt_catalog:t",
-        "udt_schema:t",
-        "udt_name:t",
-        "scope_catalog:t",
-        "scope_schema:t",
-        "scope_name:t",
+        "character_set_catalog:name",
+        "character_set_schema:name",
+        "character_set_name:name",
+        "collation_catalog:name",
+        "collation_schema:name",
+        "collation_name:name",
+        "domain_catalog:name",
+        "domain_schema:name",
+        "domain_name:name",
+        "udt_catalog:name",
+        "udt_schema:name",
+        "udt_name:name",
+        "scope_catalog:name",
+        "scope_schema:name",
+        "scope_name:name",
         "maximum_cardinality:i",
-        "dtd_identifier:t",
-        "is_self_referencing:t",
-        "is_identity:t",
-        "identity_generation:t",
-        "identity_start:t",
-        "identity_increment:t",
-        "identity_maximum:t",
-        "identity_minimum:t",
-        "identity_cycle:t",
-        "is_generated:t",
-        "generation_expression:t",
-        "is_updatable:t",
+        "dtd_identifier:name",
+        "is_self_referencing:varchar",
+        "is_identity:varchar",
+        "identity_generation:varchar",
+        "identity_start:varchar",
+        "identity_increment:varchar",
+        "identity_maximum:varchar",
+        "identity_minimum:varchar",
+        "identity_cycle:varchar",
+        "is_generated:varchar",
+        "generation_expression:varchar",
+        "is_updatable:varchar",
     ]);
     for tbl in &relations {
         let view = tbl.view.as_ref();
@@ -1342,10 +1394,10 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
     pg_catalog.push(("pg_stat_all_tables", stat.table()?));
 
     let mut tables_view = Builder::new(&[
-        "schemaname:t",
-        "tablename:t",
-        "tableowner:t",
-        "tablespace:t",
+        "schemaname:name",
+        "tablename:name",
+        "tableowner:name",
+        "tablespace:name",
         "hasindexes:b",
         "hasrules:b",
         "hastriggers:b",
