@@ -13,10 +13,9 @@ from leadline_pg import node_package, query_json, run_node
 CORPUS = pathlib.Path(__file__).resolve().parent.parent.parent / "shared" / "pg-corpus"
 
 # Statements of the corpus that PostgreSQL itself answers only with an
-# extension or that DataFusion cannot plan yet (said in the report).
+# extension.
 NOT_YET = {
     "time_bucket(": "TimescaleDB's function: PostgreSQL without the extension fails too",
-    "THEN 0 ELSE 1 END, 1": "an IN (subquery) inside ORDER BY: DataFusion cannot plan it",
 }
 
 

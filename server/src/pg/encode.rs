@@ -93,7 +93,10 @@ fn same_wire(named: &Type, own: &Type) -> bool {
         Type::INT4 => matches!(*named, Type::OID | Type::XID | Type::REGCLASS | Type::REGTYPE),
         Type::INT2_ARRAY => *named == Type::INT2_VECTOR,
         Type::INT4_ARRAY => matches!(*named, Type::OID_ARRAY | Type::OID_VECTOR),
-        Type::TEXT_ARRAY => matches!(*named, Type::NAME_ARRAY | Type::CHAR_ARRAY),
+        // aclitem has no binary form in PostgreSQL: leadline's are text arrays.
+        Type::TEXT_ARRAY => {
+            matches!(*named, Type::NAME_ARRAY | Type::CHAR_ARRAY | Type::ACLITEM_ARRAY | Type::ANYARRAY)
+        }
         _ => false,
     }
 }

@@ -35,12 +35,15 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use pgwire::api::Type;
 
 use super::arrays::parse_array;
 use super::tables::{
-    CatalogInfo, REGPROC_COLUMNS, empty_relation_columns, stub_column_field, type_by_oid, type_oid_by_name,
+    CatalogInfo, LEADLINE_FUNCTIONS, LeadlineFunction, REGPROC_COLUMNS, empty_relation_columns, stub_column_field,
+    type_by_oid, type_oid_by_name,
 };
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
+use crate::pg::encode::PG_TYPE;
 use crate::pg::errors::PgError;
 
 /// A statement planned for a client.
@@ -61,7 +64,6 @@ pub enum Planned {
 pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement) -> Result<Planned, PgError> {
     // Named before the rewrites: PostgreSQL names what the client wrote.
     let names = name_columns(&mut stmt);
-    let casts = cast_items(&mut stmt);
     rewrite_in(state, &mut stmt, info)?;
     let reads_stub = matches!(&stmt, Statement::Query(q) if query_is_empty(q));
     let stub_names = names.clone().filter(|_| reads_stub);
@@ -74,7 +76,8 @@ pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement)
     };
     match (planned, stub_columns) {
         (Ok(plan), _) => {
-            let types = result_types(&plan, casts.as_deref());
+            let plan = typed_as_postgres(plan);
+            let types = plan.schema().fields().to_vec();
             Ok(Planned::Plan { plan, names, types })
         }
         (Err(e), Some(columns)) if !names_something_undefined(&e) => {
@@ -85,83 +88,107 @@ pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement)
     }
 }
 
-/// The result's columns, with the PostgreSQL types their metadata names
-/// ([`crate::pg::encode::PG_TYPE`]) as PostgreSQL would type them: a cast's
-/// result is of the type it names, but DataFusion keeps the metadata of what
-/// it casts (`relkind::text` would stay `"char"`); a `CASE` is of its
-/// branches' type, but DataFusion keeps none (`CASE … THEN amname END` is a `name`).
-fn result_types(plan: &LogicalPlan, casts: Option<&[bool]>) -> Vec<FieldRef> {
-    let mut fields = plan.schema().fields().to_vec();
-    if let Some(projection) = top_projection(plan)
-        && projection.expr.len() == fields.len()
-    {
-        for (field, expr) in fields.iter_mut().zip(&projection.expr) {
-            if let Some(metadata) = case_metadata(expr, projection.input.schema()) {
-                *field = Arc::new(field.as_ref().clone().with_metadata(metadata));
-            }
+/// Gives every projected and aggregated column the PostgreSQL type
+/// PostgreSQL would give it, where DataFusion's field metadata
+/// ([`crate::pg::encode::PG_TYPE`]) says otherwise: DataFusion keeps the
+/// metadata of what a cast casts (`relkind::text` would stay a `"char"`) and
+/// none of a `CASE`'s branches (`CASE … THEN c.amname END` is a `name`).
+/// The plan is left as it is where nothing differs, or if it cannot be retyped.
+fn typed_as_postgres(plan: LogicalPlan) -> LogicalPlan {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{Aggregate, Expr as Df, Projection};
+
+    let retype = |exprs: Vec<Df>, schema: &datafusion::common::DFSchema| -> Vec<Df> {
+        exprs
+            .into_iter()
+            .map(|e| match (retyping(&e, schema), e) {
+                (None, e) => e,
+                (Some(metadata), Df::Alias(alias)) => Df::Alias(alias.with_metadata(Some(metadata.into()))),
+                (Some(metadata), e) => {
+                    let name = e.schema_name().to_string();
+                    e.alias_with_metadata(name, Some(metadata.into()))
+                }
+            })
+            .collect()
+    };
+    let differs = |p: &LogicalPlan| match p {
+        LogicalPlan::Projection(p) => p.expr.iter().any(|e| retyping(e, p.input.schema()).is_some()),
+        LogicalPlan::Aggregate(a) => a.aggr_expr.iter().any(|e| retyping(e, a.input.schema()).is_some()),
+        _ => false,
+    };
+    if !plan.exists(|p| Ok(differs(p))).unwrap_or(false) {
+        return plan;
+    }
+    let retyped = plan.clone().transform_up(|node| match node {
+        LogicalPlan::Projection(p) => {
+            let exprs = retype(p.expr, p.input.schema());
+            Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(exprs, p.input)?)))
+        }
+        LogicalPlan::Aggregate(a) => {
+            let aggr_expr = retype(a.aggr_expr, a.input.schema());
+            Ok(Transformed::yes(LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, aggr_expr)?)))
+        }
+        // Its input may have been retyped.
+        other => Ok(Transformed::yes(other.recompute_schema()?)),
+    });
+    match retyped {
+        Ok(t) => t.data,
+        Err(e) => {
+            tracing::debug!("left the plan's types as DataFusion gave them: {e}");
+            plan
         }
     }
-    if let Some(casts) = casts.filter(|c| c.len() == fields.len()) {
-        for (field, _) in fields.iter_mut().zip(casts).filter(|(_, cast)| **cast) {
-            *field = Arc::new(field.as_ref().clone().with_metadata(Default::default()));
-        }
-    }
-    fields
 }
 
-/// The projection that makes a plan's columns (under its sort and limit).
-fn top_projection(plan: &LogicalPlan) -> Option<&datafusion::logical_expr::Projection> {
-    match plan {
-        LogicalPlan::Projection(p) => Some(p),
-        LogicalPlan::Sort(s) => top_projection(&s.input),
-        LogicalPlan::Limit(l) => top_projection(&l.input),
-        _ => None,
-    }
-}
-
-/// The metadata every branch of a `CASE` has alike (NULLs aside).
-fn case_metadata(
-    expr: &datafusion::logical_expr::Expr,
+/// The metadata that gives `e` PostgreSQL's type, if DataFusion gives it
+/// another ([`pg_type_oid`]).
+fn retyping(
+    e: &datafusion::logical_expr::Expr,
     schema: &datafusion::common::DFSchema,
 ) -> Option<HashMap<String, String>> {
+    use datafusion::logical_expr::ExprSchemable;
+    let field = e.to_field(schema).ok()?.1;
+    let given = field.metadata().get(PG_TYPE).and_then(|oid| oid.parse().ok());
+    let want = pg_type_oid(e, schema);
+    // The type Arrow's own gives, named, overrides any other.
+    (want != given).then(|| {
+        let oid = want.unwrap_or_else(|| crate::pg::encode::pg_type(field.data_type()).oid());
+        [(PG_TYPE.to_string(), oid.to_string())].into()
+    })
+}
+
+/// The PostgreSQL type (OID) PostgreSQL gives `e` where it is one the
+/// catalog types with metadata (`name`, `oid` …); None where Arrow's type
+/// says it. A cast is of the type it names; a `CASE`, `COALESCE` or `NULLIF`
+/// of its branches' (NULLs aside); `array_agg` of a `name`, `"char"` or `oid`
+/// an array of it; anything else what DataFusion gives it.
+fn pg_type_oid(e: &datafusion::logical_expr::Expr, schema: &datafusion::common::DFSchema) -> Option<u32> {
     use datafusion::logical_expr::{Expr as Df, ExprSchemable};
-    let Df::Case(case) = (match expr {
-        Df::Alias(alias) => alias.expr.as_ref(),
-        other => other,
-    }) else {
-        return None;
+    let common = |branches: Vec<&Df>| {
+        let mut types = branches
+            .into_iter()
+            .filter(|b| !matches!(b, Df::Literal(v, _) if v.is_null()))
+            .map(|b| pg_type_oid(b, schema));
+        let first = types.next()??;
+        types.all(|t| t == Some(first)).then_some(first)
     };
-    let branches = case.when_then_expr.iter().map(|(_, then)| then.as_ref()).chain(case.else_expr.as_deref());
-    let mut common: Option<HashMap<String, String>> = None;
-    for branch in branches.filter(|b| !matches!(b, Df::Literal(v, _) if v.is_null())) {
-        let metadata = branch.to_field(schema).ok()?.1.metadata().clone();
-        match &common {
-            Some(c) if *c != metadata => return None,
-            _ => common = Some(metadata),
-        }
-    }
-    common.filter(|c| !c.is_empty())
-}
-
-/// Which items of the top-level select list are casts (`x::text`, `CAST(x
-/// AS …) AS y`), when it has no wildcard.
-fn cast_items(stmt: &mut Statement) -> Option<Vec<bool>> {
-    let select = top_select(stmt)?;
-    select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(is_cast(e)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn is_cast(e: &Expr) -> bool {
     match e {
-        Expr::Cast { .. } => true,
-        Expr::Nested(inner) => is_cast(inner),
-        _ => false,
+        Df::Alias(alias) => pg_type_oid(&alias.expr, schema),
+        Df::Cast(_) | Df::TryCast(_) => None,
+        Df::Case(case) => {
+            common(case.when_then_expr.iter().map(|(_, then)| then.as_ref()).chain(case.else_expr.as_deref()).collect())
+        }
+        Df::ScalarFunction(f) if f.name() == "coalesce" => common(f.args.iter().collect()),
+        Df::ScalarFunction(f) if f.name() == "nullif" => pg_type_oid(f.args.first()?, schema),
+        Df::AggregateFunction(f) if f.func.name() == "array_agg" => {
+            match Type::from_oid(pg_type_oid(f.params.args.first()?, schema)?)? {
+                Type::NAME => Some(Type::NAME_ARRAY.oid()),
+                Type::CHAR => Some(Type::CHAR_ARRAY.oid()),
+                Type::OID => Some(Type::OID_ARRAY.oid()),
+                _ => None,
+            }
+        }
+        e => e.to_field(schema).ok()?.1.metadata().get(PG_TYPE)?.parse().ok(),
     }
 }
 
@@ -230,8 +257,11 @@ impl VisitorMut for Rewriter<'_> {
     /// `FROM unnest(a) x` / `generate_series(1, n) g`: PostgreSQL names the
     /// single column after the alias.
     fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<PgError> {
-        if let TableFactor::Table { name, args: Some(_), .. } = f {
+        if let TableFactor::Table { name, args: Some(args), .. } = f {
             resolve_table_function_name(name);
+            if let Err(e) = check_table_function_arguments(name, args.args.len()) {
+                return ControlFlow::Break(e);
+            }
         }
         if let Some(derived) = self.scalar_function_relation(f) {
             *f = derived;
@@ -326,7 +356,7 @@ fn sort_by_subqueries(query: &mut Query) {
         options.opt_exclude = Some(ast::ExcludeSelectItem::Multiple(hidden));
     }
     if let Some(TableWithJoins { relation: TableFactor::Derived { subquery, .. }, .. }) = sorting.from.first_mut() {
-        *subquery = Box::new(inner);
+        **subquery = inner;
     }
     outer.order_by = Some(order_by);
     outer.limit_clause = limit_clause;
@@ -487,6 +517,35 @@ fn resolve_table_function_name(name: &mut ObjectName) {
     }
     if let [ObjectNamePart::Identifier(id)] = name.0.as_mut_slice() {
         *id = Ident::new(ident_name(id));
+    }
+}
+
+/// A call of one of leadline's table functions with a number of arguments
+/// it does not take is PostgreSQL's "function … does not exist".
+fn check_table_function_arguments(name: &ObjectName, given: usize) -> Result<(), PgError> {
+    let called = last_name(name);
+    let mut signatures = LEADLINE_FUNCTIONS.iter().filter(|f| f.retset && f.name == called).peekable();
+    let Some(first) = signatures.peek() else { return Ok(()) };
+    let hint = format!("{called} takes {}", signature(first));
+    if signatures.any(|f| (f.args.len() - f.defaults as usize..=f.args.len()).contains(&given)) {
+        return Ok(());
+    }
+    let unknowns = vec!["unknown"; given].join(", ");
+    Err(PgError::with_hint("42883", format!("function {called}({unknowns}) does not exist"), hint))
+}
+
+/// `grain text, from timestamp with time zone, to timestamp with time zone
+/// (the last 2 optional)`.
+fn signature(f: &LeadlineFunction) -> String {
+    let args: Vec<String> = f
+        .args
+        .iter()
+        .map(|(name, oid)| format!("{name} {}", type_by_oid((*oid).into()).map_or("-", |t| t.display)))
+        .collect();
+    match f.defaults {
+        0 if args.is_empty() => "no arguments".into(),
+        0 => args.join(", "),
+        n => format!("{} (the last {n} optional)", args.join(", ")),
     }
 }
 
@@ -970,14 +1029,18 @@ fn empty_scalar_subquery(q: &Query) -> Expr {
     if stub_column(&stubs, &column, "").is_none() {
         return Expr::value(Value::Null);
     }
-    let relation =
-        sel.from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
-    let relation = relation.cloned().find(|f| match f {
+    let named = |f: &&TableFactor| match f {
         TableFactor::Table { name, alias, .. } => {
             alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| last_name(name)) == qualifier
         }
         _ => false,
-    });
+    };
+    let relation = sel
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+        .find(named)
+        .cloned();
     let Some(relation) = relation else { return Expr::value(Value::Null) };
     sel.from = vec![TableWithJoins { relation, joins: vec![] }];
     sel.selection = Some(Expr::value(Value::Boolean(false)));
@@ -1385,7 +1448,6 @@ mod tests {
     use super::super::{run, test_session};
     use super::*;
     use crate::pg::encode::pg_type_of;
-    use pgwire::api::Type;
 
     fn parse(sql: &str) -> Statement {
         match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
@@ -1598,6 +1660,25 @@ mod tests {
         Ok(())
     }
 
+    #[tokio::test]
+    async fn a_table_function_called_with_arguments_it_does_not_take_is_42883() {
+        assert_eq!(sqlstate("SELECT * FROM dora_metrics()").await, "42883");
+        assert_eq!(sqlstate("SELECT * FROM public.dora_metrics('week', NULL, NULL, NULL)").await, "42883");
+        assert_eq!(sqlstate("SELECT * FROM dora_quality('week')").await, "42883");
+    }
+
+    #[tokio::test]
+    async fn subqueries_in_a_sort_or_a_select_list_plan() -> Result<(), PgError> {
+        let sql =
+            "SELECT relname AS t FROM pg_class ORDER BY CASE WHEN relname IN (SELECT 'climate') THEN 0 ELSE 1 END, 1";
+        assert_eq!(rows(sql).await?, [["climate"]]);
+        // PostgreSQL's three-valued IN: NULL when no row matches but one is NULL.
+        let sql = "SELECT relname IN (SELECT 'climate'), 'x' IN (SELECT 'climate'), 'x' IN (SELECT NULL), \
+                   'x' NOT IN (SELECT relname FROM pg_class WHERE false) FROM pg_class";
+        assert_eq!(rows(sql).await?, [["true", "false", "NULL", "true"]]);
+        Ok(())
+    }
+
     #[test]
     fn table_functions_resolve_like_tables() {
         for sql in [
@@ -1634,7 +1715,8 @@ mod tests {
         );
         assert_eq!(sqlstate("SELECT CAST(relname || 'x' AS regclass) FROM pg_class").await, "42P01");
         // regproc columns compare with OIDs; regtype values with reg literals.
-        assert_eq!(rows("SELECT count(*) FROM pg_type WHERE typreceive = 0").await?, [["0"]]);
+        // (The trigger pseudo-type has no receive function, as in PostgreSQL.)
+        assert_eq!(rows("SELECT typname FROM pg_type WHERE typreceive = 0").await?, [["trigger"]]);
         assert_eq!(
             rows(
                 "SELECT typreceive::text FROM pg_type WHERE typreceive != 0 AND typname IN ('int4', '_text') ORDER BY 1"
