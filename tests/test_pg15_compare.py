@@ -81,8 +81,9 @@ def postgres():
 
 
 def mirror(leadline, pg, pg_super):
-    """Creates leadline's tables (with their rows), views, table functions and
-    aggregates in PostgreSQL, as leadline itself describes them."""
+    """Creates leadline's tables (with their rows), table functions and
+    aggregates in PostgreSQL, as leadline itself describes them, and the
+    corpus's `climate` view on both."""
     type_name = lambda oid: pg.execute("SELECT format_type(%s, NULL)", [oid]).fetchone()[0]
     columns = {}
     for table, column, udt, nullable in leadline.execute(
@@ -108,7 +109,7 @@ def mirror(leadline, pg, pg_super):
         if retset:
             # A table function: its columns as a call of it describes them
             # (the one argument every call needs is the grain).
-            call = f"{name}({', '.join(['%s'] * required)})" % (("'week'",) * required)
+            call = f"{name}({', '.join([repr('week')] * required)})"
             described = answer(leadline, f"SELECT * FROM {call}", [])[2]
             cols = ", ".join(f'"{c}" {type_name(oid)}' for c, oid in described)
             nulls = ", ".join(f"NULL::{type_name(oid)}" for _, oid in described)
