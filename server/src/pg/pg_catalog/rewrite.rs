@@ -252,7 +252,7 @@ impl VisitorMut for Rewriter<'_> {
                 SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
                     strip_pg_catalog(name);
                 }
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => in_subqueries_as_counts(e),
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => in_subqueries_as_arrays(e),
                 _ => {}
             }
         }
@@ -289,7 +289,11 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
+    /// `ORDER BY x IN (SELECT …)` (Grafana's table list); subqueries in a sort.
     fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<PgError> {
+        if let Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(keys), .. }) = &mut query.order_by {
+            keys.iter_mut().for_each(|key| in_subqueries_as_arrays(&mut key.expr));
+        }
         sort_by_subqueries(query);
         ControlFlow::Continue(())
     }
@@ -305,10 +309,10 @@ impl VisitorMut for Rewriter<'_> {
     }
 }
 
-/// `ORDER BY x IN (SELECT …)` (Grafana's table list): DataFusion plans a
-/// subquery in a select list but not in a sort. The query selects such sort
-/// keys as hidden columns and is sorted outside, where they are dropped:
-/// `SELECT * EXCLUDE (hidden) FROM (SELECT …, key AS hidden …) ORDER BY hidden`.
+/// `ORDER BY (SELECT … WHERE s.a = t.a)`: DataFusion decorrelates a
+/// subquery in a select list or a filter, not in a sort. The query selects
+/// such sort keys as hidden columns and is sorted outside, where they are
+/// dropped: `SELECT * EXCLUDE (hidden) FROM (SELECT …, key AS hidden …) ORDER BY hidden`.
 fn sort_by_subqueries(query: &mut Query) {
     let Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(keys), .. }) = &query.order_by else { return };
     if !keys.iter().any(|k| has_subquery(&k.expr)) {
@@ -351,8 +355,7 @@ fn sort_by_subqueries(query: &mut Query) {
             continue;
         }
         let name = Ident::with_quote('"', format!("__leadline_sort_{n}"));
-        let mut expr = std::mem::replace(&mut key.expr, Expr::Identifier(name.clone()));
-        in_subqueries_as_counts(&mut expr);
+        let expr = std::mem::replace(&mut key.expr, Expr::Identifier(name.clone()));
         select.projection.push(SelectItem::ExprWithAlias { expr, alias: name.clone() });
         hidden.push(ObjectName::from(vec![name]));
     }
@@ -369,16 +372,16 @@ fn sort_by_subqueries(query: &mut Query) {
     *query = *outer;
 }
 
-/// `x [NOT] IN (SELECT …)` in a select list (DataFusion plans it only in a
-/// filter), as counts of the subquery's rows, which DataFusion plans as
-/// joins: true if a row equals `x`; NULL if none does but `x` or a row is
-/// NULL (and there are rows); false otherwise — PostgreSQL's answer.
-/// Subqueries nested in `e` are their own select lists' to rewrite.
-fn in_subqueries_as_counts(e: &mut Expr) {
-    struct Counts {
+/// `x [NOT] IN (SELECT …)` of an expression (DataFusion plans it only in a
+/// filter or a join) as the same test on the subquery's rows as one array
+/// ([`rows_as_array`]): [`membership`]. `x` stays where it was, outside the
+/// subquery, so it names what it named. Subqueries nested in `e` are their
+/// own clauses' to rewrite.
+fn in_subqueries_as_arrays(e: &mut Expr) {
+    struct Arrays {
         depth: usize,
     }
-    impl VisitorMut for Counts {
+    impl VisitorMut for Arrays {
         type Break = ();
         fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
             self.depth += 1;
@@ -391,59 +394,42 @@ fn in_subqueries_as_counts(e: &mut Expr) {
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
             if self.depth == 0
                 && let Expr::InSubquery { expr, subquery, negated } = e
-                && let Some(counts) = in_subquery_counts(expr, subquery)
             {
-                *e = if *negated {
-                    Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(counts) }
-                } else {
-                    counts
-                };
+                let test = membership(expr.as_ref().clone(), Expr::Subquery(rows_as_array(subquery)));
+                *e = if *negated { Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(test) } } else { test };
             }
             ControlFlow::Continue(())
         }
     }
-    let _ = e.visit(&mut Counts { depth: 0 });
+    let _ = e.visit(&mut Arrays { depth: 0 });
 }
 
-/// The counts [`in_subqueries_as_counts`] answers `needle IN (set)` with.
-fn in_subquery_counts(needle: &Expr, set: &Query) -> Option<Expr> {
-    // A fixed text, not the client's: the needle and the set go in as parsed.
-    const COUNTS: &str = "(CASE \
-        WHEN (SELECT count(*) FROM __leadline_set AS __leadline_in (v) WHERE __leadline_in.v = __leadline_needle) > 0 \
-            THEN true \
-        WHEN (__leadline_needle IS NULL AND (SELECT count(*) FROM __leadline_set AS __leadline_in (v)) > 0) \
-            OR (SELECT count(*) - count(v) FROM __leadline_set AS __leadline_in (v)) > 0 \
-            THEN NULL \
-        ELSE false END)";
-    struct Fill<'a> {
-        needle: &'a Expr,
-        set: &'a Query,
+/// `x IN (rows)` with PostgreSQL's three-valued answer, `rows` an array
+/// (NULL when the subquery had no rows): false for no rows, true if found,
+/// else NULL if `x` or any row is NULL, else false.
+fn membership(x: Expr, rows: Expr) -> Expr {
+    let boolean = |b: bool| Expr::value(Value::Boolean(b));
+    let when = |condition: Expr, result: Expr| ast::CaseWhen { condition, result };
+    let has_null = Expr::IsNotNull(Box::new(function("array_position", vec![rows.clone(), Expr::value(Value::Null)])));
+    Expr::Case {
+        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![
+            when(Expr::IsNull(Box::new(rows.clone())), boolean(false)),
+            when(function("array_has", vec![rows, x.clone()]), boolean(true)),
+            when(
+                Expr::BinaryOp {
+                    // Parenthesized: a view's query is stored as text (`(a = b) IS NULL`).
+                    left: Box::new(Expr::IsNull(Box::new(Expr::Nested(Box::new(x))))),
+                    op: BinaryOperator::Or,
+                    right: Box::new(has_null),
+                },
+                Expr::value(Value::Null),
+            ),
+        ],
+        else_result: Some(Box::new(boolean(false))),
     }
-    impl VisitorMut for Fill<'_> {
-        type Break = ();
-        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-            if matches!(e, Expr::Identifier(id) if id.value == "__leadline_needle") {
-                *e = Expr::Nested(Box::new(self.needle.clone()));
-            }
-            ControlFlow::Continue(())
-        }
-        fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<()> {
-            if let TableFactor::Table { name, alias, .. } = f
-                && last_name(name) == "__leadline_set"
-            {
-                *f = TableFactor::Derived {
-                    lateral: false,
-                    subquery: Box::new(self.set.clone()),
-                    alias: alias.take(),
-                    sample: None,
-                };
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut counts = Parser::new(&PostgreSqlDialect {}).try_with_sql(COUNTS).and_then(|mut p| p.parse_expr()).ok()?;
-    let _ = counts.visit(&mut Fill { needle, set });
-    Some(counts)
 }
 
 /// Whether an expression holds a subquery.
@@ -880,9 +866,7 @@ impl Rewriter<'_> {
                     Some(Expr::value(Value::Null))
                 }
                 FunctionArguments::Subquery(q) if unnests_catalog_column(q) => Some(Expr::value(Value::Null)),
-                FunctionArguments::Subquery(q) => {
-                    Some(Expr::Subquery(aggregated_array(q).unwrap_or_else(|| q.clone())))
-                }
+                FunctionArguments::Subquery(q) => Some(Expr::Subquery(rows_as_array(q))),
                 _ => None,
             },
             Expr::Subquery(q) if query_is_empty(q) => {
@@ -1203,17 +1187,41 @@ fn unnests_catalog_column(q: &Query) -> bool {
         }
 }
 
-/// `(SELECT array_agg(e) FROM …)` of `SELECT e FROM …`: the subquery's one
-/// column as one array (NULL for no rows), which DataFusion runs anywhere.
-fn aggregated_array(q: &Query) -> Option<Box<Query>> {
-    let mut q = Box::new(q.clone());
-    let SetExpr::Select(sel) = q.body.as_mut() else { return None };
-    let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = sel.projection.as_slice() else {
-        return None;
+/// A subquery's rows (its one column) as one array, NULL for no rows: a
+/// scalar subquery, which DataFusion runs anywhere. `SELECT e FROM …` becomes
+/// `SELECT array_agg(e) FROM …`, so that a correlated one stays one DataFusion
+/// can decorrelate; a query that groups, aggregates, limits or combines its
+/// rows is read as a derived table first.
+fn rows_as_array(q: &Query) -> Box<Query> {
+    let mut array = Box::new(q.clone());
+    if let SetExpr::Select(sel) = array.body.as_mut()
+        && let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = sel.projection.as_slice()
+        && !is_aggregate(e)
+        && !matches!(e, Expr::Function(f) if f.over.is_some())
+        && matches!(&sel.group_by, ast::GroupByExpr::Expressions(keys, _) if keys.is_empty())
+        && sel.having.is_none()
+        && q.limit_clause.is_none()
+        && q.fetch.is_none()
+    {
+        let aggregated = call("array_agg", e.clone());
+        sel.projection = vec![SelectItem::UnnamedExpr(aggregated)];
+        array.order_by = None;
+        return array;
+    }
+    // The shape of the aggregating query (a fixed text, not the client's).
+    let Ok(Some(Statement::Query(mut outer))) = Parser::parse_sql(
+        &PostgreSqlDialect {},
+        "SELECT array_agg(__leadline_rows.v) FROM (SELECT 1) AS __leadline_rows (v)",
+    )
+    .map(|mut s| s.pop()) else {
+        return array;
     };
-    sel.projection = vec![SelectItem::UnnamedExpr(call("array_agg", e.clone()))];
-    q.order_by = None;
-    Some(q)
+    if let SetExpr::Select(sel) = outer.body.as_mut()
+        && let Some(TableWithJoins { relation: TableFactor::Derived { subquery, .. }, .. }) = sel.from.first_mut()
+    {
+        *subquery = array;
+    }
+    outer
 }
 
 fn call(name: &str, e: Expr) -> Expr {
@@ -1690,14 +1698,26 @@ mod tests {
 
     #[tokio::test]
     async fn in_subqueries_in_order_by_and_select_lists_run() -> Result<(), PgError> {
-        // Grafana's table list, in short: `IN (SELECT …)` in ORDER BY.
+        // Grafana's table list, in short: `IN (SELECT …)` in ORDER BY. The set's
+        // column is named like the tested value, which must still be `t.v`.
+        let sets = [
+            "SELECT x FROM (VALUES ('b'), ('c')) s(x)",
+            "SELECT v FROM (VALUES ('b'), ('c')) s(v)",
+            "SELECT x FROM (VALUES ('b'), ('c')) AS __leadline_rows(x)",
+        ];
+        for set in sets {
+            let sql = format!(
+                "SELECT v FROM (VALUES ('a'), ('b'), ('c')) t(v) ORDER BY CASE WHEN v IN ({set}) THEN 0 ELSE 1 END, 1"
+            );
+            assert_eq!(rows(&sql).await?, [["b"], ["c"], ["a"]], "{sql}");
+        }
+        // Over a catalog relation, sorted by an output name; with a wildcard.
+        let sql =
+            "SELECT relname AS t FROM pg_class ORDER BY CASE WHEN relname IN (SELECT 'climate') THEN 0 ELSE 1 END, t";
+        assert_eq!(rows(sql).await?, [["climate"]]);
         assert_eq!(
-            rows(
-                "SELECT v FROM (VALUES ('a'), ('b'), ('c')) t(v) \
-                 ORDER BY CASE WHEN v IN (SELECT x FROM (VALUES ('b'), ('c')) s(x)) THEN 0 ELSE 1 END, 1"
-            )
-            .await?,
-            [["b"], ["c"], ["a"]]
+            rows("SELECT * FROM (VALUES ('a'), ('b'), ('c')) t(v) ORDER BY v IN (SELECT 'b') DESC, v").await?,
+            [["b"], ["a"], ["c"]]
         );
         // PostgreSQL's three values: found, not found, NULL, and no rows at all.
         assert_eq!(
@@ -1708,9 +1728,49 @@ mod tests {
             .await?,
             [["1", "false", "NULL", "false"], ["2", "true", "false", "false"], ["NULL", "NULL", "NULL", "false"]]
         );
-        let mut stmt = parse("SELECT 1 IN (SELECT 1), 2 IN (SELECT 2) AS Found");
-        rewrite(&mut stmt, &test_session().1)?;
-        assert_eq!(name_columns(&mut stmt), Some(vec!["?column?".to_string(), "found".to_string()]));
+        let sql = "SELECT relname IN (SELECT 'climate'), 'x' IN (SELECT 'climate'), 'x' IN (SELECT NULL), \
+                   'x' NOT IN (SELECT relname FROM pg_class WHERE false) FROM pg_class";
+        assert_eq!(rows(sql).await?, [["true", "false", "NULL", "true"]]);
+        // Sets that aggregate, limit or combine their rows (answers from PostgreSQL 15).
+        assert_eq!(
+            rows(
+                "SELECT v, v IN (SELECT max(x) FROM (VALUES (1), (2)) s(x)), \
+                 v IN (SELECT x FROM (VALUES (1), (2)) s(x) ORDER BY x LIMIT 1), v IN (SELECT 1 UNION SELECT 3) \
+                 FROM (VALUES (1), (2), (3)) t(v) ORDER BY v"
+            )
+            .await?,
+            [["1", "false", "true", "true"], ["2", "true", "false", "false"], ["3", "false", "false", "true"]]
+        );
+        // A set correlated with the row, in a select list and in ORDER BY.
+        let (set, t) = (
+            "SELECT x FROM (VALUES (1, 'a'), (2, 'b')) s(x, k) WHERE s.k = t.k",
+            "(VALUES (1, 'a'), (1, 'b'), (2, 'b')) t(v, k)",
+        );
+        assert_eq!(
+            rows(&format!("SELECT v, k, v IN ({set}) FROM {t} ORDER BY v, k")).await?,
+            [["1", "a", "true"], ["1", "b", "false"], ["2", "b", "true"]]
+        );
+        assert_eq!(
+            rows(&format!("SELECT v, k FROM {t} ORDER BY v IN ({set}) DESC, v, k")).await?,
+            [["1", "a"], ["2", "b"], ["1", "b"]]
+        );
+        // Any correlated subquery in ORDER BY.
+        assert_eq!(
+            rows(
+                "SELECT v FROM (VALUES ('a'), ('b'), ('c')) t(v) \
+                 ORDER BY (SELECT count(*) FROM (VALUES ('b'), ('c'), ('c')) s(x) WHERE s.x = t.v) DESC, 1"
+            )
+            .await?,
+            [["c"], ["b"], ["a"]]
+        );
+        // Named as PostgreSQL names what the client wrote.
+        let (ctx, info) = test_session();
+        let Planned::Plan { names, .. } =
+            plan(&ctx.state(), &info, parse("SELECT 1 IN (SELECT 1), 2 IN (SELECT 2) AS Found")).await?
+        else {
+            panic!("planned empty");
+        };
+        assert_eq!(names, Some(["?column?", "found"].map(String::from).to_vec()));
         Ok(())
     }
 
@@ -1741,18 +1801,6 @@ mod tests {
         assert_eq!(sqlstate("SELECT * FROM dora_metrics()").await, "42883");
         assert_eq!(sqlstate("SELECT * FROM public.dora_metrics('week', NULL, NULL, NULL)").await, "42883");
         assert_eq!(sqlstate("SELECT * FROM dora_quality('week')").await, "42883");
-    }
-
-    #[tokio::test]
-    async fn subqueries_in_a_sort_or_a_select_list_plan() -> Result<(), PgError> {
-        let sql =
-            "SELECT relname AS t FROM pg_class ORDER BY CASE WHEN relname IN (SELECT 'climate') THEN 0 ELSE 1 END, 1";
-        assert_eq!(rows(sql).await?, [["climate"]]);
-        // PostgreSQL's three-valued IN: NULL when no row matches but one is NULL.
-        let sql = "SELECT relname IN (SELECT 'climate'), 'x' IN (SELECT 'climate'), 'x' IN (SELECT NULL), \
-                   'x' NOT IN (SELECT relname FROM pg_class WHERE false) FROM pg_class";
-        assert_eq!(rows(sql).await?, [["true", "false", "NULL", "true"]]);
-        Ok(())
     }
 
     #[test]
