@@ -20,12 +20,13 @@ def binary() -> pathlib.Path:
 class Server:
     """A `leadline serve` process on a free loopback port."""
 
-    def __init__(self, data: pathlib.Path, *args, env=None):
+    def __init__(self, data: pathlib.Path, *args, env=None, stderr=None):
+        """`stderr`: a file for the server's logs (default: a pipe)."""
         self.data = data
         self.proc = subprocess.Popen(
             [str(binary()), "serve", "--data", str(data), "--listen", "127.0.0.1:0", *map(str, args)],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=subprocess.PIPE if stderr is None else stderr,
             text=True,
             env={**os.environ, **(env or {})},
         )
@@ -39,10 +40,21 @@ class Server:
             if m:
                 self.port = int(m.group(1))
                 break
-        if self.port is None:
+        # With --http, the HTTP front's address follows.
+        self.http_port = None
+        while self.port is not None and "--http" in map(str, args) and time.time() < deadline:
+            line = self.proc.stdout.readline()
+            m = re.search(r"http on http://127\.0\.0\.1:(\d+)", line)
+            if not line or m:
+                self.http_port = int(m.group(1)) if m else None
+                break
+        if self.port is None or ("--http" in map(str, args) and self.http_port is None):
             self.proc.kill()
-            raise RuntimeError(f"leadline serve did not start: {self.proc.stderr.read()}")
+            raise RuntimeError(f"leadline serve did not start: {self.proc.stderr.read() if self.proc.stderr else ''}")
         self.host = "127.0.0.1"
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
 
     def dsn(self, user="leadline", password=None, **params) -> str:
         auth = user if password is None else f"{user}:{password}"

@@ -77,6 +77,13 @@ impl Appender {
         self.writer.compact()
     }
 
+    /// Writes the event-id index again from the log (every data file read
+    /// whole and verified): the repair of a damaged index. Returns the
+    /// number of ids indexed.
+    pub fn rebuild_index(&mut self) -> Result<u64> {
+        self.writer.rebuild_index()
+    }
+
     /// Brings the read model up to date with the log, folding everything
     /// again when `from_scratch`. Returns the log version it now reflects.
     pub fn catch_up(&mut self, from_scratch: bool) -> Result<Option<u64>> {

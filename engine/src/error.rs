@@ -10,6 +10,11 @@ pub enum Error {
     Locked { dir: PathBuf, holder: String },
     #[error("corrupt data directory: {0}")]
     Corrupt(String),
+    /// A file of the data directory is not what was written (truncated,
+    /// bit-flipped, unparsable): which one, what is wrong, and what it
+    /// affects. Nothing is skipped or repaired silently on its account.
+    #[error("{}: damaged: {problem}; {affects}", path.display())]
+    Damaged { path: PathBuf, problem: String, affects: String },
     /// The input as a whole is unusable (unreadable, unknown format or column).
     #[error("{0}")]
     Input(String),
@@ -54,6 +59,30 @@ impl Error {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io { path: path.to_path_buf(), source }
     }
+
+    pub fn damaged(path: &Path, problem: impl std::fmt::Display, affects: impl Into<String>) -> Self {
+        Error::Damaged { path: path.to_path_buf(), problem: problem.to_string(), affects: affects.into() }
+    }
+
+    /// Whether the error is a full disk (or an exhausted quota) anywhere in
+    /// its chain of causes: the write failed for want of space, and works
+    /// again once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && is_no_space(io)
+            {
+                return true;
+            }
+            cause = e.source();
+        }
+        false
+    }
+}
+
+fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 impl From<Error> for datafusion::error::DataFusionError {

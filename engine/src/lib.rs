@@ -9,10 +9,12 @@
 //!
 //! The public API is small: an [`Appender`] writes a data directory, a
 //! [`Catalog`] serves it to SQL sessions ([`ReadSession`]), [`EventLog`]
-//! reads its commits, and [`event`] and [`input`] define what a row is.
+//! reads its commits, [`check`] verifies it, and [`event`] and [`input`]
+//! define what a row is.
 
 mod appender;
 mod catalog;
+mod check;
 mod error;
 pub mod event;
 pub mod input;
@@ -20,9 +22,12 @@ mod log;
 mod metrics;
 mod project;
 mod readmodel;
+mod status;
 
 pub use appender::{Appender, Progress};
 pub use catalog::{Catalog, LeadlineOptions, MemoryLimits, ReadSession, ViewInfo, session_config};
+pub use check::{CheckProgress, CheckReport, Damage, DamageArea, check};
 pub use error::{Error, RelationProblem, Result};
 pub use event::{Event, EventType, RawRow, RawValue, Rejection, RejectionKind};
 pub use log::{AUTO_COMPACT_FILES, AppendReport, EventLog, Snapshot};
+pub use status::DataStatus;

@@ -10,10 +10,24 @@
 //!   ],
 //!   "tls": {"cert": "server.crt", "key": "server.key", "required": true},
 //!   "limits": {"max_connections": 64, "statement_timeout_ms": 0, "query_memory_mb": 1024, "memory_mb": 4096,
-//!              "write_buffer_mb": 1024}
+//!              "write_buffer_mb": 1024},
+//!   "http": {"listen": "127.0.0.1:8080", "max_body_mb": 4, "max_queued_appends": 16},
+//!   "webhooks": {
+//!     "github": {"secret": "…"}, "gitlab": {"token": "…"}, "pagerduty": {"secret": "…"}, "events": {"token": "…"},
+//!     "map": {
+//!       "services": {"acme/checkout": {"service": "checkout", "team": "payments"},
+//!                    "Checkout API": {"service": "checkout", "team": "payments", "environment": "production"}},
+//!       "environments": {"prod": "production"}
+//!     }
+//!   },
+//!   "log": {"format": "json", "slow_query_ms": 1000}
 //! }
 //! ```
+//!
+//! Secrets (webhook secrets and tokens) are [`Secret`]s: their `Debug` form
+//! is redacted, so no log line can show one.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -30,6 +44,122 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The HTTP front (`leadline serve --http`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on (`--http` overrides it); none: no HTTP front.
+    pub listen: Option<String>,
+    /// Largest request body, in MiB; a larger one is answered 413.
+    pub max_body_mb: f64,
+    /// Writes (webhook deliveries, event batches) read and waiting for the
+    /// writer at once; beyond, 503 with Retry-After.
+    pub max_queued_appends: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: None, max_body_mb: 4.0, max_queued_appends: 16 }
+    }
+}
+
+impl HttpConfig {
+    /// [`max_body_mb`](Self::max_body_mb) in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        (self.max_body_mb.max(0.0) * (1u64 << 20) as f64) as usize
+    }
+}
+
+/// A secret from the config file: compared, never shown.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+/// What each webhook endpoint checks, and how vendors' names map to leadline's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    pub github: Option<SignedBy>,
+    pub gitlab: Option<TokenAuth>,
+    pub pagerduty: Option<SignedBy>,
+    /// `POST /v1/events` (canonical NDJSON).
+    pub events: Option<TokenAuth>,
+    pub map: Mapping,
+}
+
+/// Vendors' names → leadline's (`webhooks.map`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mapping {
+    /// By repository (`owner/name`, or `name`) or PagerDuty service (name or id).
+    pub services: BTreeMap<String, ServiceMapping>,
+    /// Environment names as the vendor sends them → canonical ones (`prod` → `production`).
+    pub environments: BTreeMap<String, String>,
+    /// Branches whose pushes are changes (`main`); empty: each repository's default branch.
+    pub branches: Vec<String>,
+}
+
+/// What one repository or PagerDuty service is in leadline.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceMapping {
+    /// The leadline service (default: the repository's or PagerDuty service's name).
+    pub service: Option<String>,
+    pub team: Option<String>,
+    /// The environment of a PagerDuty service's incidents (default `production`).
+    pub environment: Option<String>,
+}
+
+/// An HMAC-SHA256 secret shared with the sender.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedBy {
+    pub secret: Secret,
+}
+
+/// A token the sender presents as is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenAuth {
+    pub token: Secret,
+}
+
+/// How the server logs (to stderr; `LEADLINE_LOG` filters as before).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (the default) or `json` (one JSON object per line).
+    pub format: LogFormat,
+    /// Statements slower than this are logged (0: none).
+    pub slow_query_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +247,22 @@ impl ServerConfig {
         }
         if cfg.limits.max_connections == 0 {
             bail!("limits.max_connections must be at least 1");
+        }
+        if cfg.http.max_queued_appends == 0 {
+            bail!("http.max_queued_appends must be at least 1");
+        }
+        if cfg.http.max_body_mb.is_nan() || cfg.http.max_body_mb <= 0.0 {
+            bail!("http.max_body_mb must be more than 0");
+        }
+        for (name, auth) in [
+            ("webhooks.github.secret", cfg.webhooks.github.as_ref().map(|s| &s.secret)),
+            ("webhooks.pagerduty.secret", cfg.webhooks.pagerduty.as_ref().map(|s| &s.secret)),
+            ("webhooks.gitlab.token", cfg.webhooks.gitlab.as_ref().map(|t| &t.token)),
+            ("webhooks.events.token", cfg.webhooks.events.as_ref().map(|t| &t.token)),
+        ] {
+            if auth.is_some_and(|s| s.expose().is_empty()) {
+                bail!("{name} is empty in {}: an empty secret would let anyone in", path.display());
+            }
         }
         Ok(cfg)
     }

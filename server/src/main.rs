@@ -3,8 +3,11 @@
 
 mod allocator;
 mod config;
+mod http;
 mod output;
 mod pg;
+mod telemetry;
+mod writer;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use leadline_engine::{Appender, Catalog, EventLog, MemoryLimits, Progress, session_config};
+use leadline_engine::{Appender, Catalog, DataStatus, EventLog, MemoryLimits, Progress, session_config};
 use output::OutputFormat;
 
 #[global_allocator]
@@ -97,6 +100,28 @@ enum Command {
         /// Fold the whole log again instead of only what is new.
         #[arg(long)]
         from_scratch: bool,
+        /// Also write the event-id index again from the log (the repair of a
+        /// damaged index that `leadline check` reports).
+        #[arg(long)]
+        index: bool,
+    },
+    /// Verify a data directory: every commit and data file against what was
+    /// written, the event-id index against the log, the read model against a
+    /// fold of the log, and the saved views.
+    ///
+    /// Prints every damaged file with what it affects, then notes: what a
+    /// writer that died left behind (the next writer tidies it) and a read
+    /// model behind the log. Writes nothing and takes no lock.
+    ///
+    /// Exit status: 0 no damage; 10 the log is damaged (a commit or data
+    /// file: restore it from a backup); 11 the event-id index is damaged
+    /// (`leadline rebuild --index`); 12 the read model is damaged (`leadline
+    /// rebuild --from-scratch`); 13 a saved view's file is damaged (drop or
+    /// replace the view); 1 the check could not run. With damage in several
+    /// places, the lowest of these codes.
+    Check {
+        #[command(flatten)]
+        data: DataArg,
     },
     /// Serve the data directory over the PostgreSQL wire protocol (database `leadline`).
     Serve {
@@ -112,6 +137,14 @@ enum Command {
         data: Option<PathBuf>,
         #[command(flatten)]
         server: ServerArgs,
+    },
+    /// Show a data directory's state: log version, events, size, read-model lag, last append, quarantine.
+    Status {
+        #[command(flatten)]
+        data: DataArg,
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Render the DORA report (HTML with charts, Markdown, CSV or JSON), or a saved query's.
     ///
@@ -197,6 +230,10 @@ struct ServerArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:5433")]
     listen: String,
+    /// Also serve HTTP on this address: webhooks, POST /v1/events, /healthz, /readyz, /metrics
+    /// (overrides the config file's http.listen).
+    #[arg(long)]
+    http: Option<String>,
     /// Server config file (JSON): users with SCRAM verifiers, TLS PEM files, limits.
     #[arg(long, env = "LEADLINE_CONFIG")]
     config: Option<PathBuf>,
@@ -237,6 +274,9 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     if let Some(m) = args.memory_mb {
         cfg.limits.memory_mb = m.max(1);
     }
+    if let Some(h) = args.http {
+        cfg.http.listen = Some(h);
+    }
     if let Some(m) = args.write_buffer_mb {
         cfg.limits.write_buffer_mb = m.max(1);
     }
@@ -244,9 +284,29 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
         // An empty log is a valid one: create the tables.
         drop(Appender::open(dir, "leadline serve")?);
     }
-    let state = pg::ServerState::new(dir.to_path_buf(), cfg)?;
+    let writer = writer::SharedWriter::new(dir.to_path_buf());
+    let state = pg::ServerState::new(dir.to_path_buf(), cfg.clone(), writer.clone())?;
+    let http_state = match cfg.http.listen.is_some() {
+        true => {
+            let pg = state.clone();
+            let connections = Box::new(move || pg.connection_count());
+            Some(http::HttpState::new(writer, dir.to_path_buf(), state.catalog(), cfg.clone(), connections)?)
+        }
+        false => None,
+    };
     let auth = state.auth_enabled();
     runtime()?.block_on(async move {
+        let http_front = match (&cfg.http.listen, http_state) {
+            (Some(listen), Some(s)) => Some((http::bind(listen).await?, s)),
+            _ => None,
+        };
+        let http_addr = http_front.as_ref().map(|((_, addr), _)| *addr);
+        let http_server = async move {
+            match http_front {
+                Some(((listener, _), s)) => http::serve(s, listener).await,
+                None => std::future::pending().await,
+            }
+        };
         let server = pg::serve(state, &args.listen, |addr| {
             let user = if auth { "USER" } else { "leadline" };
             let host = addr.ip();
@@ -258,11 +318,15 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
             } else {
                 println!("listening on {addr}");
             }
+            if let Some(h) = http_addr {
+                println!("http on http://{h} (webhooks, POST /v1/events, /healthz, /readyz, /metrics)");
+            }
             use std::io::Write;
             let _ = std::io::stdout().flush();
         });
         tokio::select! {
             r = server => r,
+            r = http_server => r,
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })?;
@@ -293,12 +357,33 @@ fn demo(data: Option<PathBuf>, args: ServerArgs) -> anyhow::Result<ExitCode> {
     serve(&dir, args, true)
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+/// Logs go to stderr, filtered by `LEADLINE_LOG`; as JSON lines (with the
+/// connection's span: its id and peer) when the server's config says
+/// `"log": {"format": "json"}` or `LEADLINE_LOG_FORMAT=json`.
+fn init_logs(cli: &Cli) {
+    let from_config = match &cli.command {
+        Command::Serve { server, .. } | Command::Demo { server, .. } => {
+            server.config.as_ref().and_then(|p| config::ServerConfig::load(p).ok()).map(|c| c.log.format)
+        }
+        _ => None,
+    };
+    let json = match std::env::var("LEADLINE_LOG_FORMAT") {
+        Ok(f) => f.eq_ignore_ascii_case("json"),
+        Err(_) => from_config == Some(config::LogFormat::Json),
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("LEADLINE_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        logs.init();
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs(&cli);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -306,6 +391,17 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A query's error as the user should read it: leadline's own error (a
+/// damaged file, a full disk) once, not inside DataFusion's wrapping.
+fn plain(e: datafusion::error::DataFusionError) -> anyhow::Error {
+    if let datafusion::error::DataFusionError::External(inner) = e.find_root()
+        && let Some(engine) = inner.downcast_ref::<leadline_engine::Error>()
+    {
+        return anyhow::anyhow!("{engine}");
+    }
+    e.into()
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -340,7 +436,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             runtime()?.block_on(async {
                 let session = catalog.session(config)?;
-                let batches = session.context().sql(&sql).await?.collect().await?;
+                let batches = async { session.context().sql(&sql).await?.collect().await }.await.map_err(plain)?;
                 output::write(format, &batches, &mut std::io::stdout().lock())
             })?;
             Ok(ExitCode::SUCCESS)
@@ -384,6 +480,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{{\"name\": \"{user}\", \"scram\": \"{}\"}}", config::make_verifier(password));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status { data, json } => status(&data.data, json),
         Command::Report(args) => report(*args),
         Command::Compact { data } => {
             let mut appender = Appender::open(&data.data, "leadline compact")?;
@@ -391,8 +488,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("compacted: {before} files -> {after} files");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rebuild { data, from_scratch } => {
+        Command::Check { data } => check(&data.data),
+        Command::Rebuild { data, from_scratch, index } => {
             let mut appender = Appender::open(&data.data, "leadline rebuild")?;
+            if index {
+                let bar = progress_bar("rebuilding the event-id index");
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                let ids = appender.rebuild_index();
+                bar.finish_and_clear();
+                println!("rebuilt the event-id index from the log: {} ids", ids?);
+            }
             let bar = progress_bar("rebuilding the read model");
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             let version = appender.catch_up(from_scratch);
@@ -404,6 +509,105 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
+    let s = DataStatus::read(dir)?;
+    let on_disk = dir_size(dir);
+    let time = |us: i64| {
+        chrono::DateTime::from_timestamp_micros(us)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            .unwrap_or_default()
+    };
+    if json {
+        let mut v = serde_json::to_value(&s)?;
+        v["read_model_lag"] = s.read_model_lag().into();
+        v["disk_bytes"] = on_disk.into();
+        v["last_append"] = s.last_append.map(time).into();
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64);
+    let version = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
+    println!("data directory:  {}", dir.display());
+    println!("log version:     {} ({} appends)", version(s.log_version), s.appends);
+    println!("events:          {}", s.events);
+    println!("quarantine:      {} rows (SELECT * FROM rejected_events)", s.rejected);
+    println!("size:            {} in {} data files, {} on disk", mib(s.data_bytes), s.data_files, mib(on_disk));
+    println!("last append:     {}", s.last_append.map_or("never".to_string(), time));
+    let lag = match s.read_model_lag() {
+        0 => "up to date".to_string(),
+        n => format!("{n} commits behind (queries fold the log until the next append or `leadline rebuild`)"),
+    };
+    println!("read model:      version {}, {lag}", version(s.read_model_version));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// `leadline check`: the report, and an exit status per damaged area.
+fn check(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use leadline_engine::{CheckProgress, DamageArea};
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    let report = leadline_engine::check(dir, &mut |p| match p {
+        CheckProgress::Step { name, total } => {
+            let template =
+                if total > 0 { "{msg} [{bar:30}] {percent}% ({elapsed})" } else { "{spinner} {msg} ({elapsed})" };
+            bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+            bar.set_message(name);
+            bar.set_length(total);
+            bar.set_position(0);
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
+        CheckProgress::Advance(n) => bar.inc(n),
+    });
+    bar.finish_and_clear();
+    let report = report?;
+    for d in &report.damage {
+        println!("DAMAGED ({}) {}: {}", d.area.name(), d.path.display(), d.problem);
+        if !d.affects.is_empty() {
+            println!("    affects {}", d.affects);
+        }
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    let model = match report.model_version {
+        Some(v) => format!("the read model at version {v}"),
+        None => "no read model".into(),
+    };
+    println!(
+        "checked {}: {} commits, {} data files ({} bytes), {} events, {} index records, {model}, {} views: {}",
+        dir.display(),
+        report.commits,
+        report.files,
+        report.bytes,
+        report.events,
+        report.index_records,
+        report.views,
+        match report.damage.len() {
+            0 => "no damage found".to_string(),
+            n => format!("{n} damaged"),
+        }
+    );
+    Ok(match report.damage.iter().map(|d| d.area).min() {
+        None => ExitCode::SUCCESS,
+        Some(DamageArea::Log) => ExitCode::from(10),
+        Some(DamageArea::Index) => ExitCode::from(11),
+        Some(DamageArea::ReadModel) => ExitCode::from(12),
+        Some(DamageArea::Views) => ExitCode::from(13),
+    })
 }
 
 fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {

@@ -13,12 +13,13 @@
 //! off the async workers, and say so in the log.
 
 mod cache;
+mod damage;
 mod memory;
 mod options;
 mod tables;
 mod views;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use datafusion::execution::SessionStateBuilder;
@@ -29,6 +30,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use options::LeadlineOptions;
 pub use views::ViewInfo;
+pub(crate) use views::damaged_view_files;
 
 use crate::error::{Error, RelationProblem, Result};
 use crate::log::{EventLog, Snapshot};
@@ -64,6 +66,10 @@ pub struct Catalog {
     /// The newest complete read model seen.
     model: Mutex<Option<ReadModel>>,
     views: ViewStore,
+    /// Damage already logged (see [`Catalog::report_damage`]).
+    damage_reported: Mutex<std::collections::HashSet<String>>,
+    /// Files whose every byte this catalog has checked (see [`Catalog::verify`]).
+    verified: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// What one statement reads: a snapshot of the log and, when one is
@@ -83,7 +89,27 @@ impl Catalog {
         // always keep the rest.
         let projections = ProjectionCache::new(memory.clone(), limits.total / 4);
         let views = ViewStore::new(log.root());
-        Ok(Arc::new(Catalog { log, limits, memory, projections, model: Mutex::new(None), views }))
+        let catalog = Catalog {
+            log,
+            limits,
+            memory,
+            projections,
+            model: Mutex::new(None),
+            views,
+            damage_reported: Mutex::new(Default::default()),
+            verified: Mutex::new(Default::default()),
+        };
+        // What opening can afford to check (the commits, a `stat` of each
+        // file, the model's manifest): damage is logged now, and named again
+        // by any query that reads the damaged file.
+        match catalog.log.snapshot() {
+            Ok(snap) => crate::log::damaged_files(&snap).iter().for_each(|e| catalog.report_damage(e)),
+            Err(e) => catalog.report_damage(&e),
+        }
+        if let Err(e) = ReadModel::open(catalog.log.root()) {
+            catalog.report_damage(&e);
+        }
+        Ok(Arc::new(catalog))
     }
 
     /// A session with every leadline table and function, reading the latest
@@ -102,6 +128,11 @@ impl Catalog {
         Ok(ReadSession { ctx, catalog: self.clone(), pinned, views })
     }
 
+    /// Bytes the queries and caches hold in the shared memory pool, and its bound.
+    pub fn memory_use(&self) -> (usize, usize) {
+        (self.memory.reserved(), self.limits.total)
+    }
+
     /// The latest snapshot, with the read model if it is complete for it.
     fn view(&self) -> Result<View> {
         let snapshot = Arc::new(self.log.snapshot()?);
@@ -109,8 +140,10 @@ impl Catalog {
         if newest.as_ref().is_none_or(|m| m.version() < snapshot.version) {
             // Only when the log moved on: the manifest is replaced atomically
             // after each append, so reading it needs no lock.
-            if let Some(m) = ReadModel::open(self.log.root()) {
-                *newest = Some(m);
+            match ReadModel::open(self.log.root()) {
+                Ok(Some(m)) => *newest = Some(m),
+                Ok(None) => {}
+                Err(e) => self.report_damage(&e),
             }
         }
         let model = newest.as_ref().filter(|m| m.version() == snapshot.version).cloned();
@@ -122,6 +155,38 @@ impl Catalog {
             );
         }
         Ok(View { snapshot, model })
+    }
+
+    /// Logs damage found outside a statement's own answer (a damaged read
+    /// model that queries fold around), once for each damage.
+    fn report_damage(&self, e: &Error) {
+        let text = e.to_string();
+        let mut reported = self.damage_reported.lock().unwrap_or_else(|p| p.into_inner());
+        if reported.insert(text.clone()) {
+            tracing::error!("{text}");
+        }
+    }
+
+    /// Checks each file a scan is about to read: the first time this catalog
+    /// reads it, every byte against its checksum (the commit's for a log
+    /// file, the manifest's for a read-model file); later, that it still has
+    /// its size. So a damaged file is named before a query reads a wrong
+    /// value from it. Reads files: call it off the async workers.
+    fn verify(&self, files: &[damage::ScannedFile]) -> Result<()> {
+        for f in files {
+            if self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(&f.path) {
+                let size_kept = match &f.committed {
+                    Some(committed) => std::fs::metadata(&f.path).is_ok_and(|m| m.len() == committed.size),
+                    None => true,
+                };
+                if size_kept {
+                    continue;
+                }
+            }
+            f.verify()?;
+            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(f.path.clone());
+        }
+        Ok(())
     }
 
     /// The projections of `snap` as of `as_of` with `window`, folded once and

@@ -10,7 +10,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{DFSchema, Result as DfResult, ScalarValue, plan_datafusion_err, plan_err};
+use datafusion::common::{DFSchema, DataFusionError, Result as DfResult, ScalarValue, plan_datafusion_err, plan_err};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown, TableType, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
@@ -18,18 +18,20 @@ use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::prelude::SessionContext;
 use leadline_udfs::Grain;
 
+use super::damage::{NameDamageExec, ScannedFile, explain, is_read_error};
 use super::{Catalog, LeadlineOptions, View, blocking};
 use crate::event::{UTC, events_schema, rejected_schema};
 use crate::log::Snapshot;
-use crate::log::files::parquet_plan;
+use crate::log::files::{log_file_affects, parquet_plan};
 use crate::metrics;
 use crate::project::Projected;
 use crate::project::tables::{Table, table_batch};
+use crate::readmodel::MODEL_AFFECTS;
 
 /// Registers every table and function on `ctx`, reading `pinned`.
 pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
     for kind in [LogTableKind::Events, LogTableKind::Rejected] {
-        ctx.register_table(kind.name(), Arc::new(LogTable { pinned: pinned.clone(), kind }))?;
+        ctx.register_table(kind.name(), Arc::new(LogTable { catalog: catalog.clone(), pinned: pinned.clone(), kind }))?;
     }
     let reader = Reader { catalog, pinned };
     for kind in
@@ -127,8 +129,21 @@ impl TableProvider for ProjectionTable {
             Some(m) => match kind {
                 Kind::Table(t) => {
                     let schema = t.schema();
+                    let files = m
+                        .table_files(t)
+                        .into_iter()
+                        .map(|(path, checksum)| ScannedFile {
+                            path,
+                            committed: None,
+                            checksum,
+                            affects: MODEL_AFFECTS.to_string(),
+                        })
+                        .collect();
                     return match m.table_plan(t)? {
-                        Some(plan) => finish_scan(state, plan, &schema, projection, filters, limit).await,
+                        Some(plan) => {
+                            let catalog = self.reader.catalog.clone();
+                            finish_scan(state, &catalog, plan, &schema, projection, filters, limit, files).await
+                        }
                         None => empty(schema, projection),
                     };
                 }
@@ -240,6 +255,7 @@ impl LogTableKind {
 /// less what was ingested after `leadline.as_of`.
 #[derive(Debug)]
 struct LogTable {
+    catalog: Arc<Catalog>,
     pinned: Arc<RwLock<View>>,
     kind: LogTableKind,
 }
@@ -279,8 +295,17 @@ impl TableProvider for LogTable {
         if files.is_empty() {
             return empty(schema, projection);
         }
+        let scanned = files
+            .iter()
+            .map(|f| ScannedFile {
+                path: root.join(&f.path),
+                committed: Some(f.clone()),
+                checksum: None,
+                affects: log_file_affects(&root, f),
+            })
+            .collect();
         let plan = parquet_plan(files.iter().map(|f| root.join(&f.path)), schema.clone())?;
-        finish_scan(state, plan, &schema, projection, &filters, limit).await
+        finish_scan(state, &self.catalog, plan, &schema, projection, &filters, limit, scanned).await
     }
 }
 
@@ -293,15 +318,20 @@ fn empty(schema: SchemaRef, projection: Option<&Vec<usize>>) -> DfResult<Arc<dyn
     Ok(Arc::new(EmptyExec::new(projected)))
 }
 
-/// Applies a table scan's filters, projection and limit to `plan`, whose
-/// columns are those of `schema`, and plans it.
+/// Checks `files` (see [`Catalog::verify`]), applies a table scan's
+/// filters, projection and limit to `plan`, whose columns are those of
+/// `schema`, and plans it; a read error, planning or running, names the
+/// damaged one of `files`.
+#[allow(clippy::too_many_arguments)]
 async fn finish_scan(
     state: &dyn Session,
+    catalog: &Arc<Catalog>,
     mut plan: LogicalPlanBuilder,
     schema: &SchemaRef,
     projection: Option<&Vec<usize>>,
     filters: &[Expr],
     limit: Option<usize>,
+    files: Vec<ScannedFile>,
 ) -> DfResult<Arc<dyn ExecutionPlan>> {
     if let Some(f) = filters.iter().cloned().reduce(Expr::and) {
         plan = plan.filter(f)?;
@@ -312,5 +342,15 @@ async fn finish_scan(
     if let Some(n) = limit {
         plan = plan.limit(0, Some(n))?;
     }
-    state.create_physical_plan(&plan.build()?).await
+    let files = Arc::new(files);
+    let (catalog, checked) = (catalog.clone(), files.clone());
+    blocking(move || catalog.verify(&checked)).await?;
+    match state.create_physical_plan(&plan.build()?).await {
+        Ok(exec) => Ok(NameDamageExec::wrap(exec, files)),
+        Err(e) if is_read_error(&e) => {
+            let message = e.to_string();
+            Err(blocking(move || Ok(explain(&files, e))).await.unwrap_or_else(|_| DataFusionError::Execution(message)))
+        }
+        Err(e) => Err(e),
+    }
 }

@@ -40,7 +40,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, RelationProblem, Result};
-use crate::log::delta::{create_dir_durable, sync_dir, write_atomic};
+use crate::log::delta::{SEAL_KEY, SEAL_PLACEHOLDER, create_dir_durable, seal, sync_dir, unseal, write_atomic};
 use crate::log::lock::WriterLock;
 
 /// PostgreSQL's longest identifier, in bytes.
@@ -180,8 +180,10 @@ impl ViewStore {
             Some(Err(_)) | None => self.next_id()?,
         };
         let definition = ViewDefinition { id, sql: sql.to_string(), columns: columns.to_vec() };
-        let bytes = serde_json::to_vec_pretty(&definition).map_err(|e| Error::Internal(e.to_string()))?;
-        write_atomic(&path, &bytes)
+        let mut value = serde_json::to_value(&definition).map_err(|e| Error::Internal(e.to_string()))?;
+        // Sealed, so that a damaged file is found instead of read as another query.
+        value[SEAL_KEY] = serde_json::json!(SEAL_PLACEHOLDER);
+        write_atomic(&path, seal(value.to_string()).as_bytes())
     }
 
     /// Removes the view `name`; `false` if there was none.
@@ -246,7 +248,35 @@ fn read_definition(path: &Path) -> Option<Stored> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return Some(Err(format!("{}: {e}", path.display()))),
     };
-    Some(serde_json::from_slice::<ViewDefinition>(&bytes).map(Arc::new).map_err(|e| format!("{}: {e}", path.display())))
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(text) => text,
+        Err(e) => return Some(Err(format!("{}: not UTF-8 text ({e})", path.display()))),
+    };
+    if let Err(problem) = unseal(text) {
+        return Some(Err(format!("{}: {problem}", path.display())));
+    }
+    Some(serde_json::from_str::<ViewDefinition>(text).map(Arc::new).map_err(|e| format!("{}: {e}", path.display())))
+}
+
+/// Every durable view file of the data directory `data_dir` that cannot be
+/// read, and why (for `leadline check`).
+pub(crate) fn damaged_view_files(data_dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let dir = data_dir.join("views");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    let mut damaged = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+        let named = path.file_name().and_then(|f| view_name(&f.to_string_lossy()));
+        if let (Some(_), Some(Err(why))) = (named, read_definition(&path)) {
+            let prefix = format!("{}: ", path.display());
+            damaged.push((path, why.strip_prefix(&prefix).unwrap_or(&why).to_string()));
+        }
+    }
+    Ok(damaged)
 }
 
 /// The file of view `name`: lower-case letters, digits and `_` as they are,

@@ -139,9 +139,141 @@ fn rejected_batch(rows: &[Rejection], rejected_at: i64) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(rejected_schema(), columns)?)
 }
 
+/// A file being written that hashes every byte on its way (xxh3-64), so
+/// that its checksum costs no second read.
+pub struct HashingFile {
+    file: File,
+    hasher: xxhash_rust::xxh3::Xxh3,
+}
+
+impl HashingFile {
+    pub fn new(file: File) -> Self {
+        Self { file, hasher: xxhash_rust::xxh3::Xxh3::new() }
+    }
+
+    /// The file and the checksum of what was written to it.
+    pub fn finish(self) -> (File, u64) {
+        (self.file, self.hasher.digest())
+    }
+}
+
+impl std::io::Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// What a damaged file of the log affects, for [`Error::Damaged`].
+pub fn log_file_affects(root: &Path, file: &AddFile) -> String {
+    let table = root.file_name().map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
+    format!(
+        "it holds {} rows of the {table} table, which cannot be read whole until it is restored from a backup",
+        file.num_records
+    )
+}
+
+/// The bytes of the log's data file `file` under `root`, checked against
+/// what its commit says (size, checksum) before anything decodes them.
+pub fn read_verified(root: &Path, file: &AddFile) -> Result<bytes::Bytes> {
+    let path = root.join(&file.path);
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::damaged(&path, "missing", log_file_affects(root, file)),
+        _ => Error::io(&path, e),
+    })?;
+    check_bytes(file, &bytes).map_err(|problem| Error::damaged(&path, problem, log_file_affects(root, file)))?;
+    Ok(bytes.into())
+}
+
+/// Checks `bytes`, the content of `file`, against its commit's size and
+/// checksum; what is wrong if they differ.
+fn check_bytes(file: &AddFile, bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() as u64 != file.size {
+        return Err(format!("{} bytes long, its commit says {}", bytes.len(), file.size));
+    }
+    if let Some(expected) = file.checksum {
+        let sum = xxhash_rust::xxh3::xxh3_64(bytes);
+        if sum != expected {
+            return Err(format!("checksum mismatch (committed {expected:016x}, content {sum:016x})"));
+        }
+    }
+    Ok(())
+}
+
+/// The damage of the Parquet file at `path`, if any: against what its
+/// commit says of it (`committed`: size and checksum) when it is a log
+/// file, else (or when it has no checksum) by decoding every page. For
+/// explaining a failed read and for `leadline check`; reads the whole file.
+pub fn find_damage(path: &Path, committed: Option<&AddFile>, affects: &str) -> Option<Error> {
+    let damaged = |problem: &dyn std::fmt::Display| Some(Error::damaged(path, problem, affects));
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return damaged(&"missing"),
+        Err(e) => return damaged(&e),
+    };
+    if let Some(file) = committed {
+        if let Err(problem) = check_bytes(file, &bytes) {
+            return damaged(&problem);
+        }
+        if file.checksum.is_some() {
+            return None; // every byte is what was written
+        }
+    }
+    undecodable(bytes).and_then(|problem| damaged(&problem))
+}
+
+/// Why `bytes` do not decode as Parquet, page by page, if they do not.
+pub fn undecodable(bytes: Vec<u8>) -> Option<String> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(|b| b.build());
+    match reader {
+        Err(e) => Some(e.to_string()),
+        Ok(batches) => batches.into_iter().find_map(|b| b.err()).map(|e| e.to_string()),
+    }
+}
+
+/// The length and xxh3-64 of the file at `path`, read in a stream.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((len, hasher.digest()));
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
+/// Checks that `file` exists with the size its commit gives (one `stat`:
+/// what start-up can afford for every file; checksums are verified where
+/// files are read whole, and by `leadline check`).
+pub fn verify_size(root: &Path, file: &AddFile) -> Result<()> {
+    let path = root.join(&file.path);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.len() == file.size => Ok(()),
+        Ok(m) => {
+            let problem = format!("{} bytes long, its commit says {}", m.len(), file.size);
+            Err(Error::damaged(&path, problem, log_file_affects(root, file)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::damaged(&path, "missing", log_file_affects(root, file)))
+        }
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
 /// One Parquet file being written under a table root.
 struct OpenFile {
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<HashingFile>,
     rel: String,
     partition_values: BTreeMap<String, String>,
     rows: u64,
@@ -160,22 +292,40 @@ impl OpenFile {
         let name = format!("part-{}.snappy.parquet", uuid::Uuid::new_v4());
         let path = dir.join(&name);
         let file = File::create_new(&path).map_err(|e| Error::io(&path, e))?;
-        let writer = ArrowWriter::try_new(file, schema, Some(writer_props()))?;
+        let writer = ArrowWriter::try_new(HashingFile::new(file), schema, Some(writer_props()))?;
         Ok(Self { writer, rel: format!("{rel_dir}{name}"), partition_values, rows: 0 })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    fn write(&mut self, batch: &RecordBatch, root: &Path) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        Ok(self.writer.write(batch)?)
+        self.writer.write(batch).map_err(|e| written(&root.join(&self.rel), e))
     }
 
     /// Closes and fsyncs the file.
     fn finish(self, root: &Path) -> Result<AddFile> {
-        let file = self.writer.into_inner()?;
         let path = root.join(&self.rel);
+        let (file, checksum) = self.writer.into_inner().map_err(|e| written(&root.join(&self.rel), e))?.finish();
         file.sync_all().map_err(|e| Error::io(&path, e))?;
         let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-        Ok(AddFile { path: self.rel, partition_values: self.partition_values, size, num_records: self.rows })
+        Ok(AddFile {
+            path: self.rel,
+            partition_values: self.partition_values,
+            size,
+            num_records: self.rows,
+            checksum: Some(checksum),
+        })
+    }
+}
+
+/// A failed write of the Parquet file `path`, as an I/O error naming it
+/// when it is one (a full disk).
+pub fn written(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+            Ok(io) => Error::io(path, *io),
+            Err(other) => Error::Parquet(parquet::errors::ParquetError::External(other)),
+        },
+        other => Error::Parquet(other),
     }
 }
 
@@ -331,7 +481,7 @@ impl PartitionedEvents {
                 v.insert(OpenFile::create(&self.root, Some((PARTITION_COLUMN, date_string(day))), events_schema())?)
             }
         };
-        file.write(&batch)?;
+        file.write(&batch, &self.root)?;
         let size = file.writer.memory_size();
         let old = self.open_sizes.insert(day, size).unwrap_or(0);
         self.open_bytes = self.open_bytes + size - old;
@@ -407,7 +557,7 @@ impl RejectedFileWriter {
             Some(f) => f,
             None => self.file.insert(OpenFile::create(&self.root, None, rejected_schema())?),
         };
-        file.write(&batch)
+        file.write(&batch, &self.root)
     }
 
     pub fn finish(mut self) -> Result<Option<AddFile>> {
@@ -428,15 +578,18 @@ pub fn rewrite(root: &Path, files: &[AddFile], schema: arrow::datatypes::SchemaR
     let partition = files.first().and_then(|f| f.partition_values.iter().next()).map(|(k, v)| (k.as_str(), v.clone()));
     let mut out = OpenFile::create(root, partition, schema.clone())?;
     for f in files {
+        // Verified first: compaction must not carry damage into a new file.
+        let bytes = read_verified(root, f)?;
         let path = root.join(&f.path);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
-            .with_batch_size(BATCH_ROWS)
-            .build()?;
+        let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, log_file_affects(root, f));
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.with_batch_size(BATCH_ROWS).build())
+            .map_err(|e| damaged(&e))?;
         for batch in reader {
             // Re-attach our schema: files carry it, but metadata may differ.
-            let batch = RecordBatch::try_new(schema.clone(), batch?.columns().to_vec())?;
-            out.write(&batch)?;
+            let batch = batch.map_err(|e| damaged(&e))?;
+            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| damaged(&e))?;
+            out.write(&batch, root)?;
         }
     }
     let add = out.finish(root)?;

@@ -3,7 +3,11 @@
 //!
 //! Ids are hashed (128-bit xxh3) into [`BUCKETS`] append-only files beside the
 //! table. Each record is 32 bytes: id hash (16), content hash (8), and the
-//! table version (8) whose commit made it valid. An append loads only the
+//! table version (40 bits) whose commit made it valid with a check of the
+//! record (24 bits: a flag and 23 bits of its xxh3; records written before
+//! the check have zeros there), so a damaged record is found when its
+//! bucket is read instead of turning a redelivery into a new event or a
+//! conflict. An append loads only the
 //! buckets its ids fall in, each once, into a compact form of 12 bytes an id
 //! (48 bits of the id hash and the content hash; when those bits agree but
 //! the content does not, the bucket file decides), and writes its new records
@@ -15,11 +19,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::delta::{create_dir_durable, sync_dir, write_atomic};
+use super::delta::{create_dir_durable, remove_temp_files, sync_dir, write_atomic};
 use crate::error::{Error, Result};
 
 pub const BUCKETS: usize = 1024;
-const RECORD: usize = 32;
+pub const RECORD: usize = 32;
 /// In-memory shards of the loaded index, by the top bits of the id hash
 /// (a bucket's ids fall in `SHARDS / BUCKETS` consecutive shards).
 const SHARD_BITS: u32 = 16;
@@ -29,6 +33,15 @@ const SHARDS_PER_BUCKET: usize = SHARDS / BUCKETS;
 const FRESH: usize = 64;
 /// Unwritten new records buffered before they go to the bucket files.
 const PENDING_BUDGET: usize = 1_000_000;
+/// Low bits of a record's last 8 bytes: the version.
+const VERSION_MASK: u64 = (1 << 40) - 1;
+/// The top bit of a record's last 8 bytes: the bits below it (down to the
+/// version) are a check of the record.
+const CHECKED: u64 = 1 << 63;
+/// What a damaged bucket affects.
+const BUCKET_AFFECTS: &str = "the event-id index: appends cannot tell new events from redeliveries of the ids \
+    hashed to this bucket, so nothing is appended until it is rebuilt from the log (`leadline rebuild --index`) \
+    or restored from a backup";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
@@ -138,7 +151,7 @@ pub struct IdIndex {
     version: u64,
 }
 
-fn bucket_of(id_hash: u128) -> usize {
+pub fn bucket_of(id_hash: u128) -> usize {
     (id_hash >> 118) as usize % BUCKETS
 }
 
@@ -158,8 +171,57 @@ fn record(r: &[u8]) -> (u128, u64) {
     (id, content)
 }
 
+/// The check bits of a record: the flag and 23 bits of its hash.
+fn check_bits(id: u128, content: u64, version: u64) -> u64 {
+    let mut b = [0u8; 32];
+    b[0..16].copy_from_slice(&id.to_le_bytes());
+    b[16..24].copy_from_slice(&content.to_le_bytes());
+    b[24..32].copy_from_slice(&(version & VERSION_MASK).to_le_bytes());
+    CHECKED | ((xxhash_rust::xxh3::xxh3_64(&b) >> 41) << 40)
+}
+
+/// One record as stored: id hash, content hash, then version and check.
+pub fn encode_record(id: u128, content: u64, version: u64) -> [u8; RECORD] {
+    let mut r = [0u8; RECORD];
+    r[0..16].copy_from_slice(&id.to_le_bytes());
+    r[16..24].copy_from_slice(&content.to_le_bytes());
+    r[24..32].copy_from_slice(&((version & VERSION_MASK) | check_bits(id, content, version)).to_le_bytes());
+    r
+}
+
+/// A stored record's (id hash, content hash, version), or why it is damaged.
+pub fn decode_record(r: &[u8]) -> std::result::Result<(u128, u64, u64), &'static str> {
+    let (id, content) = record(r);
+    let tail = u64::from_le_bytes(r[24..32].try_into().unwrap_or_default());
+    let version = tail & VERSION_MASK;
+    let check = tail & !VERSION_MASK;
+    // Zero: a record written before records were checked.
+    if check != 0 && check != check_bits(id, content, version) {
+        return Err("checksum mismatch");
+    }
+    Ok((id, content, version))
+}
+
+/// Checks that every record of bucket file `path` (its `bytes`) is whole
+/// and what was written.
+fn verify_bucket(path: &Path, bytes: &[u8]) -> Result<()> {
+    if !bytes.len().is_multiple_of(RECORD) {
+        let problem = format!("{} bytes long, not a whole number of {RECORD}-byte records", bytes.len());
+        return Err(Error::damaged(path, problem, BUCKET_AFFECTS));
+    }
+    for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
+        decode_record(r).map_err(|problem| Error::damaged(path, format!("record {i}: {problem}"), BUCKET_AFFECTS))?;
+    }
+    Ok(())
+}
+
+/// The bucket files of the index in `dir` (those that exist), by bucket.
+pub fn bucket_files(dir: &Path) -> Vec<(usize, PathBuf)> {
+    (0..BUCKETS).map(|b| (b, IdIndex::bucket_path(dir, b))).filter(|(_, p)| p.exists()).collect()
+}
+
 impl IdIndex {
-    fn bucket_path(dir: &Path, b: usize) -> PathBuf {
+    pub fn bucket_path(dir: &Path, b: usize) -> PathBuf {
         dir.join(format!("bucket-{b:04}.idx"))
     }
 
@@ -170,22 +232,32 @@ impl IdIndex {
     /// Undoes the records of an append that wrote its index but never
     /// committed version `> committed`. Run under the writer lock, at open.
     pub fn recover(dir: &Path, committed: Option<u64>) -> Result<()> {
+        remove_temp_files(dir);
         let marker = Self::marker(dir);
         let pending = match fs::read_to_string(&marker) {
-            Ok(s) => {
-                s.trim().parse::<u64>().map_err(|_| Error::Corrupt(format!("{}: not a version", marker.display())))?
-            }
+            Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::damaged(&marker, "not a version", BUCKET_AFFECTS))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(&marker, e)),
         };
         if committed.is_none_or(|c| c < pending) {
             for b in 0..BUCKETS {
                 let path = Self::bucket_path(dir, b);
-                let Ok(bytes) = fs::read(&path) else { continue };
+                let bytes = match fs::read(&path) {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(&path, e)),
+                };
+                // A partial last record is the crashed append's: cut with it.
                 let whole = bytes.len() / RECORD * RECORD;
+                if let Err(e) = verify_bucket(&path, &bytes[..whole]) {
+                    // Left as it is: appends refuse it until `leadline
+                    // rebuild --index` writes it again from the log.
+                    tracing::error!("{e}");
+                    continue;
+                }
                 let kept: Vec<u8> = bytes[..whole]
                     .chunks_exact(RECORD)
-                    .filter(|r| u64::from_le_bytes(r[24..32].try_into().unwrap_or_default()) < pending)
+                    .filter(|r| decode_record(r).is_ok_and(|(_, _, v)| v < pending))
                     .flatten()
                     .copied()
                     .collect();
@@ -195,6 +267,58 @@ impl IdIndex {
             }
         }
         fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+        sync_dir(dir)
+    }
+
+    /// Checks, with a `stat` of each bucket file (what opening a writer can
+    /// afford), that each holds whole records and that together they hold
+    /// one for each of the `events` the log stores: each new event gets
+    /// one record, nothing else does, and compaction keeps the count. So a
+    /// bucket cut at a record's end is found too (`leadline check` then
+    /// names it). Records themselves are checked as buckets load.
+    pub fn verify_lengths(dir: &Path, events: u64) -> Result<()> {
+        let mut records = 0;
+        for (_, path) in bucket_files(dir) {
+            let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            if !len.is_multiple_of(RECORD as u64) {
+                let problem = format!("{len} bytes long, not a whole number of {RECORD}-byte records");
+                return Err(Error::damaged(&path, problem, BUCKET_AFFECTS));
+            }
+            records += len / RECORD as u64;
+        }
+        // Records of an append in progress (or of one that died, cut by
+        // the next writer) are not in the log's count yet.
+        if records != events && !Self::marker(dir).exists() {
+            let problem = format!(
+                "its buckets hold {records} records for the {events} events the log stores (`leadline check` \
+                 names the buckets that differ)"
+            );
+            let affects = "the event-id index: appends cannot tell new events from redeliveries, so nothing is \
+                appended until it is rebuilt from the log (`leadline rebuild --index`) or restored from a backup";
+            return Err(Error::damaged(dir, problem, affects));
+        }
+        Ok(())
+    }
+
+    /// Replaces the index in `dir` by one of `ids` (id hash, content hash),
+    /// all valid as of `version`. Each bucket file is replaced atomically, so
+    /// a crash leaves every bucket either as it was or rebuilt.
+    pub fn rebuild(dir: &Path, version: u64, mut ids: Vec<(u128, u64)>) -> Result<()> {
+        create_dir_durable(dir)?;
+        ids.sort_unstable_by_key(|&(id, _)| (bucket_of(id), id));
+        ids.dedup_by_key(|&mut (id, _)| id);
+        let mut by_bucket: Vec<Vec<u8>> = vec![Vec::new(); BUCKETS];
+        for (id, content) in ids {
+            by_bucket[bucket_of(id)].extend_from_slice(&encode_record(id, content, version));
+        }
+        for (b, records) in by_bucket.iter().enumerate() {
+            let path = Self::bucket_path(dir, b);
+            if !records.is_empty() {
+                write_atomic(&path, records)?;
+            } else if path.exists() {
+                fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
+        }
         sync_dir(dir)
     }
 
@@ -226,7 +350,7 @@ impl IdIndex {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&path, e)),
         }
-        bytes.truncate(bytes.len() / RECORD * RECORD);
+        verify_bucket(&path, &bytes)?;
         bytes.extend_from_slice(&self.unwritten[b]);
         Ok(bytes)
     }
@@ -279,10 +403,7 @@ impl IdIndex {
         }
         self.shards[s].insert(key, content);
         self.cached += 1;
-        let rec = &mut self.unwritten[b];
-        rec.extend_from_slice(&id.to_le_bytes());
-        rec.extend_from_slice(&content.to_le_bytes());
-        rec.extend_from_slice(&self.version.to_le_bytes());
+        self.unwritten[b].extend_from_slice(&encode_record(id, content, self.version));
         self.unwritten_count += 1;
         if self.unwritten_count >= PENDING_BUDGET {
             self.write_unwritten()?;
@@ -398,6 +519,62 @@ mod tests {
         ix.write_unwritten().unwrap(); // the check reads written and unwritten records alike
         assert_eq!(ix.check_and_insert(c, 30).unwrap(), Seen::New);
         assert_eq!(ix.check_and_insert(c, 31).unwrap(), Seen::Conflict);
+    }
+
+    #[test]
+    fn a_damaged_bucket_is_named_when_it_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = 0x1234_5678_9abc_def0_u128 << 64;
+        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        assert_eq!(ix.check_and_insert(id, 1).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(id + 1, 2).unwrap(), Seen::New);
+        ix.flush().unwrap();
+        ix.finish().unwrap();
+        let path = IdIndex::bucket_path(dir.path(), bucket_of(id));
+        let good = fs::read(&path).unwrap();
+        assert_eq!(good.len(), 2 * RECORD);
+        let damage = |bytes: &[u8]| {
+            fs::write(&path, bytes).unwrap();
+            let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
+            match ix.check_and_insert(id, 1) {
+                Err(Error::Damaged { path: p, problem, affects }) => {
+                    assert_eq!(p, path);
+                    assert!(affects.contains("event-id index"), "{affects}");
+                    problem
+                }
+                other => panic!("damage not found: {other:?}"),
+            }
+        };
+        // Every bit of every record, flipped, is found.
+        for i in 0..good.len() {
+            for bit in 0..8 {
+                let mut bytes = good.clone();
+                bytes[i] ^= 1 << bit;
+                let problem = damage(&bytes);
+                assert!(problem.contains("checksum mismatch"), "byte {i} bit {bit}: {problem}");
+            }
+        }
+        assert!(damage(&good[..RECORD + 5]).contains("not a whole number"));
+        assert!(matches!(IdIndex::verify_lengths(dir.path(), 2), Err(Error::Damaged { .. })));
+        // Cut at a record's end: the count tells (once no append is under way).
+        fs::write(&path, &good[..RECORD]).unwrap();
+        assert!(IdIndex::verify_lengths(dir.path(), 2).is_ok(), "an append under way has records of its own");
+        fs::remove_file(IdIndex::marker(dir.path())).unwrap();
+        match IdIndex::verify_lengths(dir.path(), 2) {
+            Err(Error::Damaged { problem, .. }) => assert!(problem.contains("1 records for the 2 events"), "{problem}"),
+            other => panic!("{other:?}"),
+        }
+        // Records written before they were checked (zeros in the check) still count.
+        let mut legacy = good.clone();
+        for r in legacy.chunks_exact_mut(RECORD) {
+            let v = u64::from_le_bytes(r[24..32].try_into().unwrap()) & VERSION_MASK;
+            r[24..32].copy_from_slice(&v.to_le_bytes());
+        }
+        fs::write(&path, &legacy).unwrap();
+        IdIndex::verify_lengths(dir.path(), 2).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
+        assert_eq!(ix.check_and_insert(id, 1).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(id + 1, 3).unwrap(), Seen::Conflict);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 pub mod delta;
 pub mod files;
-mod index;
+pub mod index;
 pub mod lock;
 mod read;
 
@@ -33,7 +33,10 @@ use crate::input::InputRow;
 use delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action};
 use files::{EventFilesWriter, PARTITION_COLUMN, RejectedFileWriter};
 use index::{IdIndex, Seen};
-pub use read::{Ingested, load_events, read_events};
+pub use read::{Ingested, load_events, read_events, read_events_in, read_whole_events};
+
+/// Name of the index directory under a data directory.
+pub const INDEX_DIR: &str = "index";
 
 /// Files in one partition beyond which an append compacts that partition.
 pub const AUTO_COMPACT_FILES: usize = 16;
@@ -51,6 +54,8 @@ pub struct AppendReport {
     /// Events table version of the commit (none if the input was empty).
     pub version: Option<u64>,
     pub ingested_at: i64,
+    /// Partitions the append compacted (more than [`AUTO_COMPACT_FILES`] files).
+    pub compacted: u64,
     /// The first rejections, for the caller to show.
     #[serde(skip)]
     pub first_rejections: Vec<Rejection>,
@@ -161,10 +166,31 @@ fn pending_rejects(leadline: &Value) -> Vec<AddFile> {
                 partition_values: BTreeMap::new(),
                 size: f.get("size")?.as_u64()?,
                 num_records: f.get("num_records")?.as_u64()?,
+                checksum: f.get("checksum").and_then(Value::as_str).and_then(|h| u64::from_str_radix(h, 16).ok()),
             })
         })
         .into_iter()
         .collect()
+}
+
+/// Checks that every live file of `snap` exists with the size its commit
+/// gives, and that the index's buckets hold whole records: what opening a
+/// data directory can afford (a `stat` a file). Returns the damage found.
+pub fn damaged_files(snap: &Snapshot) -> Vec<Error> {
+    let mut found = wrong_sizes(&snap.events_root(), &snap.event_files);
+    found.extend(wrong_sizes(&snap.rejected_root(), &snap.rejected_files));
+    let events = snap.event_files.iter().map(|f| f.num_records).sum();
+    found.extend(IdIndex::verify_lengths(&snap.root.join(INDEX_DIR), events).err());
+    found
+}
+
+/// Events stored in the table of `state`.
+fn stored_events(state: &TableState) -> u64 {
+    state.files.values().map(|f| f.num_records).sum()
+}
+
+fn wrong_sizes<'a>(root: &Path, files: impl IntoIterator<Item = &'a AddFile>) -> Vec<Error> {
+    files.into_iter().filter_map(|f| files::verify_size(root, f).err()).collect()
 }
 
 /// The one writer of a data directory.
@@ -188,20 +214,32 @@ impl Writer {
         log.rejected.create_if_missing(&rejected_schema(), &[])?;
         let events_state = log.events.state()?;
         let mut rejected_state = log.rejected.state()?;
-        IdIndex::recover(&log.root.join("index"), events_state.version)?;
-        // Roll the quarantine forward to match the last events commit.
-        if let Some(last) = events_state.commits.last() {
-            let missing: Vec<AddFile> = pending_rejects(&last.leadline)
-                .into_iter()
-                .filter(|a| !rejected_state.known_paths.contains(&a.path))
-                .collect();
-            if !missing.is_empty() {
-                let v = rejected_state.version.map_or(0, |v| v + 1);
-                let mut actions: Vec<Value> = missing.iter().map(add_action).collect();
-                actions.push(commit_info("WRITE", json!({"events_version": last.version})));
-                log.rejected.commit(v, &actions)?;
-                log.rejected.refresh(&mut rejected_state)?;
-            }
+        IdIndex::recover(&log.root.join(INDEX_DIR), events_state.version)?;
+        // A damaged log or index is not written to: the error names the file.
+        let mut damage = wrong_sizes(log.events.root(), events_state.files.values());
+        damage.extend(wrong_sizes(log.rejected.root(), rejected_state.files.values()));
+        if let Some(first) = damage.into_iter().next() {
+            return Err(first);
+        }
+        // A damaged index stops appends (they check it again), not the
+        // writer: `leadline rebuild --index` needs one to repair it.
+        if let Err(e) = IdIndex::verify_lengths(&log.root.join(INDEX_DIR), stored_events(&events_state)) {
+            tracing::error!("{e}");
+        }
+        // Roll the quarantine forward to match the events commits (a writer
+        // died, or its disk was full, between the two commits).
+        let missing: Vec<AddFile> = events_state
+            .commits
+            .iter()
+            .flat_map(|c| pending_rejects(&c.leadline))
+            .filter(|a| !rejected_state.known_paths.contains(&a.path))
+            .collect();
+        if let (false, Some(last)) = (missing.is_empty(), events_state.commits.last()) {
+            let v = rejected_state.version.map_or(0, |v| v + 1);
+            let mut actions: Vec<Value> = missing.iter().map(add_action).collect();
+            actions.push(commit_info("WRITE", json!({"events_version": last.version})));
+            log.rejected.commit(v, &actions)?;
+            log.rejected.refresh(&mut rejected_state)?;
         }
         log.events.clean(&events_state, None)?;
         log.rejected.clean(&rejected_state, None)?;
@@ -233,7 +271,8 @@ impl Writer {
         let now = chrono::Utc::now().timestamp_micros();
         let ingested_at = now.max(self.last_ingested_at.saturating_add(1));
         let events_root = self.log.events.root().to_path_buf();
-        let mut index = IdIndex::begin(&self.log.root.join("index"), version)?;
+        IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR), stored_events(&self.events_state))?;
+        let mut index = IdIndex::begin(&self.log.root.join(INDEX_DIR), version)?;
         let mut data = EventFilesWriter::new(&events_root, ingested_at);
         let mut quarantine = RejectedFileWriter::new(self.log.rejected.root(), ingested_at);
         let mut report = AppendReport { ingested_at, ..Default::default() };
@@ -304,7 +343,7 @@ impl Writer {
         progress(read);
         if read == 0 {
             drop(index);
-            IdIndex::recover(&self.log.root.join("index"), self.events_state.version)?;
+            IdIndex::recover(&self.log.root.join(INDEX_DIR), self.events_state.version)?;
             return Ok(report);
         }
         let added = data.finish()?;
@@ -320,7 +359,12 @@ impl Writer {
             "rejected": report.rejected,
         });
         if let Some(f) = &rejected_file {
-            facts["rejected_file"] = json!({"path": f.path, "size": f.size, "num_records": f.num_records});
+            facts["rejected_file"] = json!({
+                "path": f.path,
+                "size": f.size,
+                "num_records": f.num_records,
+                "checksum": f.checksum.map(|c| format!("{c:016x}")),
+            });
         }
         actions.push(commit_info("WRITE", facts));
         self.log.events.commit(version, &actions)?;
@@ -329,15 +373,45 @@ impl Writer {
         self.log.events.refresh(&mut self.events_state)?;
         self.last_ingested_at = ingested_at;
         report.version = Some(version);
+        // The append is durable now, and reported so: what follows tidies
+        // up, and a failure of it (a full disk) is logged, not the append's.
         if let Some(f) = rejected_file {
             let v = self.rejected_state.version.map_or(0, |v| v + 1);
-            self.log.rejected.commit(v, &[add_action(&f), commit_info("WRITE", json!({"events_version": version}))])?;
-            self.log.rejected.refresh(&mut self.rejected_state)?;
+            let committed = self
+                .log
+                .rejected
+                .commit(v, &[add_action(&f), commit_info("WRITE", json!({"events_version": version}))]);
+            if let Err(e) = committed.and_then(|()| self.log.rejected.refresh(&mut self.rejected_state)) {
+                // Readers see the file through the events commit meanwhile.
+                tracing::warn!(error = %e, "the quarantine's commit failed; the next writer makes it");
+            }
         }
         let touched: HashSet<&BTreeMap<String, String>> = added.iter().map(|f| &f.partition_values).collect();
         let crowded = self.partitions_over(AUTO_COMPACT_FILES, Some(&touched));
-        compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema())?;
+        report.compacted = crowded.len() as u64;
+        if let Err(e) = compact_groups(&self.log.events, &mut self.events_state, crowded, events_schema()) {
+            tracing::warn!(error = %e, "compacting after the append failed; the next append or `leadline compact` retries");
+            report.compacted = 0;
+            let _ = self.log.events.refresh(&mut self.events_state);
+        }
         Ok(report)
+    }
+
+    /// Writes the event-id index again from the log's events (every data
+    /// file read whole and verified): the repair of a damaged index.
+    /// Returns the number of ids indexed.
+    pub fn rebuild_index(&mut self) -> Result<u64> {
+        let root = self.log.events.root().to_path_buf();
+        let mut ids = Vec::new();
+        for f in self.events_state.files.values() {
+            read_whole_events(&root, f, &mut |batch| {
+                ids.extend(batch.iter().map(|e| (event_id_hash(&e.event_id), e.content_hash())));
+                Ok(())
+            })?;
+        }
+        let n = ids.len() as u64;
+        IdIndex::rebuild(&self.log.root.join(INDEX_DIR), self.events_state.version.unwrap_or(0), ids)?;
+        Ok(n)
     }
 
     /// Partitions of the events table holding more than `limit` files.

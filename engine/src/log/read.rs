@@ -6,7 +6,11 @@ use std::path::Path;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int16Type, TimestampMicrosecondType};
 
+use parquet::file::reader::ChunkReader;
+
 use super::Snapshot;
+use super::delta::AddFile;
+use super::files::{log_file_affects, read_verified};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventType};
 
@@ -25,11 +29,14 @@ impl Ingested {
 }
 
 /// Reads the events visible at `snap` and ingested at or before `as_of`.
+/// Each file is read whole, so its checksum is verified on the way.
 pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
     let root = snap.events_root();
     let mut out = Vec::new();
     for f in &snap.event_files {
-        read_events(&root.join(&f.path), Ingested { after: None, through: as_of }, &mut |batch| {
+        let bytes = read_verified(&root, f)?;
+        let range = Ingested { after: None, through: as_of };
+        decode_events(bytes, &root.join(&f.path), &log_file_affects(&root, f), range, false, &mut |batch| {
             out.extend(batch);
             Ok(())
         })?;
@@ -40,16 +47,59 @@ pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
 /// Calls `each` with the events of one Parquet file of the `events` schema
 /// that lie in `range`, a batch at a time. Row groups written wholly before
 /// `range.after` are skipped by their statistics, and the columns no rule
-/// reads (`source`, `attributes`) are not decoded.
-pub fn read_events(path: &Path, range: Ingested, each: &mut dyn FnMut(Vec<Event>) -> Result<()>) -> Result<()> {
+/// reads (`source`, `attributes`) are not decoded. A file that cannot be
+/// decoded is [`Error::Damaged`], which `affects` says what it affects.
+pub fn read_events(
+    path: &Path,
+    affects: &str,
+    range: Ingested,
+    each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::damaged(path, "missing", affects),
+        _ => Error::io(path, e),
+    })?;
+    decode_events(file, path, affects, range, false, each)
+}
+
+/// [`read_events`] of a Parquet source already in hand (bytes read whole
+/// and checked), which `path` names in errors.
+pub fn read_events_in<T: ChunkReader + 'static>(
+    source: T,
+    path: &Path,
+    affects: &str,
+    range: Ingested,
+    each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
+) -> Result<()> {
+    decode_events(source, path, affects, range, false, each)
+}
+
+/// Calls `each` with every event of the log's data file `file` under
+/// `root`, every field decoded (what its content hash covers), after
+/// checking the file against its commit.
+pub fn read_whole_events(root: &Path, file: &AddFile, each: &mut dyn FnMut(Vec<Event>) -> Result<()>) -> Result<()> {
+    let bytes = read_verified(root, file)?;
+    decode_events(bytes, &root.join(&file.path), &log_file_affects(root, file), Ingested::default(), true, each)
+}
+
+/// Decodes the events of a Parquet source in `range`; `all_fields` also
+/// decodes the columns no rule reads.
+fn decode_events<T: ChunkReader + 'static>(
+    source: T,
+    path: &Path,
+    affects: &str,
+    range: Ingested,
+    all_fields: bool,
+    each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
+) -> Result<()> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::statistics::Statistics;
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(8192);
+    let damaged = |e: &dyn std::fmt::Display| Error::damaged(path, e, affects);
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(|e| damaged(&e))?.with_batch_size(8192);
     let columns = builder.parquet_schema().columns();
     let wanted: Vec<usize> = (0..columns.len())
-        .filter(|&i| !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes"))
+        .filter(|&i| all_fields || !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes"))
         .collect();
     let ingested = columns.iter().position(|c| c.name() == "ingested_at");
     if let (Some(after), Some(col)) = (range.after, ingested) {
@@ -65,26 +115,27 @@ pub fn read_events(path: &Path, range: Ingested, each: &mut dyn FnMut(Vec<Event>
         builder = builder.with_row_groups(groups);
     }
     let mask = ProjectionMask::leaves(builder.parquet_schema(), wanted);
-    for batch in builder.with_projection(mask).build()? {
+    for batch in builder.with_projection(mask).build().map_err(|e| damaged(&e))? {
         let mut out = Vec::new();
-        decode(&batch?, range, &mut out)?;
+        decode(&batch.map_err(|e| damaged(&e))?, range, &mut out).map_err(|e| damaged(&e))?;
         each(out)?;
     }
     Ok(())
 }
 
-fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> Result<()> {
-    let text = |name: &str| -> Result<&arrow::array::StringArray> {
+/// The rows of `batch` in `range` as events, or what is wrong with the batch.
+fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> std::result::Result<(), String> {
+    let text = |name: &str| -> std::result::Result<&arrow::array::StringArray, String> {
         batch
             .column_by_name(name)
             .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or_else(|| Error::Corrupt(format!("events file lacks text column {name}")))
+            .ok_or_else(|| format!("not an events file: it lacks text column {name}"))
     };
-    let ts = |name: &str| -> Result<&arrow::array::TimestampMicrosecondArray> {
+    let ts = |name: &str| -> std::result::Result<&arrow::array::TimestampMicrosecondArray, String> {
         batch
             .column_by_name(name)
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-            .ok_or_else(|| Error::Corrupt(format!("events file lacks timestamp column {name}")))
+            .ok_or_else(|| format!("not an events file: it lacks timestamp column {name}"))
     };
     let (id, ty, occurred, service, env) =
         (text("event_id")?, text("event_type")?, ts("occurred_at")?, text("service")?, text("environment")?);
@@ -93,15 +144,20 @@ fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> Result<
     let changes = batch
         .column_by_name("change_ids")
         .and_then(|c| c.as_list_opt::<i32>())
-        .ok_or_else(|| Error::Corrupt("events file lacks change_ids".into()))?;
+        .ok_or_else(|| "not an events file: it lacks change_ids".to_string())?;
     let version = batch.column_by_name("schema_version").and_then(|c| c.as_primitive_opt::<Int16Type>());
+    // Only when asked for (see `read_whole_events`).
+    let (source, attributes) = (
+        batch.column_by_name("source").and_then(|c| c.as_string_opt::<i32>()),
+        batch.column_by_name("attributes").and_then(|c| c.as_string_opt::<i32>()),
+    );
     let opt = |a: &arrow::array::StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
     for i in 0..batch.num_rows() {
         if !range.contains(ingested.value(i)) {
             continue;
         }
         let Some(event_type) = EventType::parse(ty.value(i)) else {
-            return Err(Error::Corrupt(format!("stored event has unknown type {}", ty.value(i))));
+            return Err(format!("a stored event has the unknown type {}", ty.value(i)));
         };
         let change_ids = (!changes.is_null(i)).then(|| {
             let list = changes.value(i);
@@ -119,8 +175,8 @@ fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> Result<
             incident_id: opt(inc, i),
             change_ids,
             team: opt(team, i),
-            source: None,
-            attributes: None,
+            source: source.and_then(|a| opt(a, i)),
+            attributes: attributes.and_then(|a| opt(a, i)),
             schema_version: version.map_or(1, |v| v.value(i)),
         });
     }

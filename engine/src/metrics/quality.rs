@@ -1,7 +1,6 @@
 //! SPEC §4: `dora_quality`, the counts that explain every number of the
 //! metrics.
 
-use std::fs::File;
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
@@ -99,15 +98,20 @@ fn count_rejections(snap: &Snapshot, as_of: Option<i64>) -> Result<(u64, u64)> {
     let (mut conflicts, mut invalid) = (0, 0);
     for f in &snap.rejected_files {
         let path = root.join(&f.path);
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+        let affects = crate::log::files::log_file_affects(&root, f);
+        let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, affects.as_str());
+        // Read whole: its checksum is verified on the way.
+        let bytes = crate::log::files::read_verified(&root, f)?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(|e| damaged(&e))?;
         for batch in reader {
-            let batch = batch?;
+            let batch = batch.map_err(|e| damaged(&e))?;
             let (Some(kind), Some(at)) = (
                 batch.column_by_name("kind").and_then(|c| c.as_string_opt::<i32>()),
                 batch.column_by_name("rejected_at").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
             ) else {
-                return Err(Error::Corrupt(format!("{}: not a quarantine file", path.display())));
+                return Err(damaged(&"not a quarantine file"));
             };
             for i in 0..batch.num_rows() {
                 if as_of.is_some_and(|t| at.value(i) > t) {

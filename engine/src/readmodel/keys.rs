@@ -15,6 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::log::files::HashingFile;
 
 /// Services a key can name: 16 bits.
 pub const MAX_SERVICES: usize = 1 << 16;
@@ -105,15 +106,16 @@ impl<R: Read> Keys<R> {
     }
 }
 
-/// Writes sorted `keys` as a run file, durably.
-pub fn write_run(path: &Path, keys: impl Iterator<Item = u64>) -> Result<()> {
+/// Writes sorted `keys` as a run file, durably; returns its checksum.
+pub fn write_run(path: &Path, keys: impl Iterator<Item = u64>) -> Result<u64> {
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let mut w = BufWriter::with_capacity(1 << 20, HashingFile::new(file));
     for k in keys {
         w.write_all(&k.to_le_bytes()).map_err(|e| Error::io(path, e))?;
     }
-    let file = w.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
+    let (file, checksum) = w.into_inner().map_err(|e| Error::io(path, e.into_error()))?.finish();
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(checksum)
 }
 
 /// Whether `runs` should be merged by [`merge_runs`].
@@ -121,8 +123,9 @@ pub fn too_many(runs: &[String]) -> bool {
     runs.len() > MAX_RUNS
 }
 
-/// Merges sorted runs into one sorted, deduplicated run at `into`.
-pub fn merge_runs(dir: &Path, runs: &[String], into: &Path) -> Result<()> {
+/// Merges sorted runs into one sorted, deduplicated run at `into`; returns
+/// its checksum.
+pub fn merge_runs(dir: &Path, runs: &[String], into: &Path) -> Result<u64> {
     let mut readers = Vec::new();
     for run in runs {
         let path = dir.join(run);
@@ -154,10 +157,10 @@ pub fn merge_runs(dir: &Path, runs: &[String], into: &Path) -> Result<()> {
         }
         None
     });
-    write_run(into, merged)?;
+    let checksum = write_run(into, merged)?;
     match err {
         Some(e) => Err(Error::io(dir, e)),
-        None => Ok(()),
+        None => Ok(checksum),
     }
 }
 

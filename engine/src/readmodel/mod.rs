@@ -20,7 +20,12 @@
 //! names the files of the current model; files it no longer names are
 //! deleted after a grace period (queries and pinned Delta readers may still
 //! be reading them), and files of an update that crashed are deleted by the
-//! next one. A missing or unreadable model is rebuilt from the log.
+//! next one. The manifest carries a checksum of itself and of every file it
+//! names. A missing model is built from the log; a damaged one (a manifest
+//! that does not match its checksum, a file it names that cannot be read)
+//! is rebuilt from the log by the next update, which says so in the log at
+//! error level; until then queries fold the log in memory, or, reading a
+//! damaged file, fail naming it.
 
 mod keys;
 mod published;
@@ -43,9 +48,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::log::delta::{create_dir_durable, sync_dir, write_atomic};
-use crate::log::files::{events_batch, parquet_plan};
-use crate::log::{Ingested, Snapshot, read_events};
+use crate::log::delta::{
+    SEAL_PLACEHOLDER, create_dir_durable, remove_temp_files, seal, sync_dir, unseal, write_atomic,
+};
+use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
+use crate::log::{Ingested, Snapshot, read_events, read_events_in};
 use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
 use crate::project::project;
 use crate::project::tables::{Table, table_batch};
@@ -54,8 +61,9 @@ use published::{PARTS, Part};
 
 /// Bumped whenever what is stored changes meaning or place: an older model
 /// is rebuilt. 3: components' files moved into the published Delta tables,
-/// durations stored as `<name>_us`.
-const FORMAT: u32 = 3;
+/// durations stored as `<name>_us`. 4: the manifest carries its checksum
+/// and its files'.
+const FORMAT: u32 = 4;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
@@ -97,6 +105,28 @@ struct Manifest {
     retired: Vec<(i64, String)>,
     /// Each published table's Delta version holding this model.
     published: BTreeMap<String, u64>,
+    /// xxh3-64 of every file named, by its name: `input/…` and `keys/…`
+    /// under `model/`, `tables/…` for the components' files.
+    #[serde(default)]
+    checksums: BTreeMap<String, u64>,
+    /// xxh3 of the manifest's text (see `log::delta::seal`).
+    #[serde(rename = "leadlineChecksum", default)]
+    checksum: String,
+}
+
+/// What a damaged file of the read model affects.
+pub const MODEL_AFFECTS: &str = "the read model (derived from the log): queries fold the log in memory or fail \
+    naming this file until the next append or `leadline rebuild --from-scratch` rebuilds it from the log";
+
+/// The published tables of data directory `root` (for `leadline check`).
+pub fn published_tables(root: &Path) -> Vec<crate::log::delta::DeltaTable> {
+    PARTS.map(|part| crate::log::delta::DeltaTable::new(published::table_root(root, part))).into()
+}
+
+/// The name a component's file of `part` has in the manifest's checksums
+/// (its path relative to the data directory).
+fn component_file(part: Part, id: &str) -> String {
+    format!("{}/{}/{id}.parquet", published::DIR, part.name())
 }
 
 /// The folded projections of one component.
@@ -121,10 +151,16 @@ pub struct ReadModel {
 impl ReadModel {
     /// The current model of the data directory `root`, read without the lock
     /// (the manifest is replaced atomically); `None` when there is none yet,
-    /// it is of an older format or its tables were deleted.
-    pub fn open(root: &Path) -> Option<ReadModel> {
-        let manifest = read_manifest(&root.join(DIR)).filter(|m| m.usable(root))?;
-        Some(ReadModel { root: root.to_path_buf(), manifest: Arc::new(manifest) })
+    /// it is of an older format or its tables were deleted; `Damaged` when
+    /// its manifest is not what was written.
+    pub fn open(root: &Path) -> Result<Option<ReadModel>> {
+        let manifest = read_manifest(&root.join(DIR))?.filter(|m| m.usable(root));
+        Ok(manifest.map(|m| ReadModel { root: root.to_path_buf(), manifest: Arc::new(m) }))
+    }
+
+    /// The manifest's path under data directory `root`.
+    pub fn manifest_path(root: &Path) -> PathBuf {
+        root.join(DIR).join(MANIFEST)
     }
 
     /// The log version the model folded through.
@@ -143,8 +179,72 @@ impl ReadModel {
             return Ok(None);
         }
         let schema = table.schema();
-        let files = self.manifest.components.values().map(|c| published::file(&self.root, Part::Rows(table), &c.id));
+        let files = self.table_files(table).into_iter().map(|(path, _)| path);
         Ok(Some(parquet_plan(files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?))
+    }
+
+    /// The files holding `table`, one per component, with their checksums.
+    pub fn table_files(&self, table: Table) -> Vec<(PathBuf, Option<u64>)> {
+        let part = Part::Rows(table);
+        self.manifest
+            .components
+            .values()
+            .map(|c| (published::file(&self.root, part, &c.id), self.checksum(&component_file(part, &c.id))))
+            .collect()
+    }
+
+    /// The rows of `table` as stored, every component's (`leadline check`
+    /// compares them with a fold of the log).
+    pub fn table_batches(&self, table: Table) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for c in self.manifest.components.values() {
+            for batch in self.read_component(Part::Rows(table), &c.id)? {
+                out.push(stored::from_stored(&batch, table.schema())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The batches of component `id`'s file of `part`, read whole and
+    /// checked against its checksum first.
+    fn read_component(&self, part: Part, id: &str) -> Result<Vec<RecordBatch>> {
+        let path = published::file(&self.root, part, id);
+        let bytes = read_checked(&path, self.checksum(&component_file(part, id)))?;
+        let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, MODEL_AFFECTS);
+        ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.with_batch_size(65_536).build())
+            .map_err(|e| damaged(&e))?
+            .map(|b| b.map_err(|e| damaged(&e)))
+            .collect()
+    }
+
+    /// What the manifest says the file it names `name` hashes to, if it says.
+    pub fn checksum(&self, name: &str) -> Option<u64> {
+        self.manifest.checksums.get(name).copied()
+    }
+
+    /// Every file the manifest names (absolute paths: segments, key runs,
+    /// each component's files) with its name in the manifest, and the files
+    /// under `model/` it does not name (left by an update that died, deleted
+    /// by the next one).
+    pub fn files(&self) -> (Vec<(PathBuf, String)>, Vec<PathBuf>) {
+        let m = &self.manifest;
+        let dir = self.root.join(DIR);
+        let mut live: Vec<(PathBuf, String)> =
+            m.segments.iter().flatten().chain(&m.key_runs).map(|f| (dir.join(f), f.clone())).collect();
+        for c in m.components.values() {
+            live.extend(PARTS.map(|part| (published::file(&self.root, part, &c.id), component_file(part, &c.id))));
+        }
+        let named = m.named_files();
+        let mut unnamed = Vec::new();
+        for sub in ["input", "keys"] {
+            for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
+                if !named.contains(&format!("{sub}/{}", entry.file_name().to_string_lossy())) {
+                    unnamed.push(entry.path());
+                }
+            }
+        }
+        (live, unnamed)
     }
 
     pub fn counts(&self) -> ProjectedCounts {
@@ -160,10 +260,8 @@ impl ReadModel {
         let mut pairs = BTreeSet::new();
         let mut span: Option<(i64, i64)> = None;
         for c in self.manifest.components.values() {
-            let path = published::file(&self.root, Part::Metrics(grain), &c.id);
-            let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-            for batch in ParquetRecordBatchReaderBuilder::try_new(file)?.with_batch_size(65_536).build()? {
-                rows.push(stored::from_stored(&batch?, dora_metrics_schema())?);
+            for batch in self.read_component(Part::Metrics(grain), &c.id)? {
+                rows.push(stored::from_stored(&batch, dora_metrics_schema())?);
             }
             pairs.extend(c.pairs.iter().cloned());
             if let Some((lo, hi)) = c.span {
@@ -178,14 +276,23 @@ impl Manifest {
     /// A new manifest that replaces `old` (rebuilt from scratch, or with
     /// another window): `old`'s components and garbage wait out the grace
     /// period like any other, for the queries and readers still on them.
+    /// Its segments and key runs too: until the new manifest replaces it,
+    /// the old one is the model, so a rebuild that dies half way must leave
+    /// every file it names in place.
     fn replacing(old: Option<Manifest>, window: Option<i64>) -> Manifest {
         let mut m = Manifest { format: FORMAT, window, ..Manifest::default() };
         if let Some(old) = old {
             m.garbage = old.garbage;
             m.retired = old.retired;
             old.components.into_values().for_each(|c| m.retire(c.id));
+            old.segments.into_iter().flatten().chain(old.key_runs).for_each(|f| m.let_go(f));
         }
         m
+    }
+
+    /// The segments and key runs of the model now.
+    fn live_files(&self) -> BTreeSet<String> {
+        self.segments.iter().flatten().chain(&self.key_runs).cloned().collect()
     }
 
     /// Whether this binary reads it: of this format, with its tables there.
@@ -242,13 +349,60 @@ pub fn catch_up(
     from_scratch: bool,
     tables: &mut Publication,
 ) -> Result<ReadModel> {
-    let manifest = update(snap, window, from_scratch, tables)?;
+    let tables_dir = snap.root.join(published::DIR);
+    let manifest = match update(snap, window, from_scratch, tables) {
+        // A damaged model is derived data: rebuilt from the log (which is
+        // read whole and checked, so a damaged log fails this instead), and
+        // said so.
+        Err(Error::Damaged { path, problem, .. })
+            if !from_scratch && (path.starts_with(snap.root.join(DIR)) || path.starts_with(&tables_dir)) =>
+        {
+            tracing::error!(path = %path.display(), problem, "the read model is damaged; rebuilding it from the log");
+            // A published table whose commits are damaged is made again.
+            if let Some(table) = path.strip_prefix(&tables_dir).ok().and_then(|r| r.components().next()) {
+                let table = tables_dir.join(table);
+                if path.starts_with(table.join(crate::log::delta::LOG_DIR)) {
+                    remove(&table);
+                    *tables = Publication::default();
+                }
+            }
+            update(snap, window, true, tables)?
+        }
+        other => other?,
+    };
     Ok(ReadModel { root: snap.root.clone(), manifest: Arc::new(manifest) })
 }
 
-fn read_manifest(dir: &Path) -> Option<Manifest> {
-    let bytes = std::fs::read(dir.join(MANIFEST)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+/// The manifest in `dir`: `None` when there is none, `Damaged` when it is
+/// not what was written.
+fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    let path = dir.join(MANIFEST);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let damaged = |problem: String| Error::damaged(&path, problem, MODEL_AFFECTS);
+    let text = std::str::from_utf8(&bytes).map_err(|e| damaged(format!("not UTF-8 text ({e})")))?;
+    let sealed = unseal(text).map_err(damaged)?;
+    let manifest: Manifest = serde_json::from_str(text).map_err(|e| damaged(format!("not a manifest ({e})")))?;
+    if !sealed && manifest.format >= 4 {
+        return Err(damaged("carries no checksum".into()));
+    }
+    Ok(Some(manifest))
+}
+
+/// The bytes of the model's file at `path`, checked against `checksum`.
+fn read_checked(path: &Path, checksum: Option<u64>) -> Result<bytes::Bytes> {
+    let bytes = std::fs::read(path).map_err(|e| Error::damaged(path, e, MODEL_AFFECTS))?;
+    if let Some(expected) = checksum {
+        let sum = xxhash_rust::xxh3::xxh3_64(&bytes);
+        if sum != expected {
+            let problem = format!("checksum mismatch (manifest {expected:016x}, content {sum:016x})");
+            return Err(Error::damaged(path, problem, MODEL_AFFECTS));
+        }
+    }
+    Ok(bytes.into())
 }
 
 fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut Publication) -> Result<Manifest> {
@@ -265,8 +419,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let mut m = match read_manifest(&dir) {
-        Some(m) if m.usable(&snap.root) && m.window == window && !from_scratch => m,
-        old => Manifest::replacing(old.filter(|o| o.format == FORMAT), window),
+        Ok(Some(m)) if m.usable(&snap.root) && m.window == window && !from_scratch => m,
+        Err(e) if !from_scratch => return Err(e),
+        old => Manifest::replacing(old.ok().flatten().filter(|o| o.format == FORMAT), window),
     };
     if m.version >= snap.version {
         return Ok(m);
@@ -291,45 +446,56 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     let mut new_events = 0u64;
     let mut buffered = 0usize;
-    for f in &snap.event_files {
-        read_events(&snap.events_root().join(&f.path), range, &mut |events| {
-            for e in events {
-                let s = match numbers.get(&e.service) {
-                    Some(&s) => s,
-                    None => {
-                        let s = m.services.len() as u32;
-                        if m.services.len() >= keys::MAX_SERVICES {
-                            return Err(Error::Limit(format!(
-                                "the read model holds at most {} services",
-                                keys::MAX_SERVICES
-                            )));
-                        }
-                        numbers.insert(e.service.clone(), s);
-                        m.services.push(e.service.clone());
-                        m.parent.push(s);
-                        m.segments.push(Vec::new());
-                        s
+    let mut route = |events: Vec<Event>| -> Result<()> {
+        for e in events {
+            let s = match numbers.get(&e.service) {
+                Some(&s) => s,
+                None => {
+                    let s = m.services.len() as u32;
+                    if m.services.len() >= keys::MAX_SERVICES {
+                        return Err(Error::Limit(format!(
+                            "the read model holds at most {} services",
+                            keys::MAX_SERVICES
+                        )));
                     }
-                };
-                entity_keys(&e, s, &mut new_keys);
-                new_events += 1;
-                let w = match writers.entry(s) {
-                    std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
-                };
-                w.rows.push(e);
-                buffered += 1;
-                if buffered >= ROUTE_BUDGET {
-                    writers.values_mut().try_for_each(SegmentWriter::encode)?;
-                    buffered = 0;
+                    numbers.insert(e.service.clone(), s);
+                    m.services.push(e.service.clone());
+                    m.parent.push(s);
+                    m.segments.push(Vec::new());
+                    s
                 }
+            };
+            entity_keys(&e, s, &mut new_keys);
+            new_events += 1;
+            let w = match writers.entry(s) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
+            };
+            w.rows.push(e);
+            buffered += 1;
+            if buffered >= ROUTE_BUDGET {
+                writers.values_mut().try_for_each(SegmentWriter::encode)?;
+                buffered = 0;
             }
-            Ok(())
-        })?;
+        }
+        Ok(())
+    };
+    for f in &snap.event_files {
+        let path = snap.events_root().join(&f.path);
+        let affects = log_file_affects(&snap.events_root(), f);
+        if range.after.is_none() {
+            // A full fold reads every file whole: each is checked against its
+            // commit on the way, so no damage is folded into the model.
+            read_events_in(read_verified(&snap.events_root(), f)?, &path, &affects, range, &mut route)?;
+        } else {
+            read_events(&path, &affects, range, &mut route)?;
+        }
     }
     let touched: Vec<u32> = writers.keys().copied().collect();
     for (s, w) in writers {
-        m.segments[s as usize].push(w.finish()?);
+        let (name, checksum) = w.finish()?;
+        m.checksums.insert(name.clone(), checksum);
+        m.segments[s as usize].push(name);
     }
     let routed = started.elapsed();
 
@@ -340,13 +506,15 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     joins.into_iter().for_each(|(a, b)| m.union(a, b));
     if !new_keys.is_empty() {
         let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
-        keys::write_run(&dir.join(&run), new_keys.iter().copied())?;
+        let checksum = keys::write_run(&dir.join(&run), new_keys.iter().copied())?;
+        m.checksums.insert(run.clone(), checksum);
         m.key_runs.push(run);
     }
     drop(new_keys);
     if keys::too_many(&m.key_runs) {
         let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
-        keys::merge_runs(&dir, &m.key_runs, &dir.join(&run))?;
+        let checksum = keys::merge_runs(&dir, &m.key_runs, &dir.join(&run))?;
+        m.checksums.insert(run.clone(), checksum);
         for old in std::mem::replace(&mut m.key_runs, vec![run]) {
             m.let_go(old);
         }
@@ -391,6 +559,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     });
     for (root, folded) in done.into_inner().map_err(|_| Error::Internal("a fold thread panicked".into()))? {
         let folded = folded?;
+        m.checksums.extend(folded.checksums);
         for (s, merged) in folded.merged_segments {
             for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
                 m.let_go(old);
@@ -430,8 +599,14 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let (expired_components, kept): (Vec<_>, Vec<_>) =
         std::mem::take(&mut m.retired).into_iter().partition(|(at, _)| now - at > GRACE_MS);
     m.retired = kept;
-    let bytes = serde_json::to_vec(&m).map_err(|e| Error::Corrupt(format!("read model manifest: {e}")))?;
-    write_atomic(&dir.join(MANIFEST), &bytes)?;
+    // Checksums of files no longer named go with them.
+    let live = m.live_files();
+    let components: BTreeSet<String> =
+        m.components.values().flat_map(|c| PARTS.map(|part| component_file(part, &c.id))).collect();
+    m.checksums.retain(|name, _| live.contains(name) || components.contains(name));
+    m.checksum = SEAL_PLACEHOLDER.into();
+    let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
+    write_atomic(&dir.join(MANIFEST), seal(text).as_bytes())?;
     for (_, f) in expired {
         remove(&dir.join(f));
     }
@@ -466,6 +641,8 @@ fn entity_keys(e: &Event, service: u32, out: &mut Vec<u64>) {
 /// What [`fold`] made of one component.
 struct Folded {
     component: Component,
+    /// Checksums of the files written, by name.
+    checksums: BTreeMap<String, u64>,
     /// (service, its one new segment) where the old ones were merged.
     merged_segments: Vec<(u32, String)>,
 }
@@ -477,11 +654,14 @@ fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded
     let dir = &data.join(DIR);
     let mut events: Vec<Event> = Vec::new();
     let mut merged_segments = Vec::new();
+    let mut checksums = BTreeMap::new();
     for &s in services {
         let first = events.len();
         let segments = &m.segments[s as usize];
         for seg in segments {
-            read_events(&dir.join(seg), Ingested::default(), &mut |batch| {
+            let path = dir.join(seg);
+            let bytes = read_checked(&path, m.checksums.get(seg).copied())?;
+            read_events_in(bytes, &path, MODEL_AFFECTS, Ingested::default(), &mut |batch| {
                 events.extend(batch);
                 Ok(())
             })?;
@@ -489,9 +669,11 @@ fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded
         if segments.len() > MAX_SEGMENTS {
             let mut w = SegmentWriter::create(dir, s)?;
             for rows in events[first..].chunks(SEGMENT_ROWS) {
-                w.writer.write(&events_batch(rows, 0)?)?;
+                w.write(&events_batch(rows, 0)?)?;
             }
-            merged_segments.push((s, w.finish()?));
+            let (name, checksum) = w.finish()?;
+            checksums.insert(name.clone(), checksum);
+            merged_segments.push((s, name));
         }
     }
     let p = project(&events, m.window);
@@ -502,11 +684,11 @@ fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded
             Part::Rows(table) => table_batch(table, &p)?,
             Part::Metrics(grain) => metric_rows(&p, grain)?,
         };
-        write_parquet(&published::file(data, part, &id), &batch)?;
+        checksums.insert(component_file(part, &id), write_parquet(&published::file(data, part, &id), &batch)?);
     }
     let component =
         Component { id, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
-    Ok(Folded { component, merged_segments })
+    Ok(Folded { component, checksums, merged_segments })
 }
 
 fn properties(row_group_rows: usize) -> WriterProperties {
@@ -520,12 +702,17 @@ fn properties(row_group_rows: usize) -> WriterProperties {
     props.build()
 }
 
-fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
+/// Writes `batch` as the Parquet file `path`, durably; returns its checksum.
+fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
     let batch = stored::to_stored(batch)?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(properties(1 << 20)))?;
-    w.write(&batch)?;
-    w.into_inner()?.sync_all().map_err(|e| Error::io(path, e))
+    let failed = |e: parquet::errors::ParquetError| written(path, e);
+    let mut w =
+        ArrowWriter::try_new(HashingFile::new(file), batch.schema(), Some(properties(1 << 20))).map_err(failed)?;
+    w.write(&batch).map_err(failed)?;
+    let (file, checksum) = w.into_inner().map_err(failed)?.finish();
+    file.sync_all().map_err(|e| Error::io(path, e))?;
+    Ok(checksum)
 }
 
 /// A new input segment of one service. A few hundred are open at once
@@ -533,7 +720,7 @@ fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<()> {
 struct SegmentWriter {
     name: String,
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<HashingFile>,
     rows: Vec<Event>,
 }
 
@@ -542,22 +729,31 @@ impl SegmentWriter {
         let name = format!("input/s{service}-{}.parquet", uuid::Uuid::new_v4());
         let path = dir.join(&name);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let writer = ArrowWriter::try_new(file, crate::event::events_schema(), Some(properties(SEGMENT_ROWS)))?;
+        let schema = crate::event::events_schema();
+        let writer = ArrowWriter::try_new(HashingFile::new(file), schema, Some(properties(SEGMENT_ROWS)))
+            .map_err(|e| written(&path, e))?;
         Ok(Self { name, path, writer, rows: Vec::new() })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(|e| written(&self.path, e))
     }
 
     fn encode(&mut self) -> Result<()> {
         if !self.rows.is_empty() {
-            self.writer.write(&events_batch(&self.rows, 0)?)?;
+            let batch = events_batch(&self.rows, 0)?;
+            self.write(&batch)?;
             self.rows = Vec::new();
         }
         Ok(())
     }
 
-    fn finish(mut self) -> Result<String> {
+    /// Closes and fsyncs the segment: its name and checksum.
+    fn finish(mut self) -> Result<(String, u64)> {
         self.encode()?;
-        self.writer.into_inner()?.sync_all().map_err(|e| Error::io(&self.path, e))?;
-        Ok(self.name)
+        let (file, checksum) = self.writer.into_inner().map_err(|e| written(&self.path, e))?.finish();
+        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        Ok((self.name, checksum))
     }
 }
 
@@ -567,6 +763,7 @@ impl SegmentWriter {
 /// table's latest version names.
 fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()> {
     let dir = root.join(DIR);
+    remove_temp_files(&dir);
     // Where format 2 kept its components; no model reads them any more.
     remove(&dir.join("out"));
     let named = m.named_files();
@@ -616,6 +813,7 @@ fn remove(path: &Path) {
 mod tests {
     use super::*;
     use crate::appender::Appender;
+    use crate::input;
     use crate::log::delta::DeltaTable;
 
     fn deploy(appender: &mut Appender, service: &str, n: u32) {
@@ -627,7 +825,7 @@ mod tests {
     }
 
     fn manifest(root: &Path) -> Manifest {
-        read_manifest(&root.join(DIR)).unwrap()
+        read_manifest(&root.join(DIR)).unwrap().unwrap()
     }
 
     fn ids(m: &Manifest) -> BTreeSet<String> {
@@ -696,11 +894,11 @@ mod tests {
         // Tables deleted by hand: the model is not read (queries fold the
         // log) and the next update makes it again.
         std::fs::remove_dir_all(root.join("tables")).unwrap();
-        assert!(ReadModel::open(root).is_none());
+        assert!(ReadModel::open(root).unwrap().is_none());
         deploy(&mut appender, "a", 4);
         let third = manifest(root);
         assert_published(root, &third);
-        assert!(ReadModel::open(root).is_some());
+        assert!(ReadModel::open(root).unwrap().is_some());
 
         // A rebuild from scratch retires every old component too.
         appender.catch_up(true).unwrap();
@@ -710,5 +908,89 @@ mod tests {
         for id in ids(&third) {
             assert!(rebuilt.retired.iter().any(|(_, r)| *r == id) && files_exist(root, &id));
         }
+    }
+
+    /// A data directory with the `worked` fixture, appended in two halves.
+    fn worked(dir: &Path) -> Appender {
+        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/worked/events.ndjson");
+        let text = std::fs::read_to_string(fixture).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut appender = Appender::open(dir, "test").unwrap();
+        for half in lines.chunks(lines.len() / 2 + 1) {
+            let rows = input::ndjson_rows(std::io::Cursor::new(half.join("\n").into_bytes()));
+            appender.append("worked", rows, &mut |_| {}).unwrap();
+        }
+        appender
+    }
+
+    #[test]
+    fn a_rebuild_from_scratch_keeps_the_models_files_until_its_manifest_replaces_them() {
+        // A rebuild killed half way must leave the manifest on disk whole:
+        // every file it names still there.
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let before = manifest(dir.path());
+        let named = before.named_files();
+        assert!(named.iter().any(|f| f.starts_with("input/")), "{named:?}");
+        appender.catch_up(true).unwrap();
+        let after = manifest(dir.path());
+        let garbage: BTreeSet<&String> = after.garbage.iter().map(|(_, f)| f).collect();
+        for f in &named {
+            assert!(dir.path().join(DIR).join(f).exists(), "{f} was deleted at once");
+            assert!(garbage.contains(f), "{f} is neither named nor garbage");
+        }
+        assert_eq!(after.version, before.version);
+    }
+
+    #[test]
+    fn a_damaged_manifest_is_named_and_rebuilt_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let path = ReadModel::manifest_path(dir.path());
+        let good = std::fs::read_to_string(&path).unwrap();
+        let version = manifest(dir.path()).version;
+        // A digit changed (still JSON, still a manifest) and a cut.
+        let flipped = good.replacen(&format!("\"version\":{}", version.unwrap()), "\"version\":9", 1);
+        assert_ne!(flipped, good);
+        for bad in [flipped, good[..good.len() / 2].to_string()] {
+            std::fs::write(&path, &bad).unwrap();
+            match ReadModel::open(dir.path()) {
+                Err(Error::Damaged { path: p, affects, .. }) => {
+                    assert_eq!(p, path);
+                    assert!(affects.contains("read model"), "{affects}");
+                }
+                other => panic!("damage not found: {other:?}"),
+            }
+            // The write path rebuilds it from the log (and logs that).
+            assert_eq!(appender.catch_up(false).unwrap(), version);
+            assert_eq!(ReadModel::open(dir.path()).unwrap().unwrap().version(), version);
+        }
+    }
+
+    #[test]
+    fn a_damaged_model_file_is_rebuilt_by_the_next_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let m = manifest(dir.path());
+        let segment = m.segments.iter().flatten().next().unwrap().clone();
+        let path = dir.path().join(DIR).join(&segment);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        // Every service gets an event: every component is refolded, reading the cut segment.
+        let late: String = m
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "{{\"event_id\":\"late-{i}\",\"event_type\":\"commit\",\"occurred_at\":\"2026-03-09T09:00:00Z\",\
+                     \"service\":\"{s}\",\"commit_sha\":\"late{i}\"}}\n"
+                )
+            })
+            .collect();
+        let report =
+            appender.append("late", input::ndjson_rows(std::io::Cursor::new(late.into_bytes())), &mut |_| {}).unwrap();
+        let model = ReadModel::open(dir.path()).unwrap().unwrap();
+        assert_eq!(model.version(), report.version, "the model was rebuilt from the log");
     }
 }

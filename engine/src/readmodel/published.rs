@@ -33,6 +33,7 @@ use serde_json::Value;
 use super::stored;
 use crate::error::{Error, Result};
 use crate::log::delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action, write_atomic};
+use crate::log::files::hash_file;
 use crate::metrics::dora_metrics_schema;
 use crate::project::tables::Table;
 
@@ -181,13 +182,14 @@ pub fn intact(root: &Path, versions: &BTreeMap<String, u64>) -> bool {
         .all(|part| versions.get(&part.name()).is_some_and(|&v| DeltaTable::new(table_root(root, part)).has_version(v)))
 }
 
-/// An `add` for a data file already written (size and row count from the file).
+/// An `add` for a data file already written (size, checksum and row count
+/// from the file).
 fn data_file(table_root: &Path, name: String) -> Result<AddFile> {
     let path = table_root.join(&name);
+    let (size, checksum) = hash_file(&path).map_err(|e| Error::io(&path, e))?;
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-    let size = file.metadata().map_err(|e| Error::io(&path, e))?.len();
     let num_records = SerializedFileReader::new(file)?.metadata().file_metadata().num_rows() as u64;
-    Ok(AddFile { path: name, partition_values: BTreeMap::new(), size, num_records })
+    Ok(AddFile { path: name, partition_values: BTreeMap::new(), size, num_records, checksum: Some(checksum) })
 }
 
 /// Replaces `tables/_snapshot.json`, atomically.

@@ -126,6 +126,9 @@ pub struct Guard {
     pub deadline: Option<Instant>,
     /// The client's socket: a hang-up stops the statement.
     pub peer: Option<Arc<std::net::TcpStream>>,
+    /// Held, never read: times the statement until its last clone (its result
+    /// stream) is gone.
+    pub _timer: Option<Arc<crate::telemetry::StatementTimer>>,
 }
 
 /// True once the client has closed its end (EOF or reset); pending bytes

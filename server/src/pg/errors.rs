@@ -110,8 +110,17 @@ impl From<datafusion::sql::sqlparser::parser::ParserError> for PgError {
 /// The SQLSTATE of an engine error.
 fn engine_parts(e: &leadline_engine::Error) -> (&'static str, String, Option<String>) {
     use leadline_engine::{Error, RelationProblem};
+    if e.is_disk_full() {
+        let hint =
+            "free space on the data directory's disk: every acknowledged write is kept, and this one can be retried";
+        return ("53100", e.to_string(), Some(hint.to_string()));
+    }
     match e {
         Error::DataFusion(e) => datafusion_parts(e),
+        Error::Damaged { .. } | Error::Corrupt(_) => {
+            let hint = "`leadline check --data DIR` lists every damaged file of the data directory";
+            ("XX001", e.to_string(), Some(hint.to_string()))
+        }
         Error::Input(m) => ("22023", m.clone(), None),
         Error::Locked { .. } => ("55006", e.to_string(), None),
         Error::Io { .. } => ("58030", e.to_string(), None),

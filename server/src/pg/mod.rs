@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::prelude::SessionContext;
-use leadline_engine::{Appender, Catalog, ReadSession, session_config};
+use leadline_engine::{Catalog, ReadSession, session_config};
 use pgwire::api::{ClientInfo, PgWireServerHandlers};
 use tokio::net::TcpListener;
 
@@ -48,13 +48,10 @@ use errors::PgError;
 /// Everything the connections share.
 pub struct ServerState {
     catalog: Arc<Catalog>,
-    data_dir: PathBuf,
     config: ServerConfig,
-    /// The one writer of the data directory, opened on the first write.
-    appender: tokio::sync::Mutex<Option<Appender>>,
+    /// The one writer of the data directory, shared with the HTTP front.
+    writer: Arc<crate::writer::SharedWriter>,
     connections: AtomicUsize,
-    /// Appends made so far (to release the idle writer).
-    appends: std::sync::atomic::AtomicU64,
     cancels: Arc<cancel::Registry>,
     /// A duplicate of each client socket by peer address, to notice a client
     /// that hangs up while its query is still executing.
@@ -62,15 +59,17 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(data_dir: PathBuf, config: ServerConfig) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        data_dir: PathBuf,
+        config: ServerConfig,
+        writer: Arc<crate::writer::SharedWriter>,
+    ) -> anyhow::Result<Arc<Self>> {
         let catalog = Catalog::open(&data_dir, config.limits.memory())?;
         Ok(Arc::new(Self {
             catalog,
-            data_dir,
             config,
-            appender: tokio::sync::Mutex::new(None),
+            writer,
             connections: AtomicUsize::new(0),
-            appends: std::sync::atomic::AtomicU64::new(0),
             cancels: Arc::new(cancel::Registry::default()),
             peers: Mutex::new(Default::default()),
         }))
@@ -78,6 +77,16 @@ impl ServerState {
 
     pub fn auth_enabled(&self) -> bool {
         !self.config.users.is_empty()
+    }
+
+    /// The catalog the sessions share (its memory pool is reported by `/metrics`).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.clone()
+    }
+
+    /// Open connections.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
@@ -341,6 +350,7 @@ pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(Soc
         None => None,
     };
     let handlers = Arc::new(Handlers::new(state.clone()));
+    let conn_ids = AtomicU64::new(1);
     ready(addr);
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -370,14 +380,17 @@ pub async fn serve(state: Arc<ServerState>, listen: &str, ready: impl FnOnce(Soc
             }
         };
         let state = state.clone();
-        tokio::spawn(async move {
+        // Every log line of the connection names it.
+        let span = tracing::info_span!("conn", id = conn_ids.fetch_add(1, Ordering::Relaxed), %peer);
+        let connection = async move {
             if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                tracing::debug!(%peer, "connection ended: {e}");
+                tracing::debug!("connection ended: {e}");
             }
             if let Ok(mut p) = state.peers.lock() {
                 p.remove(&peer);
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(connection, span));
     }
 }
 

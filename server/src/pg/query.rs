@@ -369,10 +369,13 @@ impl QueryHandler {
         format: &Format,
         notices: &mut Vec<ErrorInfo>,
     ) -> Result<Response, PgError> {
+        let slow = self.state.config.log.slow_query_ms;
+        let slow = (slow > 0).then(|| std::time::Duration::from_millis(slow));
         let guard = Guard {
             token: conn.slot.begin(),
             deadline: conn.statement_timeout().map(|d| Instant::now() + d),
             peer: conn.peer.clone(),
+            _timer: Some(Arc::new(crate::telemetry::StatementTimer::start(kind.label(), slow))),
         };
         let in_block = conn.tx().in_block();
         if in_block && !matches!(kind, Kind::Transaction(_) | Kind::Empty) {

@@ -147,6 +147,22 @@ pub enum Kind {
     Query,
 }
 
+impl Kind {
+    /// What `/metrics` times it as.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kind::Query => "query",
+            Kind::Insert => "insert",
+            Kind::Copy => "copy",
+            Kind::Declare | Kind::Fetch | Kind::Close { .. } => "cursor",
+            Kind::Set { .. } | Kind::Reset { .. } | Kind::Show { .. } => "setting",
+            Kind::Transaction(_) => "transaction",
+            Kind::View { .. } => "view",
+            Kind::Empty | Kind::Noop { .. } | Kind::Unsupported { .. } => "other",
+        }
+    }
+}
+
 fn words(s: &str, n: usize) -> Vec<String> {
     s.split(|c: char| c.is_whitespace() || c == ';' || c == '(')
         .filter(|w| !w.is_empty())

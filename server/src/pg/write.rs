@@ -11,10 +11,10 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use leadline_engine::AppendReport;
 use leadline_engine::event::{Event, RawRow, RawValue, RejectionKind, events_schema, raw_row_json};
 use leadline_engine::input::copy::{CopyColumns, CopyDecoder, CopyFormat, CopyHeader, CopyOptions};
 use leadline_engine::input::{InputRow, text_value};
-use leadline_engine::{AppendReport, Appender};
 use pgwire::api::results::{CopyResponse, Response, Tag};
 use pgwire::error::ErrorInfo;
 use pgwire::messages::copy::CopyData;
@@ -49,34 +49,8 @@ fn table_columns() -> Vec<String> {
 /// Appends inputs (source, rows) as one commit through the server's writer
 /// (one append at a time).
 async fn append(state: &Arc<ServerState>, source: &str, inputs: Vec<Held>) -> Result<AppendReport, PgError> {
-    let mut guard = state.appender.lock().await;
-    let dir = state.data_dir.clone();
-    let result = tokio::task::block_in_place(|| -> Result<AppendReport, PgError> {
-        if guard.is_none() {
-            *guard = Some(Appender::open(&dir, "leadline serve")?);
-        }
-        let appender = guard.as_mut().ok_or_else(|| PgError::new("XX000", "writer unavailable"))?;
-        let inputs = inputs.into_iter().map(|h| (h.source, h.rows.into_iter().map(Ok)));
-        let r = appender.append_inputs(source, inputs, &mut |_| {});
-        r.map_err(PgError::from)
-    });
-    // Keep the writer (and its lock) while appends keep coming, e.g. an
-    // executemany; release it after a quiet second so `leadline ingest` can
-    // take the lock between the server's appends.
-    let generation = state.appends.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    if result.is_err() {
-        *guard = None;
-    }
-    drop(guard);
-    let state = state.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        let mut w = state.appender.lock().await;
-        if state.appends.load(std::sync::atomic::Ordering::SeqCst) == generation {
-            *w = None;
-        }
-    });
-    result
+    let inputs = inputs.into_iter().map(|h| (h.source, h.rows.into_iter().map(Ok)));
+    state.writer.append(source, |a| a.append_inputs(source, inputs, &mut |_| {})).await.map_err(PgError::from)
 }
 
 /// What a source's rows are numbered by.
