@@ -13,7 +13,7 @@ use arrow::array::{
     Int32Array, Int64Array, IntervalMonthDayNanoArray, ListArray, RecordBatch, StringArray, StringViewArray,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, IntervalUnit, TimeUnit};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use bytes::{BufMut, BytesMut};
 use pgwire::api::Type;
@@ -59,26 +59,69 @@ pub fn pg_type(dt: &DataType) -> Type {
     }
 }
 
+/// Field metadata naming the PostgreSQL type (its OID) a column is sent as
+/// where the Arrow type alone cannot say it: the catalog's `oid`, `name` and
+/// `"char"` columns, functions answering `name` or `json`. Column references
+/// keep it through joins, subqueries and aliases, as PostgreSQL keeps a
+/// column's type; anything computed from them is typed by its Arrow type.
+pub const PG_TYPE: &str = "leadline.pg_type";
+
+/// `field`, sent as PostgreSQL's type `ty` (see [`PG_TYPE`]).
+pub fn with_pg_type(field: Field, ty: &Type) -> Field {
+    field.with_metadata([(PG_TYPE.to_string(), ty.oid().to_string())].into())
+}
+
+/// The PostgreSQL type a column is sent as: the one its metadata names, if
+/// its values are sent alike under that type (same text, same binary),
+/// else its Arrow type's.
+pub fn pg_type_of(field: &Field) -> Type {
+    let own = pg_type(field.data_type());
+    let named = field.metadata().get(PG_TYPE).and_then(|oid| oid.parse().ok()).and_then(Type::from_oid);
+    match named {
+        Some(named) if same_wire(&named, &own) => named,
+        _ => own,
+    }
+}
+
+/// Whether values sent as `own` are sent byte for byte alike as `named`: a
+/// cast of an `oid` column to `bigint` keeps its metadata, but not its type.
+fn same_wire(named: &Type, own: &Type) -> bool {
+    match *own {
+        Type::TEXT => {
+            matches!(*named, Type::NAME | Type::CHAR | Type::VARCHAR | Type::JSON | Type::VOID | Type::PG_NODE_TREE)
+        }
+        Type::INT4 => matches!(*named, Type::OID | Type::XID | Type::REGCLASS | Type::REGTYPE),
+        Type::INT2_ARRAY => *named == Type::INT2_VECTOR,
+        Type::INT4_ARRAY => matches!(*named, Type::OID_ARRAY | Type::OID_VECTOR),
+        // aclitem has no binary form in PostgreSQL: leadline's are text arrays.
+        Type::TEXT_ARRAY => {
+            matches!(*named, Type::NAME_ARRAY | Type::CHAR_ARRAY | Type::ACLITEM_ARRAY | Type::ANYARRAY)
+        }
+        _ => false,
+    }
+}
+
 /// `pg_type.typlen` of a type sent in a RowDescription.
 pub fn type_len(t: &Type) -> i16 {
     match *t {
-        Type::BOOL => 1,
+        Type::BOOL | Type::CHAR => 1,
         Type::INT2 => 2,
-        Type::INT4 | Type::FLOAT4 | Type::DATE | Type::OID => 4,
+        Type::INT4 | Type::FLOAT4 | Type::DATE | Type::OID | Type::REGCLASS | Type::REGTYPE | Type::VOID => 4,
         Type::INT8 | Type::FLOAT8 | Type::TIMESTAMPTZ | Type::TIMESTAMP => 8,
         Type::INTERVAL => 16,
+        Type::NAME => 64,
         _ => -1,
     }
 }
 
 /// Row description fields for a result.
-pub fn fields(names: &[String], types: &[DataType], format: impl Fn(usize) -> FieldFormat) -> Vec<FieldInfo> {
+pub fn fields(names: &[String], types: &[FieldRef], format: impl Fn(usize) -> FieldFormat) -> Vec<FieldInfo> {
     names
         .iter()
         .zip(types)
         .enumerate()
-        .map(|(i, (n, dt))| {
-            let t = pg_type(dt);
+        .map(|(i, (n, field))| {
+            let t = pg_type_of(field);
             let len = type_len(&t);
             FieldInfo::new(n.clone(), None, None, t, format(i)).with_type_size(len)
         })
@@ -207,14 +250,19 @@ impl Zone {
 /// Encodes record batches into DataRows for fixed per-column formats.
 pub struct BatchEncoder {
     binary: Vec<bool>,
+    /// `int2vector`/`oidvector` columns, whose text is their elements
+    /// separated by spaces (their binary is an array's).
+    vector: Vec<bool>,
     opts: FormatOptions<'static>,
     zone: Zone,
 }
 
 impl BatchEncoder {
-    pub fn new(formats: Vec<FieldFormat>, zone: Zone) -> Self {
+    /// An encoder of rows as `fields` (the RowDescription) describes them.
+    pub fn new(fields: &[FieldInfo], zone: Zone) -> Self {
         Self {
-            binary: formats.iter().map(|f| *f == FieldFormat::Binary).collect(),
+            binary: fields.iter().map(|f| f.format() == FieldFormat::Binary).collect(),
+            vector: fields.iter().map(|f| matches!(*f.datatype(), Type::INT2_VECTOR | Type::OID_VECTOR)).collect(),
             opts: FormatOptions::default(),
             zone,
         }
@@ -240,6 +288,8 @@ impl BatchEncoder {
                 buf.put_i32(0);
                 if self.binary.get(i).copied().unwrap_or(false) {
                     binary(c, row, &mut buf)?;
+                } else if self.vector.get(i).copied().unwrap_or(false) {
+                    vector_text(c, row, &mut buf, &self.zone);
                 } else {
                     text(c, row, &mut buf, false, &self.zone);
                 }
@@ -308,6 +358,19 @@ fn text(c: &Col<'_>, i: usize, buf: &mut BytesMut, in_array: bool, zone: &Zone) 
             let s = f.value(i).to_string();
             put_text(buf, &s, in_array);
         }
+    }
+}
+
+/// An `int2vector`/`oidvector` as text: `1 2 3`.
+fn vector_text(c: &Col<'_>, i: usize, buf: &mut BytesMut, zone: &Zone) {
+    let Col::List(l, inner, _) = c else { return text(c, i, buf, false, zone) };
+    let offsets = l.value_offsets();
+    let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+    for j in start..end {
+        if j > start {
+            buf.put_u8(b' ');
+        }
+        text(inner, j, buf, false, zone);
     }
 }
 

@@ -9,7 +9,7 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::FieldRef;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{Sink, SinkExt};
@@ -36,7 +36,7 @@ use super::{ServerState, conn};
 pub struct Stmt {
     pub sql: String,
     pub params: Vec<Type>,
-    pub columns: Option<(Vec<String>, Vec<DataType>)>,
+    pub columns: Option<(Vec<String>, Vec<FieldRef>)>,
 }
 
 pub struct StmtParser {

@@ -122,7 +122,7 @@ pub struct Conn {
 }
 
 /// A cursor as its portal shows it: name, column names and types.
-pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::DataType>);
+pub type DeclaredCursor = (String, Vec<String>, Vec<arrow::datatypes::FieldRef>);
 
 /// Default session variables (what `SHOW` answers and `pg_settings` lists).
 fn default_vars(state: &ServerState, user: &str, application_name: &str) -> BTreeMap<String, String> {
@@ -175,26 +175,7 @@ impl Conn {
         let ctx = catalog.context().clone();
 
         // The user tables, before the catalog's own are registered beside them.
-        let mut tables = Vec::new();
-        if let Some(schema) = ctx.catalog("datafusion").and_then(|c| c.schema("public")) {
-            let mut names = schema.table_names();
-            names.sort();
-            // events first, so its OID is stable.
-            names.sort_by_key(|n| (n != "events", n != "rejected_events", n.clone()));
-            for (n, name) in names.iter().enumerate() {
-                if let Some(t) = schema.table(name).await? {
-                    let rows = catalog.row_count(name).map_or(-1, |n| n as i64);
-                    tables.push(pg_catalog::TableInfo {
-                        oid: pg_catalog::FIRST_TABLE_OID + n as i32,
-                        name: name.clone(),
-                        schema: t.schema(),
-                        rows,
-                        insertable: name == "events",
-                        view: None,
-                    });
-                }
-            }
-        }
+        let tables = pg_catalog::user_tables(&ctx, |name| catalog.row_count(name)).await?;
         let info = Arc::new(pg_catalog::CatalogInfo {
             tables,
             views: Default::default(),

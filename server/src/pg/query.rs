@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::{FieldRef, Schema};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -35,7 +35,8 @@ pub struct QueryHandler {
 /// A planned query: what the client sees, and where the rows come from.
 pub struct Prepared {
     pub names: Vec<String>,
-    pub types: Vec<DataType>,
+    /// Each column's Arrow type, and PostgreSQL's where its metadata names one.
+    pub types: Vec<FieldRef>,
     pub source: Source,
 }
 
@@ -69,7 +70,7 @@ async fn source_stream(conn: &Conn, source: Source, guard: &Guard) -> Result<Sen
 /// A cursor made by `DECLARE … CURSOR FOR`: its running result.
 pub struct Cursor {
     names: Vec<String>,
-    types: Vec<DataType>,
+    types: Vec<FieldRef>,
     schema: Arc<Schema>,
     stream: SendableRecordBatchStream,
     pending: Option<RecordBatch>,
@@ -116,7 +117,7 @@ fn parse_fetch(sql: &str) -> Result<(usize, String, bool), PgError> {
 /// A statement's shape, for Describe.
 pub struct Description {
     pub params: Vec<Type>,
-    pub columns: Option<(Vec<String>, Vec<DataType>)>,
+    pub columns: Option<(Vec<String>, Vec<FieldRef>)>,
 }
 
 fn text_batch(names: &[&str], rows: Vec<Vec<Option<String>>>) -> Result<Prepared, PgError> {
@@ -130,7 +131,7 @@ fn text_batch(names: &[&str], rows: Vec<Vec<Option<String>>>) -> Result<Prepared
     let batch = RecordBatch::try_new(schema, columns)?;
     Ok(Prepared {
         names: names.iter().map(|s| s.to_string()).collect(),
-        types: vec![DataType::Utf8; names.len()],
+        types: batch.schema().fields().to_vec(),
         source: Source::Batch(batch),
     })
 }
@@ -193,6 +194,17 @@ fn array_element_sql(ty: &Type) -> Option<&'static str> {
     })
 }
 
+/// A setting's name as PostgreSQL spells it, in ParameterStatus and as the
+/// column `SHOW` answers with.
+fn setting_name(name: &str) -> &str {
+    match name {
+        "timezone" => "TimeZone",
+        "datestyle" => "DateStyle",
+        "intervalstyle" => "IntervalStyle",
+        other => other,
+    }
+}
+
 /// Parses one statement.
 fn parse(sql: &str) -> Result<datafusion::sql::sqlparser::ast::Statement, PgError> {
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql)?;
@@ -213,18 +225,20 @@ impl QueryHandler {
 pub async fn prepare(conn: &Conn, sql: &str) -> Result<Prepared, PgError> {
     let stmt = parse(sql)?;
     match pg_catalog::plan(&conn.ctx.state(), &conn.info, stmt).await? {
-        Planned::Plan { plan, names } => {
-            let schema = plan.schema();
-            let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        Planned::Plan { plan, names, types } => {
             let names = match names {
                 Some(n) if n.len() == types.len() => n,
-                _ => schema.fields().iter().map(|f| f.name().clone()).collect(),
+                _ => types.iter().map(|f| f.name().clone()).collect(),
             };
             Ok(Prepared { names, types, source: Source::Plan(plan) })
         }
-        Planned::Empty { names } => {
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            text_batch(&refs, vec![])
+        Planned::Empty { columns } => {
+            let batch = RecordBatch::new_empty(Arc::new(Schema::new(columns.clone())));
+            Ok(Prepared {
+                names: columns.iter().map(|c| c.name().clone()).collect(),
+                types: columns,
+                source: Source::Batch(batch),
+            })
         }
     }
 }
@@ -299,10 +313,13 @@ async fn describe_statement(conn: &Conn, sql: &str, declared: &[Option<Type>]) -
             Ok(Description { params: vec![], columns })
         }
         Kind::Show { name } => {
-            let cols = if name == "all" { vec!["name", "setting", "description"] } else { vec![name.as_str()] };
+            let cols = if name == "all" { vec!["name", "setting", "description"] } else { vec![setting_name(&name)] };
             Ok(Description {
                 params: vec![],
-                columns: Some((cols.iter().map(|s| s.to_string()).collect(), vec![DataType::Utf8; cols.len()])),
+                columns: Some((
+                    cols.iter().map(|s| s.to_string()).collect(),
+                    cols.iter().map(|c| Arc::new(super::encode::text_field(c))).collect(),
+                )),
             })
         }
         _ => Ok(Description { params: (0..count).map(|i| declared_or(i, Type::TEXT)).collect(), columns: None }),
@@ -520,14 +537,9 @@ impl QueryHandler {
             }
             (_, Some(v)) => v,
         };
-        let reported = match name {
-            "timezone" => Some("TimeZone"),
-            "datestyle" => Some("DateStyle"),
-            "intervalstyle" => Some("IntervalStyle"),
-            "application_name" => Some("application_name"),
-            "client_encoding" => Some("client_encoding"),
-            _ => None,
-        };
+        let reported =
+            matches!(name, "timezone" | "datestyle" | "intervalstyle" | "application_name" | "client_encoding")
+                .then(|| setting_name(name));
         if let Some(r) = reported
             && let Ok(mut owed) = conn.reported.lock()
         {
@@ -574,7 +586,7 @@ impl QueryHandler {
             };
         }
         match conn.var(name) {
-            Some(v) => text_batch(&[name], vec![vec![Some(v)]]),
+            Some(v) => text_batch(&[setting_name(name)], vec![vec![Some(v)]]),
             None => Err(PgError::new("42704", format!("unrecognized configuration parameter \"{name}\""))),
         }
     }
@@ -584,11 +596,7 @@ impl QueryHandler {
         conn.refresh().await?;
         let p = guard.run(prepare(conn, &query)).await?;
         let schema = Arc::new(Schema::new(
-            p.names
-                .iter()
-                .zip(&p.types)
-                .map(|(n, t)| arrow::datatypes::Field::new(n, t.clone(), true))
-                .collect::<Vec<_>>(),
+            p.names.iter().zip(&p.types).map(|(n, t)| t.as_ref().clone().with_name(n)).collect::<Vec<_>>(),
         ));
         let stream = source_stream(conn, p.source, guard).await?;
         if let Ok(mut d) = conn.declared.lock() {
@@ -645,7 +653,7 @@ impl QueryHandler {
         let formats: Vec<FieldFormat> = (0..p.types.len()).map(|i| format.format_for(i)).collect();
         let row_fields = Arc::new(fields(&p.names, &p.types, |i| formats[i]));
         let zone = conn.var("timezone").and_then(|z| super::encode::Zone::parse(&z)).unwrap_or_default();
-        let encoder = BatchEncoder::new(formats, zone);
+        let encoder = BatchEncoder::new(&row_fields, zone);
         let stream = source_stream(conn, p.source, &guard).await?;
         let tx = conn.tx.clone();
         let failed = move || tx.lock().unwrap_or_else(|p| p.into_inner()).fail();

@@ -5,21 +5,22 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef};
-use arrow::datatypes::{DataType, Field};
+use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue, exec_datafusion_err};
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
+use pgwire::api::Type;
 
 use super::arrays::parse_array;
 use super::format::{format, parse_ident, quote_ident, quote_literal};
 use super::tables::{CatalogInfo, i, leadline_function, t, type_by_oid, type_oid_by_name, typname};
 use super::templates::{self, ZoneLabel};
 use super::{DATABASE, Settings, version_string};
-use crate::pg::encode::Zone;
+use crate::pg::encode::{Zone, with_pg_type};
 use crate::pg::errors::PgError;
 
 /// A PostgreSQL function evaluated row by row over scalars (catalog queries
@@ -38,6 +39,22 @@ type Body = Box<dyn Fn(&[ScalarValue]) -> DfResult<ScalarValue> + Send + Sync>;
 
 /// The body of a function that answers every argument.
 type InfallibleBody = Box<dyn Fn(&[ScalarValue]) -> ScalarValue + Send + Sync>;
+
+/// The functions whose result PostgreSQL types with a type of its own.
+const PG_RESULT_TYPES: &[(&str, Type)] = &[
+    ("current_schema", Type::NAME),
+    ("current_database", Type::NAME),
+    ("current_catalog", Type::NAME),
+    ("current_user", Type::NAME),
+    ("session_user", Type::NAME),
+    ("current_role", Type::NAME),
+    ("user", Type::NAME),
+    ("current_schemas", Type::NAME_ARRAY),
+    ("pg_get_userbyid", Type::NAME),
+    ("pg_encoding_to_char", Type::NAME),
+    ("pg_advisory_unlock_all", Type::VOID),
+    ("pg_advisory_lock", Type::VOID),
+];
 
 /// The functions that are not STRICT in PostgreSQL (they answer a NULL argument).
 const NOT_STRICT: &[&str] = &["format_type", "set_config", "pg_typeof_name", "format"];
@@ -68,6 +85,14 @@ impl ScalarUDFImpl for PgFn {
     }
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
         Ok(self.ret.clone())
+    }
+    /// PostgreSQL's result type where it has one of its own (`name` …).
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        let field = Field::new(self.name, self.ret.clone(), true);
+        Ok(Arc::new(match PG_RESULT_TYPES.iter().find(|(name, _)| *name == self.name) {
+            Some((_, ty)) => with_pg_type(field, ty),
+            None => field,
+        }))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let n = args.number_rows;
@@ -348,8 +373,9 @@ pub(super) fn register_functions(ctx: &SessionContext, info: Arc<CatalogInfo>, s
             t(&value)
         }),
     );
-    fns.add("pg_advisory_unlock_all", 0, text.clone(), null_text());
-    fns.add("pg_advisory_lock", 2, text.clone(), null_text());
+    // void: PostgreSQL shows an empty value.
+    fns.add("pg_advisory_unlock_all", 0, text.clone(), Box::new(|_| t("")));
+    fns.add("pg_advisory_lock", 2, text.clone(), Box::new(|_| t("")));
     fns.add("pg_advisory_unlock", 2, DataType::Boolean, always(true));
     fns.add("pg_try_advisory_lock", 2, DataType::Boolean, always(true));
     fns.add("txid_current", 0, DataType::Int64, Box::new(|_| ScalarValue::Int64(Some(1))));

@@ -21,7 +21,9 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
+use arrow::datatypes::{Field, FieldRef};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
@@ -33,10 +35,15 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use pgwire::api::Type;
 
 use super::arrays::parse_array;
-use super::tables::{CatalogInfo, REGPROC_COLUMNS, empty_relation_columns, type_by_oid, type_oid_by_name};
+use super::tables::{
+    CatalogInfo, LEADLINE_FUNCTIONS, LeadlineFunction, REGPROC_COLUMNS, empty_relation_columns, stub_column_field,
+    type_by_oid, type_oid_by_name,
+};
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC};
+use crate::pg::encode::PG_TYPE;
 use crate::pg::errors::PgError;
 
 /// A statement planned for a client.
@@ -44,17 +51,23 @@ use crate::pg::errors::PgError;
 pub enum Planned {
     /// `names`: the result's column names as PostgreSQL gives them (when the
     /// select list has no wildcard; otherwise the plan's names are right).
-    Plan { plan: LogicalPlan, names: Option<Vec<String>> },
+    /// `types`: the result's columns, typed as PostgreSQL types them
+    /// ([`crate::pg::encode::pg_type_of`]).
+    Plan { plan: LogicalPlan, names: Option<Vec<String>>, types: Vec<FieldRef> },
     /// A query that reads a relation leadline never has rows in and that
-    /// DataFusion cannot type: no rows, these (text) columns.
-    Empty { names: Vec<String> },
+    /// DataFusion cannot type: no rows, these columns (named as PostgreSQL
+    /// names them; the relation's columns typed, the others text).
+    Empty { columns: Vec<FieldRef> },
 }
 
 /// Rewrites and plans one parsed statement.
 pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement) -> Result<Planned, PgError> {
+    // Named before the rewrites: PostgreSQL names what the client wrote.
+    let names = name_columns(&mut stmt);
     rewrite_in(state, &mut stmt, info)?;
     let reads_stub = matches!(&stmt, Statement::Query(q) if query_is_empty(q));
-    let names = name_columns(&mut stmt);
+    let stub_names = names.clone().filter(|_| reads_stub);
+    let stub_columns = stub_names.map(|names| stub_answer_columns(&mut stmt, names));
     let planned = match state.statement_to_plan(DfStatement::Statement(Box::new(stmt))).await {
         // Type coercion runs in the analyzer, and some shapes (an `unnest` of
         // a column of another `FROM` item) fail only in the physical planner:
@@ -66,13 +79,121 @@ pub async fn plan(state: &SessionState, info: &CatalogInfo, mut stmt: Statement)
         },
         other => other,
     };
-    match (planned, names) {
-        (Ok(plan), names) => Ok(Planned::Plan { plan, names }),
-        (Err(e), Some(names)) if reads_stub && !names_something_undefined(&e) => {
+    match (planned, stub_columns) {
+        (Ok(plan), _) => {
+            let plan = typed_as_postgres(plan);
+            let types = plan.schema().fields().to_vec();
+            Ok(Planned::Plan { plan, names, types })
+        }
+        (Err(e), Some(columns)) if !names_something_undefined(&e) => {
             tracing::debug!("answering a query over empty catalog relations that DataFusion cannot type: {e}");
-            Ok(Planned::Empty { names })
+            Ok(Planned::Empty { columns })
         }
         (Err(e), _) => Err(e.into()),
+    }
+}
+
+/// Gives every projected and aggregated column the PostgreSQL type
+/// PostgreSQL would give it, where DataFusion's field metadata
+/// ([`crate::pg::encode::PG_TYPE`]) says otherwise: DataFusion keeps the
+/// metadata of what a cast casts (`relkind::text` would stay a `"char"`) and
+/// none of a `CASE`'s branches (`CASE … THEN c.amname END` is a `name`).
+/// The plan is left as it is where nothing differs, or if it cannot be retyped.
+fn typed_as_postgres(plan: LogicalPlan) -> LogicalPlan {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::logical_expr::{Aggregate, Expr as Df, Projection};
+
+    let retype = |exprs: Vec<Df>, schema: &datafusion::common::DFSchema| -> Vec<Df> {
+        exprs
+            .into_iter()
+            .map(|e| match (retyping(&e, schema), e) {
+                (None, e) => e,
+                (Some(metadata), Df::Alias(alias)) => Df::Alias(alias.with_metadata(Some(metadata.into()))),
+                (Some(metadata), e) => {
+                    let name = e.schema_name().to_string();
+                    e.alias_with_metadata(name, Some(metadata.into()))
+                }
+            })
+            .collect()
+    };
+    let differs = |p: &LogicalPlan| match p {
+        LogicalPlan::Projection(p) => p.expr.iter().any(|e| retyping(e, p.input.schema()).is_some()),
+        LogicalPlan::Aggregate(a) => a.aggr_expr.iter().any(|e| retyping(e, a.input.schema()).is_some()),
+        _ => false,
+    };
+    if !plan.exists(|p| Ok(differs(p))).unwrap_or(false) {
+        return plan;
+    }
+    let retyped = plan.clone().transform_up(|node| match node {
+        LogicalPlan::Projection(p) => {
+            let exprs = retype(p.expr, p.input.schema());
+            Ok(Transformed::yes(LogicalPlan::Projection(Projection::try_new(exprs, p.input)?)))
+        }
+        LogicalPlan::Aggregate(a) => {
+            let aggr_expr = retype(a.aggr_expr, a.input.schema());
+            Ok(Transformed::yes(LogicalPlan::Aggregate(Aggregate::try_new(a.input, a.group_expr, aggr_expr)?)))
+        }
+        // Its input may have been retyped.
+        other => Ok(Transformed::yes(other.recompute_schema()?)),
+    });
+    match retyped {
+        Ok(t) => t.data,
+        Err(e) => {
+            tracing::debug!("left the plan's types as DataFusion gave them: {e}");
+            plan
+        }
+    }
+}
+
+/// The metadata that gives `e` PostgreSQL's type, if DataFusion gives it
+/// another ([`pg_type_oid`]).
+fn retyping(
+    e: &datafusion::logical_expr::Expr,
+    schema: &datafusion::common::DFSchema,
+) -> Option<HashMap<String, String>> {
+    use datafusion::logical_expr::ExprSchemable;
+    let field = e.to_field(schema).ok()?.1;
+    let given = field.metadata().get(PG_TYPE).and_then(|oid| oid.parse().ok());
+    let want = pg_type_oid(e, schema);
+    // The type Arrow's own gives, named, overrides any other.
+    (want != given).then(|| {
+        let oid = want.unwrap_or_else(|| crate::pg::encode::pg_type(field.data_type()).oid());
+        [(PG_TYPE.to_string(), oid.to_string())].into()
+    })
+}
+
+/// The PostgreSQL type (OID) PostgreSQL gives `e` where it is one the
+/// catalog types with metadata (`name`, `oid` …); None where Arrow's type
+/// says it. A cast is of the type it names; a `CASE`, `COALESCE` or `NULLIF`
+/// of its branches' (NULLs aside); `array_agg` of a `name`, `"char"` or `oid`
+/// an array of it; anything else what DataFusion gives it.
+fn pg_type_oid(e: &datafusion::logical_expr::Expr, schema: &datafusion::common::DFSchema) -> Option<u32> {
+    use datafusion::logical_expr::{Expr as Df, ExprSchemable};
+    let common = |branches: Vec<&Df>| {
+        let mut types = branches
+            .into_iter()
+            .filter(|b| !matches!(b, Df::Literal(v, _) if v.is_null()))
+            .map(|b| pg_type_oid(b, schema));
+        let first = types.next()??;
+        types.all(|t| t == Some(first)).then_some(first)
+    };
+    match e {
+        Df::Alias(alias) => pg_type_oid(&alias.expr, schema),
+        Df::Cast(_) | Df::TryCast(_) => None,
+        Df::Case(case) => {
+            common(case.when_then_expr.iter().map(|(_, then)| then.as_ref()).chain(case.else_expr.as_deref()).collect())
+        }
+        Df::ScalarFunction(f) if f.name() == "coalesce" => common(f.args.iter().collect()),
+        Df::ScalarFunction(f) if f.name() == "nullif" => pg_type_oid(f.args.first()?, schema),
+        Df::AggregateFunction(f) if f.func.name() == "array_agg" => {
+            match Type::from_oid(pg_type_oid(f.params.args.first()?, schema)?)? {
+                Type::NAME => Some(Type::NAME_ARRAY.oid()),
+                Type::CHAR => Some(Type::CHAR_ARRAY.oid()),
+                Type::OID => Some(Type::OID_ARRAY.oid()),
+                _ => None,
+            }
+        }
+        e => e.to_field(schema).ok()?.1.metadata().get(PG_TYPE)?.parse().ok(),
     }
 }
 
@@ -124,11 +245,15 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
-    /// `SELECT pg_catalog.pg_class.*`
+    /// `SELECT pg_catalog.pg_class.*`; `SELECT x IN (SELECT …)`.
     fn post_visit_select(&mut self, select: &mut Select) -> ControlFlow<PgError> {
         for item in &mut select.projection {
-            if let SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) = item {
-                strip_pg_catalog(name);
+            match item {
+                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                    strip_pg_catalog(name);
+                }
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => in_subqueries_as_arrays(e),
+                _ => {}
             }
         }
         ControlFlow::Continue(())
@@ -137,8 +262,11 @@ impl VisitorMut for Rewriter<'_> {
     /// `FROM unnest(a) x` / `generate_series(1, n) g`: PostgreSQL names the
     /// single column after the alias.
     fn post_visit_table_factor(&mut self, f: &mut TableFactor) -> ControlFlow<PgError> {
-        if let TableFactor::Table { name, args: Some(_), .. } = f {
+        if let TableFactor::Table { name, args: Some(args), .. } = f {
             resolve_table_function_name(name);
+            if let Err(e) = check_table_function_arguments(name, args.args.len()) {
+                return ControlFlow::Break(e);
+            }
         }
         if let Some(derived) = self.scalar_function_relation(f) {
             *f = derived;
@@ -161,30 +289,12 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
-    /// `x IN (SELECT …)` in a select list or `ORDER BY` (Grafana's table
-    /// list has both): DataFusion runs an `IN` subquery in a filter or a join only.
-    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<PgError> {
-        if let Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(items), .. }) = &mut q.order_by {
-            for item in items {
-                let _ = item.expr.visit(&mut InSubqueriesAsArrays { depth: 0 });
-            }
+    /// `ORDER BY x IN (SELECT …)` (Grafana's table list); subqueries in a sort.
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<PgError> {
+        if let Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(keys), .. }) = &mut query.order_by {
+            keys.iter_mut().for_each(|key| in_subqueries_as_arrays(&mut key.expr));
         }
-        if let SetExpr::Select(sel) = q.body.as_mut() {
-            for item in &mut sel.projection {
-                match item {
-                    // Named as PostgreSQL names the `IN` it was.
-                    SelectItem::UnnamedExpr(e) if matches!(e, Expr::InSubquery { .. }) => {
-                        let mut e = e.clone();
-                        let _ = e.visit(&mut InSubqueriesAsArrays { depth: 0 });
-                        *item = SelectItem::ExprWithAlias { expr: e, alias: Ident::with_quote('"', "?column?") };
-                    }
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                        let _ = e.visit(&mut InSubqueriesAsArrays { depth: 0 });
-                    }
-                    _ => {}
-                }
-            }
-        }
+        sort_by_subqueries(query);
         ControlFlow::Continue(())
     }
 
@@ -197,6 +307,144 @@ impl VisitorMut for Rewriter<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `ORDER BY (SELECT … WHERE s.a = t.a)`: DataFusion decorrelates a
+/// subquery in a select list or a filter, not in a sort. The query selects
+/// such sort keys as hidden columns and is sorted outside, where they are
+/// dropped: `SELECT * EXCLUDE (hidden) FROM (SELECT …, key AS hidden …) ORDER BY hidden`.
+fn sort_by_subqueries(query: &mut Query) {
+    let Some(ast::OrderBy { kind: ast::OrderByKind::Expressions(keys), .. }) = &query.order_by else { return };
+    if !keys.iter().any(|k| has_subquery(&k.expr)) {
+        return;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return };
+    let outputs: Option<Vec<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+            SelectItem::UnnamedExpr(e) => Some(figure_name(e).unwrap_or_default()),
+            _ => None,
+        })
+        .collect();
+    let (Some(outputs), None) = (outputs, &select.distinct) else { return };
+    // The shape of the sorting query (a fixed text, not the client's).
+    let Ok(Some(Statement::Query(mut outer))) =
+        Parser::parse_sql(&PostgreSqlDialect {}, "SELECT * FROM (SELECT 1) AS __leadline_sorted").map(|mut s| s.pop())
+    else {
+        return;
+    };
+    let mut inner = query.clone();
+    let (Some(mut order_by), limit_clause, fetch) =
+        (inner.order_by.take(), inner.limit_clause.take(), inner.fetch.take())
+    else {
+        return;
+    };
+    let ast::OrderByKind::Expressions(keys) = &mut order_by.kind else { return };
+    let SetExpr::Select(select) = inner.body.as_mut() else { return };
+    let mut hidden = Vec::new();
+    for (n, key) in keys.iter_mut().enumerate() {
+        // A position or an output column's name sorts the outer query alike.
+        let by_output = match &key.expr {
+            Expr::Value(v) => matches!(v.value, Value::Number(..)),
+            Expr::Identifier(id) => outputs.contains(&ident_name(id)),
+            _ => false,
+        };
+        if by_output {
+            continue;
+        }
+        let name = Ident::with_quote('"', format!("__leadline_sort_{n}"));
+        let expr = std::mem::replace(&mut key.expr, Expr::Identifier(name.clone()));
+        select.projection.push(SelectItem::ExprWithAlias { expr, alias: name.clone() });
+        hidden.push(ObjectName::from(vec![name]));
+    }
+    let SetExpr::Select(sorting) = outer.body.as_mut() else { return };
+    if let Some(SelectItem::Wildcard(options)) = sorting.projection.first_mut() {
+        options.opt_exclude = Some(ast::ExcludeSelectItem::Multiple(hidden));
+    }
+    if let Some(TableWithJoins { relation: TableFactor::Derived { subquery, .. }, .. }) = sorting.from.first_mut() {
+        **subquery = inner;
+    }
+    outer.order_by = Some(order_by);
+    outer.limit_clause = limit_clause;
+    outer.fetch = fetch;
+    *query = *outer;
+}
+
+/// `x [NOT] IN (SELECT …)` of an expression (DataFusion plans it only in a
+/// filter or a join) as the same test on the subquery's rows as one array
+/// ([`rows_as_array`]): [`membership`]. `x` stays where it was, outside the
+/// subquery, so it names what it named. Subqueries nested in `e` are their
+/// own clauses' to rewrite.
+fn in_subqueries_as_arrays(e: &mut Expr) {
+    struct Arrays {
+        depth: usize,
+    }
+    impl VisitorMut for Arrays {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+            self.depth -= 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if self.depth == 0
+                && let Expr::InSubquery { expr, subquery, negated } = e
+            {
+                let test = membership(expr.as_ref().clone(), Expr::Subquery(rows_as_array(subquery)));
+                *e = if *negated { Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(test) } } else { test };
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = e.visit(&mut Arrays { depth: 0 });
+}
+
+/// `x IN (rows)` with PostgreSQL's three-valued answer, `rows` an array
+/// (NULL when the subquery had no rows): false for no rows, true if found,
+/// else NULL if `x` or any row is NULL, else false.
+fn membership(x: Expr, rows: Expr) -> Expr {
+    let boolean = |b: bool| Expr::value(Value::Boolean(b));
+    let when = |condition: Expr, result: Expr| ast::CaseWhen { condition, result };
+    let has_null = Expr::IsNotNull(Box::new(function("array_position", vec![rows.clone(), Expr::value(Value::Null)])));
+    Expr::Case {
+        case_token: ast::helpers::attached_token::AttachedToken::empty(),
+        end_token: ast::helpers::attached_token::AttachedToken::empty(),
+        operand: None,
+        conditions: vec![
+            when(Expr::IsNull(Box::new(rows.clone())), boolean(false)),
+            when(function("array_has", vec![rows, x.clone()]), boolean(true)),
+            when(
+                Expr::BinaryOp {
+                    // Parenthesized: a view's query is stored as text (`(a = b) IS NULL`).
+                    left: Box::new(Expr::IsNull(Box::new(Expr::Nested(Box::new(x))))),
+                    op: BinaryOperator::Or,
+                    right: Box::new(has_null),
+                },
+                Expr::value(Value::Null),
+            ),
+        ],
+        else_result: Some(Box::new(boolean(false))),
+    }
+}
+
+/// Whether an expression holds a subquery.
+fn has_subquery(e: &Expr) -> bool {
+    struct Finder;
+    impl ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            match e {
+                Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    ast::Visit::visit(e, &mut Finder).is_break()
 }
 
 /// The `pg_catalog.` qualifier of a function, type, operator or column
@@ -260,6 +508,35 @@ fn resolve_table_function_name(name: &mut ObjectName) {
     }
     if let [ObjectNamePart::Identifier(id)] = name.0.as_mut_slice() {
         *id = Ident::new(ident_name(id));
+    }
+}
+
+/// A call of one of leadline's table functions with a number of arguments
+/// it does not take is PostgreSQL's "function … does not exist".
+fn check_table_function_arguments(name: &ObjectName, given: usize) -> Result<(), PgError> {
+    let called = last_name(name);
+    let mut signatures = LEADLINE_FUNCTIONS.iter().filter(|f| f.retset && f.name == called).peekable();
+    let Some(first) = signatures.peek() else { return Ok(()) };
+    let hint = format!("{called} takes {}", signature(first));
+    if signatures.any(|f| (f.args.len() - f.defaults as usize..=f.args.len()).contains(&given)) {
+        return Ok(());
+    }
+    let unknowns = vec!["unknown"; given].join(", ");
+    Err(PgError::with_hint("42883", format!("function {called}({unknowns}) does not exist"), hint))
+}
+
+/// `grain text, from timestamp with time zone, to timestamp with time zone
+/// (the last 2 optional)`.
+fn signature(f: &LeadlineFunction) -> String {
+    let args: Vec<String> = f
+        .args
+        .iter()
+        .map(|(name, oid)| format!("{name} {}", type_by_oid((*oid).into()).map_or("-", |t| t.display)))
+        .collect();
+    match f.defaults {
+        0 if args.is_empty() => "no arguments".into(),
+        0 => args.join(", "),
+        n => format!("{} (the last {n} optional)", args.join(", ")),
     }
 }
 
@@ -589,14 +866,12 @@ impl Rewriter<'_> {
                     Some(Expr::value(Value::Null))
                 }
                 FunctionArguments::Subquery(q) if unnests_catalog_column(q) => Some(Expr::value(Value::Null)),
-                FunctionArguments::Subquery(q) => {
-                    Some(Expr::Subquery(aggregated_array(q).unwrap_or_else(|| q.clone())))
-                }
+                FunctionArguments::Subquery(q) => Some(Expr::Subquery(rows_as_array(q))),
                 _ => None,
             },
             Expr::Subquery(q) if query_is_empty(q) => {
                 check_stub_columns(q)?;
-                Some(Expr::value(Value::Null))
+                Some(empty_scalar_subquery(q))
             }
             Expr::Subquery(q) => {
                 aggregate_catalog_lookup(q);
@@ -645,7 +920,20 @@ impl Rewriter<'_> {
 /// `d.no_such_column` is PostgreSQL's 42703 even when `d` has no rows.
 fn check_stub_columns(q: &Query) -> Result<(), PgError> {
     let SetExpr::Select(sel) = q.body.as_ref() else { return Ok(()) };
-    let mut stubs: HashMap<String, &'static [&'static str]> = HashMap::new();
+    let stubs = stub_relations(sel);
+    if stubs.is_empty() {
+        return Ok(());
+    }
+    match ast::Visit::visit(q, &mut StubColumns { stubs, depth: 0 }) {
+        ControlFlow::Break(column) => Err(PgError::new("42703", format!("column {column} does not exist"))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+/// The relations leadline never has rows in that a select reads, by the
+/// name its columns are qualified with: their columns (`name:type`).
+fn stub_relations(sel: &Select) -> HashMap<String, &'static [&'static str]> {
+    let mut stubs = HashMap::new();
     for twj in &sel.from {
         for factor in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
             if let TableFactor::Table { name, alias, args: None, .. } = factor
@@ -656,13 +944,85 @@ fn check_stub_columns(q: &Query) -> Result<(), PgError> {
             }
         }
     }
-    if stubs.is_empty() {
-        return Ok(());
+    stubs
+}
+
+/// The column of a relation leadline never has rows in that `e` names
+/// (`pol.polname`, `polname`), as a field named `name`.
+fn stub_column(stubs: &HashMap<String, &'static [&'static str]>, e: &Expr, name: &str) -> Option<Field> {
+    match e {
+        Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+            let columns = stubs.get(&ident_name(&ids[ids.len() - 2]))?;
+            stub_column_field(columns, &ident_name(&ids[ids.len() - 1]), name)
+        }
+        Expr::Identifier(id) => stubs.values().find_map(|columns| stub_column_field(columns, &ident_name(id), name)),
+        Expr::Nested(inner) => stub_column(stubs, inner, name),
+        _ => None,
     }
-    match ast::Visit::visit(q, &mut StubColumns { stubs, depth: 0 }) {
-        ControlFlow::Break(column) => Err(PgError::new("42703", format!("column {column} does not exist"))),
-        ControlFlow::Continue(()) => Ok(()),
+}
+
+/// The columns of the answer to a query that reads a relation leadline never
+/// has rows in, named `names`: a column of that relation has its type, any
+/// other column is text.
+fn stub_answer_columns(stmt: &mut Statement, names: Vec<String>) -> Vec<FieldRef> {
+    let select = top_select(stmt);
+    let (stubs, items) = match select {
+        Some(sel) => (stub_relations(sel), sel.projection.clone()),
+        None => Default::default(),
+    };
+    names
+        .iter()
+        .enumerate()
+        .map(|(n, name)| {
+            let expr = match items.get(n) {
+                Some(SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }) => Some(e),
+                _ => None,
+            };
+            let field = expr.and_then(|e| stub_column(&stubs, e, name));
+            Arc::new(field.unwrap_or_else(|| Field::new(name, arrow::datatypes::DataType::Utf8, true)))
+        })
+        .collect()
+}
+
+/// A scalar subquery over a relation leadline never has rows in, as its
+/// empty answer: NULL, typed as the column it selects if that is one of the
+/// relation's (`(SELECT c.collname FROM pg_collation c …)` is a `name`), by
+/// selecting it from the relation alone, which DataFusion plans uncorrelated.
+fn empty_scalar_subquery(q: &Query) -> Expr {
+    let mut q = q.clone();
+    let SetExpr::Select(sel) = q.body.as_mut() else { return Expr::value(Value::Null) };
+    let stubs = stub_relations(sel);
+    let column = match sel.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] => e.clone(),
+        _ => return Expr::value(Value::Null),
+    };
+    let qualifier = match &column {
+        Expr::CompoundIdentifier(ids) if ids.len() == 2 => ident_name(&ids[0]),
+        _ => return Expr::value(Value::Null),
+    };
+    if stub_column(&stubs, &column, "").is_none() {
+        return Expr::value(Value::Null);
     }
+    let named = |f: &&TableFactor| match f {
+        TableFactor::Table { name, alias, .. } => {
+            alias.as_ref().map(|a| ident_name(&a.name)).unwrap_or_else(|| last_name(name)) == qualifier
+        }
+        _ => false,
+    };
+    let relation = sel
+        .from
+        .iter()
+        .flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)))
+        .find(named)
+        .cloned();
+    let Some(relation) = relation else { return Expr::value(Value::Null) };
+    sel.from = vec![TableWithJoins { relation, joins: vec![] }];
+    sel.selection = Some(Expr::value(Value::Boolean(false)));
+    sel.group_by = ast::GroupByExpr::Expressions(vec![], vec![]);
+    sel.having = None;
+    q.order_by = None;
+    q.limit_clause = None;
+    Expr::Subquery(Box::new(q))
 }
 
 /// Finds an `alias.column` of the query's own select (not of a query nested
@@ -827,77 +1187,41 @@ fn unnests_catalog_column(q: &Query) -> bool {
         }
 }
 
-/// `(SELECT array_agg(e) FROM …)` of `SELECT e FROM …`: the subquery's one
-/// column as one array (NULL for no rows), which DataFusion runs anywhere.
-fn aggregated_array(q: &Query) -> Option<Box<Query>> {
-    let mut q = Box::new(q.clone());
-    let SetExpr::Select(sel) = q.body.as_mut() else { return None };
-    let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = sel.projection.as_slice() else {
-        return None;
+/// A subquery's rows (its one column) as one array, NULL for no rows: a
+/// scalar subquery, which DataFusion runs anywhere. `SELECT e FROM …` becomes
+/// `SELECT array_agg(e) FROM …`, so that a correlated one stays one DataFusion
+/// can decorrelate; a query that groups, aggregates, limits or combines its
+/// rows is read as a derived table first.
+fn rows_as_array(q: &Query) -> Box<Query> {
+    let mut array = Box::new(q.clone());
+    if let SetExpr::Select(sel) = array.body.as_mut()
+        && let [SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. }] = sel.projection.as_slice()
+        && !is_aggregate(e)
+        && !matches!(e, Expr::Function(f) if f.over.is_some())
+        && matches!(&sel.group_by, ast::GroupByExpr::Expressions(keys, _) if keys.is_empty())
+        && sel.having.is_none()
+        && q.limit_clause.is_none()
+        && q.fetch.is_none()
+    {
+        let aggregated = call("array_agg", e.clone());
+        sel.projection = vec![SelectItem::UnnamedExpr(aggregated)];
+        array.order_by = None;
+        return array;
+    }
+    // The shape of the aggregating query (a fixed text, not the client's).
+    let Ok(Some(Statement::Query(mut outer))) = Parser::parse_sql(
+        &PostgreSqlDialect {},
+        "SELECT array_agg(__leadline_rows.v) FROM (SELECT 1) AS __leadline_rows (v)",
+    )
+    .map(|mut s| s.pop()) else {
+        return array;
     };
-    sel.projection = vec![SelectItem::UnnamedExpr(call("array_agg", e.clone()))];
-    q.order_by = None;
-    Some(q)
-}
-
-/// Rewrites `x [NOT] IN (SELECT e …)` of an expression (not of a query nested
-/// in it, which has its own clauses) into the same test on the subquery's
-/// values as one array.
-struct InSubqueriesAsArrays {
-    depth: usize,
-}
-
-impl VisitorMut for InSubqueriesAsArrays {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.depth += 1;
-        ControlFlow::Continue(())
+    if let SetExpr::Select(sel) = outer.body.as_mut()
+        && let Some(TableWithJoins { relation: TableFactor::Derived { subquery, .. }, .. }) = sel.from.first_mut()
+    {
+        *subquery = array;
     }
-
-    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-        if self.depth == 0
-            && let Expr::InSubquery { expr, subquery, negated } = e
-            && let Some(values) = aggregated_array(subquery)
-        {
-            let test = membership(expr.as_ref().clone(), Expr::Subquery(values));
-            *e = if *negated { Expr::UnaryOp { op: ast::UnaryOperator::Not, expr: Box::new(test) } } else { test };
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// `x IN (values)` with PostgreSQL's three-valued answer, `values` an array
-/// (NULL when the subquery had no rows): false for no rows, true if found,
-/// else NULL if `x` or any value is NULL, else false.
-fn membership(x: Expr, values: Expr) -> Expr {
-    let boolean = |b: bool| Expr::value(Value::Boolean(b));
-    let when = |condition: Expr, result: Expr| ast::CaseWhen { condition, result };
-    let has_null =
-        Expr::IsNotNull(Box::new(function("array_position", vec![values.clone(), Expr::value(Value::Null)])));
-    Expr::Case {
-        case_token: ast::helpers::attached_token::AttachedToken::empty(),
-        end_token: ast::helpers::attached_token::AttachedToken::empty(),
-        operand: None,
-        conditions: vec![
-            when(Expr::IsNull(Box::new(values.clone())), boolean(false)),
-            when(function("array_has", vec![values, x.clone()]), boolean(true)),
-            when(
-                Expr::BinaryOp {
-                    left: Box::new(Expr::IsNull(Box::new(x))),
-                    op: BinaryOperator::Or,
-                    right: Box::new(has_null),
-                },
-                Expr::value(Value::Null),
-            ),
-        ],
-        else_result: Some(Box::new(boolean(false))),
-    }
+    outer
 }
 
 fn call(name: &str, e: Expr) -> Expr {
@@ -948,23 +1272,27 @@ fn is_information_schema_function(name: &ObjectName, function: &str) -> bool {
     }
 }
 
-/// `1`, `'1'`, `'1'::integer`.
+/// `1`, `'1'`, `'1'::integer`; or a parameter (`$1::integer`), which has its value
+/// only once bound: until then the statement is planned for its shape.
 fn is_one(e: &Expr) -> bool {
     match e {
-        Expr::Value(v) => matches!(&v.value, Value::Number(n, _) | Value::SingleQuotedString(n) if n.trim() == "1"),
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) | Value::SingleQuotedString(n) => n.trim() == "1",
+            Value::Placeholder(_) => true,
+            _ => false,
+        },
         Expr::Cast { expr, .. } | Expr::Nested(expr) => is_one(expr),
         _ => false,
     }
 }
 
-/// `unnest(generate_series(1, array_length(a)))`: the subscripts of a
+/// `unnest(generate_series(1, array_length(a)))::int4`: the subscripts of a
 /// one-dimensional array, one row each, as PostgreSQL's set-returning
 /// functions in a select list give them (and zipped with an `unnest(a)` beside).
 fn subscripts(array: Expr) -> Expr {
-    call(
-        "unnest",
-        function("generate_series", vec![Expr::value(Value::Number("1".into(), false)), call("array_length", array)]),
-    )
+    let series =
+        function("generate_series", vec![Expr::value(Value::Number("1".into(), false)), call("array_length", array)]);
+    cast(call("unnest", series), ast::DataType::Int(None))
 }
 
 fn cast(e: Expr, data_type: ast::DataType) -> Expr {
@@ -1032,54 +1360,83 @@ fn rewrite_like_escape(e: &mut Expr, esc: char) {
 
 /// PostgreSQL's column name for an unaliased select item (FigureColname).
 fn figure_name(e: &Expr) -> Option<String> {
+    figure(e).map(|(name, _)| name)
+}
+
+/// FigureColnameInternal: a name and how strongly the expression gives it
+/// (2: a column, a function, a field; 1: a cast's type, `case`), so that a
+/// `CASE` is named after its `ELSE` when that names something strongly.
+fn figure(e: &Expr) -> Option<(String, u8)> {
+    let strong = |name: String| Some((name, 2));
     match e {
-        Expr::Identifier(id) => Some(id.value.clone()),
-        Expr::CompoundIdentifier(ids) => ids.last().map(|i| i.value.clone()),
-        Expr::Function(f) => Some(last_name(&f.name)),
-        Expr::Cast { expr, data_type, .. } => figure_name(expr).or_else(|| {
-            Some(match data_type {
-                ast::DataType::Custom(n, _) => last_name(n),
-                ast::DataType::Int(_) | ast::DataType::Integer(_) => "int4".into(),
-                ast::DataType::BigInt(_) => "int8".into(),
-                ast::DataType::SmallInt(_) => "int2".into(),
-                ast::DataType::Text => "text".into(),
-                ast::DataType::Varchar(_) | ast::DataType::CharacterVarying(_) => "varchar".into(),
-                ast::DataType::Boolean | ast::DataType::Bool => "bool".into(),
-                ast::DataType::Double(_) | ast::DataType::DoublePrecision | ast::DataType::Float8 => "float8".into(),
-                ast::DataType::Real | ast::DataType::Float4 => "float4".into(),
-                ast::DataType::Numeric(_) | ast::DataType::Decimal(_) => "numeric".into(),
-                ast::DataType::Interval { .. } => "interval".into(),
-                ast::DataType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
-                    "timestamptz".into()
-                }
-                ast::DataType::Timestamp(..) => "timestamp".into(),
-                ast::DataType::Date => "date".into(),
-                other => other.to_string().to_ascii_lowercase(),
-            })
-        }),
-        Expr::Nested(e) => figure_name(e),
-        Expr::Case { .. } => Some("case".into()),
-        Expr::Array(_) => Some("array".into()),
-        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Identifier(id) => strong(ident_name(id)),
+        Expr::CompoundIdentifier(ids) => strong(ident_name(ids.last()?)),
+        Expr::Function(f) => strong(last_name(&f.name)),
+        Expr::Cast { expr, data_type, .. } => match figure(expr) {
+            Some((name, 2)) => strong(name),
+            _ => Some((cast_type_name(data_type), 1)),
+        },
+        Expr::Nested(e) => figure(e),
+        Expr::Case { else_result, .. } => match else_result.as_deref().and_then(figure) {
+            Some((name, 2)) => strong(name),
+            _ => Some(("case".into(), 1)),
+        },
+        Expr::Array(_) => strong("array".into()),
+        Expr::Exists { .. } => strong("exists".into()),
         Expr::Subquery(q) => match q.body.as_ref() {
             SetExpr::Select(s) => s.projection.first().and_then(|p| match p {
-                SelectItem::UnnamedExpr(e) => figure_name(e),
-                SelectItem::ExprWithAlias { alias, .. } => Some(alias.value.clone()),
+                SelectItem::UnnamedExpr(e) => figure(e),
+                SelectItem::ExprWithAlias { alias, .. } => strong(ident_name(alias)),
                 _ => None,
             }),
             _ => None,
         },
         Expr::CompoundFieldAccess { access_chain, .. } => access_chain.last().and_then(|a| match a {
-            ast::AccessExpr::Dot(e) => figure_name(e),
+            ast::AccessExpr::Dot(e) => figure(e),
             _ => None,
         }),
-        Expr::Extract { .. } => Some("extract".into()),
-        Expr::Position { .. } => Some("position".into()),
-        Expr::Substring { .. } => Some("substring".into()),
-        Expr::Trim { .. } => Some("btrim".into()),
-        Expr::Ceil { .. } => Some("ceil".into()),
-        Expr::Floor { .. } => Some("floor".into()),
+        Expr::Extract { .. } => strong("extract".into()),
+        Expr::Position { .. } => strong("position".into()),
+        Expr::Substring { .. } => strong("substring".into()),
+        Expr::Trim { .. } => strong("btrim".into()),
+        Expr::Ceil { .. } => strong("ceil".into()),
+        Expr::Floor { .. } => strong("floor".into()),
         _ => None,
+    }
+}
+
+/// The name PostgreSQL gives a cast of something unnamed: its type's.
+fn cast_type_name(data_type: &ast::DataType) -> String {
+    match data_type {
+        ast::DataType::Custom(n, _) => last_name(n),
+        ast::DataType::Int(_) | ast::DataType::Integer(_) => "int4".into(),
+        ast::DataType::BigInt(_) => "int8".into(),
+        ast::DataType::SmallInt(_) => "int2".into(),
+        ast::DataType::Text => "text".into(),
+        ast::DataType::Varchar(_) | ast::DataType::CharacterVarying(_) => "varchar".into(),
+        ast::DataType::Boolean | ast::DataType::Bool => "bool".into(),
+        ast::DataType::Double(_) | ast::DataType::DoublePrecision | ast::DataType::Float8 => "float8".into(),
+        ast::DataType::Real | ast::DataType::Float4 => "float4".into(),
+        ast::DataType::Numeric(_) | ast::DataType::Decimal(_) => "numeric".into(),
+        ast::DataType::Interval { .. } => "interval".into(),
+        ast::DataType::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => "timestamptz".into(),
+        ast::DataType::Timestamp(..) => "timestamp".into(),
+        ast::DataType::Date => "date".into(),
+        other => other.to_string().to_ascii_lowercase(),
+    }
+}
+
+/// The select list of a query's first SELECT (where its column names come from).
+fn top_select(stmt: &mut Statement) -> Option<&mut Select> {
+    let Statement::Query(q) = stmt else { return None };
+    let mut body = q.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            SetExpr::Select(sel) => return Some(sel),
+            _ => return None,
+        }
     }
 }
 
@@ -1088,16 +1445,7 @@ fn figure_name(e: &Expr) -> Option<String> {
 /// `SELECT 1, 1` plans), and returns the names clients should see if the
 /// select list has no wildcard.
 pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
-    let Statement::Query(q) = stmt else { return None };
-    let mut body = q.body.as_mut();
-    loop {
-        match body {
-            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
-            SetExpr::Query(inner) => body = inner.body.as_mut(),
-            _ => break,
-        }
-    }
-    let SetExpr::Select(sel) = body else { return None };
+    let sel = top_select(stmt)?;
     let mut names = Vec::with_capacity(sel.projection.len());
     let mut wildcard = false;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -1135,6 +1483,7 @@ pub fn name_columns(stmt: &mut Statement) -> Option<Vec<String>> {
 mod tests {
     use super::super::{run, test_session};
     use super::*;
+    use crate::pg::encode::pg_type_of;
 
     fn parse(sql: &str) -> Statement {
         match Parser::parse_sql(&PostgreSqlDialect {}, sql) {
@@ -1349,14 +1698,26 @@ mod tests {
 
     #[tokio::test]
     async fn in_subqueries_in_order_by_and_select_lists_run() -> Result<(), PgError> {
-        // Grafana's table list, in short: `IN (SELECT …)` in ORDER BY.
+        // Grafana's table list, in short: `IN (SELECT …)` in ORDER BY. The set's
+        // column is named like the tested value, which must still be `t.v`.
+        let sets = [
+            "SELECT x FROM (VALUES ('b'), ('c')) s(x)",
+            "SELECT v FROM (VALUES ('b'), ('c')) s(v)",
+            "SELECT x FROM (VALUES ('b'), ('c')) AS __leadline_rows(x)",
+        ];
+        for set in sets {
+            let sql = format!(
+                "SELECT v FROM (VALUES ('a'), ('b'), ('c')) t(v) ORDER BY CASE WHEN v IN ({set}) THEN 0 ELSE 1 END, 1"
+            );
+            assert_eq!(rows(&sql).await?, [["b"], ["c"], ["a"]], "{sql}");
+        }
+        // Over a catalog relation, sorted by an output name; with a wildcard.
+        let sql =
+            "SELECT relname AS t FROM pg_class ORDER BY CASE WHEN relname IN (SELECT 'climate') THEN 0 ELSE 1 END, t";
+        assert_eq!(rows(sql).await?, [["climate"]]);
         assert_eq!(
-            rows(
-                "SELECT v FROM (VALUES ('a'), ('b'), ('c')) t(v) \
-                 ORDER BY CASE WHEN v IN (SELECT x FROM (VALUES ('b'), ('c')) s(x)) THEN 0 ELSE 1 END, 1"
-            )
-            .await?,
-            [["b"], ["c"], ["a"]]
+            rows("SELECT * FROM (VALUES ('a'), ('b'), ('c')) t(v) ORDER BY v IN (SELECT 'b') DESC, v").await?,
+            [["b"], ["a"], ["c"]]
         );
         // PostgreSQL's three values: found, not found, NULL, and no rows at all.
         assert_eq!(
@@ -1367,9 +1728,49 @@ mod tests {
             .await?,
             [["1", "false", "NULL", "false"], ["2", "true", "false", "false"], ["NULL", "NULL", "NULL", "false"]]
         );
-        let mut stmt = parse("SELECT 1 IN (SELECT 1), 2 IN (SELECT 2) AS Found");
-        rewrite(&mut stmt, &test_session().1)?;
-        assert_eq!(name_columns(&mut stmt), Some(vec!["?column?".to_string(), "found".to_string()]));
+        let sql = "SELECT relname IN (SELECT 'climate'), 'x' IN (SELECT 'climate'), 'x' IN (SELECT NULL), \
+                   'x' NOT IN (SELECT relname FROM pg_class WHERE false) FROM pg_class";
+        assert_eq!(rows(sql).await?, [["true", "false", "NULL", "true"]]);
+        // Sets that aggregate, limit or combine their rows (answers from PostgreSQL 15).
+        assert_eq!(
+            rows(
+                "SELECT v, v IN (SELECT max(x) FROM (VALUES (1), (2)) s(x)), \
+                 v IN (SELECT x FROM (VALUES (1), (2)) s(x) ORDER BY x LIMIT 1), v IN (SELECT 1 UNION SELECT 3) \
+                 FROM (VALUES (1), (2), (3)) t(v) ORDER BY v"
+            )
+            .await?,
+            [["1", "false", "true", "true"], ["2", "true", "false", "false"], ["3", "false", "false", "true"]]
+        );
+        // A set correlated with the row, in a select list and in ORDER BY.
+        let (set, t) = (
+            "SELECT x FROM (VALUES (1, 'a'), (2, 'b')) s(x, k) WHERE s.k = t.k",
+            "(VALUES (1, 'a'), (1, 'b'), (2, 'b')) t(v, k)",
+        );
+        assert_eq!(
+            rows(&format!("SELECT v, k, v IN ({set}) FROM {t} ORDER BY v, k")).await?,
+            [["1", "a", "true"], ["1", "b", "false"], ["2", "b", "true"]]
+        );
+        assert_eq!(
+            rows(&format!("SELECT v, k FROM {t} ORDER BY v IN ({set}) DESC, v, k")).await?,
+            [["1", "a"], ["2", "b"], ["1", "b"]]
+        );
+        // Any correlated subquery in ORDER BY.
+        assert_eq!(
+            rows(
+                "SELECT v FROM (VALUES ('a'), ('b'), ('c')) t(v) \
+                 ORDER BY (SELECT count(*) FROM (VALUES ('b'), ('c'), ('c')) s(x) WHERE s.x = t.v) DESC, 1"
+            )
+            .await?,
+            [["c"], ["b"], ["a"]]
+        );
+        // Named as PostgreSQL names what the client wrote.
+        let (ctx, info) = test_session();
+        let Planned::Plan { names, .. } =
+            plan(&ctx.state(), &info, parse("SELECT 1 IN (SELECT 1), 2 IN (SELECT 2) AS Found")).await?
+        else {
+            panic!("planned empty");
+        };
+        assert_eq!(names, Some(["?column?", "found"].map(String::from).to_vec()));
         Ok(())
     }
 
@@ -1385,12 +1786,21 @@ mod tests {
     async fn a_stub_query_datafusion_cannot_type_is_empty() -> Result<(), PgError> {
         let (ctx, info) = test_session();
         // `oid[] = '{0}'`: PostgreSQL casts the literal, DataFusion cannot.
-        let sql = "SELECT pol.polname FROM pg_policy pol WHERE pol.polroles = '{0}'";
-        let Planned::Empty { names } = plan(&ctx.state(), &info, parse(sql)).await? else {
+        let sql = "SELECT pol.polname, pol.polpermissive AS p, NULL FROM pg_policy pol WHERE pol.polroles = '{0}'";
+        let Planned::Empty { columns } = plan(&ctx.state(), &info, parse(sql)).await? else {
             panic!("{sql} planned");
         };
-        assert_eq!(names, ["polname"]);
+        // Named and typed as PostgreSQL's: a `name`, a `bool`, an unknown (text).
+        let shown: Vec<_> = columns.iter().map(|c| (c.name().as_str(), pg_type_of(c))).collect();
+        assert_eq!(shown, [("polname", Type::NAME), ("p", Type::BOOL), ("?column?", Type::TEXT)]);
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_table_function_called_with_arguments_it_does_not_take_is_42883() {
+        assert_eq!(sqlstate("SELECT * FROM dora_metrics()").await, "42883");
+        assert_eq!(sqlstate("SELECT * FROM public.dora_metrics('week', NULL, NULL, NULL)").await, "42883");
+        assert_eq!(sqlstate("SELECT * FROM dora_quality('week')").await, "42883");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::datasource::MemTable;
@@ -15,7 +15,9 @@ use datafusion::prelude::SessionContext;
 
 use super::format::parse_ident;
 use super::{DATABASE, NS_INFORMATION_SCHEMA, NS_PG_CATALOG, NS_PUBLIC, OWNER, Settings};
-use crate::pg::encode::pg_type;
+use pgwire::api::Type;
+
+use crate::pg::encode::{pg_type, with_pg_type};
 use crate::pg::errors::PgError;
 
 /// The catalog's relations and their OIDs, for `'pg_class'::regclass` and
@@ -86,78 +88,81 @@ const INFORMATION_SCHEMA_OIDS: &[(&str, i32)] = &[
     ("routines", 13209),
 ];
 
-/// One row of `pg_type`.
+/// One row of `pg_type`, as PostgreSQL 15 has it.
 pub(super) struct PgType {
     pub oid: i32,
     /// `typname`.
     pub name: &'static str,
     /// `typlen`: bytes, or -1 for variable length.
     pub len: i16,
+    /// `typbyval`.
+    pub byval: bool,
     /// `typcategory`.
     pub category: &'static str,
+    /// `typispreferred`.
+    pub preferred: bool,
     /// `typelem`: the element type of an array type.
     pub elem: i32,
     /// `typarray`: the array type of this one.
     pub array: i32,
+    /// `typalign`.
+    pub align: &'static str,
+    /// `typstorage`.
+    pub storage: &'static str,
+    /// `typcollation`.
+    pub collation: i32,
+    /// `typinput`, `typoutput`, `typreceive`, `typsend` (`-`: none).
+    pub io: [&'static str; 4],
+    /// `typsubscript`.
+    pub subscript: &'static str,
     /// What `format_type` shows.
     pub display: &'static str,
 }
 
-const fn ty(
-    oid: i32,
-    name: &'static str,
-    len: i16,
-    category: &'static str,
-    elem: i32,
-    array: i32,
-    display: &'static str,
-) -> PgType {
-    PgType { oid, name, len, category, elem, array, display }
-}
-
-/// The types leadline's tables and catalog use, with PostgreSQL's OIDs.
+/// The types leadline's tables and catalog use, as PostgreSQL 15's `pg_type` has them.
+#[rustfmt::skip]
 const TYPES: &[PgType] = &[
-    ty(16, "bool", 1, "B", 0, 1000, "boolean"),
-    ty(17, "bytea", -1, "U", 0, 1001, "bytea"),
-    ty(18, "char", 1, "Z", 0, 1002, "\"char\""),
-    ty(19, "name", 64, "S", 0, 1003, "name"),
-    ty(20, "int8", 8, "N", 0, 1016, "bigint"),
-    ty(21, "int2", 2, "N", 0, 1005, "smallint"),
-    ty(22, "int2vector", -1, "A", 21, 1006, "int2vector"),
-    ty(23, "int4", 4, "N", 0, 1007, "integer"),
-    ty(25, "text", -1, "S", 0, 1009, "text"),
-    ty(26, "oid", 4, "N", 0, 1028, "oid"),
-    ty(30, "oidvector", -1, "A", 26, 1013, "oidvector"),
-    ty(114, "json", -1, "U", 0, 199, "json"),
-    ty(700, "float4", 4, "N", 0, 1021, "real"),
-    ty(701, "float8", 8, "N", 0, 1022, "double precision"),
-    ty(705, "unknown", -2, "X", 0, 0, "unknown"),
-    ty(1000, "_bool", -1, "A", 16, 0, "boolean[]"),
-    ty(1005, "_int2", -1, "A", 21, 0, "smallint[]"),
-    ty(1007, "_int4", -1, "A", 23, 0, "integer[]"),
-    ty(1009, "_text", -1, "A", 25, 0, "text[]"),
-    ty(1015, "_varchar", -1, "A", 1043, 0, "character varying[]"),
-    ty(1016, "_int8", -1, "A", 20, 0, "bigint[]"),
-    ty(1021, "_float4", -1, "A", 700, 0, "real[]"),
-    ty(1022, "_float8", -1, "A", 701, 0, "double precision[]"),
-    ty(1043, "varchar", -1, "S", 0, 1015, "character varying"),
-    ty(1082, "date", 4, "D", 0, 1182, "date"),
-    ty(1114, "timestamp", 8, "D", 0, 1115, "timestamp without time zone"),
-    ty(1115, "_timestamp", -1, "A", 1114, 0, "timestamp without time zone[]"),
-    ty(1182, "_date", -1, "A", 1082, 0, "date[]"),
-    ty(1184, "timestamptz", 8, "D", 0, 1185, "timestamp with time zone"),
-    ty(1185, "_timestamptz", -1, "A", 1184, 0, "timestamp with time zone[]"),
-    ty(1186, "interval", 16, "T", 0, 1187, "interval"),
-    ty(1187, "_interval", -1, "A", 1186, 0, "interval[]"),
-    ty(1231, "_numeric", -1, "A", 1700, 0, "numeric[]"),
-    ty(1700, "numeric", -1, "N", 0, 1231, "numeric"),
-    ty(2205, "regclass", 4, "N", 0, 2210, "regclass"),
-    ty(2206, "regtype", 4, "N", 0, 2211, "regtype"),
-    ty(2249, "record", -1, "P", 0, 2287, "record"),
-    ty(2278, "void", 4, "P", 0, 0, "void"),
-    ty(2279, "trigger", 4, "P", 0, 0, "trigger"),
-    ty(2950, "uuid", 16, "U", 0, 2951, "uuid"),
-    ty(3802, "jsonb", -1, "U", 0, 3807, "jsonb"),
+    PgType { oid: 16, name: "bool", len: 1, byval: true, category: "B", preferred: true, elem: 0, array: 1000, align: "c", storage: "p", collation: 0, io: ["boolin", "boolout", "boolrecv", "boolsend"], subscript: "-", display: "boolean" },
+    PgType { oid: 17, name: "bytea", len: -1, byval: false, category: "U", preferred: false, elem: 0, array: 1001, align: "i", storage: "x", collation: 0, io: ["byteain", "byteaout", "bytearecv", "byteasend"], subscript: "-", display: "bytea" },
+    PgType { oid: 18, name: "char", len: 1, byval: true, category: "Z", preferred: false, elem: 0, array: 1002, align: "c", storage: "p", collation: 0, io: ["charin", "charout", "charrecv", "charsend"], subscript: "-", display: "\"char\"" },
+    PgType { oid: 19, name: "name", len: 64, byval: false, category: "S", preferred: false, elem: 18, array: 1003, align: "c", storage: "p", collation: 950, io: ["namein", "nameout", "namerecv", "namesend"], subscript: "raw_array_subscript_handler", display: "name" },
+    PgType { oid: 20, name: "int8", len: 8, byval: true, category: "N", preferred: false, elem: 0, array: 1016, align: "d", storage: "p", collation: 0, io: ["int8in", "int8out", "int8recv", "int8send"], subscript: "-", display: "bigint" },
+    PgType { oid: 21, name: "int2", len: 2, byval: true, category: "N", preferred: false, elem: 0, array: 1005, align: "s", storage: "p", collation: 0, io: ["int2in", "int2out", "int2recv", "int2send"], subscript: "-", display: "smallint" },
+    PgType { oid: 22, name: "int2vector", len: -1, byval: false, category: "A", preferred: false, elem: 21, array: 1006, align: "i", storage: "p", collation: 0, io: ["int2vectorin", "int2vectorout", "int2vectorrecv", "int2vectorsend"], subscript: "array_subscript_handler", display: "int2vector" },
+    PgType { oid: 23, name: "int4", len: 4, byval: true, category: "N", preferred: false, elem: 0, array: 1007, align: "i", storage: "p", collation: 0, io: ["int4in", "int4out", "int4recv", "int4send"], subscript: "-", display: "integer" },
+    PgType { oid: 25, name: "text", len: -1, byval: false, category: "S", preferred: true, elem: 0, array: 1009, align: "i", storage: "x", collation: 100, io: ["textin", "textout", "textrecv", "textsend"], subscript: "-", display: "text" },
+    PgType { oid: 26, name: "oid", len: 4, byval: true, category: "N", preferred: true, elem: 0, array: 1028, align: "i", storage: "p", collation: 0, io: ["oidin", "oidout", "oidrecv", "oidsend"], subscript: "-", display: "oid" },
+    PgType { oid: 30, name: "oidvector", len: -1, byval: false, category: "A", preferred: false, elem: 26, array: 1013, align: "i", storage: "p", collation: 0, io: ["oidvectorin", "oidvectorout", "oidvectorrecv", "oidvectorsend"], subscript: "array_subscript_handler", display: "oidvector" },
+    PgType { oid: 114, name: "json", len: -1, byval: false, category: "U", preferred: false, elem: 0, array: 199, align: "i", storage: "x", collation: 0, io: ["json_in", "json_out", "json_recv", "json_send"], subscript: "-", display: "json" },
+    PgType { oid: 700, name: "float4", len: 4, byval: true, category: "N", preferred: false, elem: 0, array: 1021, align: "i", storage: "p", collation: 0, io: ["float4in", "float4out", "float4recv", "float4send"], subscript: "-", display: "real" },
+    PgType { oid: 701, name: "float8", len: 8, byval: true, category: "N", preferred: true, elem: 0, array: 1022, align: "d", storage: "p", collation: 0, io: ["float8in", "float8out", "float8recv", "float8send"], subscript: "-", display: "double precision" },
+    PgType { oid: 705, name: "unknown", len: -2, byval: false, category: "X", preferred: false, elem: 0, array: 0, align: "c", storage: "p", collation: 0, io: ["unknownin", "unknownout", "unknownrecv", "unknownsend"], subscript: "-", display: "unknown" },
+    PgType { oid: 1000, name: "_bool", len: -1, byval: false, category: "A", preferred: false, elem: 16, array: 0, align: "i", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "boolean[]" },
+    PgType { oid: 1005, name: "_int2", len: -1, byval: false, category: "A", preferred: false, elem: 21, array: 0, align: "i", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "smallint[]" },
+    PgType { oid: 1007, name: "_int4", len: -1, byval: false, category: "A", preferred: false, elem: 23, array: 0, align: "i", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "integer[]" },
+    PgType { oid: 1009, name: "_text", len: -1, byval: false, category: "A", preferred: false, elem: 25, array: 0, align: "i", storage: "x", collation: 100, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "text[]" },
+    PgType { oid: 1015, name: "_varchar", len: -1, byval: false, category: "A", preferred: false, elem: 1043, array: 0, align: "i", storage: "x", collation: 100, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "character varying[]" },
+    PgType { oid: 1016, name: "_int8", len: -1, byval: false, category: "A", preferred: false, elem: 20, array: 0, align: "d", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "bigint[]" },
+    PgType { oid: 1021, name: "_float4", len: -1, byval: false, category: "A", preferred: false, elem: 700, array: 0, align: "i", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "real[]" },
+    PgType { oid: 1022, name: "_float8", len: -1, byval: false, category: "A", preferred: false, elem: 701, array: 0, align: "d", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "double precision[]" },
+    PgType { oid: 1043, name: "varchar", len: -1, byval: false, category: "S", preferred: false, elem: 0, array: 1015, align: "i", storage: "x", collation: 100, io: ["varcharin", "varcharout", "varcharrecv", "varcharsend"], subscript: "-", display: "character varying" },
+    PgType { oid: 1082, name: "date", len: 4, byval: true, category: "D", preferred: false, elem: 0, array: 1182, align: "i", storage: "p", collation: 0, io: ["date_in", "date_out", "date_recv", "date_send"], subscript: "-", display: "date" },
+    PgType { oid: 1114, name: "timestamp", len: 8, byval: true, category: "D", preferred: false, elem: 0, array: 1115, align: "d", storage: "p", collation: 0, io: ["timestamp_in", "timestamp_out", "timestamp_recv", "timestamp_send"], subscript: "-", display: "timestamp without time zone" },
+    PgType { oid: 1115, name: "_timestamp", len: -1, byval: false, category: "A", preferred: false, elem: 1114, array: 0, align: "d", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "timestamp without time zone[]" },
+    PgType { oid: 1182, name: "_date", len: -1, byval: false, category: "A", preferred: false, elem: 1082, array: 0, align: "i", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "date[]" },
+    PgType { oid: 1184, name: "timestamptz", len: 8, byval: true, category: "D", preferred: true, elem: 0, array: 1185, align: "d", storage: "p", collation: 0, io: ["timestamptz_in", "timestamptz_out", "timestamptz_recv", "timestamptz_send"], subscript: "-", display: "timestamp with time zone" },
+    PgType { oid: 1185, name: "_timestamptz", len: -1, byval: false, category: "A", preferred: false, elem: 1184, array: 0, align: "d", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "timestamp with time zone[]" },
+    PgType { oid: 1186, name: "interval", len: 16, byval: false, category: "T", preferred: true, elem: 0, array: 1187, align: "d", storage: "p", collation: 0, io: ["interval_in", "interval_out", "interval_recv", "interval_send"], subscript: "-", display: "interval" },
+    PgType { oid: 1187, name: "_interval", len: -1, byval: false, category: "A", preferred: false, elem: 1186, array: 0, align: "d", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "interval[]" },
+    PgType { oid: 1231, name: "_numeric", len: -1, byval: false, category: "A", preferred: false, elem: 1700, array: 0, align: "i", storage: "x", collation: 0, io: ["array_in", "array_out", "array_recv", "array_send"], subscript: "array_subscript_handler", display: "numeric[]" },
+    PgType { oid: 1700, name: "numeric", len: -1, byval: false, category: "N", preferred: false, elem: 0, array: 1231, align: "i", storage: "m", collation: 0, io: ["numeric_in", "numeric_out", "numeric_recv", "numeric_send"], subscript: "-", display: "numeric" },
+    PgType { oid: 2205, name: "regclass", len: 4, byval: true, category: "N", preferred: false, elem: 0, array: 2210, align: "i", storage: "p", collation: 0, io: ["regclassin", "regclassout", "regclassrecv", "regclasssend"], subscript: "-", display: "regclass" },
+    PgType { oid: 2206, name: "regtype", len: 4, byval: true, category: "N", preferred: false, elem: 0, array: 2211, align: "i", storage: "p", collation: 0, io: ["regtypein", "regtypeout", "regtyperecv", "regtypesend"], subscript: "-", display: "regtype" },
+    PgType { oid: 2249, name: "record", len: -1, byval: false, category: "P", preferred: false, elem: 0, array: 2287, align: "d", storage: "x", collation: 0, io: ["record_in", "record_out", "record_recv", "record_send"], subscript: "-", display: "record" },
+    PgType { oid: 2278, name: "void", len: 4, byval: true, category: "P", preferred: false, elem: 0, array: 0, align: "i", storage: "p", collation: 0, io: ["void_in", "void_out", "void_recv", "void_send"], subscript: "-", display: "void" },
+    PgType { oid: 2279, name: "trigger", len: 4, byval: true, category: "P", preferred: false, elem: 0, array: 0, align: "i", storage: "p", collation: 0, io: ["trigger_in", "trigger_out", "-", "-"], subscript: "-", display: "trigger" },
+    PgType { oid: 2950, name: "uuid", len: 16, byval: false, category: "U", preferred: false, elem: 0, array: 2951, align: "c", storage: "p", collation: 0, io: ["uuid_in", "uuid_out", "uuid_recv", "uuid_send"], subscript: "-", display: "uuid" },
+    PgType { oid: 3802, name: "jsonb", len: -1, byval: false, category: "U", preferred: false, elem: 0, array: 3807, align: "i", storage: "x", collation: 0, io: ["jsonb_in", "jsonb_out", "jsonb_recv", "jsonb_send"], subscript: "jsonb_subscript_handler", display: "jsonb" },
 ];
 
 pub(super) fn type_by_oid(oid: i64) -> Option<&'static PgType> {
@@ -322,14 +327,14 @@ impl CatalogInfo {
 }
 
 const EMPTY_TABLES: &[(&str, &[&str])] = &[
-    ("pg_description", &["objoid:i", "classoid:i", "objsubid:i", "description:t"]),
-    ("pg_shdescription", &["objoid:i", "classoid:i", "description:t"]),
-    ("pg_attrdef", &["oid:i", "adrelid:i", "adnum:s", "adbin:t"]),
+    ("pg_description", &["objoid:oid", "classoid:oid", "objsubid:i", "description:t"]),
+    ("pg_shdescription", &["objoid:oid", "classoid:oid", "description:t"]),
+    ("pg_attrdef", &["oid:oid", "adrelid:oid", "adnum:s", "adbin:pg_node_tree"]),
     (
         "pg_index",
         &[
-            "indexrelid:i",
-            "indrelid:i",
+            "indexrelid:oid",
+            "indrelid:oid",
             "indnatts:s",
             "indnkeyatts:s",
             "indisunique:b",
@@ -343,60 +348,67 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
             "indisready:b",
             "indislive:b",
             "indisreplident:b",
-            "indkey:h",
-            "indcollation:o",
-            "indclass:o",
-            "indoption:h",
-            "indexprs:t",
-            "indpred:t",
+            "indkey:int2vector",
+            "indcollation:oidvector",
+            "indclass:oidvector",
+            "indoption:int2vector",
+            "indexprs:pg_node_tree",
+            "indpred:pg_node_tree",
         ],
     ),
     (
         "pg_constraint",
         &[
-            "oid:i",
-            "conname:t",
-            "connamespace:i",
-            "contype:t",
+            "oid:oid",
+            "conname:name",
+            "connamespace:oid",
+            "contype:char",
             "condeferrable:b",
             "condeferred:b",
             "convalidated:b",
-            "conrelid:i",
-            "contypid:i",
-            "conindid:i",
-            "conparentid:i",
-            "confrelid:i",
-            "confupdtype:t",
-            "confdeltype:t",
-            "confmatchtype:t",
+            "conrelid:oid",
+            "contypid:oid",
+            "conindid:oid",
+            "conparentid:oid",
+            "confrelid:oid",
+            "confupdtype:char",
+            "confdeltype:char",
+            "confmatchtype:char",
             "conislocal:b",
             "coninhcount:i",
             "connoinherit:b",
             "conkey:h",
             "confkey:h",
-            "conbin:t",
+            "conpfeqop:_oid",
+            "conppeqop:_oid",
+            "conffeqop:_oid",
+            "confdelsetcols:h",
+            "conexclop:_oid",
+            "conbin:pg_node_tree",
         ],
     ),
-    ("pg_inherits", &["inhrelid:i", "inhparent:i", "inhseqno:i", "inhdetachpending:b"]),
+    ("pg_inherits", &["inhrelid:oid", "inhparent:oid", "inhseqno:i", "inhdetachpending:b"]),
     (
         "pg_collation",
         &[
-            "oid:i",
-            "collname:t",
-            "collnamespace:i",
-            "collowner:i",
-            "collprovider:t",
+            "oid:oid",
+            "collname:name",
+            "collnamespace:oid",
+            "collowner:oid",
+            "collprovider:char",
             "collisdeterministic:b",
             "collencoding:i",
             "collcollate:t",
             "collctype:t",
+            "colliculocale:t",
+            "collversion:t",
         ],
     ),
     (
         "pg_sequence",
         &[
-            "seqrelid:i",
-            "seqtypid:i",
+            "seqrelid:oid",
+            "seqtypid:oid",
             "seqstart:I",
             "seqincrement:I",
             "seqmax:I",
@@ -408,49 +420,50 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
     (
         "pg_opclass",
         &[
-            "oid:i",
-            "opcmethod:i",
-            "opcname:t",
-            "opcnamespace:i",
-            "opcowner:i",
-            "opcfamily:i",
-            "opcintype:i",
+            "oid:oid",
+            "opcmethod:oid",
+            "opcname:name",
+            "opcnamespace:oid",
+            "opcowner:oid",
+            "opcfamily:oid",
+            "opcintype:oid",
             "opcdefault:b",
-            "opckeytype:i",
+            "opckeytype:oid",
         ],
     ),
     (
         "pg_policy",
         &[
-            "oid:i",
-            "polname:t",
-            "polrelid:i",
-            "polcmd:t",
+            "oid:oid",
+            "polname:name",
+            "polrelid:oid",
+            "polcmd:char",
             "polpermissive:b",
-            "polroles:o",
-            "polqual:t",
-            "polwithcheck:t",
+            "polroles:_oid",
+            "polqual:pg_node_tree",
+            "polwithcheck:pg_node_tree",
         ],
     ),
     (
         "pg_statistic_ext",
         &[
-            "oid:i",
-            "stxrelid:i",
-            "stxname:t",
-            "stxnamespace:i",
-            "stxowner:i",
+            "oid:oid",
+            "stxrelid:oid",
+            "stxname:name",
+            "stxnamespace:oid",
+            "stxowner:oid",
             "stxstattarget:i",
-            "stxkeys:h",
-            "stxkind:a",
+            "stxkeys:int2vector",
+            "stxkind:_char",
+            "stxexprs:pg_node_tree",
         ],
     ),
     (
         "pg_publication",
         &[
-            "oid:i",
-            "pubname:t",
-            "pubowner:i",
+            "oid:oid",
+            "pubname:name",
+            "pubowner:oid",
             "puballtables:b",
             "pubinsert:b",
             "pubupdate:b",
@@ -459,27 +472,156 @@ const EMPTY_TABLES: &[(&str, &[&str])] = &[
             "pubviaroot:b",
         ],
     ),
-    ("pg_publication_rel", &["oid:i", "prpubid:i", "prrelid:i", "prqual:t", "prattrs:h"]),
-    ("pg_publication_namespace", &["oid:i", "pnpubid:i", "pnnspid:i"]),
+    ("pg_publication_rel", &["oid:oid", "prpubid:oid", "prrelid:oid", "prqual:pg_node_tree", "prattrs:int2vector"]),
+    ("pg_publication_namespace", &["oid:oid", "pnpubid:oid", "pnnspid:oid"]),
     (
         "pg_trigger",
-        &["oid:i", "tgrelid:i", "tgparentid:i", "tgname:t", "tgfoid:i", "tgtype:s", "tgenabled:t", "tgisinternal:b"],
+        &[
+            "oid:oid",
+            "tgrelid:oid",
+            "tgparentid:oid",
+            "tgname:name",
+            "tgfoid:oid",
+            "tgtype:s",
+            "tgenabled:char",
+            "tgisinternal:b",
+            "tgconstrrelid:oid",
+            "tgconstrindid:oid",
+            "tgconstraint:oid",
+            "tgdeferrable:b",
+            "tginitdeferred:b",
+            "tgnargs:s",
+            "tgattr:int2vector",
+            "tgargs:bytea",
+            "tgqual:pg_node_tree",
+            "tgoldtable:name",
+            "tgnewtable:name",
+        ],
     ),
-    ("pg_rewrite", &["oid:i", "rulename:t", "ev_class:i", "ev_type:t", "ev_enabled:t", "is_instead:b"]),
-    ("pg_extension", &["oid:i", "extname:t", "extowner:i", "extnamespace:i", "extrelocatable:b", "extversion:t"]),
-    ("pg_enum", &["oid:i", "enumtypid:i", "enumsortorder:F", "enumlabel:t"]),
-    ("pg_range", &["rngtypid:i", "rngsubtype:i", "rngmultitypid:i"]),
-    ("pg_depend", &["classid:i", "objid:i", "objsubid:i", "refclassid:i", "refobjid:i", "refobjsubid:i", "deptype:t"]),
-    ("pg_foreign_table", &["ftrelid:i", "ftserver:i", "ftoptions:a"]),
-    ("pg_foreign_server", &["oid:i", "srvname:t", "srvowner:i", "srvfdw:i"]),
-    ("pg_foreign_data_wrapper", &["oid:i", "fdwname:t", "fdwowner:i"]),
-    ("pg_event_trigger", &["oid:i", "evtname:t", "evtevent:t", "evtowner:i", "evtfoid:i", "evtenabled:t"]),
-    ("pg_matviews", &["schemaname:t", "matviewname:t", "matviewowner:t", "definition:t"]),
-    ("pg_indexes", &["schemaname:t", "tablename:t", "indexname:t", "tablespace:t", "indexdef:t"]),
-    ("pg_auth_members", &["roleid:i", "member:i", "grantor:i", "admin_option:b"]),
-    ("pg_cursors", &["name:t", "statement:t", "is_holdable:b", "is_binary:b", "is_scrollable:b"]),
-    ("pg_prepared_statements", &["name:t", "statement:t", "parameter_types:a", "from_sql:b"]),
-    ("pg_locks", &["locktype:t", "database:i", "relation:i", "pid:i", "mode:t", "granted:b"]),
+    (
+        "pg_rewrite",
+        &[
+            "oid:oid",
+            "rulename:name",
+            "ev_class:oid",
+            "ev_type:char",
+            "ev_enabled:char",
+            "is_instead:b",
+            "ev_qual:pg_node_tree",
+            "ev_action:pg_node_tree",
+        ],
+    ),
+    (
+        "pg_extension",
+        &[
+            "oid:oid",
+            "extname:name",
+            "extowner:oid",
+            "extnamespace:oid",
+            "extrelocatable:b",
+            "extversion:t",
+            "extconfig:_oid",
+            "extcondition:a",
+        ],
+    ),
+    ("pg_enum", &["oid:oid", "enumtypid:oid", "enumsortorder:f", "enumlabel:name"]),
+    (
+        "pg_range",
+        &[
+            "rngtypid:oid",
+            "rngsubtype:oid",
+            "rngmultitypid:oid",
+            "rngcollation:oid",
+            "rngsubopc:oid",
+            "rngcanonical:t",
+            "rngsubdiff:t",
+        ],
+    ),
+    (
+        "pg_depend",
+        &["classid:oid", "objid:oid", "objsubid:i", "refclassid:oid", "refobjid:oid", "refobjsubid:i", "deptype:char"],
+    ),
+    ("pg_foreign_table", &["ftrelid:oid", "ftserver:oid", "ftoptions:a"]),
+    (
+        "pg_foreign_server",
+        &[
+            "oid:oid",
+            "srvname:name",
+            "srvowner:oid",
+            "srvfdw:oid",
+            "srvtype:t",
+            "srvversion:t",
+            "srvacl:_aclitem",
+            "srvoptions:a",
+        ],
+    ),
+    (
+        "pg_foreign_data_wrapper",
+        &[
+            "oid:oid",
+            "fdwname:name",
+            "fdwowner:oid",
+            "fdwhandler:oid",
+            "fdwvalidator:oid",
+            "fdwacl:_aclitem",
+            "fdwoptions:a",
+        ],
+    ),
+    (
+        "pg_event_trigger",
+        &["oid:oid", "evtname:name", "evtevent:name", "evtowner:oid", "evtfoid:oid", "evtenabled:char", "evttags:a"],
+    ),
+    (
+        "pg_matviews",
+        &[
+            "schemaname:name",
+            "matviewname:name",
+            "matviewowner:name",
+            "tablespace:name",
+            "hasindexes:b",
+            "ispopulated:b",
+            "definition:t",
+        ],
+    ),
+    ("pg_indexes", &["schemaname:name", "tablename:name", "indexname:name", "tablespace:name", "indexdef:t"]),
+    ("pg_auth_members", &["roleid:oid", "member:oid", "grantor:oid", "admin_option:b"]),
+    (
+        "pg_cursors",
+        &["name:t", "statement:t", "is_holdable:b", "is_binary:b", "is_scrollable:b", "creation_time:timestamptz"],
+    ),
+    (
+        "pg_prepared_statements",
+        &[
+            "name:t",
+            "statement:t",
+            "prepare_time:timestamptz",
+            "parameter_types:a",
+            "from_sql:b",
+            "generic_plans:I",
+            "custom_plans:I",
+        ],
+    ),
+    (
+        "pg_locks",
+        &[
+            "locktype:t",
+            "database:oid",
+            "relation:oid",
+            "page:i",
+            "tuple:s",
+            "virtualxid:t",
+            "transactionid:xid",
+            "classid:oid",
+            "objid:oid",
+            "objsubid:s",
+            "virtualtransaction:t",
+            "pid:i",
+            "mode:t",
+            "granted:b",
+            "fastpath:b",
+            "waitstart:timestamptz",
+        ],
+    ),
     ("pg_stat_activity_empty", &["pid:i"]),
 ];
 
@@ -487,29 +629,29 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
     (
         "table_constraints",
         &[
-            "constraint_catalog:t",
-            "constraint_schema:t",
-            "constraint_name:t",
-            "table_catalog:t",
-            "table_schema:t",
-            "table_name:t",
-            "constraint_type:t",
-            "is_deferrable:t",
-            "initially_deferred:t",
-            "enforced:t",
-            "nulls_distinct:t",
+            "constraint_catalog:name",
+            "constraint_schema:name",
+            "constraint_name:name",
+            "table_catalog:name",
+            "table_schema:name",
+            "table_name:name",
+            "constraint_type:varchar",
+            "is_deferrable:varchar",
+            "initially_deferred:varchar",
+            "enforced:varchar",
+            "nulls_distinct:varchar",
         ],
     ),
     (
         "key_column_usage",
         &[
-            "constraint_catalog:t",
-            "constraint_schema:t",
-            "constraint_name:t",
-            "table_catalog:t",
-            "table_schema:t",
-            "table_name:t",
-            "column_name:t",
+            "constraint_catalog:name",
+            "constraint_schema:name",
+            "constraint_name:name",
+            "table_catalog:name",
+            "table_schema:name",
+            "table_name:name",
+            "column_name:name",
             "ordinal_position:i",
             "position_in_unique_constraint:i",
         ],
@@ -517,38 +659,108 @@ const EMPTY_INFORMATION_SCHEMA: &[(&str, &[&str])] = &[
     (
         "referential_constraints",
         &[
-            "constraint_catalog:t",
-            "constraint_schema:t",
-            "constraint_name:t",
-            "unique_constraint_catalog:t",
-            "unique_constraint_schema:t",
-            "unique_constraint_name:t",
-            "match_option:t",
-            "update_rule:t",
-            "delete_rule:t",
+            "constraint_catalog:name",
+            "constraint_schema:name",
+            "constraint_name:name",
+            "unique_constraint_catalog:name",
+            "unique_constraint_schema:name",
+            "unique_constraint_name:name",
+            "match_option:varchar",
+            "update_rule:varchar",
+            "delete_rule:varchar",
         ],
     ),
-    ("check_constraints", &["constraint_catalog:t", "constraint_schema:t", "constraint_name:t", "check_clause:t"]),
+    (
+        "check_constraints",
+        &["constraint_catalog:name", "constraint_schema:name", "constraint_name:name", "check_clause:varchar"],
+    ),
 ];
 
-/// `information_schema.routines`: the functions `pg_proc` lists.
+/// `information_schema.routines`: the functions `pg_proc` lists, with
+/// PostgreSQL 15's columns.
 const ROUTINES_COLUMNS: &[&str] = &[
-    "specific_catalog:t",
-    "specific_schema:t",
-    "specific_name:t",
-    "routine_catalog:t",
-    "routine_schema:t",
-    "routine_name:t",
-    "routine_type:t",
-    "data_type:t",
-    "type_udt_catalog:t",
-    "type_udt_schema:t",
-    "type_udt_name:t",
-    "routine_body:t",
-    "routine_definition:t",
-    "external_language:t",
-    "is_deterministic:t",
-    "security_type:t",
+    "specific_catalog:name",
+    "specific_schema:name",
+    "specific_name:name",
+    "routine_catalog:name",
+    "routine_schema:name",
+    "routine_name:name",
+    "routine_type:varchar",
+    "module_catalog:name",
+    "module_schema:name",
+    "module_name:name",
+    "udt_catalog:name",
+    "udt_schema:name",
+    "udt_name:name",
+    "data_type:varchar",
+    "character_maximum_length:i",
+    "character_octet_length:i",
+    "character_set_catalog:name",
+    "character_set_schema:name",
+    "character_set_name:name",
+    "collation_catalog:name",
+    "collation_schema:name",
+    "collation_name:name",
+    "numeric_precision:i",
+    "numeric_precision_radix:i",
+    "numeric_scale:i",
+    "datetime_precision:i",
+    "interval_type:varchar",
+    "interval_precision:i",
+    "type_udt_catalog:name",
+    "type_udt_schema:name",
+    "type_udt_name:name",
+    "scope_catalog:name",
+    "scope_schema:name",
+    "scope_name:name",
+    "maximum_cardinality:i",
+    "dtd_identifier:name",
+    "routine_body:varchar",
+    "routine_definition:varchar",
+    "external_name:varchar",
+    "external_language:varchar",
+    "parameter_style:varchar",
+    "is_deterministic:varchar",
+    "sql_data_access:varchar",
+    "is_null_call:varchar",
+    "sql_path:varchar",
+    "schema_level_routine:varchar",
+    "max_dynamic_result_sets:i",
+    "is_user_defined_cast:varchar",
+    "is_implicitly_invocable:varchar",
+    "security_type:varchar",
+    "to_sql_specific_catalog:name",
+    "to_sql_specific_schema:name",
+    "to_sql_specific_name:name",
+    "as_locator:varchar",
+    "created:timestamptz",
+    "last_altered:timestamptz",
+    "new_savepoint_level:varchar",
+    "is_udt_dependent:varchar",
+    "result_cast_from_data_type:varchar",
+    "result_cast_as_locator:varchar",
+    "result_cast_char_max_length:i",
+    "result_cast_char_octet_length:i",
+    "result_cast_char_set_catalog:name",
+    "result_cast_char_set_schema:name",
+    "result_cast_char_set_name:name",
+    "result_cast_collation_catalog:name",
+    "result_cast_collation_schema:name",
+    "result_cast_collation_name:name",
+    "result_cast_numeric_precision:i",
+    "result_cast_numeric_precision_radix:i",
+    "result_cast_numeric_scale:i",
+    "result_cast_datetime_precision:i",
+    "result_cast_interval_type:varchar",
+    "result_cast_interval_precision:i",
+    "result_cast_type_udt_catalog:name",
+    "result_cast_type_udt_schema:name",
+    "result_cast_type_udt_name:name",
+    "result_cast_scope_catalog:name",
+    "result_cast_scope_schema:name",
+    "result_cast_scope_name:name",
+    "result_cast_maximum_cardinality:i",
+    "result_cast_dtd_identifier:name",
 ];
 
 /// The columns (`name:type code`) of a relation leadline never has rows in.
@@ -557,19 +769,52 @@ pub(super) fn empty_relation_columns(name: &str) -> Option<&'static [&'static st
     EMPTY_TABLES.iter().chain(EMPTY_INFORMATION_SCHEMA).find(|(t, _)| *t == name).map(|(_, columns)| *columns)
 }
 
-fn column_type(code: &str) -> DataType {
-    match code {
-        "i" => DataType::Int32,
-        "I" => DataType::Int64,
-        "s" => DataType::Int16,
-        "b" => DataType::Boolean,
-        "f" => DataType::Float32,
-        "F" => DataType::Float64,
-        "a" => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-        "h" => DataType::List(Arc::new(Field::new("item", DataType::Int16, true))),
-        "o" => DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
-        _ => DataType::Utf8,
+/// A catalog column: `code` is Arrow's type (`i` int4, `I` int8, `s` int2,
+/// `b` bool, `f` float4, `F` float8, `t` text, `a` text[], `h` int2[]) or the
+/// PostgreSQL type it is sent as where PostgreSQL's catalog has a type of its
+/// own for it (`oid`, `name`, `"char"` …), as PostgreSQL 15's catalog types it.
+fn column_field(name: &str, code: &str) -> Field {
+    let list = |item: DataType| DataType::List(Arc::new(Field::new("item", item, true)));
+    let (data_type, pg) = match code {
+        "i" => (DataType::Int32, None),
+        "I" => (DataType::Int64, None),
+        "s" => (DataType::Int16, None),
+        "b" => (DataType::Boolean, None),
+        "f" => (DataType::Float32, None),
+        "F" => (DataType::Float64, None),
+        "a" => (list(DataType::Utf8), None),
+        "h" => (list(DataType::Int16), None),
+        "timestamptz" => (DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), None),
+        "oid" => (DataType::Int32, Some(Type::OID)),
+        "xid" => (DataType::Int32, Some(Type::XID)),
+        "name" => (DataType::Utf8, Some(Type::NAME)),
+        "char" => (DataType::Utf8, Some(Type::CHAR)),
+        "varchar" => (DataType::Utf8, Some(Type::VARCHAR)),
+        "pg_node_tree" => (DataType::Utf8, Some(Type::PG_NODE_TREE)),
+        "int2vector" => (list(DataType::Int16), Some(Type::INT2_VECTOR)),
+        "oidvector" => (list(DataType::Int32), Some(Type::OID_VECTOR)),
+        "_oid" => (list(DataType::Int32), Some(Type::OID_ARRAY)),
+        "_char" => (list(DataType::Utf8), Some(Type::CHAR_ARRAY)),
+        "_name" => (list(DataType::Utf8), Some(Type::NAME_ARRAY)),
+        "_aclitem" => (list(DataType::Utf8), Some(Type::ACLITEM_ARRAY)),
+        "anyarray" => (list(DataType::Utf8), Some(Type::ANYARRAY)),
+        "bytea" => (DataType::Binary, None),
+        _ => (DataType::Utf8, None),
+    };
+    let field = Field::new(name, data_type, true);
+    match pg {
+        Some(pg) => with_pg_type(field, &pg),
+        None => field,
     }
+}
+
+/// A field named `name` of the type `column` has among `columns` (an entry
+/// of [`EMPTY_TABLES`]).
+pub(super) fn stub_column_field(columns: &[&str], column: &str, name: &str) -> Option<Field> {
+    columns.iter().find_map(|c| {
+        let (n, code) = c.split_once(':').unwrap_or((c, "t"));
+        (n == column).then(|| column_field(name, code))
+    })
 }
 
 /// A small table built row by row from `ScalarValue`s.
@@ -584,7 +829,7 @@ impl Builder {
             .iter()
             .map(|c| {
                 let (name, code) = c.split_once(':').unwrap_or((c, "t"));
-                Field::new(name, column_type(code), true)
+                column_field(name, code)
             })
             .collect();
         Self { schema: Arc::new(Schema::new(fields)), rows: Vec::new() }
@@ -643,59 +888,10 @@ fn format_type_name(dt: &DataType) -> &'static str {
     type_by_oid(oid).map(|t| t.display).unwrap_or("text")
 }
 
-/// A type's input/output function (`typinput`, `typreceive` …, `regproc`
-/// columns shown by name) as PostgreSQL names it: `int4recv`, but
-/// `timestamptz_recv`, and `array_recv` for every array type. Drivers map
-/// types by these names (ADBC reads `typreceive`), so they must match.
-fn io_function(pg: &PgType, suffix: &str) -> String {
-    if pg.name == "trigger" && matches!(suffix, "recv" | "send") {
-        return "-".into();
-    }
-    let separated = matches!(
-        pg.name,
-        "date"
-            | "timestamp"
-            | "timestamptz"
-            | "interval"
-            | "numeric"
-            | "json"
-            | "jsonb"
-            | "uuid"
-            | "record"
-            | "void"
-            | "trigger"
-    );
-    match (pg.elem != 0 && pg.category == "A" && pg.name.starts_with('_'), separated) {
-        (true, _) => format!("array_{suffix}"),
-        (false, true) => format!("{}_{suffix}", pg.name),
-        (false, false) => format!("{}{suffix}", pg.name),
-    }
-}
-
 /// The `regproc` columns of the catalog, kept as the function's name; `-`
 /// is PostgreSQL's name for none (OID 0).
 pub(super) const REGPROC_COLUMNS: &[&str] =
     &["typinput", "typoutput", "typreceive", "typsend", "typmodin", "typmodout", "typanalyze", "aggfnoid"];
-
-/// `typbyval`/`attbyval`: fixed-size values up to 8 bytes are passed by value.
-fn by_value(len: i16) -> bool {
-    len > 0 && len <= 8
-}
-
-/// `typalign`/`attalign` of a value of `len` bytes.
-fn alignment(len: i16) -> &'static str {
-    match len {
-        8 => "d",
-        2 => "s",
-        1 => "c",
-        _ => "i",
-    }
-}
-
-/// `typstorage`/`attstorage`: variable-length values may be TOASTed.
-fn storage(len: i16) -> &'static str {
-    if len < 0 { "x" } else { "p" }
-}
 
 /// A row of `information_schema.routines`. Aggregates have no
 /// `routine_type`, as in PostgreSQL (Harlequin's completion tells them so);
@@ -741,7 +937,7 @@ fn routine(
 pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings: &Settings) -> DfResult<()> {
     let mut tables: Vec<(&str, Arc<MemTable>)> = Vec::new();
 
-    let mut ns = Builder::new(&["oid:i", "nspname:t", "nspowner:i", "nspacl:a"]);
+    let mut ns = Builder::new(&["oid:oid", "nspname:name", "nspowner:oid", "nspacl:_aclitem"]);
     for (oid, name) in
         [(NS_PG_CATALOG, "pg_catalog"), (NS_PUBLIC, "public"), (NS_INFORMATION_SCHEMA, "information_schema")]
     {
@@ -753,21 +949,21 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.extend(relations);
 
     let mut ty = Builder::new(&[
-        "oid:i",
-        "typname:t",
-        "typnamespace:i",
-        "typowner:i",
+        "oid:oid",
+        "typname:name",
+        "typnamespace:oid",
+        "typowner:oid",
         "typlen:s",
         "typbyval:b",
-        "typtype:t",
-        "typcategory:t",
+        "typtype:char",
+        "typcategory:char",
         "typispreferred:b",
         "typisdefined:b",
-        "typdelim:t",
-        "typrelid:i",
+        "typdelim:char",
+        "typrelid:oid",
         "typsubscript:t",
-        "typelem:i",
-        "typarray:i",
+        "typelem:oid",
+        "typarray:oid",
         "typinput:t",
         "typoutput:t",
         "typreceive:t",
@@ -775,71 +971,72 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         "typmodin:t",
         "typmodout:t",
         "typanalyze:t",
-        "typalign:t",
-        "typstorage:t",
+        "typalign:char",
+        "typstorage:char",
         "typnotnull:b",
-        "typbasetype:i",
+        "typbasetype:oid",
         "typtypmod:i",
         "typndims:i",
-        "typcollation:i",
-        "typdefaultbin:t",
+        "typcollation:oid",
+        "typdefaultbin:pg_node_tree",
         "typdefault:t",
-        "typacl:a",
+        "typacl:_aclitem",
     ]);
     for pg in TYPES {
-        let (name, len) = (pg.name, pg.len);
         let pseudo = pg.category == "P" || pg.category == "X";
+        let [input, output, receive, send] = pg.io;
         ty.row(vec![
             ("oid", i(pg.oid)),
-            ("typname", t(name)),
+            ("typname", t(pg.name)),
             ("typnamespace", i(NS_PG_CATALOG)),
             ("typowner", i(OWNER)),
-            ("typlen", ScalarValue::Int16(Some(len))),
-            ("typbyval", b(by_value(len))),
+            ("typlen", ScalarValue::Int16(Some(pg.len))),
+            ("typbyval", b(pg.byval)),
             ("typtype", t(if pseudo { "p" } else { "b" })),
             ("typcategory", t(pg.category)),
-            ("typispreferred", b(matches!(name, "text" | "float8" | "timestamptz" | "bool" | "interval" | "oid"))),
+            ("typispreferred", b(pg.preferred)),
             ("typisdefined", b(true)),
             ("typdelim", t(",")),
             ("typrelid", i(0)),
+            ("typsubscript", t(pg.subscript)),
             ("typelem", i(pg.elem)),
             ("typarray", i(pg.array)),
-            ("typinput", t(&io_function(pg, "in"))),
-            ("typoutput", t(&io_function(pg, "out"))),
-            ("typreceive", t(&io_function(pg, "recv"))),
-            ("typsend", t(&io_function(pg, "send"))),
+            ("typinput", t(input)),
+            ("typoutput", t(output)),
+            ("typreceive", t(receive)),
+            ("typsend", t(send)),
             ("typmodin", t("-")),
             ("typmodout", t("-")),
             ("typanalyze", t("-")),
-            ("typalign", t(alignment(len))),
-            ("typstorage", t(storage(len))),
+            ("typalign", t(pg.align)),
+            ("typstorage", t(pg.storage)),
             ("typnotnull", b(false)),
             ("typbasetype", i(0)),
             ("typtypmod", i(-1)),
             ("typndims", i(0)),
-            ("typcollation", i(if matches!(name, "text" | "varchar" | "name") { 100 } else { 0 })),
+            ("typcollation", i(pg.collation)),
         ]);
     }
     tables.push(("pg_type", ty.table()?));
 
     let mut db = Builder::new(&[
-        "oid:i",
-        "datname:t",
-        "datdba:i",
+        "oid:oid",
+        "datname:name",
+        "datdba:oid",
         "encoding:i",
-        "datlocprovider:t",
+        "datlocprovider:char",
         "datistemplate:b",
         "datallowconn:b",
         "datconnlimit:i",
-        "datfrozenxid:i",
-        "datminmxid:i",
-        "dattablespace:i",
+        "datfrozenxid:xid",
+        "datminmxid:xid",
+        "dattablespace:oid",
         "datcollate:t",
         "datctype:t",
         "daticulocale:t",
-        "daticurules:t",
         "datcollversion:t",
-        "datacl:a",
+        "datacl:_aclitem",
+        "daticurules:t",
     ]);
     db.row(vec![
         ("oid", i(16383)),
@@ -857,8 +1054,7 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_database", db.table()?));
 
     let role_cols = [
-        "oid:i",
-        "rolname:t",
+        "rolname:name",
         "rolsuper:b",
         "rolinherit:b",
         "rolcreaterole:b",
@@ -867,15 +1063,31 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         "rolreplication:b",
         "rolconnlimit:i",
         "rolpassword:t",
-        "rolvaliduntil:t",
+        "rolvaliduntil:timestamptz",
         "rolbypassrls:b",
         "rolconfig:a",
+        "oid:oid",
     ];
     let mut roles = Builder::new(&role_cols);
+    // The same roles, in the relation pg_roles is a view of.
+    let mut authid = Builder::new(&[
+        "oid:oid",
+        "rolname:name",
+        "rolsuper:b",
+        "rolinherit:b",
+        "rolcreaterole:b",
+        "rolcreatedb:b",
+        "rolcanlogin:b",
+        "rolreplication:b",
+        "rolbypassrls:b",
+        "rolconnlimit:i",
+        "rolpassword:t",
+        "rolvaliduntil:timestamptz",
+    ]);
     let mut names = vec![DATABASE.to_string()];
     names.extend(info.roles.iter().filter(|r| r.as_str() != DATABASE).cloned());
     for (n, r) in names.iter().enumerate() {
-        roles.row(vec![
+        let role = vec![
             ("oid", i(if n == 0 { OWNER } else { 16390 + n as i32 })),
             ("rolname", t(r)),
             ("rolsuper", b(false)),
@@ -887,19 +1099,21 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
             ("rolconnlimit", i(-1)),
             ("rolpassword", t("********")),
             ("rolbypassrls", b(false)),
-        ]);
+        ];
+        roles.row(role.clone());
+        authid.row(role);
     }
     tables.push(("pg_roles", roles.table()?));
-    tables.push(("pg_authid", roles.table()?));
+    tables.push(("pg_authid", authid.table()?));
     let mut user = Builder::new(&[
-        "usename:t",
-        "usesysid:i",
+        "usename:name",
+        "usesysid:oid",
         "usecreatedb:b",
         "usesuper:b",
         "userepl:b",
         "usebypassrls:b",
         "passwd:t",
-        "valuntil:t",
+        "valuntil:timestamptz",
         "useconfig:a",
     ]);
     for (n, r) in names.iter().enumerate() {
@@ -911,12 +1125,12 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     }
     tables.push(("pg_user", user.table()?));
 
-    let mut ts = Builder::new(&["oid:i", "spcname:t", "spcowner:i", "spcacl:a", "spcoptions:a"]);
+    let mut ts = Builder::new(&["oid:oid", "spcname:name", "spcowner:oid", "spcacl:_aclitem", "spcoptions:a"]);
     ts.row(vec![("oid", i(1663)), ("spcname", t("pg_default")), ("spcowner", i(OWNER))]);
     ts.row(vec![("oid", i(1664)), ("spcname", t("pg_global")), ("spcowner", i(OWNER))]);
     tables.push(("pg_tablespace", ts.table()?));
 
-    let mut am = Builder::new(&["oid:i", "amname:t", "amhandler:t", "amtype:t"]);
+    let mut am = Builder::new(&["oid:oid", "amname:name", "amhandler:t", "amtype:char"]);
     am.row(vec![("oid", i(2)), ("amname", t("heap")), ("amhandler", t("heap_tableam_handler")), ("amtype", t("t"))]);
     am.row(vec![("oid", i(403)), ("amname", t("btree")), ("amhandler", t("bthandler")), ("amtype", t("i"))]);
     tables.push(("pg_am", am.table()?));
@@ -955,36 +1169,36 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_settings", settings_tbl.table()?));
 
     let mut proc = Builder::new(&[
-        "oid:i",
-        "proname:t",
-        "pronamespace:i",
-        "proowner:i",
-        "prolang:i",
-        "procost:F",
-        "prorows:F",
-        "provariadic:i",
+        "oid:oid",
+        "proname:name",
+        "pronamespace:oid",
+        "proowner:oid",
+        "prolang:oid",
+        "procost:f",
+        "prorows:f",
+        "provariadic:oid",
         "prosupport:t",
-        "prokind:t",
+        "prokind:char",
         "prosecdef:b",
         "proleakproof:b",
         "proisstrict:b",
         "proretset:b",
-        "provolatile:t",
-        "proparallel:t",
+        "provolatile:char",
+        "proparallel:char",
         "pronargs:s",
         "pronargdefaults:s",
-        "prorettype:i",
-        "proargtypes:o",
-        "proallargtypes:o",
-        "proargmodes:a",
+        "prorettype:oid",
+        "proargtypes:oidvector",
+        "proallargtypes:_oid",
+        "proargmodes:_char",
         "proargnames:a",
-        "proargdefaults:t",
-        "protrftypes:o",
+        "proargdefaults:pg_node_tree",
+        "protrftypes:_oid",
         "prosrc:t",
         "probin:t",
-        "prosqlbody:t",
+        "prosqlbody:pg_node_tree",
         "proconfig:a",
-        "proacl:a",
+        "proacl:_aclitem",
     ]);
     let mut fn_names: Vec<String> = ctx.state().scalar_functions().keys().cloned().collect();
     fn_names.extend(ctx.state().aggregate_functions().keys().cloned());
@@ -1040,15 +1254,15 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     tables.push(("pg_proc", proc.table()?));
 
     let mut language = Builder::new(&[
-        "oid:i",
-        "lanname:t",
-        "lanowner:i",
+        "oid:oid",
+        "lanname:name",
+        "lanowner:oid",
         "lanispl:b",
         "lanpltrusted:b",
-        "lanplcallfoid:i",
-        "laninline:i",
-        "lanvalidator:i",
-        "lanacl:a",
+        "lanplcallfoid:oid",
+        "laninline:oid",
+        "lanvalidator:oid",
+        "lanacl:_aclitem",
     ]);
     for (oid, name) in LANGUAGES {
         language.row(vec![
@@ -1070,14 +1284,26 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
 
     // pg_stat_activity: this connection only (leadline keeps no global view).
     let mut act = Builder::new(&[
-        "datid:i",
-        "datname:t",
+        "datid:oid",
+        "datname:name",
         "pid:i",
-        "usesysid:i",
-        "usename:t",
+        "leader_pid:i",
+        "usesysid:oid",
+        "usename:name",
         "application_name:t",
         "client_addr:t",
+        "client_hostname:t",
+        "client_port:i",
+        "backend_start:timestamptz",
+        "xact_start:timestamptz",
+        "query_start:timestamptz",
+        "state_change:timestamptz",
+        "wait_event_type:t",
+        "wait_event:t",
         "state:t",
+        "backend_xid:xid",
+        "backend_xmin:xid",
+        "query_id:I",
         "query:t",
         "backend_type:t",
     ]);
@@ -1097,13 +1323,13 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     // information_schema as a schema of its own.
     let is = Arc::new(MemorySchemaProvider::new());
     let mut schemata = Builder::new(&[
-        "catalog_name:t",
-        "schema_name:t",
-        "schema_owner:t",
-        "default_character_set_catalog:t",
-        "default_character_set_schema:t",
-        "default_character_set_name:t",
-        "sql_path:t",
+        "catalog_name:name",
+        "schema_name:name",
+        "schema_owner:name",
+        "default_character_set_catalog:name",
+        "default_character_set_schema:name",
+        "default_character_set_name:name",
+        "sql_path:varchar",
     ]);
     for s in ["pg_catalog", "public", "information_schema"] {
         schemata.row(vec![("catalog_name", t(DATABASE)), ("schema_name", t(s)), ("schema_owner", t(DATABASE))]);
@@ -1132,37 +1358,37 @@ type NamedTables = Vec<(&'static str, Arc<MemTable>)>;
 fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
     let relations = info.relations();
     let mut pg_catalog: NamedTables = Vec::new();
-    let mut pg_views = Builder::new(&["schemaname:t", "viewname:t", "viewowner:t", "definition:t"]);
+    let mut pg_views = Builder::new(&["schemaname:name", "viewname:name", "viewowner:name", "definition:t"]);
     let mut isv = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "view_definition:t",
-        "check_option:t",
-        "is_updatable:t",
-        "is_insertable_into:t",
-        "is_trigger_updatable:t",
-        "is_trigger_deletable:t",
-        "is_trigger_insertable_into:t",
+        "table_catalog:name",
+        "table_schema:name",
+        "table_name:name",
+        "view_definition:varchar",
+        "check_option:varchar",
+        "is_updatable:varchar",
+        "is_insertable_into:varchar",
+        "is_trigger_updatable:varchar",
+        "is_trigger_deletable:varchar",
+        "is_trigger_insertable_into:varchar",
     ]);
     let mut class = Builder::new(&[
-        "oid:i",
-        "relname:t",
-        "relnamespace:i",
-        "reltype:i",
-        "reloftype:i",
-        "relowner:i",
-        "relam:i",
-        "relfilenode:i",
-        "reltablespace:i",
+        "oid:oid",
+        "relname:name",
+        "relnamespace:oid",
+        "reltype:oid",
+        "reloftype:oid",
+        "relowner:oid",
+        "relam:oid",
+        "relfilenode:oid",
+        "reltablespace:oid",
         "relpages:i",
         "reltuples:f",
         "relallvisible:i",
-        "reltoastrelid:i",
+        "reltoastrelid:oid",
         "relhasindex:b",
         "relisshared:b",
-        "relpersistence:t",
-        "relkind:t",
+        "relpersistence:char",
+        "relkind:char",
         "relnatts:s",
         "relchecks:s",
         "relhasrules:b",
@@ -1171,19 +1397,19 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
         "relrowsecurity:b",
         "relforcerowsecurity:b",
         "relispopulated:b",
-        "relreplident:t",
+        "relreplident:char",
         "relispartition:b",
-        "relrewrite:i",
-        "relfrozenxid:i",
-        "relminmxid:i",
-        "relacl:a",
+        "relrewrite:oid",
+        "relfrozenxid:xid",
+        "relminmxid:xid",
+        "relacl:_aclitem",
         "reloptions:a",
-        "relpartbound:t",
+        "relpartbound:pg_node_tree",
     ]);
     let mut attr = Builder::new(&[
-        "attrelid:i",
-        "attname:t",
-        "atttypid:i",
+        "attrelid:oid",
+        "attname:name",
+        "atttypid:oid",
         "attstattarget:i",
         "attlen:s",
         "attnum:s",
@@ -1191,94 +1417,107 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
         "attcacheoff:i",
         "atttypmod:i",
         "attbyval:b",
-        "attalign:t",
-        "attstorage:t",
-        "attcompression:t",
+        "attalign:char",
+        "attstorage:char",
+        "attcompression:char",
         "attnotnull:b",
         "atthasdef:b",
         "atthasmissing:b",
-        "attidentity:t",
-        "attgenerated:t",
+        "attidentity:char",
+        "attgenerated:char",
         "attisdropped:b",
         "attislocal:b",
         "attinhcount:i",
-        "attcollation:i",
-        "attacl:a",
+        "attcollation:oid",
+        "attacl:_aclitem",
         "attoptions:a",
         "attfdwoptions:a",
+        "attmissingval:anyarray",
     ]);
     let mut stat = Builder::new(&[
-        "relid:i",
-        "schemaname:t",
-        "relname:t",
+        "relid:oid",
+        "schemaname:name",
+        "relname:name",
         "seq_scan:I",
         "seq_tup_read:I",
         "idx_scan:I",
+        "idx_tup_fetch:I",
         "n_tup_ins:I",
+        "n_tup_upd:I",
+        "n_tup_del:I",
+        "n_tup_hot_upd:I",
         "n_live_tup:I",
         "n_dead_tup:I",
-        "last_analyze:t",
-        "last_autoanalyze:t",
+        "n_mod_since_analyze:I",
+        "n_ins_since_vacuum:I",
+        "last_vacuum:timestamptz",
+        "last_autovacuum:timestamptz",
+        "last_analyze:timestamptz",
+        "last_autoanalyze:timestamptz",
+        "vacuum_count:I",
+        "autovacuum_count:I",
+        "analyze_count:I",
+        "autoanalyze_count:I",
     ]);
     let mut ist = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "table_type:t",
-        "self_referencing_column_name:t",
-        "reference_generation:t",
-        "user_defined_type_catalog:t",
-        "user_defined_type_schema:t",
-        "user_defined_type_name:t",
-        "is_insertable_into:t",
-        "is_typed:t",
-        "commit_action:t",
+        "table_catalog:name",
+        "table_schema:name",
+        "table_name:name",
+        "table_type:varchar",
+        "self_referencing_column_name:name",
+        "reference_generation:varchar",
+        "user_defined_type_catalog:name",
+        "user_defined_type_schema:name",
+        "user_defined_type_name:name",
+        "is_insertable_into:varchar",
+        "is_typed:varchar",
+        "commit_action:varchar",
     ]);
     let mut isc = Builder::new(&[
-        "table_catalog:t",
-        "table_schema:t",
-        "table_name:t",
-        "column_name:t",
+        "table_catalog:name",
+        "table_schema:name",
+        "table_name:name",
+        "column_name:name",
         "ordinal_position:i",
-        "column_default:t",
-        "is_nullable:t",
-        "data_type:t",
+        "column_default:varchar",
+        "is_nullable:varchar",
+        "data_type:varchar",
         "character_maximum_length:i",
         "character_octet_length:i",
         "numeric_precision:i",
         "numeric_precision_radix:i",
         "numeric_scale:i",
         "datetime_precision:i",
-        "interval_type:t",
+        "interval_type:varchar",
         "interval_precision:i",
-        "character_set_catalog:t",
-        "character_set_schema:t",
-        "character_set_name:t",
-        "collation_catalog:t",
-        "collation_schema:t",
-        "collation_name:t",
-        "domain_catalog:t",
-        "domain_schema:t",
-        "domain_name:t",
-        "udt_catalog:t",
-        "udt_schema:t",
-        "udt_name:t",
-        "scope_catalog:t",
-        "scope_schema:t",
-        "scope_name:t",
+        "character_set_catalog:name",
+        "character_set_schema:name",
+        "character_set_name:name",
+        "collation_catalog:name",
+        "collation_schema:name",
+        "collation_name:name",
+        "domain_catalog:name",
+        "domain_schema:name",
+        "domain_name:name",
+        "udt_catalog:name",
+        "udt_schema:name",
+        "udt_name:name",
+        "scope_catalog:name",
+        "scope_schema:name",
+        "scope_name:name",
         "maximum_cardinality:i",
-        "dtd_identifier:t",
-        "is_self_referencing:t",
-        "is_identity:t",
-        "identity_generation:t",
-        "identity_start:t",
-        "identity_increment:t",
-        "identity_maximum:t",
-        "identity_minimum:t",
-        "identity_cycle:t",
-        "is_generated:t",
-        "generation_expression:t",
-        "is_updatable:t",
+        "dtd_identifier:name",
+        "is_self_referencing:varchar",
+        "is_identity:varchar",
+        "identity_generation:varchar",
+        "identity_start:varchar",
+        "identity_increment:varchar",
+        "identity_maximum:varchar",
+        "identity_minimum:varchar",
+        "identity_cycle:varchar",
+        "is_generated:varchar",
+        "generation_expression:varchar",
+        "is_updatable:varchar",
     ]);
     for tbl in &relations {
         let view = tbl.view.as_ref();
@@ -1356,12 +1595,9 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
         for (n, f) in tbl.schema.fields().iter().enumerate() {
             let ty = pg_type(f.data_type());
             let entry = type_by_oid(ty.oid() as i64);
+            // PostgreSQL knows no constraints on a view's columns.
+            let not_null = !f.is_nullable() && view.is_none();
             let len = entry.map(|e| e.len).unwrap_or(-1);
-            let collation = if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
-                100
-            } else {
-                0
-            };
             attr.row(vec![
                 ("attrelid", i(tbl.oid)),
                 ("attname", t(f.name())),
@@ -1372,11 +1608,11 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
                 ("attndims", i(if matches!(f.data_type(), DataType::List(_)) { 1 } else { 0 })),
                 ("attcacheoff", i(-1)),
                 ("atttypmod", i(-1)),
-                ("attbyval", b(by_value(len))),
-                ("attalign", t(alignment(len))),
-                ("attstorage", t(storage(len))),
+                ("attbyval", b(entry.is_some_and(|e| e.byval))),
+                ("attalign", t(entry.map_or("i", |e| e.align))),
+                ("attstorage", t(entry.map_or("x", |e| e.storage))),
                 ("attcompression", t("")),
-                ("attnotnull", b(!f.is_nullable())),
+                ("attnotnull", b(not_null)),
                 ("atthasdef", b(false)),
                 ("atthasmissing", b(false)),
                 ("attidentity", t("")),
@@ -1384,7 +1620,7 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
                 ("attisdropped", b(false)),
                 ("attislocal", b(true)),
                 ("attinhcount", i(0)),
-                ("attcollation", i(collation)),
+                ("attcollation", i(entry.map_or(0, |e| e.collation))),
             ]);
             let is_array = matches!(f.data_type(), DataType::List(_));
             let (precision, radix, scale) = match f.data_type() {
@@ -1401,20 +1637,18 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
                 ("table_name", t(&tbl.name)),
                 ("column_name", t(f.name())),
                 ("ordinal_position", i(n as i32 + 1)),
-                ("is_nullable", t(if f.is_nullable() { "YES" } else { "NO" })),
+                ("is_nullable", t(if not_null { "NO" } else { "YES" })),
                 ("data_type", t(if is_array { "ARRAY" } else { format_type_name(f.data_type()) })),
                 ("numeric_precision", ScalarValue::Int32(precision)),
                 ("numeric_precision_radix", ScalarValue::Int32(radix)),
                 ("numeric_scale", ScalarValue::Int32(scale)),
                 (
                     "datetime_precision",
-                    ScalarValue::Int32(
-                        matches!(
-                            f.data_type(),
-                            DataType::Timestamp(..) | DataType::Interval(_) | DataType::Duration(_)
-                        )
-                        .then_some(6),
-                    ),
+                    ScalarValue::Int32(match f.data_type() {
+                        DataType::Timestamp(..) | DataType::Interval(_) | DataType::Duration(_) => Some(6),
+                        DataType::Date32 | DataType::Date64 => Some(0),
+                        _ => None,
+                    }),
                 ),
                 ("udt_catalog", t(DATABASE)),
                 ("udt_schema", t("pg_catalog")),
@@ -1433,10 +1667,10 @@ fn relation_tables(info: &CatalogInfo) -> DfResult<(NamedTables, NamedTables)> {
     pg_catalog.push(("pg_stat_all_tables", stat.table()?));
 
     let mut tables_view = Builder::new(&[
-        "schemaname:t",
-        "tablename:t",
-        "tableowner:t",
-        "tablespace:t",
+        "schemaname:name",
+        "tablename:name",
+        "tableowner:name",
+        "tablespace:name",
         "hasindexes:b",
         "hasrules:b",
         "hastriggers:b",
