@@ -40,7 +40,9 @@ panels (DORA aggregates over the range), the recent deployments table, the incid
 with GROUP BY over deployments, changes and incidents. insert: one INSERT of one valid new event (a commit or a \
 successful deployment, late by up to a week) with a unique event_id (--id-prefix), acknowledged when the server \
 answers INSERT 0 1. cancel: a long query (--long-query) cancelled with a CancelRequest after --cancel-after-ms; the \
-expected answer is SQLSTATE 57014.
+expected answer is SQLSTATE 57014. A cancel that reaches the server before the query has started is \
+ignored, as in PostgreSQL: the driver sends it again every 2 s until the query answers, and counts the resent ones \
+(`resent`).
 
 Latencies cover every request of a kind, whatever its outcome. Errors are counted by SQLSTATE, or `closed` (the \
 connection broke), `timeout` (no answer within --request-timeout; the connection is then dropped and opened again), \
@@ -98,6 +100,9 @@ struct Args {
     #[arg(long)]
     json: bool,
 }
+
+/// How long a cancelled query may go on before the cancel is sent again.
+const CANCEL_RESEND: Duration = Duration::from_secs(2);
 
 /// What one connection does for the run.
 struct Worker {
@@ -238,12 +243,28 @@ impl Worker {
                     }
                     _ = tokio::time::sleep(self.cancel_after) => {}
                 }
-                token.cancel_query(NoTls).await.map_err(|e| Failure {
-                    code: "client".into(),
-                    message: format!("sending the cancel request: {e}"),
-                    broken: false,
-                })?;
-                query.await?;
+                // A cancel that reaches the server before the query has
+                // started is ignored (as in PostgreSQL): send it again each
+                // RESEND until the query answers, counted apart.
+                let mut sent = 0u32;
+                loop {
+                    token.cancel_query(NoTls).await.map_err(|e| Failure {
+                        code: "client".into(),
+                        message: format!("sending the cancel request: {e}"),
+                        broken: false,
+                    })?;
+                    if sent > 0 {
+                        self.recorder.op("resent").ok(Duration::ZERO);
+                    }
+                    sent += 1;
+                    tokio::select! {
+                        done = &mut query => {
+                            done?;
+                            return Ok(());
+                        }
+                        _ = tokio::time::sleep(CANCEL_RESEND) => {}
+                    }
+                }
             }
         }
         Ok(())
@@ -316,9 +337,8 @@ async fn run(args: Args) -> Result<bool, String> {
     if args.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
-    if !(args.duration.is_finite() && args.duration > 0.0)
-        || !(args.request_timeout.is_finite() && args.request_timeout > 0.0)
-    {
+    let positive = |s: f64| s.is_finite() && s > 0.0;
+    if !positive(args.duration) || !positive(args.request_timeout) {
         return Err("--duration and --request-timeout must be positive numbers of seconds".into());
     }
     let mut config = tokio_postgres::Config::from_str(&args.url).map_err(|e| format!("--url: {e}"))?;
@@ -392,7 +412,7 @@ async fn run(args: Args) -> Result<bool, String> {
         "request_timeout_s": args.request_timeout, "id_prefix": &*id_prefix, "allow": args.allow,
         "loop": "closed", "services": dataset.targets.len(), "teams": dataset.teams.len(),
     });
-    let order = ["connect", "panel", "adhoc", "insert", "cancel"];
+    let order = ["connect", "panel", "adhoc", "insert", "cancel", "resent"];
     let report = Report {
         settings,
         connections: args.connections,
