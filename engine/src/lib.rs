@@ -29,5 +29,5 @@ pub use catalog::{Catalog, LeadlineOptions, MemoryLimits, ReadSession, ViewInfo,
 pub use check::{CheckProgress, CheckReport, Damage, DamageArea, check};
 pub use error::{Error, RelationProblem, Result, ValueProblem};
 pub use event::{Event, EventType, RawRow, RawValue, Rejection, RejectionKind};
-pub use log::{AUTO_COMPACT_FILES, AppendReport, EventLog, Snapshot};
+pub use log::{AUTO_COMPACT_FILES, AppendReport, EventLog, InputReport, Snapshot};
 pub use status::DataStatus;

@@ -59,6 +59,21 @@ pub struct AppendReport {
     /// The first rejections, for the caller to show.
     #[serde(skip)]
     pub first_rejections: Vec<Rejection>,
+    /// Each input's share, in the order of the inputs (the counts above are
+    /// their sums): what the server's group commit reports to each client.
+    #[serde(skip)]
+    pub inputs: Vec<InputReport>,
+}
+
+/// What one input of an append came to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputReport {
+    pub appended: u64,
+    pub duplicates: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    /// Its first rejections, for the caller to show.
+    pub first_rejections: Vec<Rejection>,
 }
 
 /// Keep this many rejections in the report for display.
@@ -277,18 +292,18 @@ impl Writer {
         let mut quarantine = RejectedFileWriter::new(self.log.rejected.root(), ingested_at);
         let mut report = AppendReport { ingested_at, ..Default::default() };
         let mut read = 0u64;
-        let mut reject = |report: &mut AppendReport, r: Rejection| -> Result<()> {
+        let mut reject = |input: &mut InputReport, r: Rejection| -> Result<()> {
             match r.kind {
-                RejectionKind::Invalid => report.rejected += 1,
-                RejectionKind::Conflict => report.conflicts += 1,
+                RejectionKind::Invalid => input.rejected += 1,
+                RejectionKind::Conflict => input.conflicts += 1,
             }
-            if report.first_rejections.len() < REPORTED_REJECTIONS {
-                report.first_rejections.push(r.clone());
+            if input.first_rejections.len() < REPORTED_REJECTIONS {
+                input.first_rejections.push(r.clone());
             }
             quarantine.push(r)
         };
         // One row: validated, checked against the id index, then stored or quarantined.
-        let mut take = |report: &mut AppendReport, source: &str, row: InputRow| -> Result<()> {
+        let mut take = |input: &mut InputReport, source: &str, row: InputRow| -> Result<()> {
             let event_id = row.fields.as_ref().ok().and_then(|f| match f.get("event_id") {
                 Some(crate::event::RawValue::Text(s)) => Some(s.clone()),
                 _ => None,
@@ -296,16 +311,28 @@ impl Writer {
             let event = match row.fields.and_then(Event::from_raw_owned) {
                 Ok(e) => e,
                 Err(reason) => {
+<<<<<<< HEAD
                     let r = Rejection::new(source, row.line, event_id, RejectionKind::Invalid, reason, row.raw);
                     return reject(report, r);
+=======
+                    let r = Rejection {
+                        source: source.into(),
+                        line: row.line,
+                        event_id,
+                        kind: RejectionKind::Invalid,
+                        reason,
+                        raw: row.raw,
+                    };
+                    return reject(input, r);
+>>>>>>> load
                 }
             };
             match index.check_and_insert(event_id_hash(&event.event_id), event.content_hash())? {
                 Seen::New => {
-                    report.appended += 1;
+                    input.appended += 1;
                     data.push(event)?;
                 }
-                Seen::Duplicate => report.duplicates += 1,
+                Seen::Duplicate => input.duplicates += 1,
                 Seen::Conflict => {
                     let reason = format!(
                         "event_id '{}' is already stored with different content; the first write stays",
@@ -317,22 +344,38 @@ impl Writer {
                         Some(event.event_id),
                         RejectionKind::Conflict,
                         reason,
+<<<<<<< HEAD
                         row.raw,
                     );
                     reject(report, r)?;
+=======
+                        raw: row.raw,
+                    };
+                    reject(input, r)?;
+>>>>>>> load
                 }
             }
             Ok(())
         };
         for (source, rows) in inputs {
+            let mut input = InputReport::default();
             for row in rows {
                 read += 1;
                 if read.is_multiple_of(65_536) {
                     progress(read);
                 }
-                take(&mut report, source.as_ref(), row?)?;
+                take(&mut input, source.as_ref(), row?)?;
             }
+            report.inputs.push(input);
         }
+        for input in &report.inputs {
+            report.appended += input.appended;
+            report.duplicates += input.duplicates;
+            report.conflicts += input.conflicts;
+            report.rejected += input.rejected;
+        }
+        report.first_rejections =
+            report.inputs.iter().flat_map(|i| &i.first_rejections).take(REPORTED_REJECTIONS).cloned().collect();
         progress(read);
         if read == 0 {
             drop(index);

@@ -152,8 +152,7 @@ pub async fn read_body(state: &HttpState, headers: &HeaderMap, body: Body) -> Re
 /// Appends `rows` as one commit through the shared writer (in the turn
 /// the caller took), or answers 503 when another process holds the lock.
 pub async fn append(state: &HttpState, source: &str, rows: Vec<InputRow>) -> Result<AppendReport, HttpError> {
-    let rows = rows.into_iter().map(Ok);
-    state.writer.append(source, |a| a.append(source, rows, &mut |_| {})).await.map_err(|e| match e {
+    state.writer.append(source, vec![(source.to_string(), rows)]).await.map_err(|e| match e {
         leadline_engine::Error::Locked { .. } => HttpError::unavailable(e.to_string(), 5),
         e => {
             tracing::error!(source, error = %e, "append failed");

@@ -47,10 +47,10 @@ fn table_columns() -> Vec<String> {
 }
 
 /// Appends inputs (source, rows) as one commit through the server's writer
-/// (one append at a time).
+/// (which may commit other sessions' appends with them: group commit).
 async fn append(state: &Arc<ServerState>, source: &str, inputs: Vec<Held>) -> Result<AppendReport, PgError> {
-    let inputs = inputs.into_iter().map(|h| (h.source, h.rows.into_iter().map(Ok)));
-    state.writer.append(source, |a| a.append_inputs(source, inputs, &mut |_| {})).await.map_err(PgError::from)
+    let inputs = inputs.into_iter().map(|h| (h.source, h.rows)).collect();
+    state.writer.append(source, inputs).await.map_err(PgError::from)
 }
 
 /// What a source's rows are numbered by.

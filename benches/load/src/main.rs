@@ -1,0 +1,433 @@
+//! `leadline-load`: N PostgreSQL connections replaying a workload mix
+//! against `leadline serve` (or any server with leadline's tables) for a
+//! bounded time; see `--help` and benches/README.md.
+
+mod stats;
+mod workload;
+
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde_json::json;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use stats::{Recorder, Report, Verification};
+use workload::{Dataset, Kind, Mix};
+
+const ABOUT: &str = "Drives a leadline server with N concurrent PostgreSQL connections (tokio-postgres) for a \
+bounded time, replaying a weighted mix of dashboard panel queries, ad hoc DORA aggregates, single-row INSERTs and \
+cancelled long queries; reports each kind's count, q/s, latency percentiles and errors by SQLSTATE, and checks \
+that every acknowledged INSERT is in `events` exactly once.";
+
+const LONG_ABOUT: &str = "Drives a leadline server with N concurrent PostgreSQL connections (tokio-postgres) for a \
+bounded time, replaying a weighted mix of requests; reports each kind's count, q/s, latency percentiles and errors by \
+SQLSTATE, and checks that every acknowledged INSERT is in `events` exactly once.
+
+CLOSED LOOP: each connection sends its next request as soon as the previous one is answered (no think time, no \
+target rate), so the offered load adapts to the server: q/s is what N busy clients got, and the latencies do not \
+include time a request would have waited to be sent had the clients kept a fixed schedule (coordinated omission). \
+All connections are opened before the clock starts; requests still running at the end of --duration are waited \
+for (up to --request-timeout) and counted, and q/s divides by the whole measured time.
+
+KINDS (--mix weights): panel: one panel of a DORA dashboard for one service or team, one environment and a 7/30/90 \
+day range, picked at random among what `deployments` holds: the weekly dora_metrics trend (filtered), the stat \
+panels (DORA aggregates over the range), the recent deployments table, the incidents table. adhoc: DORA aggregates \
+with GROUP BY over deployments, changes and incidents. insert: one INSERT of one valid new event (a commit or a \
+successful deployment, late by up to a week) with a unique event_id (--id-prefix), acknowledged when the server \
+answers INSERT 0 1. cancel: a long query (--long-query) cancelled with a CancelRequest after --cancel-after-ms; the \
+expected answer is SQLSTATE 57014. A cancel that reaches the server before the query has started is \
+ignored, as in PostgreSQL: the driver sends it again every 2 s until the query answers, and counts the resent ones \
+(`resent`).
+
+Latencies cover every request of a kind, whatever its outcome. Errors are counted by SQLSTATE, or `closed` (the \
+connection broke), `timeout` (no answer within --request-timeout; the connection is then dropped and opened again), \
+`client` (any other client-side failure), `rows` (an INSERT that answered OK but stored no row). Expected: 57014 for \
+cancel, and any SQLSTATE given with --allow. Connecting is reported as its own line (`connect`); a connection that \
+cannot be opened (53300 when the server's max_connections is reached) takes no further part.
+
+Exit status: 0 when there was no unexpected error and every acknowledged insert is in `events` exactly once, 1 \
+otherwise, 2 when the run could not start.";
+
+#[derive(Parser, Debug)]
+#[command(name = "leadline-load", about = ABOUT, long_about = LONG_ABOUT)]
+struct Args {
+    /// The server, as a PostgreSQL URL (or key=value string).
+    #[arg(long, default_value = "postgresql://leadline@127.0.0.1:5432/leadline")]
+    url: String,
+    /// Concurrent connections, each a closed-loop client.
+    #[arg(short, long, default_value_t = 10)]
+    connections: usize,
+    /// How long to send requests, in seconds.
+    #[arg(short, long, default_value_t = 10.0)]
+    duration: f64,
+    /// The workload: KIND=WEIGHT pairs (kinds panel, adhoc, insert, cancel); each request picks a kind with
+    /// probability weight / total.
+    #[arg(long, default_value = "panel=70,adhoc=10,insert=15,cancel=5")]
+    mix: Mix,
+    /// Seed of the random choices (each connection derives its own from it).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The cancel kind's long query.
+    #[arg(long, default_value = "SELECT count(*) FROM generate_series(1, 1000000000000) WHERE value % 7 = 3")]
+    long_query: String,
+    /// How long after sending the long query the cancel request is sent, in ms.
+    #[arg(long, default_value_t = 100)]
+    cancel_after_ms: u64,
+    /// A request with no answer after this many seconds counts as a `timeout` error (the client never hangs).
+    #[arg(long, default_value_t = 120.0)]
+    request_timeout: f64,
+    /// Prefix of the inserted events' ids (default: `load-<unix ms>-<pid>`, unique per run); the check after
+    /// the run looks for the acknowledged ids among `events` whose id starts with it.
+    #[arg(long)]
+    id_prefix: Option<String>,
+    /// A SQLSTATE counted as expected for any kind (repeatable), e.g. `--allow 53300` when testing the
+    /// connection limit.
+    #[arg(long = "allow", value_name = "SQLSTATE")]
+    allow: Vec<String>,
+    /// The server's process id: report its peak RSS (VmHWM) and RSS from /proc/PID/status after the run
+    /// (the server must run on this machine).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Skip the check of the acknowledged inserts after the run.
+    #[arg(long)]
+    no_verify: bool,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// How long a cancelled query may go on before the cancel is sent again.
+const CANCEL_RESEND: Duration = Duration::from_secs(2);
+
+/// What one connection does for the run.
+struct Worker {
+    id: usize,
+    config: Arc<tokio_postgres::Config>,
+    dataset: Arc<Dataset>,
+    mix: Mix,
+    long_query: Arc<str>,
+    cancel_after: Duration,
+    request_timeout: Duration,
+    id_prefix: Arc<str>,
+    rng: StdRng,
+    recorder: Recorder,
+    /// Ids of the inserts the server acknowledged.
+    acknowledged: Vec<String>,
+    inserts: u64,
+}
+
+/// How a request ended, when not with the answer it wanted.
+struct Failure {
+    code: String,
+    message: String,
+    /// The connection cannot be used any more.
+    broken: bool,
+}
+
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let (code, message) = match e.as_db_error() {
+            Some(db) => (db.code().code().to_string(), db.message().to_string()),
+            None if e.is_closed() => ("closed".to_string(), e.to_string()),
+            None => ("client".to_string(), e.to_string()),
+        };
+        Failure { broken: e.is_closed() || e.as_db_error().is_none(), code, message }
+    }
+}
+
+async fn connect(config: &tokio_postgres::Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        // Ends when the client is dropped or the server hangs up; its errors
+        // reach the client's requests.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+impl Worker {
+    async fn connect(&mut self) -> Option<Client> {
+        let t = Instant::now();
+        match tokio::time::timeout(self.request_timeout, connect(&self.config)).await {
+            Ok(Ok(client)) => {
+                self.recorder.op("connect").ok(t.elapsed());
+                Some(client)
+            }
+            Ok(Err(e)) => {
+                let f = Failure::from(e);
+                self.recorder.op("connect").error(t.elapsed(), &f.code, f.message);
+                None
+            }
+            Err(_) => {
+                self.recorder.op("connect").error(t.elapsed(), "timeout", "no answer to the startup".into());
+                None
+            }
+        }
+    }
+
+    /// Sends requests until `deadline`; reconnects once after a broken
+    /// connection, and stops when that fails.
+    async fn run(mut self, mut client: Client, deadline: Instant) -> Self {
+        while Instant::now() < deadline {
+            let kind = self.mix.pick(&mut self.rng);
+            let t = Instant::now();
+            let outcome = tokio::time::timeout(self.request_timeout, self.request(&client, kind)).await;
+            let took = t.elapsed();
+            let failure = match outcome {
+                Ok(Ok(())) => {
+                    self.recorder.op(kind.name()).ok(took);
+                    None
+                }
+                Ok(Err(f)) => Some(f),
+                Err(_) => Some(Failure {
+                    code: "timeout".into(),
+                    message: format!("no answer within {:?}", self.request_timeout),
+                    broken: true,
+                }),
+            };
+            if let Some(f) = failure {
+                self.recorder.op(kind.name()).error(took, &f.code, f.message);
+                if f.broken || client.is_closed() {
+                    match self.connect().await {
+                        Some(c) => client = c,
+                        None => break,
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    async fn request(&mut self, client: &Client, kind: Kind) -> Result<(), Failure> {
+        match kind {
+            Kind::Panel => {
+                let sql = self.dataset.panel(&mut self.rng);
+                client.simple_query(&sql).await?;
+            }
+            Kind::Adhoc => {
+                let sql = self.dataset.adhoc(&mut self.rng);
+                client.simple_query(&sql).await?;
+            }
+            Kind::Insert => {
+                self.inserts += 1;
+                let id = format!("{}-{}-{}", self.id_prefix, self.id, self.inserts);
+                let sql = self.dataset.insert(&mut self.rng, &id);
+                let answer = client.simple_query(&sql).await?;
+                let stored = answer.iter().find_map(|m| match m {
+                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                    _ => None,
+                });
+                if stored != Some(1) {
+                    return Err(Failure {
+                        code: "rows".into(),
+                        message: format!("INSERT answered {stored:?} rows, not 1"),
+                        broken: false,
+                    });
+                }
+                self.acknowledged.push(id);
+            }
+            Kind::Cancel => {
+                let token = client.cancel_token();
+                let query = client.simple_query(&self.long_query);
+                tokio::pin!(query);
+                tokio::select! {
+                    done = &mut query => {
+                        // Answered before the cancel was even sent.
+                        done?;
+                        return Ok(());
+                    }
+                    _ = tokio::time::sleep(self.cancel_after) => {}
+                }
+                // A cancel that reaches the server before the query has
+                // started is ignored (as in PostgreSQL): send it again each
+                // RESEND until the query answers, counted apart.
+                let mut sent = 0u32;
+                loop {
+                    token.cancel_query(NoTls).await.map_err(|e| Failure {
+                        code: "client".into(),
+                        message: format!("sending the cancel request: {e}"),
+                        broken: false,
+                    })?;
+                    if sent > 0 {
+                        self.recorder.op("resent").ok(Duration::ZERO);
+                    }
+                    sent += 1;
+                    tokio::select! {
+                        done = &mut query => {
+                            done?;
+                            return Ok(());
+                        }
+                        _ = tokio::time::sleep(CANCEL_RESEND) => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Looks up every acknowledged id in `events`: each must be there exactly once.
+async fn verify(config: &tokio_postgres::Config, prefix: &str, acknowledged: &[String]) -> Verification {
+    let mut v = Verification { acknowledged: acknowledged.len() as u64, ..Default::default() };
+    let sql = format!(
+        "SELECT event_id, count(*) FROM events WHERE starts_with(event_id, {}) GROUP BY event_id",
+        workload::quote(&format!("{prefix}-"))
+    );
+    let answer = match connect(config).await {
+        Ok(client) => client.simple_query(&sql).await,
+        Err(e) => Err(e),
+    };
+    let rows = match answer {
+        Ok(rows) => rows,
+        Err(e) => {
+            v.failed = Some(e.to_string());
+            return v;
+        }
+    };
+    let mut found = std::collections::HashMap::new();
+    for m in rows {
+        if let SimpleQueryMessage::Row(r) = m
+            && let (Some(id), Some(n)) = (r.get(0), r.get(1).and_then(|n| n.parse::<u64>().ok()))
+        {
+            found.insert(id.to_string(), n);
+        }
+    }
+    for id in acknowledged {
+        match found.remove(id) {
+            Some(1) => v.verified += 1,
+            Some(n) => v.duplicated.push((id.clone(), n)),
+            None => v.missing.push(id.clone()),
+        }
+    }
+    // What is left was inserted without an acknowledgement (or twice).
+    for (id, n) in found {
+        if n > 1 {
+            v.duplicated.push((id, n));
+        } else {
+            v.unacknowledged_present += 1;
+        }
+    }
+    v
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(passed) => {
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("leadline-load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool, String> {
+    if args.connections == 0 {
+        return Err("--connections must be at least 1".into());
+    }
+    let positive = |s: f64| s.is_finite() && s > 0.0;
+    if !positive(args.duration) || !positive(args.request_timeout) {
+        return Err("--duration and --request-timeout must be positive numbers of seconds".into());
+    }
+    let mut config = tokio_postgres::Config::from_str(&args.url).map_err(|e| format!("--url: {e}"))?;
+    config.application_name("leadline-load");
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs_f64(args.request_timeout));
+    }
+    let config = Arc::new(config);
+    let setup = connect(&config).await.map_err(|e| format!("connecting to {}: {e}", args.url))?;
+    let dataset = Arc::new(Dataset::discover(&setup).await.map_err(|e| format!("reading the data's services: {e}"))?);
+    drop(setup);
+    let id_prefix: Arc<str> = args
+        .id_prefix
+        .clone()
+        .unwrap_or_else(|| {
+            let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            format!("load-{ms}-{}", std::process::id())
+        })
+        .into();
+    let duration = Duration::from_secs_f64(args.duration);
+    // Everyone connects, then the clock starts for all at once.
+    let barrier = Arc::new(tokio::sync::Barrier::new(args.connections + 1));
+    let mut tasks = Vec::new();
+    for id in 0..args.connections {
+        let mut worker = Worker {
+            id,
+            config: config.clone(),
+            dataset: dataset.clone(),
+            mix: args.mix.clone(),
+            long_query: args.long_query.as_str().into(),
+            cancel_after: Duration::from_millis(args.cancel_after_ms),
+            request_timeout: Duration::from_secs_f64(args.request_timeout),
+            id_prefix: id_prefix.clone(),
+            rng: StdRng::seed_from_u64(args.seed.wrapping_mul(1_000_003).wrapping_add(id as u64)),
+            recorder: Recorder::default(),
+            acknowledged: Vec::new(),
+            inserts: 0,
+        };
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = worker.connect().await;
+            barrier.wait().await;
+            let connected = client.is_some();
+            if let Some(client) = client {
+                worker = worker.run(client, Instant::now() + duration).await;
+            }
+            (worker, connected)
+        }));
+    }
+    barrier.wait().await;
+    let start = Instant::now();
+    let mut recorder = Recorder::default();
+    let mut acknowledged = Vec::new();
+    let mut connected = 0;
+    for task in tasks {
+        let (worker, ok) = task.await.map_err(|e| format!("a connection's task failed: {e}"))?;
+        connected += usize::from(ok);
+        recorder.merge(worker.recorder);
+        acknowledged.extend(worker.acknowledged);
+    }
+    let elapsed = start.elapsed();
+    let memory = args.server_pid.map(stats::server_memory);
+    let inserted = recorder.ops.get("insert").is_some_and(|s| s.count() > 0);
+    let verification =
+        if args.no_verify || !inserted { None } else { Some(verify(&config, &id_prefix, &acknowledged).await) };
+    let allow = args.allow.clone();
+    let expected = move |op: &str, code: &str| (op == "cancel" && code == "57014") || allow.iter().any(|a| a == code);
+    let settings = json!({
+        "url": args.url, "duration_s": args.duration, "mix": args.mix.0.iter().map(|(k, w)| (k.name(), w)).collect::<std::collections::BTreeMap<_, _>>(),
+        "seed": args.seed, "cancel_after_ms": args.cancel_after_ms, "long_query": args.long_query,
+        "request_timeout_s": args.request_timeout, "id_prefix": &*id_prefix, "allow": args.allow,
+        "loop": "closed", "services": dataset.targets.len(), "teams": dataset.teams.len(),
+    });
+    let order = ["connect", "panel", "adhoc", "insert", "cancel", "resent"];
+    let report = Report {
+        settings,
+        connections: args.connections,
+        connected,
+        elapsed,
+        recorder: &recorder,
+        order: &order,
+        expected: &expected,
+        verification: verification.as_ref(),
+        memory,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default());
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(report.passed())
+}
