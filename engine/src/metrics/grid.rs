@@ -107,10 +107,24 @@ pub fn dora_metrics(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<RecordBatch> {
-    let Some((lo, hi)) = span.map(|(lo, hi)| (from.unwrap_or(lo), to.unwrap_or(hi))).or(from.zip(to)) else {
-        return Ok(RecordBatch::new_empty(dora_metrics_schema()));
-    };
-    let starts: Vec<i64> = bucket_starts(lo, hi, grain).collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
+    metric_grid(rows, &pairs, &grid_starts(span, grain, from, to), grain)
+}
+
+/// The bucket starts of `dora_metrics(grain, from, to)` over a log whose
+/// `occurred_at` spans `span`: from the bucket of `from` to the bucket of
+/// `to`, both inclusive (defaults: `span`).
+pub fn grid_starts(span: Option<(i64, i64)>, grain: Grain, from: Option<i64>, to: Option<i64>) -> Vec<i64> {
+    match span.map(|(lo, hi)| (from.unwrap_or(lo), to.unwrap_or(hi))).or(from.zip(to)) {
+        Some((lo, hi)) => bucket_starts(lo, hi, grain).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The `dora_metrics` rows of every pair of `pairs` (in that order) and
+/// bucket of `starts`: taken from `rows` (see [`metric_rows`]; rows of other
+/// pairs or buckets are ignored) or zero-filled.
+pub fn metric_grid(rows: &[RecordBatch], pairs: &[(&str, &str)], starts: &[i64], grain: Grain) -> Result<RecordBatch> {
     if starts.is_empty() || pairs.is_empty() {
         return Ok(RecordBatch::new_empty(dora_metrics_schema()));
     }
@@ -132,12 +146,12 @@ pub fn dora_metrics(
     let mut environment = StringBuilder::with_capacity(n, n * 8);
     let mut bucket = TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC);
     let mut take: Vec<(usize, usize)> = Vec::with_capacity(n);
-    for (s, e) in pairs {
-        for &start in &starts {
+    for &(s, e) in pairs {
+        for &start in starts {
             service.append_value(s);
             environment.append_value(e);
             bucket.append_value(start);
-            take.push(found.get(&(s.as_str(), e.as_str(), start)).copied().unwrap_or((rows.len(), 0)));
+            take.push(found.get(&(s, e, start)).copied().unwrap_or((rows.len(), 0)));
         }
     }
     let mut columns: Vec<ArrayRef> =
