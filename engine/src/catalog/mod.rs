@@ -150,7 +150,7 @@ impl Catalog {
 
     /// The latest snapshot, with the read model if it is complete for it.
     fn view(&self) -> Result<View> {
-        let snapshot = Arc::new(self.log.snapshot()?);
+        let snapshot = self.log.shared_snapshot()?;
         let mut newest = self.model.lock().map_err(|_| Error::Corrupt("read model cache poisoned".into()))?;
         if newest.as_ref().is_none_or(|m| m.version() < snapshot.version) {
             // Only when the log moved on: the manifest is replaced atomically
@@ -493,7 +493,8 @@ pub(super) mod tests {
                 session.context().sql(set).await.unwrap();
             }
             let mut checked = 0;
-            for source in ["dora_metrics('week')", "dora_metrics('day', '2026-03-05', '2026-03-20')", "dora_metrics('month')"]
+            for source in
+                ["dora_metrics('week')", "dora_metrics('day', '2026-03-05', '2026-03-20')", "dora_metrics('month')"]
             {
                 for filter in metrics {
                     let (pushed, after) = filtered_both_ways(&session, source, filter).await;

@@ -94,7 +94,8 @@ impl Kind {
             Kind::Metrics { grain, from, to } => {
                 let pairs: Vec<(&str, &str)> = p.pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
                 let kept = keys.pairs.pairs(pairs.iter().copied());
-                let pairs: Vec<(&str, &str)> = pairs.into_iter().zip(kept).filter_map(|(p, k)| k.then_some(p)).collect();
+                let pairs: Vec<(&str, &str)> =
+                    pairs.into_iter().zip(kept).filter_map(|(p, k)| k.then_some(p)).collect();
                 let starts = keys.starts.starts(&metrics::grid_starts(p.span, grain, from, to));
                 metrics::metric_grid(&[metrics::metric_rows(p, grain)?], &pairs, &starts, grain)
             }
@@ -243,7 +244,12 @@ async fn metrics_scan(
             let files = m
                 .metrics_files(grain, &components)
                 .into_iter()
-                .map(|(path, checksum)| ScannedFile { path, committed: None, checksum, affects: MODEL_AFFECTS.to_string() })
+                .map(|(path, checksum)| ScannedFile {
+                    path,
+                    committed: None,
+                    checksum,
+                    affects: MODEL_AFFECTS.to_string(),
+                })
                 .collect();
             // Only for pruning row groups: the grid ignores rows outside it.
             let mut within = Vec::new();
@@ -255,7 +261,9 @@ async fn metrics_scan(
                 let services: std::collections::BTreeSet<&String> = grid.pairs.iter().map(|(s, _)| s).collect();
                 let environments: std::collections::BTreeSet<&String> = grid.pairs.iter().map(|(_, e)| e).collect();
                 within.push(col("service").in_list(services.into_iter().map(|s| lit(s.as_str())).collect(), false));
-                within.push(col("environment").in_list(environments.into_iter().map(|e| lit(e.as_str())).collect(), false));
+                within.push(
+                    col("environment").in_list(environments.into_iter().map(|e| lit(e.as_str())).collect(), false),
+                );
             }
             finish_scan(state, catalog, plan, &stored, None, &within, None, files).await?
         }

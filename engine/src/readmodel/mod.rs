@@ -245,7 +245,8 @@ impl ReadModel {
     }
 
     fn part_files(&self, part: Part, which: Option<&[usize]>) -> Vec<(PathBuf, Option<u64>)> {
-        let file = |c: &Component| (published::file(&self.root, part, &c.id), self.checksum(&component_file(part, &c.id)));
+        let file =
+            |c: &Component| (published::file(&self.root, part, &c.id), self.checksum(&component_file(part, &c.id)));
         let all: Vec<&Component> = self.manifest.components.values().collect();
         match which {
             None => all.into_iter().map(file).collect(),
