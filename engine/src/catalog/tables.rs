@@ -19,6 +19,8 @@ use datafusion::prelude::SessionContext;
 use leadline_udfs::Grain;
 
 use super::damage::{NameDamageExec, ScannedFile, explain, is_read_error};
+use super::grid::{Grid, MetricGridExec};
+use super::pushdown::KeyFilter;
 use super::{Catalog, LeadlineOptions, View, blocking};
 use crate::event::{UTC, events_schema, rejected_schema};
 use crate::log::Snapshot;
@@ -26,7 +28,7 @@ use crate::log::files::{log_file_affects, parquet_plan};
 use crate::metrics;
 use crate::project::Projected;
 use crate::project::tables::{Table, table_batch};
-use crate::readmodel::MODEL_AFFECTS;
+use crate::readmodel::{MODEL_AFFECTS, ReadModel};
 
 /// Registers every table and function on `ctx`, reading `pinned`.
 pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
@@ -84,12 +86,18 @@ impl Kind {
 
     /// Computed in memory from `p`: the path for `as_of` and windows other
     /// than the read model's.
-    fn batch(self, p: &Projected, snap: &Snapshot, as_of: Option<i64>) -> crate::Result<RecordBatch> {
+    /// `dora_metrics` builds only the grid of the pairs and buckets `keys` keep.
+    fn batch(self, p: &Projected, snap: &Snapshot, as_of: Option<i64>, keys: &Keys) -> crate::Result<RecordBatch> {
         match self {
             Kind::Table(t) => Ok(table_batch(t, p)?),
             Kind::Quality => metrics::dora_quality(metrics::ProjectedCounts::of(p), snap, as_of),
             Kind::Metrics { grain, from, to } => {
-                metrics::dora_metrics(&[metrics::metric_rows(p, grain)?], &p.pairs, p.span, grain, from, to)
+                let pairs: Vec<(&str, &str)> = p.pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
+                let kept = keys.pairs.pairs(pairs.iter().copied());
+                let pairs: Vec<(&str, &str)> =
+                    pairs.into_iter().zip(kept).filter_map(|(p, k)| k.then_some(p)).collect();
+                let starts = keys.starts.starts(&metrics::grid_starts(p.span, grain, from, to)?);
+                metrics::metric_grid(&[metrics::metric_rows(p, grain)?], &pairs, &starts, grain)
             }
         }
     }
@@ -128,9 +136,16 @@ impl TableProvider for ProjectionTable {
         let batch = match model {
             Some(m) => match kind {
                 Kind::Table(t) => {
+                    // Only the components with a service the filters keep.
+                    let index = m.index();
+                    let by_service = KeyFilter::new(state, filters, &t.schema(), &["service"]);
+                    let which: Option<Vec<usize>> = (!by_service.is_empty()).then(|| {
+                        let kept = |services: &Vec<String>| by_service.services(services).contains(&true);
+                        (0..index.services.len()).filter(|&i| kept(&index.services[i])).collect()
+                    });
                     let schema = t.schema();
                     let files = m
-                        .table_files(t)
+                        .table_files(t, which.as_deref())
                         .into_iter()
                         .map(|(path, checksum)| ScannedFile {
                             path,
@@ -139,7 +154,7 @@ impl TableProvider for ProjectionTable {
                             affects: MODEL_AFFECTS.to_string(),
                         })
                         .collect();
-                    return match m.table_plan(t)? {
+                    return match m.table_plan(t, which.as_deref())? {
                         Some(plan) => {
                             let catalog = self.reader.catalog.clone();
                             finish_scan(state, &catalog, plan, &schema, projection, filters, limit, files).await
@@ -148,19 +163,113 @@ impl TableProvider for ProjectionTable {
                     };
                 }
                 Kind::Quality => blocking(move || metrics::dora_quality(m.counts(), &snapshot, None)).await?,
-                Kind::Metrics { grain, from, to } => blocking(move || m.dora_metrics(grain, from, to)).await?,
+                Kind::Metrics { grain, from, to } => {
+                    let catalog = self.reader.catalog.clone();
+                    return metrics_scan(state, &catalog, &m, grain, (from, to), projection, filters).await;
+                }
             },
             None => {
                 let catalog = self.reader.catalog.clone();
+                let keys = Keys::new(state, filters);
                 blocking(move || {
                     let p = catalog.projected(&snapshot, options.as_of, options.attribution_window)?;
-                    kind.batch(&p, &snapshot, options.as_of)
+                    kind.batch(&p, &snapshot, options.as_of, &keys)
                 })
                 .await?
             }
         };
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?)
     }
+}
+
+/// The filters of a `dora_metrics` scan over its key columns.
+#[derive(Debug, Default)]
+struct Keys {
+    pairs: KeyFilter,
+    starts: KeyFilter,
+}
+
+impl Keys {
+    fn new(state: &dyn Session, filters: &[Expr]) -> Self {
+        let schema = metrics::dora_metrics_schema();
+        Keys {
+            pairs: KeyFilter::new(state, filters, &schema, &["service", "environment"]),
+            starts: KeyFilter::new(state, filters, &schema, &["bucket_start"]),
+        }
+    }
+}
+
+/// `dora_metrics(grain, from, to)` from the read model `m`: the stored rows
+/// of only the components holding a pair the filters keep, and within
+/// their files only the row groups that may hold those pairs and buckets
+/// (the files are sorted by pair and bucket), laid on the grid of the pairs
+/// and buckets the filters keep.
+async fn metrics_scan(
+    state: &dyn Session,
+    catalog: &Arc<Catalog>,
+    m: &ReadModel,
+    grain: Grain,
+    (from, to): (Option<i64>, Option<i64>),
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let keys = Keys::new(state, filters);
+    let index = m.index();
+    let all_starts = metrics::grid_starts(index.span, grain, from, to)?;
+    let starts = keys.starts.starts(&all_starts);
+    let kept = keys.pairs.pairs(index.pairs.iter().map(|((s, e), _)| (s.as_str(), e.as_str())));
+    let mut pairs = Vec::new();
+    let mut components = std::collections::BTreeSet::new();
+    if !starts.is_empty() {
+        for (((s, e), holders), keep) in index.pairs.iter().zip(kept) {
+            if keep {
+                pairs.push((s.clone(), e.clone()));
+                components.extend(holders.iter().copied());
+            }
+        }
+    }
+    let components: Vec<usize> = components.into_iter().collect();
+    let grid = Arc::new(Grid {
+        grain,
+        all_pairs: index.pairs.len(),
+        all_starts: all_starts.len(),
+        components: components.len(),
+        all_components: index.services.len(),
+        pairs,
+        starts,
+    });
+    let stored = metrics::dora_metrics_schema();
+    let input = match m.metrics_plan(grain, &components)? {
+        Some(plan) => {
+            let files = m
+                .metrics_files(grain, &components)
+                .into_iter()
+                .map(|(path, checksum)| ScannedFile {
+                    path,
+                    committed: None,
+                    checksum,
+                    affects: MODEL_AFFECTS.to_string(),
+                })
+                .collect();
+            // Only for pruning row groups: the grid ignores rows outside it.
+            let mut within = Vec::new();
+            if let (Some(first), Some(last)) = (grid.starts.first(), grid.starts.last()) {
+                let at = |t: i64| lit(ScalarValue::TimestampMicrosecond(Some(t), Some(UTC.into())));
+                within.push(col("bucket_start").between(at(*first), at(*last)));
+            }
+            if grid.pairs.len() < grid.all_pairs {
+                let services: std::collections::BTreeSet<&String> = grid.pairs.iter().map(|(s, _)| s).collect();
+                let environments: std::collections::BTreeSet<&String> = grid.pairs.iter().map(|(_, e)| e).collect();
+                within.push(col("service").in_list(services.into_iter().map(|s| lit(s.as_str())).collect(), false));
+                within.push(
+                    col("environment").in_list(environments.into_iter().map(|e| lit(e.as_str())).collect(), false),
+                );
+            }
+            finish_scan(state, catalog, plan, &stored, None, &within, None, files).await?
+        }
+        None => empty(stored, None)?,
+    };
+    Ok(MetricGridExec::new(input, grid, projection.cloned())?)
 }
 
 /// `dora_metrics(grain [, from [, to]])`.

@@ -23,7 +23,7 @@ mod read;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -114,6 +114,8 @@ pub struct EventLog {
     events: DeltaTable,
     rejected: DeltaTable,
     cached: Mutex<(TableState, TableState)>,
+    /// The last shared snapshot, with the rejected table's version it saw.
+    shared: Mutex<Option<(Option<u64>, Arc<Snapshot>)>>,
 }
 
 impl EventLog {
@@ -128,6 +130,7 @@ impl EventLog {
             rejected: DeltaTable::new(root.join("rejected")),
             root,
             cached: Mutex::new(Default::default()),
+            shared: Mutex::new(None),
         })
     }
 
@@ -139,9 +142,36 @@ impl EventLog {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let mut guard = self.cached.lock().map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
         let (events, rejected) = &mut *guard;
+        self.refresh(events, rejected)?;
+        Ok(self.build(events, rejected))
+    }
+
+    /// The latest committed state, shared: while nothing is committed, the
+    /// same one, so pinning it per statement costs a look for the next
+    /// commit, not a copy of every file's entry.
+    pub fn shared_snapshot(&self) -> Result<Arc<Snapshot>> {
+        let mut guard = self.cached.lock().map_err(|_| Error::Corrupt("snapshot cache poisoned".into()))?;
+        let (events, rejected) = &mut *guard;
+        self.refresh(events, rejected)?;
+        let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((rejected_version, snap)) = shared.as_ref()
+            && snap.version == events.version
+            && *rejected_version == rejected.version
+        {
+            return Ok(snap.clone());
+        }
+        let snap = Arc::new(self.build(events, rejected));
+        *shared = Some((rejected.version, snap.clone()));
+        Ok(snap)
+    }
+
+    fn refresh(&self, events: &mut TableState, rejected: &mut TableState) -> Result<()> {
         // Rejected first: a quarantine commit is never newer than its events commit.
         self.rejected.refresh(rejected)?;
-        self.events.refresh(events)?;
+        self.events.refresh(events)
+    }
+
+    fn build(&self, events: &TableState, rejected: &TableState) -> Snapshot {
         let mut rejected_files: Vec<AddFile> = rejected.files.values().cloned().collect();
         // A quarantine file named by an events commit but not yet committed
         // itself (writer died in between) is part of the snapshot all the same.
@@ -152,13 +182,13 @@ impl EventLog {
                 }
             }
         }
-        Ok(Snapshot {
+        Snapshot {
             root: self.root.clone(),
             version: events.version,
             event_files: events.files.values().cloned().collect(),
             rejected_files,
             appends: events.commits.iter().filter_map(append_record).collect(),
-        })
+        }
     }
 }
 
@@ -311,20 +341,8 @@ impl Writer {
             let event = match row.fields.and_then(Event::from_raw_owned) {
                 Ok(e) => e,
                 Err(reason) => {
-<<<<<<< HEAD
                     let r = Rejection::new(source, row.line, event_id, RejectionKind::Invalid, reason, row.raw);
-                    return reject(report, r);
-=======
-                    let r = Rejection {
-                        source: source.into(),
-                        line: row.line,
-                        event_id,
-                        kind: RejectionKind::Invalid,
-                        reason,
-                        raw: row.raw,
-                    };
                     return reject(input, r);
->>>>>>> load
                 }
             };
             match index.check_and_insert(event_id_hash(&event.event_id), event.content_hash())? {
@@ -344,15 +362,9 @@ impl Writer {
                         Some(event.event_id),
                         RejectionKind::Conflict,
                         reason,
-<<<<<<< HEAD
                         row.raw,
                     );
-                    reject(report, r)?;
-=======
-                        raw: row.raw,
-                    };
                     reject(input, r)?;
->>>>>>> load
                 }
             }
             Ok(())

@@ -118,24 +118,44 @@ pub fn dora_metrics(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<RecordBatch> {
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
+    metric_grid(rows, &pairs, &grid_starts(span, grain, from, to)?, grain)
+}
+
+/// The bucket starts of `dora_metrics(grain, from, to)` over a log whose
+/// `occurred_at` spans `span`: from the bucket of `from` to the bucket of
+/// `to`, both inclusive (defaults: `span`). At most
+/// [`MAX_DORA_METRICS_BUCKETS`], counted before anything is allocated:
+/// `from`/`to` are the caller's.
+pub fn grid_starts(span: Option<(i64, i64)>, grain: Grain, from: Option<i64>, to: Option<i64>) -> Result<Vec<i64>> {
     let Some((lo, hi)) = span.map(|(lo, hi)| (from.unwrap_or(lo), to.unwrap_or(hi))).or(from.zip(to)) else {
-        return Ok(RecordBatch::new_empty(dora_metrics_schema()));
+        return Ok(Vec::new());
     };
-    // Counted before anything is allocated: `from`/`to` are the caller's.
-    let buckets = bucket_starts(lo, hi, grain).take(MAX_DORA_METRICS_BUCKETS + 1).count();
-    if buckets > MAX_DORA_METRICS_BUCKETS || buckets.saturating_mul(pairs.len()) > MAX_DORA_METRICS_ROWS {
-        let (more, buckets) =
-            if buckets > MAX_DORA_METRICS_BUCKETS { ("more than ", MAX_DORA_METRICS_BUCKETS) } else { ("", buckets) };
+    if bucket_starts(lo, hi, grain).take(MAX_DORA_METRICS_BUCKETS + 1).count() > MAX_DORA_METRICS_BUCKETS {
         return Err(Error::Limit(format!(
-            "dora_metrics('{grain}') from {} to {} spans {more}{buckets} buckets for {} (service, environment) pairs; \
-             at most {MAX_DORA_METRICS_BUCKETS} buckets and {MAX_DORA_METRICS_ROWS} rows are allowed: \
-             narrow from/to or use a coarser grain",
+            "dora_metrics('{grain}') from {} to {} spans more than {MAX_DORA_METRICS_BUCKETS} buckets; \
+             at most {MAX_DORA_METRICS_BUCKETS} buckets are allowed: narrow from/to or use a coarser grain",
             describe_instant(lo),
             describe_instant(hi),
+        )));
+    }
+    Ok(bucket_starts(lo, hi, grain).collect())
+}
+
+/// The `dora_metrics` rows of every pair of `pairs` (in that order) and
+/// bucket of `starts`: taken from `rows` (see [`metric_rows`]; rows of other
+/// pairs or buckets are ignored) or zero-filled. At most
+/// [`MAX_DORA_METRICS_ROWS`] rows.
+pub fn metric_grid(rows: &[RecordBatch], pairs: &[(&str, &str)], starts: &[i64], grain: Grain) -> Result<RecordBatch> {
+    if starts.len().saturating_mul(pairs.len()) > MAX_DORA_METRICS_ROWS {
+        return Err(Error::Limit(format!(
+            "dora_metrics('{grain}') would have {} buckets for {} (service, environment) pairs; \
+             at most {MAX_DORA_METRICS_ROWS} rows are allowed: filter by service or environment, \
+             narrow from/to or use a coarser grain",
+            starts.len(),
             pairs.len()
         )));
     }
-    let starts: Vec<i64> = bucket_starts(lo, hi, grain).collect();
     if starts.is_empty() || pairs.is_empty() {
         return Ok(RecordBatch::new_empty(dora_metrics_schema()));
     }
@@ -157,12 +177,12 @@ pub fn dora_metrics(
     let mut environment = StringBuilder::with_capacity(n, n * 8);
     let mut bucket = TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC);
     let mut take: Vec<(usize, usize)> = Vec::with_capacity(n);
-    for (s, e) in pairs {
-        for &start in &starts {
+    for &(s, e) in pairs {
+        for &start in starts {
             service.append_value(s);
             environment.append_value(e);
             bucket.append_value(start);
-            take.push(found.get(&(s.as_str(), e.as_str(), start)).copied().unwrap_or((rows.len(), 0)));
+            take.push(found.get(&(s, e, start)).copied().unwrap_or((rows.len(), 0)));
         }
     }
     let mut columns: Vec<ArrayRef> =

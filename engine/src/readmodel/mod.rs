@@ -34,7 +34,7 @@ mod stored;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::RecordBatch;
 use datafusion::common::Result as DfResult;
@@ -146,6 +146,22 @@ pub struct ReadModel {
     /// The data directory.
     root: PathBuf,
     manifest: Arc<Manifest>,
+    /// Built from the manifest the first time a query asks.
+    index: Arc<OnceLock<ModelIndex>>,
+}
+
+/// Which component holds what, for a scan to read only the components a
+/// query's filters keep. A component's rows are all of its services; its
+/// `dora_metrics` rows are all of its (service, environment) pairs.
+#[derive(Debug)]
+pub struct ModelIndex {
+    /// Every (service, environment) pair with deployment or incident events,
+    /// in order, with the components (see [`ModelIndex::services`]) holding it.
+    pub pairs: Vec<((String, String), Vec<usize>)>,
+    /// Per component (in the manifest's order): its services.
+    pub services: Vec<Vec<String>>,
+    /// The span of `occurred_at` over the whole log.
+    pub span: Option<(i64, i64)>,
 }
 
 impl ReadModel {
@@ -155,7 +171,7 @@ impl ReadModel {
     /// its manifest is not what was written.
     pub fn open(root: &Path) -> Result<Option<ReadModel>> {
         let manifest = read_manifest(&root.join(DIR))?.filter(|m| m.usable(root));
-        Ok(manifest.map(|m| ReadModel { root: root.to_path_buf(), manifest: Arc::new(m) }))
+        Ok(manifest.map(|m| ReadModel { root: root.to_path_buf(), manifest: Arc::new(m), index: Default::default() }))
     }
 
     /// The manifest's path under data directory `root`.
@@ -173,24 +189,69 @@ impl ReadModel {
         self.manifest.window
     }
 
-    /// A plan reading `table` of every component (`None`: there are none).
-    pub fn table_plan(&self, table: Table) -> DfResult<Option<LogicalPlanBuilder>> {
-        if self.manifest.components.is_empty() {
+    /// Which component holds which services and pairs (built once per model).
+    pub fn index(&self) -> &ModelIndex {
+        self.index.get_or_init(|| {
+            let m = &self.manifest;
+            let position: HashMap<u32, usize> = m.components.keys().enumerate().map(|(i, &root)| (root, i)).collect();
+            let mut services = vec![Vec::new(); m.components.len()];
+            for (s, name) in m.services.iter().enumerate() {
+                if let Some(&i) = position.get(&m.find(s as u32)) {
+                    services[i].push(name.clone());
+                }
+            }
+            let mut pairs: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+            let mut span: Option<(i64, i64)> = None;
+            for (i, c) in m.components.values().enumerate() {
+                c.pairs.iter().for_each(|p| pairs.entry(p.clone()).or_default().push(i));
+                if let Some((lo, hi)) = c.span {
+                    span = Some(span.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+                }
+            }
+            ModelIndex { pairs: pairs.into_iter().collect(), services, span }
+        })
+    }
+
+    /// A plan reading `table` of the components `which` (indices into
+    /// [`ModelIndex::services`]; `None`: all), or `None` if that is none.
+    pub fn table_plan(&self, table: Table, which: Option<&[usize]>) -> DfResult<Option<LogicalPlanBuilder>> {
+        self.part_plan(Part::Rows(table), which)
+    }
+
+    /// A plan reading the stored `dora_metrics` rows of `grain` of the
+    /// components `which`, or `None` if that is none.
+    pub fn metrics_plan(&self, grain: Grain, which: &[usize]) -> DfResult<Option<LogicalPlanBuilder>> {
+        self.part_plan(Part::Metrics(grain), Some(which))
+    }
+
+    fn part_plan(&self, part: Part, which: Option<&[usize]>) -> DfResult<Option<LogicalPlanBuilder>> {
+        let files: Vec<PathBuf> = self.part_files(part, which).into_iter().map(|(path, _)| path).collect();
+        if files.is_empty() {
             return Ok(None);
         }
-        let schema = table.schema();
-        let files = self.table_files(table).into_iter().map(|(path, _)| path);
+        let schema = part.schema();
         Ok(Some(parquet_plan(files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?))
     }
 
-    /// The files holding `table`, one per component, with their checksums.
-    pub fn table_files(&self, table: Table) -> Vec<(PathBuf, Option<u64>)> {
-        let part = Part::Rows(table);
-        self.manifest
-            .components
-            .values()
-            .map(|c| (published::file(&self.root, part, &c.id), self.checksum(&component_file(part, &c.id))))
-            .collect()
+    /// The files holding `table` of the components `which` (`None`: all),
+    /// one per component, with their checksums.
+    pub fn table_files(&self, table: Table, which: Option<&[usize]>) -> Vec<(PathBuf, Option<u64>)> {
+        self.part_files(Part::Rows(table), which)
+    }
+
+    /// The files holding the `dora_metrics` rows of `grain` of the components `which`.
+    pub fn metrics_files(&self, grain: Grain, which: &[usize]) -> Vec<(PathBuf, Option<u64>)> {
+        self.part_files(Part::Metrics(grain), Some(which))
+    }
+
+    fn part_files(&self, part: Part, which: Option<&[usize]>) -> Vec<(PathBuf, Option<u64>)> {
+        let file =
+            |c: &Component| (published::file(&self.root, part, &c.id), self.checksum(&component_file(part, &c.id)));
+        let all: Vec<&Component> = self.manifest.components.values().collect();
+        match which {
+            None => all.into_iter().map(file).collect(),
+            Some(which) => which.iter().filter_map(|&i| all.get(i)).map(|c| file(c)).collect(),
+        }
     }
 
     /// The rows of `table` as stored, every component's (`leadline check`
@@ -370,7 +431,7 @@ pub fn catch_up(
         }
         other => other?,
     };
-    Ok(ReadModel { root: snap.root.clone(), manifest: Arc::new(manifest) })
+    Ok(ReadModel { root: snap.root.clone(), manifest: Arc::new(manifest), index: Default::default() })
 }
 
 /// The manifest in `dir`: `None` when there is none, `Damaged` when it is

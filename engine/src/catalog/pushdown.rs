@@ -1,0 +1,104 @@
+//! A query's filters applied to the keys of what the read model stores
+//! (services, (service, environment) pairs, bucket starts), so a scan reads
+//! only the components and builds only the `dora_metrics` rows they keep.
+//! Each filter is one conjunct of the query's WHERE, applied only to the
+//! columns it reads, so what is kept is a superset of the answer; the scan
+//! reports its filters as inexact and DataFusion still applies them all.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
+use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::event::UTC;
+
+/// The conjuncts of `filters` that read only the columns of `schema` (some of
+/// the table's, with the table's types), compiled for batches of `schema`.
+/// Volatile ones and ones that do not compile are left out: keeping more is
+/// always right.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KeyFilter {
+    schema: Option<SchemaRef>,
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+}
+
+impl KeyFilter {
+    pub(super) fn new(state: &dyn Session, filters: &[Expr], table: &Schema, columns: &[&str]) -> Self {
+        let Ok(schema) = table.project(&columns.iter().filter_map(|c| table.index_of(c).ok()).collect::<Vec<_>>())
+        else {
+            return Self::default();
+        };
+        let schema = Arc::new(schema);
+        let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
+            return Self::default();
+        };
+        let exprs = filters
+            .iter()
+            .flat_map(split_conjunction)
+            .filter(|e| !e.is_volatile() && e.column_refs().iter().all(|c| columns.contains(&c.name.as_str())))
+            .filter_map(|e| unqualified(e.clone()).ok())
+            .filter_map(|e| state.create_physical_expr(e, &df_schema).ok())
+            .collect();
+        Self { schema: Some(schema), exprs }
+    }
+
+    /// Whether it keeps everything without looking.
+    pub(super) fn is_empty(&self) -> bool {
+        self.exprs.is_empty()
+    }
+
+    /// Which of the rows of `columns` (the columns of its schema, in order)
+    /// every filter keeps; a filter that fails to evaluate keeps them all.
+    fn kept(&self, columns: Vec<ArrayRef>, rows: usize) -> Vec<bool> {
+        let mut keep = vec![true; rows];
+        let Some(schema) = &self.schema else { return keep };
+        if self.exprs.is_empty() || rows == 0 {
+            return keep;
+        }
+        let Ok(batch) = RecordBatch::try_new(schema.clone(), columns) else { return keep };
+        for e in &self.exprs {
+            let Ok(mask) = e.evaluate(&batch).and_then(|v| v.into_array(rows)) else { continue };
+            let Some(mask) = mask.as_any().downcast_ref::<BooleanArray>() else { continue };
+            for (k, i) in keep.iter_mut().zip(0..rows) {
+                *k &= mask.is_valid(i) && mask.value(i);
+            }
+        }
+        keep
+    }
+
+    /// The pairs a filter over `(service, environment)` keeps.
+    pub(super) fn pairs<'a>(&self, pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)> + Clone) -> Vec<bool> {
+        let n = pairs.len();
+        let services: StringArray = pairs.clone().map(|(s, _)| Some(s)).collect();
+        let environments: StringArray = pairs.map(|(_, e)| Some(e)).collect();
+        self.kept(vec![Arc::new(services), Arc::new(environments)], n)
+    }
+
+    /// The services a filter over `service` keeps.
+    pub(super) fn services(&self, services: &[String]) -> Vec<bool> {
+        let column: StringArray = services.iter().map(Some).collect();
+        self.kept(vec![Arc::new(column)], services.len())
+    }
+
+    /// The bucket starts a filter over `bucket_start` keeps.
+    pub(super) fn starts(&self, starts: &[i64]) -> Vec<i64> {
+        let column = TimestampMicrosecondArray::from(starts.to_vec()).with_timezone(UTC);
+        let keep = self.kept(vec![Arc::new(column)], starts.len());
+        starts.iter().zip(keep).filter(|(_, k)| *k).map(|(s, _)| *s).collect()
+    }
+}
+
+/// `expr` with its columns unqualified (a scan's filters name the table).
+fn unqualified(expr: Expr) -> datafusion::common::Result<Expr> {
+    let t = expr.transform(|e| match e {
+        Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))),
+        other => Ok(Transformed::no(other)),
+    })?;
+    Ok(t.data)
+}
