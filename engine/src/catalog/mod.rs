@@ -191,7 +191,13 @@ impl Catalog {
     /// The projections of `view` as of `as_of` with `window` and the rows of
     /// `part`, folded once and cached. Reads files: call it off the async
     /// workers.
-    fn refolded(&self, view: &View, as_of: Option<i64>, window: Option<i64>, part: Option<Part>) -> Result<Arc<Refolded>> {
+    fn refolded(
+        &self,
+        view: &View,
+        as_of: Option<i64>,
+        window: Option<i64>,
+        part: Option<Part>,
+    ) -> Result<Arc<Refolded>> {
         self.projections.get_or_fold(&view.snapshot, view.model.as_ref(), as_of, window, part)
     }
 }
