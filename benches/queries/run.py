@@ -281,12 +281,15 @@ def main():
     ap.add_argument("--time-travel", action="store_true",
                     help="also time Q1 as of the middle of a history ingested in --batches batches, with another "
                          "attribution window, and both (leadline, --baseline-bin, DuckDB side by side)")
+    ap.add_argument("--time-travel-only", action="store_true",
+                    help="only the time-travel step (no single-batch data dir, no Q1-Q3, no append step)")
     ap.add_argument("--batches", type=int, default=4, help="batches of the time-travel history (default 4)")
     ap.add_argument("--window", default="6 hours", help="the other attribution window (default '6 hours')")
     ap.add_argument("--baseline-bin", help="another leadline binary timed beside --bin in the time-travel step")
     ap.add_argument("--reuse-data", action="store_true",
                     help="keep a cached data dir ingested by another binary (default: re-ingest it)")
     args = ap.parse_args()
+    args.time_travel = args.time_travel or args.time_travel_only
     if args.append_seed is None:
         args.append_seed = args.seed + 1000
     if args.append_all_events is None:
@@ -396,7 +399,7 @@ def leadline_queries(service: str, frm: str, to: str) -> dict[str, str]:
     }
 
 
-def prepare(args, leadline, binid: str, work: pathlib.Path, n: int):
+def prepare(args, leadline, binid: str, work: pathlib.Path, n: int, ingest: bool = True):
     """(tag, NDJSON path, data dir, meta) for N events: generated and ingested once, reused after.
 
     The NDJSON is written to .tmp and renamed, the data dir ingested into .tmp
@@ -424,6 +427,8 @@ def prepare(args, leadline, binid: str, work: pathlib.Path, n: int):
         rmtree(data)  # of an older NDJSON
         write_json(meta_path, meta)
     meta.setdefault("ndjson_bytes", hist.stat().st_size)
+    if not ingest:
+        return tag, hist, data, meta
     exists = (data / "events" / "_delta_log").exists()
     if not exists or args.reingest or (not args.reuse_data and (meta.get("binary") != binid or "ingest_s" not in meta)):
         why = ("--reingest" if args.reingest and exists else "no data dir" if not exists
@@ -456,6 +461,14 @@ def time_q1(args, leadline, data: pathlib.Path, sql: str) -> dict:
 def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str, queries: dict[str, str],
               res: dict, save) -> dict:
     print(f"\n== {n:,} events", flush=True)
+    if args.time_travel_only:
+        tag, hist, _, meta = prepare(args, leadline, binid, work, n, ingest=False)
+        res["events"] = n
+        if "time_travel" not in res or res["time_travel"].get("params") != time_travel_params(args):
+            _, queries = load_sql()
+            res["time_travel"] = time_travel(args, leadline, work, tag, hist, setup, queries["q1"])
+            save()
+        return res
     tag, hist, data, meta = prepare(args, leadline, binid, work, n)
     res["events"] = n
     for k in ("generate_s", "generated_lines", "ndjson_bytes", "data_bytes", "ingest_s", "ingest_rss"):

@@ -57,7 +57,9 @@ struct Bucket {
 fn median_nanos(values: &mut [i64], p: f64) -> Option<i64> {
     values.sort_unstable();
     let nanos: Vec<i64> = values.iter().map(|v| v.saturating_mul(1000)).collect();
-    percentile_nanos(&nanos, p)
+    // Whole µs, as the read model stores them: rows folded in memory (as-of,
+    // other windows) answer exactly as the stored ones.
+    percentile_nanos(&nanos, p).map(|n| n / 1000 * 1000)
 }
 
 /// The rows of the (service, environment, bucket)s of `grain` that have
