@@ -573,7 +573,7 @@ def time_travel(args, leadline, work: pathlib.Path, tag: str, hist: pathlib.Path
     binid = binary_id(leadline)
     data, meta_path = work / f"{tag}.b{args.batches}.data", work / f"{tag}.b{args.batches}.meta.json"
     meta = read_json(meta_path, {})
-    if not (data / "events" / "_delta_log").exists() or meta.get("binary") != binid:
+    if not (data / "events" / "_delta_log").exists() or (meta.get("binary") != binid and not args.reuse_data):
         # The NDJSON in --batches pieces by line (the generator writes in time order, so each batch
         # is a later stretch of the history), each ingested as its own append.
         print(f"  time travel: ingest {hist.name} in {args.batches} batches", flush=True)
