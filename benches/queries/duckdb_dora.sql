@@ -10,16 +10,24 @@
 -- Reading the glob is right for a log that was only ever appended to; after
 -- `leadline compact` the Delta log (not the glob) says which files are live.
 --
--- Durations are returned as seconds (DOUBLE); the attribution window is the
--- default 24 hours.
+-- Durations are returned as seconds (DOUBLE).
+--
+-- leadline.as_of and leadline.attribution_window are the variables `as_of`
+-- (only events ingested then or before; NULL: every event) and
+-- `attribution_window` (NULL: unbounded; default 24 hours): run.py's
+-- time-travel variants SET them after this setup, every view reads them when
+-- a query runs.
 
 SET TimeZone = 'UTC';
 SET enable_progress_bar = false;
+SET VARIABLE as_of = NULL::TIMESTAMPTZ;
+SET VARIABLE attribution_window = INTERVAL 24 HOUR;
 
 CREATE OR REPLACE VIEW ev AS
 SELECT event_id, event_type, occurred_at, service, environment, commit_sha,
        deployment_id, incident_id, change_ids, team
-FROM read_parquet('@EVENTS@', hive_partitioning = true);
+FROM read_parquet('@EVENTS@', hive_partitioning = true)
+WHERE getvariable('as_of') IS NULL OR ingested_at <= getvariable('as_of');
 
 -- Deployment (§2): terminal state = latest succeeded/failed (ties: failed
 -- wins, then greatest event_id); fields of the terminal event, without one of
@@ -107,6 +115,10 @@ FROM (SELECT service, environment, deployment_id, unnest(succeeded_at) AS live_a
       FROM dl_deploy_base WHERE status = 'succeeded')
 GROUP BY ALL;
 
+-- A go-live at `live_at` (NULL: none) within the attribution window before `opened_at`.
+CREATE OR REPLACE MACRO dl_in_window(live_at, opened_at) AS
+    coalesce(live_at >= opened_at - getvariable('attribution_window'), live_at IS NOT NULL);
+
 CREATE OR REPLACE VIEW incidents AS
 SELECT
     i.incident_id,
@@ -116,9 +128,9 @@ SELECT
     CASE WHEN i.last_resolve >= i.last_open THEN i.last_resolve END AS resolved_at,
     (epoch_us(CASE WHEN i.last_resolve >= i.last_open THEN i.last_resolve END) - epoch_us(i.opened_at)) / 1e6 AS restore_time,
     CASE WHEN i.explicit_dep IS NOT NULL THEN i.explicit_dep
-         WHEN l.live_at >= i.opened_at - INTERVAL 24 HOUR THEN l.deployment_id END AS deployment_id,
+         WHEN dl_in_window(l.live_at, i.opened_at) THEN l.deployment_id END AS deployment_id,
     CASE WHEN i.explicit_dep IS NOT NULL THEN 'explicit'
-         WHEN l.live_at >= i.opened_at - INTERVAL 24 HOUR THEN 'inferred' END AS attribution,
+         WHEN dl_in_window(l.live_at, i.opened_at) THEN 'inferred' END AS attribution,
     i.first_open.team AS team
 FROM dl_incident_base i
 ASOF LEFT JOIN dl_live l

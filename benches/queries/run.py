@@ -90,8 +90,8 @@ def leadline_metrics_sql(grain: str = "week") -> str:
     return f"SELECT {', '.join(cols)} FROM dora_metrics('{grain}') ORDER BY service, environment, bucket_start"
 
 
-def leadline_json(bin_path, data, sql: str) -> list[dict]:
-    out = subprocess.run([str(bin_path), "query", "--data", str(data), "--format", "json", sql],
+def leadline_json(bin_path, data, sql: str, extra: tuple[str, ...] = ()) -> list[dict]:
+    out = subprocess.run([str(bin_path), "query", "--data", str(data), "--format", "json", *extra, sql],
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"leadline query failed: {out.stderr}")
@@ -278,9 +278,18 @@ def main():
     ap.add_argument("--resume", action="store_true",
                     help="reuse the steps already measured (saved in WORK/results/) for this binary and options")
     ap.add_argument("--reingest", action="store_true", help="re-ingest the cached data dirs from their NDJSON")
+    ap.add_argument("--time-travel", action="store_true",
+                    help="also time Q1 as of the middle of a history ingested in --batches batches, with another "
+                         "attribution window, and both (leadline, --baseline-bin, DuckDB side by side)")
+    ap.add_argument("--time-travel-only", action="store_true",
+                    help="only the time-travel step (no single-batch data dir, no Q1-Q3, no append step)")
+    ap.add_argument("--batches", type=int, default=4, help="batches of the time-travel history (default 4)")
+    ap.add_argument("--window", default="6 hours", help="the other attribution window (default '6 hours')")
+    ap.add_argument("--baseline-bin", help="another leadline binary timed beside --bin in the time-travel step")
     ap.add_argument("--reuse-data", action="store_true",
                     help="keep a cached data dir ingested by another binary (default: re-ingest it)")
     args = ap.parse_args()
+    args.time_travel = args.time_travel or args.time_travel_only
     if args.append_seed is None:
         args.append_seed = args.seed + 1000
     if args.append_all_events is None:
@@ -390,7 +399,7 @@ def leadline_queries(service: str, frm: str, to: str) -> dict[str, str]:
     }
 
 
-def prepare(args, leadline, binid: str, work: pathlib.Path, n: int):
+def prepare(args, leadline, binid: str, work: pathlib.Path, n: int, ingest: bool = True):
     """(tag, NDJSON path, data dir, meta) for N events: generated and ingested once, reused after.
 
     The NDJSON is written to .tmp and renamed, the data dir ingested into .tmp
@@ -418,6 +427,8 @@ def prepare(args, leadline, binid: str, work: pathlib.Path, n: int):
         rmtree(data)  # of an older NDJSON
         write_json(meta_path, meta)
     meta.setdefault("ndjson_bytes", hist.stat().st_size)
+    if not ingest:
+        return tag, hist, data, meta
     exists = (data / "events" / "_delta_log").exists()
     if not exists or args.reingest or (not args.reuse_data and (meta.get("binary") != binid or "ingest_s" not in meta)):
         why = ("--reingest" if args.reingest and exists else "no data dir" if not exists
@@ -450,6 +461,14 @@ def time_q1(args, leadline, data: pathlib.Path, sql: str) -> dict:
 def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str, queries: dict[str, str],
               res: dict, save) -> dict:
     print(f"\n== {n:,} events", flush=True)
+    if args.time_travel_only:
+        tag, hist, _, meta = prepare(args, leadline, binid, work, n, ingest=False)
+        res["events"] = n
+        if "time_travel" not in res or res["time_travel"].get("params") != time_travel_params(args):
+            _, queries = load_sql()
+            res["time_travel"] = time_travel(args, leadline, work, tag, hist, setup, queries["q1"])
+            save()
+        return res
     tag, hist, data, meta = prepare(args, leadline, binid, work, n)
     res["events"] = n
     for k in ("generate_s", "generated_lines", "ndjson_bytes", "data_bytes", "ingest_s", "ingest_rss"):
@@ -523,6 +542,13 @@ def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str
     # The persisted read model (<data>/model/), if this engine keeps one, after ingest and the queries.
     res["model_bytes"] = dir_bytes(data / "model") if (data / "model").is_dir() else None
 
+    if args.time_travel:
+        if "time_travel" in res and res["time_travel"].get("params") == time_travel_params(args):
+            print("  time travel (saved)", flush=True)
+        else:
+            res["time_travel"] = time_travel(args, leadline, work, tag, hist, setup, queries["q1"])
+            save()
+
     if args.append_events > 0:
         for kind in ["few"] + (["all"] if args.append_all else []):
             a = res.get(f"append_{kind}")
@@ -533,6 +559,95 @@ def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str
                                                 params)
             save()
     return res
+
+
+def time_travel_params(args) -> list:
+    return [args.batches, args.window, str(args.baseline_bin), args.runs]
+
+
+def time_travel(args, leadline, work: pathlib.Path, tag: str, hist: pathlib.Path, setup: str, q1: str) -> dict:
+    """Q1 as of the middle of a batched history, with another window, and both: leadline (and the
+    --baseline-bin binary) beside the DuckDB SQL with its `as_of` / `attribution_window` variables set."""
+    import duckdb as _duckdb
+
+    binid = binary_id(leadline)
+    data, meta_path = work / f"{tag}.b{args.batches}.data", work / f"{tag}.b{args.batches}.meta.json"
+    meta = read_json(meta_path, {})
+    if not (data / "events" / "_delta_log").exists() or (meta.get("binary") != binid and not args.reuse_data):
+        # The NDJSON in --batches pieces by line (the generator writes in time order, so each batch
+        # is a later stretch of the history), each ingested as its own append.
+        print(f"  time travel: ingest {hist.name} in {args.batches} batches", flush=True)
+        rmtree(data)
+        tmpd = data.with_name(data.name + ".tmp")
+        rmtree(tmpd)
+        lines = sum(1 for _ in open(hist, "rb"))
+        per = lines // args.batches + 1
+        ingest_s, ingest_rss = [], 0
+        with open(hist, "rb") as src:
+            for i in range(args.batches):
+                part = work / f"{tag}.batch{i}.ndjson"
+                with open(part, "wb") as out:
+                    for _, line in zip(range(per), src):
+                        out.write(line)
+                wall, rss, _ = timed([str(leadline), "ingest", "--data", str(tmpd), str(part)])
+                part.unlink()
+                ingest_s.append(wall)
+                ingest_rss = max(ingest_rss, rss)
+        os.rename(tmpd, data)
+        meta = {"binary": binid, "ingest_s": ingest_s, "ingest_rss": ingest_rss}
+        write_json(meta_path, meta)
+    probe = _duckdb.connect()
+    probe.execute("SET TimeZone = 'UTC'")
+    stamps = [r[0] for r in probe.execute(
+        "SELECT DISTINCT strftime(ingested_at, '%Y-%m-%dT%H:%M:%S.%f+00:00') FROM read_parquet(?) ORDER BY 1",
+        [events_glob(data)]).fetchall()]
+    as_of = stamps[len(stamps) // 2 - 1] if len(stamps) > 1 else stamps[0]
+    seen = probe.execute("SELECT count(*) FILTER (WHERE ingested_at <= ?::TIMESTAMPTZ), count(*) FROM read_parquet(?)",
+                         [as_of, events_glob(data)]).fetchone()
+    print(f"  time travel: {len(stamps)} batches, as of {as_of} ({seen[0]:,} of {seen[1]:,} events), "
+          f"window {args.window!r}", flush=True)
+    variants = {
+        "as_of": (["--as-of", as_of], f"SET VARIABLE as_of = TIMESTAMPTZ '{as_of}';"),
+        "window": (["--attribution-window", args.window],
+                   f"SET VARIABLE attribution_window = INTERVAL '{args.window}';"),
+    }
+    variants["as_of+window"] = (variants["as_of"][0] + variants["window"][0], variants["as_of"][1] + variants["window"][1])
+    sql = leadline_queries("", "", "")["q1"]
+    out = {"params": time_travel_params(args), "batches": len(stamps), "as_of_at": as_of, "seen_events": seen[0],
+           "events": seen[1], "ingest_s": meta.get("ingest_s"), "ingest_rss": meta.get("ingest_rss"),
+           "model_bytes": dir_bytes(data / "model") if (data / "model").is_dir() else None}
+    tmp = pathlib.Path(tempfile.mkdtemp())
+    (tmp / "child.py").write_text(DUCKDB_CHILD)
+    (tmp / "q1.sql").write_text(q1)
+    tools = [("leadline", leadline)] + ([("baseline", pathlib.Path(args.baseline_bin))] if args.baseline_bin else [])
+    for name, (extra, duck_set) in variants.items():
+        (tmp / f"setup-{name}.sql").write_text(fill(setup, {"EVENTS": events_glob(data)}) + "\n" + duck_set)
+        runs = {k: [] for k, _ in tools} | {"duckdb": [], "duckdb_in_process": []}
+        rss = {k: 0 for k in runs}
+        for _ in range(args.runs):
+            for k, b in tools:
+                w, r, _ = timed([str(b), "query", "--data", str(data), "--format", "csv", *extra, sql])
+                runs[k].append(w)
+                rss[k] = max(rss[k], r)
+            w, r, o = timed([sys.executable, str(tmp / "child.py"), str(tmp / f"setup-{name}.sql"), str(tmp / "q1.sql")])
+            runs["duckdb"].append(w)
+            runs["duckdb_in_process"].append(float(o.strip().splitlines()[-1]))
+            rss["duckdb"] = max(rss["duckdb"], r)
+        out[name] = {k: {"median_s": statistics.median(v), "runs_s": v, "peak_rss": rss[k]} for k, v in runs.items()}
+        line = "  " + f"{name:13s}" + " | ".join(
+            f"{k} {out[name][k]['median_s']:.3f}s {fmt_bytes(rss[k])}" for k in runs if k != "duckdb_in_process")
+        print(line, flush=True)
+        if not args.no_check:
+            con = duckdb_connect(data)
+            con.execute(duck_set)
+            got = duckdb_rows(con, q1)
+            want = leadline_json(leadline, data, leadline_metrics_sql("week"), tuple(extra))
+            d = diff_rows(got, want, METRIC_COLUMNS)
+            out[name]["check"] = d
+            print(f"  check {name}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"),
+                  flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 def append_params(args, kind: str) -> list:
@@ -655,6 +770,26 @@ def print_report(results: list[dict]):
                   f"{fmt_s(before)} | {fmt_s(a['q1']['median_s'])} | {fmt_s(a['q1']['runs_s'][0])} | "
                   f"{ratio(a['q1']['median_s'], r.get('ingest_s'))} | {ratio(a['q1']['median_s'], before)} | "
                   f"{a['copy_s']:.2f} s | {chk} |")
+
+    travels = [r for r in results if "time_travel" in r]
+    if travels:
+        print("\nTime travel and windows: Q1 (dora_metrics('week')) over a history ingested in batches, as of the "
+              "middle batch, with another attribution window, and both; each a fresh process, median.")
+        print("| events | batches | variant | leadline | peak RSS | baseline | peak RSS | DuckDB | DuckDB in-process "
+              "| peak RSS | leadline/DuckDB | leadline/baseline | check |")
+        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in travels:
+            t = r["time_travel"]
+            for v in ("as_of", "window", "as_of+window"):
+                if v not in t:
+                    continue
+                ll, bl, dk = t[v]["leadline"], t[v].get("baseline"), t[v]["duckdb"]
+                chk = "-" if "check" not in t[v] else ("same" if not t[v]["check"] else "DIFFERENT")
+                print(f"| {r['events']:,} | {t['batches']} | {v} | {ll['median_s']:.3f} s | {fmt_bytes(ll['peak_rss'])} | "
+                      f"{fmt_s(bl['median_s']) if bl else '-'} | {fmt_bytes(bl['peak_rss']) if bl else '-'} | "
+                      f"{dk['median_s']:.3f} s | {t[v]['duckdb_in_process']['median_s']:.3f} s | "
+                      f"{fmt_bytes(dk['peak_rss'])} | {ratio(ll['median_s'], dk['median_s'])} | "
+                      f"{ratio(ll['median_s'], bl['median_s']) if bl else '-'} | {chk} |")
 
     ok = [r for r in results if "error" not in r]
     if len(ok) > 1:

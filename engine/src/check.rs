@@ -155,7 +155,7 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(CheckProgress)) -> Result<Chec
     for f in &snap.event_files {
         let before = events.len();
         match read_whole_events(&snap.events_root(), f, &mut |batch| {
-            events.extend(batch);
+            events.extend(batch.events);
             Ok(())
         }) {
             Ok(()) => {

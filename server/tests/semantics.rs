@@ -235,6 +235,11 @@ fn aggregate_functions_agree_with_dora_metrics() {
 /// Every projection and metric, read at `as_of` (`None`: from the read model).
 fn everything(data: &Path, as_of: Option<&str>) -> Vec<Value> {
     let extra: Vec<&str> = as_of.map(|t| vec!["--as-of", t]).unwrap_or_default();
+    everything_with(data, &extra)
+}
+
+/// Every projection and metric, read with the `leadline query` options `extra`.
+fn everything_with(data: &Path, extra: &[&str]) -> Vec<Value> {
     let mut out = Vec::new();
     for sql in [
         "SELECT * FROM dora_metrics('day') ORDER BY service, environment, bucket_start",
@@ -245,7 +250,7 @@ fn everything(data: &Path, as_of: Option<&str>) -> Vec<Value> {
         "SELECT * FROM incidents ORDER BY incident_id",
         "SELECT * FROM dora_quality",
     ] {
-        out.extend(query_with(data, sql, &extra));
+        out.extend(query_with(data, sql, extra));
     }
     out
 }
@@ -297,6 +302,89 @@ fn the_read_model_built_batch_by_batch_agrees_with_folding_the_whole_log() {
         let rebuilt: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
         assert_eq!(rebuilt["format"], current["format"], "{name}: rebuild upgrades an older model");
         assert_eq!(everything(&data, None), in_memory, "{name}: upgraded model differs");
+    }
+}
+
+/// Asserts `got == want`, naming the first row that differs.
+fn assert_same(got: &[Value], want: &[Value], ctx: &str) {
+    if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+        panic!(
+            "{ctx} differs at row {i} of {}/{}: got {:?}, want {:?}",
+            got.len(),
+            want.len(),
+            got.get(i),
+            want.get(i)
+        );
+    }
+}
+
+#[test]
+fn as_of_and_other_windows_give_what_a_clean_fold_of_exactly_those_events_gives() {
+    // A history appended in batches (shuffled, so every batch lands inside
+    // the span): read as of each of several batches, with several windows,
+    // it must answer as a data directory holding exactly the batches
+    // ingested by then, and as the in-memory fold of the log without a
+    // model. `mixed` joins services into one component.
+    let dir = tempfile::tempdir().unwrap();
+    let generated = dir.path().join("gen.ndjson");
+    generate(&generated, 9, 6, 40);
+    for (name, source) in [("mixed", fixtures().join("mixed/events.ndjson")), ("gen", generated)] {
+        let text = std::fs::read_to_string(&source).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        shuffle(&mut lines, 0xa50f);
+        let data = dir.path().join(name);
+        let batches: Vec<std::path::PathBuf> = lines
+            .chunks(lines.len() / 4 + 1)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let p = dir.path().join(format!("{name}-{i}.ndjson"));
+                std::fs::write(&p, chunk.join("\n")).unwrap();
+                ingest(&data, &[&p]);
+                p
+            })
+            .collect();
+        let stamps: Vec<String> =
+            query(&data, "SELECT DISTINCT CAST(ingested_at AS VARCHAR) AS t FROM events ORDER BY t")
+                .iter()
+                .map(|r| r["t"].as_str().unwrap().to_string())
+                .collect();
+        assert_eq!(stamps.len(), batches.len(), "{name}: one ingested_at per batch");
+        let without_model = dir.path().join(format!("{name}-no-model"));
+        std::fs::create_dir_all(&without_model).unwrap();
+        for sub in ["events", "rejected", "index"] {
+            let from = data.join(sub);
+            if from.exists() {
+                let status = std::process::Command::new("cp").arg("-a").arg(&from).arg(&without_model).status();
+                assert!(status.unwrap().success());
+            }
+        }
+        // Before the first batch: nothing; then after batches 1, 2 and all 4.
+        let points: [(usize, &str); 4] =
+            [(0, "2000-01-01T00:00:00Z"), (1, &stamps[0]), (2, &stamps[1]), (batches.len(), &stamps[3])];
+        for (seen, as_of) in points {
+            let clean = dir.path().join(format!("{name}-clean-{seen}"));
+            std::fs::create_dir_all(&clean).unwrap();
+            for batch in &batches[..seen] {
+                ingest(&clean, &[batch]);
+            }
+            for window in [None, Some("6 hours"), Some("unbounded")] {
+                let mut extra = vec!["--as-of", as_of];
+                let mut plain = Vec::new();
+                if let Some(w) = window {
+                    extra.extend(["--attribution-window", w]);
+                    plain.extend(["--attribution-window", w]);
+                }
+                let want = everything_with(&clean, &plain);
+                let ctx = format!("{name}: as of batch {seen} ({as_of}), window {window:?}");
+                assert_same(&everything_with(&data, &extra), &want, &format!("{ctx}: the read model's refold"));
+                assert_same(&everything_with(&without_model, &extra), &want, &format!("{ctx}: the log's fold"));
+            }
+        }
+        // Without an as-of, another window refolds every component.
+        for window in ["1 hour", "unbounded"] {
+            let extra = ["--attribution-window", window];
+            assert_eq!(everything_with(&data, &extra), everything_with(&without_model, &extra), "{name} {window}");
+        }
     }
 }
 

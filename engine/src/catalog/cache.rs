@@ -9,10 +9,10 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReser
 
 use crate::error::{Error, Result};
 use crate::log::{Snapshot, load_events};
-use crate::project::{Projected, project};
+use crate::readmodel::{Part, ReadModel, Refolded};
 
-/// (log version, as_of, attribution window).
-type Key = (Option<u64>, Option<i64>, Option<i64>);
+/// (log version, as_of, attribution window, the part asked for).
+type Key = (Option<u64>, Option<i64>, Option<i64>, Option<Part>);
 
 #[derive(Debug)]
 pub(super) struct ProjectionCache {
@@ -23,7 +23,7 @@ pub(super) struct ProjectionCache {
 #[derive(Debug)]
 struct Entries {
     /// Oldest use first.
-    entries: Vec<(Key, Arc<Projected>, usize)>,
+    entries: Vec<(Key, Arc<Refolded>, usize)>,
     reservation: MemoryReservation,
 }
 
@@ -33,16 +33,20 @@ impl ProjectionCache {
         Self { budget, state: Mutex::new(Entries { entries: Vec::new(), reservation }) }
     }
 
-    /// The projections of `snap` as of `as_of` with `window`: cached, or
-    /// folded from the log (which reads files and takes seconds on a big
-    /// log: call it off the async workers).
+    /// The projections of `snap` as of `as_of` with `window`, and the rows of
+    /// `part`: cached, or refolded by `model` (the read model of `snap`)
+    /// component by component, or without one folded from the whole log.
+    /// Reads files and takes a while on a big log: call it off the async
+    /// workers.
     pub(super) fn get_or_fold(
         &self,
         snap: &Snapshot,
+        model: Option<&ReadModel>,
         as_of: Option<i64>,
         window: Option<i64>,
-    ) -> Result<Arc<Projected>> {
-        let key = (snap.version, as_of, window);
+        part: Option<Part>,
+    ) -> Result<Arc<Refolded>> {
+        let key = (snap.version, as_of, window, part);
         {
             let mut state = self.lock()?;
             if let Some(i) = state.entries.iter().position(|(k, _, _)| *k == key) {
@@ -53,16 +57,23 @@ impl ProjectionCache {
             }
         }
         let started = std::time::Instant::now();
-        let events = load_events(snap, as_of)?;
-        let p = Arc::new(project(&events, window));
-        let bytes = approx_bytes(&p);
-        tracing::info!(events = events.len(), ?as_of, ?window, bytes, took = ?started.elapsed(), "folded the log in memory");
-        drop(events);
-        self.insert(key, p.clone(), bytes)?;
-        Ok(p)
+        let parts = part.as_slice();
+        let folded = match model {
+            Some(m) => m.refold(as_of, window, parts)?,
+            None => {
+                let events = load_events(snap, as_of)?;
+                tracing::info!(events = events.len(), "no read model for this snapshot: folding the whole log");
+                Refolded::of_events(&events, window, parts)?
+            }
+        };
+        let folded = Arc::new(folded);
+        let bytes = folded.bytes();
+        tracing::info!(?as_of, ?window, ?part, bytes, took = ?started.elapsed(), "folded in memory");
+        self.insert(key, folded.clone(), bytes)?;
+        Ok(folded)
     }
 
-    fn insert(&self, key: Key, p: Arc<Projected>, bytes: usize) -> Result<()> {
+    fn insert(&self, key: Key, p: Arc<Refolded>, bytes: usize) -> Result<()> {
         if bytes > self.budget {
             return Ok(());
         }
@@ -86,79 +97,33 @@ impl ProjectionCache {
     }
 }
 
-/// About how many bytes `p` holds on the heap.
-fn approx_bytes(p: &Projected) -> usize {
-    let text = |s: &str| s.len() + 24;
-    let opt = |s: &Option<String>| s.as_deref().map_or(0, text);
-    let deployments: usize = p
-        .deployments
-        .iter()
-        .map(|d| {
-            std::mem::size_of_val(d)
-                + text(&d.deployment_id)
-                + text(&d.service)
-                + text(&d.environment)
-                + opt(&d.team)
-                + opt(&d.commit_sha)
-                + d.change_ids.iter().flatten().map(|c| text(c)).sum::<usize>()
-                + d.succeeded_at.len() * 8
-        })
-        .sum();
-    let changes: usize = p
-        .changes
-        .iter()
-        .map(|c| {
-            std::mem::size_of_val(c)
-                + text(&c.commit_sha)
-                + text(&c.service)
-                + text(&c.environment)
-                + text(&c.deployment_id)
-                + opt(&c.team)
-        })
-        .sum();
-    let incidents: usize = p
-        .incidents
-        .iter()
-        .map(|i| {
-            std::mem::size_of_val(i)
-                + text(&i.incident_id)
-                + text(&i.service)
-                + text(&i.environment)
-                + opt(&i.team)
-                + opt(&i.deployment_id)
-        })
-        .sum();
-    let rest: usize = p.orphan_resolves.iter().map(|s| text(s)).sum::<usize>()
-        + p.pairs.iter().map(|(s, e)| text(s) + text(e)).sum::<usize>();
-    std::mem::size_of::<Projected>() + deployments + changes + incidents + rest
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use datafusion::execution::memory_pool::GreedyMemoryPool;
 
-    fn projected(n: usize) -> Arc<Projected> {
-        Arc::new(Projected { orphan_resolves: (0..n).map(|i| format!("incident-{i}")).collect(), ..Default::default() })
+    fn projected(n: usize) -> Arc<Refolded> {
+        let pairs = (0..n).map(|i| (format!("service-{i}"), "production".to_string())).collect();
+        Arc::new(Refolded { pairs, ..Default::default() })
     }
 
     #[test]
     fn entries_are_bounded_in_bytes_and_reserved_in_the_pool() {
         let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 20));
         let p = projected(100);
-        let size = approx_bytes(&p);
+        let size = p.bytes();
         let cache = ProjectionCache::new(pool.clone(), size * 2 + size / 2);
-        cache.insert((Some(1), None, None), p.clone(), size).unwrap();
-        cache.insert((Some(2), None, None), p.clone(), size).unwrap();
+        cache.insert((Some(1), None, None, None), p.clone(), size).unwrap();
+        cache.insert((Some(2), None, None, None), p.clone(), size).unwrap();
         assert_eq!(pool.reserved(), 2 * size);
         // A third evicts the least recently used.
-        cache.insert((Some(3), None, None), p.clone(), size).unwrap();
+        cache.insert((Some(3), None, None, None), p.clone(), size).unwrap();
         assert_eq!(pool.reserved(), 2 * size);
         let keys: Vec<Key> = cache.lock().unwrap().entries.iter().map(|e| e.0).collect();
-        assert_eq!(keys, vec![(Some(2), None, None), (Some(3), None, None)]);
+        assert_eq!(keys, vec![(Some(2), None, None, None), (Some(3), None, None, None)]);
         // Bigger than the whole budget: not kept.
         let big = projected(1000);
-        cache.insert((Some(4), None, None), big.clone(), approx_bytes(&big)).unwrap();
+        cache.insert((Some(4), None, None, None), big.clone(), big.bytes()).unwrap();
         assert_eq!(cache.lock().unwrap().entries.len(), 2);
     }
 
@@ -168,11 +133,11 @@ mod tests {
         let query = MemoryConsumer::new("a query").register(&pool);
         query.try_grow(900).unwrap();
         let cache = ProjectionCache::new(pool.clone(), 10_000);
-        cache.insert((Some(1), None, None), projected(1), 500).unwrap();
+        cache.insert((Some(1), None, None, None), projected(1), 500).unwrap();
         assert!(cache.lock().unwrap().entries.is_empty());
         assert_eq!(pool.reserved(), 900);
         drop(query);
-        cache.insert((Some(1), None, None), projected(1), 500).unwrap();
+        cache.insert((Some(1), None, None, None), projected(1), 500).unwrap();
         assert_eq!(pool.reserved(), 500);
     }
 }

@@ -26,9 +26,8 @@ use crate::event::{UTC, events_schema, rejected_schema};
 use crate::log::Snapshot;
 use crate::log::files::{log_file_affects, parquet_plan};
 use crate::metrics;
-use crate::project::Projected;
-use crate::project::tables::{Table, table_batch};
-use crate::readmodel::{MODEL_AFFECTS, ReadModel};
+use crate::project::tables::Table;
+use crate::readmodel::{MODEL_AFFECTS, Part, ReadModel, Refolded};
 
 /// Registers every table and function on `ctx`, reading `pinned`.
 pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
@@ -84,20 +83,36 @@ impl Kind {
         }
     }
 
-    /// Computed in memory from `p`: the path for `as_of` and windows other
-    /// than the read model's.
-    /// `dora_metrics` builds only the grid of the pairs and buckets `keys` keep.
-    fn batch(self, p: &Projected, snap: &Snapshot, as_of: Option<i64>, keys: &Keys) -> crate::Result<RecordBatch> {
+    /// The part of the read model it reads, if any.
+    fn part(self) -> Option<Part> {
         match self {
-            Kind::Table(t) => Ok(table_batch(t, p)?),
-            Kind::Quality => metrics::dora_quality(metrics::ProjectedCounts::of(p), snap, as_of),
+            Kind::Table(t) => Some(Part::Rows(t)),
+            Kind::Quality => None,
+            Kind::Metrics { grain, .. } => Some(Part::Metrics(grain)),
+        }
+    }
+
+    /// Its rows from projections folded for the query (`as_of`, or windows
+    /// other than the read model's), whose parts are `[self.part()]`;
+    /// `dora_metrics` builds only the grid of the pairs and buckets `keys` keep.
+    fn batches(
+        self,
+        r: &Refolded,
+        snap: &Snapshot,
+        as_of: Option<i64>,
+        keys: &Keys,
+    ) -> crate::Result<Vec<RecordBatch>> {
+        let rows = r.parts.first().map(Vec::as_slice).unwrap_or_default();
+        match self {
+            Kind::Table(_) => Ok(rows.to_vec()),
+            Kind::Quality => Ok(vec![metrics::dora_quality(r.counts, snap, as_of)?]),
             Kind::Metrics { grain, from, to } => {
-                let pairs: Vec<(&str, &str)> = p.pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
+                let pairs: Vec<(&str, &str)> = r.pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
                 let kept = keys.pairs.pairs(pairs.iter().copied());
                 let pairs: Vec<(&str, &str)> =
                     pairs.into_iter().zip(kept).filter_map(|(p, k)| k.then_some(p)).collect();
-                let starts = keys.starts.starts(&metrics::grid_starts(p.span, grain, from, to)?);
-                metrics::metric_grid(&[metrics::metric_rows(p, grain)?], &pairs, &starts, grain)
+                let starts = keys.starts.starts(&metrics::grid_starts(r.span, grain, from, to)?);
+                Ok(vec![metrics::metric_grid(rows, &pairs, &starts, grain)?])
             }
         }
     }
@@ -128,12 +143,14 @@ impl TableProvider for ProjectionTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let options = LeadlineOptions::of(state);
-        let View { snapshot, model } = self.reader.view();
+        let view = self.reader.view();
         let kind = self.kind;
         // The read model holds the projections of its log version under its
-        // window; anything else folds in memory.
-        let model = model.filter(|m| options.as_of.is_none() && m.window() == options.attribution_window);
-        let batch = match model {
+        // window; anything else is folded (from the model's input segments
+        // when there is one).
+        let stored = view.model.clone().filter(|m| options.as_of.is_none() && m.window() == options.attribution_window);
+        let snapshot = view.snapshot.clone();
+        let batches = match stored {
             Some(m) => match kind {
                 Kind::Table(t) => {
                     // Only the components with a service the filters keep.
@@ -162,7 +179,7 @@ impl TableProvider for ProjectionTable {
                         None => empty(schema, projection),
                     };
                 }
-                Kind::Quality => blocking(move || metrics::dora_quality(m.counts(), &snapshot, None)).await?,
+                Kind::Quality => vec![blocking(move || metrics::dora_quality(m.counts(), &snapshot, None)).await?],
                 Kind::Metrics { grain, from, to } => {
                     let catalog = self.reader.catalog.clone();
                     return metrics_scan(state, &catalog, &m, grain, (from, to), projection, filters).await;
@@ -172,13 +189,14 @@ impl TableProvider for ProjectionTable {
                 let catalog = self.reader.catalog.clone();
                 let keys = Keys::new(state, filters);
                 blocking(move || {
-                    let p = catalog.projected(&snapshot, options.as_of, options.attribution_window)?;
-                    kind.batch(&p, &snapshot, options.as_of, &keys)
+                    let (as_of, window) = (options.as_of, options.attribution_window);
+                    let r = catalog.refolded(&view, as_of, window, kind.part())?;
+                    kind.batches(&r, &view.snapshot, as_of, &keys)
                 })
                 .await?
             }
         };
-        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?)
+        Ok(MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?)
     }
 }
 

@@ -50,8 +50,9 @@ fn date_string(days: i32) -> String {
         .unwrap_or_else(|| "1970-01-01".into())
 }
 
-/// Converts events to a batch of the `events` schema.
-pub fn events_batch(events: &[Event], ingested_at: i64) -> Result<RecordBatch> {
+/// Converts events to a batch of the `events` schema; `ingested_at(i)` is
+/// the `i`th event's.
+pub fn events_batch(events: &[Event], ingested_at: impl Fn(usize) -> i64) -> Result<RecordBatch> {
     let n = events.len();
     let mut id = StringBuilder::with_capacity(n, n * 16);
     let mut ty = StringBuilder::with_capacity(n, n * 12);
@@ -67,7 +68,7 @@ pub fn events_batch(events: &[Event], ingested_at: i64) -> Result<RecordBatch> {
     let mut attrs = StringBuilder::new();
     let mut version = Int16Builder::with_capacity(n);
     let mut ingested = TimestampMicrosecondBuilder::with_capacity(n).with_timezone(UTC);
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         id.append_value(&e.event_id);
         ty.append_value(e.event_type.as_str());
         occurred.append_value(e.occurred_at);
@@ -89,7 +90,7 @@ pub fn events_batch(events: &[Event], ingested_at: i64) -> Result<RecordBatch> {
         source.append_option(e.source.as_deref());
         attrs.append_option(e.attributes.as_deref());
         version.append_value(e.schema_version);
-        ingested.append_value(ingested_at);
+        ingested.append_value(ingested_at(i));
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(id.finish()),
@@ -474,7 +475,8 @@ impl PartitionedEvents {
     }
 
     fn encode(&mut self, day: i32, rows: &[Event]) -> Result<()> {
-        let batch = events_batch(rows, self.ingested_at)?;
+        let ingested_at = self.ingested_at;
+        let batch = events_batch(rows, |_| ingested_at)?;
         let file = match self.open.entry(day) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {

@@ -28,6 +28,26 @@ impl Ingested {
     }
 }
 
+/// Events as read back, each with its `ingested_at` (same index).
+#[derive(Debug, Default)]
+pub struct Stamped {
+    pub events: Vec<Event>,
+    pub ingested_at: Vec<i64>,
+}
+
+impl Stamped {
+    pub fn extend(&mut self, other: Stamped) {
+        self.events.extend(other.events);
+        self.ingested_at.extend(other.ingested_at);
+    }
+
+    /// The earliest and latest `ingested_at`.
+    pub fn ingested_range(&self) -> Option<(i64, i64)> {
+        let lo = self.ingested_at.iter().min()?;
+        Some((*lo, *self.ingested_at.iter().max()?))
+    }
+}
+
 /// Reads the events visible at `snap` and ingested at or before `as_of`.
 /// Each file is read whole, so its checksum is verified on the way.
 pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
@@ -37,7 +57,7 @@ pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
         let bytes = read_verified(&root, f)?;
         let range = Ingested { after: None, through: as_of };
         decode_events(bytes, &root.join(&f.path), &log_file_affects(&root, f), range, false, &mut |batch| {
-            out.extend(batch);
+            out.extend(batch.events);
             Ok(())
         })?;
     }
@@ -45,15 +65,15 @@ pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
 }
 
 /// Calls `each` with the events of one Parquet file of the `events` schema
-/// that lie in `range`, a batch at a time. Row groups written wholly before
-/// `range.after` are skipped by their statistics, and the columns no rule
+/// that lie in `range`, a batch at a time. Row groups written wholly outside
+/// `range` are skipped by their statistics, and the columns no rule
 /// reads (`source`, `attributes`) are not decoded. A file that cannot be
 /// decoded is [`Error::Damaged`], which `affects` says what it affects.
 pub fn read_events(
     path: &Path,
     affects: &str,
     range: Ingested,
-    each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
+    each: &mut dyn FnMut(Stamped) -> Result<()>,
 ) -> Result<()> {
     let file = File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::damaged(path, "missing", affects),
@@ -69,7 +89,7 @@ pub fn read_events_in<T: ChunkReader + 'static>(
     path: &Path,
     affects: &str,
     range: Ingested,
-    each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
+    each: &mut dyn FnMut(Stamped) -> Result<()>,
 ) -> Result<()> {
     decode_events(source, path, affects, range, false, each)
 }
@@ -77,7 +97,7 @@ pub fn read_events_in<T: ChunkReader + 'static>(
 /// Calls `each` with every event of the log's data file `file` under
 /// `root`, every field decoded (what its content hash covers), after
 /// checking the file against its commit.
-pub fn read_whole_events(root: &Path, file: &AddFile, each: &mut dyn FnMut(Vec<Event>) -> Result<()>) -> Result<()> {
+pub fn read_whole_events(root: &Path, file: &AddFile, each: &mut dyn FnMut(Stamped) -> Result<()>) -> Result<()> {
     let bytes = read_verified(root, file)?;
     decode_events(bytes, &root.join(&file.path), &log_file_affects(root, file), Ingested::default(), true, each)
 }
@@ -90,7 +110,7 @@ fn decode_events<T: ChunkReader + 'static>(
     affects: &str,
     range: Ingested,
     all_fields: bool,
-    each: &mut dyn FnMut(Vec<Event>) -> Result<()>,
+    each: &mut dyn FnMut(Stamped) -> Result<()>,
 ) -> Result<()> {
     use parquet::arrow::ProjectionMask;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -102,10 +122,13 @@ fn decode_events<T: ChunkReader + 'static>(
         .filter(|&i| all_fields || !matches!(columns[i].path().parts()[0].as_str(), "source" | "attributes"))
         .collect();
     let ingested = columns.iter().position(|c| c.name() == "ingested_at");
-    if let (Some(after), Some(col)) = (range.after, ingested) {
+    if let (true, Some(col)) = (range.after.is_some() || range.through.is_some(), ingested) {
         let groups: Vec<usize> = (0..builder.metadata().num_row_groups())
             .filter(|&g| match builder.metadata().row_group(g).column(col).statistics() {
-                Some(Statistics::Int64(s)) => s.max_opt().is_none_or(|&max| max > after),
+                Some(Statistics::Int64(s)) => {
+                    s.max_opt().is_none_or(|&max| range.after.is_none_or(|after| max > after))
+                        && s.min_opt().is_none_or(|&min| range.through.is_none_or(|through| min <= through))
+                }
                 _ => true,
             })
             .collect();
@@ -116,7 +139,7 @@ fn decode_events<T: ChunkReader + 'static>(
     }
     let mask = ProjectionMask::leaves(builder.parquet_schema(), wanted);
     for batch in builder.with_projection(mask).build().map_err(|e| damaged(&e))? {
-        let mut out = Vec::new();
+        let mut out = Stamped::default();
         decode(&batch.map_err(|e| damaged(&e))?, range, &mut out).map_err(|e| damaged(&e))?;
         each(out)?;
     }
@@ -124,7 +147,7 @@ fn decode_events<T: ChunkReader + 'static>(
 }
 
 /// The rows of `batch` in `range` as events, or what is wrong with the batch.
-fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> std::result::Result<(), String> {
+fn decode(batch: &RecordBatch, range: Ingested, out: &mut Stamped) -> std::result::Result<(), String> {
     let text = |name: &str| -> std::result::Result<&arrow::array::StringArray, String> {
         batch
             .column_by_name(name)
@@ -164,7 +187,8 @@ fn decode(batch: &RecordBatch, range: Ingested, out: &mut Vec<Event>) -> std::re
             let s = list.as_string::<i32>();
             (0..s.len()).map(|j| s.value(j).to_string()).collect()
         });
-        out.push(Event {
+        out.ingested_at.push(ingested.value(i));
+        out.events.push(Event {
             event_id: id.value(i).to_string(),
             event_type,
             occurred_at: occurred.value(i),

@@ -68,16 +68,19 @@ struct Bucket {
 fn median_nanos(values: &mut [i64], p: f64) -> Option<i64> {
     values.sort_unstable();
     let nanos: Vec<i64> = values.iter().map(|v| v.saturating_mul(1000)).collect();
-    percentile_nanos(&nanos, p)
+    // Whole µs, as the read model stores them: rows folded in memory (as-of,
+    // other windows) answer exactly as the stored ones.
+    percentile_nanos(&nanos, p).map(|n| n / 1000 * 1000)
 }
 
 /// The rows of the (service, environment, bucket)s of `grain` that have
 /// anything in them, over all of `p`'s time, ordered by (pair, bucket). A
 /// bucket's row depends on nothing outside it, so rows computed once (per
 /// component, in the read model) serve every later `from`/`to`.
-pub fn metric_rows(p: &Projected, grain: Grain) -> Result<RecordBatch> {
-    let bucket_of = |s: &str, e: &str, t: i64| (s.to_string(), e.to_string(), bucket_start(t, grain));
-    let mut owned: std::collections::BTreeMap<(String, String, i64), Bucket> = Default::default();
+pub fn metric_rows<'a>(p: &'a Projected, grain: Grain) -> Result<RecordBatch> {
+    // Keys borrow from `p`: a row's strings are copied once, not per entity.
+    let bucket_of = |s: &'a str, e: &'a str, t: i64| (s, e, bucket_start(t, grain));
+    let mut owned: std::collections::BTreeMap<(&str, &str, i64), Bucket> = Default::default();
     for d in p.deployments.iter().filter(|d| d.is_successful()) {
         let Some(f) = d.finished_at else { continue };
         let b = owned.entry(bucket_of(&d.service, &d.environment, f)).or_default();
@@ -99,10 +102,12 @@ pub fn metric_rows(p: &Projected, grain: Grain) -> Result<RecordBatch> {
         }
     }
     // Only pairs with deployment or incident events have rows (SPEC §4).
-    owned.retain(|(s, e, _), _| p.pairs.contains(&(s.clone(), e.clone())));
+    let pairs: std::collections::HashSet<(&str, &str)> =
+        p.pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
+    owned.retain(|(s, e, _), _| pairs.contains(&(*s, *e)));
     let mut rows = MetricRows::with_capacity(owned.len());
     for ((s, e, start), b) in owned {
-        rows.push(&s, &e, start, grain, b);
+        rows.push(s, e, start, grain, b);
     }
     rows.finish()
 }

@@ -50,11 +50,13 @@ pub fn project(events: &[Event], window: Option<i64>) -> Projected {
     incidents::attribute(&mut incidents, &mut deployments, window);
     rework::rework(&mut deployments, &incidents);
     tracing::debug!(deployments = ?t1, changes = ?(t2 - t1), incidents = ?(t.elapsed() - t2), "fold");
-    let pairs = events
+    // Borrowed first: a pair's strings are copied once, not per event.
+    let pairs: BTreeSet<(&str, &str)> = events
         .iter()
         .filter(|e| e.event_type.is_deployment() || e.event_type.is_incident())
-        .map(|e| (e.service.clone(), e.environment.clone().unwrap_or_default()))
+        .map(|e| (e.service.as_str(), e.environment.as_deref().unwrap_or_default()))
         .collect();
+    let pairs = pairs.into_iter().map(|(s, e)| (s.to_string(), e.to_string())).collect();
     let span = events
         .iter()
         .map(|e| e.occurred_at)

@@ -29,6 +29,7 @@
 
 mod keys;
 mod published;
+mod refold;
 mod stored;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -52,18 +53,19 @@ use crate::log::delta::{
     SEAL_PLACEHOLDER, create_dir_durable, remove_temp_files, seal, sync_dir, unseal, write_atomic,
 };
 use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
-use crate::log::{Ingested, Snapshot, read_events, read_events_in};
-use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema, metric_rows};
-use crate::project::project;
-use crate::project::tables::{Table, table_batch};
+use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in};
+use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema};
+use crate::project::tables::Table;
 pub use published::Publication;
-use published::{PARTS, Part};
+pub use published::{PARTS, Part};
+pub use refold::Refolded;
 
 /// Bumped whenever what is stored changes meaning or place: an older model
 /// is rebuilt. 3: components' files moved into the published Delta tables,
 /// durations stored as `<name>_us`. 4: the manifest carries its checksum
-/// and its files'.
-const FORMAT: u32 = 4;
+/// and its files'. 5: input segments keep each event's `ingested_at` (as-of
+/// queries refold from them), components the range of theirs.
+const FORMAT: u32 = 5;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
@@ -137,6 +139,10 @@ struct Component {
     counts: ProjectedCounts,
     span: Option<(i64, i64)>,
     pairs: Vec<(String, String)>,
+    /// The earliest and latest `ingested_at` of its events: an as-of query
+    /// reads its stored rows when it saw them all, skips it when it saw none.
+    #[serde(default)]
+    ingested: Option<(i64, i64)>,
 }
 
 /// A complete read model as one reader sees it: the manifest it read and
@@ -507,8 +513,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     let mut new_events = 0u64;
     let mut buffered = 0usize;
-    let mut route = |events: Vec<Event>| -> Result<()> {
-        for e in events {
+    let mut route = |batch: Stamped| -> Result<()> {
+        for (e, ingested_at) in batch.events.into_iter().zip(batch.ingested_at) {
             let s = match numbers.get(&e.service) {
                 Some(&s) => s,
                 None => {
@@ -532,7 +538,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
             };
-            w.rows.push(e);
+            w.rows.events.push(e);
+            w.rows.ingested_at.push(ingested_at);
             buffered += 1;
             if buffered >= ROUTE_BUDGET {
                 writers.values_mut().try_for_each(SegmentWriter::encode)?;
@@ -599,34 +606,15 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     // Components fold independently: as many at a time as there are cores.
     let work: Vec<(u32, Vec<u32>)> = members.into_iter().collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = Mutex::new(Vec::new());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, work.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while let Some((root, services)) = work.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
-                    let folded = fold(&snap.root, &m, *root, services);
-                    let failed = folded.is_err();
-                    if let Ok(mut done) = done.lock() {
-                        done.push((*root, folded));
-                    }
-                    if failed {
-                        next.store(work.len(), std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    for (root, folded) in done.into_inner().map_err(|_| Error::Internal("a fold thread panicked".into()))? {
-        let folded = folded?;
+    let folded = in_parallel(&work, |(root, services)| fold(&snap.root, &m, *root, services))?;
+    for ((root, _), folded) in work.iter().zip(folded) {
         m.checksums.extend(folded.checksums);
         for (s, merged) in folded.merged_segments {
             for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
                 m.let_go(old);
             }
         }
-        m.components.insert(root, folded.component);
+        m.components.insert(*root, folded.component);
     }
     sync_dir(&dir.join("input"))?;
     for part in PARTS {
@@ -708,47 +696,88 @@ struct Folded {
     merged_segments: Vec<(u32, String)>,
 }
 
+/// Calls `f` on each of `items`, as many at a time as there are cores;
+/// the results in the order of `items`, or the first error.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::with_capacity(items.len()));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, items.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    let result = f(item);
+                    let failed = result.is_err();
+                    if let Ok(mut done) = done.lock() {
+                        done.push((i, result));
+                    }
+                    if failed {
+                        next.store(items.len(), Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().map_err(|_| Error::Internal("a fold thread panicked".into()))?;
+    if done.len() < items.len() && done.iter().all(|(_, r)| r.is_ok()) {
+        return Err(Error::Internal("a fold thread panicked".into()));
+    }
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The events of `services` (one component) in the model's input segments,
+/// those in `range`, each segment checked against its checksum first.
+fn component_events(dir: &Path, m: &Manifest, services: &[u32], range: Ingested) -> Result<Vec<Stamped>> {
+    let mut out = Vec::with_capacity(services.len());
+    for &s in services {
+        let mut events = Stamped::default();
+        for seg in &m.segments[s as usize] {
+            let path = dir.join(seg);
+            let bytes = read_checked(&path, m.checksums.get(seg).copied())?;
+            read_events_in(bytes, &path, MODEL_AFFECTS, range, &mut |batch| {
+                events.extend(batch);
+                Ok(())
+            })?;
+        }
+        out.push(events);
+    }
+    Ok(out)
+}
+
 /// Folds the events of `services` (one component) and writes its tables
 /// and metric rows, one new file in each published table. Merges a
 /// service's segments once it has too many.
 fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded> {
     let dir = &data.join(DIR);
-    let mut events: Vec<Event> = Vec::new();
     let mut merged_segments = Vec::new();
     let mut checksums = BTreeMap::new();
-    for &s in services {
-        let first = events.len();
-        let segments = &m.segments[s as usize];
-        for seg in segments {
-            let path = dir.join(seg);
-            let bytes = read_checked(&path, m.checksums.get(seg).copied())?;
-            read_events_in(bytes, &path, MODEL_AFFECTS, Ingested::default(), &mut |batch| {
-                events.extend(batch);
-                Ok(())
-            })?;
-        }
-        if segments.len() > MAX_SEGMENTS {
+    let mut events = Stamped::default();
+    for (&s, service) in services.iter().zip(component_events(dir, m, services, Ingested::default())?) {
+        if m.segments[s as usize].len() > MAX_SEGMENTS {
             let mut w = SegmentWriter::create(dir, s)?;
-            for rows in events[first..].chunks(SEGMENT_ROWS) {
-                w.write(&events_batch(rows, 0)?)?;
+            for (rows, stamps) in service.events.chunks(SEGMENT_ROWS).zip(service.ingested_at.chunks(SEGMENT_ROWS)) {
+                w.write(&events_batch(rows, |i| stamps[i])?)?;
             }
             let (name, checksum) = w.finish()?;
             checksums.insert(name.clone(), checksum);
             merged_segments.push((s, name));
         }
+        events.extend(service);
     }
-    let p = project(&events, m.window);
+    let ingested = events.ingested_range();
+    let folded = Refolded::of_events(&events.events, m.window, &PARTS)?;
     drop(events);
     let id = format!("c{root}-{}", uuid::Uuid::new_v4());
-    for part in PARTS {
-        let batch = match part {
-            Part::Rows(table) => table_batch(table, &p)?,
-            Part::Metrics(grain) => metric_rows(&p, grain)?,
-        };
-        checksums.insert(component_file(part, &id), write_parquet(&published::file(data, part, &id), &batch)?);
+    for (part, batches) in PARTS.into_iter().zip(&folded.parts) {
+        let path = published::file(data, part, &id);
+        checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
     }
-    let component =
-        Component { id, counts: ProjectedCounts::of(&p), span: p.span, pairs: p.pairs.into_iter().collect() };
+    let pairs = folded.pairs.into_iter().collect();
+    let component = Component { id, counts: folded.counts, span: folded.span, pairs, ingested };
     Ok(Folded { component, checksums, merged_segments })
 }
 
@@ -763,14 +792,17 @@ fn properties(row_group_rows: usize) -> WriterProperties {
     props.build()
 }
 
-/// Writes `batch` as the Parquet file `path`, durably; returns its checksum.
-fn write_parquet(path: &Path, batch: &RecordBatch) -> Result<u64> {
-    let batch = stored::to_stored(batch)?;
+/// Writes `batches` (at least one) as the Parquet file `path`, durably;
+/// returns its checksum.
+fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
+    let batches = batches.iter().map(stored::to_stored).collect::<Result<Vec<_>>>()?;
+    let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("no batch to write".into()))?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let failed = |e: parquet::errors::ParquetError| written(path, e);
-    let mut w =
-        ArrowWriter::try_new(HashingFile::new(file), batch.schema(), Some(properties(1 << 20))).map_err(failed)?;
-    w.write(&batch).map_err(failed)?;
+    let mut w = ArrowWriter::try_new(HashingFile::new(file), schema, Some(properties(1 << 20))).map_err(failed)?;
+    for batch in &batches {
+        w.write(batch).map_err(failed)?;
+    }
     let (file, checksum) = w.into_inner().map_err(failed)?.finish();
     file.sync_all().map_err(|e| Error::io(path, e))?;
     Ok(checksum)
@@ -782,7 +814,7 @@ struct SegmentWriter {
     name: String,
     path: PathBuf,
     writer: ArrowWriter<HashingFile>,
-    rows: Vec<Event>,
+    rows: Stamped,
 }
 
 impl SegmentWriter {
@@ -793,7 +825,7 @@ impl SegmentWriter {
         let schema = crate::event::events_schema();
         let writer = ArrowWriter::try_new(HashingFile::new(file), schema, Some(properties(SEGMENT_ROWS)))
             .map_err(|e| written(&path, e))?;
-        Ok(Self { name, path, writer, rows: Vec::new() })
+        Ok(Self { name, path, writer, rows: Stamped::default() })
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -801,10 +833,9 @@ impl SegmentWriter {
     }
 
     fn encode(&mut self) -> Result<()> {
-        if !self.rows.is_empty() {
-            let batch = events_batch(&self.rows, 0)?;
-            self.write(&batch)?;
-            self.rows = Vec::new();
+        if !self.rows.events.is_empty() {
+            let Stamped { events, ingested_at } = std::mem::take(&mut self.rows);
+            self.write(&events_batch(&events, |i| ingested_at[i])?)?;
         }
         Ok(())
     }
