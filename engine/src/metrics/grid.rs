@@ -309,6 +309,9 @@ mod tests {
         // Rows: pairs × buckets.
         let many: BTreeSet<(String, String)> = (0..200).map(|i| (format!("s{i}"), "p".to_string())).collect();
         let err = dora_metrics(&[], &many, None, Grain::Day, Some(0), Some(last)).unwrap_err();
-        assert!(err.to_string().contains("100000 buckets for 200 (service, environment) pairs; at most 10000000 rows"), "{err}");
+        assert!(
+            err.to_string().contains("100000 buckets for 200 (service, environment) pairs; at most 10000000 rows"),
+            "{err}"
+        );
     }
 }
