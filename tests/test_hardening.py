@@ -73,6 +73,14 @@ def test_dora_metrics_caps_its_bucket_count(server):
         assert n == pairs * 8000 * 12
 
 
+def test_a_grain_that_is_no_grain_is_22023(server):
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        for grain in ("fortnight", "", "days"):
+            state, msg = sqlstate_of(conn, f"SELECT * FROM dora_metrics('{grain}')")
+            assert state == "22023" and "expected one of 'day', 'week', 'month'" in msg, (grain, msg)
+        assert conn.execute("SELECT count(*) FROM dora_metrics(' WEEK ')").fetchone()[0] > 0
+
+
 def test_parquet_timestamps_of_every_unit_are_checked(tmp_path):
     """Regression: a timestamp[s] of 9e15 was multiplied into µs unchecked and
     stored wrapped around."""
