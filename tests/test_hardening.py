@@ -78,6 +78,8 @@ def test_a_grain_that_is_no_grain_is_22023(server):
         for grain in ("fortnight", "", "days"):
             state, msg = sqlstate_of(conn, f"SELECT * FROM dora_metrics('{grain}')")
             assert state == "22023" and "expected one of 'day', 'week', 'month'" in msg, (grain, msg)
+        state, msg = sqlstate_of(conn, "SELECT deployment_frequency(finished_at, 'fortnight') FROM deployments")
+        assert state == "22023" and "expected one of 'day', 'week', 'month'" in msg, msg
         assert conn.execute("SELECT count(*) FROM dora_metrics(' WEEK ')").fetchone()[0] > 0
 
 

@@ -306,17 +306,7 @@ impl TableFunctionImpl for DoraMetricsFunction {
         }
         let grain = match constant(args.session(), &exprs[0])? {
             ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-                // A grain that is no grain is a bad value (22023), as for PostgreSQL's date_trunc.
-                s.parse::<Grain>().map_err(|e| {
-                    let message = match e {
-                        DataFusionError::Plan(m) => m,
-                        other => other.to_string(),
-                    };
-                    DataFusionError::External(Box::new(crate::Error::value(
-                        crate::ValueProblem::InvalidParameter,
-                        message,
-                    )))
-                })?
+                s.parse::<Grain>()?
             }
             other => return plan_err!("dora_metrics: the grain must be 'day', 'week' or 'month', got {other}"),
         };

@@ -206,6 +206,11 @@ fn root_parts(e: &DataFusionError) -> (&'static str, String, Option<String>) {
                 return ("42P01", relation_message(msg), None);
             } else if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") {
                 "42883"
+            } else if lower.starts_with("unknown grain") {
+                // `Grain`'s parse, wherever a grain is taken (dora_metrics,
+                // deployment_frequency): a bad value, as PostgreSQL's date_trunc
+                // answers a bad unit.
+                "22023"
             } else if lower.contains("no field named") || lower.contains("schema error") {
                 "42703"
             } else if lower.contains("cannot be cast") || lower.contains("coerc") || lower.contains("type") {
