@@ -35,6 +35,7 @@ use leadline_engine::input::InputRow;
 use leadline_engine::{AppendReport, Catalog, EventLog};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::ServerConfig;
 use crate::telemetry;
@@ -173,7 +174,7 @@ pub fn counts(r: &AppendReport) -> serde_json::Map<String, serde_json::Value> {
 
 /// The routes.
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v1/events", post(events::post))
         .route("/webhooks/github", post(webhooks::github))
         .route("/webhooks/gitlab", post(webhooks::gitlab))
@@ -181,7 +182,24 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::get))
-        .with_state(state)
+        .with_state(state);
+    answer_panics(routes)
+}
+
+/// A handler that panics is answered 500 and logged, like any other
+/// internal error, instead of dropping the connection: senders retry a 5xx,
+/// and the writer's own guard has already answered or failed the append.
+fn answer_panics(router: Router) -> Router {
+    router.layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        tracing::error!(panic = what, "an HTTP handler panicked");
+        let message = "internal error: the request was not completed (the server's log says why)";
+        HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
+    }))
 }
 
 /// Binds the HTTP listener (before anything is served, so that a bad
@@ -197,4 +215,28 @@ pub async fn bind(listen: &str) -> anyhow::Result<(TcpListener, SocketAddr)> {
 pub async fn serve(state: Arc<HttpState>, listener: TcpListener) -> anyhow::Result<()> {
     axum::serve(listener, router(state)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_panics_is_answered_500_and_the_router_keeps_serving() {
+        let app = answer_panics(Router::new().route("/boom", get(boom)).route("/fine", get(|| async { "fine" })));
+        let resp = app.clone().oneshot(Request::get("/boom").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"].as_str().unwrap().starts_with("internal error"), "{body}");
+        let resp = app.oneshot(Request::get("/fine").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
 }
