@@ -247,3 +247,54 @@ def test_readers_never_see_a_torn_state(leadline_bin, tmp_path):
         assert set(ids) == valid[len(ids)], f"{reader} saw rows of no committed state (version {version})"
     all_ids = final.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()
     assert sorted(all_ids) == sorted(committed[-1])
+
+
+def test_checkpointed_tables_read_the_same_everywhere(leadline_bin, tmp_path):
+    """Past 100 versions leadline writes Delta checkpoints (the events log and
+    every published table): Delta readers start from them, and so does
+    leadline; every reader still sees exactly what the commits say."""
+    import psycopg
+    from leadline_pg import Server
+
+    data = tmp_path / "data"
+    (first, _), *_ = generated_chunks(leadline_bin, tmp_path, 300, 300)
+    assert run(leadline_bin, "ingest", "--data", data, first).returncode == 0
+    server = Server(data)
+    try:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            # One commit per INSERT: a deployment of one service each time,
+            # so every published table changes too.
+            for i in range(105):
+                cur = conn.execute(
+                    "INSERT INTO events (event_id, event_type, occurred_at, service, environment, deployment_id) "
+                    "VALUES (%s, 'deployment_succeeded', %s, 'svc-ckpt', 'production', %s)",
+                    [f"ckpt-{i}", f"2026-02-01T{i // 60:02}:{i % 60:02}:00Z", f"dep-ckpt-{i}"],
+                )
+                assert cur.rowcount == 1
+    finally:
+        server.stop()
+    for table in ["events", "tables/deployments", "tables/dora_metrics_week"]:
+        log = data / table / "_delta_log"
+        assert json.loads((log / "_last_checkpoint").read_text())["version"] == 100, table
+        assert (log / f"{100:020}.checkpoint.parquet").is_file(), table
+    events = deltalake.DeltaTable(str(data / "events"))
+    assert events.version() >= 106
+    want = sorted(r["event_id"] for r in query(leadline_bin, data, "SELECT event_id FROM events"))
+    assert len(want) >= 405
+    assert sorted(events.to_pyarrow_table(columns=["event_id"]).column("event_id").to_pylist()) == want
+    assert sorted(pl.read_delta(str(data / "events")).get_column("event_id").to_list()) == want
+    deployments = sorted(r["deployment_id"] for r in query(leadline_bin, data, "SELECT deployment_id FROM deployments"))
+    published = deltalake.DeltaTable(str(data / "tables" / "deployments"))
+    assert sorted(published.to_pyarrow_table(columns=["deployment_id"]).column("deployment_id").to_pylist()) == deployments
+    # A version before the checkpoint is still there for time travel.
+    before = deltalake.DeltaTable(str(data / "events"), version=50).to_pyarrow_table(columns=["event_id"])
+    assert set(before.column("event_id").to_pylist()) < set(want)
+    out = run(leadline_bin, "check", "--data", data)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # A damaged checkpoint is named by `leadline check`, and not used: every
+    # reader of leadline's still gets the commits' answer.
+    checkpoint = data / "events" / "_delta_log" / f"{100:020}.checkpoint.parquet"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-100])
+    assert sorted(r["event_id"] for r in query(leadline_bin, data, "SELECT event_id FROM events")) == want
+    out = run(leadline_bin, "check", "--data", data, check=False)
+    assert out.returncode == 10 and "checkpoint.parquet" in out.stdout + out.stderr, out.stdout + out.stderr

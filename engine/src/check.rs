@@ -115,7 +115,10 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(CheckProgress)) -> Result<Chec
     for table in [&events_table, &rejected_table] {
         let versions = commit_versions(table, &mut report);
         progress(CheckProgress::Step { name: "checking commits", total: versions.len() as u64 });
-        match table.state() {
+        if let Err(e) = table.verify_checkpoint() {
+            found.error(DamageArea::Log, e);
+        }
+        match table.replayed_state() {
             Ok(state) => {
                 report.commits += state.commits.len() as u64;
                 if state.unsealed_commits > 0 {
@@ -445,7 +448,7 @@ fn check_model(
     report.model_version = model.version();
     // The published tables' commits (their files are checked below).
     for table in published_tables(root) {
-        if let Err(e) = table.state() {
+        if let Err(e) = table.replayed_state().and_then(|_| table.verify_checkpoint()) {
             found.error(DamageArea::ReadModel, e);
         }
     }

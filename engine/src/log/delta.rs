@@ -16,13 +16,25 @@
 //! `tags` entry; Delta readers ignore tags they do not know). A commit that
 //! does not parse, is cut short or does not match its checksum is reported
 //! as [`Error::Damaged`] by whoever reads it.
+//!
+//! Every [`CHECKPOINT_INTERVAL`] versions a writer also leaves a Delta
+//! checkpoint (`<v>.checkpoint.parquet` and `_last_checkpoint`, as the
+//! protocol has them), so that a new reader, ours or any Delta reader, reads
+//! one file and the commits after it instead of every commit since the
+//! table began. What leadline keeps beyond Delta's actions (each commit's
+//! `commitInfo.leadline` facts, every path ever added) goes beside it in
+//! `<v>.leadline.json`, sealed like a commit, naming the checkpoint's size
+//! and checksum. A checkpoint is a shortcut, never the truth: one that
+//! cannot be read or does not match is said in the log and every commit is
+//! read instead; the commits are never deleted.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Schema};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
@@ -34,6 +46,9 @@ const CHECKSUM_TAG: &str = "leadline.xxh3";
 /// the value it has while the checksum is computed.
 pub const SEAL_KEY: &str = "leadlineChecksum";
 pub const SEAL_PLACEHOLDER: &str = "0000000000000000";
+/// Versions between checkpoints (Delta's own default).
+pub const CHECKPOINT_INTERVAL: u64 = 100;
+const LAST_CHECKPOINT: &str = "_last_checkpoint";
 
 /// A data file that a commit added.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +97,16 @@ fn commit_path(log: &Path, version: u64) -> PathBuf {
     log.join(format!("{version:020}.json"))
 }
 
+fn checkpoint_path(log: &Path, version: u64) -> PathBuf {
+    log.join(format!("{version:020}.checkpoint.parquet"))
+}
+
+/// leadline's facts beside checkpoint `version` (a name no Delta reader
+/// takes for a commit or a checkpoint).
+fn facts_path(log: &Path, version: u64) -> PathBuf {
+    log.join(format!("{version:020}.leadline.json"))
+}
+
 impl DeltaTable {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -96,11 +121,56 @@ impl DeltaTable {
     }
 
     /// Reads commits after `state.version` into `state` (incremental: a reader
-    /// keeps its state and only reads what is new).
+    /// keeps its state and only reads what is new). A new state starts from
+    /// the latest checkpoint when there is a sound one.
     pub fn refresh(&self, state: &mut TableState) -> Result<()> {
+        if state.version.is_none() {
+            match self.read_checkpoint() {
+                Ok(Some(from_checkpoint)) => *state = from_checkpoint,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the checkpoint is not used: reading every commit instead"),
+            }
+        }
+        self.read_commits(state, u64::MAX)
+    }
+
+    /// The table's state read from every commit, never from a checkpoint
+    /// (`leadline check` verifies each one).
+    pub fn replayed_state(&self) -> Result<TableState> {
+        let mut s = TableState::default();
+        self.read_commits(&mut s, u64::MAX)?;
+        Ok(s)
+    }
+
+    /// Whether the latest checkpoint, if any, can be read and says what the
+    /// commits up to its version say (for `leadline check`).
+    pub fn verify_checkpoint(&self) -> Result<()> {
+        let Some(checkpoint) = self.read_checkpoint()? else { return Ok(()) };
+        let version = checkpoint.version.unwrap_or_default();
+        let mut replayed = TableState::default();
+        self.read_commits(&mut replayed, version)?;
+        let files = |s: &TableState| s.files.values().map(|f| (f.path.clone(), f.size, f.checksum)).collect::<Vec<_>>();
+        let commits = |s: &TableState| s.commits.iter().map(|c| (c.version, c.leadline.clone())).collect::<Vec<_>>();
+        if replayed.version != checkpoint.version
+            || files(&replayed) != files(&checkpoint)
+            || commits(&replayed) != commits(&checkpoint)
+            || replayed.known_paths != checkpoint.known_paths
+        {
+            let path = checkpoint_path(&self.log_dir(), version);
+            return Err(Error::damaged(
+                &path,
+                "does not say what the commits up to its version say",
+                CHECKPOINT_AFFECTS,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads commits after `state.version`, through version `through` at most.
+    fn read_commits(&self, state: &mut TableState, through: u64) -> Result<()> {
         let log = self.log_dir();
         let mut next = state.version.map_or(0, |v| v + 1);
-        loop {
+        while next <= through {
             let path = commit_path(&log, next);
             let text = match fs::read(&path) {
                 Ok(bytes) => bytes,
@@ -122,6 +192,7 @@ impl DeltaTable {
             state.version = Some(next);
             next += 1;
         }
+        Ok(())
     }
 
     /// Whether commit `version` exists.
@@ -184,6 +255,97 @@ impl DeltaTable {
         let _ = fs::remove_file(&tmp);
         linked.map_err(|e| Error::io(&dest, e))?;
         sync_dir(&log)
+    }
+
+    /// Writes a checkpoint of `state` when its version is due for one (see
+    /// the module's documentation). Call after committing, under the lock
+    /// that guards the table's writers. A failure is logged, not returned:
+    /// the commit before it is durable, and the next due version retries.
+    pub fn checkpoint_if_due(&self, state: &TableState) {
+        let Some(version) = state.version.filter(|v| *v > 0 && v % CHECKPOINT_INTERVAL == 0) else { return };
+        if let Err(e) = self.checkpoint(version, state) {
+            tracing::warn!(table = %self.root.display(), version, error = %e, "writing a checkpoint failed");
+        }
+    }
+
+    fn checkpoint(&self, version: u64, state: &TableState) -> Result<()> {
+        let log = self.log_dir();
+        // Protocol and metadata as the table's first commit has them
+        // (leadline never changes either).
+        let first = commit_path(&log, 0);
+        let text = fs::read_to_string(&first).map_err(|e| Error::io(&first, e))?;
+        let mut actions: Vec<String> = text
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<Value>(l).is_ok_and(|a| a.get("protocol").or(a.get("metaData")).is_some())
+            })
+            .map(str::to_string)
+            .collect();
+        actions.extend(state.files.values().map(|f| add_action(f).to_string()));
+        let bytes = checkpoint_parquet(&actions.join("\n"))?;
+        let path = checkpoint_path(&log, version);
+        write_atomic(&path, &bytes)?;
+        let mut known: Vec<&String> = state.known_paths.iter().collect();
+        known.sort();
+        let facts = json!({
+            "version": version,
+            "checkpoint": {"size": bytes.len(), "xxh3": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))},
+            "commits": state.commits.iter().map(|c| json!({"version": c.version, "leadline": c.leadline})).collect::<Vec<_>>(),
+            "knownPaths": known,
+            "sealed": state.sealed,
+            "unsealedCommits": state.unsealed_commits,
+            SEAL_KEY: SEAL_PLACEHOLDER,
+        });
+        write_atomic(&facts_path(&log, version), seal(facts.to_string()).as_bytes())?;
+        let last = json!({"version": version, "size": actions.len()});
+        write_atomic(&log.join(LAST_CHECKPOINT), last.to_string().as_bytes())
+    }
+
+    /// The state as of the latest checkpoint: `None` when there is none,
+    /// `Err` when it cannot be used (said by the caller; the commits are read instead).
+    fn read_checkpoint(&self) -> Result<Option<TableState>> {
+        let log = self.log_dir();
+        let last_path = log.join(LAST_CHECKPOINT);
+        let last = match fs::read(&last_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&last_path, e)),
+        };
+        let unusable = |path: &Path, problem: String| Error::damaged(path, problem, CHECKPOINT_AFFECTS);
+        let version = serde_json::from_slice::<Value>(&last)
+            .ok()
+            .and_then(|v| v.get("version")?.as_u64())
+            .ok_or_else(|| unusable(&last_path, "names no version".into()))?;
+        let facts_path = facts_path(&log, version);
+        let text = fs::read_to_string(&facts_path).map_err(|e| unusable(&facts_path, e.to_string()))?;
+        if !unseal(&text).map_err(|p| unusable(&facts_path, p))? {
+            return Err(unusable(&facts_path, "carries no checksum".into()));
+        }
+        let facts: Value = serde_json::from_str(&text).map_err(|e| unusable(&facts_path, e.to_string()))?;
+        let path = checkpoint_path(&log, version);
+        let bytes = fs::read(&path).map_err(|e| unusable(&path, e.to_string()))?;
+        let sum = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+        if facts["checkpoint"]["xxh3"].as_str() != Some(sum.as_str()) {
+            return Err(unusable(&path, format!("checksum {sum} is not the one {} names", facts_path.display())));
+        }
+        let mut state = TableState { version: Some(version), ..Default::default() };
+        for action in checkpoint_actions(bytes.into()).map_err(|e| unusable(&path, e.to_string()))? {
+            if let Some(add) = action.get("add") {
+                let file = parse_add(add).ok_or_else(|| unusable(&path, "a malformed add action".into()))?;
+                state.files.insert(file.path.clone(), file);
+            }
+        }
+        let malformed = || unusable(&facts_path, "malformed".into());
+        for c in facts["commits"].as_array().ok_or_else(malformed)? {
+            let version = c["version"].as_u64().ok_or_else(malformed)?;
+            state.commits.push(CommitInfo { version, leadline: c["leadline"].clone() });
+        }
+        let known = facts["knownPaths"].as_array().ok_or_else(malformed)?;
+        state.known_paths = known.iter().filter_map(Value::as_str).map(str::to_string).collect();
+        state.known_paths.extend(state.files.keys().cloned());
+        state.sealed = facts["sealed"].as_bool().ok_or_else(malformed)?;
+        state.unsealed_commits = facts["unsealedCommits"].as_u64().ok_or_else(malformed)?;
+        Ok(Some(state))
     }
 
     /// Removes files in the table directory that no commit ever added
@@ -285,6 +447,111 @@ fn apply_commit(state: &mut TableState, version: u64, text: &[u8], path: &Path) 
     state.sealed |= sealed;
     state.unsealed_commits += u64::from(!sealed);
     Ok(())
+}
+
+/// What an unusable checkpoint affects.
+const CHECKPOINT_AFFECTS: &str =
+    "nothing: a checkpoint only saves reading the commits before it, which are read instead";
+
+/// A `map<string, string>` as Delta's checkpoints have it.
+fn string_map() -> DataType {
+    let entries =
+        Fields::from(vec![Field::new("key", DataType::Utf8, false), Field::new("value", DataType::Utf8, true)]);
+    DataType::Map(Arc::new(Field::new("key_value", DataType::Struct(entries), false)), false)
+}
+
+/// The columns of a Delta checkpoint (protocol, "Checkpoint Schema"): one
+/// action per row, the other columns null.
+fn checkpoint_schema() -> SchemaRef {
+    let string = |name: &str| Field::new(name, DataType::Utf8, true);
+    let long = |name: &str| Field::new(name, DataType::Int64, true);
+    let boolean = |name: &str| Field::new(name, DataType::Boolean, true);
+    let map = |name: &str| Field::new(name, string_map(), true);
+    let strukt = |name: &str, fields: Vec<Field>| Field::new(name, DataType::Struct(Fields::from(fields)), true);
+    Arc::new(Schema::new(vec![
+        strukt("txn", vec![string("appId"), long("version"), long("lastUpdated")]),
+        strukt(
+            "add",
+            vec![
+                string("path"),
+                map("partitionValues"),
+                long("size"),
+                long("modificationTime"),
+                boolean("dataChange"),
+                string("stats"),
+                map("tags"),
+            ],
+        ),
+        strukt(
+            "remove",
+            vec![
+                string("path"),
+                long("deletionTimestamp"),
+                boolean("dataChange"),
+                boolean("extendedFileMetadata"),
+                map("partitionValues"),
+                long("size"),
+                map("tags"),
+            ],
+        ),
+        strukt(
+            "metaData",
+            vec![
+                string("id"),
+                string("name"),
+                string("description"),
+                strukt("format", vec![string("provider"), map("options")]),
+                string("schemaString"),
+                Field::new(
+                    "partitionColumns",
+                    DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+                    true,
+                ),
+                map("configuration"),
+                long("createdTime"),
+            ],
+        ),
+        strukt(
+            "protocol",
+            vec![
+                Field::new("minReaderVersion", DataType::Int32, true),
+                Field::new("minWriterVersion", DataType::Int32, true),
+            ],
+        ),
+    ]))
+}
+
+/// A checkpoint's Parquet bytes holding `actions` (JSON lines), decoded
+/// into the checkpoint's columns by Arrow's JSON reader.
+fn checkpoint_parquet(actions: &str) -> Result<Vec<u8>> {
+    let internal = |e: &dyn std::fmt::Display| Error::Internal(format!("writing a checkpoint: {e}"));
+    let schema = checkpoint_schema();
+    let reader = arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(8192)
+        .build(actions.as_bytes())
+        .map_err(|e| internal(&e))?;
+    let mut out = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut out, schema, None).map_err(|e| internal(&e))?;
+    for batch in reader {
+        writer.write(&batch.map_err(|e| internal(&e))?).map_err(|e| internal(&e))?;
+    }
+    writer.close().map_err(|e| internal(&e))?;
+    Ok(out)
+}
+
+/// The actions of a checkpoint, as JSON (the shape commits have them in).
+fn checkpoint_actions(bytes: bytes::Bytes) -> std::result::Result<Vec<Value>, Box<dyn std::error::Error>> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    let mut lines = Vec::new();
+    {
+        let mut writer = arrow::json::LineDelimitedWriter::new(&mut lines);
+        for batch in reader {
+            writer.write(&batch?)?;
+        }
+        writer.finish()?;
+    }
+    let text = String::from_utf8(lines)?;
+    Ok(text.lines().map(serde_json::from_str).collect::<std::result::Result<Vec<Value>, _>>()?)
 }
 
 /// `events` or `rejected`, from a commit's path.
@@ -560,6 +827,90 @@ mod tests {
         assert_eq!(state.unsealed_commits, 0);
         // A version can be committed once only.
         assert!(t.commit(2, &[]).is_err());
+    }
+
+    /// A partitioned table of 250 versions written as a writer does: each
+    /// version adds a file, every third also removes an older one, each
+    /// commit carries leadline's facts; a checkpoint wherever one is due.
+    fn checkpointed() -> (tempfile::TempDir, DeltaTable) {
+        let dir = tempfile::tempdir().unwrap();
+        let t = DeltaTable::new(dir.path().join("events"));
+        let schema = Schema::new(vec![Field::new("a", DataType::Utf8, false)]);
+        t.create_if_missing(&schema, &["event_date"]).unwrap();
+        let mut state = t.state().unwrap();
+        let file = |v: u64| AddFile {
+            path: format!("event_date=2026-01-{:02}/f{v}.parquet", v % 28 + 1),
+            partition_values: [("event_date".to_string(), format!("2026-01-{:02}", v % 28 + 1))].into(),
+            size: 100 + v,
+            num_records: v,
+            checksum: Some(v * 7),
+        };
+        for v in 1..=250 {
+            let mut actions = vec![add_action(&file(v))];
+            if v % 3 == 0 {
+                actions.push(remove_action(&file(v - 2), true));
+            }
+            actions.push(commit_info("WRITE", json!({"ingested_at": v * 1000, "appended": v})));
+            t.commit(v, &actions).unwrap();
+            t.refresh(&mut state).unwrap();
+            t.checkpoint_if_due(&state);
+        }
+        (dir, t)
+    }
+
+    fn same_state(a: &TableState, b: &TableState) {
+        assert_eq!(a.version, b.version);
+        assert_eq!(a.files, b.files);
+        assert_eq!(a.known_paths, b.known_paths);
+        let commits = |s: &TableState| s.commits.iter().map(|c| (c.version, c.leadline.clone())).collect::<Vec<_>>();
+        assert_eq!(commits(a), commits(b));
+        assert_eq!((a.sealed, a.unsealed_commits), (b.sealed, b.unsealed_commits));
+    }
+
+    #[test]
+    fn a_new_reader_starts_from_the_latest_checkpoint() {
+        let (_dir, t) = checkpointed();
+        let log = t.log_dir();
+        assert!(checkpoint_path(&log, 100).is_file() && checkpoint_path(&log, 200).is_file());
+        assert!(!checkpoint_path(&log, 250).exists());
+        let last: Value = serde_json::from_slice(&fs::read(log.join(LAST_CHECKPOINT)).unwrap()).unwrap();
+        assert_eq!(last["version"], 200);
+        let replayed = t.replayed_state().unwrap();
+        assert_eq!(replayed.version, Some(250));
+        same_state(&t.state().unwrap(), &replayed);
+        t.verify_checkpoint().unwrap();
+        // The commits before the checkpoint are not read: without one of
+        // them only the replay fails.
+        fs::remove_file(commit_path(&log, 50)).unwrap();
+        assert!(matches!(t.replayed_state(), Err(Error::Damaged { .. })));
+        same_state(&t.state().unwrap(), &replayed);
+    }
+
+    #[test]
+    fn an_unusable_checkpoint_is_named_and_every_commit_read_instead() {
+        let (_dir, t) = checkpointed();
+        let log = t.log_dir();
+        let replayed = t.replayed_state().unwrap();
+        let path = checkpoint_path(&log, 200);
+        let mut bytes = fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        same_state(&t.state().unwrap(), &replayed);
+        match t.verify_checkpoint() {
+            Err(Error::Damaged { path: named, affects, .. }) => {
+                assert_eq!(named, path);
+                assert!(affects.starts_with("nothing"), "{affects}");
+            }
+            other => panic!("damage not found: {other:?}"),
+        }
+        // Facts that do not match their seal are not used either.
+        fs::write(&path, b"").unwrap();
+        let facts = facts_path(&log, 200);
+        let text = fs::read_to_string(&facts).unwrap().replacen("\"appended\":7", "\"appended\":8", 1);
+        fs::write(&facts, text).unwrap();
+        same_state(&t.state().unwrap(), &replayed);
+        assert!(matches!(t.verify_checkpoint(), Err(Error::Damaged { path, .. }) if path == facts));
     }
 
     /// A table of three sealed commits, and the text of commit 1.

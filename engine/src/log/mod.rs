@@ -419,6 +419,7 @@ impl Writer {
         // From here on the append is acknowledged-durable.
         index.finish()?;
         self.log.events.refresh(&mut self.events_state)?;
+        self.log.events.checkpoint_if_due(&self.events_state);
         self.last_ingested_at = ingested_at;
         report.version = Some(version);
         // The append is durable now, and reported so: what follows tidies
@@ -429,9 +430,10 @@ impl Writer {
                 .log
                 .rejected
                 .commit(v, &[add_action(&f), commit_info("WRITE", json!({"events_version": version}))]);
-            if let Err(e) = committed.and_then(|()| self.log.rejected.refresh(&mut self.rejected_state)) {
+            match committed.and_then(|()| self.log.rejected.refresh(&mut self.rejected_state)) {
+                Ok(()) => self.log.rejected.checkpoint_if_due(&self.rejected_state),
                 // Readers see the file through the events commit meanwhile.
-                tracing::warn!(error = %e, "the quarantine's commit failed; the next writer makes it");
+                Err(e) => tracing::warn!(error = %e, "the quarantine's commit failed; the next writer makes it"),
             }
         }
         let touched: HashSet<&BTreeMap<String, String>> = added.iter().map(|f| &f.partition_values).collect();
@@ -514,5 +516,7 @@ fn compact_groups(
     actions.push(commit_info("OPTIMIZE", json!({})));
     let v = state.version.map_or(0, |v| v + 1);
     table.commit(v, &actions)?;
-    table.refresh(state)
+    table.refresh(state)?;
+    table.checkpoint_if_due(state);
+    Ok(())
 }

@@ -164,6 +164,7 @@ impl Publication {
             actions.push(commit_info("WRITE", facts.clone()));
             table.commit(state.version.map_or(0, |v| v + 1), &actions)?;
             table.refresh(state)?;
+            table.checkpoint_if_due(state);
         }
         Ok(removed)
     }
