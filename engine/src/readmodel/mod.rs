@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::log::delta::{
-    SEAL_PLACEHOLDER, create_dir_durable, remove_temp_files, seal, sync_dir, unseal, write_atomic,
+    SEAL_PLACEHOLDER, create_dir_durable, remove_temp_files, seal, sync_dir, sync_files, unseal, write_atomic,
 };
 use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
 use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in};
@@ -560,8 +560,12 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         }
     }
     let touched: Vec<u32> = writers.keys().copied().collect();
+    // Every file this update writes, made durable together before the
+    // manifest names it (see `sync_files`).
+    let mut unsynced: Vec<PathBuf> = Vec::new();
     for (s, w) in writers {
         let (name, checksum) = w.finish()?;
+        unsynced.push(dir.join(&name));
         m.checksums.insert(name.clone(), checksum);
         m.segments[s as usize].push(name);
     }
@@ -610,12 +614,15 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     for ((root, _), folded) in work.iter().zip(folded) {
         m.checksums.extend(folded.checksums);
         for (s, merged) in folded.merged_segments {
+            unsynced.push(dir.join(&merged));
             for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
                 m.let_go(old);
             }
         }
+        unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, &folded.component.id)));
         m.components.insert(*root, folded.component);
     }
+    sync_files(&unsynced)?;
     sync_dir(&dir.join("input"))?;
     for part in PARTS {
         sync_dir(&published::table_root(&snap.root, part))?;
@@ -803,8 +810,7 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
     for batch in &batches {
         w.write(batch).map_err(failed)?;
     }
-    let (file, checksum) = w.into_inner().map_err(failed)?.finish();
-    file.sync_all().map_err(|e| Error::io(path, e))?;
+    let (_file, checksum) = w.into_inner().map_err(failed)?.finish();
     Ok(checksum)
 }
 
@@ -840,11 +846,10 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Closes and fsyncs the segment: its name and checksum.
+    /// Closes the segment (synced with the update's other files): its name and checksum.
     fn finish(mut self) -> Result<(String, u64)> {
         self.encode()?;
-        let (file, checksum) = self.writer.into_inner().map_err(|e| written(&self.path, e))?.finish();
-        file.sync_all().map_err(|e| Error::io(&self.path, e))?;
+        let (_file, checksum) = self.writer.into_inner().map_err(|e| written(&self.path, e))?.finish();
         Ok((self.name, checksum))
     }
 }
