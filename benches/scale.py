@@ -13,8 +13,9 @@ then, each under /usr/bin/time -v (wall, CPU, peak RSS):
 4. two appends of ~1,000 events into the N-event dir, each `leadline ingest` (durable, the read model
    caught up): (a) later than everything stored, (b) late, inside the stored span, for every service
    the generator reaches; then Q1 again (checked against DuckDB);
-5. group commit: `leadline serve` on that dir and `leadline-load --mix insert=1` with 1, then 50
-   connections: inserts/s and their ratio;
+5. over the wire, `leadline serve` on that dir: dashboard panels (`leadline-load --mix panel=1`) with 1,
+   then 50 connections (latency, q/s, p99, server RSS), then group commit (`--mix insert=1`) with 1, then
+   50 connections: inserts/s and their ratio;
 6. time travel and windows: the same NDJSON ingested in 4 batches (a second data dir; the first is
    deleted before), Q1 as of the 2nd batch, with `--attribution-window '6 hours'`, and both, beside
    DuckDB's SQL (run.py's time-travel step).
@@ -41,7 +42,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "queries"))
 import run  # noqa: E402  (benches/queries/run.py: generation, timing, Q1-Q3, appends, time travel, checks)
 
-STEPS = ("ingest", "queries", "appends", "load", "time_travel")
+STEPS = ("ingest", "queries", "appends", "wire", "time_travel")
 
 DUCKDB_COPY = """
 import sys, duckdb
@@ -158,29 +159,38 @@ def serve(leadline, data: pathlib.Path, max_connections: int, log: pathlib.Path)
     raise RuntimeError(f"leadline serve did not start: {log.read_text()[-1000:]}")
 
 
-def group_commit(args, leadline, load_bin, work: pathlib.Path, data: pathlib.Path) -> dict:
-    """leadline-load --mix insert=1 with 1, then --writers connections, on one server over data."""
+def drive(load_bin, port: int, pid: int, conns: int, mix: str, seconds: float) -> dict:
+    """One leadline-load run: the kind's q/s and latencies, whether every acknowledged insert is stored once."""
+    p = subprocess.run([str(load_bin), "--url", f"postgresql://leadline@127.0.0.1:{port}/leadline",
+                        "--connections", str(conns), "--duration", str(seconds), "--mix", mix,
+                        "--server-pid", str(pid), "--json"], capture_output=True, text=True)
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"leadline-load failed ({p.returncode}): {p.stderr[-1000:]}")
+    report = json.loads(p.stdout)
+    kind = report["kinds"].get(mix.split("=")[0], {})
+    ver = report.get("inserts") or {}
+    out = {"qps": kind.get("qps"), "count": kind.get("count"), "p50_ms": kind.get("p50_ms"),
+           "p99_ms": kind.get("p99_ms"), "errors": kind.get("errors"), "passed": report.get("passed"),
+           "acknowledged": ver.get("acknowledged"), "verified": ver.get("verified"),
+           "server_rss": (report.get("server") or {}).get("rss_kib", 0) * 1024,
+           "server_peak_rss": (report.get("server") or {}).get("peak_rss_kib", 0) * 1024}
+    print(f"  {mix}, {conns} connection(s): {out['qps'] or 0:.1f}/s, p50 {out['p50_ms'] or 0:.1f} ms, p99 "
+          f"{out['p99_ms'] or 0:.1f} ms, server RSS {run.fmt_bytes(out['server_rss'])}"
+          + (f", acknowledged {ver.get('acknowledged')} / stored once {ver.get('verified')}" if ver else "")
+          + ("" if report.get("passed", True) else ", FAILED") + (f", errors {out['errors']}" if out["errors"] else ""),
+          flush=True)
+    return out
+
+
+def over_the_wire(args, leadline, load_bin, work: pathlib.Path, data: pathlib.Path) -> dict:
+    """On one `leadline serve` over data: dashboard panels (leadline-load --mix panel=1) with 1, then
+    --writers connections; then group commit (--mix insert=1) with 1, then --writers connections."""
     proc, port = serve(leadline, data, args.writers + 10, work / "serve.log")
     out = {}
     try:
-        for conns in (1, args.writers):
-            p = subprocess.run([str(load_bin), "--url", f"postgresql://leadline@127.0.0.1:{port}/leadline",
-                                "--connections", str(conns), "--duration", str(args.load_seconds),
-                                "--mix", "insert=1", "--server-pid", str(proc.pid), "--json"],
-                               capture_output=True, text=True)
-            if p.returncode not in (0, 1):
-                raise RuntimeError(f"leadline-load failed ({p.returncode}): {p.stderr[-1000:]}")
-            report = json.loads(p.stdout)
-            ins = report["kinds"].get("insert", {})
-            ver = report.get("inserts") or {}
-            out[conns] = {"qps": ins.get("qps"), "count": ins.get("count"), "p50_ms": ins.get("p50_ms"),
-                          "p99_ms": ins.get("p99_ms"), "errors": ins.get("errors"), "passed": report.get("passed"),
-                          "acknowledged": ver.get("acknowledged"), "verified": ver.get("verified"),
-                          "server_peak_rss": (report.get("server") or {}).get("peak_rss_kib", 0) * 1024}
-            print(f"  group commit, {conns} connection(s): {out[conns]['qps']:.1f} inserts/s, p50 "
-                  f"{out[conns]['p50_ms'] or 0:.0f} ms, p99 {out[conns]['p99_ms'] or 0:.0f} ms, acknowledged "
-                  f"{ver.get('acknowledged')}"
-                  f" / stored once {ver.get('verified')}, {'passed' if report.get('passed') else 'FAILED'}", flush=True)
+        for mix in ("panel=1", "insert=1"):
+            for conns in (1, args.writers):
+                out[f"{mix.split('=')[0]}_{conns}"] = drive(load_bin, port, proc.pid, conns, mix, args.load_seconds)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -188,8 +198,9 @@ def group_commit(args, leadline, load_bin, work: pathlib.Path, data: pathlib.Pat
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    one, many = out[1]["qps"], out[args.writers]["qps"]
-    out["ratio"] = many / one if one else None
+    one, many = out["insert_1"]["qps"], out[f"insert_{args.writers}"]["qps"]
+    out["insert_ratio"] = many / one if one else None
+    out["writers"] = args.writers
     return out
 
 
@@ -228,12 +239,12 @@ def bench_size(args, rargs, leadline, binid, load_bin, work, n, setup, queries, 
         res["appends"] = appends(rargs, args, leadline, work, tag, data, lo, hi, existing, queries["q1"], params)
         disk()
         save()
-    if "load" not in args.skip:
+    if "wire" not in args.skip:
         try:
-            res["group_commit"] = group_commit(args, leadline, load_bin, work, data)
+            res["wire"] = over_the_wire(args, leadline, load_bin, work, data)
         except Exception as e:  # noqa: BLE001 - reported in the table; the other steps still run
             traceback.print_exc()
-            res["group_commit"] = {"error": run.short_error(e)}
+            res["wire"] = {"error": run.short_error(e)}
         save()
     if not args.keep:
         run.rmtree(data)
@@ -274,12 +285,12 @@ def table(results: list[dict]) -> str:
     cols = ["events (stored)", "ingest leadline: wall, CPU, RSS", "DuckDB NDJSON→Parquet", "ingest leadline/DuckDB (wall)",
             "events/s per core", "log (events/)", "index", "model", "tables", "(index+model+tables)/log",
             "Q1 leadline / DuckDB", "Q2", "Q3 (RSS)", "as-of (RSS)", "window (RSS)", "as-of+window (RSS)",
-            "append 1k later (services)", "append 1k late (services)", "inserts/s 1 conn", "inserts/s N conns",
-            "group commit ratio", "run time"]
+            "append 1k later (services)", "append 1k late (services)", "panel p50, 1 conn", "panels, 50 conns",
+            "inserts 1 conn", "inserts 50 conns", "group commit ratio", "run time"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---:|" * len(cols)]
     for r in results:
         d, s, tt = r.get("duckdb_ingest"), r.get("sizes") or {}, r.get("time_travel") or {}
-        ap, gc = r.get("appends") or {}, r.get("group_commit") or {}
+        ap = r.get("appends") or {}
         ingest = (f"{secs(r['ingest_s'])}, {secs(r.get('ingest_cpu_s'))}, {run.fmt_size(r.get('ingest_rss'))}"
                   if r.get("ingest_s") else "-")
         duck = f"{secs(d['wall_s'])}, {secs(d['cpu_s'])}, {run.fmt_size(d['rss'])}" if d else "-"
@@ -308,9 +319,18 @@ def table(results: list[dict]) -> str:
             bad = " **Q1 differs**" if x.get("check_q1") else ""
             return f"{secs(x['ingest_s'])} ({x['batch_events']:,} events, {x['services']} services){bad}"
 
-        many = next((v for k, v in gc.items() if isinstance(v, dict) and k not in (1, "1")), None)
-        one = gc.get(1) or gc.get("1")
-        gc_cell = lambda x: f"{x['qps']:.1f} (p99 {x['p99_ms']:.0f} ms)" if x and x.get("qps") is not None else "-"  # noqa: E731
+        w = r.get("wire") or {}
+        nw = w.get("writers", 50)
+
+        def wire(key, what):
+            x = w.get(key)
+            if w.get("error"):
+                return f"failed: {w['error']}"
+            if not x or x.get("qps") is None:
+                return "-"
+            return {"p50": f"{x['p50_ms']:.1f} ms", "qps": f"{x['qps']:.1f}/s, p99 {x['p99_ms']:.0f} ms, server RSS "
+                    f"{run.fmt_size(x['server_rss'])}", "ins": f"{x['qps']:.1f}/s"}[what]
+
         row = [
             f"{label(r['events'])} ({stored:,})" if stored else label(r["events"]),
             ingest, duck,
@@ -319,8 +339,9 @@ def table(results: list[dict]) -> str:
             *(run.fmt_size(s.get(k)) for k in ("events", "index", "model", "tables")),
             f"{s['derived_over_log']:.2f}" if s.get("derived_over_log") else "-",
             q("q1"), q("q2"), q("q3", True), t("as_of"), t("window"), t("as_of+window"),
-            a("later"), a("late"), gc_cell(one) if not gc.get("error") else f"failed: {gc['error']}", gc_cell(many),
-            f"{gc['ratio']:.1f}×" if gc.get("ratio") else "-",
+            a("later"), a("late"), wire("panel_1", "p50"), wire(f"panel_{nw}", "qps"),
+            wire("insert_1", "ins"), wire(f"insert_{nw}", "ins"),
+            f"{w['insert_ratio']:.1f}×" if w.get("insert_ratio") else "-",
             f"{r['total_s'] / 60:.0f} min" if r.get("total_s") else "-",
         ]
         if r.get("error"):
@@ -335,8 +356,8 @@ def main():
     run.ensure_time()
     leadline = pathlib.Path(args.bin).resolve()
     load_bin = pathlib.Path(args.load_bin).resolve() if args.load_bin else leadline.with_name("leadline-load")
-    if "load" not in args.skip and not load_bin.exists():
-        sys.exit(f"no {load_bin}: pass --load-bin or --skip load")
+    if "wire" not in args.skip and not load_bin.exists():
+        sys.exit(f"no {load_bin}: pass --load-bin or --skip wire")
     work = pathlib.Path(args.work)
     (work / "results").mkdir(parents=True, exist_ok=True)
     results_md = pathlib.Path(args.results or work / "results.md")
