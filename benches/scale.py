@@ -211,52 +211,68 @@ def bench_size(args, rargs, leadline, binid, load_bin, work, n, setup, queries, 
     tag, hist, data, meta = run.prepare(rargs, leadline, binid, work, n, ingest=False)
     res.update(generate_s=meta.get("generate_s"), ndjson_bytes=meta.get("ndjson_bytes"))
     disk()
-    if "ingest" not in args.skip:
-        res["duckdb_ingest"] = duckdb_copy(work, tag, hist)
-        d = res["duckdb_ingest"]
+
+    def step(name: str, fn):
+        """One step; its failure (DuckDB out of memory, a server that does not start) is recorded in its
+        cell and the next step runs."""
+        if name in args.skip:
+            return
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - recorded, shown in the table
+            traceback.print_exc()
+            res.setdefault("errors", {})[name] = run.short_error(e)
+            print(f"  {name} FAILED: {res['errors'][name]}", flush=True)
+        disk()
+        save()
+
+    def duckdb_ingest():
+        res["duckdb_ingest"] = d = duckdb_copy(work, tag, hist)
         print(f"  DuckDB NDJSON->Parquet {d['wall_s']:.2f} s, CPU {d['cpu_s']:.2f} s, {run.fmt_bytes(d['rss'])}, "
               f"{run.fmt_size(d['bytes'])}", flush=True)
-        save()
-    tag, hist, data, meta = run.prepare(rargs, leadline, binid, work, n)
-    for k in ("ingest_s", "ingest_cpu_s", "ingest_rss", "ingest_output"):
-        res[k] = meta.get(k)
-    print(f"  leadline ingest {res['ingest_s']:.2f} s, CPU {res.get('ingest_cpu_s') or 0:.2f} s, "
-          f"{run.fmt_bytes(res['ingest_rss'] or 0)}: {res['ingest_output']}", flush=True)
-    res["sizes"] = sizes(data)
-    s = res["sizes"]
-    print("  on disk: " + ", ".join(f"{k} {run.fmt_size(s[k])}" for k in ("events", "index", "model", "tables"))
-          + f"; (index+model+tables)/log {s['derived_over_log']:.2f}", flush=True)
-    disk()
-    save()
-    lo = hi = None
-    if "queries" not in args.skip or "appends" not in args.skip:
-        if "queries" in args.skip:
-            rargs.only = []
-        lo, hi, existing, params = run.queries_step(rargs, leadline, n, data, setup, queries, res, save)
-        rargs.only = ["q1", "q2", "q3"]
-        save()
-    if "appends" not in args.skip:
-        res["appends"] = appends(rargs, args, leadline, work, tag, data, lo, hi, existing, queries["q1"], params)
+
+    step("ingest", duckdb_ingest)
+    try:
+        # The leadline ingest is not a skippable step: every later step reads its data dir.
+        tag, hist, data, meta = run.prepare(rargs, leadline, binid, work, n)
+        for k in ("ingest_s", "ingest_cpu_s", "ingest_rss", "ingest_output"):
+            res[k] = meta.get(k)
+        print(f"  leadline ingest {res['ingest_s']:.2f} s, CPU {res.get('ingest_cpu_s') or 0:.2f} s, "
+              f"{run.fmt_bytes(res['ingest_rss'] or 0)}: {res['ingest_output']}", flush=True)
+        res["sizes"] = s = sizes(data)
+        print("  on disk: " + ", ".join(f"{k} {run.fmt_size(s[k])}" for k in ("events", "index", "model", "tables"))
+              + f"; (index+model+tables)/log {s['derived_over_log']:.2f}", flush=True)
         disk()
         save()
-    if "wire" not in args.skip:
-        try:
-            res["wire"] = over_the_wire(args, leadline, load_bin, work, data)
-        except Exception as e:  # noqa: BLE001 - reported in the table; the other steps still run
-            traceback.print_exc()
-            res["wire"] = {"error": run.short_error(e)}
-        save()
-    if not args.keep:
-        run.rmtree(data)
-        pathlib.Path(work / f"{tag}.meta.json").unlink(missing_ok=True)
-    if "time_travel" not in args.skip:
-        res["time_travel"] = run.time_travel(rargs, leadline, work, tag, hist, setup, queries["q1"])
-        disk()
-        save()
-    if not args.keep:
-        run.rmtree(work / f"{tag}.b{args.batches}.data")
-        for p in (work / f"{tag}.b{args.batches}.meta.json", hist):
-            p.unlink(missing_ok=True)
+        span = {}
+
+        def queries_step():
+            if "queries" in args.skip:
+                rargs.only = []  # the stored span and services only, for the appends
+            try:
+                lo, hi, existing, params = run.queries_step(rargs, leadline, n, data, setup, queries, res, save)
+            finally:
+                rargs.only = ["q1", "q2", "q3"]
+            span.update(lo=lo, hi=hi, existing=existing, params=params)
+
+        step("queries" if "queries" not in args.skip else "span", queries_step)
+        if span:
+            step("appends", lambda: res.update(appends=appends(rargs, args, leadline, work, tag, data, span["lo"],
+                                                               span["hi"], span["existing"], queries["q1"],
+                                                               span["params"])))
+        step("wire", lambda: res.update(wire=over_the_wire(args, leadline, load_bin, work, data)))
+    finally:
+        if not args.keep:
+            run.rmtree(data)
+            pathlib.Path(work / f"{tag}.meta.json").unlink(missing_ok=True)
+    try:
+        step("time_travel", lambda: res.update(time_travel=run.time_travel(rargs, leadline, work, tag, hist, setup,
+                                                                             queries["q1"])))
+    finally:
+        if not args.keep:
+            run.rmtree(work / f"{tag}.b{args.batches}.data")
+            for p in (work / f"{tag}.b{args.batches}.meta.json", hist):
+                p.unlink(missing_ok=True)
     res["load_after"] = loadavg()
     res["total_s"] = time.perf_counter() - t_start
     print(f"  {label(n)} done in {res['total_s'] / 60:.1f} min (load average {loadavg()})", flush=True)
@@ -299,6 +315,10 @@ def table(results: list[dict]) -> str:
         def q(name, rss=False):
             x = r.get(name) or {}
             cell = vs(x.get("leadline"), x.get("duckdb"), rss)
+            if (r.get("check") or {}).get(name):
+                cell += " **answers differ**"
+            if (r.get("check_error") or {}).get(name):
+                cell += f" (check failed: {r['check_error'][name]})"
             return cell + (f" (DuckDB failed: {x['duckdb_error']})" if x.get("duckdb_error") else "")
 
         def t(name):
@@ -310,6 +330,8 @@ def table(results: list[dict]) -> str:
                 cell += f" (DuckDB failed: {x['duckdb_error']})"
             if x.get("check"):
                 cell += " **answers differ**"
+            if x.get("check_error"):
+                cell += f" (check failed: {x['check_error']})"
             return cell
 
         def a(kind):
@@ -317,6 +339,7 @@ def table(results: list[dict]) -> str:
             if not x or "ingest_s" not in x:
                 return "-"
             bad = " **Q1 differs**" if x.get("check_q1") else ""
+            bad += f" (check failed: {x['check_error']})" if x.get("check_error") else ""
             return f"{secs(x['ingest_s'])} ({x['batch_events']:,} events, {x['services']} services){bad}"
 
         w = r.get("wire") or {}
@@ -346,6 +369,8 @@ def table(results: list[dict]) -> str:
         ]
         if r.get("error"):
             row[-1] += f" FAILED: {r['error']}"
+        for name, why in (r.get("errors") or {}).items():
+            row[-1] += f"; {name} FAILED: {why}"
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

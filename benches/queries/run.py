@@ -173,9 +173,22 @@ setup, sql = open(sys.argv[1]).read(), open(sys.argv[2]).read()
 con = duckdb.connect()
 con.execute(setup)
 # Every column as text (as leadline prints CSV); timestamptz objects would need pytz.
-rows = con.execute("SELECT COLUMNS(*)::VARCHAR FROM (" + sql.rstrip().rstrip(";") + ")").fetchall()
+cur = con.execute("SELECT COLUMNS(*)::VARCHAR FROM (" + sql.rstrip().rstrip(";") + ")")
+rows = cur.fetchall()
 print(time.perf_counter() - t0)
+if len(sys.argv) > 3:  # the answer, for the check (after the timer: not part of the in-process time)
+    import json
+    names = [d[0] for d in cur.description]
+    json.dump([dict(zip(names, r)) for r in rows], open(sys.argv[3], "w"))
 """
+
+
+def child_rows(path: pathlib.Path) -> list[dict] | None:
+    """The rows a DuckDB child wrote (its last timed run), so a check need not run the query again."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def ensure_venv():
@@ -555,14 +568,15 @@ def queries_step(args, leadline, n: int, data: pathlib.Path, setup: str, queries
         rss = {"leadline": 0, "duckdb": 0}
         duckdb_error = None
         (tmp / f"{q}.sql").write_text(fill(queries.get(q, "SELECT 1"), params))
-        for _ in range(args.runs):
+        for i in range(args.runs):
             w, r, _ = timed([str(leadline), "query", "--data", str(data), "--format", "csv", ll_q[q]])
             runs["leadline"].append(w)
             rss["leadline"] = max(rss["leadline"], r)
             if q != "scan" and not duckdb_error and (args.duckdb_max_events is None or n <= args.duckdb_max_events):
                 try:
                     w, r, out = timed([sys.executable, str(tmp / "child.py"), str(tmp / "setup.sql"),
-                                       str(tmp / f"{q}.sql")])
+                                       str(tmp / f"{q}.sql")] + ([str(tmp / f"{q}.rows.json")] if i == args.runs - 1
+                                                                 else []))
                 except RuntimeError as e:  # e.g. out of memory at 50M: leadline's side is still measured
                     duckdb_error = short_error(e)
                     print(f"  {q:5s} DuckDB failed: {duckdb_error}", flush=True)
@@ -588,12 +602,19 @@ def queries_step(args, leadline, n: int, data: pathlib.Path, setup: str, queries
         con = duckdb_connect(data)
         for q in [x for x in ("q1", "q2", "q3") if x in names and "duckdb_error" not in res.get(x, {})]:
             sql_ll = leadline_metrics_sql("week") if q == "q1" else ll_q[q]
-            got, want = duckdb_rows(con, fill(queries[q], params)), leadline_json(leadline, data, sql_ll)
-            cols = list(want[0].keys()) if want else []
-            key = ("service", "environment", "bucket_start") if q == "q1" else ("team", "month", "bucket_start")
-            d = diff_rows(got, want, cols, key=key)
-            res["check"][q] = d
-            print(f"  check {q}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"), flush=True)
+
+            def compare(q=q, sql_ll=sql_ll):
+                got = child_rows(tmp / f"{q}.rows.json") or duckdb_rows(con, fill(queries[q], params))
+                want = leadline_json(leadline, data, sql_ll)
+                cols = list(want[0].keys()) if want else []
+                key = ("service", "environment", "bucket_start") if q == "q1" else ("team", "month", "bucket_start")
+                return diff_rows(got, want, cols, key=key)
+
+            d, err = check(q, compare)
+            if err:
+                res.setdefault("check_error", {})[q] = err
+            else:
+                res["check"][q] = d
         save()
     shutil.rmtree(tmp, ignore_errors=True)
     # The persisted read model (<data>/model/), if this engine keeps one, after ingest and the queries.
@@ -666,7 +687,7 @@ def time_travel(args, leadline, work: pathlib.Path, tag: str, hist: pathlib.Path
         runs = {k: [] for k, _ in tools} | {"duckdb": [], "duckdb_in_process": []}
         rss = {k: 0 for k in runs}
         duckdb_error = None
-        for _ in range(args.runs):
+        for i in range(args.runs):
             for k, b in tools:
                 w, r, _ = timed([str(b), "query", "--data", str(data), "--format", "csv", *extra, sql])
                 runs[k].append(w)
@@ -675,7 +696,8 @@ def time_travel(args, leadline, work: pathlib.Path, tag: str, hist: pathlib.Path
                 continue
             try:
                 w, r, o = timed([sys.executable, str(tmp / "child.py"), str(tmp / f"setup-{name}.sql"),
-                                 str(tmp / "q1.sql")])
+                                 str(tmp / "q1.sql")] + ([str(tmp / f"{name}.rows.json")] if i == args.runs - 1
+                                                         else []))
             except RuntimeError as e:  # e.g. out of memory: leadline's side is still measured
                 duckdb_error = short_error(e)
                 print(f"  {name:13s}DuckDB failed: {duckdb_error}", flush=True)
@@ -692,14 +714,17 @@ def time_travel(args, leadline, work: pathlib.Path, tag: str, hist: pathlib.Path
             if k != "duckdb_in_process" and k in out[name])
         print(line, flush=True)
         if not args.no_check and not duckdb_error:
-            con = duckdb_connect(data)
-            con.execute(duck_set)
-            got = duckdb_rows(con, q1)
-            want = leadline_json(leadline, data, leadline_metrics_sql("week"), tuple(extra))
-            d = diff_rows(got, want, METRIC_COLUMNS)
-            out[name]["check"] = d
-            print(f"  check {name}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"),
-                  flush=True)
+            def compare(duck_set=duck_set, extra=extra, name=name):
+                got = child_rows(tmp / f"{name}.rows.json")
+                if got is None:
+                    con = duckdb_connect(data)
+                    con.execute(duck_set)
+                    got = duckdb_rows(con, q1)
+                want = leadline_json(leadline, data, leadline_metrics_sql("week"), tuple(extra))
+                return diff_rows(got, want, METRIC_COLUMNS)
+
+            d, err = check(name, compare)
+            out[name]["check" if not err else "check_error"] = d if not err else err
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -779,17 +804,27 @@ def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path
               f"{out['q1']['median_s']:.3f}s (first run {out['q1']['runs_s'][0]:.3f}s) {fmt_bytes(out['q1']['peak_rss'])}"
               f" | {out['ingest_output']}", flush=True)
         if not args.no_check:
-            con = duckdb_connect(scratch)
-            d = diff_rows(duckdb_rows(con, fill(duck_q1, {**params, "EVENTS": events_glob(scratch)})),
-                          leadline_json(leadline, scratch, leadline_metrics_sql("week")), METRIC_COLUMNS)
-            out["check_q1"] = d
-            print("    check q1 after append: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"),
-                  flush=True)
+            d, err = check("q1 after append", lambda: diff_rows(
+                duckdb_rows(duckdb_connect(scratch), fill(duck_q1, {**params, "EVENTS": events_glob(scratch)})),
+                leadline_json(leadline, scratch, leadline_metrics_sql("week")), METRIC_COLUMNS))
+            out["check_q1" if not err else "check_error"] = d if not err else err
     finally:
         if not in_place:
             rmtree(scratch)
         batch.unlink()
     return out
+
+
+def check(label: str, compare) -> tuple[list[str] | None, str | None]:
+    """(differences, None), or (None, why) when the comparison could not run (DuckDB out of memory at 50M):
+    reported, not raised, so the other steps still run."""
+    try:
+        d = compare()
+    except Exception as e:  # noqa: BLE001 - duckdb.Error or a failed leadline query
+        print(f"  check {label}: could not run ({short_error(e)})", flush=True)
+        return None, short_error(e)
+    print(f"  check {label}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"), flush=True)
+    return d, None
 
 
 def short_error(e: Exception) -> str:
