@@ -340,7 +340,8 @@ def table(results: list[dict]) -> str:
                 return "-"
             bad = " **Q1 differs**" if x.get("check_q1") else ""
             bad += f" (check failed: {x['check_error']})" if x.get("check_error") else ""
-            return f"{secs(x['ingest_s'])} ({x['batch_events']:,} events, {x['services']} services){bad}"
+            cpu = f", CPU {secs(x['ingest_cpu_s'])}" if x.get("ingest_cpu_s") is not None else ""
+            return f"{secs(x['ingest_s'])}{cpu} ({x['batch_events']:,} events, {x['services']} services){bad}"
 
         w = r.get("wire") or {}
         nw = w.get("writers", 50)

@@ -795,11 +795,13 @@ def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path
         subprocess.run(["cp", "-a", str(data), str(scratch)], check=True)
         out["copy_s"] = time.perf_counter() - t0
     try:
-        out["ingest_s"], out["ingest_rss"], msg = timed([str(leadline), "ingest", "--data", str(scratch), str(batch)])
-        out["ingest_output"] = msg.strip()[-300:]
+        m = measure([str(leadline), "ingest", "--data", str(scratch), str(batch)])
+        out["ingest_s"], out["ingest_cpu_s"], out["ingest_rss"] = m["wall_s"], m["cpu_s"], m["rss"]
+        out["ingest_output"] = m["stdout"].strip()[-300:]
         out["q1"] = time_q1(args, leadline, scratch, "SELECT * FROM dora_metrics('week')")
         out["model_bytes"] = dir_bytes(scratch / "model") if (scratch / "model").is_dir() else None
-        print("    " + ("" if in_place else f"cp -a {out['copy_s']:.2f}s (not counted) | ") + f"ingest {out['ingest_s']:.3f}s "
+        print("    " + ("" if in_place else f"cp -a {out['copy_s']:.2f}s (not counted) | ")
+              + f"ingest {out['ingest_s']:.3f}s (CPU {out['ingest_cpu_s']:.3f}s) "
               f"{fmt_bytes(out['ingest_rss'])} (into an empty dir {out['ingest_empty_s']:.3f}s) | Q1 after "
               f"{out['q1']['median_s']:.3f}s (first run {out['q1']['runs_s'][0]:.3f}s) {fmt_bytes(out['q1']['peak_rss'])}"
               f" | {out['ingest_output']}", flush=True)
