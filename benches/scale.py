@@ -299,7 +299,8 @@ def vs(ll: dict | None, dk: dict | None, rss: bool = False) -> str:
 
 def table(results: list[dict]) -> str:
     cols = ["events (stored)", "ingest leadline: wall, CPU, RSS", "DuckDB NDJSON→Parquet",
-            "ingest leadline/DuckDB (wall)", "events/s per core", "log (events/)", "index", "model", "tables", "(index+model+tables)/log",
+            "ingest leadline/DuckDB (wall)", "events/s per core", "log (events/)", "index", "model", "tables",
+            "(index+model+tables)/log",
             "Q1 leadline / DuckDB", "Q2", "Q3 (RSS)", "as-of (RSS)", "window (RSS)", "as-of+window (RSS)",
             "append 1k later (services)", "append 1k late (services)", "panel p50, 1 conn", "panels, 50 conns",
             "inserts 1 conn", "inserts 50 conns", "group commit ratio", "run time"]
