@@ -73,7 +73,10 @@ def loadavg() -> str:
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=size_arg, default=size_arg("1M,10M,50M"), help="history sizes (default 1M,10M,50M)")
-    ap.add_argument("--bin", required=True, help="the leadline binary measured (a release build; copy it first)")
+    ap.add_argument("--bin", help="the leadline binary measured (a release build; copy it first)")
+    ap.add_argument("--table-from", nargs="+", metavar="JSON",
+                    help="only print the table of sizes measured before (WORK/results/scale-*.json), e.g. of runs "
+                         "made one size at a time")
     ap.add_argument("--load-bin", help="leadline-load (default: beside --bin)")
     ap.add_argument("--baseline-bin", help="another leadline binary timed beside --bin in the time-travel step")
     ap.add_argument("--work", default="/tmp/scale/work", help="scratch: histories, data dirs (default /tmp/scale/work)")
@@ -294,7 +297,8 @@ def vs(ll: dict | None, dk: dict | None, rss: bool = False) -> str:
     if not dk or "median_s" not in dk:
         return a + " / -"
     b = f"{secs(dk['median_s'])}" + (f" {run.fmt_size(dk['peak_rss'])}" if rss else "")
-    return f"{a} / {b} ({ll['median_s'] / dk['median_s']:.2f}×)"
+    x = ll["median_s"] / dk["median_s"]
+    return f"{a} / {b} ({x:.2f}×)" if x >= 0.095 else f"{a} / {b} ({x:.3f}×)"
 
 
 def table(results: list[dict]) -> str:
@@ -379,6 +383,12 @@ def table(results: list[dict]) -> str:
 
 def main():
     args = parse_args()
+    if args.table_from:
+        print(table(sorted((json.loads(pathlib.Path(f).read_text()) for f in args.table_from),
+                           key=lambda r: r["events"])))
+        return
+    if not args.bin:
+        sys.exit("--bin is required (the leadline binary measured)")
     run.ensure_venv()
     run.ensure_time()
     leadline = pathlib.Path(args.bin).resolve()
