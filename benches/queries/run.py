@@ -686,7 +686,8 @@ def time_travel(args, leadline, work: pathlib.Path, tag: str, hist: pathlib.Path
         (tmp / f"setup-{name}.sql").write_text(fill(setup, {"EVENTS": events_glob(data)}) + "\n" + duck_set)
         runs = {k: [] for k, _ in tools} | {"duckdb": [], "duckdb_in_process": []}
         rss = {k: 0 for k in runs}
-        duckdb_error = None
+        duckdb_error = ("not run (--duckdb-max-events)" if args.duckdb_max_events is not None
+                        and seen[1] > args.duckdb_max_events else None)
         for i in range(args.runs):
             for k, b in tools:
                 w, r, _ = timed([str(b), "query", "--data", str(data), "--format", "csv", *extra, sql])
