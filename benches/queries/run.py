@@ -51,12 +51,16 @@ INTERVALS = {"lead_time_p50", "lead_time_p90", "time_to_restore_p50", "failed_de
 
 # ---------------------------------------------------------------- the SQL --
 
+# Statements run before duckdb_dora.sql's setup (benches/scale.py bounds DuckDB's spill files with them).
+DUCKDB_PRELUDE = ""
+
+
 def load_sql(path: pathlib.Path = SQL_FILE) -> tuple[str, dict[str, str]]:
     """(setup statements, {query name: SQL}) of duckdb_dora.sql."""
     text = path.read_text()
     parts = re.split(r"^-- name: (\w+)\s*$", text, flags=re.M)
     setup, rest = parts[0], parts[1:]
-    return setup, {rest[i]: rest[i + 1].strip() for i in range(0, len(rest), 2)}
+    return DUCKDB_PRELUDE + setup, {rest[i]: rest[i + 1].strip() for i in range(0, len(rest), 2)}
 
 
 def events_glob(data: pathlib.Path) -> str:
@@ -140,16 +144,26 @@ def diff_rows(got: list[dict], want: list[dict], columns, key=("service", "envir
 
 # -------------------------------------------------------------- timing --
 
-def timed(cmd: list[str], env=None) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of one process under /usr/bin/time -v."""
+def measure(cmd: list[str], env=None, ok=(0, 2)) -> dict:
+    """One process under /usr/bin/time -v: wall seconds, CPU seconds (user + system), peak RSS bytes, its
+    output. Exit status 2 is leadline's "some rows were rejected", still a measurement."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         t0 = time.perf_counter()
         p = subprocess.run(["/usr/bin/time", "-v", "-o", tf.name, *cmd], capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
-        if p.returncode not in (0, 2):
+        if p.returncode not in ok:
             raise RuntimeError(f"{cmd[:3]} failed ({p.returncode}): {p.stderr[-2000:]}")
-        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", tf.read())
-    return wall, int(m.group(1)) * 1024 if m else 0, p.stdout
+        report = tf.read()
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", report))
+    return {"wall_s": wall, "cpu_s": cpu, "rss": int(rss.group(1)) * 1024 if rss else 0,
+            "stdout": p.stdout, "stderr": p.stderr}
+
+
+def timed(cmd: list[str], env=None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes, stdout) of one process under /usr/bin/time -v."""
+    m = measure(cmd, env)
+    return m["wall_s"], m["rss"], m["stdout"]
 
 
 DUCKDB_CHILD = """
@@ -159,9 +173,22 @@ setup, sql = open(sys.argv[1]).read(), open(sys.argv[2]).read()
 con = duckdb.connect()
 con.execute(setup)
 # Every column as text (as leadline prints CSV); timestamptz objects would need pytz.
-rows = con.execute("SELECT COLUMNS(*)::VARCHAR FROM (" + sql.rstrip().rstrip(";") + ")").fetchall()
+cur = con.execute("SELECT COLUMNS(*)::VARCHAR FROM (" + sql.rstrip().rstrip(";") + ")")
+rows = cur.fetchall()
 print(time.perf_counter() - t0)
+if len(sys.argv) > 3:  # the answer, for the check (after the timer: not part of the in-process time)
+    import json
+    names = [d[0] for d in cur.description]
+    json.dump([dict(zip(names, r)) for r in rows], open(sys.argv[3], "w"))
 """
+
+
+def child_rows(path: pathlib.Path) -> list[dict] | None:
+    """The rows a DuckDB child wrote (its last timed run), so a check need not run the query again."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def ensure_venv():
@@ -244,7 +271,8 @@ def rmtree(path: pathlib.Path):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def main():
+def build_parser() -> argparse.ArgumentParser:
+    """run.py's options; benches/scale.py builds its settings for these functions from the same defaults."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--runs", type=int, default=5)
@@ -288,6 +316,11 @@ def main():
     ap.add_argument("--baseline-bin", help="another leadline binary timed beside --bin in the time-travel step")
     ap.add_argument("--reuse-data", action="store_true",
                     help="keep a cached data dir ingested by another binary (default: re-ingest it)")
+    return ap
+
+
+def main():
+    ap = build_parser()
     args = ap.parse_args()
     args.time_travel = args.time_travel or args.time_travel_only
     if args.append_seed is None:
@@ -436,10 +469,12 @@ def prepare(args, leadline, binid: str, work: pathlib.Path, n: int, ingest: bool
         print(f"  ingest {hist.name} ({why})", flush=True)
         tmpd = data.with_name(data.name + ".tmp")
         rmtree(tmpd)
-        wall, rss, out = timed([str(leadline), "ingest", "--data", str(tmpd), str(hist)])
+        os.sync()  # dirty pages of the NDJSON or of removed dirs would otherwise be flushed inside the timing
+        m = measure([str(leadline), "ingest", "--data", str(tmpd), str(hist)])
         rmtree(data)
         os.rename(tmpd, data)
-        meta.update(binary=binid, ingest_s=wall, ingest_rss=rss, ingest_output=out.strip()[-300:],
+        meta.update(binary=binid, ingest_s=m["wall_s"], ingest_cpu_s=m["cpu_s"], ingest_rss=m["rss"],
+                    ingest_output=(m["stdout"] + m["stderr"]).strip()[-300:],
                     data_bytes=dir_bytes(data), ingested=dt.datetime.now(dt.timezone.utc).isoformat())
         write_json(meta_path, meta)
     elif meta.get("binary") != binid:
@@ -471,10 +506,36 @@ def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str
         return res
     tag, hist, data, meta = prepare(args, leadline, binid, work, n)
     res["events"] = n
-    for k in ("generate_s", "generated_lines", "ndjson_bytes", "data_bytes", "ingest_s", "ingest_rss"):
+    for k in ("generate_s", "generated_lines", "ndjson_bytes", "data_bytes", "ingest_s", "ingest_cpu_s", "ingest_rss"):
         if k in meta:
             res[k] = meta[k]
     res["data_binary"] = meta.get("binary")
+    lo, hi, existing, params = queries_step(args, leadline, n, data, setup, queries, res, save)
+
+    if args.time_travel:
+        if "time_travel" in res and res["time_travel"].get("params") == time_travel_params(args):
+            print("  time travel (saved)", flush=True)
+        else:
+            res["time_travel"] = time_travel(args, leadline, work, tag, hist, setup, queries["q1"])
+            save()
+
+    if args.append_events > 0:
+        for kind in ["few"] + (["all"] if args.append_all else []):
+            a = res.get(f"append_{kind}")
+            if a and a.get("params") == append_params(args, kind):
+                print(f"  append {kind} (saved): ingest {a['ingest_s']:.3f}s, Q1 {a['q1']['median_s']:.3f}s", flush=True)
+                continue
+            res[f"append_{kind}"] = append_step(args, leadline, work, tag, data, kind, lo, hi, existing, queries["q1"],
+                                                params)
+            save()
+    return res
+
+
+def queries_step(args, leadline, n: int, data: pathlib.Path, setup: str, queries: dict[str, str], res: dict,
+                 save) -> tuple[str, str, set[str], dict[str, str]]:
+    """Q1-Q3 (and the scan) through `leadline query` and DuckDB's SQL over data, each a fresh process, then the
+    cell-by-cell check of their answers; results go into res (steps already there are skipped).
+    Returns the stored span (lo, hi), the stored services and the queries' parameters."""
     glob = events_glob(data)
     import duckdb as _duckdb
 
@@ -498,24 +559,34 @@ def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str
     tmp = pathlib.Path(tempfile.mkdtemp())
     (tmp / "setup.sql").write_text(fill(setup, params))
     (tmp / "child.py").write_text(DUCKDB_CHILD)
-    names = args.only or ["q1", "q2", "q3", "scan"]
+    names = args.only if args.only is not None else ["q1", "q2", "q3", "scan"]
     for q in names:
         if q in res:
             print(f"  {q:5s} (saved) leadline {res[q]['leadline']['median_s']:8.3f}s", flush=True)
             continue
         runs = {"leadline": [], "duckdb": [], "duckdb_in_process": []}
         rss = {"leadline": 0, "duckdb": 0}
+        duckdb_error = None
         (tmp / f"{q}.sql").write_text(fill(queries.get(q, "SELECT 1"), params))
-        for _ in range(args.runs):
+        for i in range(args.runs):
             w, r, _ = timed([str(leadline), "query", "--data", str(data), "--format", "csv", ll_q[q]])
             runs["leadline"].append(w)
             rss["leadline"] = max(rss["leadline"], r)
-            if q != "scan" and (args.duckdb_max_events is None or n <= args.duckdb_max_events):
-                w, r, out = timed([sys.executable, str(tmp / "child.py"), str(tmp / "setup.sql"), str(tmp / f"{q}.sql")])
+            if q != "scan" and not duckdb_error and (args.duckdb_max_events is None or n <= args.duckdb_max_events):
+                try:
+                    w, r, out = timed([sys.executable, str(tmp / "child.py"), str(tmp / "setup.sql"),
+                                       str(tmp / f"{q}.sql")] + ([str(tmp / f"{q}.rows.json")] if i == args.runs - 1
+                                                                 else []))
+                except RuntimeError as e:  # e.g. out of memory at 50M: leadline's side is still measured
+                    duckdb_error = short_error(e)
+                    print(f"  {q:5s} DuckDB failed: {duckdb_error}", flush=True)
+                    continue
                 runs["duckdb"].append(w)
                 runs["duckdb_in_process"].append(float(out.strip().splitlines()[-1]))
                 rss["duckdb"] = max(rss["duckdb"], r)
         res[q] = {k: {"median_s": statistics.median(v), "runs_s": v, "peak_rss": rss.get(k, 0)} for k, v in runs.items() if v}
+        if duckdb_error:
+            res[q]["duckdb_error"] = duckdb_error
         line = f"  {q:5s} leadline {statistics.median(runs['leadline']):8.3f}s {fmt_bytes(rss['leadline']):>9s}"
         if runs["duckdb"]:
             line += (f" | duckdb {statistics.median(runs['duckdb']):8.3f}s {fmt_bytes(rss['duckdb']):>9s}"
@@ -529,36 +600,27 @@ def bench_one(args, leadline, binid: str, work: pathlib.Path, n: int, setup: str
     elif not args.no_check:
         res["check"] = {}
         con = duckdb_connect(data)
-        for q in [x for x in ("q1", "q2", "q3") if x in names]:
+        for q in [x for x in ("q1", "q2", "q3") if x in names and "duckdb_error" not in res.get(x, {})]:
             sql_ll = leadline_metrics_sql("week") if q == "q1" else ll_q[q]
-            got, want = duckdb_rows(con, fill(queries[q], params)), leadline_json(leadline, data, sql_ll)
-            cols = list(want[0].keys()) if want else []
-            key = ("service", "environment", "bucket_start") if q == "q1" else ("team", "month", "bucket_start")
-            d = diff_rows(got, want, cols, key=key)
-            res["check"][q] = d
-            print(f"  check {q}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"), flush=True)
+
+            def compare(q=q, sql_ll=sql_ll):
+                got = child_rows(tmp / f"{q}.rows.json") or duckdb_rows(con, fill(queries[q], params))
+                want = leadline_json(leadline, data, sql_ll)
+                cols = list(want[0].keys()) if want else []
+                key = ("service", "environment", "bucket_start") if q == "q1" else ("team", "month", "bucket_start")
+                return diff_rows(got, want, cols, key=key)
+
+            d, err = check(q, compare)
+            if err:
+                res.setdefault("check_error", {})[q] = err
+            else:
+                res["check"][q] = d
         save()
     shutil.rmtree(tmp, ignore_errors=True)
     # The persisted read model (<data>/model/), if this engine keeps one, after ingest and the queries.
     res["model_bytes"] = dir_bytes(data / "model") if (data / "model").is_dir() else None
 
-    if args.time_travel:
-        if "time_travel" in res and res["time_travel"].get("params") == time_travel_params(args):
-            print("  time travel (saved)", flush=True)
-        else:
-            res["time_travel"] = time_travel(args, leadline, work, tag, hist, setup, queries["q1"])
-            save()
-
-    if args.append_events > 0:
-        for kind in ["few"] + (["all"] if args.append_all else []):
-            a = res.get(f"append_{kind}")
-            if a and a.get("params") == append_params(args, kind):
-                print(f"  append {kind} (saved): ingest {a['ingest_s']:.3f}s, Q1 {a['q1']['median_s']:.3f}s", flush=True)
-                continue
-            res[f"append_{kind}"] = append_step(args, leadline, work, tag, data, kind, lo, hi, existing, queries["q1"],
-                                                params)
-            save()
-    return res
+    return lo, hi, existing, params
 
 
 def time_travel_params(args) -> list:
@@ -624,28 +686,46 @@ def time_travel(args, leadline, work: pathlib.Path, tag: str, hist: pathlib.Path
         (tmp / f"setup-{name}.sql").write_text(fill(setup, {"EVENTS": events_glob(data)}) + "\n" + duck_set)
         runs = {k: [] for k, _ in tools} | {"duckdb": [], "duckdb_in_process": []}
         rss = {k: 0 for k in runs}
-        for _ in range(args.runs):
+        duckdb_error = ("not run (--duckdb-max-events)" if args.duckdb_max_events is not None
+                        and seen[1] > args.duckdb_max_events else None)
+        for i in range(args.runs):
             for k, b in tools:
                 w, r, _ = timed([str(b), "query", "--data", str(data), "--format", "csv", *extra, sql])
                 runs[k].append(w)
                 rss[k] = max(rss[k], r)
-            w, r, o = timed([sys.executable, str(tmp / "child.py"), str(tmp / f"setup-{name}.sql"), str(tmp / "q1.sql")])
+            if duckdb_error:
+                continue
+            try:
+                w, r, o = timed([sys.executable, str(tmp / "child.py"), str(tmp / f"setup-{name}.sql"),
+                                 str(tmp / "q1.sql")] + ([str(tmp / f"{name}.rows.json")] if i == args.runs - 1
+                                                         else []))
+            except RuntimeError as e:  # e.g. out of memory: leadline's side is still measured
+                duckdb_error = short_error(e)
+                print(f"  {name:13s}DuckDB failed: {duckdb_error}", flush=True)
+                continue
             runs["duckdb"].append(w)
             runs["duckdb_in_process"].append(float(o.strip().splitlines()[-1]))
             rss["duckdb"] = max(rss["duckdb"], r)
-        out[name] = {k: {"median_s": statistics.median(v), "runs_s": v, "peak_rss": rss[k]} for k, v in runs.items()}
+        out[name] = {k: {"median_s": statistics.median(v), "runs_s": v, "peak_rss": rss[k]} for k, v in runs.items()
+                     if v}
+        if duckdb_error:
+            out[name]["duckdb_error"] = duckdb_error
         line = "  " + f"{name:13s}" + " | ".join(
-            f"{k} {out[name][k]['median_s']:.3f}s {fmt_bytes(rss[k])}" for k in runs if k != "duckdb_in_process")
+            f"{k} {out[name][k]['median_s']:.3f}s {fmt_bytes(rss[k])}" for k in runs
+            if k != "duckdb_in_process" and k in out[name])
         print(line, flush=True)
-        if not args.no_check:
-            con = duckdb_connect(data)
-            con.execute(duck_set)
-            got = duckdb_rows(con, q1)
-            want = leadline_json(leadline, data, leadline_metrics_sql("week"), tuple(extra))
-            d = diff_rows(got, want, METRIC_COLUMNS)
-            out[name]["check"] = d
-            print(f"  check {name}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"),
-                  flush=True)
+        if not args.no_check and not duckdb_error:
+            def compare(duck_set=duck_set, extra=extra, name=name):
+                got = child_rows(tmp / f"{name}.rows.json")
+                if got is None:
+                    con = duckdb_connect(data)
+                    con.execute(duck_set)
+                    got = duckdb_rows(con, q1)
+                want = leadline_json(leadline, data, leadline_metrics_sql("week"), tuple(extra))
+                return diff_rows(got, want, METRIC_COLUMNS)
+
+            d, err = check(name, compare)
+            out[name]["check" if not err else "check_error"] = d if not err else err
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -656,7 +736,8 @@ def append_params(args, kind: str) -> list:
 
 
 def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path, kind: str, lo: str, hi: str,
-                existing: set[str], duck_q1: str, params: dict[str, str]) -> dict:
+                existing: set[str], duck_q1: str, params: dict[str, str], batch_shape: tuple | None = None,
+                in_place: bool = False) -> dict:
     """Late events for existing services, ingested into a copy of the data dir; then Q1 on that copy.
 
     The batch is `leadline generate` with another seed (so new event,
@@ -665,13 +746,24 @@ def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path
     starting at --append-at of the stored span: late, out-of-order events in
     the middle of the history, the case an incremental read model must
     handle without recomputing everything.
+
+    batch_shape = (services, events, first day, seed) overrides the batch's shape
+    (benches/scale.py: a batch later than everything stored, and a late one
+    for every service). in_place ingests into data itself instead of a copy
+    (the caller no longer needs the pristine dir; a copy of a 50M-event dir
+    would need its size again on disk).
     """
-    nserv, size = (args.append_services, args.append_events) if kind == "few" else (args.services, args.append_all_events)
     t_lo = dt.datetime.fromisoformat(lo)
     t_hi = dt.datetime.fromisoformat(hi)
-    start = (t_lo + (t_hi - t_lo) * args.append_at).date()
+    seed = args.append_seed
+    if batch_shape:
+        nserv, size, start, seed = batch_shape
+    else:
+        nserv, size = (args.append_services, args.append_events) if kind == "few" else (args.services,
+                                                                                       args.append_all_events)
+        start = (t_lo + (t_hi - t_lo) * args.append_at).date()
     batch = work / f"{tag}.append-{kind}.ndjson"
-    subprocess.run([str(leadline), "generate", "--seed", str(args.append_seed), "--services", str(nserv),
+    subprocess.run([str(leadline), "generate", "--seed", str(seed), "--services", str(nserv),
                     "--days", "7", "--start", start.isoformat(), "--events", str(size),
                     "-o", str(batch)], check=True, capture_output=True)
     lines = [json.loads(x) for x in batch.read_text().splitlines() if x.strip()]
@@ -681,13 +773,15 @@ def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path
     for e in lines:
         kinds[e["event_type"]] = kinds.get(e["event_type"], 0) + 1
     out = {"batch_events": len(lines), "services": len(services), "event_types": kinds,
-           "batch_span": [occ[0], occ[-1]] if occ else None, "params": append_params(args, kind)}
+           "batch_span": [occ[0], occ[-1]] if occ else None,
+           "params": [nserv, size, str(start), seed] if batch_shape else append_params(args, kind)}
     new = [s for s in services if s not in existing]
     inside = bool(occ) and dt.datetime.fromisoformat(occ[-1].replace("Z", "+00:00")) <= t_hi
     print(f"  append {kind}: {len(lines):,} events ({', '.join(f'{k} {v}' for k, v in sorted(kinds.items()))}) "
           f"for {len(services)} services, {occ[0] if occ else '-'} .. {occ[-1] if occ else '-'}"
           + (f"; WARNING {len(new)} services not in the log" if new else "")
-          + ("" if inside else "; WARNING the batch ends after the stored span"), flush=True)
+          + ("; inside the stored span" if inside else "; after the stored span"), flush=True)
+    out["inside_span"] = inside
 
     # Fixed cost: the same batch into an empty data dir.
     empty = work / f"scratch-{tag}-empty"
@@ -695,30 +789,51 @@ def append_step(args, leadline, work: pathlib.Path, tag: str, data: pathlib.Path
     out["ingest_empty_s"], _, _ = timed([str(leadline), "ingest", "--data", str(empty), str(batch)])
     rmtree(empty)
 
-    scratch = work / f"scratch-{tag}"
-    rmtree(scratch)
-    t0 = time.perf_counter()
-    subprocess.run(["cp", "-a", str(data), str(scratch)], check=True)
-    out["copy_s"] = time.perf_counter() - t0
+    scratch = data if in_place else work / f"scratch-{tag}"
+    if not in_place:
+        rmtree(scratch)
+        t0 = time.perf_counter()
+        subprocess.run(["cp", "-a", str(data), str(scratch)], check=True)
+        out["copy_s"] = time.perf_counter() - t0
     try:
-        out["ingest_s"], out["ingest_rss"], msg = timed([str(leadline), "ingest", "--data", str(scratch), str(batch)])
-        out["ingest_output"] = msg.strip()[-300:]
+        m = measure([str(leadline), "ingest", "--data", str(scratch), str(batch)])
+        out["ingest_s"], out["ingest_cpu_s"], out["ingest_rss"] = m["wall_s"], m["cpu_s"], m["rss"]
+        out["ingest_output"] = m["stdout"].strip()[-300:]
         out["q1"] = time_q1(args, leadline, scratch, "SELECT * FROM dora_metrics('week')")
         out["model_bytes"] = dir_bytes(scratch / "model") if (scratch / "model").is_dir() else None
-        print(f"    cp -a {out['copy_s']:.2f}s (not counted) | ingest {out['ingest_s']:.3f}s "
+        print("    " + ("" if in_place else f"cp -a {out['copy_s']:.2f}s (not counted) | ")
+              + f"ingest {out['ingest_s']:.3f}s (CPU {out['ingest_cpu_s']:.3f}s) "
               f"{fmt_bytes(out['ingest_rss'])} (into an empty dir {out['ingest_empty_s']:.3f}s) | Q1 after "
               f"{out['q1']['median_s']:.3f}s (first run {out['q1']['runs_s'][0]:.3f}s) {fmt_bytes(out['q1']['peak_rss'])}"
               f" | {out['ingest_output']}", flush=True)
         if not args.no_check:
-            con = duckdb_connect(scratch)
-            d = diff_rows(duckdb_rows(con, fill(duck_q1, {**params, "EVENTS": events_glob(scratch)})),
-                          leadline_json(leadline, scratch, leadline_metrics_sql("week")), METRIC_COLUMNS)
-            out["check_q1"] = d
-            print("    check q1 after append: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"),
-                  flush=True)
+            d, err = check("q1 after append", lambda: diff_rows(
+                duckdb_rows(duckdb_connect(scratch), fill(duck_q1, {**params, "EVENTS": events_glob(scratch)})),
+                leadline_json(leadline, scratch, leadline_metrics_sql("week")), METRIC_COLUMNS))
+            out["check_q1" if not err else "check_error"] = d if not err else err
     finally:
-        rmtree(scratch)
+        if not in_place:
+            rmtree(scratch)
+        batch.unlink()
     return out
+
+
+def check(label: str, compare) -> tuple[list[str] | None, str | None]:
+    """(differences, None), or (None, why) when the comparison could not run (DuckDB out of memory at 50M):
+    reported, not raised, so the other steps still run."""
+    try:
+        d = compare()
+    except Exception as e:  # noqa: BLE001 - duckdb.Error or a failed leadline query
+        print(f"  check {label}: could not run ({short_error(e)})", flush=True)
+        return None, short_error(e)
+    print(f"  check {label}: " + ("same answers" if not d else f"{len(d)}+ differences, e.g. {d[:3]}"), flush=True)
+    return d, None
+
+
+def short_error(e: Exception) -> str:
+    """The last line of a failed process's stderr (DuckDB's exception), for a table cell."""
+    lines = [x for x in str(e).strip().splitlines() if x.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:200]
 
 
 def ratio(a, b) -> str:
@@ -769,7 +884,7 @@ def print_report(results: list[dict]):
                   f"{fmt_s(a['ingest_empty_s'])} | {fmt_s(r.get('ingest_s'))} | {ratio(a['ingest_s'], r.get('ingest_s'))} | "
                   f"{fmt_s(before)} | {fmt_s(a['q1']['median_s'])} | {fmt_s(a['q1']['runs_s'][0])} | "
                   f"{ratio(a['q1']['median_s'], r.get('ingest_s'))} | {ratio(a['q1']['median_s'], before)} | "
-                  f"{a['copy_s']:.2f} s | {chk} |")
+                  f"{fmt_s(a.get('copy_s'))} | {chk} |")
 
     travels = [r for r in results if "time_travel" in r]
     if travels:
@@ -783,7 +898,11 @@ def print_report(results: list[dict]):
             for v in ("as_of", "window", "as_of+window"):
                 if v not in t:
                     continue
-                ll, bl, dk = t[v]["leadline"], t[v].get("baseline"), t[v]["duckdb"]
+                ll, bl, dk = t[v]["leadline"], t[v].get("baseline"), t[v].get("duckdb")
+                if dk is None:
+                    print(f"| {r['events']:,} | {t['batches']} | {v} | {ll['median_s']:.3f} s | "
+                          f"{fmt_bytes(ll['peak_rss'])} | DuckDB failed: {t[v].get('duckdb_error')} |")
+                    continue
                 chk = "-" if "check" not in t[v] else ("same" if not t[v]["check"] else "DIFFERENT")
                 print(f"| {r['events']:,} | {t['batches']} | {v} | {ll['median_s']:.3f} s | {fmt_bytes(ll['peak_rss'])} | "
                       f"{fmt_s(bl['median_s']) if bl else '-'} | {fmt_bytes(bl['peak_rss']) if bl else '-'} | "
