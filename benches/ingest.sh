@@ -82,6 +82,10 @@ for N in "${SIZES[@]}"; do
     read -r L_SECS L_CPU L_RSS < <(measure "$BENCH_DIR/leadline-$N.log" "$LEADLINE" ingest --data "$DATA" "$IN")
     SUMMARY=$(grep -m1 'appended' "$BENCH_DIR/leadline-$N.log" | sed 's/^.*: appended/appended/')
     L_OUT=$(du -sk "$DATA/events" | cut -f1)
+    # The id index and the read model (its state and published tables) beside the log.
+    L_INDEX=$(du -sk "$DATA/index" | cut -f1)
+    L_MODEL=$(du -sk "$DATA/model" | cut -f1)
+    L_TABLES=$(du -sk "$DATA/tables" 2>/dev/null | cut -f1 || echo 0)
 
     OUT="$BENCH_DIR/duckdb-$N.parquet"
     rm -f "$OUT"
@@ -94,11 +98,12 @@ duckdb.sql(f"COPY (SELECT * FROM read_json({src!r}, format = \"newline_delimited
     D_OUT=$(($(stat -c %s "$OUT") / 1024))
 
     "$VENV/bin/python" - "$N" "$ROWS" "$BYTES" "$L_SECS" "$L_CPU" "$L_RSS" "$L_OUT" "$D_SECS" "$D_CPU" "$D_RSS" "$D_OUT" "$SUMMARY" \
-        "$("$VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)')" "$(nproc)" "$LOAD" <<'PY' | tee -a "$BENCH_DIR/results.txt"
+        "$("$VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)')" "$(nproc)" "$LOAD" "$L_INDEX" "$L_MODEL" "$L_TABLES" <<'PY' | tee -a "$BENCH_DIR/results.txt"
 import sys
 n, rows, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lw, lc, lr, lo, dw, dc, dr, do = (float(x) for x in sys.argv[4:12])
 summary, duck_version, cores, load = sys.argv[12], sys.argv[13], sys.argv[14], sys.argv[15]
+index, model, tables = (float(x) for x in sys.argv[16:19])
 mib = lambda kib: kib / 1024
 print(f"\nN={n}: {rows} NDJSON rows, {size / 2**20:.0f} MiB, {cores} cores (load average before: {load}), duckdb {duck_version}")
 print(f"  leadline: {summary}")
@@ -106,6 +111,8 @@ print(f"  {'':9} {'wall s':>7} {'events/s':>10} {'CPU s':>7} {'peak RSS MiB':>13
 print(f"  {'leadline':9} {lw:7.2f} {rows / lw:10,.0f} {lc:7.2f} {mib(lr):13.0f} {mib(lo):11.0f}")
 print(f"  {'duckdb':9} {dw:7.2f} {rows / dw:10,.0f} {dc:7.2f} {mib(dr):13.0f} {mib(do):11.0f}")
 print(f"  {'ratio':9} {lw / dw:7.2f} {dw / lw:10.2f} {lc / dc:7.2f} {lr / dr:13.2f} {lo / do:11.2f}   (leadline / duckdb; events/s: > 1 means leadline is faster)")
+print(f"  leadline on disk, MiB: log {mib(lo):.0f}, id index {mib(index):.0f}, read model {mib(model):.0f}, "
+      f"published tables {mib(tables):.0f}")
 PY
     rm -rf "$DATA" "$OUT"
 done

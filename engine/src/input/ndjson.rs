@@ -89,6 +89,8 @@ impl<'de> serde::de::Visitor<'de> for FieldNameVisitor {
 }
 
 /// One NDJSON line: the fields of an object, or some other JSON value.
+// It lives on the stack for one line: boxing the row would cost an allocation a row.
+#[allow(clippy::large_enum_variant)]
 enum JsonLine {
     Object(RawRow),
     NotObject,
