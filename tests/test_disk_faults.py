@@ -206,7 +206,7 @@ TARGETS = {
                   "SELECT count(*) FROM events", {"truncated"}, "restore"),
     "commit": (lambda d: d / "events" / "_delta_log" / f"{1:020}.json", 10,
                "SELECT count(*) FROM events", {"truncated", "bit-flipped"}, "restore"),
-    "index bucket": (lambda d: max((d / "index").glob("bucket-*.idx"), key=lambda p: p.stat().st_size), 11,
+    "index bucket": (lambda d: max((d / "index").glob("ids-*.idx"), key=lambda p: p.stat().st_size), 11,
                      copy_sample, {"truncated"}, "rebuild --index"),
     "model manifest": (lambda d: d / "model" / "MANIFEST.json", 12, None, {"truncated", "bit-flipped"}, "append"),
     "model file": (lambda d: live_model_file(d, "dora_metrics_day"), 12,
@@ -332,7 +332,7 @@ def test_check_reports_what_a_dead_writer_left_as_notes_not_damage(pristine, tmp
     partition = sorted((data / "events").glob("event_date=*"))[0]
     shutil.copy(next(partition.glob("*.parquet")), partition / f"part-{uuid.uuid4()}.snappy.parquet")
     (data / "events" / "_delta_log" / f".{99:020}.json.{uuid.uuid4()}.tmp").write_text("{")
-    bucket = max((data / "index").glob("bucket-*.idx"), key=lambda p: p.stat().st_size)
+    bucket = max((data / "index").glob("ids-*.idx"), key=lambda p: p.stat().st_size)
     version = len(list((data / "events" / "_delta_log").glob("*.json")))
     (data / "index" / "PENDING").write_text(str(version))
 

@@ -33,7 +33,9 @@ use crate::error::{Error, Result};
 use crate::event::{Event, event_id_hash};
 use crate::log::delta::{DeltaTable, LOG_DIR, TableState, is_temp_file};
 use crate::log::files::{find_damage, log_file_affects, undecodable};
-use crate::log::index::{BUCKETS, IdIndex, RECORD, bucket_files, bucket_of, decode_record};
+use crate::log::index::{
+    BUCKETS, IdIndex, Pending, RECORD, bucket_files, bucket_of, content_key, decode_record, id_key,
+};
 use crate::log::{EventLog, INDEX_DIR, Snapshot, read_whole_events};
 use crate::metrics::{ProjectedCounts, dora_metrics, metric_rows};
 use crate::project::tables::{Table, table_batch};
@@ -312,16 +314,26 @@ fn check_index(
     progress: &mut dyn FnMut(CheckProgress),
 ) -> Result<()> {
     progress(CheckProgress::Step { name: "checking the index", total: BUCKETS as u64 });
-    let pending = std::fs::read_to_string(dir.join("PENDING")).ok().and_then(|s| s.trim().parse::<u64>().ok());
-    if let Some(p) = pending {
+    let pending = match Pending::read(dir) {
+        Ok(p) => p,
+        Err(e @ Error::Damaged { .. }) => {
+            if let Error::Damaged { path, problem, affects } = e {
+                found.add(DamageArea::Index, &path, problem, affects);
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(p) = &pending {
         report.notes.push(format!(
-            "the index holds records of an append of version {p} that may not have committed \
-             (cut away by the next writer if it did not)"
+            "the index holds records of an append of version {} that may not have committed \
+             (cut away by the next writer if it did not)",
+            p.version
         ));
     }
-    let committed = snap.version;
-    let mut indexed: Vec<(u128, u64, usize)> = Vec::new();
-    let mut unchecked = 0u64;
+    // Records of an append that has not committed (yet) are not compared.
+    let uncommitted = pending.as_ref().filter(|p| snap.version.is_none_or(|c| c < p.version));
+    let mut indexed: Vec<(u64, u64, usize)> = Vec::new();
     let files = bucket_files(dir);
     for (b, path) in &files {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -330,45 +342,35 @@ fn check_index(
             let problem = format!("{} bytes long, not a whole number of {RECORD}-byte records", bytes.len());
             found.add(DamageArea::Index, path, problem, INDEX_AFFECTS);
         }
+        let first_uncommitted = uncommitted.map_or(u64::MAX, |p| p.first_record(*b));
         for (i, r) in bytes[..whole].chunks_exact(RECORD).enumerate() {
-            let (id, content, version) = match decode_record(r) {
+            if i as u64 >= first_uncommitted {
+                break;
+            }
+            let (key, content) = match decode_record(r) {
                 Ok(rec) => rec,
                 Err(problem) => {
                     found.add(DamageArea::Index, path, format!("record {i}: {problem}"), INDEX_AFFECTS);
                     continue;
                 }
             };
-            unchecked += u64::from(u64::from_le_bytes(r[24..32].try_into().unwrap_or_default()) >> 40 == 0);
-            if committed.is_none_or(|c| version > c) {
-                if pending.is_none_or(|p| version < p) {
-                    let problem =
-                        format!("record {i} is of version {version}, past the last commit ({})", shown(committed));
-                    found.add(DamageArea::Index, path, problem, INDEX_AFFECTS);
-                }
-                continue;
-            }
-            if bucket_of(id) != *b {
+            if bucket_of(u128::from(key) << 64) != *b {
                 found.add(DamageArea::Index, path, format!("record {i} belongs in another bucket"), INDEX_AFFECTS);
                 continue;
             }
-            indexed.push((id, content, *b));
+            indexed.push((key, content, *b));
         }
         progress(CheckProgress::Advance(1));
     }
     progress(CheckProgress::Advance((BUCKETS - files.len()) as u64));
     report.index_records = indexed.len() as u64;
-    if unchecked > 0 {
-        report.notes.push(format!(
-            "{unchecked} index record(s) carry no check (written before leadline checked them): compared with \
-             the log only"
-        ));
-    }
     if log_damaged {
         report.notes.push("the index was not compared with the log: the log is damaged".into());
         return Ok(());
     }
     // Both sides sorted by id: what each has that the other lacks.
-    let mut stored: Vec<(u128, u64)> = events.iter().map(|e| (event_id_hash(&e.event_id), e.content_hash())).collect();
+    let mut stored: Vec<(u64, u64)> =
+        events.iter().map(|e| (id_key(event_id_hash(&e.event_id)), content_key(e.content_hash()))).collect();
     stored.sort_unstable();
     indexed.sort_unstable();
     // (missing, extra, other content, twice) per bucket.
@@ -391,7 +393,7 @@ fn check_index(
                 j += 1;
             }
             (Some(s), x) if x.is_none_or(|x| s.0 < x.0) => {
-                per_bucket.entry(bucket_of(s.0)).or_default()[0] += 1;
+                per_bucket.entry(bucket_of(u128::from(s.0) << 64)).or_default()[0] += 1;
                 i += 1;
             }
             (_, Some(x)) => {

@@ -121,8 +121,104 @@ pub enum RawValue {
     Json(serde_json::Value),
 }
 
-/// An input row: field name → value, in a stable order.
-pub type RawRow = BTreeMap<String, RawValue>;
+/// An input row: field name → value, iterated in name order. The fields of
+/// [`INPUT_FIELDS`] sit in slots of their own (a row costs no allocation
+/// per field name); any other name, which validation rejects, in a map.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawRow {
+    known: [Option<RawValue>; INPUT_FIELDS.len()],
+    other: BTreeMap<String, RawValue>,
+}
+
+/// The slot of an input field's name.
+pub fn input_field_slot(name: &str) -> Option<usize> {
+    INPUT_FIELDS.iter().position(|f| *f == name)
+}
+
+impl RawRow {
+    pub fn new() -> RawRow {
+        RawRow::default()
+    }
+
+    /// Sets field `name`, returning its previous value.
+    pub fn insert(&mut self, name: String, value: RawValue) -> Option<RawValue> {
+        match input_field_slot(&name) {
+            Some(i) => self.known[i].replace(value),
+            None => self.other.insert(name, value),
+        }
+    }
+
+    /// Sets the input field of slot `i` (see [`input_field_slot`]).
+    pub fn insert_slot(&mut self, i: usize, value: RawValue) {
+        self.known[i] = Some(value);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RawValue> {
+        match input_field_slot(name) {
+            Some(i) => self.known[i].as_ref(),
+            None => self.other.get(name),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<RawValue> {
+        match input_field_slot(name) {
+            Some(i) => self.known[i].take(),
+            None => self.other.remove(name),
+        }
+    }
+
+    /// The first name (in name order) that is not an input field.
+    pub fn unknown_field(&self) -> Option<&str> {
+        self.other.keys().next().map(String::as_str)
+    }
+
+    /// The fields, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
+        let mut all: Vec<(&str, &RawValue)> = INPUT_FIELDS
+            .iter()
+            .zip(&self.known)
+            .filter_map(|(k, v)| Some((*k, v.as_ref()?)))
+            .chain(self.other.iter().map(|(k, v)| (k.as_str(), v)))
+            .collect();
+        all.sort_unstable_by_key(|&(k, _)| k);
+        all.into_iter()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|(k, _)| k)
+    }
+
+    pub fn len(&self) -> usize {
+        self.known.iter().filter(|v| v.is_some()).count() + self.other.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl FromIterator<(String, RawValue)> for RawRow {
+    fn from_iter<I: IntoIterator<Item = (String, RawValue)>>(iter: I) -> RawRow {
+        let mut row = RawRow::new();
+        for (k, v) in iter {
+            row.insert(k, v);
+        }
+        row
+    }
+}
+
+impl<const N: usize> From<[(String, RawValue); N]> for RawRow {
+    fn from(pairs: [(String, RawValue); N]) -> RawRow {
+        pairs.into_iter().collect()
+    }
+}
+
+impl std::ops::Index<&str> for RawRow {
+    type Output = RawValue;
+    fn index(&self, name: &str) -> &RawValue {
+        self.get(name).unwrap_or_else(|| panic!("no field '{name}'"))
+    }
+}
 
 /// The names an input row may carry. `ingested_at` is accepted and ignored:
 /// it is always assigned by the engine (exports can be re-ingested).
@@ -165,7 +261,7 @@ pub fn raw_row_json(row: &RawRow) -> String {
             RawValue::Json(v) => v.clone(),
         }
     }
-    serde_json::Value::Object(row.iter().map(|(k, v)| (k.clone(), one(v))).collect()).to_string()
+    serde_json::Value::Object(row.iter().map(|(k, v)| (k.to_string(), one(v))).collect()).to_string()
 }
 
 fn ts_type() -> DataType {
@@ -285,7 +381,7 @@ impl Event {
     /// event instead of copying them (the same rules and messages).
     pub fn from_raw_owned(mut row: RawRow) -> Result<Event, String> {
         let row = &mut row;
-        if let Some(unknown) = row.keys().find(|k| !INPUT_FIELDS.contains(&k.as_str())) {
+        if let Some(unknown) = row.unknown_field() {
             let unknown = truncated(unknown, 64);
             return Err(format!("unknown field '{unknown}' (expected some of: {})", WRITABLE_FIELDS.join(", ")));
         }

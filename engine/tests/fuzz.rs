@@ -375,7 +375,7 @@ fn raw_row() -> impl Strategy<Value = RawRow> {
         Just(RawValue::Json(serde_json::json!({"k": [1, 2, {"x": "y"}]}))),
     ];
     let name = prop_oneof![8 => proptest::sample::select(leadline_engine::event::INPUT_FIELDS.to_vec()).prop_map(String::from), 1 => "[a-z_]{1,10}"];
-    proptest::collection::btree_map(name, value, 0..16)
+    proptest::collection::btree_map(name, value, 0..16).prop_map(|m| m.into_iter().collect())
 }
 
 #[test]

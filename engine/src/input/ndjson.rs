@@ -4,7 +4,7 @@ use std::io::BufRead;
 
 use super::InputRow;
 use crate::error::{Error, Result};
-use crate::event::{RawRow, RawValue};
+use crate::event::{RawRow, RawValue, input_field_slot};
 
 /// A JSON value of an NDJSON field, deserialized straight into a [`RawValue`]
 /// (no `serde_json::Value` in between). The mapping is the one of
@@ -62,7 +62,35 @@ impl<'de> serde::de::Visitor<'de> for JsonFieldVisitor {
     }
 }
 
+/// The name of an object's field: the slot of an input field (read without
+/// copying the name), or another name.
+enum FieldName {
+    Input(usize),
+    Other(String),
+}
+
+impl<'de> serde::Deserialize<'de> for FieldName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_str(FieldNameVisitor)
+    }
+}
+
+struct FieldNameVisitor;
+
+impl<'de> serde::de::Visitor<'de> for FieldNameVisitor {
+    type Value = FieldName;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, s: &str) -> std::result::Result<FieldName, E> {
+        Ok(input_field_slot(s).map_or_else(|| FieldName::Other(s.to_string()), FieldName::Input))
+    }
+}
+
 /// One NDJSON line: the fields of an object, or some other JSON value.
+// It lives on the stack for one line: boxing the row would cost an allocation a row.
+#[allow(clippy::large_enum_variant)]
 enum JsonLine {
     Object(RawRow),
     NotObject,
@@ -84,10 +112,15 @@ impl<'de> serde::de::Visitor<'de> for JsonLineVisitor {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<JsonLine, A::Error> {
         let mut row = RawRow::new();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key::<FieldName>()? {
             let JsonField(v) = map.next_value()?;
             // A repeated key: the last one wins, as in serde_json::Value.
-            row.insert(key, v);
+            match key {
+                FieldName::Input(slot) => row.insert_slot(slot, v),
+                FieldName::Other(name) => {
+                    row.insert(name, v);
+                }
+            }
         }
         Ok(JsonLine::Object(row))
     }

@@ -2,18 +2,20 @@
 //! in memory.
 //!
 //! Ids are hashed (128-bit xxh3) into [`BUCKETS`] append-only files beside the
-//! table. Each record is 32 bytes: id hash (16), content hash (8), and the
-//! table version (40 bits) whose commit made it valid with a check of the
-//! record (24 bits: a flag and 23 bits of its xxh3; records written before
-//! the check have zeros there), so a damaged record is found when its
-//! bucket is read instead of turning a redelivery into a new event or a
-//! conflict. An append loads only the
-//! buckets its ids fall in, each once, into a compact form of 12 bytes an id
-//! (48 bits of the id hash and the content hash; when those bits agree but
-//! the content does not, the bucket file decides), and writes its new records
-//! before it commits; a `PENDING` marker names the version being written so
-//! that, after a crash, records of a version that never committed are cut
-//! away again ([`IdIndex::recover`]).
+//! table (`ids-NNNN.idx`). Each record is 16 bytes: the top 64 bits of the id
+//! hash (its key), 48 bits of the content hash, and 16 bits of a check of the
+//! record, so a damaged record is found when its bucket is read instead of
+//! turning a redelivery into a new event or a conflict. (Two ids whose 64-bit
+//! keys agree are taken for one id, a conflict: ~N²/2^65 such pairs among N
+//! ids, 7·10^-5 at 50M. A duplicate needs the content hash to agree too.)
+//! An append loads only the buckets its ids fall in, each once, into a
+//! compact form of 12 bytes an id (48 bits of the key and the content hash;
+//! when those bits agree but the content does not, the bucket file decides),
+//! and writes its new records before it commits; a `PENDING` marker names the
+//! version being written and each bucket's length before it, so that, after a
+//! crash, records of a version that never committed are cut away again
+//! ([`IdIndex::recover`]). The index of earlier releases (32-byte records in
+//! `bucket-NNNN.idx`, each with its version) is converted at the first open.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -23,8 +25,10 @@ use super::delta::{create_dir_durable, remove_temp_files, sync_dir, write_atomic
 use crate::error::{Error, Result};
 
 pub const BUCKETS: usize = 1024;
-pub const RECORD: usize = 32;
-/// In-memory shards of the loaded index, by the top bits of the id hash
+pub const RECORD: usize = 16;
+/// Bits of the content hash a record keeps.
+const CONTENT_MASK: u64 = (1 << 48) - 1;
+/// In-memory shards of the loaded index, by the top bits of the id key
 /// (a bucket's ids fall in `SHARDS / BUCKETS` consecutive shards).
 const SHARD_BITS: u32 = 16;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -33,11 +37,6 @@ const SHARDS_PER_BUCKET: usize = SHARDS / BUCKETS;
 const FRESH: usize = 64;
 /// Unwritten new records buffered before they go to the bucket files.
 const PENDING_BUDGET: usize = 1_000_000;
-/// Low bits of a record's last 8 bytes: the version.
-const VERSION_MASK: u64 = (1 << 40) - 1;
-/// The top bit of a record's last 8 bytes: the bits below it (down to the
-/// version) are a check of the record.
-const CHECKED: u64 = 1 << 63;
 /// What a damaged bucket affects.
 const BUCKET_AFFECTS: &str = "the event-id index: appends cannot tell new events from redeliveries of the ids \
     hashed to this bucket, so nothing is appended until it is rebuilt from the log (`leadline rebuild --index`) \
@@ -51,7 +50,7 @@ pub enum Seen {
 }
 
 /// The loaded entries of one shard: 12 bytes an id (a 32-bit key, the low
-/// bits of the id hash, and the content hash), where a hash map of full
+/// bits of the id key, and the content hash), where a hash map of full
 /// records took ~40-55. `keys`/`contents` are sorted by key; `fresh_*` hold
 /// the latest inserts, merged in every [`FRESH`].
 #[derive(Default)]
@@ -148,58 +147,65 @@ pub struct IdIndex {
     unwritten_count: usize,
     /// Buckets written during this append (to fsync before commit).
     dirty: Vec<bool>,
-    version: u64,
+}
+
+/// What the index keeps of an id hash: its top 64 bits.
+pub fn id_key(id_hash: u128) -> u64 {
+    (id_hash >> 64) as u64
+}
+
+/// What the index keeps of a content hash.
+pub fn content_key(content: u64) -> u64 {
+    content & CONTENT_MASK
 }
 
 pub fn bucket_of(id_hash: u128) -> usize {
-    (id_hash >> 118) as usize % BUCKETS
+    bucket_of_key(id_key(id_hash))
 }
 
-/// Shard of an id: its top bits, so a bucket's shards are consecutive.
-fn shard_of(id_hash: u128) -> usize {
-    (id_hash >> (128 - SHARD_BITS)) as usize
+fn bucket_of_key(key: u64) -> usize {
+    (key >> 54) as usize % BUCKETS
+}
+
+/// Shard of an id key: its top bits, so a bucket's shards are consecutive.
+fn shard_of(key: u64) -> usize {
+    (key >> (64 - SHARD_BITS)) as usize
 }
 
 /// Key of an id within its shard: the low 32 bits (disjoint from the shard's).
-fn key_of(id_hash: u128) -> u32 {
-    id_hash as u32
+fn key_in_shard(key: u64) -> u32 {
+    key as u32
 }
 
-fn record(r: &[u8]) -> (u128, u64) {
-    let id = u128::from_le_bytes(r[0..16].try_into().unwrap_or_default());
-    let content = u64::from_le_bytes(r[16..24].try_into().unwrap_or_default());
-    (id, content)
+/// The check of a record: 16 bits of the hash of its other 14 bytes.
+fn check_bits(r: &[u8]) -> u16 {
+    (xxhash_rust::xxh3::xxh3_64(&r[..RECORD - 2]) >> 48) as u16
 }
 
-/// The check bits of a record: the flag and 23 bits of its hash.
-fn check_bits(id: u128, content: u64, version: u64) -> u64 {
-    let mut b = [0u8; 32];
-    b[0..16].copy_from_slice(&id.to_le_bytes());
-    b[16..24].copy_from_slice(&content.to_le_bytes());
-    b[24..32].copy_from_slice(&(version & VERSION_MASK).to_le_bytes());
-    CHECKED | ((xxhash_rust::xxh3::xxh3_64(&b) >> 41) << 40)
-}
-
-/// One record as stored: id hash, content hash, then version and check.
-pub fn encode_record(id: u128, content: u64, version: u64) -> [u8; RECORD] {
+/// One record as stored: id key, content hash, check.
+pub fn encode_record(key: u64, content: u64) -> [u8; RECORD] {
     let mut r = [0u8; RECORD];
-    r[0..16].copy_from_slice(&id.to_le_bytes());
-    r[16..24].copy_from_slice(&content.to_le_bytes());
-    r[24..32].copy_from_slice(&((version & VERSION_MASK) | check_bits(id, content, version)).to_le_bytes());
+    r[0..8].copy_from_slice(&key.to_le_bytes());
+    r[8..14].copy_from_slice(&content.to_le_bytes()[..6]);
+    let check = check_bits(&r);
+    r[14..16].copy_from_slice(&check.to_le_bytes());
     r
 }
 
-/// A stored record's (id hash, content hash, version), or why it is damaged.
-pub fn decode_record(r: &[u8]) -> std::result::Result<(u128, u64, u64), &'static str> {
-    let (id, content) = record(r);
-    let tail = u64::from_le_bytes(r[24..32].try_into().unwrap_or_default());
-    let version = tail & VERSION_MASK;
-    let check = tail & !VERSION_MASK;
-    // Zero: a record written before records were checked.
-    if check != 0 && check != check_bits(id, content, version) {
+/// A record's (id key, content hash) as stored, unchecked.
+fn record(r: &[u8]) -> (u64, u64) {
+    let key = u64::from_le_bytes(r[0..8].try_into().unwrap_or_default());
+    let mut content = [0u8; 8];
+    content[..6].copy_from_slice(&r[8..14]);
+    (key, u64::from_le_bytes(content))
+}
+
+/// A stored record's (id key, content hash), or why it is damaged.
+pub fn decode_record(r: &[u8]) -> std::result::Result<(u64, u64), &'static str> {
+    if u16::from_le_bytes([r[14], r[15]]) != check_bits(r) {
         return Err("checksum mismatch");
     }
-    Ok((id, content, version))
+    Ok(record(r))
 }
 
 /// Checks that every record of bucket file `path` (its `bytes`) is whole
@@ -220,9 +226,149 @@ pub fn bucket_files(dir: &Path) -> Vec<(usize, PathBuf)> {
     (0..BUCKETS).map(|b| (b, IdIndex::bucket_path(dir, b))).filter(|(_, p)| p.exists()).collect()
 }
 
-impl IdIndex {
+/// The `PENDING` marker of an append under way (or of one that died): the
+/// version it would commit and each bucket's length before it wrote (none
+/// in a marker of an earlier release, whose records carried their version).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub version: u64,
+    pub lengths: Option<Vec<u64>>,
+}
+
+impl Pending {
+    /// The marker in `dir`, if any.
+    pub fn read(dir: &Path) -> Result<Option<Pending>> {
+        let path = IdIndex::marker(dir);
+        let text = match fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let bad = || Error::damaged(&path, "not a version and bucket lengths", BUCKET_AFFECTS);
+        let mut lines = text.lines();
+        let version = lines.next().and_then(|l| l.trim().parse::<u64>().ok()).ok_or_else(bad)?;
+        let lengths = match lines.next() {
+            None => None,
+            Some(l) => {
+                let lengths =
+                    l.split_whitespace().map(|n| n.parse::<u64>()).collect::<std::result::Result<Vec<_>, _>>();
+                Some(lengths.ok().filter(|v| v.len() == BUCKETS).ok_or_else(bad)?)
+            }
+        };
+        Ok(Some(Pending { version, lengths }))
+    }
+
+    fn text(&self) -> String {
+        let mut s = format!("{}\n", self.version);
+        for (i, len) in self.lengths.iter().flatten().enumerate() {
+            s.push_str(if i == 0 { "" } else { " " });
+            s.push_str(&len.to_string());
+        }
+        s.push('\n');
+        s
+    }
+
+    /// Records of bucket `b` at or past this record number are the pending
+    /// append's (all of them when the marker does not say).
+    pub fn first_record(&self, b: usize) -> u64 {
+        self.lengths.as_ref().map_or(u64::MAX, |l| l[b] / RECORD as u64)
+    }
+}
+
+/// The index of earlier releases: 32-byte records (id hash, content hash,
+/// version and check) in `bucket-NNNN.idx`.
+mod legacy {
+    use super::*;
+
+    pub const RECORD: usize = 32;
+    const VERSION_MASK: u64 = (1 << 40) - 1;
+    const CHECKED: u64 = 1 << 63;
+
     pub fn bucket_path(dir: &Path, b: usize) -> PathBuf {
         dir.join(format!("bucket-{b:04}.idx"))
+    }
+
+    fn check_bits(id: u128, content: u64, version: u64) -> u64 {
+        let mut b = [0u8; 32];
+        b[0..16].copy_from_slice(&id.to_le_bytes());
+        b[16..24].copy_from_slice(&content.to_le_bytes());
+        b[24..32].copy_from_slice(&(version & VERSION_MASK).to_le_bytes());
+        CHECKED | ((xxhash_rust::xxh3::xxh3_64(&b) >> 41) << 40)
+    }
+
+    #[cfg(test)]
+    pub fn encode_record(id: u128, content: u64, version: u64) -> [u8; RECORD] {
+        let mut r = [0u8; RECORD];
+        r[0..16].copy_from_slice(&id.to_le_bytes());
+        r[16..24].copy_from_slice(&content.to_le_bytes());
+        r[24..32].copy_from_slice(&((version & VERSION_MASK) | check_bits(id, content, version)).to_le_bytes());
+        r
+    }
+
+    /// A record's (id hash, content hash, version), or why it is damaged.
+    pub fn decode_record(r: &[u8]) -> std::result::Result<(u128, u64, u64), &'static str> {
+        let id = u128::from_le_bytes(r[0..16].try_into().unwrap_or_default());
+        let content = u64::from_le_bytes(r[16..24].try_into().unwrap_or_default());
+        let tail = u64::from_le_bytes(r[24..32].try_into().unwrap_or_default());
+        let version = tail & VERSION_MASK;
+        let check = tail & !VERSION_MASK;
+        // Zero: a record written before records were checked.
+        if check != 0 && check != check_bits(id, content, version) {
+            return Err("checksum mismatch");
+        }
+        Ok((id, content, version))
+    }
+
+    /// Rewrites each bucket of the earlier format in the current one,
+    /// without the records of a `pending` version that never committed,
+    /// then removes the old files. A crash leaves the old files to convert
+    /// again; a damaged one is left out (its ids are then missing, which
+    /// stops appends until `leadline rebuild --index`).
+    pub fn convert(dir: &Path, pending: Option<u64>, committed: Option<u64>) -> Result<()> {
+        let uncommitted = |v: u64| pending.is_some_and(|p| committed.is_none_or(|c| c < p) && v >= p);
+        let mut old = Vec::new();
+        for b in 0..BUCKETS {
+            let path = bucket_path(dir, b);
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            let mut records = Vec::with_capacity(bytes.len() / 2);
+            // A partial last record is a crashed append's.
+            for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
+                match decode_record(r) {
+                    Ok((id, content, version)) if !uncommitted(version) => {
+                        records.extend_from_slice(&super::encode_record(id_key(id), content_key(content)))
+                    }
+                    Ok(_) => {}
+                    Err(problem) => {
+                        let e = Error::damaged(&path, format!("record {i}: {problem}"), BUCKET_AFFECTS);
+                        tracing::error!("converting the event-id index: {e}");
+                        records.clear();
+                        break;
+                    }
+                }
+            }
+            if !records.is_empty() {
+                write_atomic(&IdIndex::bucket_path(dir, b), &records)?;
+            }
+            old.push(path);
+        }
+        for path in old {
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        sync_dir(dir)
+    }
+
+    pub fn exists(dir: &Path) -> bool {
+        (0..BUCKETS).any(|b| bucket_path(dir, b).exists())
+    }
+}
+
+impl IdIndex {
+    pub fn bucket_path(dir: &Path, b: usize) -> PathBuf {
+        dir.join(format!("ids-{b:04}.idx"))
     }
 
     fn marker(dir: &Path) -> PathBuf {
@@ -233,40 +379,36 @@ impl IdIndex {
     /// committed version `> committed`. Run under the writer lock, at open.
     pub fn recover(dir: &Path, committed: Option<u64>) -> Result<()> {
         remove_temp_files(dir);
-        let marker = Self::marker(dir);
-        let pending = match fs::read_to_string(&marker) {
-            Ok(s) => s.trim().parse::<u64>().map_err(|_| Error::damaged(&marker, "not a version", BUCKET_AFFECTS))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(&marker, e)),
-        };
-        if committed.is_none_or(|c| c < pending) {
-            for b in 0..BUCKETS {
+        let pending = Pending::read(dir)?;
+        let legacy = legacy::exists(dir);
+        if pending.is_none() && !legacy {
+            return Ok(());
+        }
+        if legacy {
+            legacy::convert(dir, pending.as_ref().map(|p| p.version), committed)?;
+        } else if let Some(p) = &pending
+            && committed.is_none_or(|c| c < p.version)
+            && let Some(lengths) = &p.lengths
+        {
+            for (b, &len) in lengths.iter().enumerate() {
                 let path = Self::bucket_path(dir, b);
-                let bytes = match fs::read(&path) {
-                    Ok(bytes) => bytes,
+                let now = match fs::metadata(&path) {
+                    Ok(m) => m.len(),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(Error::io(&path, e)),
                 };
-                // A partial last record is the crashed append's: cut with it.
-                let whole = bytes.len() / RECORD * RECORD;
-                if let Err(e) = verify_bucket(&path, &bytes[..whole]) {
-                    // Left as it is: appends refuse it until `leadline
-                    // rebuild --index` writes it again from the log.
-                    tracing::error!("{e}");
-                    continue;
+                if now > len {
+                    let f = OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+                    f.set_len(len).and_then(|()| f.sync_all()).map_err(|e| Error::io(&path, e))?;
                 }
-                let kept: Vec<u8> = bytes[..whole]
-                    .chunks_exact(RECORD)
-                    .filter(|r| decode_record(r).is_ok_and(|(_, _, v)| v < pending))
-                    .flatten()
-                    .copied()
-                    .collect();
-                if kept.len() != bytes.len() {
-                    write_atomic(&path, &kept)?;
-                }
+                // Shorter than before the append: damage, which appends find
+                // (the count) and `leadline check` names.
             }
         }
-        fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+        if pending.is_some() {
+            let marker = Self::marker(dir);
+            fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
+        }
         sync_dir(dir)
     }
 
@@ -301,15 +443,15 @@ impl IdIndex {
     }
 
     /// Replaces the index in `dir` by one of `ids` (id hash, content hash),
-    /// all valid as of `version`. Each bucket file is replaced atomically, so
-    /// a crash leaves every bucket either as it was or rebuilt.
-    pub fn rebuild(dir: &Path, version: u64, mut ids: Vec<(u128, u64)>) -> Result<()> {
+    /// the log's events. Each bucket file is replaced atomically, so a crash
+    /// leaves every bucket either as it was or rebuilt.
+    pub fn rebuild(dir: &Path, mut ids: Vec<(u128, u64)>) -> Result<()> {
         create_dir_durable(dir)?;
         ids.sort_unstable_by_key(|&(id, _)| (bucket_of(id), id));
         ids.dedup_by_key(|&mut (id, _)| id);
         let mut by_bucket: Vec<Vec<u8>> = vec![Vec::new(); BUCKETS];
         for (id, content) in ids {
-            by_bucket[bucket_of(id)].extend_from_slice(&encode_record(id, content, version));
+            by_bucket[bucket_of(id)].extend_from_slice(&encode_record(id_key(id), content_key(content)));
         }
         for (b, records) in by_bucket.iter().enumerate() {
             let path = Self::bucket_path(dir, b);
@@ -318,6 +460,10 @@ impl IdIndex {
             } else if path.exists() {
                 fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
             }
+            let old = legacy::bucket_path(dir, b);
+            if old.exists() {
+                fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
+            }
         }
         sync_dir(dir)
     }
@@ -325,7 +471,11 @@ impl IdIndex {
     /// Starts an append that will commit as table `version`.
     pub fn begin(dir: &Path, version: u64) -> Result<Self> {
         create_dir_durable(dir)?;
-        write_atomic(&Self::marker(dir), version.to_string().as_bytes())?;
+        let mut lengths = vec![0u64; BUCKETS];
+        for (b, path) in bucket_files(dir) {
+            lengths[b] = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        }
+        write_atomic(&Self::marker(dir), Pending { version, lengths: Some(lengths) }.text().as_bytes())?;
         Ok(Self {
             dir: dir.to_path_buf(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
@@ -334,7 +484,6 @@ impl IdIndex {
             unwritten: vec![Vec::new(); BUCKETS],
             unwritten_count: 0,
             dirty: vec![false; BUCKETS],
-            version,
         })
     }
 
@@ -361,17 +510,13 @@ impl IdIndex {
         }
         let bytes = self.read_bucket(b)?;
         let mut by_shard: Vec<Vec<(u32, u64)>> = vec![Vec::new(); SHARDS_PER_BUCKET];
-        let mut seen_ids = std::collections::HashSet::new();
         for r in bytes.chunks_exact(RECORD) {
-            let (id, content) = record(r);
-            // The first record of an id is its verdict (there is only one,
-            // unless the file was written by hand).
-            if seen_ids.insert(id) {
-                by_shard[shard_of(id) % SHARDS_PER_BUCKET].push((key_of(id), content));
-            }
+            let (key, content) = record(r);
+            by_shard[shard_of(key) % SHARDS_PER_BUCKET].push((key_in_shard(key), content));
         }
         for (i, mut entries) in by_shard.into_iter().enumerate() {
-            entries.sort_unstable_by_key(|&(k, _)| k);
+            entries.sort_unstable();
+            entries.dedup();
             let shard = &mut self.shards[b * SHARDS_PER_BUCKET + i];
             shard.keys = entries.iter().map(|&(k, _)| k).collect();
             shard.contents = entries.iter().map(|&(_, c)| c).collect();
@@ -381,29 +526,40 @@ impl IdIndex {
         Ok(())
     }
 
-    /// The content hash of `id`'s first record in bucket `b`, if any.
-    fn find_in_bucket(&self, b: usize, id: u128) -> Result<Option<u64>> {
+    /// What bucket `b`'s records say of id `key` with `content`: a
+    /// duplicate, a conflict, or nothing (another id sharing loaded bits).
+    fn find_in_bucket(&self, b: usize, key: u64, content: u64) -> Result<Option<Seen>> {
         let bytes = self.read_bucket(b)?;
-        Ok(bytes.chunks_exact(RECORD).map(record).find(|&(i, _)| i == id).map(|(_, c)| c))
+        let mut found = None;
+        for (k, c) in bytes.chunks_exact(RECORD).map(record) {
+            if k == key {
+                if c == content {
+                    return Ok(Some(Seen::Duplicate));
+                }
+                found = Some(Seen::Conflict);
+            }
+        }
+        Ok(found)
     }
 
     /// Records `id` with `content` unless it is known: the verdict for one row.
     pub fn check_and_insert(&mut self, id: u128, content: u64) -> Result<Seen> {
-        let b = bucket_of(id);
+        let (key, content) = (id_key(id), content_key(content));
+        let b = bucket_of_key(key);
         self.load(b)?;
-        let (s, key) = (shard_of(id), key_of(id));
-        match self.shards[s].probe(key, content) {
+        let (s, k) = (shard_of(key), key_in_shard(key));
+        match self.shards[s].probe(k, content) {
             Probe::SameContent => return Ok(Seen::Duplicate),
-            Probe::KeyOnly => match self.find_in_bucket(b, id)? {
-                Some(c) if c == content => return Ok(Seen::Duplicate),
-                Some(_) => return Ok(Seen::Conflict),
-                None => {} // another id with the same key
-            },
+            Probe::KeyOnly => {
+                if let Some(seen) = self.find_in_bucket(b, key, content)? {
+                    return Ok(seen);
+                }
+            }
             Probe::Absent => {}
         }
-        self.shards[s].insert(key, content);
+        self.shards[s].insert(k, content);
         self.cached += 1;
-        self.unwritten[b].extend_from_slice(&encode_record(id, content, self.version));
+        self.unwritten[b].extend_from_slice(&encode_record(key, content));
         self.unwritten_count += 1;
         if self.unwritten_count >= PENDING_BUDGET {
             self.write_unwritten()?;
@@ -502,10 +658,11 @@ mod tests {
     #[test]
     fn ids_that_share_a_key_are_told_apart_by_the_bucket_file() {
         let dir = tempfile::tempdir().unwrap();
-        // Same shard (top bits) and key (low 32 bits), different in between.
-        let id = |middle: u128| (0xabcd_u128 << 112) | (middle << 32) | 0x1234_5678;
+        // Same shard (top bits) and key (low 32 bits of the id key), different in between.
+        let id = |middle: u128| (0xabcd_u128 << 112) | (middle << 96) | (0x1234_5678 << 64);
         let (a, b, c) = (id(1), id(2), id(3));
-        assert_eq!((shard_of(a), key_of(a)), (shard_of(b), key_of(b)));
+        let loaded = |id| (shard_of(id_key(id)), key_in_shard(id_key(id)));
+        assert_eq!(loaded(a), loaded(b));
         let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
         assert_eq!(ix.check_and_insert(a, 10).unwrap(), Seen::New);
         assert_eq!(ix.check_and_insert(b, 20).unwrap(), Seen::New, "b is another id, not a conflict with a");
@@ -515,7 +672,7 @@ mod tests {
         assert_eq!(ix.check_and_insert(b, 12).unwrap(), Seen::Conflict);
         // (b, 10) would be taken for a duplicate: the hashes cannot tell it
         // from (a, 10). Real content hashes cover the event id, so two ids
-        // sharing 48 id-hash bits *and* a content hash is a ~2^-112 event.
+        // sharing 48 id-hash bits *and* a content hash is a ~2^-96 event.
         ix.write_unwritten().unwrap(); // the check reads written and unwritten records alike
         assert_eq!(ix.check_and_insert(c, 30).unwrap(), Seen::New);
         assert_eq!(ix.check_and_insert(c, 31).unwrap(), Seen::Conflict);
@@ -525,9 +682,10 @@ mod tests {
     fn a_damaged_bucket_is_named_when_it_loads() {
         let dir = tempfile::tempdir().unwrap();
         let id = 0x1234_5678_9abc_def0_u128 << 64;
+        let other = id + (1 << 64);
         let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
         assert_eq!(ix.check_and_insert(id, 1).unwrap(), Seen::New);
-        assert_eq!(ix.check_and_insert(id + 1, 2).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(other, 2).unwrap(), Seen::New);
         ix.flush().unwrap();
         ix.finish().unwrap();
         let path = IdIndex::bucket_path(dir.path(), bucket_of(id));
@@ -564,17 +722,69 @@ mod tests {
             Err(Error::Damaged { problem, .. }) => assert!(problem.contains("1 records for the 2 events"), "{problem}"),
             other => panic!("{other:?}"),
         }
-        // Records written before they were checked (zeros in the check) still count.
-        let mut legacy = good.clone();
-        for r in legacy.chunks_exact_mut(RECORD) {
-            let v = u64::from_le_bytes(r[24..32].try_into().unwrap()) & VERSION_MASK;
-            r[24..32].copy_from_slice(&v.to_le_bytes());
+    }
+
+    #[test]
+    fn the_index_of_earlier_releases_is_converted_without_uncommitted_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        let mut by_bucket: Vec<Vec<u8>> = vec![Vec::new(); BUCKETS];
+        // Ids 0..100 committed by versions 0 and 1; 100..110 by a version 2 that never committed.
+        for i in 0..110u128 {
+            let version = if i < 50 {
+                0
+            } else if i < 100 {
+                1
+            } else {
+                2
+            };
+            by_bucket[bucket_of(id(i))].extend_from_slice(&legacy::encode_record(id(i), i as u64, version));
         }
-        fs::write(&path, &legacy).unwrap();
-        IdIndex::verify_lengths(dir.path(), 2).unwrap();
-        let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
-        assert_eq!(ix.check_and_insert(id, 1).unwrap(), Seen::Duplicate);
-        assert_eq!(ix.check_and_insert(id + 1, 3).unwrap(), Seen::Conflict);
+        for (b, bytes) in by_bucket.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            fs::write(legacy::bucket_path(d, b), bytes).unwrap();
+        }
+        fs::write(IdIndex::marker(d), "2").unwrap();
+        IdIndex::recover(d, Some(1)).unwrap();
+        assert!(!legacy::exists(d) && !IdIndex::marker(d).exists());
+        IdIndex::verify_lengths(d, 100).unwrap();
+        let mut ix = IdIndex::begin(d, 2).unwrap();
+        for i in 0..100u128 {
+            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::Duplicate, "id {i}");
+        }
+        assert_eq!(ix.check_and_insert(id(5), 6).unwrap(), Seen::Conflict);
+        assert_eq!(ix.check_and_insert(id(105), 1).unwrap(), Seen::New, "the uncommitted record was dropped");
+    }
+
+    #[test]
+    fn records_past_the_lengths_of_an_uncommitted_append_are_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut ix = IdIndex::begin(d, 0).unwrap();
+        let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        for i in 0..1000u128 {
+            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::New);
+        }
+        ix.flush().unwrap();
+        ix.finish().unwrap();
+        let mut ix = IdIndex::begin(d, 1).unwrap();
+        for i in 1000..3000u128 {
+            assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::New);
+        }
+        ix.flush().unwrap();
+        drop(ix);
+        let pending = Pending::read(d).unwrap().unwrap();
+        assert_eq!(pending.version, 1);
+        assert_eq!(pending.lengths.as_ref().unwrap().iter().sum::<u64>(), 1000 * RECORD as u64);
+        IdIndex::recover(d, Some(0)).unwrap();
+        IdIndex::verify_lengths(d, 1000).unwrap();
+        // A marker of a version that did commit cuts nothing.
+        let mut ix = IdIndex::begin(d, 1).unwrap();
+        assert_eq!(ix.check_and_insert(id(5000), 1).unwrap(), Seen::New);
+        ix.flush().unwrap();
+        drop(ix);
+        IdIndex::recover(d, Some(1)).unwrap();
+        IdIndex::verify_lengths(d, 1001).unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! DIR/events/_delta_log/*.json    Delta Lake commits of the events table
 //! DIR/events/event_date=YYYY-MM-DD/part-*.snappy.parquet
 //! DIR/rejected/...                the quarantine, a Delta table too
-//! DIR/index/bucket-*.idx          event-id index (see index.rs)
+//! DIR/index/ids-*.idx             event-id index (see index.rs)
 //! ```
 //!
 //! An append is one commit of the events table: data files and index records
@@ -460,7 +460,7 @@ impl Writer {
             })?;
         }
         let n = ids.len() as u64;
-        IdIndex::rebuild(&self.log.root.join(INDEX_DIR), self.events_state.version.unwrap_or(0), ids)?;
+        IdIndex::rebuild(&self.log.root.join(INDEX_DIR), ids)?;
         Ok(n)
     }
 
