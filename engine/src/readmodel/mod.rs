@@ -43,8 +43,6 @@ use datafusion::logical_expr::LogicalPlanBuilder;
 use leadline_udfs::Grain;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -781,17 +779,6 @@ fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded
     Ok(Folded { component, checksums, merged_segments })
 }
 
-fn properties(row_group_rows: usize) -> WriterProperties {
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(row_group_rows));
-    // As in the log: a dictionary per open writer of columns it cannot shrink.
-    for col in crate::log::files::PLAIN_COLUMNS {
-        props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(col), false);
-    }
-    props.build()
-}
-
 /// Writes `batches` (at least one) as the Parquet file `path`, durably;
 /// returns its checksum.
 fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
@@ -799,7 +786,8 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
     let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("no batch to write".into()))?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let failed = |e: parquet::errors::ParquetError| written(path, e);
-    let mut w = ArrowWriter::try_new(HashingFile::new(file), schema, Some(properties(1 << 20))).map_err(failed)?;
+    let props = stored::properties(&schema, 1 << 20, &[]);
+    let mut w = ArrowWriter::try_new(HashingFile::new(file), schema, Some(props)).map_err(failed)?;
     for batch in &batches {
         w.write(batch).map_err(failed)?;
     }
@@ -823,7 +811,8 @@ impl SegmentWriter {
         let path = dir.join(&name);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let schema = crate::event::events_schema();
-        let writer = ArrowWriter::try_new(HashingFile::new(file), schema, Some(properties(SEGMENT_ROWS)))
+        let props = stored::properties(&schema, SEGMENT_ROWS, &crate::log::files::PLAIN_COLUMNS);
+        let writer = ArrowWriter::try_new(HashingFile::new(file), schema, Some(props))
             .map_err(|e| written(&path, e))?;
         Ok(Self { name, path, writer, rows: Stamped::default() })
     }
