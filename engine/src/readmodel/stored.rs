@@ -13,6 +13,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, col,
 };
 use leadline_udfs::{interval_to_nanos, nanos_to_interval};
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -58,7 +59,14 @@ const UNORDERED_TIMES: [&str; 1] = ["committed_at"];
 /// columns get no dictionary: a file written by one of hundreds of writers
 /// open at once (an input segment) keeps each dictionary in memory until it
 /// is full of unique values (see `log::files::PLAIN_COLUMNS`).
-pub fn properties(schema: &Schema, row_group_rows: usize, plain: &[&str]) -> WriterProperties {
+///
+/// The files carry no Arrow schema of their own: every column's Arrow type
+/// is the one its Parquet type reads as (times UTC, lists of `element`).
+pub fn options(schema: &Schema, row_group_rows: usize, plain: &[&str]) -> ArrowWriterOptions {
+    ArrowWriterOptions::new().with_properties(properties(schema, row_group_rows, plain)).with_skip_arrow_metadata(true)
+}
+
+fn properties(schema: &Schema, row_group_rows: usize, plain: &[&str]) -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(row_group_rows))
@@ -72,7 +80,10 @@ pub fn properties(schema: &Schema, row_group_rows: usize, plain: &[&str]) -> Wri
             Some(Encoding::DELTA_BYTE_ARRAY)
         } else if UNORDERED_TIMES.contains(&name) {
             Some(Encoding::PLAIN)
-        } else if matches!(field.data_type(), DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Timestamp(..)) {
+        } else if matches!(
+            field.data_type(),
+            DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Timestamp(..)
+        ) {
             Some(Encoding::DELTA_BINARY_PACKED)
         } else {
             None
