@@ -118,7 +118,7 @@ fn tagged(text: &ArrayRef) -> std::result::Result<ArrayRef, String> {
 fn tag(value: &str, buf: &mut Vec<u8>) {
     let text = value.as_bytes();
     buf.clear();
-    if !text.is_empty() && text.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) && text.len() % 2 == 0 {
+    if !text.is_empty() && text.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) && text.len().is_multiple_of(2) {
         buf.resize(1 + text.len() / 2, HEX);
         if hex::decode_to_slice(text, &mut buf[1..]).is_ok() {
             return;
