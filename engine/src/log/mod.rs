@@ -33,7 +33,7 @@ use crate::input::InputRow;
 use delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action};
 use files::{EventFilesWriter, PARTITION_COLUMN, RejectedFileWriter};
 use index::{IdIndex, Seen};
-pub use read::{Ingested, Stamped, load_events, read_events, read_events_in, read_whole_events};
+pub use read::{Ingested, Stamped, load_events, read_events, read_events_in, read_stored_events_in, read_whole_events};
 
 /// Name of the index directory under a data directory.
 pub const INDEX_DIR: &str = "index";

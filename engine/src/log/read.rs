@@ -56,7 +56,7 @@ pub fn load_events(snap: &Snapshot, as_of: Option<i64>) -> Result<Vec<Event>> {
     for f in &snap.event_files {
         let bytes = read_verified(&root, f)?;
         let range = Ingested { after: None, through: as_of };
-        decode_events(bytes, &root.join(&f.path), &log_file_affects(&root, f), range, false, &mut |batch| {
+        decode_events(bytes, &root.join(&f.path), &log_file_affects(&root, f), range, false, None, &mut |batch| {
             out.extend(batch.events);
             Ok(())
         })?;
@@ -79,7 +79,7 @@ pub fn read_events(
         std::io::ErrorKind::NotFound => Error::damaged(path, "missing", affects),
         _ => Error::io(path, e),
     })?;
-    decode_events(file, path, affects, range, false, each)
+    decode_events(file, path, affects, range, false, None, each)
 }
 
 /// [`read_events`] of a Parquet source already in hand (bytes read whole
@@ -91,7 +91,24 @@ pub fn read_events_in<T: ChunkReader + 'static>(
     range: Ingested,
     each: &mut dyn FnMut(Stamped) -> Result<()>,
 ) -> Result<()> {
-    decode_events(source, path, affects, range, false, each)
+    decode_events(source, path, affects, range, false, None, each)
+}
+
+/// Makes a batch of another file of events (the read model's input
+/// segments) a batch of the `events` schema's columns again.
+pub type Restore = fn(RecordBatch) -> std::result::Result<RecordBatch, String>;
+
+/// [`read_events_in`] of a file that stores events its own way: each batch
+/// is `restore`d before it is decoded.
+pub fn read_stored_events_in<T: ChunkReader + 'static>(
+    source: T,
+    path: &Path,
+    affects: &str,
+    range: Ingested,
+    restore: Restore,
+    each: &mut dyn FnMut(Stamped) -> Result<()>,
+) -> Result<()> {
+    decode_events(source, path, affects, range, false, Some(restore), each)
 }
 
 /// Calls `each` with every event of the log's data file `file` under
@@ -99,7 +116,7 @@ pub fn read_events_in<T: ChunkReader + 'static>(
 /// checking the file against its commit.
 pub fn read_whole_events(root: &Path, file: &AddFile, each: &mut dyn FnMut(Stamped) -> Result<()>) -> Result<()> {
     let bytes = read_verified(root, file)?;
-    decode_events(bytes, &root.join(&file.path), &log_file_affects(root, file), Ingested::default(), true, each)
+    decode_events(bytes, &root.join(&file.path), &log_file_affects(root, file), Ingested::default(), true, None, each)
 }
 
 /// Decodes the events of a Parquet source in `range`; `all_fields` also
@@ -110,6 +127,7 @@ fn decode_events<T: ChunkReader + 'static>(
     affects: &str,
     range: Ingested,
     all_fields: bool,
+    restore: Option<Restore>,
     each: &mut dyn FnMut(Stamped) -> Result<()>,
 ) -> Result<()> {
     use parquet::arrow::ProjectionMask;
@@ -140,7 +158,11 @@ fn decode_events<T: ChunkReader + 'static>(
     let mask = ProjectionMask::leaves(builder.parquet_schema(), wanted);
     for batch in builder.with_projection(mask).build().map_err(|e| damaged(&e))? {
         let mut out = Stamped::default();
-        decode(&batch.map_err(|e| damaged(&e))?, range, &mut out).map_err(|e| damaged(&e))?;
+        let mut batch = batch.map_err(|e| damaged(&e))?;
+        if let Some(restore) = restore {
+            batch = restore(batch).map_err(|e| damaged(&e))?;
+        }
+        decode(&batch, range, &mut out).map_err(|e| damaged(&e))?;
         each(out)?;
     }
     Ok(())

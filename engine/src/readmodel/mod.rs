@@ -30,6 +30,7 @@
 mod keys;
 mod published;
 mod refold;
+mod segment;
 mod stored;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -43,8 +44,6 @@ use datafusion::logical_expr::LogicalPlanBuilder;
 use leadline_udfs::Grain;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -53,7 +52,7 @@ use crate::log::delta::{
     SEAL_PLACEHOLDER, create_dir_durable, remove_temp_files, seal, sync_dir, sync_files, unseal, write_atomic,
 };
 use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
-use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in};
+use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_stored_events_in};
 use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema};
 use crate::project::tables::Table;
 pub use published::Publication;
@@ -64,8 +63,10 @@ pub use refold::Refolded;
 /// is rebuilt. 3: components' files moved into the published Delta tables,
 /// durations stored as `<name>_us`. 4: the manifest carries its checksum
 /// and its files'. 5: input segments keep each event's `ingested_at` (as-of
-/// queries refold from them), components the range of theirs.
-const FORMAT: u32 = 5;
+/// queries refold from them), components the range of theirs. 6: input
+/// segments keep only what folding reads, commit SHAs as bytes
+/// (`segment.rs`).
+const FORMAT: u32 = 6;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
@@ -745,7 +746,7 @@ fn component_events(dir: &Path, m: &Manifest, services: &[u32], range: Ingested)
         for seg in &m.segments[s as usize] {
             let path = dir.join(seg);
             let bytes = read_checked(&path, m.checksums.get(seg).copied())?;
-            read_events_in(bytes, &path, MODEL_AFFECTS, range, &mut |batch| {
+            read_stored_events_in(bytes, &path, MODEL_AFFECTS, range, segment::restore, &mut |batch| {
                 events.extend(batch);
                 Ok(())
             })?;
@@ -788,17 +789,6 @@ fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded
     Ok(Folded { component, checksums, merged_segments })
 }
 
-fn properties(row_group_rows: usize) -> WriterProperties {
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(row_group_rows));
-    // As in the log: a dictionary per open writer of columns it cannot shrink.
-    for col in crate::log::files::PLAIN_COLUMNS {
-        props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(col), false);
-    }
-    props.build()
-}
-
 /// Writes `batches` (at least one) as the Parquet file `path`, durably;
 /// returns its checksum.
 fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
@@ -806,7 +796,12 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
     let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("no batch to write".into()))?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let failed = |e: parquet::errors::ParquetError| written(path, e);
-    let mut w = ArrowWriter::try_new(HashingFile::new(file), schema, Some(properties(1 << 20))).map_err(failed)?;
+    let mut w = ArrowWriter::try_new_with_options(
+        HashingFile::new(file),
+        schema.clone(),
+        stored::options(&schema, 1 << 20, &[]),
+    )
+    .map_err(failed)?;
     for batch in &batches {
         w.write(batch).map_err(failed)?;
     }
@@ -828,14 +823,16 @@ impl SegmentWriter {
         let name = format!("input/s{service}-{}.parquet", uuid::Uuid::new_v4());
         let path = dir.join(&name);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        let schema = crate::event::events_schema();
-        let writer = ArrowWriter::try_new(HashingFile::new(file), schema, Some(properties(SEGMENT_ROWS)))
+        let schema = segment::schema();
+        let options = stored::options(&schema, SEGMENT_ROWS, &crate::log::files::PLAIN_COLUMNS);
+        let writer = ArrowWriter::try_new_with_options(HashingFile::new(file), schema, options)
             .map_err(|e| written(&path, e))?;
         Ok(Self { name, path, writer, rows: Stamped::default() })
     }
 
+    /// Writes a batch of the `events` schema.
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(batch).map_err(|e| written(&self.path, e))
+        self.writer.write(&segment::to_stored(batch)?).map_err(|e| written(&self.path, e))
     }
 
     fn encode(&mut self) -> Result<()> {
