@@ -8,19 +8,20 @@ mod workload;
 use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde_json::json;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use stats::{Recorder, Report, Verification};
+use stats::{OpenLoop, Recorder, Report, Verification};
 use workload::{Dataset, Kind, Mix};
 
 const ABOUT: &str = "Drives a leadline server with N concurrent PostgreSQL connections (tokio-postgres) for a \
-bounded time, replaying a weighted mix of dashboard panel queries, ad hoc DORA aggregates, single-row INSERTs and \
+bounded time, closed loop or at a fixed rate (--rate), replaying a weighted mix of dashboard panel queries, ad hoc DORA aggregates, single-row INSERTs and \
 cancelled long queries; reports each kind's count, q/s, latency percentiles and errors by SQLSTATE, and checks \
 that every acknowledged INSERT is in `events` exactly once.";
 
@@ -34,7 +35,17 @@ include time a request would have waited to be sent had the clients kept a fixed
 All connections are opened before the clock starts; requests still running at the end of --duration are waited \
 for (up to --request-timeout) and counted, and q/s divides by the whole measured time.
 
-KINDS (--mix weights): panel: one panel of a DORA dashboard for one service or team, one environment and a 7/30/90 \
+OPEN LOOP (--rate Q): Q requests per second in all, on a fixed schedule (request i is due at i/Q s), whatever the \
+server does: the next free connection takes the next request and sends it when it is due, or at once if it is \
+already late (all connections were busy). Latencies are measured from the time each request was due, not from when \
+it was sent, so the wait for a free connection counts (no coordinated omission); `lag` is that wait alone. The \
+backlog (requests due but not yet sent) is sampled every 100 ms; requests still unsent when --duration ends are \
+not sent. The offered rate was SUSTAINED when the backlog did not grow: at the end it is no larger than the \
+largest seen in the first half of the run, or than the number of connections. The report gives the offered and \
+achieved rates (answered / measured time) and the backlog.
+
+KINDS (--mix weights): trend: the filtered dora_metrics panel alone (the weekly trend of one service or team, one \
+environment, a 7/30/90 day range). panel: one panel of a DORA dashboard for one service or team, one environment and a 7/30/90 \
 day range, picked at random among what `deployments` holds: the weekly dora_metrics trend (filtered), the stat \
 panels (DORA aggregates over the range), the recent deployments table, the incidents table. adhoc: DORA aggregates \
 with GROUP BY over deployments, changes and incidents. insert: one INSERT of one valid new event (a commit or a \
@@ -47,7 +58,11 @@ ignored, as in PostgreSQL: the driver sends it again every 2 s until the query a
 Latencies cover every request of a kind, whatever its outcome. Errors are counted by SQLSTATE, or `closed` (the \
 connection broke), `timeout` (no answer within --request-timeout; the connection is then dropped and opened again), \
 `client` (any other client-side failure), `rows` (an INSERT that answered OK but stored no row). Expected: 57014 for \
-cancel, and any SQLSTATE given with --allow. Connecting is reported as its own line (`connect`); a connection that \
+cancel, and any SQLSTATE given with --allow.
+
+PROTOCOL (--protocol): simple sends each statement as a Query message; extended sends it as psycopg or JDBC do \
+for a statement without parameters: Parse, Bind, Describe, Execute and Sync of the unnamed statement in one round \
+trip (tokio-postgres' query_typed; results in binary). The cancel kind always uses the simple protocol. Connecting is reported as its own line (`connect`); a connection that \
 cannot be opened (53300 when the server's max_connections is reached) takes no further part.
 
 Exit status: 0 when there was no unexpected error and every acknowledged insert is in `events` exactly once, 1 \
@@ -59,13 +74,21 @@ struct Args {
     /// The server, as a PostgreSQL URL (or key=value string).
     #[arg(long, default_value = "postgresql://leadline@127.0.0.1:5432/leadline")]
     url: String,
-    /// Concurrent connections, each a closed-loop client.
+    /// Concurrent connections: closed-loop clients, or with --rate the pool that sends the scheduled requests.
     #[arg(short, long, default_value_t = 10)]
     connections: usize,
+    /// Open loop: send this many requests per second in all, on a fixed schedule (see OPEN LOOP); without it
+    /// each connection sends its next request as soon as the last is answered.
+    #[arg(long, value_name = "Q")]
+    rate: Option<f64>,
+    /// How requests are sent: `simple` (Query messages) or `extended` (Parse/Bind/Describe/Execute/Sync of the
+    /// unnamed statement, in one round trip).
+    #[arg(long, value_enum, default_value_t = Protocol::Simple)]
+    protocol: Protocol,
     /// How long to send requests, in seconds.
     #[arg(short, long, default_value_t = 10.0)]
     duration: f64,
-    /// The workload: KIND=WEIGHT pairs (kinds panel, adhoc, insert, cancel); each request picks a kind with
+    /// The workload: KIND=WEIGHT pairs (kinds trend, panel, adhoc, insert, cancel); each request picks a kind with
     /// probability weight / total.
     #[arg(long, default_value = "panel=70,adhoc=10,insert=15,cancel=5")]
     mix: Mix,
@@ -101,6 +124,44 @@ struct Args {
     json: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    Simple,
+    Extended,
+}
+
+/// The open loop's fixed schedule: request `i` is due `i / rate` seconds
+/// after `start`; the next free connection claims the next request.
+struct Schedule {
+    start: Instant,
+    end: Instant,
+    rate: f64,
+    /// Requests due before `end`.
+    total: u64,
+    /// The next request to claim.
+    next: AtomicU64,
+    /// Requests sent so far.
+    sent: AtomicU64,
+}
+
+impl Schedule {
+    fn new(start: Instant, duration: Duration, rate: f64) -> Self {
+        let total = (duration.as_secs_f64() * rate).ceil() as u64;
+        Schedule { start, end: start + duration, rate, total, next: AtomicU64::new(0), sent: AtomicU64::new(0) }
+    }
+
+    fn due(&self, i: u64) -> Instant {
+        self.start + Duration::from_secs_f64(i as f64 / self.rate)
+    }
+
+    /// Requests due but not sent yet at `now`.
+    fn backlog(&self, now: Instant) -> u64 {
+        let due =
+            ((now.saturating_duration_since(self.start).as_secs_f64() * self.rate).floor() as u64 + 1).min(self.total);
+        due.saturating_sub(self.sent.load(Ordering::SeqCst))
+    }
+}
+
 /// How long a cancelled query may go on before the cancel is sent again.
 const CANCEL_RESEND: Duration = Duration::from_secs(2);
 
@@ -111,6 +172,7 @@ struct Worker {
     dataset: Arc<Dataset>,
     mix: Mix,
     long_query: Arc<str>,
+    protocol: Protocol,
     cancel_after: Duration,
     request_timeout: Duration,
     id_prefix: Arc<str>,
@@ -170,58 +232,96 @@ impl Worker {
         }
     }
 
-    /// Sends requests until `deadline`; reconnects once after a broken
-    /// connection, and stops when that fails.
+    /// Closed loop: sends requests one after the other until `deadline`.
     async fn run(mut self, mut client: Client, deadline: Instant) -> Self {
         while Instant::now() < deadline {
-            let kind = self.mix.pick(&mut self.rng);
             let t = Instant::now();
-            let outcome = tokio::time::timeout(self.request_timeout, self.request(&client, kind)).await;
-            let took = t.elapsed();
-            let failure = match outcome {
-                Ok(Ok(())) => {
-                    self.recorder.op(kind.name()).ok(took);
-                    None
-                }
-                Ok(Err(f)) => Some(f),
-                Err(_) => Some(Failure {
-                    code: "timeout".into(),
-                    message: format!("no answer within {:?}", self.request_timeout),
-                    broken: true,
-                }),
-            };
-            if let Some(f) = failure {
-                self.recorder.op(kind.name()).error(took, &f.code, f.message);
-                if f.broken || client.is_closed() {
-                    match self.connect().await {
-                        Some(c) => client = c,
-                        None => break,
-                    }
-                }
+            match self.send(client, t).await {
+                Some(c) => client = c,
+                None => break,
             }
         }
         self
     }
 
+    /// Open loop: claims the next request of `schedule`, sends it when it is
+    /// due (at once if late), until the schedule ends.
+    async fn run_open(mut self, mut client: Client, schedule: &Schedule) -> Self {
+        loop {
+            let i = schedule.next.fetch_add(1, Ordering::SeqCst);
+            if i >= schedule.total {
+                break;
+            }
+            let due = schedule.due(i);
+            tokio::time::sleep_until(due.into()).await;
+            let now = Instant::now();
+            if now >= schedule.end {
+                break;
+            }
+            schedule.sent.fetch_add(1, Ordering::SeqCst);
+            self.recorder.op("lag").ok(now - due);
+            match self.send(client, due).await {
+                Some(c) => client = c,
+                None => break,
+            }
+        }
+        self
+    }
+
+    /// Sends one request of a kind from the mix and records it, its latency
+    /// measured from `since`; reconnects once after a broken connection, and
+    /// gives `None` when that fails.
+    async fn send(&mut self, mut client: Client, since: Instant) -> Option<Client> {
+        let kind = self.mix.pick(&mut self.rng);
+        let outcome = tokio::time::timeout(self.request_timeout, self.request(&client, kind)).await;
+        let took = since.elapsed();
+        let failure = match outcome {
+            Ok(Ok(())) => {
+                self.recorder.op(kind.name()).ok(took);
+                None
+            }
+            Ok(Err(f)) => Some(f),
+            Err(_) => Some(Failure {
+                code: "timeout".into(),
+                message: format!("no answer within {:?}", self.request_timeout),
+                broken: true,
+            }),
+        };
+        if let Some(f) = failure {
+            self.recorder.op(kind.name()).error(took, &f.code, f.message);
+            if f.broken || client.is_closed() {
+                client = self.connect().await?;
+            }
+        }
+        Some(client)
+    }
+
+    /// Sends `sql` in the chosen protocol; the rows it stored or returned.
+    async fn statement(&self, client: &Client, sql: &str) -> Result<Option<u64>, Failure> {
+        Ok(match self.protocol {
+            Protocol::Simple => client.simple_query(sql).await?.iter().find_map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            }),
+            Protocol::Extended => Some(client.execute_typed(sql, &[]).await?),
+        })
+    }
+
     async fn request(&mut self, client: &Client, kind: Kind) -> Result<(), Failure> {
         match kind {
-            Kind::Panel => {
-                let sql = self.dataset.panel(&mut self.rng);
-                client.simple_query(&sql).await?;
+            Kind::Trend | Kind::Panel => {
+                let sql = self.dataset.panel(&mut self.rng, kind == Kind::Trend);
+                self.statement(client, &sql).await?;
             }
             Kind::Adhoc => {
                 let sql = self.dataset.adhoc(&mut self.rng);
-                client.simple_query(&sql).await?;
+                self.statement(client, &sql).await?;
             }
             Kind::Insert => {
                 self.inserts += 1;
                 let id = format!("{}-{}-{}", self.id_prefix, self.id, self.inserts);
                 let sql = self.dataset.insert(&mut self.rng, &id);
-                let answer = client.simple_query(&sql).await?;
-                let stored = answer.iter().find_map(|m| match m {
-                    SimpleQueryMessage::CommandComplete(n) => Some(*n),
-                    _ => None,
-                });
+                let stored = self.statement(client, &sql).await?;
                 if stored != Some(1) {
                     return Err(Failure {
                         code: "rows".into(),
@@ -269,6 +369,30 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// Samples the open loop's backlog every 100 ms until its schedule ends.
+async fn sample_backlog(schedule: &Schedule) -> OpenLoop {
+    let half = schedule.start + (schedule.end - schedule.start) / 2;
+    let mut open = OpenLoop { rate: schedule.rate, scheduled: schedule.total, ..Default::default() };
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        if now >= schedule.end {
+            break;
+        }
+        let backlog = schedule.backlog(now);
+        open.backlog_max = open.backlog_max.max(backlog);
+        if now < half {
+            open.backlog_first_half_max = open.backlog_first_half_max.max(backlog);
+        }
+    }
+    tokio::time::sleep_until(schedule.end.into()).await;
+    // Due by the end, and not sent: these are never sent.
+    open.backlog_end = schedule.total.saturating_sub(schedule.sent.load(Ordering::SeqCst));
+    open.backlog_max = open.backlog_max.max(open.backlog_end);
+    open
 }
 
 /// Looks up every acknowledged id in `events`: each must be there exactly once.
@@ -341,6 +465,9 @@ async fn run(args: Args) -> Result<bool, String> {
     if !positive(args.duration) || !positive(args.request_timeout) {
         return Err("--duration and --request-timeout must be positive numbers of seconds".into());
     }
+    if args.rate.is_some_and(|q| !positive(q)) {
+        return Err("--rate must be a positive number of requests per second".into());
+    }
     let mut config = tokio_postgres::Config::from_str(&args.url).map_err(|e| format!("--url: {e}"))?;
     config.application_name("leadline-load");
     if config.get_connect_timeout().is_none() {
@@ -361,6 +488,8 @@ async fn run(args: Args) -> Result<bool, String> {
     let duration = Duration::from_secs_f64(args.duration);
     // Everyone connects, then the clock starts for all at once.
     let barrier = Arc::new(tokio::sync::Barrier::new(args.connections + 1));
+    // The open loop's schedule, made once everyone is connected.
+    let (schedule_tx, schedule_rx) = tokio::sync::watch::channel(None::<Arc<Schedule>>);
     let mut tasks = Vec::new();
     for id in 0..args.connections {
         let mut worker = Worker {
@@ -369,6 +498,7 @@ async fn run(args: Args) -> Result<bool, String> {
             dataset: dataset.clone(),
             mix: args.mix.clone(),
             long_query: args.long_query.as_str().into(),
+            protocol: args.protocol,
             cancel_after: Duration::from_millis(args.cancel_after_ms),
             request_timeout: Duration::from_secs_f64(args.request_timeout),
             id_prefix: id_prefix.clone(),
@@ -378,18 +508,33 @@ async fn run(args: Args) -> Result<bool, String> {
             inserts: 0,
         };
         let barrier = barrier.clone();
+        let open = args.rate.is_some();
+        let mut schedule = schedule_rx.clone();
         tasks.push(tokio::spawn(async move {
             let client = worker.connect().await;
             barrier.wait().await;
             let connected = client.is_some();
             if let Some(client) = client {
-                worker = worker.run(client, Instant::now() + duration).await;
+                if open {
+                    let s = schedule.wait_for(Option::is_some).await.ok().and_then(|s| s.clone());
+                    if let Some(s) = s {
+                        worker = worker.run_open(client, &s).await;
+                    }
+                } else {
+                    worker = worker.run(client, Instant::now() + duration).await;
+                }
             }
             (worker, connected)
         }));
     }
     barrier.wait().await;
     let start = Instant::now();
+    let mut open_loop = None;
+    if let Some(rate) = args.rate {
+        let schedule = Arc::new(Schedule::new(start, duration, rate));
+        let _ = schedule_tx.send(Some(schedule.clone()));
+        open_loop = Some(sample_backlog(&schedule).await);
+    }
     let mut recorder = Recorder::default();
     let mut acknowledged = Vec::new();
     let mut connected = 0;
@@ -410,9 +555,10 @@ async fn run(args: Args) -> Result<bool, String> {
         "url": args.url, "duration_s": args.duration, "mix": args.mix.0.iter().map(|(k, w)| (k.name(), w)).collect::<std::collections::BTreeMap<_, _>>(),
         "seed": args.seed, "cancel_after_ms": args.cancel_after_ms, "long_query": args.long_query,
         "request_timeout_s": args.request_timeout, "id_prefix": &*id_prefix, "allow": args.allow,
-        "loop": "closed", "services": dataset.targets.len(), "teams": dataset.teams.len(),
+        "loop": if args.rate.is_some() { "open" } else { "closed" }, "rate": args.rate,
+        "protocol": format!("{:?}", args.protocol).to_lowercase(), "services": dataset.targets.len(), "teams": dataset.teams.len(),
     });
-    let order = ["connect", "panel", "adhoc", "insert", "cancel", "resent"];
+    let order = ["connect", "trend", "panel", "adhoc", "insert", "cancel", "resent", "lag"];
     let report = Report {
         settings,
         connections: args.connections,
@@ -423,6 +569,7 @@ async fn run(args: Args) -> Result<bool, String> {
         expected: &expected,
         verification: verification.as_ref(),
         memory,
+        open_loop,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.json()).unwrap_or_default());

@@ -123,6 +123,28 @@ pub fn server_memory(pid: u32) -> Result<ServerMemory, String> {
     Ok(ServerMemory { pid, peak_kib: field("VmHWM:")?, rss_kib: field("VmRSS:")? })
 }
 
+/// What the open loop offered and how far behind it fell.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OpenLoop {
+    /// Requests per second offered.
+    pub rate: f64,
+    /// Requests due during the run.
+    pub scheduled: u64,
+    /// Requests due but not sent (every 100 ms): the largest seen, the
+    /// largest in the first half, and at the end (those were never sent).
+    pub backlog_max: u64,
+    pub backlog_first_half_max: u64,
+    pub backlog_end: u64,
+}
+
+impl OpenLoop {
+    /// The backlog did not grow: at the end no larger than in the first half,
+    /// or than one waiting request per connection.
+    pub fn sustained(&self, connections: usize) -> bool {
+        self.backlog_end <= self.backlog_first_half_max.max(connections as u64)
+    }
+}
+
 /// Everything the report shows.
 pub struct Report<'a> {
     pub settings: Value,
@@ -135,7 +157,11 @@ pub struct Report<'a> {
     pub expected: &'a dyn Fn(&str, &str) -> bool,
     pub verification: Option<&'a Verification>,
     pub memory: Option<Result<ServerMemory, String>>,
+    pub open_loop: Option<OpenLoop>,
 }
+
+/// What is not a request: connecting, resent cancels, the open loop's lag.
+const NOT_REQUESTS: [&str; 3] = ["connect", "resent", "lag"];
 
 impl Report<'_> {
     pub fn unexpected_errors(&self) -> u64 {
@@ -156,6 +182,22 @@ impl Report<'_> {
 
     fn qps(&self, stats: &KindStats) -> f64 {
         stats.count() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Requests answered (whatever the outcome) per second of the run.
+    fn achieved(&self) -> f64 {
+        let answered: u64 =
+            self.recorder.ops.iter().filter(|(n, _)| !NOT_REQUESTS.contains(n)).map(|(_, s)| s.count()).sum();
+        answered as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn open_loop_json(&self) -> Option<Value> {
+        let o = self.open_loop?;
+        Some(json!({
+            "offered_qps": o.rate, "achieved_qps": self.achieved(), "scheduled": o.scheduled,
+            "backlog_max": o.backlog_max, "backlog_first_half_max": o.backlog_first_half_max,
+            "backlog_end": o.backlog_end, "sustained": o.sustained(self.connections),
+        }))
     }
 
     pub fn json(&self) -> Value {
@@ -200,6 +242,7 @@ impl Report<'_> {
             "elapsed_s": self.elapsed.as_secs_f64(),
             "kinds": ops,
             "inserts": verification,
+            "open_loop": self.open_loop_json(),
             "server": server,
             "unexpected_errors": self.unexpected_errors(),
             "passed": self.passed(),
@@ -212,10 +255,14 @@ impl Report<'_> {
             out.push_str(&s);
             out.push('\n');
         };
+        let mode = match self.open_loop {
+            Some(o) => format!("open loop at {} q/s (latency from each request's due time)", o.rate),
+            None => "closed loop".to_string(),
+        };
         line(
             &mut out,
             format!(
-                "leadline-load: {} connections ({} connected), {:.1} s, closed loop",
+                "leadline-load: {} connections ({} connected), {:.1} s, {mode}",
                 self.connections,
                 self.connected,
                 self.elapsed.as_secs_f64()
@@ -283,6 +330,22 @@ impl Report<'_> {
                 line(&mut out, format!("  {n} times: {id}"));
             }
         }
+        if let Some(o) = self.open_loop {
+            line(
+                &mut out,
+                format!(
+                    "open loop: offered {:.1} q/s, achieved {:.1} q/s; {} due, backlog max {} (first half {}), \
+                     {} never sent: {}",
+                    o.rate,
+                    self.achieved(),
+                    o.scheduled,
+                    o.backlog_max,
+                    o.backlog_first_half_max,
+                    o.backlog_end,
+                    if o.sustained(self.connections) { "SUSTAINED" } else { "NOT SUSTAINED (the backlog grew)" }
+                ),
+            );
+        }
         match &self.memory {
             Some(Ok(m)) => line(
                 &mut out,
@@ -320,6 +383,17 @@ mod tests {
         }
         assert_eq!(s.percentiles(), Some([50.0, 95.0, 99.0, 100.0]));
         assert_eq!(KindStats::default().percentiles(), None);
+    }
+
+    #[test]
+    fn an_open_loop_is_sustained_when_its_backlog_does_not_grow() {
+        let o =
+            |first_half, end| OpenLoop { backlog_first_half_max: first_half, backlog_end: end, ..Default::default() };
+        assert!(o(0, 0).sustained(50));
+        assert!(o(0, 50).sustained(50), "one waiting request per connection");
+        assert!(!o(0, 51).sustained(50));
+        assert!(o(120, 100).sustained(50));
+        assert!(!o(120, 400).sustained(50));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 /// The kinds of request, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    Trend,
     Panel,
     Adhoc,
     Insert,
@@ -20,10 +21,11 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Panel, Kind::Adhoc, Kind::Insert, Kind::Cancel];
+    pub const ALL: [Kind; 5] = [Kind::Trend, Kind::Panel, Kind::Adhoc, Kind::Insert, Kind::Cancel];
 
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Trend => "trend",
             Kind::Panel => "panel",
             Kind::Adhoc => "adhoc",
             Kind::Insert => "insert",
@@ -52,7 +54,7 @@ impl FromStr for Mix {
             let kind = Kind::ALL
                 .into_iter()
                 .find(|k| k.name() == name.trim())
-                .ok_or_else(|| format!("unknown kind `{name}` (panel, adhoc, insert, cancel)"))?;
+                .ok_or_else(|| format!("unknown kind `{name}` (trend, panel, adhoc, insert, cancel)"))?;
             let weight: u32 = weight.trim().parse().map_err(|_| format!("`{part}`: the weight must be an integer"))?;
             if mix.iter().any(|(k, _)| *k == kind) {
                 return Err(format!("`{name}` is given twice"));
@@ -187,8 +189,9 @@ impl Dataset {
     }
 
     /// One panel of a DORA dashboard for one service (or team), one
-    /// environment and a date range, as a dashboard tool would send it.
-    pub fn panel(&self, rng: &mut StdRng) -> String {
+    /// environment and a date range, as a dashboard tool would send it;
+    /// with `trend`, always the filtered `dora_metrics` trend.
+    pub fn panel(&self, rng: &mut StdRng, trend: bool) -> String {
         let t = self.target(rng);
         let (from, to) = self.range(rng);
         let (from, to) = (ts(from), ts(to));
@@ -209,7 +212,8 @@ impl Dataset {
             }
             None => (format!("service = {}", quote(&t.service)), format!("service = {}", quote(&t.service))),
         };
-        match rng.random_range(0..5) {
+        let panel = rng.random_range(0..5);
+        match if trend { 0 } else { panel } {
             // The trend chart: the weekly metrics over the range.
             0 | 1 => format!(
                 "SELECT service, bucket_start, deployments, deployment_frequency, lead_time_p50, lead_time_p90, \
