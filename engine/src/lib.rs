@@ -20,6 +20,7 @@ pub mod event;
 pub mod input;
 mod log;
 mod metrics;
+mod parallel;
 mod project;
 mod readmodel;
 mod status;

@@ -26,6 +26,7 @@ use futures::StreamExt;
 use crate::error::Error;
 use crate::log::delta::AddFile;
 use crate::log::files::{find_damage, hash_file};
+use crate::readmodel::MODEL_AFFECTS;
 
 /// A file a scan reads: its path, what its commit says of it (log files) or
 /// its checksum in the manifest (read-model files), and what its damage
@@ -39,6 +40,14 @@ pub(super) struct ScannedFile {
 }
 
 impl ScannedFile {
+    /// The read model's files `(path, checksum)`, as a scan reads them.
+    pub(super) fn of_model(files: Vec<(PathBuf, Option<u64>)>) -> Vec<ScannedFile> {
+        files
+            .into_iter()
+            .map(|(path, checksum)| ScannedFile { path, committed: None, checksum, affects: MODEL_AFFECTS.to_string() })
+            .collect()
+    }
+
     /// Checks every byte of the file against its commit or checksum.
     pub(super) fn verify(&self) -> crate::Result<()> {
         let damaged = |problem: String| Error::damaged(&self.path, problem, self.affects.as_str());

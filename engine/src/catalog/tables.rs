@@ -27,7 +27,7 @@ use crate::log::Snapshot;
 use crate::log::files::{log_file_affects, parquet_plan};
 use crate::metrics;
 use crate::project::tables::Table;
-use crate::readmodel::{MODEL_AFFECTS, Part, ReadModel, Refolded};
+use crate::readmodel::{Part, ReadModel, Refolded};
 
 /// Registers every table and function on `ctx`, reading `pinned`.
 pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
@@ -161,16 +161,7 @@ impl TableProvider for ProjectionTable {
                         (0..index.services.len()).filter(|&i| kept(&index.services[i])).collect()
                     });
                     let schema = t.schema();
-                    let files = m
-                        .table_files(t, which.as_deref())
-                        .into_iter()
-                        .map(|(path, checksum)| ScannedFile {
-                            path,
-                            committed: None,
-                            checksum,
-                            affects: MODEL_AFFECTS.to_string(),
-                        })
-                        .collect();
+                    let files = ScannedFile::of_model(m.table_files(t, which.as_deref()));
                     return match m.table_plan(t, which.as_deref())? {
                         Some(plan) => {
                             let catalog = self.reader.catalog.clone();
@@ -261,16 +252,7 @@ async fn metrics_scan(
     let stored = metrics::dora_metrics_schema();
     let input = match m.metrics_plan(grain, &components)? {
         Some(plan) => {
-            let files = m
-                .metrics_files(grain, &components)
-                .into_iter()
-                .map(|(path, checksum)| ScannedFile {
-                    path,
-                    committed: None,
-                    checksum,
-                    affects: MODEL_AFFECTS.to_string(),
-                })
-                .collect();
+            let files = ScannedFile::of_model(m.metrics_files(grain, &components));
             // The grid ignores rows outside it: filtering the stored rows
             // only keeps them from being collected. For a panel's few
             // components (hundreds of rows each, one row group per file:

@@ -701,24 +701,11 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 /// update that wrote a file for each of hundreds of services waited for
 /// hundreds of journal commits (seconds on a busy disk).
 pub fn sync_files(paths: &[PathBuf]) -> Result<()> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    const AT_ONCE: usize = 32;
-    let next = AtomicUsize::new(0);
-    let failed = std::sync::Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..AT_ONCE.min(paths.len()) {
-            scope.spawn(|| {
-                while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    // fsync syncs the file, whichever descriptor asks.
-                    if let Err(e) = File::open(path).and_then(|f| f.sync_all()) {
-                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Error::io(path, e));
-                        next.store(paths.len(), Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    failed.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
+    // fsync syncs the file, whichever descriptor asks; the threads wait on the disk, not the CPU.
+    crate::parallel::in_parallel(paths, 32, |path| {
+        File::open(path).and_then(|f| f.sync_all()).map_err(|e| Error::io(path, e))
+    })?;
+    Ok(())
 }
 
 /// The directory holding `path`: `.` for a bare relative name such as

@@ -36,7 +36,7 @@ mod stored;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::RecordBatch;
 use datafusion::common::Result as DfResult;
@@ -54,6 +54,7 @@ use crate::log::delta::{
 use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
 use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_stored_events_in};
 use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema};
+use crate::parallel::{cores, in_parallel};
 use crate::project::tables::Table;
 pub use published::Publication;
 pub use published::{PARTS, Part};
@@ -611,7 +612,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     // Components fold independently: as many at a time as there are cores.
     let work: Vec<(u32, Vec<u32>)> = members.into_iter().collect();
-    let folded = in_parallel(&work, |(root, services)| fold(&snap.root, &m, *root, services))?;
+    let folded = in_parallel(&work, cores(), |(root, services)| fold(&snap.root, &m, *root, services))?;
     for ((root, _), folded) in work.iter().zip(folded) {
         m.checksums.extend(folded.checksums);
         for (s, merged) in folded.merged_segments {
@@ -702,39 +703,6 @@ struct Folded {
     checksums: BTreeMap<String, u64>,
     /// (service, its one new segment) where the old ones were merged.
     merged_segments: Vec<(u32, String)>,
-}
-
-/// Calls `f` on each of `items`, as many at a time as there are cores;
-/// the results in the order of `items`, or the first error.
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let done = Mutex::new(Vec::with_capacity(items.len()));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, items.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let result = f(item);
-                    let failed = result.is_err();
-                    if let Ok(mut done) = done.lock() {
-                        done.push((i, result));
-                    }
-                    if failed {
-                        next.store(items.len(), Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    let mut done = done.into_inner().map_err(|_| Error::Internal("a fold thread panicked".into()))?;
-    if done.len() < items.len() && done.iter().all(|(_, r)| r.is_ok()) {
-        return Err(Error::Internal("a fold thread panicked".into()));
-    }
-    done.sort_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The events of `services` (one component) in the model's input segments,

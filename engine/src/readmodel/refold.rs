@@ -12,11 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::RecordBatch;
 
-use super::{DIR, Part, ReadModel, component_events, in_parallel, stored};
+use super::{DIR, Part, ReadModel, component_events, stored};
 use crate::error::Result;
 use crate::event::Event;
 use crate::log::Ingested;
 use crate::metrics::{ProjectedCounts, metric_rows};
+use crate::parallel::{cores, in_parallel};
 use crate::project::project;
 use crate::project::tables::table_batch;
 
@@ -83,7 +84,7 @@ impl ReadModel {
         }
         let work: Vec<(&super::Component, Vec<u32>)> =
             m.components.iter().map(|(root, c)| (c, members.remove(root).unwrap_or_default())).collect();
-        let folded = in_parallel(&work, |(c, services)| {
+        let folded = in_parallel(&work, cores(), |(c, services)| {
             let seen_whole = as_of.is_none_or(|t| c.ingested.is_some_and(|(_, last)| last <= t));
             let seen_none = as_of.is_some_and(|t| c.ingested.is_none_or(|(first, _)| first > t));
             if seen_none {
