@@ -55,14 +55,38 @@ fn describe_instant(us: i64) -> String {
 }
 
 /// What one (service, environment, bucket) collects, in µs.
-#[derive(Default)]
-struct Bucket {
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bucket {
     deployments: i64,
     failed: i64,
     rework: i64,
     lead_times: Vec<i64>,
     restore_times: Vec<i64>,
     recovery_times: Vec<i64>,
+}
+
+impl Bucket {
+    /// Adds what another part of the same bucket collected.
+    fn absorb(&mut self, other: &Bucket) {
+        self.deployments += other.deployments;
+        self.failed += other.failed;
+        self.rework += other.rework;
+        self.lead_times.extend(&other.lead_times);
+        self.restore_times.extend(&other.restore_times);
+        self.recovery_times.extend(&other.recovery_times);
+    }
+}
+
+/// What a fold of part of the log collected for a bucket that the end of
+/// that part cuts (the read model folds a component's history in epochs,
+/// whose cuts may fall inside a week): the bucket's row is computed from
+/// every part (counts add, the values behind percentiles are kept whole).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartialBucket {
+    pub service: String,
+    pub environment: String,
+    pub start: i64,
+    pub bucket: Bucket,
 }
 
 fn median_nanos(values: &mut [i64], p: f64) -> Option<i64> {
@@ -77,7 +101,21 @@ fn median_nanos(values: &mut [i64], p: f64) -> Option<i64> {
 /// anything in them, over all of `p`'s time, ordered by (pair, bucket). A
 /// bucket's row depends on nothing outside it, so rows computed once (per
 /// component, in the read model) serve every later `from`/`to`.
-pub fn metric_rows<'a>(p: &'a Projected, grain: Grain) -> Result<RecordBatch> {
+pub fn metric_rows(p: &Projected, grain: Grain) -> Result<RecordBatch> {
+    Ok(metric_rows_within(p, grain, None, &[])?.0)
+}
+
+/// [`metric_rows`] of the projections of the events before `end` (`None`:
+/// all) of a history folded in parts (see `readmodel`): the rows of the
+/// buckets that end by `end`, plus the part of the bucket `end` cuts, left
+/// for the next part's fold, which adds it to its own (`head`: the parts
+/// the previous fold left).
+pub fn metric_rows_within<'a>(
+    p: &'a Projected,
+    grain: Grain,
+    end: Option<i64>,
+    head: &'a [PartialBucket],
+) -> Result<(RecordBatch, Vec<PartialBucket>)> {
     // Keys borrow from `p`: a row's strings are copied once, not per entity.
     let bucket_of = |s: &'a str, e: &'a str, t: i64| (s, e, bucket_start(t, grain));
     let mut owned: std::collections::BTreeMap<(&str, &str, i64), Bucket> = Default::default();
@@ -105,11 +143,26 @@ pub fn metric_rows<'a>(p: &'a Projected, grain: Grain) -> Result<RecordBatch> {
     let pairs: std::collections::HashSet<(&str, &str)> =
         p.pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
     owned.retain(|(s, e, _), _| pairs.contains(&(*s, *e)));
+    let mut tail = Vec::new();
+    if let Some(end) = end.filter(|&end| bucket_start(end, grain) < end) {
+        let cut = bucket_start(end, grain);
+        owned.retain(|&(s, e, start), b| {
+            if start != cut {
+                return true;
+            }
+            let bucket = std::mem::take(b);
+            tail.push(PartialBucket { service: s.to_string(), environment: e.to_string(), start, bucket });
+            false
+        });
+    }
+    for h in head {
+        owned.entry((&h.service, &h.environment, h.start)).or_default().absorb(&h.bucket);
+    }
     let mut rows = MetricRows::with_capacity(owned.len());
     for ((s, e, start), b) in owned {
         rows.push(s, e, start, grain, b);
     }
-    rows.finish()
+    Ok((rows.finish()?, tail))
 }
 
 /// `dora_metrics`: one row per pair of `pairs` and bucket of `grain` from the

@@ -9,6 +9,7 @@
 //! collision can only join two components that need not be joined: slower,
 //! never wrong.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -28,7 +29,8 @@ pub fn key(kind: u8, id: &str, service: u32) -> u64 {
     (h & !0xFFFF) | service as u64
 }
 
-fn hash(key: u64) -> u64 {
+/// The id's part of a key (without the service).
+pub fn hash(key: u64) -> u64 {
     key & !0xFFFF
 }
 
@@ -37,8 +39,15 @@ pub fn service(key: u64) -> u32 {
 }
 
 /// Sorts and deduplicates `keys`, then calls `joined(a, b)` for every two
-/// services that share a hash, within `keys` or with any of `runs`.
-pub fn shared(dir: &Path, runs: &[String], keys: &mut Vec<u64>, joined: &mut dyn FnMut(u32, u32)) -> Result<()> {
+/// services that share a hash, within `keys` or with any of `runs`, and
+/// puts in `seen` the hashes of `keys` that `runs` hold.
+pub fn shared(
+    dir: &Path,
+    runs: &[String],
+    keys: &mut Vec<u64>,
+    joined: &mut dyn FnMut(u32, u32),
+    seen: &mut HashSet<u64>,
+) -> Result<()> {
     keys.sort_unstable();
     keys.dedup();
     for w in keys.windows(2) {
@@ -51,7 +60,7 @@ pub fn shared(dir: &Path, runs: &[String], keys: &mut Vec<u64>, joined: &mut dyn
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len() / 8;
         if (keys.len() as u64) * 64 < len {
-            probe(&file, len, keys, joined).map_err(|e| Error::io(&path, e))?;
+            probe(&file, len, keys, joined, seen).map_err(|e| Error::io(&path, e))?;
         } else {
             let mut reader = Keys(BufReader::with_capacity(1 << 20, file));
             let mut i = 0;
@@ -61,7 +70,10 @@ pub fn shared(dir: &Path, runs: &[String], keys: &mut Vec<u64>, joined: &mut dyn
                 while i < keys.len() && hash(keys[i]) < hash(old) {
                     i += 1;
                 }
-                keys[i..].iter().take_while(|&&k| hash(k) == hash(old)).for_each(|&k| joined(service(k), service(old)));
+                keys[i..].iter().take_while(|&&k| hash(k) == hash(old)).for_each(|&k| {
+                    seen.insert(hash(k));
+                    joined(service(k), service(old))
+                });
             }
         }
     }
@@ -69,7 +81,13 @@ pub fn shared(dir: &Path, runs: &[String], keys: &mut Vec<u64>, joined: &mut dyn
 }
 
 /// Binary search of each of `keys`' hashes in a run of `len` keys.
-fn probe(file: &File, len: u64, keys: &[u64], joined: &mut dyn FnMut(u32, u32)) -> std::io::Result<()> {
+fn probe(
+    file: &File,
+    len: u64,
+    keys: &[u64],
+    joined: &mut dyn FnMut(u32, u32),
+    seen: &mut HashSet<u64>,
+) -> std::io::Result<()> {
     let at = |i: u64| -> std::io::Result<u64> {
         let mut b = [0u8; 8];
         file.read_exact_at(&mut b, i * 8)?;
@@ -86,6 +104,7 @@ fn probe(file: &File, len: u64, keys: &[u64], joined: &mut dyn FnMut(u32, u32)) 
             if hash(old) != hash(k) {
                 break;
             }
+            seen.insert(hash(k));
             joined(service(k), service(old));
             lo += 1;
         }
@@ -170,7 +189,7 @@ mod tests {
 
     fn pairs(dir: &Path, runs: &[String], mut keys: Vec<u64>) -> Vec<(u32, u32)> {
         let mut out = Vec::new();
-        shared(dir, runs, &mut keys, &mut |a, b| out.push((a.min(b), a.max(b)))).unwrap();
+        shared(dir, runs, &mut keys, &mut |a, b| out.push((a.min(b), a.max(b))), &mut HashSet::new()).unwrap();
         out.retain(|(a, b)| a != b);
         out.sort();
         out.dedup();

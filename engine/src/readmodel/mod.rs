@@ -27,6 +27,7 @@
 //! error level; until then queries fold the log in memory, or, reading a
 //! damaged file, fail naming it.
 
+mod epochs;
 mod keys;
 mod published;
 mod refold;
@@ -53,7 +54,7 @@ use crate::log::delta::{
 };
 use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
 use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_stored_events_in};
-use crate::metrics::{ProjectedCounts, dora_metrics, dora_metrics_schema};
+use crate::metrics::{ProjectedCounts, dora_metrics};
 use crate::parallel::{cores, in_parallel};
 use crate::project::tables::Table;
 pub use published::Publication;
@@ -66,8 +67,9 @@ pub use refold::Refolded;
 /// and its files'. 5: input segments keep each event's `ingested_at` (as-of
 /// queries refold from them), components the range of theirs. 6: input
 /// segments keep only what folding reads, commit SHAs as bytes
-/// (`segment.rs`).
-const FORMAT: u32 = 6;
+/// (`segment.rs`). 7: components folded in epochs (`epochs.rs`), each with
+/// its own files; segments carry their span of `occurred_at`.
+const FORMAT: u32 = 7;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
@@ -96,8 +98,12 @@ struct Manifest {
     /// Union-find parents over services: a component is a tree, named by its
     /// root, the smallest service number in it.
     parent: Vec<u32>,
-    /// Per service: its events, as Parquet files under `model/`.
+    /// Per service: its events, as Parquet files under `model/`, each
+    /// within one epoch of its component.
     segments: Vec<Vec<String>>,
+    /// Per segment: the earliest and latest `occurred_at` of its events.
+    #[serde(default)]
+    spans: BTreeMap<String, (i64, i64)>,
     /// Sorted runs of entity keys (see [`keys`]).
     key_runs: Vec<String>,
     /// Per component root: its folded projections.
@@ -133,11 +139,11 @@ fn component_file(part: Part, id: &str) -> String {
     format!("{}/{}/{id}.parquet", published::DIR, part.name())
 }
 
-/// The folded projections of one component.
+/// The folded projections of one component: its epochs' and their sums.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Component {
-    /// Names its files: `tables/<table>/<id>.parquet`, one per published table.
-    id: String,
+    /// In time order; each names its files (see [`epochs`]).
+    epochs: Vec<epochs::Epoch>,
     counts: ProjectedCounts,
     span: Option<(i64, i64)>,
     pairs: Vec<(String, String)>,
@@ -145,6 +151,27 @@ struct Component {
     /// reads its stored rows when it saw them all, skips it when it saw none.
     #[serde(default)]
     ingested: Option<(i64, i64)>,
+}
+
+impl Component {
+    fn of(epochs: Vec<epochs::Epoch>) -> Component {
+        let mut counts = ProjectedCounts::default();
+        let mut pairs = BTreeSet::new();
+        let (mut span, mut ingested) = (None, None);
+        let widen = |acc: Option<(i64, i64)>, (lo, hi): (i64, i64)| Some(acc.map_or((lo, hi), |(l, h)| (lo.min(l), hi.max(h))));
+        for e in &epochs {
+            counts += e.counts;
+            pairs.extend(e.pairs.iter().cloned());
+            span = e.span.map_or(span, |s| widen(span, s));
+            ingested = e.ingested.map_or(ingested, |s| widen(ingested, s));
+        }
+        Component { epochs, counts, span, pairs: pairs.into_iter().collect(), ingested }
+    }
+
+    /// The ids of its epochs' files.
+    fn ids(&self) -> impl Iterator<Item = &str> {
+        self.epochs.iter().map(|e| e.id.as_str())
+    }
 }
 
 /// A complete read model as one reader sees it: the manifest it read and
@@ -242,7 +269,7 @@ impl ReadModel {
     }
 
     /// The files holding `table` of the components `which` (`None`: all),
-    /// one per component, with their checksums.
+    /// one per epoch, with their checksums.
     pub fn table_files(&self, table: Table, which: Option<&[usize]>) -> Vec<(PathBuf, Option<u64>)> {
         self.part_files(Part::Rows(table), which)
     }
@@ -253,12 +280,15 @@ impl ReadModel {
     }
 
     fn part_files(&self, part: Part, which: Option<&[usize]>) -> Vec<(PathBuf, Option<u64>)> {
-        let file =
-            |c: &Component| (published::file(&self.root, part, &c.id), self.checksum(&component_file(part, &c.id)));
+        let files = |c: &Component| {
+            c.ids()
+                .map(|id| (published::file(&self.root, part, id), self.checksum(&component_file(part, id))))
+                .collect::<Vec<_>>()
+        };
         let all: Vec<&Component> = self.manifest.components.values().collect();
         match which {
-            None => all.into_iter().map(file).collect(),
-            Some(which) => which.iter().filter_map(|&i| all.get(i)).map(|c| file(c)).collect(),
+            None => all.into_iter().flat_map(files).collect(),
+            Some(which) => which.iter().filter_map(|&i| all.get(i)).flat_map(|c| files(c)).collect(),
         }
     }
 
@@ -267,16 +297,25 @@ impl ReadModel {
     pub fn table_batches(&self, table: Table) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         for c in self.manifest.components.values() {
-            for batch in self.read_component(Part::Rows(table), &c.id)? {
-                out.push(stored::from_stored(&batch, table.schema())?);
+            out.extend(self.read_component(Part::Rows(table), c)?);
+        }
+        Ok(out)
+    }
+
+    /// The rows of component `c`'s files of `part` (in SQL form).
+    fn read_component(&self, part: Part, c: &Component) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for id in c.ids() {
+            for batch in self.read_epoch(part, id)? {
+                out.push(stored::from_stored(&batch, part.schema())?);
             }
         }
         Ok(out)
     }
 
-    /// The batches of component `id`'s file of `part`, read whole and
-    /// checked against its checksum first.
-    fn read_component(&self, part: Part, id: &str) -> Result<Vec<RecordBatch>> {
+    /// The batches of epoch `id`'s file of `part`, read whole and checked
+    /// against its checksum first.
+    fn read_epoch(&self, part: Part, id: &str) -> Result<Vec<RecordBatch>> {
         let path = published::file(&self.root, part, id);
         let bytes = read_checked(&path, self.checksum(&component_file(part, id)))?;
         let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, MODEL_AFFECTS);
@@ -301,8 +340,8 @@ impl ReadModel {
         let dir = self.root.join(DIR);
         let mut live: Vec<(PathBuf, String)> =
             m.segments.iter().flatten().chain(&m.key_runs).map(|f| (dir.join(f), f.clone())).collect();
-        for c in m.components.values() {
-            live.extend(PARTS.map(|part| (published::file(&self.root, part, &c.id), component_file(part, &c.id))));
+        for id in m.components.values().flat_map(Component::ids) {
+            live.extend(PARTS.map(|part| (published::file(&self.root, part, id), component_file(part, id))));
         }
         let named = m.named_files();
         let mut unnamed = Vec::new();
@@ -329,9 +368,7 @@ impl ReadModel {
         let mut pairs = BTreeSet::new();
         let mut span: Option<(i64, i64)> = None;
         for c in self.manifest.components.values() {
-            for batch in self.read_component(Part::Metrics(grain), &c.id)? {
-                rows.push(stored::from_stored(&batch, dora_metrics_schema())?);
-            }
+            rows.extend(self.read_component(Part::Metrics(grain), c)?);
             pairs.extend(c.pairs.iter().cloned());
             if let Some((lo, hi)) = c.span {
                 span = Some(span.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
@@ -353,7 +390,7 @@ impl Manifest {
         if let Some(old) = old {
             m.garbage = old.garbage;
             m.retired = old.retired;
-            old.components.into_values().for_each(|c| m.retire(c.id));
+            old.components.values().flat_map(Component::ids).for_each(|id| m.retire(id.to_string()));
             old.segments.into_iter().flatten().chain(old.key_runs).for_each(|f| m.let_go(f));
         }
         m
@@ -379,7 +416,7 @@ impl Manifest {
 
     /// Components whose files it names: its own and the retired.
     fn named_components(&self) -> BTreeSet<&str> {
-        let own = self.components.values().map(|c| c.id.as_str());
+        let own = self.components.values().flat_map(Component::ids);
         own.chain(self.retired.iter().map(|(_, id)| id.as_str())).collect()
     }
 
@@ -506,7 +543,15 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     // 1. Route the new events to a new segment of their service, keeping
     //    the keys of the ids they name.
     let mut numbers: HashMap<String, u32> = m.services.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
-    let mut writers: BTreeMap<u32, SegmentWriter> = BTreeMap::new();
+    // Each service's epoch starts (its component's): a new event goes to a
+    // segment of its service and epoch.
+    let mut cuts: Vec<Vec<i64>> = (0..m.services.len() as u32)
+        .map(|s| {
+            let c = m.components.get(&m.find(s));
+            c.map(|c| c.epochs.iter().filter_map(|e| e.from).collect()).unwrap_or_default()
+        })
+        .collect();
+    let mut writers: BTreeMap<(u32, Option<i64>), SegmentWriter> = BTreeMap::new();
     let mut new_keys: Vec<u64> = Vec::new();
     if m.version.is_none() {
         // About one key per event: reserve once rather than double a vector
@@ -531,15 +576,18 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
                     m.services.push(e.service.clone());
                     m.parent.push(s);
                     m.segments.push(Vec::new());
+                    cuts.push(Vec::new());
                     s
                 }
             };
             entity_keys(&e, s, &mut new_keys);
             new_events += 1;
-            let w = match writers.entry(s) {
+            let epoch = cuts[s as usize].iter().rev().find(|&&c| c <= e.occurred_at).copied();
+            let w = match writers.entry((s, epoch)) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
             };
+            w.note(e.occurred_at);
             w.rows.events.push(e);
             w.rows.ingested_at.push(ingested_at);
             buffered += 1;
@@ -561,22 +609,29 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
             read_events(&path, &affects, range, &mut route)?;
         }
     }
-    let touched: Vec<u32> = writers.keys().copied().collect();
+    // The epochs (by their start) each service's new events went to.
+    let mut touched: BTreeMap<u32, BTreeSet<Option<i64>>> = BTreeMap::new();
     // Every file this update writes, made durable together before the
     // manifest names it (see `sync_files`).
     let mut unsynced: Vec<PathBuf> = Vec::new();
-    for (s, w) in writers {
-        let (name, checksum) = w.finish()?;
+    for ((s, epoch), w) in writers {
+        touched.entry(s).or_default().insert(epoch);
+        let (name, checksum, span) = w.finish()?;
         unsynced.push(dir.join(&name));
         m.checksums.insert(name.clone(), checksum);
+        m.spans.insert(name.clone(), span.unwrap_or_default());
         m.segments[s as usize].push(name);
     }
+    // Components as they were before the joins below.
+    let old_roots: Vec<u32> = (0..m.services.len() as u32).map(|s| m.find(s)).collect();
     let routed = started.elapsed();
 
     // 2. Join the services that share an id, old or new.
     // Runs are named relative to `dir`, as the manifest names them.
     let mut joins = Vec::new();
-    keys::shared(&dir, &m.key_runs, &mut new_keys, &mut |a, b| joins.push((a, b)))?;
+    // Hashes of the ids the new events name that older events named too.
+    let mut seen = std::collections::HashSet::new();
+    keys::shared(&dir, &m.key_runs, &mut new_keys, &mut |a, b| joins.push((a, b)), &mut seen)?;
     joins.into_iter().for_each(|(a, b)| m.union(a, b));
     if !new_keys.is_empty() {
         let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
@@ -595,14 +650,13 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     sync_dir(&dir.join("keys"))?;
 
-    // 3. Refold every component an event touched, whole.
-    let affected: BTreeSet<u32> = touched.iter().map(|&s| m.find(s)).collect();
+    // 3. Refold every component an event touched: the epochs the events
+    //    land in when it is the component it was, whole when services
+    //    joined it (see `epochs`).
+    let affected: BTreeSet<u32> = touched.keys().map(|&s| m.find(s)).collect();
     let stale: Vec<u32> = m.components.keys().copied().filter(|&c| affected.contains(&m.find(c))).collect();
-    for c in stale {
-        if let Some(old) = m.components.remove(&c) {
-            m.retire(old.id);
-        }
-    }
+    let old_components: BTreeMap<u32, Component> =
+        stale.into_iter().filter_map(|c| Some((c, m.components.remove(&c)?))).collect();
     let mut members: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for s in 0..m.services.len() as u32 {
         let root = m.find(s);
@@ -610,20 +664,43 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
             members.entry(root).or_default().push(s);
         }
     }
+    let work: Vec<(u32, Vec<u32>, epochs::Plan)> = members
+        .into_iter()
+        .map(|(root, services)| {
+            let was: BTreeSet<u32> = services.iter().map(|&s| old_roots[s as usize]).collect();
+            let old = (was.len() == 1 && was.contains(&root)).then(|| old_components.get(&root)).flatten();
+            let touched = services.iter().filter_map(|s| touched.get(s)).flatten().copied().collect();
+            (root, services, epochs::Plan { old, touched, after: range.after, seen: &seen })
+        })
+        .collect();
     // Components fold independently: as many at a time as there are cores.
-    let work: Vec<(u32, Vec<u32>)> = members.into_iter().collect();
-    let folded = in_parallel(&work, cores(), |(root, services)| fold(&snap.root, &m, *root, services))?;
-    for ((root, _), folded) in work.iter().zip(folded) {
+    let folded = in_parallel(&work, cores(), |(root, services, plan)| {
+        epochs::fold_component(&snap.root, &m, *root, services, plan)
+    })?;
+    let roots: Vec<u32> = work.iter().map(|(root, _, _)| *root).collect();
+    drop(work);
+    for (root, folded) in roots.into_iter().zip(folded) {
         m.checksums.extend(folded.checksums);
-        for (s, merged) in folded.merged_segments {
-            unsynced.push(dir.join(&merged));
-            for old in std::mem::replace(&mut m.segments[s as usize], vec![merged]) {
-                m.let_go(old);
+        for (s, old, new) in folded.segments {
+            m.segments[s as usize].retain(|seg| !old.contains(seg));
+            for (name, span) in new {
+                unsynced.push(dir.join(&name));
+                m.spans.insert(name.clone(), span);
+                m.segments[s as usize].push(name);
             }
+            old.into_iter().for_each(|seg| m.let_go(seg));
         }
-        unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, &folded.component.id)));
-        m.components.insert(*root, folded.component);
+        for id in &folded.written {
+            unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, id)));
+        }
+        m.components.insert(root, folded.component);
     }
+    // Epochs no component has any more (refolded, or of a component that
+    // another joined).
+    let live: BTreeSet<&str> = m.components.values().flat_map(Component::ids).collect();
+    let gone: Vec<String> =
+        old_components.values().flat_map(Component::ids).filter(|id| !live.contains(id)).map(str::to_string).collect();
+    gone.into_iter().for_each(|id| m.retire(id));
     sync_files(&unsynced)?;
     sync_dir(&dir.join("input"))?;
     for part in PARTS {
@@ -641,7 +718,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     //    manifest, which the next update's commits bring back in line.
     let publish_started = std::time::Instant::now();
     let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
-    let ids: BTreeSet<&str> = m.components.values().map(|c| c.id.as_str()).collect();
+    let ids: BTreeSet<&str> = m.components.values().flat_map(Component::ids).collect();
     let unpublished = tables.publish(&snap.root, &ids, &facts)?;
     let retired: BTreeSet<String> = m.retired.iter().map(|(_, id)| id.clone()).collect();
     // Files of an update that crashed after its commits: readers saw them.
@@ -660,8 +737,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     // Checksums of files no longer named go with them.
     let live = m.live_files();
     let components: BTreeSet<String> =
-        m.components.values().flat_map(|c| PARTS.map(|part| component_file(part, &c.id))).collect();
+        m.components.values().flat_map(Component::ids).flat_map(|id| PARTS.map(|part| component_file(part, id))).collect();
     m.checksums.retain(|name, _| live.contains(name) || components.contains(name));
+    m.spans.retain(|name, _| live.contains(name));
     m.checksum = SEAL_PLACEHOLDER.into();
     let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
     write_atomic(&dir.join(MANIFEST), seal(text).as_bytes())?;
@@ -696,15 +774,6 @@ fn entity_keys(e: &Event, service: u32, out: &mut Vec<u64>) {
     }
 }
 
-/// What [`fold`] made of one component.
-struct Folded {
-    component: Component,
-    /// Checksums of the files written, by name.
-    checksums: BTreeMap<String, u64>,
-    /// (service, its one new segment) where the old ones were merged.
-    merged_segments: Vec<(u32, String)>,
-}
-
 /// The events of `services` (one component) in the model's input segments,
 /// those in `range`, each segment checked against its checksum first.
 fn component_events(dir: &Path, m: &Manifest, services: &[u32], range: Ingested) -> Result<Vec<Stamped>> {
@@ -722,39 +791,6 @@ fn component_events(dir: &Path, m: &Manifest, services: &[u32], range: Ingested)
         out.push(events);
     }
     Ok(out)
-}
-
-/// Folds the events of `services` (one component) and writes its tables
-/// and metric rows, one new file in each published table. Merges a
-/// service's segments once it has too many.
-fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded> {
-    let dir = &data.join(DIR);
-    let mut merged_segments = Vec::new();
-    let mut checksums = BTreeMap::new();
-    let mut events = Stamped::default();
-    for (&s, service) in services.iter().zip(component_events(dir, m, services, Ingested::default())?) {
-        if m.segments[s as usize].len() > MAX_SEGMENTS {
-            let mut w = SegmentWriter::create(dir, s)?;
-            for (rows, stamps) in service.events.chunks(SEGMENT_ROWS).zip(service.ingested_at.chunks(SEGMENT_ROWS)) {
-                w.write(&events_batch(rows, |i| stamps[i])?)?;
-            }
-            let (name, checksum) = w.finish()?;
-            checksums.insert(name.clone(), checksum);
-            merged_segments.push((s, name));
-        }
-        events.extend(service);
-    }
-    let ingested = events.ingested_range();
-    let folded = Refolded::of_events(&events.events, m.window, &PARTS)?;
-    drop(events);
-    let id = format!("c{root}-{}", uuid::Uuid::new_v4());
-    for (part, batches) in PARTS.into_iter().zip(&folded.parts) {
-        let path = published::file(data, part, &id);
-        checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
-    }
-    let pairs = folded.pairs.into_iter().collect();
-    let component = Component { id, counts: folded.counts, span: folded.span, pairs, ingested };
-    Ok(Folded { component, checksums, merged_segments })
 }
 
 /// Writes `batches` (at least one) as the Parquet file `path`, durably;
@@ -784,6 +820,8 @@ struct SegmentWriter {
     path: PathBuf,
     writer: ArrowWriter<HashingFile>,
     rows: Stamped,
+    /// The earliest and latest `occurred_at` written.
+    span: Option<(i64, i64)>,
 }
 
 impl SegmentWriter {
@@ -795,7 +833,12 @@ impl SegmentWriter {
         let options = stored::options(&schema, SEGMENT_ROWS, &crate::log::files::PLAIN_COLUMNS);
         let writer = ArrowWriter::try_new_with_options(HashingFile::new(file), schema, options)
             .map_err(|e| written(&path, e))?;
-        Ok(Self { name, path, writer, rows: Stamped::default() })
+        Ok(Self { name, path, writer, rows: Stamped::default(), span: None })
+    }
+
+    /// Notes an event's `occurred_at` in its span.
+    fn note(&mut self, t: i64) {
+        self.span = Some(self.span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
     }
 
     /// Writes a batch of the `events` schema.
@@ -811,11 +854,12 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Closes the segment (synced with the update's other files): its name and checksum.
-    fn finish(mut self) -> Result<(String, u64)> {
+    /// Closes the segment (synced with the update's other files): its
+    /// name, checksum and span.
+    fn finish(mut self) -> Result<(String, u64, Option<(i64, i64)>)> {
         self.encode()?;
         let (_file, checksum) = self.writer.into_inner().map_err(|e| written(&self.path, e))?.finish();
-        Ok((self.name, checksum))
+        Ok((self.name, checksum, self.span))
     }
 }
 
@@ -891,7 +935,7 @@ mod tests {
     }
 
     fn ids(m: &Manifest) -> BTreeSet<String> {
-        m.components.values().map(|c| c.id.clone()).collect()
+        m.components.values().flat_map(Component::ids).map(str::to_string).collect()
     }
 
     /// Asserts that every table's latest version, and the version

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::RecordBatch;
 
-use super::{DIR, Part, ReadModel, component_events, stored};
+use super::{DIR, Part, ReadModel, component_events};
 use crate::error::Result;
 use crate::event::Event;
 use crate::log::Ingested;
@@ -91,15 +91,7 @@ impl ReadModel {
                 return Ok(Refolded::default());
             }
             if seen_whole && window == m.window {
-                let parts = parts
-                    .iter()
-                    .map(|&part| {
-                        self.read_component(part, &c.id)?
-                            .iter()
-                            .map(|b| stored::from_stored(b, part.schema()))
-                            .collect::<Result<Vec<_>>>()
-                    })
-                    .collect::<Result<_>>()?;
+                let parts = parts.iter().map(|&part| self.read_component(part, c)).collect::<Result<_>>()?;
                 let pairs = c.pairs.iter().cloned().collect();
                 return Ok(Refolded { counts: c.counts, span: c.span, pairs, parts });
             }

@@ -1,0 +1,972 @@
+//! A component's history folded in *epochs*: spans of time cut at UTC
+//! month starts, each folded on its own and stored as its own files, so an
+//! append refolds the epochs its events land in, not the whole history.
+//!
+//! A cut at T is *clean* when folding the events before T (L) and those at
+//! or after T (R) apart gives the rows of folding them together. It is when
+//! (SPEC §2):
+//! (a) no deployment or incident id, and (b) no commit sha, is named on
+//!     both sides: every entity's events, every explicit link (rollbacks,
+//!     explicit causes, remediations, `change_ids`, a deployment's head
+//!     commit) and every sha's earliest commit event stay on one side;
+//! (c) for each (service S, environment E) that R deploys to successfully,
+//!     every commit of S in L shipped to E within L: rules 2 and 3 ship
+//!     "every commit of S up to … not shipped to E before", so R would ship
+//!     what L left (a deployment in L never ships a commit of R: rule 3
+//!     looks back from its finish, rule 2 from its head commit, in L by (b));
+//! (d) no incident of R is inferred to be caused by a deployment of L: for
+//!     each (S, E), if L's last live deployment lies within the attribution
+//!     window before R's earliest incident, a successful deployment of R
+//!     went live at or before that incident (it then wins for every later
+//!     incident of R too). An incident of L never blames a deployment of R
+//!     (one that is live before the incident opened lies in L).
+//!     Inferred rework stays on one side with (a): an incident of L is
+//!     resolved in L, so its fix finished in L; one of R opened in R. So do
+//!     failed deployments and recovery times (rollbacks by (a), incidents
+//!     by (a) and (d)), and the quality counts, which add up.
+//! (a) and (b) are checked on the events of the epochs being folded (see
+//! [`fold_component`]); (c) and (d) on each epoch's [`Summary`], kept in the
+//! manifest, so a cut is checked without reading the other side's events.
+//! An unclean cut is removed: its two epochs are folded as one.
+//!
+//! Metric rows: day and month buckets never straddle a cut, a week can. Its
+//! row belongs to the epoch holding the week's end: the epoch before keeps
+//! what it collected for that week ([`PartialBucket`]s, its `tails`) and the
+//! later one adds them to its own (`metric_rows_within`), so every row is
+//! the whole fold's. An epoch whose tails change makes the next one refold.
+//!
+//! Files: each epoch has one file per published table. A component folded
+//! whole keeps its settled history as one epoch and its last
+//! [`RECENT_MONTHS`] months as epochs of their own; an append later than
+//! everything opens a new epoch for its month, up to [`MAX_EPOCHS`], after
+//! which the component is folded whole again (once every few months).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use leadline_udfs::{Grain, bucket_start};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, entity_keys,
+    keys, published, read_checked, segment, write_parquet,
+};
+use crate::error::Result;
+use crate::event::Event;
+use crate::log::files::events_batch;
+use crate::log::{Ingested, Stamped, read_stored_events_in};
+use crate::metrics::{PartialBucket, ProjectedCounts, metric_rows_within};
+use crate::project::tables::table_batch;
+use crate::project::{Projected, changes, project};
+
+/// Most epochs a component has; one more makes it folded whole again.
+pub(super) const MAX_EPOCHS: usize = 5;
+/// Months a component folded whole keeps as epochs of their own.
+const RECENT_MONTHS: usize = 2;
+
+/// One epoch of a component: its events are those with `occurred_at` from
+/// `from` (`None`: the beginning) to the next epoch's `from`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Epoch {
+    pub from: Option<i64>,
+    /// Names its files: `tables/<table>/<id>.parquet`, one per published table.
+    pub id: String,
+    pub counts: ProjectedCounts,
+    pub span: Option<(i64, i64)>,
+    pub pairs: Vec<(String, String)>,
+    pub ingested: Option<(i64, i64)>,
+    pub summary: Summary,
+    /// Per metric grain (in [`PARTS`] order): what it collected for the
+    /// bucket its end cuts, which the next epoch's row includes.
+    pub tails: Vec<Vec<PartialBucket>>,
+}
+
+/// What the checks of a cut need to know of each side (see the module doc).
+/// Maps are by service, then environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct Summary {
+    /// Commits (distinct shas with a commit event) per service.
+    commits: BTreeMap<String, u64>,
+    /// Per service S and environment E: the commits of S it shipped to E.
+    shipped: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Per (S, E): the earliest and latest `deployment_succeeded` of its
+    /// successful deployments.
+    live: BTreeMap<String, BTreeMap<String, (i64, i64)>>,
+    /// Per (S, E): its earliest incident's `opened_at`.
+    incidents: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+impl Summary {
+    fn of(events: &[Event], p: &Projected) -> Summary {
+        let mut s = Summary::default();
+        let commits = changes::commits(events);
+        for c in commits.values() {
+            *s.commits.entry(c.service.to_string()).or_default() += 1;
+        }
+        for change in &p.changes {
+            if let Some(c) = commits.get(change.commit_sha.as_str()) {
+                *s.shipped.entry(c.service.to_string()).or_default().entry(change.environment.clone()).or_default() +=
+                    1;
+            }
+        }
+        for d in p.deployments.iter().filter(|d| d.is_successful()) {
+            let (Some(&first), Some(&last)) = (d.succeeded_at.iter().min(), d.succeeded_at.iter().max()) else {
+                continue;
+            };
+            let live = s.live.entry(d.service.clone()).or_default();
+            live.entry(d.environment.clone())
+                .and_modify(|(f, l)| (*f, *l) = ((*f).min(first), (*l).max(last)))
+                .or_insert((first, last));
+        }
+        for i in &p.incidents {
+            let opened = s.incidents.entry(i.service.clone()).or_default();
+            opened.entry(i.environment.clone()).and_modify(|o| *o = (*o).min(i.opened_at)).or_insert(i.opened_at);
+        }
+        s
+    }
+
+    /// The summary of several epochs whose cuts are clean.
+    fn sum<'a>(all: impl Iterator<Item = &'a Summary>) -> Summary {
+        let mut s = Summary::default();
+        for x in all {
+            for (k, n) in &x.commits {
+                *s.commits.entry(k.clone()).or_default() += n;
+            }
+            for (k, envs) in &x.shipped {
+                for (e, n) in envs {
+                    *s.shipped.entry(k.clone()).or_default().entry(e.clone()).or_default() += n;
+                }
+            }
+            for (k, envs) in &x.live {
+                for (e, &(first, last)) in envs {
+                    s.live
+                        .entry(k.clone())
+                        .or_default()
+                        .entry(e.clone())
+                        .and_modify(|(f, l)| (*f, *l) = ((*f).min(first), (*l).max(last)))
+                        .or_insert((first, last));
+                }
+            }
+            for (k, envs) in &x.incidents {
+                for (e, &o) in envs {
+                    s.incidents.entry(k.clone()).or_default().entry(e.clone()).and_modify(|x| *x = (*x).min(o)).or_insert(o);
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Conditions (c) and (d) of the module doc for a cut between the epochs
+/// summed in `before` and in `after`, with attribution `window`.
+pub(super) fn clean(before: &Summary, after: &Summary, window: Option<i64>) -> bool {
+    let get = |m: &BTreeMap<String, BTreeMap<String, u64>>, s: &str, e: &str| {
+        m.get(s).and_then(|envs| envs.get(e)).copied().unwrap_or(0)
+    };
+    for (s, envs) in &after.live {
+        let commits = before.commits.get(s).copied().unwrap_or(0);
+        if envs.keys().any(|e| get(&before.shipped, s, e) < commits) {
+            return false;
+        }
+    }
+    for (s, envs) in &after.incidents {
+        for (e, &opened) in envs {
+            let Some(&(_, last)) = before.live.get(s).and_then(|l| l.get(e)) else { continue };
+            let live_after = after.live.get(s).and_then(|l| l.get(e)).is_some_and(|&(first, _)| first <= opened);
+            if window.is_none_or(|w| opened - last <= w) && !live_after {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn month_start(t: i64) -> i64 {
+    bucket_start(t, Grain::Month)
+}
+
+/// The metric grains, in [`PARTS`] order.
+fn grains() -> impl Iterator<Item = Grain> {
+    PARTS.into_iter().filter_map(|p| match p {
+        Part::Metrics(g) => Some(g),
+        Part::Rows(_) => None,
+    })
+}
+
+/// A fold of one epoch's events, not yet written.
+struct Piece {
+    from: Option<i64>,
+    parts: Vec<Vec<RecordBatch>>,
+    counts: ProjectedCounts,
+    span: Option<(i64, i64)>,
+    pairs: Vec<(String, String)>,
+    ingested: Option<(i64, i64)>,
+    summary: Summary,
+    tails: Vec<Vec<PartialBucket>>,
+    /// The head it was folded with (the previous epoch's tails).
+    head: Vec<Vec<PartialBucket>>,
+    /// Hashes of the ids its events name (conditions (a) and (b)).
+    keys: HashSet<u64>,
+}
+
+/// An epoch as the fold goes: the stored one, or a fold of it.
+enum Slot {
+    Kept(Epoch),
+    Fresh(Piece),
+}
+
+impl Slot {
+    fn from(&self) -> Option<i64> {
+        match self {
+            Slot::Kept(e) => e.from,
+            Slot::Fresh(p) => p.from,
+        }
+    }
+    fn summary(&self) -> &Summary {
+        match self {
+            Slot::Kept(e) => &e.summary,
+            Slot::Fresh(p) => &p.summary,
+        }
+    }
+    fn tails(&self) -> &[Vec<PartialBucket>] {
+        match self {
+            Slot::Kept(e) => &e.tails,
+            Slot::Fresh(p) => &p.tails,
+        }
+    }
+}
+
+/// What [`fold_component`] made of one component.
+pub(super) struct Folded {
+    pub component: Component,
+    /// Checksums of the files written, by name.
+    pub checksums: BTreeMap<String, u64>,
+    /// Per service whose segments were rewritten: the old ones and the new
+    /// ones with their spans.
+    pub segments: Vec<(u32, Vec<String>, Vec<(String, (i64, i64))>)>,
+    /// Epochs it wrote.
+    pub written: Vec<String>,
+}
+
+/// How a component is folded: `old` is its model before this update when
+/// it is the same component (no services joined it), `touched` the starts
+/// of the epochs the new events (ingested after `after`) were routed to,
+/// `seen` the hashes of ids the new events name that older events named.
+pub(super) struct Plan<'a> {
+    pub old: Option<&'a Component>,
+    pub touched: BTreeSet<Option<i64>>,
+    pub after: Option<i64>,
+    pub seen: &'a HashSet<u64>,
+}
+
+/// Folds the epochs of component `root` (its `services`) that `plan` needs
+/// and writes their files.
+pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u32], plan: &Plan) -> Result<Folded> {
+    let reader = Reader { dir: &data.join(DIR), m, services };
+    if let Some(old) = plan.old
+        && let Some(slots) = incremental(&reader, old, plan)?
+    {
+        return finish(data, &reader, root, slots, None);
+    }
+    // Folded whole: its settled history and its last months apart.
+    let all = reader.read(None, None)?;
+    let span = all.iter().flat_map(|s| &s.events).map(|e| e.occurred_at).fold(None, |acc: Option<(i64, i64)>, t| {
+        Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
+    });
+    let mut cuts = Vec::new();
+    if let Some((lo, hi)) = span {
+        let mut c = month_start(hi);
+        while cuts.len() < RECENT_MONTHS && c > lo {
+            cuts.push(c);
+            c = month_start(c - 1);
+        }
+        cuts.reverse();
+    }
+    let mut bounds: Vec<Option<i64>> = vec![None];
+    bounds.extend(cuts.iter().map(|&c| Some(c)));
+    let mut slots = Vec::new();
+    for (i, &from) in bounds.iter().enumerate() {
+        let to = bounds.get(i + 1).copied().flatten();
+        let head = slots.last().map_or_else(no_head, |s: &Slot| s.tails().to_vec());
+        let events = within(&all, from, to);
+        slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window)?));
+    }
+    let slots = settle(&reader, slots)?;
+    finish(data, &reader, root, slots, Some(all))
+}
+
+/// The events of a component's services, read from their segments.
+struct Reader<'a> {
+    dir: &'a Path,
+    m: &'a Manifest,
+    services: &'a [u32],
+}
+
+impl Reader<'_> {
+    /// Per service, its events with `occurred_at` in [`from`, `to`), from
+    /// the segments whose span meets that.
+    fn read(&self, from: Option<i64>, to: Option<i64>) -> Result<Vec<Stamped>> {
+        let inside = |t: i64| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e);
+        let mut out = Vec::with_capacity(self.services.len());
+        for &s in self.services {
+            let mut events = Stamped::default();
+            for seg in &self.m.segments[s as usize] {
+                if let Some(&(lo, hi)) = self.m.spans.get(seg)
+                    && (to.is_some_and(|e| lo >= e) || from.is_some_and(|f| hi < f))
+                {
+                    continue;
+                }
+                self.segment(seg, &inside, &mut events)?;
+            }
+            out.push(events);
+        }
+        Ok(out)
+    }
+
+    /// The events of the segments `names`.
+    fn segments(&self, names: &[String]) -> Result<Stamped> {
+        let mut events = Stamped::default();
+        names.iter().try_for_each(|seg| self.segment(seg, &|_| true, &mut events))?;
+        Ok(events)
+    }
+
+    /// Adds the events of segment `seg` whose `occurred_at` is `inside` to
+    /// `out`, the segment checked against its checksum first.
+    fn segment(&self, seg: &str, inside: &dyn Fn(i64) -> bool, out: &mut Stamped) -> Result<()> {
+        let path = self.dir.join(seg);
+        let bytes = read_checked(&path, self.m.checksums.get(seg).copied())?;
+        let range = Ingested::default();
+        read_stored_events_in(bytes, &path, super::MODEL_AFFECTS, range, segment::restore, &mut |batch| {
+            for (e, at) in batch.events.into_iter().zip(batch.ingested_at) {
+                if inside(e.occurred_at) {
+                    out.events.push(e);
+                    out.ingested_at.push(at);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The events of `all` (per service) in [`from`, `to`), as one list.
+fn within(all: &[Stamped], from: Option<i64>, to: Option<i64>) -> Stamped {
+    let inside = |t: i64| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e);
+    let mut out = Stamped::default();
+    for s in all {
+        for (e, &at) in s.events.iter().zip(&s.ingested_at) {
+            if inside(e.occurred_at) {
+                out.events.push(e.clone());
+                out.ingested_at.push(at);
+            }
+        }
+    }
+    out
+}
+
+fn flatten(per_service: Vec<Stamped>) -> Stamped {
+    let mut out = Stamped::default();
+    per_service.into_iter().for_each(|s| out.extend(s));
+    out
+}
+
+/// Hashes of the ids `e` names (see [`keys`]).
+fn id_hashes(e: &Event, out: &mut Vec<u64>) {
+    let start = out.len();
+    entity_keys(e, 0, out);
+    out[start..].iter_mut().for_each(|k| *k = keys::hash(*k));
+}
+
+/// Folds the events of one epoch, [`from`, `to`), with the tails `head`
+/// of the epoch before.
+fn fold_piece(
+    events: &Stamped,
+    from: Option<i64>,
+    to: Option<i64>,
+    head: Vec<Vec<PartialBucket>>,
+    window: Option<i64>,
+) -> Result<Piece> {
+    let p = project(&events.events, window);
+    let mut parts = Vec::with_capacity(PARTS.len());
+    let mut tails = Vec::new();
+    let mut grain_index = 0;
+    for part in PARTS {
+        parts.push(vec![match part {
+            Part::Rows(table) => table_batch(table, &p)?,
+            Part::Metrics(grain) => {
+                let (rows, tail) = metric_rows_within(&p, grain, to, &head[grain_index])?;
+                grain_index += 1;
+                tails.push(tail);
+                rows
+            }
+        }]);
+    }
+    let mut hashes = Vec::new();
+    events.events.iter().for_each(|e| id_hashes(e, &mut hashes));
+    Ok(Piece {
+        from,
+        parts,
+        counts: ProjectedCounts::of(&p),
+        span: p.span,
+        pairs: p.pairs.iter().cloned().collect(),
+        ingested: events.ingested_range(),
+        summary: Summary::of(&events.events, &p),
+        tails,
+        head,
+        keys: hashes.into_iter().collect(),
+    })
+}
+
+/// The slots of an append to `old`: its epochs, those the new events land
+/// in folded again (and a new epoch for a month later than everything).
+/// `None` when the component must be folded whole: a new event names an id
+/// that an event of an epoch not folded here names, or the epochs would be
+/// too many.
+fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<Vec<Slot>>> {
+    let epochs = &old.epochs;
+    let last = epochs.len() - 1;
+    let mut touched: BTreeSet<usize> =
+        plan.touched.iter().filter_map(|f| epochs.iter().position(|e| e.from == *f)).collect();
+    if touched.len() != plan.touched.len() {
+        return Ok(None);
+    }
+    let mut slots: Vec<Slot> = epochs.iter().cloned().map(Slot::Kept).collect();
+    // Events already read, by slot.
+    let mut read: HashMap<usize, Stamped> = HashMap::new();
+    if touched.contains(&last) {
+        let events = flatten(reader.read(epochs[last].from, None)?);
+        let new = |at: i64| plan.after.is_none_or(|a| at > a);
+        let first_new = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| new(**at)).map(|(e, _)| e);
+        let cut = first_new.map(|e| e.occurred_at).min().map(month_start);
+        let last_old = epochs[last].span.map(|(_, hi)| hi);
+        match cut {
+            // New events all in a month after the last epoch's events: they
+            // open an epoch of their own.
+            Some(cut) if epochs[last].from.is_none_or(|f| cut > f) && last_old.is_some_and(|hi| hi < cut) => {
+                let (before, after) = (within(std::slice::from_ref(&events), None, Some(cut)), within(std::slice::from_ref(&events), Some(cut), None));
+                if !ids_stay(&after, plan) {
+                    // It names ids of the epoch before: one epoch with it.
+                    read.insert(last, events);
+                } else {
+                    if epochs.len() >= MAX_EPOCHS {
+                        return Ok(None);
+                    }
+                    touched.remove(&last);
+                    // The last epoch is unchanged; its rows change only if
+                    // its events reach into the week the new cut falls in.
+                    let week = bucket_start(cut, Grain::Week);
+                    if week < cut && last_old.is_some_and(|hi| hi >= week) {
+                        touched.insert(last);
+                        read.insert(last, before);
+                    }
+                    slots.push(Slot::Kept(Epoch { from: Some(cut), ..placeholder() }));
+                    touched.insert(last + 1);
+                    read.insert(last + 1, after);
+                }
+            }
+            _ => {
+                read.insert(last, events);
+            }
+        }
+    }
+    // Fold the touched epochs (and the next of one whose tails changed),
+    // checking the ids their new events name.
+    for i in 0..slots.len() {
+        if !touched.contains(&i) {
+            continue;
+        }
+        let (from, to) = (slots[i].from(), slots.get(i + 1).and_then(Slot::from));
+        let events = match read.remove(&i) {
+            Some(events) => events,
+            None => flatten(reader.read(from, to)?),
+        };
+        if !ids_stay(&events, plan) {
+            return Ok(None);
+        }
+        let head = if i == 0 { no_head() } else { slots[i - 1].tails().to_vec() };
+        let piece = fold_piece(&events, from, to, head, reader.m.window)?;
+        if piece.tails.as_slice() != slots[i].tails() {
+            touched.insert(i + 1);
+        }
+        slots[i] = Slot::Fresh(piece);
+    }
+    Ok(Some(settle(reader, slots)?))
+}
+
+fn no_head() -> Vec<Vec<PartialBucket>> {
+    vec![Vec::new(); grains().count()]
+}
+
+/// Whether every id the new events of `events` (one epoch's) name that an
+/// older event named is named by an older event of this epoch: then, the
+/// cuts having been clean, by none of another.
+fn ids_stay(events: &Stamped, plan: &Plan) -> bool {
+    let new = |at: i64| plan.after.is_none_or(|a| at > a);
+    let mut old_ids: Option<HashSet<(u8, &str)>> = None;
+    for (e, &at) in events.events.iter().zip(&events.ingested_at) {
+        if !new(at) {
+            continue;
+        }
+        for (kind, id) in named(e) {
+            if !plan.seen.contains(&keys::hash(keys::key(kind, id, 0))) {
+                continue;
+            }
+            let old = old_ids.get_or_insert_with(|| {
+                let olds = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| !new(**at));
+                olds.flat_map(|(e, _)| named(e)).collect()
+            });
+            if !old.contains(&(kind, id)) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The ids `e` names, by kind (as [`entity_keys`] keys them).
+fn named(e: &Event) -> impl Iterator<Item = (u8, &str)> {
+    let d = e.deployment_id.as_deref().map(|d| (0, d));
+    let i = e.incident_id.as_deref().map(|i| (1, i));
+    let shas = e.commit_sha.iter().chain(e.change_ids.iter().flatten()).map(|s| (2, s.as_str()));
+    d.into_iter().chain(i).chain(shas)
+}
+
+/// Removes unclean cuts until every cut is clean: two epochs whose cut is
+/// unclean are folded as one (and the epoch after, if its head changed).
+fn settle(reader: &Reader, mut slots: Vec<Slot>) -> Result<Vec<Slot>> {
+    loop {
+        let mut unclean: BTreeSet<usize> = BTreeSet::new();
+        // (a), (b) between fresh epochs: an id named in two. (A new event
+        // naming an id of an epoch kept as it is was found by `ids_stay`.)
+        let mut owner: HashMap<u64, usize> = HashMap::new();
+        for (i, slot) in slots.iter().enumerate() {
+            let Slot::Fresh(p) = slot else { continue };
+            for &h in &p.keys {
+                match owner.get(&h) {
+                    Some(&j) if j != i => unclean.extend(j + 1..=i),
+                    Some(_) => {}
+                    None => {
+                        owner.insert(h, i);
+                    }
+                }
+            }
+        }
+        // (c), (d) at each cut.
+        for cut in 1..slots.len() {
+            let before = Summary::sum(slots[..cut].iter().map(Slot::summary));
+            let after = Summary::sum(slots[cut..].iter().map(Slot::summary));
+            if !clean(&before, &after, reader.m.window) {
+                unclean.insert(cut);
+            }
+        }
+        if unclean.is_empty() {
+            return Ok(slots);
+        }
+        // The head each slot was folded with.
+        let heads: Vec<Vec<Vec<PartialBucket>>> = (0..slots.len())
+            .map(|i| match &slots[i] {
+                Slot::Fresh(p) => p.head.clone(),
+                Slot::Kept(_) if i == 0 => no_head(),
+                Slot::Kept(_) => slots[i - 1].tails().to_vec(),
+            })
+            .collect();
+        // Runs of slots joined by unclean cuts: (first, last) positions.
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for i in 0..slots.len() {
+            match runs.last_mut() {
+                Some(run) if unclean.contains(&i) => run.1 = i,
+                _ => runs.push((i, i)),
+            }
+        }
+        let mut old: Vec<Option<Slot>> = slots.into_iter().map(Some).collect();
+        let mut next: Vec<Slot> = Vec::with_capacity(runs.len());
+        for (k, &(first, last)) in runs.iter().enumerate() {
+            let from = old[first].as_ref().and_then(Slot::from);
+            let to = runs.get(k + 1).and_then(|&(f, _)| old[f].as_ref().and_then(Slot::from));
+            let head = next.last().map_or_else(no_head, |s| s.tails().to_vec());
+            if first == last && heads[first] == head {
+                next.extend(old[first].take());
+                continue;
+            }
+            let events = flatten(reader.read(from, to)?);
+            next.push(Slot::Fresh(fold_piece(&events, from, to, head, reader.m.window)?));
+        }
+        slots = next;
+    }
+}
+
+fn placeholder() -> Epoch {
+    Epoch {
+        from: None,
+        id: String::new(),
+        counts: ProjectedCounts::default(),
+        span: None,
+        pairs: Vec::new(),
+        ingested: None,
+        summary: Summary::default(),
+        tails: Vec::new(),
+    }
+}
+
+/// Writes the fresh epochs' files and the segments to rewrite; `all`: the
+/// component's events per service when it was read whole.
+fn finish(
+    data: &Path,
+    reader: &Reader,
+    root: u32,
+    slots: Vec<Slot>,
+    mut all: Option<Vec<Stamped>>,
+) -> Result<Folded> {
+    let dir = reader.dir;
+    let m = reader.m;
+    let mut checksums = BTreeMap::new();
+    let mut epochs = Vec::with_capacity(slots.len());
+    let mut written = Vec::new();
+    let cuts: Vec<i64> = slots.iter().filter_map(Slot::from).collect();
+    for slot in slots {
+        epochs.push(match slot {
+            Slot::Kept(e) => e,
+            Slot::Fresh(p) => {
+                let id = format!("c{root}-{}", uuid::Uuid::new_v4());
+                for (part, batches) in PARTS.into_iter().zip(&p.parts) {
+                    let path = published::file(data, part, &id);
+                    checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
+                }
+                written.push(id.clone());
+                Epoch {
+                    from: p.from,
+                    id,
+                    counts: p.counts,
+                    span: p.span,
+                    pairs: p.pairs,
+                    ingested: p.ingested,
+                    summary: p.summary,
+                    tails: p.tails,
+                }
+            }
+        });
+    }
+    // Segments: each within one epoch (routing splits new events at the
+    // cuts; new cuts of a component folded whole split its old segments), at
+    // most MAX_SEGMENTS of a service in one.
+    let epoch_of = |t: i64| cuts.iter().take_while(|&&c| c <= t).count();
+    let mut segments = Vec::new();
+    for (k, &s) in reader.services.iter().enumerate() {
+        let names = &m.segments[s as usize];
+        let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        let mut straddles = false;
+        for seg in names {
+            match m.spans.get(seg) {
+                Some(&(lo, hi)) if epoch_of(lo) == epoch_of(hi) => groups.entry(epoch_of(lo)).or_default().push(seg.clone()),
+                _ => straddles = true,
+            }
+        }
+        let (old_names, events) = if straddles {
+            let events = match all.as_mut() {
+                Some(all) => std::mem::take(&mut all[k]),
+                None => reader.segments(names)?,
+            };
+            (names.clone(), events)
+        } else {
+            let crowded: Vec<String> = groups.into_values().filter(|g| g.len() > MAX_SEGMENTS).flatten().collect();
+            if crowded.is_empty() {
+                continue;
+            }
+            let events = reader.segments(&crowded)?;
+            (crowded, events)
+        };
+        let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, e) in events.events.iter().enumerate() {
+            parts.entry(epoch_of(e.occurred_at)).or_default().push(i);
+        }
+        let mut new = Vec::new();
+        for rows in parts.values() {
+            let mut w = SegmentWriter::create(dir, s)?;
+            for chunk in rows.chunks(SEGMENT_ROWS) {
+                let evs: Vec<Event> = chunk.iter().map(|&i| events.events[i].clone()).collect();
+                evs.iter().for_each(|e| w.note(e.occurred_at));
+                w.write(&events_batch(&evs, |j| events.ingested_at[chunk[j]])?)?;
+            }
+            let (name, checksum, span) = w.finish()?;
+            checksums.insert(name.clone(), checksum);
+            new.push((name, span.unwrap_or_default()));
+        }
+        segments.push((s, old_names, new));
+    }
+    Ok(Folded { component: Component::of(epochs), checksums, segments, written })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use arrow::array::RecordBatch;
+    use arrow::util::display::array_value_to_string;
+
+    use super::super::{Manifest, PARTS, Publication, ReadModel, Refolded, catch_up, read_manifest};
+    use super::{MAX_EPOCHS, month_start};
+    use crate::input::ndjson_rows;
+    use crate::log::{Writer, load_events};
+
+    const HOUR: i64 = 3_600_000_000;
+    const DAY: i64 = 24 * HOUR;
+    /// 2026-01-05T00:00:00Z, a Monday.
+    const START: i64 = 1_767_571_200_000_000;
+
+    fn at(t: i64) -> String {
+        chrono::DateTime::from_timestamp_micros(t).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+
+    fn commit(svc: &str, sha: &str, t: i64) -> String {
+        format!(
+            r#"{{"event_id":"c-{sha}","event_type":"commit","occurred_at":"{}","service":"{svc}","commit_sha":"{sha}"}}"#,
+            at(t)
+        )
+    }
+
+    fn deploy(svc: &str, env: &str, id: &str, t: i64, sha: Option<&str>) -> String {
+        let sha = sha.map(|s| format!(r#","commit_sha":"{s}""#)).unwrap_or_default();
+        format!(
+            r#"{{"event_id":"d-{id}","event_type":"deployment_succeeded","occurred_at":"{}","service":"{svc}","environment":"{env}","deployment_id":"{id}"{sha}}}"#,
+            at(t)
+        )
+    }
+
+    fn incident(kind: &str, svc: &str, id: &str, t: i64) -> String {
+        format!(
+            r#"{{"event_id":"{kind}-{id}","event_type":"incident_{kind}","occurred_at":"{}","service":"{svc}","environment":"production","incident_id":"{id}"}}"#,
+            at(t)
+        )
+    }
+
+    fn rollback(svc: &str, id: &str, t: i64) -> String {
+        format!(
+            r#"{{"event_id":"rb-{id}","event_type":"deployment_rolled_back","occurred_at":"{}","service":"{svc}","environment":"production","deployment_id":"{id}"}}"#,
+            at(t)
+        )
+    }
+
+    /// Day `d`'s events of service `svc`: a commit, its deployment (rules
+    /// 2 and 3 in turn), a staging deployment now and then, an incident
+    /// every fifth day (caused by that day's deployment).
+    fn day(svc: &str, d: i64) -> Vec<String> {
+        let t = START + d * DAY;
+        let sha = format!("{svc}-{d}");
+        let mut out = vec![commit(svc, &sha, t + 9 * HOUR)];
+        let head = (d % 3 != 0).then_some(sha.as_str());
+        out.push(deploy(svc, "production", &format!("p-{sha}"), t + 15 * HOUR, head));
+        if d % 4 == 0 {
+            out.push(deploy(svc, "staging", &format!("s-{sha}"), t + 12 * HOUR, None));
+        }
+        if d % 5 == 0 {
+            out.push(incident("opened", svc, &format!("i-{sha}"), t + 16 * HOUR));
+            out.push(incident("resolved", svc, &format!("i-{sha}"), t + 18 * HOUR));
+        }
+        out
+    }
+
+    fn days(services: &[&str], range: std::ops::Range<i64>) -> Vec<String> {
+        range.flat_map(|d| services.iter().flat_map(move |s| day(s, d))).collect()
+    }
+
+    /// A data directory whose read model (with `window`) is caught up after
+    /// each append and checked against a whole fold of the log.
+    struct Data {
+        dir: tempfile::TempDir,
+        writer: Writer,
+        tables: Publication,
+        window: Option<i64>,
+    }
+
+    impl Data {
+        fn new(window: Option<i64>) -> Data {
+            let dir = tempfile::tempdir().unwrap();
+            let writer = Writer::open(dir.path(), "test").unwrap();
+            Data { dir, writer, tables: Publication::default(), window }
+        }
+
+        fn root(&self) -> &Path {
+            self.dir.path()
+        }
+
+        /// Appends `lines` as one batch, catches the model up and checks it.
+        fn append(&mut self, lines: &[String]) -> Manifest {
+            let rows = ndjson_rows(std::io::Cursor::new(lines.join("\n").into_bytes()));
+            self.writer.append_inputs("t", std::iter::once(("t", rows)), &mut |_| {}).unwrap();
+            let snap = self.writer.log().snapshot().unwrap();
+            catch_up(&snap, self.window, false, &mut self.tables).unwrap();
+            self.assert_exact();
+            self.manifest()
+        }
+
+        fn manifest(&self) -> Manifest {
+            read_manifest(&self.root().join(super::super::DIR)).unwrap().unwrap()
+        }
+
+        /// The stored rows of every table are a whole fold's, and so are
+        /// the counts.
+        fn assert_exact(&self) {
+            let snap = self.writer.log().snapshot().unwrap();
+            let events = load_events(&snap, None).unwrap();
+            let whole = Refolded::of_events(&events, self.window, &PARTS).unwrap();
+            let model = ReadModel::open(self.root()).unwrap().unwrap();
+            for (k, part) in PARTS.into_iter().enumerate() {
+                let mut stored = Vec::new();
+                for c in model.manifest.components.values() {
+                    stored.extend(model.read_component(part, c).unwrap());
+                }
+                assert_eq!(rows(&stored), rows(&whole.parts[k]), "{}", part.name());
+            }
+            assert_eq!(model.counts(), whole.counts);
+            // Each segment lies within one epoch of its component.
+            let m = &model.manifest;
+            for (s, segments) in m.segments.iter().enumerate() {
+                let c = &m.components[&m.find(s as u32)];
+                let cuts: Vec<i64> = c.epochs.iter().filter_map(|e| e.from).collect();
+                let epoch = |t: i64| cuts.iter().take_while(|&&c| c <= t).count();
+                for seg in segments {
+                    let (lo, hi) = m.spans[seg];
+                    assert_eq!(epoch(lo), epoch(hi), "{seg} straddles a cut of {cuts:?}");
+                }
+            }
+        }
+    }
+
+    /// Rows as text, sorted: the files' order is the model's business.
+    fn rows(batches: &[RecordBatch]) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in batches {
+            for r in 0..b.num_rows() {
+                let cells: Vec<String> =
+                    b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect();
+                out.push(cells.join("|"));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The epoch starts of the component of service 0.
+    fn cuts(m: &Manifest) -> Vec<Option<i64>> {
+        m.components.values().next().unwrap().epochs.iter().map(|e| e.from).collect()
+    }
+
+    fn ids(m: &Manifest) -> Vec<String> {
+        m.components.values().flat_map(|c| c.epochs.iter().map(|e| e.id.clone())).collect()
+    }
+
+    fn month(n: i64) -> i64 {
+        // The start of the n-th month after January 2026.
+        let mut t = month_start(START);
+        for _ in 0..n {
+            t = month_start(t + 32 * DAY);
+        }
+        t
+    }
+
+    const SERVICES: [&str; 2] = ["a", "b"];
+
+    /// 150 days appended a week at a time, in order.
+    fn in_order(window: Option<i64>) -> Data {
+        let mut data = Data::new(window);
+        for w in 0..22 {
+            let m = data.append(&days(&SERVICES, w * 7..w * 7 + 7));
+            for c in m.components.values() {
+                assert!(c.epochs.len() <= MAX_EPOCHS, "{:?}", c.epochs.len());
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn appends_later_than_everything_open_epochs_and_fold_only_those() {
+        let mut data = in_order(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
+        let m = data.manifest();
+        assert_eq!(m.components.len(), 2);
+        assert!(cuts(&m).len() > 1, "{:?}", cuts(&m));
+        // A batch in the last epoch's month: only the last epoch is new.
+        let before = ids(&m);
+        let m = data.append(&days(&SERVICES, 154..156));
+        let after = ids(&m);
+        let kept = before.iter().filter(|id| after.contains(id)).count();
+        assert_eq!(kept, before.len() - 2, "one epoch per component refolded: {before:?} {after:?}");
+    }
+
+    #[test]
+    fn late_batches_refold_their_epoch_and_unclean_cuts_merge() {
+        let window = crate::project::DEFAULT_ATTRIBUTION_WINDOW;
+        let mut data = in_order(window);
+        let m = data.manifest();
+        let cuts_before = cuts(&m);
+        let n = cuts_before.len();
+        assert!(n >= 3, "{cuts_before:?}");
+        let last_cut = cuts_before[n - 1].unwrap();
+        let prev_cut = cuts_before[n - 2].unwrap();
+
+        // A clean late batch inside the epoch before last: new ids, shipped
+        // within it.
+        let t = prev_cut + 3 * DAY;
+        let before = ids(&m);
+        let m = data.append(&[commit("a", "late-1", t + 10 * HOUR), deploy("a", "qa", "late-d1", t + 11 * HOUR, Some("late-1"))]);
+        assert_eq!(cuts(&m), cuts_before, "a clean late batch keeps the cuts");
+        let changed = ids(&m).iter().filter(|id| !before.contains(id)).count();
+        assert!(changed <= 2, "only the epoch it lands in (and its successor) refold: {changed}");
+
+        // (c) A commit of `a` left unshipped to production at the end of
+        // the epoch before last: the last epoch's first deployment ships it.
+        let m = data.append(&[commit("a", "unshipped", last_cut - HOUR)]);
+        let a = &m.components.values().next().unwrap().epochs;
+        assert!(!a.iter().any(|e| e.from == Some(last_cut)), "the cut at {last_cut} is unclean: {:?}", cuts(&m));
+
+        // (a) A rollback in the last epoch of a deployment of the one before.
+        let m = data.manifest();
+        let cuts_b: Vec<Option<i64>> = m.components.values().nth(1).unwrap().epochs.iter().map(|e| e.from).collect();
+        let cut = cuts_b.last().unwrap().unwrap();
+        let last_day = (cut - START) / DAY - 1;
+        let m = data.append(&[rollback("b", &format!("p-b-{last_day}"), cut + 2 * HOUR)]);
+        let b: Vec<Option<i64>> = m.components.values().nth(1).unwrap().epochs.iter().map(|e| e.from).collect();
+        assert!(!b.contains(&Some(cut)), "a rollback across {cut} joins its epochs: {b:?}");
+    }
+
+    #[test]
+    fn an_incident_inferred_across_a_cut_merges_its_epochs() {
+        for window in [Some(24 * HOUR), None] {
+            let mut data = in_order(window);
+            let m = data.manifest();
+            let c = cuts(&m);
+            let cut = c[c.len() - 1].unwrap();
+            // Opened before the first deployment of the month: the last
+            // deployment of the month before (9.5 h earlier) caused it.
+            let m = data.append(&[incident("opened", "a", "across", cut + 30 * 60_000_000)]);
+            assert!(!cuts(&m).contains(&Some(cut)), "{window:?}: {:?}", cuts(&m));
+            // Later in the month, after a deployment of the month: clean.
+            let m = data.manifest();
+            let c = cuts(&m);
+            let late = c.last().unwrap().unwrap() + 10 * DAY + 20 * HOUR;
+            let m = data.append(&[incident("opened", "b", "inside", late)]);
+            assert_eq!(m.components.values().nth(1).map(|c| c.epochs.len()).unwrap() > 1, true);
+        }
+    }
+
+    #[test]
+    fn shuffled_batches_with_late_events_stay_exact() {
+        for window in [Some(HOUR), None] {
+            let mut lines = days(&["a", "b", "c"], 0..100);
+            // A deployment named from two services joins them.
+            lines.push(deploy("c", "production", "p-a-50", START + 50 * DAY + 15 * HOUR, None));
+            let mut seed = 0x5eed_u64;
+            for i in (1..lines.len()).rev() {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                lines.swap(i, (seed >> 33) as usize % (i + 1));
+            }
+            let mut data = Data::new(window);
+            for chunk in lines.chunks(lines.len() / 9 + 1) {
+                data.append(chunk);
+            }
+            // Late events in old months, and later than everything.
+            data.append(&days(&["a"], 100..103));
+            data.append(&[commit("b", "old", START + 20 * DAY), incident("resolved", "c", "i-c-95", START + 96 * DAY)]);
+            let _ = month(0);
+        }
+    }
+}
