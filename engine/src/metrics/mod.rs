@@ -4,5 +4,7 @@
 mod grid;
 mod quality;
 
-pub use grid::{PartialBucket, dora_metrics, dora_metrics_schema, grid_starts, metric_grid, metric_rows, metric_rows_within};
+pub use grid::{
+    PartialBucket, dora_metrics, dora_metrics_schema, grid_starts, metric_grid, metric_rows, metric_rows_within,
+};
 pub use quality::{ProjectedCounts, dora_quality, quality_schema};

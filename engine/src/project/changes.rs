@@ -62,9 +62,27 @@ pub fn commits(events: &[Event]) -> HashMap<&str, Commit<'_>> {
 /// When and by which deployment a change first shipped.
 type FirstShip<'a> = (i64, &'a Deployment);
 
+/// A commit of an earlier part of a history folded in parts (see
+/// `readmodel::epochs`) that had not yet shipped to every environment its
+/// service deploys to, and where it had: a later part's deployments ship it
+/// by rules 2 and 3 as the whole history's would.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Carried {
+    pub sha: String,
+    pub service: String,
+    pub committed_at: i64,
+    pub shipped_to: Vec<String>,
+}
+
 /// One row per (commit, environment) a successful deployment shipped it to,
-/// with the first such deployment. Sorted by environment, deployment order, sha.
-pub fn changes<'a>(deployments: &'a [Deployment], commits: &HashMap<&'a str, Commit<'a>>) -> Vec<Change> {
+/// with the first such deployment. Sorted by environment, deployment order,
+/// sha. `commits` includes the carried ones; `shipped` holds (sha,
+/// environment) of carried commits already shipped there.
+pub fn changes<'a>(
+    deployments: &'a [Deployment],
+    commits: &HashMap<&'a str, Commit<'a>>,
+    shipped_before: &HashSet<(&str, &str)>,
+) -> Vec<Change> {
     // Each service's commits in time order, for the "every commit up to" rules.
     let mut by_service: HashMap<&str, Vec<&Commit>> = HashMap::new();
     for c in commits.values() {
@@ -84,7 +102,12 @@ pub fn changes<'a>(deployments: &'a [Deployment], commits: &HashMap<&'a str, Com
     let mut first: HashMap<(&str, &str), FirstShip> = HashMap::new();
     for ((service, env), mut stream) in streams {
         stream.sort_by(|a, b| (a.finished_at, &a.deployment_id).cmp(&(b.finished_at, &b.deployment_id)));
-        let service_commits = by_service.get(service).map(Vec::as_slice).unwrap_or(&[]);
+        let mut service_commits = by_service.get(service).map(Vec::as_slice).unwrap_or(&[]);
+        let unshipped: Vec<&Commit>;
+        if !shipped_before.is_empty() {
+            unshipped = service_commits.iter().copied().filter(|c| !shipped_before.contains(&(c.sha, env))).collect();
+            service_commits = &unshipped;
+        }
         let mut shipped: HashSet<&str> = HashSet::new();
         // Commits before `swept` (in time order) have all shipped: rules 2
         // and 3 only ever look past it, so the stream costs O(commits).
@@ -183,7 +206,7 @@ mod tests {
     #[test]
     fn the_three_rules_and_first_shipment() {
         let events = log();
-        let ch = changes(&deployments(&events), &commits(&events));
+        let ch = changes(&deployments(&events), &commits(&events), &HashSet::new());
         let got: Vec<(&str, &str, &str, Option<i64>)> = ch
             .iter()
             .map(|c| (c.environment.as_str(), c.deployment_id.as_str(), c.commit_sha.as_str(), c.lead_time()))
@@ -213,7 +236,7 @@ mod tests {
             ev("w1", "deployment_succeeded", 30).dep("W1").svc("web").changes(&["a1"]),
             ev("w0", "deployment_succeeded", 15).dep("W0").env("staging").svc("web").changes(&["a1"]),
         ];
-        let ch = changes(&deployments(&events), &commits(&events));
+        let ch = changes(&deployments(&events), &commits(&events), &HashSet::new());
         let got: Vec<(&str, &str)> = ch.iter().map(|c| (c.environment.as_str(), c.deployment_id.as_str())).collect();
         assert_eq!(got, vec![("production", "D1"), ("staging", "W0")]);
     }

@@ -40,11 +40,24 @@ pub struct Projected {
 /// Applies SPEC §2 to `events`. `window` is the attribution window in µs
 /// (`None`: unbounded).
 pub fn project(events: &[Event], window: Option<i64>) -> Projected {
+    project_carrying(events, window, &[])
+}
+
+/// [`project`] of the events of one part of a history whose earlier parts
+/// left the commits `carried` unshipped somewhere (see
+/// [`changes::Carried`]); they are no events of this part.
+pub fn project_carrying(events: &[Event], window: Option<i64>, carried: &[changes::Carried]) -> Projected {
     let t = std::time::Instant::now();
     let mut deployments = deployments::deployments(events);
     let t1 = t.elapsed();
-    let commits = changes::commits(events);
-    let changes = changes::changes(&deployments, &commits);
+    let mut commits = changes::commits(events);
+    let mut shipped_before = datafusion::common::HashSet::new();
+    for c in carried {
+        let commit = changes::Commit { sha: &c.sha, service: &c.service, committed_at: c.committed_at };
+        commits.entry(&c.sha).or_insert(commit);
+        shipped_before.extend(c.shipped_to.iter().map(|e| (c.sha.as_str(), e.as_str())));
+    }
+    let changes = changes::changes(&deployments, &commits, &shipped_before);
     let t2 = t.elapsed();
     let (mut incidents, orphan_resolves) = incidents::incidents(events);
     incidents::attribute(&mut incidents, &mut deployments, window);

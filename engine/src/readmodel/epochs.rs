@@ -9,11 +9,14 @@
 //!     both sides: every entity's events, every explicit link (rollbacks,
 //!     explicit causes, remediations, `change_ids`, a deployment's head
 //!     commit) and every sha's earliest commit event stay on one side;
-//! (c) for each (service S, environment E) that R deploys to successfully,
-//!     every commit of S in L shipped to E within L: rules 2 and 3 ship
-//!     "every commit of S up to … not shipped to E before", so R would ship
-//!     what L left (a deployment in L never ships a commit of R: rule 3
-//!     looks back from its finish, rule 2 from its head commit, in L by (b));
+//! (c) R deploys a service S that has commits in L only to environments L
+//!     deployed S to: rules 2 and 3 ship "every commit of S up to … not
+//!     shipped to E before", so a first deployment to a new environment
+//!     ships S's whole history. The commits L left unshipped to an
+//!     environment it deployed S to are *carried* into R's fold
+//!     ([`Carried`]: with where they did ship), which ships them as the
+//!     whole fold does. (A deployment in L never ships a commit of R: rule 3
+//!     looks back from its finish, rule 2 from its head commit, in L by (b).)
 //! (d) no incident of R is inferred to be caused by a deployment of L: for
 //!     each (S, E), if L's last live deployment lies within the attribution
 //!     window before R's earliest incident, a successful deployment of R
@@ -28,6 +31,10 @@
 //! [`fold_component`]); (c) and (d) on each epoch's [`Summary`], kept in the
 //! manifest, so a cut is checked without reading the other side's events.
 //! An unclean cut is removed: its two epochs are folded as one.
+//!
+//! An epoch's fold so depends on the epochs before it (its [`Head`]: their
+//! carried commits, the environments they deployed each service to, and the
+//! previous epoch's tails, below); an epoch whose head changes is refolded.
 //!
 //! Metric rows: day and month buckets never straddle a cut, a week can. Its
 //! row belongs to the epoch holding the week's end: the epoch before keeps
@@ -57,8 +64,9 @@ use crate::event::Event;
 use crate::log::files::events_batch;
 use crate::log::{Ingested, Stamped, read_stored_events_in};
 use crate::metrics::{PartialBucket, ProjectedCounts, metric_rows_within};
+use crate::project::changes::{self, Carried};
 use crate::project::tables::table_batch;
-use crate::project::{Projected, changes, project};
+use crate::project::{Projected, project_carrying};
 
 /// Most epochs a component has; one more makes it folded whole again.
 pub(super) const MAX_EPOCHS: usize = 5;
@@ -80,16 +88,18 @@ pub(super) struct Epoch {
     /// Per metric grain (in [`PARTS`] order): what it collected for the
     /// bucket its end cuts, which the next epoch's row includes.
     pub tails: Vec<Vec<PartialBucket>>,
+    /// The commits it (and the epochs before) left unshipped somewhere,
+    /// which the next epoch's deployments may ship.
+    pub carry: Vec<Carried>,
 }
 
 /// What the checks of a cut need to know of each side (see the module doc).
 /// Maps are by service, then environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(super) struct Summary {
-    /// Commits (distinct shas with a commit event) per service.
+    /// Commits (distinct shas with a commit event) per service: the
+    /// services with history that a new environment would ship (c).
     commits: BTreeMap<String, u64>,
-    /// Per service S and environment E: the commits of S it shipped to E.
-    shipped: BTreeMap<String, BTreeMap<String, u64>>,
     /// Per (S, E): the earliest and latest `deployment_succeeded` of its
     /// successful deployments.
     live: BTreeMap<String, BTreeMap<String, (i64, i64)>>,
@@ -103,12 +113,6 @@ impl Summary {
         let commits = changes::commits(events);
         for c in commits.values() {
             *s.commits.entry(c.service.to_string()).or_default() += 1;
-        }
-        for change in &p.changes {
-            if let Some(c) = commits.get(change.commit_sha.as_str()) {
-                *s.shipped.entry(c.service.to_string()).or_default().entry(change.environment.clone()).or_default() +=
-                    1;
-            }
         }
         for d in p.deployments.iter().filter(|d| d.is_successful()) {
             let (Some(&first), Some(&last)) = (d.succeeded_at.iter().min(), d.succeeded_at.iter().max()) else {
@@ -133,11 +137,6 @@ impl Summary {
             for (k, n) in &x.commits {
                 *s.commits.entry(k.clone()).or_default() += n;
             }
-            for (k, envs) in &x.shipped {
-                for (e, n) in envs {
-                    *s.shipped.entry(k.clone()).or_default().entry(e.clone()).or_default() += n;
-                }
-            }
             for (k, envs) in &x.live {
                 for (e, &(first, last)) in envs {
                     s.live
@@ -150,7 +149,12 @@ impl Summary {
             }
             for (k, envs) in &x.incidents {
                 for (e, &o) in envs {
-                    s.incidents.entry(k.clone()).or_default().entry(e.clone()).and_modify(|x| *x = (*x).min(o)).or_insert(o);
+                    s.incidents
+                        .entry(k.clone())
+                        .or_default()
+                        .entry(e.clone())
+                        .and_modify(|x| *x = (*x).min(o))
+                        .or_insert(o);
                 }
             }
         }
@@ -161,12 +165,11 @@ impl Summary {
 /// Conditions (c) and (d) of the module doc for a cut between the epochs
 /// summed in `before` and in `after`, with attribution `window`.
 pub(super) fn clean(before: &Summary, after: &Summary, window: Option<i64>) -> bool {
-    let get = |m: &BTreeMap<String, BTreeMap<String, u64>>, s: &str, e: &str| {
-        m.get(s).and_then(|envs| envs.get(e)).copied().unwrap_or(0)
-    };
     for (s, envs) in &after.live {
-        let commits = before.commits.get(s).copied().unwrap_or(0);
-        if envs.keys().any(|e| get(&before.shipped, s, e) < commits) {
+        let known = before.live.get(s);
+        if before.commits.get(s).is_some_and(|&n| n > 0)
+            && envs.keys().any(|e| known.is_none_or(|k| !k.contains_key(e)))
+        {
             return false;
         }
     }
@@ -204,8 +207,9 @@ struct Piece {
     ingested: Option<(i64, i64)>,
     summary: Summary,
     tails: Vec<Vec<PartialBucket>>,
-    /// The head it was folded with (the previous epoch's tails).
-    head: Vec<Vec<PartialBucket>>,
+    carry: Vec<Carried>,
+    /// What it was folded with.
+    head: Head,
     /// Hashes of the ids its events name (conditions (a) and (b)).
     keys: HashSet<u64>,
 }
@@ -233,6 +237,12 @@ impl Slot {
         match self {
             Slot::Kept(e) => &e.tails,
             Slot::Fresh(p) => &p.tails,
+        }
+    }
+    fn carry(&self) -> &[Carried] {
+        match self {
+            Slot::Kept(e) => &e.carry,
+            Slot::Fresh(p) => &p.carry,
         }
     }
 }
@@ -271,9 +281,11 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
     }
     // Folded whole: its settled history and its last months apart.
     let all = reader.read(None, None)?;
-    let span = all.iter().flat_map(|s| &s.events).map(|e| e.occurred_at).fold(None, |acc: Option<(i64, i64)>, t| {
-        Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))))
-    });
+    let span = all
+        .iter()
+        .flat_map(|s| &s.events)
+        .map(|e| e.occurred_at)
+        .fold(None, |acc: Option<(i64, i64)>, t| Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)))));
     let mut cuts = Vec::new();
     if let Some((lo, hi)) = span {
         let mut c = month_start(hi);
@@ -288,7 +300,7 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
     let mut slots = Vec::new();
     for (i, &from) in bounds.iter().enumerate() {
         let to = bounds.get(i + 1).copied().flatten();
-        let head = slots.last().map_or_else(no_head, |s: &Slot| s.tails().to_vec());
+        let head = head_after(&slots);
         let events = within(&all, from, to);
         slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window)?));
     }
@@ -349,6 +361,12 @@ impl Reader<'_> {
     }
 }
 
+/// `events` before `cut` and from it.
+fn split(events: &Stamped, cut: i64) -> (Stamped, Stamped) {
+    let one = std::slice::from_ref(events);
+    (within(one, None, Some(cut)), within(one, Some(cut), None))
+}
+
 /// The events of `all` (per service) in [`from`, `to`), as one list.
 fn within(all: &[Stamped], from: Option<i64>, to: Option<i64>) -> Stamped {
     let inside = |t: i64| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e);
@@ -377,16 +395,67 @@ fn id_hashes(e: &Event, out: &mut Vec<u64>) {
     out[start..].iter_mut().for_each(|k| *k = keys::hash(*k));
 }
 
-/// Folds the events of one epoch, [`from`, `to`), with the tails `head`
-/// of the epoch before.
-fn fold_piece(
-    events: &Stamped,
-    from: Option<i64>,
-    to: Option<i64>,
-    head: Vec<Vec<PartialBucket>>,
-    window: Option<i64>,
-) -> Result<Piece> {
-    let p = project(&events.events, window);
+/// What folding an epoch takes from the epochs before it.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Head {
+    /// The previous epoch's tails.
+    tails: Vec<Vec<PartialBucket>>,
+    /// The commits they left unshipped somewhere.
+    carry: Vec<Carried>,
+    /// Per service, the environments they deployed it to.
+    envs: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The head of the epoch after `slots`.
+fn head_after(slots: &[Slot]) -> Head {
+    let mut envs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for slot in slots {
+        for (service, live) in &slot.summary().live {
+            envs.entry(service.clone()).or_default().extend(live.keys().cloned());
+        }
+    }
+    match slots.last() {
+        Some(last) => Head { tails: last.tails().to_vec(), carry: last.carry().to_vec(), envs },
+        None => Head { tails: vec![Vec::new(); grains().count()], carry: Vec::new(), envs },
+    }
+}
+
+/// The commits of an epoch (its own and those `carried` into it) not
+/// shipped by its end to every environment their service was deployed to
+/// (`envs`) by then, in time order.
+fn carry_out(
+    events: &[Event],
+    p: &Projected,
+    carried: &[Carried],
+    envs: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Carried> {
+    let mut shipped: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for c in &p.changes {
+        shipped.entry(c.commit_sha.as_str()).or_default().insert(c.environment.as_str());
+    }
+    let mut out = Vec::new();
+    let mut keep = |sha: &str, service: &str, committed_at: i64, before: &[String]| {
+        let mut to: BTreeSet<&str> = before.iter().map(String::as_str).collect();
+        to.extend(shipped.get(sha).into_iter().flatten());
+        if envs.get(service).is_some_and(|envs| envs.iter().any(|e| !to.contains(e.as_str()))) {
+            let shipped_to = to.into_iter().map(str::to_string).collect();
+            out.push(Carried { sha: sha.to_string(), service: service.to_string(), committed_at, shipped_to });
+        }
+    };
+    for c in changes::commits(events).values() {
+        keep(c.sha, c.service, c.committed_at, &[]);
+    }
+    for c in carried {
+        keep(&c.sha, &c.service, c.committed_at, &c.shipped_to);
+    }
+    out.sort_by(|a, b| (a.committed_at, &a.sha).cmp(&(b.committed_at, &b.sha)));
+    out
+}
+
+/// Folds the events of one epoch, [`from`, `to`), after the epochs `head`
+/// sums up.
+fn fold_piece(events: &Stamped, from: Option<i64>, to: Option<i64>, head: Head, window: Option<i64>) -> Result<Piece> {
+    let p = project_carrying(&events.events, window, &head.carry);
     let mut parts = Vec::with_capacity(PARTS.len());
     let mut tails = Vec::new();
     let mut grain_index = 0;
@@ -394,7 +463,7 @@ fn fold_piece(
         parts.push(vec![match part {
             Part::Rows(table) => table_batch(table, &p)?,
             Part::Metrics(grain) => {
-                let (rows, tail) = metric_rows_within(&p, grain, to, &head[grain_index])?;
+                let (rows, tail) = metric_rows_within(&p, grain, to, &head.tails[grain_index])?;
                 grain_index += 1;
                 tails.push(tail);
                 rows
@@ -403,6 +472,12 @@ fn fold_piece(
     }
     let mut hashes = Vec::new();
     events.events.iter().for_each(|e| id_hashes(e, &mut hashes));
+    let summary = Summary::of(&events.events, &p);
+    let mut envs = head.envs.clone();
+    for (service, live) in &summary.live {
+        envs.entry(service.clone()).or_default().extend(live.keys().cloned());
+    }
+    let carry = carry_out(&events.events, &p, &head.carry, &envs);
     Ok(Piece {
         from,
         parts,
@@ -410,8 +485,9 @@ fn fold_piece(
         span: p.span,
         pairs: p.pairs.iter().cloned().collect(),
         ingested: events.ingested_range(),
-        summary: Summary::of(&events.events, &p),
+        summary,
         tails,
+        carry,
         head,
         keys: hashes.into_iter().collect(),
     })
@@ -431,8 +507,9 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         return Ok(None);
     }
     let mut slots: Vec<Slot> = epochs.iter().cloned().map(Slot::Kept).collect();
-    // Events already read, by slot.
-    let mut read: HashMap<usize, Stamped> = HashMap::new();
+    // Events already read, by slot, and whether the ids of their new events
+    // were checked (see `ids_stay`).
+    let mut read: HashMap<usize, (Stamped, bool)> = HashMap::new();
     if touched.contains(&last) {
         let events = flatten(reader.read(epochs[last].from, None)?);
         let new = |at: i64| plan.after.is_none_or(|a| at > a);
@@ -443,10 +520,10 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             // New events all in a month after the last epoch's events: they
             // open an epoch of their own.
             Some(cut) if epochs[last].from.is_none_or(|f| cut > f) && last_old.is_some_and(|hi| hi < cut) => {
-                let (before, after) = (within(std::slice::from_ref(&events), None, Some(cut)), within(std::slice::from_ref(&events), Some(cut), None));
+                let (before, after) = split(&events, cut);
                 if !ids_stay(&after, plan) {
                     // It names ids of the epoch before: one epoch with it.
-                    read.insert(last, events);
+                    read.insert(last, (events, false));
                 } else {
                     if epochs.len() >= MAX_EPOCHS {
                         return Ok(None);
@@ -457,15 +534,37 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                     let week = bucket_start(cut, Grain::Week);
                     if week < cut && last_old.is_some_and(|hi| hi >= week) {
                         touched.insert(last);
-                        read.insert(last, before);
+                        read.insert(last, (before, true));
                     }
                     slots.push(Slot::Kept(Epoch { from: Some(cut), ..placeholder() }));
                     touched.insert(last + 1);
-                    read.insert(last + 1, after);
+                    read.insert(last + 1, (after, true));
                 }
             }
             _ => {
-                read.insert(last, events);
+                // The last epoch, folded again anyway, is cut at the start
+                // of its last month when it spans more than one (`settle`
+                // joins them again if that cut is unclean).
+                if !ids_stay(&events, plan) {
+                    return Ok(None);
+                }
+                let hi = events.events.iter().map(|e| e.occurred_at).max();
+                let lo = events.events.iter().map(|e| e.occurred_at).min();
+                match (lo, hi.map(month_start)) {
+                    (Some(lo), Some(cut)) if lo < cut && epochs[last].from.is_none_or(|f| cut > f) => {
+                        if epochs.len() >= MAX_EPOCHS {
+                            return Ok(None);
+                        }
+                        let (before, after) = split(&events, cut);
+                        read.insert(last, (before, true));
+                        slots.push(Slot::Kept(Epoch { from: Some(cut), ..placeholder() }));
+                        touched.insert(last + 1);
+                        read.insert(last + 1, (after, true));
+                    }
+                    _ => {
+                        read.insert(last, (events, true));
+                    }
+                }
             }
         }
     }
@@ -476,25 +575,21 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             continue;
         }
         let (from, to) = (slots[i].from(), slots.get(i + 1).and_then(Slot::from));
-        let events = match read.remove(&i) {
-            Some(events) => events,
-            None => flatten(reader.read(from, to)?),
+        let (events, checked) = match read.remove(&i) {
+            Some(read) => read,
+            None => (flatten(reader.read(from, to)?), false),
         };
-        if !ids_stay(&events, plan) {
+        if !checked && !ids_stay(&events, plan) {
             return Ok(None);
         }
-        let head = if i == 0 { no_head() } else { slots[i - 1].tails().to_vec() };
-        let piece = fold_piece(&events, from, to, head, reader.m.window)?;
-        if piece.tails.as_slice() != slots[i].tails() {
+        let piece = fold_piece(&events, from, to, head_after(&slots[..i]), reader.m.window)?;
+        let before = head_after(&slots[..=i]);
+        slots[i] = Slot::Fresh(piece);
+        if head_after(&slots[..=i]) != before {
             touched.insert(i + 1);
         }
-        slots[i] = Slot::Fresh(piece);
     }
     Ok(Some(settle(reader, slots)?))
-}
-
-fn no_head() -> Vec<Vec<PartialBucket>> {
-    vec![Vec::new(); grains().count()]
 }
 
 /// Whether every id the new events of `events` (one epoch's) name that an
@@ -563,11 +658,10 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>) -> Result<Vec<Slot>> {
             return Ok(slots);
         }
         // The head each slot was folded with.
-        let heads: Vec<Vec<Vec<PartialBucket>>> = (0..slots.len())
+        let heads: Vec<Head> = (0..slots.len())
             .map(|i| match &slots[i] {
                 Slot::Fresh(p) => p.head.clone(),
-                Slot::Kept(_) if i == 0 => no_head(),
-                Slot::Kept(_) => slots[i - 1].tails().to_vec(),
+                Slot::Kept(_) => head_after(&slots[..i]),
             })
             .collect();
         // Runs of slots joined by unclean cuts: (first, last) positions.
@@ -583,7 +677,7 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>) -> Result<Vec<Slot>> {
         for (k, &(first, last)) in runs.iter().enumerate() {
             let from = old[first].as_ref().and_then(Slot::from);
             let to = runs.get(k + 1).and_then(|&(f, _)| old[f].as_ref().and_then(Slot::from));
-            let head = next.last().map_or_else(no_head, |s| s.tails().to_vec());
+            let head = head_after(&next);
             if first == last && heads[first] == head {
                 next.extend(old[first].take());
                 continue;
@@ -605,18 +699,13 @@ fn placeholder() -> Epoch {
         ingested: None,
         summary: Summary::default(),
         tails: Vec::new(),
+        carry: Vec::new(),
     }
 }
 
 /// Writes the fresh epochs' files and the segments to rewrite; `all`: the
 /// component's events per service when it was read whole.
-fn finish(
-    data: &Path,
-    reader: &Reader,
-    root: u32,
-    slots: Vec<Slot>,
-    mut all: Option<Vec<Stamped>>,
-) -> Result<Folded> {
+fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Option<Vec<Stamped>>) -> Result<Folded> {
     let dir = reader.dir;
     let m = reader.m;
     let mut checksums = BTreeMap::new();
@@ -642,6 +731,7 @@ fn finish(
                     ingested: p.ingested,
                     summary: p.summary,
                     tails: p.tails,
+                    carry: p.carry,
                 }
             }
         });
@@ -657,7 +747,9 @@ fn finish(
         let mut straddles = false;
         for seg in names {
             match m.spans.get(seg) {
-                Some(&(lo, hi)) if epoch_of(lo) == epoch_of(hi) => groups.entry(epoch_of(lo)).or_default().push(seg.clone()),
+                Some(&(lo, hi)) if epoch_of(lo) == epoch_of(hi) => {
+                    groups.entry(epoch_of(lo)).or_default().push(seg.clone())
+                }
                 _ => straddles = true,
             }
         }
@@ -837,8 +929,7 @@ mod tests {
         let mut out = Vec::new();
         for b in batches {
             for r in 0..b.num_rows() {
-                let cells: Vec<String> =
-                    b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect();
+                let cells: Vec<String> = b.columns().iter().map(|c| array_value_to_string(c, r).unwrap()).collect();
                 out.push(cells.join("|"));
             }
         }
@@ -907,14 +998,22 @@ mod tests {
         // within it.
         let t = prev_cut + 3 * DAY;
         let before = ids(&m);
-        let m = data.append(&[commit("a", "late-1", t + 10 * HOUR), deploy("a", "qa", "late-d1", t + 11 * HOUR, Some("late-1"))]);
+        let m = data.append(&[
+            commit("a", "late-1", t + 10 * HOUR),
+            deploy("a", "production", "late-d1", t + 11 * HOUR, Some("late-1")),
+        ]);
         assert_eq!(cuts(&m), cuts_before, "a clean late batch keeps the cuts");
         let changed = ids(&m).iter().filter(|id| !before.contains(id)).count();
         assert!(changed <= 2, "only the epoch it lands in (and its successor) refold: {changed}");
 
-        // (c) A commit of `a` left unshipped to production at the end of
-        // the epoch before last: the last epoch's first deployment ships it.
+        // A commit of `a` left unshipped at the end of the epoch before
+        // last: carried into the last, whose first deployment ships it.
         let m = data.append(&[commit("a", "unshipped", last_cut - HOUR)]);
+        assert_eq!(cuts(&m), cuts_before, "an unshipped commit is carried");
+
+        // (c) A first deployment of `a` to a new environment in the last
+        // epoch ships all of its history there.
+        let m = data.append(&[deploy("a", "qa", "first-qa", last_cut + 2 * DAY, None)]);
         let a = &m.components.values().next().unwrap().epochs;
         assert!(!a.iter().any(|e| e.from == Some(last_cut)), "the cut at {last_cut} is unclean: {:?}", cuts(&m));
 

@@ -158,7 +158,8 @@ impl Component {
         let mut counts = ProjectedCounts::default();
         let mut pairs = BTreeSet::new();
         let (mut span, mut ingested) = (None, None);
-        let widen = |acc: Option<(i64, i64)>, (lo, hi): (i64, i64)| Some(acc.map_or((lo, hi), |(l, h)| (lo.min(l), hi.max(h))));
+        let widen =
+            |acc: Option<(i64, i64)>, (lo, hi): (i64, i64)| Some(acc.map_or((lo, hi), |(l, h)| (lo.min(l), hi.max(h))));
         for e in &epochs {
             counts += e.counts;
             pairs.extend(e.pairs.iter().cloned());
@@ -736,8 +737,12 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     m.retired = kept;
     // Checksums of files no longer named go with them.
     let live = m.live_files();
-    let components: BTreeSet<String> =
-        m.components.values().flat_map(Component::ids).flat_map(|id| PARTS.map(|part| component_file(part, id))).collect();
+    let components: BTreeSet<String> = m
+        .components
+        .values()
+        .flat_map(Component::ids)
+        .flat_map(|id| PARTS.map(|part| component_file(part, id)))
+        .collect();
     m.checksums.retain(|name, _| live.contains(name) || components.contains(name));
     m.spans.retain(|name, _| live.contains(name));
     m.checksum = SEAL_PLACEHOLDER.into();
