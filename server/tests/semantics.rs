@@ -305,6 +305,55 @@ fn the_read_model_built_batch_by_batch_agrees_with_folding_the_whole_log() {
     }
 }
 
+#[test]
+fn a_history_folded_in_epochs_agrees_with_folding_the_whole_log() {
+    // Half a year appended in time order (each component's last months
+    // become epochs of their own, see `readmodel/epochs.rs`), then batches
+    // later than everything, late ones into settled and recent months, and
+    // a fixture whose ids join services: after each, the model answers as
+    // the in-memory fold of the log, and `leadline check` agrees.
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history.ndjson");
+    generate(&history, 21, 6, 180);
+    let text = std::fs::read_to_string(&history).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let data = dir.path().join("data");
+    let check = |what: &str| {
+        let want = everything(&data, Some("9999-01-01T00:00:00Z"));
+        assert!(want.len() > 100, "{what}");
+        assert_same(&everything(&data, None), &want, what);
+    };
+    for (i, chunk) in lines.chunks(lines.len() / 12 + 1).enumerate() {
+        let p = dir.path().join(format!("part-{i}.ndjson"));
+        std::fs::write(&p, chunk.join("\n")).unwrap();
+        ingest(&data, &[&p]);
+        if i % 4 == 3 {
+            check(&format!("in order, part {i}"));
+        }
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("model/MANIFEST.json")).unwrap()).unwrap();
+    let epochs = manifest["components"].as_object().unwrap().values().map(|c| c["epochs"].as_array().unwrap().len());
+    assert!(epochs.clone().any(|n| n > 1), "{:?}", epochs.collect::<Vec<_>>());
+    for (name, start, seed) in [
+        ("later", "2026-07-10", "1021"),
+        ("late into settled history", "2026-02-02", "2021"),
+        ("late into a recent month", "2026-06-03", "3021"),
+        ("later again", "2026-07-20", "4021"),
+    ] {
+        let p = dir.path().join(format!("{seed}.ndjson"));
+        let args = ["generate", "--seed", seed, "--services", "6", "--days", "7", "--start", start, "--events", "400"];
+        let out = run(&[&args[..], &["--output", &p.display().to_string()]].concat());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        ingest(&data, &[&p]);
+        check(name);
+    }
+    ingest(&data, &[&fixtures().join("mixed/events.ndjson")]);
+    check("mixed");
+    let out = run(&["check", "--data", &data.display().to_string()]);
+    assert!(out.status.success(), "leadline check: {}", String::from_utf8_lossy(&out.stdout));
+}
+
 /// Asserts `got == want`, naming the first row that differs.
 fn assert_same(got: &[Value], want: &[Value], ctx: &str) {
     if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
