@@ -91,6 +91,9 @@ pub(super) struct Epoch {
     /// The commits it (and the epochs before) left unshipped somewhere,
     /// which the next epoch's deployments may ship.
     pub carry: Vec<Carried>,
+    /// The last cut inside it found unclean (not tried again).
+    #[serde(default)]
+    pub unclean: Option<i64>,
 }
 
 /// What the checks of a cut need to know of each side (see the module doc).
@@ -208,9 +211,10 @@ struct Piece {
     summary: Summary,
     tails: Vec<Vec<PartialBucket>>,
     carry: Vec<Carried>,
+    unclean: Option<i64>,
     /// What it was folded with.
     head: Head,
-    /// Hashes of the ids its events name (conditions (a) and (b)).
+    /// Hashes of the ids its events name (conditions (a) and (b); see [`Ids`]).
     keys: HashSet<u64>,
 }
 
@@ -302,9 +306,9 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
         let to = bounds.get(i + 1).copied().flatten();
         let head = head_after(&slots);
         let events = within(&all, from, to);
-        slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window)?));
+        slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, Ids::All)?));
     }
-    let slots = settle(&reader, slots)?;
+    let slots = settle(&reader, slots, Ids::All)?;
     finish(data, &reader, root, slots, Some(all))
 }
 
@@ -395,6 +399,24 @@ fn id_hashes(e: &Event, out: &mut Vec<u64>) {
     out[start..].iter_mut().for_each(|k| *k = keys::hash(*k));
 }
 
+/// Which events' ids a fold keeps for the checks of (a) and (b) between the
+/// epochs folded in one update: all, or (appending to epochs whose cuts were
+/// clean) those of the events ingested after the given time.
+#[derive(Debug, Clone, Copy)]
+enum Ids {
+    All,
+    NewerThan(Option<i64>),
+}
+
+impl Ids {
+    fn includes(self, ingested_at: i64) -> bool {
+        match self {
+            Ids::All => true,
+            Ids::NewerThan(after) => after.is_none_or(|a| ingested_at > a),
+        }
+    }
+}
+
 /// What folding an epoch takes from the epochs before it.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Head {
@@ -454,7 +476,14 @@ fn carry_out(
 
 /// Folds the events of one epoch, [`from`, `to`), after the epochs `head`
 /// sums up.
-fn fold_piece(events: &Stamped, from: Option<i64>, to: Option<i64>, head: Head, window: Option<i64>) -> Result<Piece> {
+fn fold_piece(
+    events: &Stamped,
+    from: Option<i64>,
+    to: Option<i64>,
+    head: Head,
+    window: Option<i64>,
+    ids: Ids,
+) -> Result<Piece> {
     let p = project_carrying(&events.events, window, &head.carry);
     let mut parts = Vec::with_capacity(PARTS.len());
     let mut tails = Vec::new();
@@ -471,7 +500,11 @@ fn fold_piece(events: &Stamped, from: Option<i64>, to: Option<i64>, head: Head, 
         }]);
     }
     let mut hashes = Vec::new();
-    events.events.iter().for_each(|e| id_hashes(e, &mut hashes));
+    for (e, &at) in events.events.iter().zip(&events.ingested_at) {
+        if ids.includes(at) {
+            id_hashes(e, &mut hashes);
+        }
+    }
     let summary = Summary::of(&events.events, &p);
     let mut envs = head.envs.clone();
     for (service, live) in &summary.live {
@@ -488,6 +521,7 @@ fn fold_piece(events: &Stamped, from: Option<i64>, to: Option<i64>, head: Head, 
         summary,
         tails,
         carry,
+        unclean: None,
         head,
         keys: hashes.into_iter().collect(),
     })
@@ -510,6 +544,8 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
     // Events already read, by slot, and whether the ids of their new events
     // were checked (see `ids_stay`).
     let mut read: HashMap<usize, (Stamped, bool)> = HashMap::new();
+    // The last epoch's two halves when it is cut in two.
+    let mut split_at: Option<(usize, usize)> = None;
     if touched.contains(&last) {
         let events = flatten(reader.read(epochs[last].from, None)?);
         let new = |at: i64| plan.after.is_none_or(|a| at > a);
@@ -544,14 +580,19 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             _ => {
                 // The last epoch, folded again anyway, is cut at the start
                 // of its last month when it spans more than one (`settle`
-                // joins them again if that cut is unclean).
+                // joins them again if that cut is unclean; it is not tried
+                // again at the same month).
                 if !ids_stay(&events, plan) {
                     return Ok(None);
                 }
                 let hi = events.events.iter().map(|e| e.occurred_at).max();
                 let lo = events.events.iter().map(|e| e.occurred_at).min();
                 match (lo, hi.map(month_start)) {
-                    (Some(lo), Some(cut)) if lo < cut && epochs[last].from.is_none_or(|f| cut > f) => {
+                    (Some(lo), Some(cut))
+                        if lo < cut
+                            && epochs[last].from.is_none_or(|f| cut > f)
+                            && epochs[last].unclean != Some(cut) =>
+                    {
                         if epochs.len() >= MAX_EPOCHS {
                             return Ok(None);
                         }
@@ -560,6 +601,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                         slots.push(Slot::Kept(Epoch { from: Some(cut), ..placeholder() }));
                         touched.insert(last + 1);
                         read.insert(last + 1, (after, true));
+                        split_at = Some((last, last + 1));
                     }
                     _ => {
                         read.insert(last, (events, true));
@@ -582,14 +624,20 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         if !checked && !ids_stay(&events, plan) {
             return Ok(None);
         }
-        let piece = fold_piece(&events, from, to, head_after(&slots[..i]), reader.m.window)?;
+        // The two halves of a last epoch cut in two: their old events may
+        // name ids across the new cut.
+        let ids = if split_at.is_some_and(|(a, b)| i == a || i == b) { Ids::All } else { Ids::NewerThan(plan.after) };
+        let mut piece = fold_piece(&events, from, to, head_after(&slots[..i]), reader.m.window, ids)?;
+        if let Slot::Kept(e) = &slots[i] {
+            piece.unclean = e.unclean;
+        }
         let before = head_after(&slots[..=i]);
         slots[i] = Slot::Fresh(piece);
         if head_after(&slots[..=i]) != before {
             touched.insert(i + 1);
         }
     }
-    Ok(Some(settle(reader, slots)?))
+    Ok(Some(settle(reader, slots, Ids::NewerThan(plan.after))?))
 }
 
 /// Whether every id the new events of `events` (one epoch's) name that an
@@ -628,11 +676,12 @@ fn named(e: &Event) -> impl Iterator<Item = (u8, &str)> {
 
 /// Removes unclean cuts until every cut is clean: two epochs whose cut is
 /// unclean are folded as one (and the epoch after, if its head changed).
-fn settle(reader: &Reader, mut slots: Vec<Slot>) -> Result<Vec<Slot>> {
+fn settle(reader: &Reader, mut slots: Vec<Slot>, ids: Ids) -> Result<Vec<Slot>> {
     loop {
         let mut unclean: BTreeSet<usize> = BTreeSet::new();
         // (a), (b) between fresh epochs: an id named in two. (A new event
-        // naming an id of an epoch kept as it is was found by `ids_stay`.)
+        // naming an id of an epoch kept as it is was found by `ids_stay`;
+        // the old events of two epochs name none.)
         let mut owner: HashMap<u64, usize> = HashMap::new();
         for (i, slot) in slots.iter().enumerate() {
             let Slot::Fresh(p) = slot else { continue };
@@ -683,7 +732,9 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>) -> Result<Vec<Slot>> {
                 continue;
             }
             let events = flatten(reader.read(from, to)?);
-            next.push(Slot::Fresh(fold_piece(&events, from, to, head, reader.m.window)?));
+            let mut piece = fold_piece(&events, from, to, head, reader.m.window, ids)?;
+            piece.unclean = (first < last).then(|| old[last].as_ref().and_then(Slot::from)).flatten();
+            next.push(Slot::Fresh(piece));
         }
         slots = next;
     }
@@ -700,6 +751,7 @@ fn placeholder() -> Epoch {
         summary: Summary::default(),
         tails: Vec::new(),
         carry: Vec::new(),
+        unclean: None,
     }
 }
 
@@ -732,6 +784,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
                     summary: p.summary,
                     tails: p.tails,
                     carry: p.carry,
+                    unclean: p.unclean,
                 }
             }
         });
