@@ -256,12 +256,14 @@ pub(super) struct Folded {
     pub component: Component,
     /// Checksums of the files written, by name.
     pub checksums: BTreeMap<String, u64>,
-    /// Per service whose segments were rewritten: the old ones and the new
-    /// ones with their spans.
-    pub segments: Vec<(u32, Vec<String>, Vec<(String, (i64, i64))>)>,
+    /// Per service whose segments were rewritten: the old ones and the new.
+    pub segments: Vec<(u32, Vec<String>, Vec<Segment>)>,
     /// Epochs it wrote.
     pub written: Vec<String>,
 }
+
+/// A segment written: its name and span of `occurred_at`.
+pub(super) type Segment = (String, (i64, i64));
 
 /// How a component is folded: `old` is its model before this update when
 /// it is the same component (no services joined it), `touched` the starts
@@ -834,7 +836,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
             }
             let (name, checksum, span) = w.finish()?;
             checksums.insert(name.clone(), checksum);
-            new.push((name, span.unwrap_or_default()));
+            new.push((name, span));
         }
         segments.push((s, old_names, new));
     }
@@ -1096,7 +1098,7 @@ mod tests {
             let c = cuts(&m);
             let late = c.last().unwrap().unwrap() + 10 * DAY + 20 * HOUR;
             let m = data.append(&[incident("opened", "b", "inside", late)]);
-            assert_eq!(m.components.values().nth(1).map(|c| c.epochs.len()).unwrap() > 1, true);
+            assert!(m.components.values().nth(1).map(|c| c.epochs.len()).unwrap() > 1);
         }
     }
 

@@ -620,7 +620,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         let (name, checksum, span) = w.finish()?;
         unsynced.push(dir.join(&name));
         m.checksums.insert(name.clone(), checksum);
-        m.spans.insert(name.clone(), span.unwrap_or_default());
+        m.spans.insert(name.clone(), span);
         m.segments[s as usize].push(name);
     }
     // Components as they were before the joins below.
@@ -860,11 +860,11 @@ impl SegmentWriter {
     }
 
     /// Closes the segment (synced with the update's other files): its
-    /// name, checksum and span.
-    fn finish(mut self) -> Result<(String, u64, Option<(i64, i64)>)> {
+    /// name, checksum and span (of a segment with no events: (0, 0)).
+    fn finish(mut self) -> Result<(String, u64, (i64, i64))> {
         self.encode()?;
         let (_file, checksum) = self.writer.into_inner().map_err(|e| written(&self.path, e))?.finish();
-        Ok((self.name, checksum, self.span))
+        Ok((self.name, checksum, self.span.unwrap_or_default()))
     }
 }
 
