@@ -1001,15 +1001,6 @@ mod tests {
         m.components.values().flat_map(|c| c.epochs.iter().map(|e| e.id.clone())).collect()
     }
 
-    fn month(n: i64) -> i64 {
-        // The start of the n-th month after January 2026.
-        let mut t = month_start(START);
-        for _ in 0..n {
-            t = month_start(t + 32 * DAY);
-        }
-        t
-    }
-
     const SERVICES: [&str; 2] = ["a", "b"];
 
     /// 150 days appended a week at a time, in order.
@@ -1103,6 +1094,33 @@ mod tests {
     }
 
     #[test]
+    fn a_last_epoch_cut_in_two_across_an_id_stays_one() {
+        let mut data = in_order(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
+        let c = cuts(&data.manifest());
+        let last = c.last().unwrap().unwrap();
+        let next = month_start(last + 32 * DAY);
+        let first_day = (next - START) / DAY;
+        // Started at the end of the last epoch's month, finished in the next
+        // month: cutting the last epoch at that month would split it.
+        let started = deploy("a", "production", "across-months", next - 2 * HOUR, None)
+            .replace("deployment_succeeded", "deployment_started")
+            .replace("d-across-months", "s-across-months");
+        let mut lines = days(&SERVICES, first_day - 2..first_day);
+        lines.push(started);
+        data.append(&lines);
+        // With events of the last epoch's month too: no epoch of its own,
+        // the last epoch (spanning two months now) is cut at the second.
+        let mut lines = days(&SERVICES, first_day + 1..first_day + 2);
+        lines.push(deploy("a", "production", "across-months", next + 2 * HOUR, None));
+        lines.extend(SERVICES.iter().map(|s| commit(s, &format!("{s}-late-june"), next - HOUR)));
+        let m = data.append(&lines);
+        assert!(!cuts(&m).contains(&Some(next)), "{:?}", cuts(&m));
+        // Service b has no such deployment: its last epoch is cut in two.
+        let b: Vec<Option<i64>> = m.components.values().nth(1).unwrap().epochs.iter().map(|e| e.from).collect();
+        assert!(b.contains(&Some(next)), "{b:?}");
+    }
+
+    #[test]
     fn shuffled_batches_with_late_events_stay_exact() {
         for window in [Some(HOUR), None] {
             let mut lines = days(&["a", "b", "c"], 0..100);
@@ -1120,7 +1138,6 @@ mod tests {
             // Late events in old months, and later than everything.
             data.append(&days(&["a"], 100..103));
             data.append(&[commit("b", "old", START + 20 * DAY), incident("resolved", "c", "i-c-95", START + 96 * DAY)]);
-            let _ = month(0);
         }
     }
 }
