@@ -183,10 +183,10 @@ def pristine(tmp_path_factory):
 
 
 def live_model_file(data: pathlib.Path, table: str) -> pathlib.Path:
-    """A file of the read model's current components: in its published table."""
+    """A file of the read model's current components (of a component's last epoch): in its published table."""
     manifest = json.loads((data / "model" / "MANIFEST.json").read_text())
     component = next(iter(manifest["components"].values()))
-    return data / "tables" / table / f"{component['id']}.parquet"
+    return data / "tables" / table / f"{component['epochs'][-1]['id']}.parquet"
 
 
 def copy_sample(conn):
