@@ -9,8 +9,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
-use datafusion::datasource::MemTable;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use super::format::parse_ident;
@@ -931,6 +934,76 @@ fn routine(
     row
 }
 
+/// `pg_settings`: the session's variables as they are when a statement
+/// reads it, so that a `SET` shows at once, as in PostgreSQL.
+#[derive(Debug)]
+struct SettingsTable {
+    schema: SchemaRef,
+    settings: Settings,
+}
+
+impl SettingsTable {
+    fn new(settings: &Settings) -> Self {
+        Self { schema: settings_rows(settings).schema.clone(), settings: settings.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for SettingsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        settings_rows(&self.settings).table()?.scan(state, projection, filters, limit).await
+    }
+}
+
+fn settings_rows(settings: &Settings) -> Builder {
+    let mut settings_tbl = Builder::new(&[
+        "name:t",
+        "setting:t",
+        "unit:t",
+        "category:t",
+        "short_desc:t",
+        "extra_desc:t",
+        "context:t",
+        "vartype:t",
+        "source:t",
+        "min_val:t",
+        "max_val:t",
+        "enumvals:a",
+        "boot_val:t",
+        "reset_val:t",
+        "sourcefile:t",
+        "sourceline:i",
+        "pending_restart:b",
+    ]);
+    if let Ok(vars) = settings.lock() {
+        for (k, v) in vars.iter() {
+            settings_tbl.row(vec![
+                ("name", t(k)),
+                ("setting", t(v)),
+                ("context", t("user")),
+                ("vartype", t("string")),
+                ("source", t("default")),
+                ("pending_restart", b(false)),
+            ]);
+        }
+    }
+    settings_tbl
+}
+
 /// The catalog tables whose rows are the same in every session of a server
 /// (namespaces, types, functions, …): built once, by the first session,
 /// and shared (a `MemTable` is read-only here), so that opening a
@@ -1303,39 +1376,6 @@ pub(super) fn register_tables(
     }
     tables.push(("pg_user", user.table()?));
 
-    let mut settings_tbl = Builder::new(&[
-        "name:t",
-        "setting:t",
-        "unit:t",
-        "category:t",
-        "short_desc:t",
-        "extra_desc:t",
-        "context:t",
-        "vartype:t",
-        "source:t",
-        "min_val:t",
-        "max_val:t",
-        "enumvals:a",
-        "boot_val:t",
-        "reset_val:t",
-        "sourcefile:t",
-        "sourceline:i",
-        "pending_restart:b",
-    ]);
-    if let Ok(vars) = settings.lock() {
-        for (k, v) in vars.iter() {
-            settings_tbl.row(vec![
-                ("name", t(k)),
-                ("setting", t(v)),
-                ("context", t("user")),
-                ("vartype", t("string")),
-                ("source", t("default")),
-                ("pending_restart", b(false)),
-            ]);
-        }
-    }
-    tables.push(("pg_settings", settings_tbl.table()?));
-
     // pg_stat_activity: this connection only (leadline keeps no global view).
     let mut act = Builder::new(&[
         "datid:oid",
@@ -1373,6 +1413,7 @@ pub(super) fn register_tables(
     for (name, table) in tables {
         ctx.register_table(name, table)?;
     }
+    ctx.register_table("pg_settings", Arc::new(SettingsTable::new(settings)))?;
 
     // information_schema as a schema of its own.
     let is = Arc::new(MemorySchemaProvider::new());
@@ -1899,6 +1940,11 @@ mod tests {
         assert_eq!(rows("SELECT datname, encoding FROM pg_database").await, [["leadline", "6"]]);
         assert_eq!(rows("SELECT rolname FROM pg_roles ORDER BY oid").await, [["leadline"], ["analyst"]]);
         assert_eq!(rows("SELECT setting FROM pg_settings WHERE name = 'datestyle'").await, [["ISO, MDY"]]);
+        // pg_settings reads the variables when it is scanned: a SET shows at once.
+        let (ctx, info) = test_session();
+        let datestyle = "SELECT setting FROM pg_settings WHERE name = 'datestyle'";
+        run(&ctx, &info, "SELECT set_config('datestyle', 'ISO, DMY', false)").await.unwrap();
+        assert_eq!(run(&ctx, &info, datestyle).await.unwrap(), [["ISO, DMY"]]);
         assert_eq!(rows("SELECT usename FROM pg_stat_activity").await, [["analyst"]]);
     }
 
