@@ -172,6 +172,10 @@ impl OptimizerRule for CombinePercentiles {
 #[cfg(test)]
 mod tests {
     use arrow::util::pretty::pretty_format_batches;
+    use datafusion::common::DataFusionError;
+    use datafusion::execution::SessionStateBuilder;
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
     use crate::{all_udafs, all_udfs, register_all};
@@ -184,9 +188,13 @@ mod tests {
         let with_rule = SessionContext::new_with_config(config());
         register_all(&with_rule);
         let without = SessionContext::new_with_config(config());
-        all_udafs().iter().for_each(|udaf| without.register_udaf(udaf.as_ref().clone()));
-        all_udfs().iter().for_each(|udf| without.register_udf(udf.as_ref().clone()));
+        register_functions_only(&without);
         (with_rule, without)
+    }
+
+    fn register_functions_only(ctx: &SessionContext) {
+        all_udafs().iter().for_each(|udaf| ctx.register_udaf(udaf.as_ref().clone()));
+        all_udfs().iter().for_each(|udf| ctx.register_udf(udf.as_ref().clone()));
     }
 
     async fn answer(ctx: &SessionContext, sql: &str) -> Result<String, String> {
@@ -300,5 +308,48 @@ mod tests {
             assert!(expected.is_err(), "{sql}: {expected:?}");
             assert_eq!(got, expected, "{sql}");
         }
+    }
+
+    /// A context whose queries may hold `limit` bytes and cannot spill.
+    fn limited(limit: usize, rule: bool) -> SessionContext {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limit, 1.0)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()
+            .unwrap();
+        // One partition: one aggregation holds every value, nothing else does.
+        let config = SessionConfig::new().with_target_partitions(1);
+        let state = SessionStateBuilder::new().with_config(config).with_runtime_env(runtime).with_default_features();
+        let ctx = SessionContext::new_with_state(state.build());
+        if rule {
+            register_all(&ctx)
+        } else {
+            register_functions_only(&ctx)
+        }
+        ctx
+    }
+
+    /// The values the percentiles hold count in the memory pool, so a query
+    /// over its limit fails with `ResourcesExhausted` (53200 over the wire);
+    /// and one state for p50 and p90 needs half the memory of two.
+    #[tokio::test]
+    async fn held_values_count_against_the_memory_limit() {
+        // 2^20 values in 4 groups: 2 MiB a group and a state (capacities
+        // are powers of two), 8 MiB a state.
+        let sql = "SELECT k, lead_time(x), lead_time(x, 0.9) FROM
+                   (SELECT value % 4 AS k, arrow_cast(value, 'Duration(Second)') AS x FROM range(0, 1048576)) t
+                   GROUP BY k ORDER BY k";
+        let mib = 1 << 20;
+        let run = |ctx: SessionContext| async move { ctx.sql(sql).await?.collect().await };
+        let separate = run(limited(12 * mib, false)).await.unwrap_err();
+        assert!(matches!(separate.find_root(), DataFusionError::ResourcesExhausted(_)), "{separate}");
+        let combined = run(limited(12 * mib, true)).await.unwrap();
+        let unlimited = run(limited(usize::MAX, false)).await.unwrap();
+        assert_eq!(
+            pretty_format_batches(&combined).unwrap().to_string(),
+            pretty_format_batches(&unlimited).unwrap().to_string()
+        );
+        let too_little = run(limited(6 * mib, true)).await.unwrap_err();
+        assert!(matches!(too_little.find_root(), DataFusionError::ResourcesExhausted(_)), "{too_little}");
     }
 }
