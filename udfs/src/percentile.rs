@@ -7,9 +7,12 @@
 //! `PercentileAccumulator` and `PercentileGroupsAccumulator` collect the
 //! non-null `Interval(MonthDayNano)` inputs of one group (or of many) as
 //! `i64` nanoseconds and evaluate to an interval rounded to the nearest
-//! nanosecond. [`DurationPercentile`] is the one `AggregateUDFImpl` of the
-//! three aggregate functions; each of them is a [`DurationPercentileSpec`]
-//! that gives its name, documentation, argument types and percentile.
+//! nanosecond (selecting the values they need rather than sorting them).
+//! [`DurationPercentile`] is the one `AggregateUDFImpl` of the three
+//! aggregate functions; each of them is a [`DurationPercentileSpec`] that
+//! gives its name, documentation, argument types and percentile.
+//! [`DurationPercentiles`] evaluates several percentiles of one argument
+//! from one state (see [`crate::combine`]).
 //!
 //! ```
 //! use leadline_udfs::percentile_cont;
