@@ -286,6 +286,7 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
         drop(Appender::open(dir, "leadline serve")?);
     }
     let writer = writer::SharedWriter::new(dir.to_path_buf());
+    let starting = writer.clone();
     let state = pg::ServerState::new(dir.to_path_buf(), cfg.clone(), writer.clone())?;
     let http_state = match cfg.http.listen.is_some() {
         true => {
@@ -297,6 +298,14 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     };
     let auth = state.auth_enabled();
     runtime()?.block_on(async move {
+        // A directory of an earlier release (or one whose read model is
+        // behind or missing) is brought up to date in the background, as the
+        // first append would; queries fold the log in memory until then.
+        tokio::spawn(async move {
+            if let Err(e) = starting.catch_up().await {
+                tracing::warn!(error = %e, "bringing the read model up to date at start failed; the next append retries");
+            }
+        });
         let http_front = match (&cfg.http.listen, http_state) {
             (Some(listen), Some(s)) => Some((http::bind(listen).await?, s)),
             _ => None,
