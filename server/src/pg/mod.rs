@@ -237,15 +237,7 @@ impl Conn {
         if self.views_listed.swap(version, Ordering::SeqCst) == version {
             return Ok(());
         }
-        let views = self.catalog.views().await.into_iter().map(|v| pg_catalog::TableInfo {
-            oid: pg_catalog::view_oid(v.id, v.temporary),
-            name: v.name,
-            schema: v.schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
-            rows: -1,
-            insertable: false,
-            view: Some(pg_catalog::ViewDetails { definition: v.definition, temporary: v.temporary }),
-        });
-        self.info.set_views(views.collect());
+        self.info.set_views(session_views(&self.catalog).await);
         pg_catalog::register_views(&self.ctx, &self.info)?;
         Ok(())
     }
