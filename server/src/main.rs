@@ -287,8 +287,8 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     }
     let writer = writer::SharedWriter::new(dir.to_path_buf());
     let starting = writer.clone();
-    let stale_model = leadline_engine::DataStatus::read(dir)
-        .is_ok_and(|s| s.log_version.is_some() && s.read_model_version != s.log_version);
+    let stale_model =
+        DataStatus::read(dir).is_ok_and(|s| s.log_version.is_some() && s.read_model_version != s.log_version);
     let state = pg::ServerState::new(dir.to_path_buf(), cfg.clone(), writer.clone())?;
     let http_state = match cfg.http.listen.is_some() {
         true => {

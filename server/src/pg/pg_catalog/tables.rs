@@ -944,7 +944,7 @@ struct SettingsTable {
 
 impl SettingsTable {
     fn new(settings: &Settings) -> Self {
-        Self { schema: settings_rows(settings).schema.clone(), settings: settings.clone() }
+        Self { schema: Builder::new(SETTINGS_COLUMNS).schema, settings: settings.clone() }
     }
 }
 
@@ -969,29 +969,32 @@ impl TableProvider for SettingsTable {
     }
 }
 
+/// `pg_settings`' columns.
+const SETTINGS_COLUMNS: &[&str] = &[
+    "name:t",
+    "setting:t",
+    "unit:t",
+    "category:t",
+    "short_desc:t",
+    "extra_desc:t",
+    "context:t",
+    "vartype:t",
+    "source:t",
+    "min_val:t",
+    "max_val:t",
+    "enumvals:a",
+    "boot_val:t",
+    "reset_val:t",
+    "sourcefile:t",
+    "sourceline:i",
+    "pending_restart:b",
+];
+
 fn settings_rows(settings: &Settings) -> Builder {
-    let mut settings_tbl = Builder::new(&[
-        "name:t",
-        "setting:t",
-        "unit:t",
-        "category:t",
-        "short_desc:t",
-        "extra_desc:t",
-        "context:t",
-        "vartype:t",
-        "source:t",
-        "min_val:t",
-        "max_val:t",
-        "enumvals:a",
-        "boot_val:t",
-        "reset_val:t",
-        "sourcefile:t",
-        "sourceline:i",
-        "pending_restart:b",
-    ]);
+    let mut rows = Builder::new(SETTINGS_COLUMNS);
     if let Ok(vars) = settings.lock() {
         for (k, v) in vars.iter() {
-            settings_tbl.row(vec![
+            rows.row(vec![
                 ("name", t(k)),
                 ("setting", t(v)),
                 ("context", t("user")),
@@ -1001,7 +1004,7 @@ fn settings_rows(settings: &Settings) -> Builder {
             ]);
         }
     }
-    settings_tbl
+    rows
 }
 
 /// The catalog tables whose rows are the same in every session of a server
