@@ -145,6 +145,10 @@ struct Component {
     /// reads its stored rows when it saw them all, skips it when it saw none.
     #[serde(default)]
     ingested: Option<(i64, i64)>,
+    /// The distinct teams its rows name, for a scan filtered by team to skip
+    /// it; `None` (a model written before teams were kept): unknown.
+    #[serde(default)]
+    teams: Option<Vec<String>>,
 }
 
 /// A complete read model as one reader sees it: the manifest it read and
@@ -168,6 +172,8 @@ pub struct ModelIndex {
     pub pairs: Vec<((String, String), Vec<usize>)>,
     /// Per component (in the manifest's order): its services.
     pub services: Vec<Vec<String>>,
+    /// Per component: the teams its rows name (`None`: not known).
+    pub teams: Vec<Option<Vec<String>>>,
     /// The span of `occurred_at` over the whole log.
     pub span: Option<(i64, i64)>,
 }
@@ -216,7 +222,8 @@ impl ReadModel {
                     span = Some(span.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
                 }
             }
-            ModelIndex { pairs: pairs.into_iter().collect(), services, span }
+            let teams = m.components.values().map(|c| c.teams.clone()).collect();
+            ModelIndex { pairs: pairs.into_iter().collect(), services, teams, span }
         })
     }
 
@@ -752,8 +759,9 @@ fn fold(data: &Path, m: &Manifest, root: u32, services: &[u32]) -> Result<Folded
         let path = published::file(data, part, &id);
         checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
     }
+    let teams = Some(folded.teams()?);
     let pairs = folded.pairs.into_iter().collect();
-    let component = Component { id, counts: folded.counts, span: folded.span, pairs, ingested };
+    let component = Component { id, counts: folded.counts, span: folded.span, pairs, ingested, teams };
     Ok(Folded { component, checksums, merged_segments })
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch, StringArray};
 
 use super::{DIR, Part, ReadModel, component_events, stored};
 use crate::error::Result;
@@ -61,6 +61,20 @@ impl Refolded {
         self.pairs.extend(other.pairs);
         // A component seen empty has no parts.
         self.parts.iter_mut().zip(other.parts).for_each(|(mine, theirs)| mine.extend(theirs));
+    }
+
+    /// The distinct teams its rows name, sorted.
+    pub fn teams(&self) -> Result<Vec<String>> {
+        let mut teams = BTreeSet::new();
+        for batch in self.parts.iter().flatten() {
+            let Some(column) = batch.column_by_name("team") else { continue };
+            let column = column
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| crate::Error::Internal("a team column that is not text".into()))?;
+            teams.extend(column.iter().flatten().map(str::to_string));
+        }
+        Ok(teams.into_iter().collect())
     }
 
     /// About how many bytes it holds.
