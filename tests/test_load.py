@@ -92,6 +92,18 @@ def test_200_connections_mixing_every_kind(loaded):
     assert 0 < peak_mib < MEMORY_MB, report["server"]
 
 
+def test_sessions_each_on_a_new_connection(loaded):
+    """`session`: each request opens a connection, sends a panel and closes,
+    so the server opens and drops a session per request."""
+    code, report = run_driver(loaded, "--connections", 4, "--duration", 2, "--mix", "session=1")
+    session = report["kinds"]["session"]
+    assert session["count"] > 4 and session["ok"] == session["count"] and session["errors"] == {}, session
+    assert report["unexpected_errors"] == 0 and report["passed"] and code == 0, report
+    # Sessions closed by their clients are let go: the server still takes one.
+    with psycopg.connect(loaded.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
 def test_driver_reports_an_unreachable_server_and_bad_flags(tmp_path):
     out = subprocess.run([str(driver()), "--url", "postgresql://leadline@127.0.0.1:1/leadline", "--duration", "1"],
                          capture_output=True, text=True, timeout=60)

@@ -271,6 +271,35 @@ def test_memory_limit_per_query(data):
         s.stop()
 
 
+PERCENTILES = (
+    "SELECT k, date_part('epoch', lead_time(x)) AS p50, date_part('epoch', lead_time(x, 0.9)) AS p90 "
+    "FROM (SELECT value % 3 AS k, arrow_cast(value * 7 % 1000003, 'Duration(Second)') AS x "
+    "FROM range(0, 3000000)) t GROUP BY k ORDER BY k"
+)
+
+
+def test_percentiles_over_the_memory_limit_fail_with_53200(data):
+    # 3M lead times (24 MB held once for p50 and p90) against 4 MiB a query:
+    # a clear error, and the connection keeps working.
+    s = Server(data, "--query-memory-mb", 4)
+    try:
+        with psycopg.connect(s.dsn(), autocommit=True) as conn:
+            with pytest.raises(psycopg.Error) as e:
+                conn.execute(PERCENTILES).fetchall()
+            assert e.value.sqlstate == "53200", str(e.value)
+            assert conn.execute("SELECT 1").fetchone()[0] == 1
+    finally:
+        s.stop()
+    s = Server(data, "--query-memory-mb", 256)
+    try:
+        with psycopg.connect(s.dsn(), autocommit=True) as conn:
+            rows = conn.execute(PERCENTILES).fetchall()
+    finally:
+        s.stop()
+    expected = query_json(data, PERCENTILES)
+    assert [(r["k"], r["p50"], r["p90"]) for r in expected] == [(k, float(p50), float(p90)) for k, p50, p90 in rows]
+
+
 CLIENT = """
 import sys, psycopg
 conn = psycopg.connect(sys.argv[1])

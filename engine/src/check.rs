@@ -314,6 +314,14 @@ fn check_index(
     progress: &mut dyn FnMut(CheckProgress),
 ) -> Result<()> {
     progress(CheckProgress::Step { name: "checking the index", total: BUCKETS as u64 });
+    if IdIndex::of_earlier_release(dir) {
+        report.notes.push(
+            "the event-id index is of an earlier release: not compared; the next writer (`leadline ingest`, the \
+             server, `leadline rebuild --index`) converts it"
+                .into(),
+        );
+        return Ok(());
+    }
     let pending = match Pending::read(dir) {
         Ok(p) => p,
         Err(e @ Error::Damaged { .. }) => {

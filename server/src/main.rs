@@ -286,6 +286,9 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
         drop(Appender::open(dir, "leadline serve")?);
     }
     let writer = writer::SharedWriter::new(dir.to_path_buf());
+    let starting = writer.clone();
+    let stale_model =
+        DataStatus::read(dir).is_ok_and(|s| s.log_version.is_some() && s.read_model_version != s.log_version);
     let state = pg::ServerState::new(dir.to_path_buf(), cfg.clone(), writer.clone())?;
     let http_state = match cfg.http.listen.is_some() {
         true => {
@@ -297,6 +300,18 @@ fn serve(dir: &std::path::Path, args: ServerArgs, banner: bool) -> anyhow::Resul
     };
     let auth = state.auth_enabled();
     runtime()?.block_on(async move {
+        // A directory whose read model is missing, of an earlier release or
+        // behind the log is brought up to date in the background, as the
+        // first append would; queries fold the log in memory until then.
+        // (Only then does the server take the writer's lock at start: a
+        // damaged model is left to the next append, which says so.)
+        if stale_model {
+            tokio::spawn(async move {
+                if let Err(e) = starting.catch_up().await {
+                    tracing::warn!(error = %e, "bringing the read model up to date at start failed; the next append retries");
+                }
+            });
+        }
         let http_front = match (&cfg.http.listen, http_state) {
             (Some(listen), Some(s)) => Some((http::bind(listen).await?, s)),
             _ => None,

@@ -46,6 +46,9 @@ enum Work {
     Append { source: String, inputs: Vec<Input> },
     /// Only that the writer be open.
     Ready,
+    /// That the read model be up to date with the log (and the data
+    /// directory in this release's formats: opening the writer converts them).
+    CatchUp,
 }
 
 struct Request {
@@ -76,6 +79,12 @@ impl SharedWriter {
     /// i.e. no other process holds the data directory's lock.
     pub async fn ready(self: &Arc<Self>) -> Result<()> {
         self.ask(Work::Ready).await.map(|_| ())
+    }
+
+    /// Brings the read model up to date with the log, as an append would
+    /// (the server asks once at start).
+    pub async fn catch_up(self: &Arc<Self>) -> Result<()> {
+        self.ask(Work::CatchUp).await.map(|_| ())
     }
 
     async fn ask(self: &Arc<Self>, work: Work) -> Result<AppendReport> {
@@ -156,7 +165,16 @@ fn open<'a>(dir: &Path, appender: &'a mut Option<Appender>) -> Result<&'a mut Ap
 /// afresh (it may have failed mid-way).
 fn commit_one(dir: &Path, appender: &mut Option<Appender>, work: Work) -> Result<AppendReport> {
     let a = open(dir, appender)?;
-    let Work::Append { source, inputs } = work else { return Ok(AppendReport::default()) };
+    let (source, inputs) = match work {
+        Work::Append { source, inputs } => (source, inputs),
+        Work::Ready => return Ok(AppendReport::default()),
+        Work::CatchUp => {
+            let started = std::time::Instant::now();
+            let version = a.catch_up(false)?;
+            tracing::info!(?version, took = ?started.elapsed(), "the read model is up to date with the log");
+            return Ok(AppendReport::default());
+        }
+    };
     let inputs = inputs.into_iter().map(|(s, rows)| (s, rows.into_iter().map(Ok)));
     let result = a.append_inputs(&source, inputs, &mut |_| {});
     if result.is_err() {
@@ -190,7 +208,7 @@ fn commit_together(appender: &mut Option<Appender>, works: &[Work]) -> Result<Ve
         .iter()
         .filter_map(|w| match w {
             Work::Append { source, inputs } => Some((source, inputs)),
-            Work::Ready => None,
+            Work::Ready | Work::CatchUp => None,
         })
         .collect();
     let mut sources: Vec<&str> = appends.iter().map(|(s, _)| s.as_str()).collect();

@@ -4,12 +4,11 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::DataType;
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::common::{Result, plan_err};
 use datafusion::logical_expr::AggregateUDF;
 use datafusion::logical_expr::function::AccumulatorArgs;
 
-use crate::accumulate::constant_argument;
-use crate::percentile::{DurationPercentile, DurationPercentileSpec, coerce_duration_argument};
+use crate::percentile::{DurationPercentile, DurationPercentileSpec, coerce_duration_argument, constant_percentile};
 
 /// Percentile used when `lead_time` is called with one argument: the median.
 pub const DEFAULT_PERCENTILE: f64 = 0.5;
@@ -77,18 +76,9 @@ impl DurationPercentileSpec for LeadTimeSpec {
 
 /// The constant percentile argument, validated to lie in `[0, 1]`.
 fn percentile_argument(args: &AccumulatorArgs) -> Result<f64> {
-    let Some(expr) = args.exprs.get(1) else {
-        return Ok(DEFAULT_PERCENTILE);
-    };
-    match constant_argument(expr, "lead_time", "percentile")? {
-        ScalarValue::Float64(Some(p)) if (0.0..=1.0).contains(&p) => Ok(p),
-        ScalarValue::Float64(Some(p)) => {
-            plan_err!("the percentile argument of lead_time must be between 0 and 1 inclusive, got {p}")
-        }
-        value if value.is_null() => {
-            plan_err!("the percentile argument of lead_time must not be NULL")
-        }
-        value => plan_err!("the percentile argument of lead_time must be a float8 constant, got {}", value.data_type()),
+    match args.exprs.get(1) {
+        Some(expr) => constant_percentile(expr, LeadTimeSpec::NAME),
+        None => Ok(DEFAULT_PERCENTILE),
     }
 }
 
@@ -97,6 +87,7 @@ mod tests {
     use super::*;
     use arrow::array::{ArrayRef, IntervalMonthDayNanoArray};
     use arrow::datatypes::IntervalUnit;
+    use datafusion::common::ScalarValue;
     use datafusion::logical_expr::{AggregateUDFImpl, EmitTo};
     use datafusion::physical_expr::PhysicalExpr;
     use datafusion::physical_expr::expressions::{Column, lit};

@@ -41,6 +41,7 @@ use datafusion::prelude::SessionContext;
 mod accumulate;
 pub mod bucket;
 pub mod change_failure_rate;
+pub mod combine;
 pub mod deployment_frequency;
 pub mod failed_deployment_recovery_time;
 pub mod interval;
@@ -85,7 +86,8 @@ pub fn all_udfs() -> Vec<Arc<ScalarUDF>> {
 }
 
 /// Registers every function of this crate in `ctx` (replacing any function
-/// of the same name).
+/// of the same name), and the optimizer rule that lets several percentiles
+/// of the same durations share one state ([`combine::CombinePercentiles`]).
 pub fn register_all(ctx: &SessionContext) {
     for udaf in all_udafs() {
         ctx.register_udaf(udaf.as_ref().clone());
@@ -93,6 +95,8 @@ pub fn register_all(ctx: &SessionContext) {
     for udf in all_udfs() {
         ctx.register_udf(udf.as_ref().clone());
     }
+    // Registered twice, the second finds nothing left to combine.
+    ctx.add_optimizer_rule(Arc::new(combine::CombinePercentiles));
 }
 
 #[cfg(test)]

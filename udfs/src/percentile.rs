@@ -7,9 +7,12 @@
 //! `PercentileAccumulator` and `PercentileGroupsAccumulator` collect the
 //! non-null `Interval(MonthDayNano)` inputs of one group (or of many) as
 //! `i64` nanoseconds and evaluate to an interval rounded to the nearest
-//! nanosecond. [`DurationPercentile`] is the one `AggregateUDFImpl` of the
-//! three aggregate functions; each of them is a [`DurationPercentileSpec`]
-//! that gives its name, documentation, argument types and percentile.
+//! nanosecond (selecting the values they need rather than sorting them).
+//! [`DurationPercentile`] is the one `AggregateUDFImpl` of the three
+//! aggregate functions; each of them is a [`DurationPercentileSpec`] that
+//! gives its name, documentation, argument types and percentile.
+//! [`DurationPercentiles`] evaluates several percentiles of one argument
+//! from one state (see [`crate::combine`]).
 //!
 //! ```
 //! use leadline_udfs::percentile_cont;
@@ -27,20 +30,21 @@ use std::marker::PhantomData;
 use std::mem::{size_of, size_of_val};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, IntervalMonthDayNanoArray, ListArray};
-use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{
-    DataType, Field, FieldRef, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, IntervalMonthDayNanoBuilder, ListArray, StructArray,
 };
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Int64Type, IntervalMonthDayNanoType, IntervalUnit};
 use datafusion::common::{DataFusionError, Result, ScalarValue, exec_err, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF, Signature, Volatility,
 };
+use datafusion::physical_expr::PhysicalExpr;
 
 use crate::DOC_SECTION_DORA;
-use crate::accumulate::{filtered_validity, for_each_valid_row, reject_distinct};
+use crate::accumulate::{constant_argument, filtered_validity, for_each_valid_row, reject_distinct};
 use crate::interval::{interval_to_nanos, nanos_to_interval};
 
 /// The type every duration aggregate returns (and coerces its input to).
@@ -79,7 +83,13 @@ pub fn percentile_cont(sorted: &[i64], p: f64) -> Option<f64> {
 /// two neighbours, so a value that needs no interpolation is returned as is.
 pub fn percentile_nanos(sorted: &[i64], p: f64) -> Option<i64> {
     let (lower, upper, weight) = interpolation_points(sorted.len(), p)?;
-    let (low, high) = (sorted[lower], sorted[upper]);
+    interpolate(sorted[lower], sorted[upper], weight)
+}
+
+/// `low + (high - low) * weight`, rounded to the nearest nanosecond, from
+/// the difference of the two neighbours so that no `f64` rounding of the
+/// values themselves creeps in.
+fn interpolate(low: i64, high: i64, weight: f64) -> Option<i64> {
     let span = i128::from(high) - i128::from(low);
     let offset = ((span as f64) * weight).round() as i128;
     // The offset lies in [0, span]; the clamp only guards f64 rounding of
@@ -89,11 +99,93 @@ pub fn percentile_nanos(sorted: &[i64], p: f64) -> Option<i64> {
     i64::try_from(value).ok()
 }
 
-/// Sorts `values` and evaluates percentile `p` of them as an interval;
-/// `None` (SQL NULL) for an empty group.
-fn evaluate_percentile(values: &mut [i64], p: f64) -> Option<IntervalMonthDayNano> {
-    values.sort_unstable();
-    percentile_nanos(values, p).map(nanos_to_interval)
+/// Percentiles `percentiles` of the unsorted `values`, each equal to
+/// [`percentile_nanos`] of them sorted (`None` for no values or a NaN
+/// percentile). Reorders `values`: instead of a full sort, it selects the
+/// (at most two per percentile) order statistics it needs with
+/// `select_nth_unstable`, in ascending order, each selection searching only
+/// what lies above the previous one.
+pub(crate) fn select_percentiles(values: &mut [i64], percentiles: &[f64]) -> Vec<Option<i64>> {
+    let n = values.len();
+    let mut ascending: Vec<usize> = (0..percentiles.len()).collect();
+    ascending.sort_by(|&a, &b| percentiles[a].total_cmp(&percentiles[b]));
+    let mut result = vec![None; percentiles.len()];
+    // values[..placed] are the `placed` smallest values, and each index
+    // selected so far holds its sorted value; indices come in ascending
+    // order, so one below `placed` was selected before.
+    let mut placed = 0;
+    let mut nth = |index: usize| {
+        if index >= placed {
+            values[placed..].select_nth_unstable(index - placed);
+            placed = index + 1;
+        }
+        values[index]
+    };
+    for i in ascending {
+        if let Some((lower, upper, weight)) = interpolation_points(n, percentiles[i]) {
+            let low = nth(lower);
+            result[i] = interpolate(low, nth(upper), weight);
+        }
+    }
+    result
+}
+
+/// What a duration percentile accumulator evaluates its values to: one
+/// percentile as an interval (each SQL aggregate), or several percentiles
+/// of the same values as a struct of intervals, field `p{i}` for the `i`-th
+/// ([`DurationPercentiles`], which [`crate::combine::CombinePercentiles`]
+/// puts in place of several calls over one argument).
+#[derive(Debug, Clone)]
+pub(crate) struct Evaluation {
+    percentiles: Vec<f64>,
+    /// The struct's fields; `None` for one interval.
+    fields: Option<Fields>,
+}
+
+impl Evaluation {
+    /// One percentile, already validated in `[0, 1]`, as an interval.
+    pub(crate) fn interval(percentile: f64) -> Self {
+        Self { percentiles: vec![percentile], fields: None }
+    }
+
+    /// Several percentiles, already validated, as a struct of intervals.
+    pub(crate) fn struct_of(percentiles: Vec<f64>) -> Self {
+        let fields = percentile_fields(percentiles.len());
+        Self { percentiles, fields: Some(fields) }
+    }
+
+    /// One row for each of `groups` (whose values it reorders); NULL
+    /// intervals for a group without values.
+    fn array<'a>(&self, groups: impl ExactSizeIterator<Item = &'a mut Vec<i64>>) -> ArrayRef {
+        let mut columns: Vec<IntervalMonthDayNanoBuilder> =
+            self.percentiles.iter().map(|_| IntervalMonthDayNanoBuilder::with_capacity(groups.len())).collect();
+        for values in groups {
+            for (column, value) in columns.iter_mut().zip(select_percentiles(values, &self.percentiles)) {
+                column.append_option(value.map(nanos_to_interval));
+            }
+        }
+        let mut columns: Vec<ArrayRef> =
+            columns.iter_mut().map(|column| Arc::new(column.finish()) as ArrayRef).collect();
+        match &self.fields {
+            Some(fields) => Arc::new(StructArray::new(fields.clone(), columns, None)),
+            None => columns.swap_remove(0),
+        }
+    }
+
+    /// Bytes of the percentiles (the fields are shared).
+    fn size(&self) -> usize {
+        self.percentiles.capacity() * size_of::<f64>()
+    }
+
+    /// The value of one group (whose values it reorders).
+    fn scalar(&self, values: &mut Vec<i64>) -> Result<ScalarValue> {
+        ScalarValue::try_from_array(&self.array(std::iter::once(values)), 0)
+    }
+}
+
+/// The struct fields of `n` percentiles: `p0`, `p1`, … in argument order.
+fn percentile_fields(n: usize) -> Fields {
+    (0..n).map(|i| Field::new(format!("p{i}"), INTERVAL, true)).collect()
 }
 
 /// Coerces an argument of a duration aggregate to `Interval(MonthDayNano)`:
@@ -227,7 +319,7 @@ impl<S: DurationPercentileSpec> AggregateUDFImpl for DurationPercentile<S> {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         reject_distinct(&args, S::NAME)?;
-        Ok(Box::new(PercentileAccumulator::new(S::percentile(&args)?)))
+        Ok(Box::new(PercentileAccumulator::new(Evaluation::interval(S::percentile(&args)?))))
     }
 
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
@@ -236,7 +328,7 @@ impl<S: DurationPercentileSpec> AggregateUDFImpl for DurationPercentile<S> {
 
     fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         reject_distinct(&args, S::NAME)?;
-        Ok(Box::new(PercentileGroupsAccumulator::new(S::percentile(&args)?)))
+        Ok(Box::new(PercentileGroupsAccumulator::new(Evaluation::interval(S::percentile(&args)?))))
     }
 
     fn order_sensitivity(&self) -> AggregateOrderSensitivity {
@@ -249,6 +341,100 @@ impl<S: DurationPercentileSpec> AggregateUDFImpl for DurationPercentile<S> {
 
     fn documentation(&self) -> Option<&Documentation> {
         Some(&self.documentation)
+    }
+}
+
+/// The value of a constant percentile argument of `fn_name`, validated to
+/// lie in `[0, 1]`.
+pub(crate) fn constant_percentile(expr: &Arc<dyn PhysicalExpr>, fn_name: &str) -> Result<f64> {
+    match constant_argument(expr, fn_name, "percentile")? {
+        ScalarValue::Float64(Some(p)) if (0.0..=1.0).contains(&p) => Ok(p),
+        ScalarValue::Float64(Some(p)) => {
+            plan_err!("the percentile argument of {fn_name} must be between 0 and 1 inclusive, got {p}")
+        }
+        value if value.is_null() => plan_err!("the percentile argument of {fn_name} must not be NULL"),
+        value => {
+            plan_err!("the percentile argument of {fn_name} must be a float8 constant, got {}", value.data_type())
+        }
+    }
+}
+
+/// Several percentiles of one duration from one state:
+/// `NAME_percentiles(x, p1, …, pn)` returns a struct of `n` intervals, field
+/// `p{i}` being percentile `p{i+1}` of the non-null `x` (each a constant in
+/// `[0, 1]`), exactly as `n` separate calls would. It has no SQL name:
+/// [`crate::combine::CombinePercentiles`] puts it in place of several calls
+/// of a duration percentile over the same `x` in one aggregation, so their
+/// values are held once instead of once per call.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct DurationPercentiles {
+    name: String,
+    signature: Signature,
+}
+
+impl DurationPercentiles {
+    /// The combined form of aggregate `of` (its name).
+    pub(crate) fn new(of: &str) -> Self {
+        Self { name: format!("{of}_percentiles"), signature: Signature::user_defined(Volatility::Immutable) }
+    }
+
+    fn percentiles(&self, args: &AccumulatorArgs) -> Result<Vec<f64>> {
+        reject_distinct(args, &self.name)?;
+        let percentiles =
+            args.exprs[1..].iter().map(|expr| constant_percentile(expr, &self.name)).collect::<Result<Vec<f64>>>()?;
+        if percentiles.is_empty() {
+            return plan_err!("{} takes at least one percentile", self.name);
+        }
+        Ok(percentiles)
+    }
+}
+
+impl AggregateUDFImpl for DurationPercentiles {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [value, percentiles @ ..] if percentiles.iter().all(|p| p.is_numeric() || p.is_null()) => {
+                Ok(std::iter::once(coerce_duration_argument(&self.name, value)?)
+                    .chain(percentiles.iter().map(|_| DataType::Float64))
+                    .collect())
+            }
+            _ => plan_err!("{} takes an interval and numeric percentiles, got {arg_types:?}", self.name),
+        }
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Struct(percentile_fields(arg_types.len().saturating_sub(1))))
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(percentile_state_fields(args.name))
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(PercentileAccumulator::new(Evaluation::struct_of(self.percentiles(&args)?))))
+    }
+
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        !args.is_distinct
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(PercentileGroupsAccumulator::new(Evaluation::struct_of(self.percentiles(&args)?))))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
     }
 }
 
@@ -298,17 +484,16 @@ fn for_each_state_list(state: &ArrayRef, mut f: impl FnMut(usize, &[i64])) -> Re
 ///
 /// State layout: one field, `List(Int64)`, holding every non-null input
 /// seen so far as nanoseconds, unsorted. `merge_batch` appends the lists of
-/// other partial states; `evaluate` sorts and interpolates.
+/// other partial states; `evaluate` selects and interpolates.
 #[derive(Debug)]
 pub(crate) struct PercentileAccumulator {
     nanos: Vec<i64>,
-    percentile: f64,
+    evaluation: Evaluation,
 }
 
 impl PercentileAccumulator {
-    /// An accumulator of percentile `percentile`, already validated in `[0, 1]`.
-    pub(crate) fn new(percentile: f64) -> Self {
-        Self { nanos: vec![], percentile }
+    pub(crate) fn new(evaluation: Evaluation) -> Self {
+        Self { nanos: vec![], evaluation }
     }
 }
 
@@ -333,7 +518,7 @@ impl Accumulator for PercentileAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        Ok(ScalarValue::IntervalMonthDayNano(evaluate_percentile(&mut self.nanos, self.percentile)))
+        self.evaluation.scalar(&mut self.nanos)
     }
 
     fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
@@ -359,23 +544,43 @@ impl Accumulator for PercentileAccumulator {
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.nanos.capacity() * size_of::<i64>()
+        size_of_val(self) + self.nanos.capacity() * size_of::<i64>() + self.evaluation.size()
     }
 }
 
 /// Groups accumulator for a duration percentile: the same state layout as
-/// [`PercentileAccumulator`], one `Vec<i64>` of nanoseconds per group.
+/// [`PercentileAccumulator`], one `Vec<i64>` of nanoseconds per group (8
+/// bytes a value; many values fall into few groups in the queries this is
+/// for, where a flat buffer with a group index per value would cost 12 or
+/// 16).
 #[derive(Debug)]
 pub(crate) struct PercentileGroupsAccumulator {
     group_nanos: Vec<Vec<i64>>,
-    percentile: f64,
+    /// Bytes the groups' vectors hold allocated (their capacities), kept up
+    /// to date as they grow and are emitted: DataFusion calls `size` after
+    /// every batch, which must not walk every group.
+    values_bytes: usize,
+    evaluation: Evaluation,
 }
 
 impl PercentileGroupsAccumulator {
-    /// A groups accumulator of percentile `percentile`, already validated.
-    pub(crate) fn new(percentile: f64) -> Self {
-        Self { group_nanos: vec![], percentile }
+    pub(crate) fn new(evaluation: Evaluation) -> Self {
+        Self { group_nanos: vec![], values_bytes: 0, evaluation }
     }
+
+    /// Takes the groups `emit_to` names out of the accumulator.
+    fn take_groups(&mut self, emit_to: EmitTo) -> Vec<Vec<i64>> {
+        let taken = emit_to.take_needed(&mut self.group_nanos);
+        self.values_bytes -= taken.iter().map(|nanos| nanos.capacity() * size_of::<i64>()).sum::<usize>();
+        taken
+    }
+}
+
+/// Runs `grow` on `nanos` and adds what it allocated to `bytes`.
+fn grow_counted(bytes: &mut usize, nanos: &mut Vec<i64>, grow: impl FnOnce(&mut Vec<i64>)) {
+    let before = nanos.capacity();
+    grow(nanos);
+    *bytes += (nanos.capacity() - before) * size_of::<i64>();
 }
 
 impl GroupsAccumulator for PercentileGroupsAccumulator {
@@ -388,31 +593,28 @@ impl GroupsAccumulator for PercentileGroupsAccumulator {
     ) -> Result<()> {
         let nanos = to_nanos(&values[0])?;
         self.group_nanos.resize(total_num_groups, vec![]);
+        let (group_nanos, bytes) = (&mut self.group_nanos, &mut self.values_bytes);
         for_each_valid_row(group_indices, nanos.nulls(), opt_filter, |group, row| {
-            self.group_nanos[group].push(nanos.value(row));
+            grow_counted(bytes, &mut group_nanos[group], |group| group.push(nanos.value(row)));
         });
         Ok(())
     }
 
     fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
         self.group_nanos.resize(total_num_groups, vec![]);
-        let group_nanos = &mut self.group_nanos;
+        let (group_nanos, bytes) = (&mut self.group_nanos, &mut self.values_bytes);
         for_each_state_list(&values[0], |row, list| {
-            group_nanos[group_indices[row]].extend_from_slice(list);
+            grow_counted(bytes, &mut group_nanos[group_indices[row]], |group| group.extend_from_slice(list));
         })
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let result: IntervalMonthDayNanoArray = emit_to
-            .take_needed(&mut self.group_nanos)
-            .iter_mut()
-            .map(|nanos| evaluate_percentile(nanos, self.percentile))
-            .collect();
-        Ok(Arc::new(result))
+        let mut groups = self.take_groups(emit_to);
+        Ok(self.evaluation.array(groups.iter_mut()))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let lists = lists_to_array(emit_to.take_needed(&mut self.group_nanos))?;
+        let lists = lists_to_array(self.take_groups(emit_to))?;
         Ok(vec![Arc::new(lists)])
     }
 
@@ -430,9 +632,10 @@ impl GroupsAccumulator for PercentileGroupsAccumulator {
     }
 
     fn size(&self) -> usize {
-        self.group_nanos.iter().map(|nanos| nanos.capacity() * size_of::<i64>()).sum::<usize>()
+        self.values_bytes
             + self.group_nanos.capacity() * size_of::<Vec<i64>>()
             + size_of_val(self)
+            + self.evaluation.size()
     }
 }
 
@@ -440,6 +643,8 @@ impl GroupsAccumulator for PercentileGroupsAccumulator {
 mod tests {
     use super::*;
     use crate::test_support::{HOUR, intervals, scalars, state_columns, states};
+    use arrow::array::IntervalMonthDayNanoArray;
+    use arrow::datatypes::IntervalMonthDayNano;
 
     fn hours(h: f64) -> ScalarValue {
         ScalarValue::IntervalMonthDayNano(Some(nanos_to_interval((h * HOUR as f64) as i64)))
@@ -486,27 +691,27 @@ mod tests {
     #[test]
     fn accumulator_median_and_p90() {
         let input = intervals(&[Some(4 * HOUR), Some(HOUR), None, Some(3 * HOUR), Some(2 * HOUR)]);
-        let mut median = PercentileAccumulator::new(0.5);
+        let mut median = PercentileAccumulator::new(Evaluation::interval(0.5));
         median.update_batch(&[Arc::clone(&input)]).unwrap();
         assert_eq!(median.evaluate().unwrap(), hours(2.5));
         // Evaluating twice gives the same answer (window frames do that).
         assert_eq!(median.evaluate().unwrap(), hours(2.5));
 
-        let mut p90 = PercentileAccumulator::new(0.9);
+        let mut p90 = PercentileAccumulator::new(Evaluation::interval(0.9));
         p90.update_batch(&[input]).unwrap();
         assert_eq!(p90.evaluate().unwrap(), hours(3.7));
     }
 
     #[test]
     fn accumulator_empty_all_null_and_single() {
-        let mut empty = PercentileAccumulator::new(0.5);
+        let mut empty = PercentileAccumulator::new(Evaluation::interval(0.5));
         assert_eq!(empty.evaluate().unwrap(), ScalarValue::IntervalMonthDayNano(None));
 
-        let mut nulls = PercentileAccumulator::new(0.5);
+        let mut nulls = PercentileAccumulator::new(Evaluation::interval(0.5));
         nulls.update_batch(&[intervals(&[None, None])]).unwrap();
         assert_eq!(nulls.evaluate().unwrap(), ScalarValue::IntervalMonthDayNano(None));
 
-        let mut one = PercentileAccumulator::new(0.9);
+        let mut one = PercentileAccumulator::new(Evaluation::interval(0.9));
         one.update_batch(&[intervals(&[Some(26 * HOUR)])]).unwrap();
         assert_eq!(
             one.evaluate().unwrap(),
@@ -517,28 +722,28 @@ mod tests {
     #[test]
     fn accumulator_rejects_months() {
         let input: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(1, 0, 0)]));
-        let err = PercentileAccumulator::new(0.5).update_batch(&[input]).unwrap_err();
+        let err = PercentileAccumulator::new(Evaluation::interval(0.5)).update_batch(&[input]).unwrap_err();
         assert!(err.to_string().contains("month"), "{err}");
     }
 
     #[test]
     fn accumulator_merges_partial_states() {
-        let mut left = PercentileAccumulator::new(0.5);
+        let mut left = PercentileAccumulator::new(Evaluation::interval(0.5));
         left.update_batch(&[intervals(&[Some(HOUR), Some(4 * HOUR)])]).unwrap();
-        let mut right = PercentileAccumulator::new(0.5);
+        let mut right = PercentileAccumulator::new(Evaluation::interval(0.5));
         right.update_batch(&[intervals(&[Some(3 * HOUR), None, Some(2 * HOUR)])]).unwrap();
-        let mut empty = PercentileAccumulator::new(0.5);
+        let mut empty = PercentileAccumulator::new(Evaluation::interval(0.5));
 
         let states = state_columns(&states([&mut left, &mut right, &mut empty]));
 
-        let mut merged = PercentileAccumulator::new(0.5);
+        let mut merged = PercentileAccumulator::new(Evaluation::interval(0.5));
         merged.merge_batch(&states).unwrap();
         assert_eq!(merged.evaluate().unwrap(), hours(2.5));
     }
 
     #[test]
     fn accumulator_retracts() {
-        let mut acc = PercentileAccumulator::new(0.5);
+        let mut acc = PercentileAccumulator::new(Evaluation::interval(0.5));
         acc.update_batch(&[intervals(&[Some(HOUR), Some(2 * HOUR), Some(2 * HOUR), Some(9 * HOUR)])]).unwrap();
         acc.retract_batch(&[intervals(&[Some(2 * HOUR), None, Some(9 * HOUR)])]).unwrap();
         assert_eq!(acc.evaluate().unwrap(), hours(1.5));
@@ -551,7 +756,7 @@ mod tests {
         (0..groups)
             .map(|group| {
                 let values: Vec<Option<i64>> = rows.iter().filter(|(g, _)| *g == group).map(|(_, v)| *v).collect();
-                let mut acc = PercentileAccumulator::new(p);
+                let mut acc = PercentileAccumulator::new(Evaluation::interval(p));
                 acc.update_batch(&[intervals(&values)]).unwrap();
                 acc.evaluate().unwrap()
             })
@@ -574,12 +779,12 @@ mod tests {
         let group_indices: Vec<usize> = rows.iter().map(|(g, _)| *g).collect();
         let values = intervals(&rows.iter().map(|(_, v)| *v).collect::<Vec<_>>());
         for p in [0.0, 0.5, 0.9, 1.0] {
-            let mut acc = PercentileGroupsAccumulator::new(p);
+            let mut acc = PercentileGroupsAccumulator::new(Evaluation::interval(p));
             acc.update_batch(&[Arc::clone(&values)], &group_indices, None, groups).unwrap();
             let result = scalars(&acc.evaluate(EmitTo::All).unwrap());
             assert_eq!(result, plain_results(&rows, groups, p), "p = {p}");
         }
-        let mut acc = PercentileGroupsAccumulator::new(0.5);
+        let mut acc = PercentileGroupsAccumulator::new(Evaluation::interval(0.5));
         acc.update_batch(&[values], &group_indices, None, groups).unwrap();
         let result = scalars(&acc.evaluate(EmitTo::All).unwrap());
         assert_eq!(result[0], hours(2.5));
@@ -590,14 +795,14 @@ mod tests {
     fn groups_accumulator_filter_state_and_merge() {
         let values = intervals(&[Some(HOUR), Some(2 * HOUR), Some(3 * HOUR), Some(10 * HOUR)]);
         let filter = BooleanArray::from(vec![Some(true), Some(true), None, Some(false)]);
-        let mut partial = PercentileGroupsAccumulator::new(0.5);
+        let mut partial = PercentileGroupsAccumulator::new(Evaluation::interval(0.5));
         partial.update_batch(&[Arc::clone(&values)], &[0, 0, 1, 1], Some(&filter), 2).unwrap();
         let state = partial.state(EmitTo::All).unwrap();
 
         // Rows of another partition, passed straight through as state.
         let converted = partial.convert_to_state(&[values], Some(&filter)).unwrap();
 
-        let mut fin = PercentileGroupsAccumulator::new(0.5);
+        let mut fin = PercentileGroupsAccumulator::new(Evaluation::interval(0.5));
         fin.merge_batch(&state, &[1, 0], 2).unwrap();
         fin.merge_batch(&converted, &[0, 0, 0, 0], 2).unwrap();
         let result = scalars(&fin.evaluate(EmitTo::All).unwrap());
@@ -608,7 +813,7 @@ mod tests {
 
     #[test]
     fn groups_accumulator_emits_first_n() {
-        let mut acc = PercentileGroupsAccumulator::new(0.5);
+        let mut acc = PercentileGroupsAccumulator::new(Evaluation::interval(0.5));
         acc.update_batch(&[intervals(&[Some(HOUR), Some(2 * HOUR), Some(3 * HOUR)])], &[0, 1, 2], None, 3).unwrap();
         let first = scalars(&acc.evaluate(EmitTo::First(2)).unwrap());
         assert_eq!(first, vec![hours(1.0), hours(2.0)]);
@@ -625,5 +830,130 @@ mod tests {
         }
         let err = coerce_duration_argument("lead_time", &DataType::Int64).unwrap_err();
         assert!(err.to_string().contains("lead_time expects an interval"), "{err}");
+    }
+
+    /// Deterministic pseudo-random nanoseconds with many repeats.
+    fn pseudo_random(n: usize, seed: u64) -> Vec<i64> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 33) % 97) as i64 * HOUR / 7 - 3 * HOUR
+            })
+            .collect()
+    }
+
+    #[test]
+    fn selected_percentiles_equal_the_sorted_reference() {
+        let sets: [&[f64]; 5] =
+            [&[0.0, 0.5, 0.9, 1.0], &[0.9, 0.5], &[0.31, 0.3, 0.7, 0.3], &[1.0, 0.0], &[f64::NAN, 0.5]];
+        for n in [0, 1, 2, 3, 5, 10, 11, 64, 1000] {
+            for (seed, percentiles) in sets.iter().enumerate() {
+                let mut values = pseudo_random(n, seed as u64);
+                let mut sorted = values.clone();
+                sorted.sort_unstable();
+                let expected: Vec<Option<i64>> = percentiles.iter().map(|&p| percentile_nanos(&sorted, p)).collect();
+                assert_eq!(select_percentiles(&mut values, percentiles), expected, "n = {n}, {percentiles:?}");
+                values.sort_unstable();
+                assert_eq!(values, sorted, "only reordered");
+            }
+        }
+    }
+
+    /// Group `i % groups` of `pseudo_random` values, every 7th NULL.
+    fn grouped_rows(n: usize, groups: usize) -> (ArrayRef, Vec<usize>) {
+        let values: Vec<Option<i64>> =
+            pseudo_random(n, 9).into_iter().enumerate().map(|(i, v)| (i % 7 != 3).then_some(v)).collect();
+        (intervals(&values), (0..n).map(|i| i % groups).collect())
+    }
+
+    /// Field `p{i}` of a struct result, as scalars.
+    fn field(result: &ArrayRef, i: usize) -> Vec<ScalarValue> {
+        scalars(result.as_struct().column_by_name(&format!("p{i}")).unwrap())
+    }
+
+    #[test]
+    fn one_state_for_several_percentiles_equals_separate_accumulators() {
+        let percentiles = vec![0.0, 0.5, 0.9, 1.0];
+        // Group 5 of 6 gets no rows at all (total_num_groups 7), group 3
+        // only NULLs and filtered-out rows.
+        let (values, mut groups) = grouped_rows(500, 6);
+        groups.iter_mut().filter(|g| **g == 5).for_each(|g| *g = 3);
+        let filter: BooleanArray = (0..500).map(|i| Some(groups[i] != 3 && i % 11 != 0)).collect();
+
+        // Two partial accumulators over halves of the rows, merged.
+        let mut partials: Vec<PercentileGroupsAccumulator> =
+            (0..2).map(|_| PercentileGroupsAccumulator::new(Evaluation::struct_of(percentiles.clone()))).collect();
+        for (half, partial) in partials.iter_mut().enumerate() {
+            let (offset, len) = (half * 250, 250);
+            let filter = filter.slice(offset, len);
+            partial
+                .update_batch(&[values.slice(offset, len)], &groups[offset..offset + len], Some(&filter), 7)
+                .unwrap();
+        }
+        let mut combined = PercentileGroupsAccumulator::new(Evaluation::struct_of(percentiles.clone()));
+        for partial in &mut partials {
+            let state = partial.state(EmitTo::All).unwrap();
+            combined.merge_batch(&state, &[0, 1, 2, 3, 4, 5, 6], 7).unwrap();
+        }
+        let first = combined.evaluate(EmitTo::First(4)).unwrap();
+        let rest = combined.evaluate(EmitTo::All).unwrap();
+
+        for (i, &p) in percentiles.iter().enumerate() {
+            let mut separate = PercentileGroupsAccumulator::new(Evaluation::interval(p));
+            separate.update_batch(&[Arc::clone(&values)], &groups, Some(&filter), 7).unwrap();
+            let expected = scalars(&separate.evaluate(EmitTo::All).unwrap());
+            let got: Vec<ScalarValue> = field(&first, i).into_iter().chain(field(&rest, i)).collect();
+            assert_eq!(got, expected, "p = {p}");
+            // Against the sorted reference, group by group.
+            for (group, value) in got.iter().enumerate() {
+                let mut nanos: Vec<i64> = (0..500)
+                    .filter(|&row| groups[row] == group && filter.value(row) && values.is_valid(row))
+                    .map(|row| interval_to_nanos(values.as_primitive::<IntervalMonthDayNanoType>().value(row)).unwrap())
+                    .collect();
+                nanos.sort_unstable();
+                let reference = percentile_nanos(&nanos, p).map(nanos_to_interval);
+                assert_eq!(value, &ScalarValue::IntervalMonthDayNano(reference), "group {group}, p = {p}");
+            }
+            assert_eq!(got[3], ScalarValue::IntervalMonthDayNano(None));
+            assert_eq!(got[5], ScalarValue::IntervalMonthDayNano(None));
+        }
+
+        // The plain accumulator of one group gives the same struct.
+        let group: Vec<Option<i64>> = (0..500)
+            .filter(|&row| groups[row] == 2 && filter.value(row))
+            .map(|row| {
+                values
+                    .is_valid(row)
+                    .then(|| interval_to_nanos(values.as_primitive::<IntervalMonthDayNanoType>().value(row)).unwrap())
+            })
+            .collect();
+        let mut plain = PercentileAccumulator::new(Evaluation::struct_of(percentiles.clone()));
+        plain.update_batch(&[intervals(&group)]).unwrap();
+        let ScalarValue::Struct(plain) = plain.evaluate().unwrap() else { panic!("not a struct") };
+        let plain: ArrayRef = plain;
+        for i in 0..percentiles.len() {
+            assert_eq!(field(&plain, i)[0], field(&first, i)[2], "p{i}");
+        }
+    }
+
+    #[test]
+    fn size_reports_the_values_held() {
+        let (values, groups) = grouped_rows(10_000, 3);
+        let mut acc = PercentileGroupsAccumulator::new(Evaluation::struct_of(vec![0.5, 0.9]));
+        let empty = acc.size();
+        acc.update_batch(&[Arc::clone(&values)], &groups, None, 3).unwrap();
+        let held: usize = acc.group_nanos.iter().map(|g| g.capacity() * size_of::<i64>()).sum();
+        let non_null = values.len() - values.null_count();
+        assert!(held >= non_null * size_of::<i64>());
+        assert_eq!(acc.size(), empty + held + acc.group_nanos.capacity() * size_of::<Vec<i64>>());
+        let state = acc.state(EmitTo::First(1)).unwrap();
+        let held: usize = acc.group_nanos.iter().map(|g| g.capacity() * size_of::<i64>()).sum();
+        assert_eq!(acc.values_bytes, held, "emitted groups no longer counted");
+        acc.merge_batch(&state, &[2], 3).unwrap();
+        let held: usize = acc.group_nanos.iter().map(|g| g.capacity() * size_of::<i64>()).sum();
+        assert_eq!(acc.values_bytes, held, "merged values counted");
+        acc.evaluate(EmitTo::All).unwrap();
+        assert_eq!(acc.values_bytes, 0);
     }
 }

@@ -53,7 +53,8 @@ successful deployment, late by up to a week) with a unique event_id (--id-prefix
 answers INSERT 0 1. cancel: a long query (--long-query) cancelled with a CancelRequest after --cancel-after-ms; the \
 expected answer is SQLSTATE 57014. A cancel that reaches the server before the query has started is \
 ignored, as in PostgreSQL: the driver sends it again every 2 s until the query answers, and counts the resent ones \
-(`resent`).
+(`resent`). session: a new connection that sends one trend panel and closes, as a client that does not pool \
+connections does (psql, a scheduled report): its latency includes the connection's start-up and session.
 
 Latencies cover every request of a kind, whatever its outcome. Errors are counted by SQLSTATE, or `closed` (the \
 connection broke), `timeout` (no answer within --request-timeout; the connection is then dropped and opened again), \
@@ -88,7 +89,7 @@ struct Args {
     /// How long to send requests, in seconds.
     #[arg(short, long, default_value_t = 10.0)]
     duration: f64,
-    /// The workload: KIND=WEIGHT pairs (kinds trend, panel, adhoc, insert, cancel); each request picks a kind with
+    /// The workload: KIND=WEIGHT pairs (kinds trend, panel, adhoc, insert, cancel, session); each request picks a kind with
     /// probability weight / total.
     #[arg(long, default_value = "panel=70,adhoc=10,insert=15,cancel=5")]
     mix: Mix,
@@ -312,6 +313,11 @@ impl Worker {
             Kind::Trend | Kind::Panel => {
                 let sql = self.dataset.panel(&mut self.rng, kind == Kind::Trend);
                 self.statement(client, &sql).await?;
+            }
+            Kind::Session => {
+                let fresh = connect(&self.config).await?;
+                let sql = self.dataset.panel(&mut self.rng, true);
+                self.statement(&fresh, &sql).await?;
             }
             Kind::Adhoc => {
                 let sql = self.dataset.adhoc(&mut self.rng);
@@ -558,7 +564,8 @@ async fn run(args: Args) -> Result<bool, String> {
         "loop": if args.rate.is_some() { "open" } else { "closed" }, "rate": args.rate,
         "protocol": format!("{:?}", args.protocol).to_lowercase(), "services": dataset.targets.len(), "teams": dataset.teams.len(),
     });
-    let order = ["connect", "trend", "panel", "adhoc", "insert", "cancel", "resent", "lag"];
+    let order: Vec<&str> =
+        std::iter::once("connect").chain(Kind::ALL.map(Kind::name)).chain(["resent", "lag"]).collect();
     let report = Report {
         settings,
         connections: args.connections,

@@ -18,10 +18,11 @@ pub enum Kind {
     Adhoc,
     Insert,
     Cancel,
+    Session,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Trend, Kind::Panel, Kind::Adhoc, Kind::Insert, Kind::Cancel];
+    pub const ALL: [Kind; 6] = [Kind::Trend, Kind::Panel, Kind::Adhoc, Kind::Insert, Kind::Cancel, Kind::Session];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +31,7 @@ impl Kind {
             Kind::Adhoc => "adhoc",
             Kind::Insert => "insert",
             Kind::Cancel => "cancel",
+            Kind::Session => "session",
         }
     }
 }
@@ -54,7 +56,7 @@ impl FromStr for Mix {
             let kind = Kind::ALL
                 .into_iter()
                 .find(|k| k.name() == name.trim())
-                .ok_or_else(|| format!("unknown kind `{name}` (trend, panel, adhoc, insert, cancel)"))?;
+                .ok_or_else(|| format!("unknown kind `{name}` (trend, panel, adhoc, insert, cancel, session)"))?;
             let weight: u32 = weight.trim().parse().map_err(|_| format!("`{part}`: the weight must be an integer"))?;
             if mix.iter().any(|(k, _)| *k == kind) {
                 return Err(format!("`{name}` is given twice"));

@@ -494,6 +494,10 @@ pub(super) mod tests {
             "service = 'svc-02' AND environment = 'staging'",
             "team = 'team-2' OR service = 'svc-00'",
             "service = 'nobody'",
+            "team IS NULL",
+            "team <> 'team-1'",
+            "team IN ('team-0', 'team-2') AND service <> 'svc-00'",
+            "team = 'nobody'",
         ];
         let mut settings = vec![None, Some("SET leadline.as_of = '9999-01-01T00:00:00Z'")];
         settings.push(Some("SET leadline.attribution_window = '6 hours'"));
@@ -525,7 +529,12 @@ pub(super) mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_filtered_scan_reads_only_the_components_it_needs() {
         let dir = tempfile::tempdir().unwrap();
-        let _appender = mixed(dir.path());
+        let mut appender = mixed(dir.path());
+        // A deployment that names a team (the fixture's teams are on commits only).
+        let teamed = r#"{"event_id":"t1","event_type":"deployment_succeeded","occurred_at":"2026-03-20T10:00:00Z","service":"svc-02","environment":"production","deployment_id":"T1","team":"team-2"}"#;
+        appender
+            .append("teamed", input::ndjson_rows(std::io::Cursor::new(teamed.as_bytes().to_vec())), &mut |_| {})
+            .unwrap();
         let catalog = Catalog::open(dir.path(), MemoryLimits::default()).unwrap();
         let session = catalog.session(session_config()).unwrap();
         let components = session.pinned.read().unwrap().model.as_ref().unwrap().index().services.len();
@@ -546,6 +555,11 @@ pub(super) mod tests {
         assert!(everything.contains(&format!("components={components}/{components}")), "{everything}");
         let rows = plan("SELECT * FROM deployments WHERE service = 'svc-02'".to_string()).await;
         assert!(rows.contains("NameDamageExec: files=1"), "{rows}");
+        // A team's rows: the components naming it (as stored with each).
+        let rows = plan("SELECT * FROM deployments WHERE team = 'team-2'".to_string()).await;
+        assert!(rows.contains("NameDamageExec: files=1") && rows.contains("output_rows=1"), "{rows}");
+        let rows = plan("SELECT * FROM incidents WHERE team = 'nobody'".to_string()).await;
+        assert!(!rows.contains("NameDamageExec"), "no component names the team: {rows}");
         let rows = plan("SELECT * FROM changes WHERE environment = 'staging'".to_string()).await;
         assert!(rows.contains(&format!("NameDamageExec: files={components}")), "{rows}");
     }

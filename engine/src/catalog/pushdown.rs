@@ -1,5 +1,5 @@
 //! A query's filters applied to the keys of what the read model stores
-//! (services, (service, environment) pairs, bucket starts), so a scan reads
+//! (services, teams, (service, environment) pairs, bucket starts), so a scan reads
 //! only the components and builds only the `dora_metrics` rows they keep.
 //! Each filter is one conjunct of the query's WHERE, applied only to the
 //! columns it reads, so what is kept is a superset of the answer; the scan
@@ -84,6 +84,15 @@ impl KeyFilter {
     pub(super) fn services(&self, services: &[String]) -> Vec<bool> {
         let column: StringArray = services.iter().map(Some).collect();
         self.kept(vec![Arc::new(column)], services.len())
+    }
+
+    /// Whether a filter over `team` keeps any of `teams` or a row without a team.
+    pub(super) fn teams(&self, teams: &[String]) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let column: StringArray = teams.iter().map(|t| Some(t.as_str())).chain([None]).collect();
+        self.kept(vec![Arc::new(column)], teams.len() + 1).contains(&true)
     }
 
     /// The bucket starts a filter over `bucket_start` keeps.

@@ -153,12 +153,14 @@ impl TableProvider for ProjectionTable {
         let batches = match stored {
             Some(m) => match kind {
                 Kind::Table(t) => {
-                    // Only the components with a service the filters keep.
+                    // Only the components with a service and a team the filters keep.
                     let index = m.index();
                     let by_service = KeyFilter::new(state, filters, &t.schema(), &["service"]);
-                    let which: Option<Vec<usize>> = (!by_service.is_empty()).then(|| {
-                        let kept = |services: &Vec<String>| by_service.services(services).contains(&true);
-                        (0..index.services.len()).filter(|&i| kept(&index.services[i])).collect()
+                    let by_team = KeyFilter::new(state, filters, &t.schema(), &["team"]);
+                    let which: Option<Vec<usize>> = (!by_service.is_empty() || !by_team.is_empty()).then(|| {
+                        let service_kept = |i: usize| by_service.services(&index.services[i]).contains(&true);
+                        let team_kept = |i: usize| index.teams[i].as_ref().is_none_or(|t| by_team.teams(t));
+                        (0..index.services.len()).filter(|&i| service_kept(i) && team_kept(i)).collect()
                     });
                     let schema = t.schema();
                     let files = ScannedFile::of_model(m.table_files(t, which.as_deref()));

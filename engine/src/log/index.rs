@@ -367,6 +367,12 @@ mod legacy {
 }
 
 impl IdIndex {
+    /// Whether the index in `dir` is of an earlier release, which only a
+    /// writer converts (readers and `leadline check` leave it alone).
+    pub fn of_earlier_release(dir: &Path) -> bool {
+        legacy::exists(dir)
+    }
+
     pub fn bucket_path(dir: &Path, b: usize) -> PathBuf {
         dir.join(format!("ids-{b:04}.idx"))
     }
@@ -419,6 +425,10 @@ impl IdIndex {
     /// bucket cut at a record's end is found too (`leadline check` then
     /// names it). Records themselves are checked as buckets load.
     pub fn verify_lengths(dir: &Path, events: u64) -> Result<()> {
+        if Self::of_earlier_release(dir) {
+            tracing::info!(dir = %dir.display(), "the event-id index is of an earlier release: the next writer converts it");
+            return Ok(());
+        }
         let mut records = 0;
         for (_, path) in bucket_files(dir) {
             let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
@@ -745,8 +755,11 @@ mod tests {
             fs::write(legacy::bucket_path(d, b), bytes).unwrap();
         }
         fs::write(IdIndex::marker(d), "2").unwrap();
+        // A reader leaves it alone and does not call it damaged.
+        assert!(IdIndex::of_earlier_release(d));
+        IdIndex::verify_lengths(d, 100).unwrap();
         IdIndex::recover(d, Some(1)).unwrap();
-        assert!(!legacy::exists(d) && !IdIndex::marker(d).exists());
+        assert!(!legacy::exists(d) && !IdIndex::marker(d).exists() && !IdIndex::of_earlier_release(d));
         IdIndex::verify_lengths(d, 100).unwrap();
         let mut ix = IdIndex::begin(d, 2).unwrap();
         for i in 0..100u128 {

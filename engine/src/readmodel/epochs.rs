@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, entity_keys,
-    keys, published, read_checked, segment, write_parquet,
+    keys, published, read_checked, refold, segment, write_parquet,
 };
 use crate::error::Result;
 use crate::event::Event;
@@ -94,6 +94,9 @@ pub(super) struct Epoch {
     /// The last cut inside it found unclean (not tried again).
     #[serde(default)]
     pub unclean: Option<i64>,
+    /// The distinct teams its rows name (`None`: not known).
+    #[serde(default)]
+    pub teams: Option<Vec<String>>,
 }
 
 /// What the checks of a cut need to know of each side (see the module doc).
@@ -754,6 +757,7 @@ fn placeholder() -> Epoch {
         tails: Vec::new(),
         carry: Vec::new(),
         unclean: None,
+        teams: None,
     }
 }
 
@@ -776,6 +780,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
                     checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
                 }
                 written.push(id.clone());
+                let teams = Some(refold::teams_of(&p.parts)?);
                 Epoch {
                     from: p.from,
                     id,
@@ -787,6 +792,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
                     tails: p.tails,
                     carry: p.carry,
                     unclean: p.unclean,
+                    teams,
                 }
             }
         });

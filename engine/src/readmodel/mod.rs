@@ -151,6 +151,10 @@ struct Component {
     /// reads its stored rows when it saw them all, skips it when it saw none.
     #[serde(default)]
     ingested: Option<(i64, i64)>,
+    /// The distinct teams its rows name, for a scan filtered by team to skip
+    /// it; `None` (a model written before teams were kept): unknown.
+    #[serde(default)]
+    teams: Option<Vec<String>>,
 }
 
 impl Component {
@@ -166,7 +170,12 @@ impl Component {
             span = e.span.map_or(span, |s| widen(span, s));
             ingested = e.ingested.map_or(ingested, |s| widen(ingested, s));
         }
-        Component { epochs, counts, span, pairs: pairs.into_iter().collect(), ingested }
+        let teams = epochs.iter().try_fold(BTreeSet::new(), |mut all, e| {
+            all.extend(e.teams.as_ref()?.iter().cloned());
+            Some(all)
+        });
+        let teams = teams.map(|t| t.into_iter().collect());
+        Component { epochs, counts, span, pairs: pairs.into_iter().collect(), ingested, teams }
     }
 
     /// The ids of its epochs' files.
@@ -196,6 +205,8 @@ pub struct ModelIndex {
     pub pairs: Vec<((String, String), Vec<usize>)>,
     /// Per component (in the manifest's order): its services.
     pub services: Vec<Vec<String>>,
+    /// Per component: the teams its rows name (`None`: not known).
+    pub teams: Vec<Option<Vec<String>>>,
     /// The span of `occurred_at` over the whole log.
     pub span: Option<(i64, i64)>,
 }
@@ -244,7 +255,8 @@ impl ReadModel {
                     span = Some(span.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
                 }
             }
-            ModelIndex { pairs: pairs.into_iter().collect(), services, span }
+            let teams = m.components.values().map(|c| c.teams.clone()).collect();
+            ModelIndex { pairs: pairs.into_iter().collect(), services, teams, span }
         })
     }
 

@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::log::delta::{AddFile, DeltaTable, TableState, add_action, commit_info, remove_action, write_atomic};
 use crate::log::files::hash_file;
 use crate::metrics::dora_metrics_schema;
+use crate::parallel::in_parallel;
 use crate::project::tables::Table;
 
 pub const DIR: &str = "tables";
@@ -142,10 +143,14 @@ impl Publication {
     /// theirs. `facts` go in each commit's `commitInfo`. Returns the
     /// components whose files it removed.
     pub fn publish(&mut self, root: &Path, components: &BTreeSet<&str>, facts: &Value) -> Result<BTreeSet<String>> {
-        let mut removed = BTreeSet::new();
-        for (part, state) in PARTS.into_iter().zip(&mut self.states) {
+        // The tables are independent: their commits (each a file and a
+        // directory made durable, after hashing the new data files) are
+        // made at once rather than one after another.
+        let tables: Vec<(Part, &TableState)> = PARTS.into_iter().zip(&self.states).collect();
+        let committed = in_parallel(&tables, PARTS.len(), |&(part, state)| {
             let table = DeltaTable::new(table_root(root, part));
             let mut actions = Vec::new();
+            let mut removed = BTreeSet::new();
             for f in state.files.values() {
                 if let Some(id) = component_of(&f.path).filter(|id| !components.contains(id)) {
                     actions.push(remove_action(f, true));
@@ -159,12 +164,19 @@ impl Publication {
                 }
             }
             if actions.is_empty() {
-                continue;
+                return Ok(None);
             }
             actions.push(commit_info("WRITE", facts.clone()));
             table.commit(state.version.map_or(0, |v| v + 1), &actions)?;
-            table.refresh(state)?;
-            table.checkpoint_if_due(state);
+            Ok(Some((table, removed)))
+        })?;
+        let mut removed = BTreeSet::new();
+        for (state, committed) in self.states.iter_mut().zip(committed) {
+            if let Some((table, gone)) = committed {
+                table.refresh(state)?;
+                table.checkpoint_if_due(state);
+                removed.extend(gone);
+            }
         }
         Ok(removed)
     }

@@ -59,6 +59,8 @@ pub struct ServerState {
     /// A duplicate of each client socket by peer address, to notice a client
     /// that hangs up while its query is still executing.
     peers: Mutex<std::collections::HashMap<SocketAddr, Arc<std::net::TcpStream>>>,
+    /// The catalog tables every session shares, built by the first.
+    catalog_tables: pg_catalog::FixedTables,
 }
 
 impl ServerState {
@@ -75,6 +77,7 @@ impl ServerState {
             connections: AtomicUsize::new(0),
             cancels: Arc::new(cancel::Registry::default()),
             peers: Mutex::new(Default::default()),
+            catalog_tables: Default::default(),
         }))
     }
 
@@ -182,8 +185,11 @@ impl Conn {
             user: user.clone(),
             roles: state.config.users.iter().map(|u| u.name.clone()).chain(std::iter::once(user.clone())).collect(),
         });
+        // The views too, so that the relations are listed once, here.
+        let views_version = catalog.views_version();
+        info.set_views(session_views(&catalog).await);
         let vars = Arc::new(Mutex::new(default_vars(state, &user, &app)));
-        pg_catalog::register(&ctx, info.clone(), vars.clone())?;
+        pg_catalog::register(&ctx, &state.catalog_tables, info.clone(), vars.clone())?;
         guard::register_debug_functions(&ctx);
 
         let slot = Arc::new(cancel::Slot::default());
@@ -203,10 +209,9 @@ impl Conn {
             tx: Arc::new(Mutex::new(transaction::Transaction::new(state.config.limits.write_buffer()))),
             reported: Mutex::new(Vec::new()),
             peer: state.peers.lock().ok().and_then(|p| p.get(&client.socket_addr()).cloned()),
-            views_listed: AtomicU64::new(u64::MAX),
+            views_listed: AtomicU64::new(views_version),
             _registration: registration,
         };
-        conn.list_views().await?;
         Ok(conn)
     }
 
@@ -232,15 +237,7 @@ impl Conn {
         if self.views_listed.swap(version, Ordering::SeqCst) == version {
             return Ok(());
         }
-        let views = self.catalog.views().await.into_iter().map(|v| pg_catalog::TableInfo {
-            oid: pg_catalog::view_oid(v.id, v.temporary),
-            name: v.name,
-            schema: v.schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
-            rows: -1,
-            insertable: false,
-            view: Some(pg_catalog::ViewDetails { definition: v.definition, temporary: v.temporary }),
-        });
-        self.info.set_views(views.collect());
+        self.info.set_views(session_views(&self.catalog).await);
         pg_catalog::register_views(&self.ctx, &self.info)?;
         Ok(())
     }
@@ -267,6 +264,19 @@ pub fn parameter_statuses(conn: &Conn) -> Vec<pgwire::messages::PgWireBackendMes
             ))
         })
         .collect()
+}
+
+/// The session's views as the catalog relations list them.
+async fn session_views(catalog: &ReadSession) -> Vec<pg_catalog::TableInfo> {
+    let views = catalog.views().await.into_iter().map(|v| pg_catalog::TableInfo {
+        oid: pg_catalog::view_oid(v.id, v.temporary),
+        name: v.name,
+        schema: v.schema.unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
+        rows: -1,
+        insertable: false,
+        view: Some(pg_catalog::ViewDetails { definition: v.definition, temporary: v.temporary }),
+    });
+    views.collect()
 }
 
 /// The connection's session, created on its first statement.

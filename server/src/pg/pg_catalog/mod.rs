@@ -27,7 +27,7 @@ use datafusion::common::Result as DfResult;
 use datafusion::prelude::SessionContext;
 
 pub use rewrite::{Planned, plan, rewrite_in};
-pub use tables::{CatalogInfo, TableInfo, ViewDetails};
+pub use tables::{CatalogInfo, FixedTables, TableInfo, ViewDetails};
 
 pub const NS_PG_CATALOG: i32 = 11;
 pub const NS_PUBLIC: i32 = 2200;
@@ -62,10 +62,11 @@ pub fn version_string() -> String {
 /// `current_setting`/`set_config` read and write.
 pub type Settings = Arc<Mutex<BTreeMap<String, String>>>;
 
-/// Registers the catalog tables and functions in a session.
-pub fn register(ctx: &SessionContext, info: Arc<CatalogInfo>, settings: Settings) -> DfResult<()> {
+/// Registers the catalog tables and functions in a session; `fixed` holds
+/// the tables every session of the server shares.
+pub fn register(ctx: &SessionContext, fixed: &FixedTables, info: Arc<CatalogInfo>, settings: Settings) -> DfResult<()> {
     // Tables first: `pg_proc` lists the functions the session had before these.
-    tables::register_tables(ctx, &info, &settings)?;
+    tables::register_tables(ctx, fixed, &info, &settings)?;
     functions::register_functions(ctx, info, settings);
     Ok(())
 }
@@ -118,7 +119,7 @@ pub(crate) fn test_session() -> (SessionContext, Arc<CatalogInfo>) {
         user: "analyst".into(),
         roles: vec!["analyst".into()],
     });
-    register(&ctx, info.clone(), test_settings()).expect("register the catalog");
+    register(&ctx, &FixedTables::default(), info.clone(), test_settings()).expect("register the catalog");
     (ctx, info)
 }
 
@@ -170,7 +171,7 @@ pub(crate) async fn leadline_test_session()
         user: "analyst".into(),
         roles: vec!["analyst".into()],
     });
-    register(&ctx, info.clone(), test_settings()).expect("register the catalog");
+    register(&ctx, &FixedTables::default(), info.clone(), test_settings()).expect("register the catalog");
     (ctx, info, session, dir)
 }
 

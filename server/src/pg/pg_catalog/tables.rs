@@ -9,8 +9,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::{Result as DfResult, ScalarValue};
-use datafusion::datasource::MemTable;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
 use super::format::parse_ident;
@@ -931,11 +934,104 @@ fn routine(
     row
 }
 
-/// Registers the catalog's relations in a session: `pg_catalog`'s under their
-/// bare names (the rewrites drop the `pg_catalog.` qualifier), and the
-/// `information_schema` schema.
-pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings: &Settings) -> DfResult<()> {
-    let mut tables: Vec<(&str, Arc<MemTable>)> = Vec::new();
+/// `pg_settings`: the session's variables as they are when a statement
+/// reads it, so that a `SET` shows at once, as in PostgreSQL.
+#[derive(Debug)]
+struct SettingsTable {
+    schema: SchemaRef,
+    settings: Settings,
+}
+
+impl SettingsTable {
+    fn new(settings: &Settings) -> Self {
+        Self { schema: Builder::new(SETTINGS_COLUMNS).schema, settings: settings.clone() }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for SettingsTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        settings_rows(&self.settings).table()?.scan(state, projection, filters, limit).await
+    }
+}
+
+/// `pg_settings`' columns.
+const SETTINGS_COLUMNS: &[&str] = &[
+    "name:t",
+    "setting:t",
+    "unit:t",
+    "category:t",
+    "short_desc:t",
+    "extra_desc:t",
+    "context:t",
+    "vartype:t",
+    "source:t",
+    "min_val:t",
+    "max_val:t",
+    "enumvals:a",
+    "boot_val:t",
+    "reset_val:t",
+    "sourcefile:t",
+    "sourceline:i",
+    "pending_restart:b",
+];
+
+fn settings_rows(settings: &Settings) -> Builder {
+    let mut rows = Builder::new(SETTINGS_COLUMNS);
+    if let Ok(vars) = settings.lock() {
+        for (k, v) in vars.iter() {
+            rows.row(vec![
+                ("name", t(k)),
+                ("setting", t(v)),
+                ("context", t("user")),
+                ("vartype", t("string")),
+                ("source", t("default")),
+                ("pending_restart", b(false)),
+            ]);
+        }
+    }
+    rows
+}
+
+/// The catalog tables whose rows are the same in every session of a server
+/// (namespaces, types, functions, …): built once, by the first session,
+/// and shared (a `MemTable` is read-only here), so that opening a
+/// connection does not rebuild them.
+#[derive(Default)]
+pub struct FixedTables(std::sync::OnceLock<Fixed>);
+
+struct Fixed {
+    pg_catalog: NamedTables,
+    information_schema: NamedTables,
+}
+
+impl FixedTables {
+    /// The tables, built from `ctx` (its functions are `pg_proc`'s) the first time.
+    fn get(&self, ctx: &SessionContext) -> DfResult<&Fixed> {
+        if let Some(fixed) = self.0.get() {
+            return Ok(fixed);
+        }
+        let built = fixed_tables(ctx)?;
+        Ok(self.0.get_or_init(|| built))
+    }
+}
+
+fn fixed_tables(ctx: &SessionContext) -> DfResult<Fixed> {
+    let mut tables: NamedTables = Vec::new();
 
     let mut ns = Builder::new(&["oid:oid", "nspname:name", "nspowner:oid", "nspacl:_aclitem"]);
     for (oid, name) in
@@ -944,9 +1040,6 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
         ns.row(vec![("oid", i(oid)), ("nspname", t(name)), ("nspowner", i(OWNER))]);
     }
     tables.push(("pg_namespace", ns.table()?));
-
-    let (relations, information_schema) = relation_tables(info)?;
-    tables.extend(relations);
 
     let mut ty = Builder::new(&[
         "oid:oid",
@@ -1053,6 +1146,167 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     ]);
     tables.push(("pg_database", db.table()?));
 
+    let mut ts = Builder::new(&["oid:oid", "spcname:name", "spcowner:oid", "spcacl:_aclitem", "spcoptions:a"]);
+    ts.row(vec![("oid", i(1663)), ("spcname", t("pg_default")), ("spcowner", i(OWNER))]);
+    ts.row(vec![("oid", i(1664)), ("spcname", t("pg_global")), ("spcowner", i(OWNER))]);
+    tables.push(("pg_tablespace", ts.table()?));
+
+    let mut am = Builder::new(&["oid:oid", "amname:name", "amhandler:t", "amtype:char"]);
+    am.row(vec![("oid", i(2)), ("amname", t("heap")), ("amhandler", t("heap_tableam_handler")), ("amtype", t("t"))]);
+    am.row(vec![("oid", i(403)), ("amname", t("btree")), ("amhandler", t("bthandler")), ("amtype", t("i"))]);
+    tables.push(("pg_am", am.table()?));
+
+    let mut proc = Builder::new(&[
+        "oid:oid",
+        "proname:name",
+        "pronamespace:oid",
+        "proowner:oid",
+        "prolang:oid",
+        "procost:f",
+        "prorows:f",
+        "provariadic:oid",
+        "prosupport:t",
+        "prokind:char",
+        "prosecdef:b",
+        "proleakproof:b",
+        "proisstrict:b",
+        "proretset:b",
+        "provolatile:char",
+        "proparallel:char",
+        "pronargs:s",
+        "pronargdefaults:s",
+        "prorettype:oid",
+        "proargtypes:oidvector",
+        "proallargtypes:_oid",
+        "proargmodes:_char",
+        "proargnames:a",
+        "proargdefaults:pg_node_tree",
+        "protrftypes:_oid",
+        "prosrc:t",
+        "probin:t",
+        "prosqlbody:pg_node_tree",
+        "proconfig:a",
+        "proacl:_aclitem",
+    ]);
+    let state = ctx.state();
+    let mut fn_names: Vec<String> = state.scalar_functions().keys().cloned().collect();
+    fn_names.extend(state.aggregate_functions().keys().cloned());
+    fn_names.sort();
+    fn_names.dedup();
+    let mut routines = Builder::new(ROUTINES_COLUMNS);
+    for f in LEADLINE_FUNCTIONS {
+        routines.row(routine(f.name, f.oid, "public", f.kind == "a", type_by_oid(f.ret.into())));
+        let arg_types: Vec<ScalarValue> = f.args.iter().map(|(_, oid)| i(*oid)).collect();
+        let arg_names: Vec<ScalarValue> = f.args.iter().map(|(name, _)| t(name)).collect();
+        proc.row(vec![
+            ("oid", i(f.oid)),
+            ("proname", t(f.name)),
+            ("pronamespace", i(NS_PUBLIC)),
+            ("proowner", i(OWNER)),
+            ("prolang", i(12)),
+            ("procost", ScalarValue::Float64(Some(1.0))),
+            ("prorows", ScalarValue::Float64(Some(if f.retset { 1000.0 } else { 0.0 }))),
+            ("provariadic", i(0)),
+            ("prokind", t(f.kind)),
+            ("prosecdef", b(false)),
+            ("proleakproof", b(false)),
+            ("proisstrict", b(false)),
+            ("proretset", b(f.retset)),
+            ("provolatile", t("s")),
+            ("proparallel", t("s")),
+            ("pronargs", ScalarValue::Int16(Some(f.args.len() as i16))),
+            ("pronargdefaults", ScalarValue::Int16(Some(f.defaults))),
+            ("prorettype", i(f.ret)),
+            ("proargtypes", ScalarValue::List(ScalarValue::new_list_nullable(&arg_types, &DataType::Int32))),
+            ("proargnames", ScalarValue::List(ScalarValue::new_list_nullable(&arg_names, &DataType::Utf8))),
+            ("prosrc", t(f.name)),
+        ]);
+    }
+    let own = |name: &str| LEADLINE_FUNCTIONS.iter().any(|f| f.name == name);
+    for (n, name) in fn_names.iter().enumerate().filter(|(_, name)| !own(name)) {
+        let agg = state.aggregate_functions().contains_key(name);
+        routines.row(routine(name, 20000 + n as i32, "pg_catalog", agg, None));
+        proc.row(vec![
+            ("oid", i(20000 + n as i32)),
+            ("proname", t(name)),
+            ("pronamespace", i(NS_PG_CATALOG)),
+            ("proowner", i(OWNER)),
+            ("prolang", i(12)),
+            ("prokind", t(if agg { "a" } else { "f" })),
+            ("proretset", b(false)),
+            ("provolatile", t("i")),
+            ("pronargs", ScalarValue::Int16(Some(0))),
+            ("prorettype", i(25)),
+            ("prosrc", t(name)),
+        ]);
+    }
+    tables.push(("pg_proc", proc.table()?));
+
+    let mut language = Builder::new(&[
+        "oid:oid",
+        "lanname:name",
+        "lanowner:oid",
+        "lanispl:b",
+        "lanpltrusted:b",
+        "lanplcallfoid:oid",
+        "laninline:oid",
+        "lanvalidator:oid",
+        "lanacl:_aclitem",
+    ]);
+    for (oid, name) in LANGUAGES {
+        language.row(vec![
+            ("oid", i(*oid)),
+            ("lanname", t(name)),
+            ("lanowner", i(OWNER)),
+            ("lanispl", b(false)),
+            ("lanpltrusted", b(*name == "sql")),
+            ("lanplcallfoid", i(0)),
+            ("laninline", i(0)),
+            ("lanvalidator", i(0)),
+        ]);
+    }
+    tables.push(("pg_language", language.table()?));
+
+    for (name, cols) in EMPTY_TABLES {
+        tables.push((name, Builder::new(cols).table()?));
+    }
+
+    let mut information_schema: NamedTables = Vec::new();
+    let mut schemata = Builder::new(&[
+        "catalog_name:name",
+        "schema_name:name",
+        "schema_owner:name",
+        "default_character_set_catalog:name",
+        "default_character_set_schema:name",
+        "default_character_set_name:name",
+        "sql_path:varchar",
+    ]);
+    for s in ["pg_catalog", "public", "information_schema"] {
+        schemata.row(vec![("catalog_name", t(DATABASE)), ("schema_name", t(s)), ("schema_owner", t(DATABASE))]);
+    }
+    information_schema.push(("schemata", schemata.table()?));
+    information_schema.push(("routines", routines.table()?));
+    for (name, cols) in EMPTY_INFORMATION_SCHEMA {
+        information_schema.push((name, Builder::new(cols).table()?));
+    }
+    Ok(Fixed { pg_catalog: tables, information_schema })
+}
+
+/// Registers the catalog's relations in a session: `pg_catalog`'s under their
+/// bare names (the rewrites drop the `pg_catalog.` qualifier), and the
+/// `information_schema` schema. The fixed ones are `fixed`'s, shared.
+pub(super) fn register_tables(
+    ctx: &SessionContext,
+    fixed: &FixedTables,
+    info: &CatalogInfo,
+    settings: &Settings,
+) -> DfResult<()> {
+    let fixed = fixed.get(ctx)?;
+    let mut tables: NamedTables = fixed.pg_catalog.clone();
+
+    let (relations, information_schema) = relation_tables(info)?;
+    tables.extend(relations);
+
     let role_cols = [
         "rolname:name",
         "rolsuper:b",
@@ -1125,163 +1379,6 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     }
     tables.push(("pg_user", user.table()?));
 
-    let mut ts = Builder::new(&["oid:oid", "spcname:name", "spcowner:oid", "spcacl:_aclitem", "spcoptions:a"]);
-    ts.row(vec![("oid", i(1663)), ("spcname", t("pg_default")), ("spcowner", i(OWNER))]);
-    ts.row(vec![("oid", i(1664)), ("spcname", t("pg_global")), ("spcowner", i(OWNER))]);
-    tables.push(("pg_tablespace", ts.table()?));
-
-    let mut am = Builder::new(&["oid:oid", "amname:name", "amhandler:t", "amtype:char"]);
-    am.row(vec![("oid", i(2)), ("amname", t("heap")), ("amhandler", t("heap_tableam_handler")), ("amtype", t("t"))]);
-    am.row(vec![("oid", i(403)), ("amname", t("btree")), ("amhandler", t("bthandler")), ("amtype", t("i"))]);
-    tables.push(("pg_am", am.table()?));
-
-    let mut settings_tbl = Builder::new(&[
-        "name:t",
-        "setting:t",
-        "unit:t",
-        "category:t",
-        "short_desc:t",
-        "extra_desc:t",
-        "context:t",
-        "vartype:t",
-        "source:t",
-        "min_val:t",
-        "max_val:t",
-        "enumvals:a",
-        "boot_val:t",
-        "reset_val:t",
-        "sourcefile:t",
-        "sourceline:i",
-        "pending_restart:b",
-    ]);
-    if let Ok(vars) = settings.lock() {
-        for (k, v) in vars.iter() {
-            settings_tbl.row(vec![
-                ("name", t(k)),
-                ("setting", t(v)),
-                ("context", t("user")),
-                ("vartype", t("string")),
-                ("source", t("default")),
-                ("pending_restart", b(false)),
-            ]);
-        }
-    }
-    tables.push(("pg_settings", settings_tbl.table()?));
-
-    let mut proc = Builder::new(&[
-        "oid:oid",
-        "proname:name",
-        "pronamespace:oid",
-        "proowner:oid",
-        "prolang:oid",
-        "procost:f",
-        "prorows:f",
-        "provariadic:oid",
-        "prosupport:t",
-        "prokind:char",
-        "prosecdef:b",
-        "proleakproof:b",
-        "proisstrict:b",
-        "proretset:b",
-        "provolatile:char",
-        "proparallel:char",
-        "pronargs:s",
-        "pronargdefaults:s",
-        "prorettype:oid",
-        "proargtypes:oidvector",
-        "proallargtypes:_oid",
-        "proargmodes:_char",
-        "proargnames:a",
-        "proargdefaults:pg_node_tree",
-        "protrftypes:_oid",
-        "prosrc:t",
-        "probin:t",
-        "prosqlbody:pg_node_tree",
-        "proconfig:a",
-        "proacl:_aclitem",
-    ]);
-    let mut fn_names: Vec<String> = ctx.state().scalar_functions().keys().cloned().collect();
-    fn_names.extend(ctx.state().aggregate_functions().keys().cloned());
-    fn_names.sort();
-    fn_names.dedup();
-    let mut routines = Builder::new(ROUTINES_COLUMNS);
-    for f in LEADLINE_FUNCTIONS {
-        routines.row(routine(f.name, f.oid, "public", f.kind == "a", type_by_oid(f.ret.into())));
-        let arg_types: Vec<ScalarValue> = f.args.iter().map(|(_, oid)| i(*oid)).collect();
-        let arg_names: Vec<ScalarValue> = f.args.iter().map(|(name, _)| t(name)).collect();
-        proc.row(vec![
-            ("oid", i(f.oid)),
-            ("proname", t(f.name)),
-            ("pronamespace", i(NS_PUBLIC)),
-            ("proowner", i(OWNER)),
-            ("prolang", i(12)),
-            ("procost", ScalarValue::Float64(Some(1.0))),
-            ("prorows", ScalarValue::Float64(Some(if f.retset { 1000.0 } else { 0.0 }))),
-            ("provariadic", i(0)),
-            ("prokind", t(f.kind)),
-            ("prosecdef", b(false)),
-            ("proleakproof", b(false)),
-            ("proisstrict", b(false)),
-            ("proretset", b(f.retset)),
-            ("provolatile", t("s")),
-            ("proparallel", t("s")),
-            ("pronargs", ScalarValue::Int16(Some(f.args.len() as i16))),
-            ("pronargdefaults", ScalarValue::Int16(Some(f.defaults))),
-            ("prorettype", i(f.ret)),
-            ("proargtypes", ScalarValue::List(ScalarValue::new_list_nullable(&arg_types, &DataType::Int32))),
-            ("proargnames", ScalarValue::List(ScalarValue::new_list_nullable(&arg_names, &DataType::Utf8))),
-            ("prosrc", t(f.name)),
-        ]);
-    }
-    let own = |name: &str| LEADLINE_FUNCTIONS.iter().any(|f| f.name == name);
-    for (n, name) in fn_names.iter().enumerate().filter(|(_, name)| !own(name)) {
-        let agg = ctx.state().aggregate_functions().contains_key(name);
-        routines.row(routine(name, 20000 + n as i32, "pg_catalog", agg, None));
-        proc.row(vec![
-            ("oid", i(20000 + n as i32)),
-            ("proname", t(name)),
-            ("pronamespace", i(NS_PG_CATALOG)),
-            ("proowner", i(OWNER)),
-            ("prolang", i(12)),
-            ("prokind", t(if agg { "a" } else { "f" })),
-            ("proretset", b(false)),
-            ("provolatile", t("i")),
-            ("pronargs", ScalarValue::Int16(Some(0))),
-            ("prorettype", i(25)),
-            ("prosrc", t(name)),
-        ]);
-    }
-    tables.push(("pg_proc", proc.table()?));
-
-    let mut language = Builder::new(&[
-        "oid:oid",
-        "lanname:name",
-        "lanowner:oid",
-        "lanispl:b",
-        "lanpltrusted:b",
-        "lanplcallfoid:oid",
-        "laninline:oid",
-        "lanvalidator:oid",
-        "lanacl:_aclitem",
-    ]);
-    for (oid, name) in LANGUAGES {
-        language.row(vec![
-            ("oid", i(*oid)),
-            ("lanname", t(name)),
-            ("lanowner", i(OWNER)),
-            ("lanispl", b(false)),
-            ("lanpltrusted", b(*name == "sql")),
-            ("lanplcallfoid", i(0)),
-            ("laninline", i(0)),
-            ("lanvalidator", i(0)),
-        ]);
-    }
-    tables.push(("pg_language", language.table()?));
-
-    for (name, cols) in EMPTY_TABLES {
-        tables.push((name, Builder::new(cols).table()?));
-    }
-
     // pg_stat_activity: this connection only (leadline keeps no global view).
     let mut act = Builder::new(&[
         "datid:oid",
@@ -1319,28 +1416,12 @@ pub(super) fn register_tables(ctx: &SessionContext, info: &CatalogInfo, settings
     for (name, table) in tables {
         ctx.register_table(name, table)?;
     }
+    ctx.register_table("pg_settings", Arc::new(SettingsTable::new(settings)))?;
 
     // information_schema as a schema of its own.
     let is = Arc::new(MemorySchemaProvider::new());
-    let mut schemata = Builder::new(&[
-        "catalog_name:name",
-        "schema_name:name",
-        "schema_owner:name",
-        "default_character_set_catalog:name",
-        "default_character_set_schema:name",
-        "default_character_set_name:name",
-        "sql_path:varchar",
-    ]);
-    for s in ["pg_catalog", "public", "information_schema"] {
-        schemata.row(vec![("catalog_name", t(DATABASE)), ("schema_name", t(s)), ("schema_owner", t(DATABASE))]);
-    }
-    is.register_table("schemata".into(), schemata.table()?)?;
-    for (name, table) in information_schema {
+    for (name, table) in fixed.information_schema.iter().cloned().chain(information_schema) {
         is.register_table(name.to_string(), table)?;
-    }
-    is.register_table("routines".into(), routines.table()?)?;
-    for (name, cols) in EMPTY_INFORMATION_SCHEMA {
-        is.register_table(name.to_string(), Builder::new(cols).table()?)?;
     }
     if let Some(cat) = ctx.catalog("datafusion") {
         cat.register_schema("information_schema", is)?;
@@ -1862,6 +1943,51 @@ mod tests {
         assert_eq!(rows("SELECT datname, encoding FROM pg_database").await, [["leadline", "6"]]);
         assert_eq!(rows("SELECT rolname FROM pg_roles ORDER BY oid").await, [["leadline"], ["analyst"]]);
         assert_eq!(rows("SELECT setting FROM pg_settings WHERE name = 'datestyle'").await, [["ISO, MDY"]]);
+        // pg_settings reads the variables when it is scanned: a SET shows at once.
+        let (ctx, info) = test_session();
+        let datestyle = "SELECT setting FROM pg_settings WHERE name = 'datestyle'";
+        run(&ctx, &info, "SELECT set_config('datestyle', 'ISO, DMY', false)").await.unwrap();
+        assert_eq!(run(&ctx, &info, datestyle).await.unwrap(), [["ISO, DMY"]]);
         assert_eq!(rows("SELECT usename FROM pg_stat_activity").await, [["analyst"]]);
+    }
+
+    /// Two sessions of one server: the fixed tables are built once and
+    /// shared; what is the session's own (its user, its relations) is not.
+    #[tokio::test]
+    async fn sessions_share_the_fixed_tables_only() {
+        use super::super::register;
+        let fixed = FixedTables::default();
+        let session = |user: &str, table: &str| {
+            let ctx = SessionContext::new();
+            let schema = Arc::new(arrow::datatypes::Schema::new(vec![Field::new("x", DataType::Int64, true)]));
+            ctx.register_table(table, Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).unwrap())).unwrap();
+            let info = Arc::new(CatalogInfo {
+                tables: vec![TableInfo {
+                    oid: super::super::FIRST_TABLE_OID,
+                    name: table.into(),
+                    schema,
+                    rows: 0,
+                    insertable: false,
+                    view: None,
+                }],
+                views: Default::default(),
+                user: user.into(),
+                roles: vec![user.into()],
+            });
+            register(&ctx, &fixed, info.clone(), super::super::test_settings()).unwrap();
+            (ctx, info)
+        };
+        let (a, a_info) = session("ann", "alpha");
+        let (b, b_info) = session("bob", "beta");
+        for (name, shared) in [("pg_type", true), ("pg_proc", true), ("pg_class", false), ("pg_roles", false)] {
+            let (pa, pb) = (a.table_provider(name).await.unwrap(), b.table_provider(name).await.unwrap());
+            assert_eq!(Arc::ptr_eq(&pa, &pb), shared, "{name}");
+        }
+        let relname = "SELECT relname FROM pg_class WHERE relnamespace = 2200";
+        assert_eq!(run(&a, &a_info, relname).await.unwrap(), [["alpha"]]);
+        assert_eq!(run(&b, &b_info, relname).await.unwrap(), [["beta"]]);
+        assert_eq!(run(&b, &b_info, "SELECT usename FROM pg_stat_activity").await.unwrap(), [["bob"]]);
+        let types = "SELECT count(*) FROM pg_type WHERE typname = 'int8'";
+        assert_eq!(run(&b, &b_info, types).await.unwrap(), [["1"]]);
     }
 }
