@@ -504,10 +504,21 @@ fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let damaged = |problem: String| Error::damaged(&path, problem, MODEL_AFFECTS);
     let text = std::str::from_utf8(&bytes).map_err(|e| damaged(format!("not UTF-8 text ({e})")))?;
     let sealed = unseal(text).map_err(damaged)?;
-    let manifest: Manifest = serde_json::from_str(text).map_err(|e| damaged(format!("not a manifest ({e})")))?;
-    if !sealed && manifest.format >= 4 {
+    #[derive(Deserialize)]
+    struct Format {
+        format: u32,
+    }
+    let format: Format = serde_json::from_str(text).map_err(|e| damaged(format!("not a manifest ({e})")))?;
+    if !sealed && format.format >= 4 {
         return Err(damaged("carries no checksum".into()));
     }
+    if format.format != FORMAT {
+        // Another format's fields need not parse as this one's (format 7's
+        // components hold epochs): only its format is read, which makes it
+        // unusable, rebuilt by the next writer, and not damage.
+        return Ok(Some(Manifest { format: format.format, ..Manifest::default() }));
+    }
+    let manifest: Manifest = serde_json::from_str(text).map_err(|e| damaged(format!("not a manifest ({e})")))?;
     Ok(Some(manifest))
 }
 
@@ -1088,6 +1099,28 @@ mod tests {
             assert_eq!(appender.catch_up(false).unwrap(), version);
             assert_eq!(ReadModel::open(dir.path()).unwrap().unwrap().version(), version);
         }
+    }
+
+    #[test]
+    fn a_model_of_an_older_format_is_not_read_and_is_rebuilt_without_being_called_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = worked(dir.path());
+        let path = ReadModel::manifest_path(dir.path());
+        let version = manifest(dir.path()).version;
+        // Format 6 as an earlier release wrote it: one file id per component, no epochs.
+        let mut old: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        old["format"] = (FORMAT - 1).into();
+        for c in old["components"].as_object_mut().unwrap().values_mut() {
+            let c = c.as_object_mut().unwrap();
+            c.remove("epochs");
+            c.insert("id".into(), "c0-older".into());
+        }
+        old["leadlineChecksum"] = SEAL_PLACEHOLDER.into();
+        std::fs::write(&path, seal(old.to_string())).unwrap();
+        assert!(ReadModel::open(dir.path()).unwrap().is_none());
+        assert_eq!(appender.catch_up(false).unwrap(), version);
+        assert_eq!(manifest(dir.path()).format, FORMAT);
+        assert_eq!(ReadModel::open(dir.path()).unwrap().unwrap().version(), version);
     }
 
     #[test]
