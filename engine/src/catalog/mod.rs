@@ -565,6 +565,46 @@ pub(super) mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_scan_filtered_by_time_reads_only_the_epochs_within_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = Appender::open(dir.path(), "test").unwrap();
+        // Twenty weeks (from 2026-01-05) a week at a time: an epoch a month.
+        for w in 0..20 {
+            let lines = crate::readmodel::test_days(&["a", "b"], w * 7..w * 7 + 7).join("\n");
+            appender.append("week", input::ndjson_rows(std::io::Cursor::new(lines.into_bytes())), &mut |_| {}).unwrap();
+        }
+        let catalog = Catalog::open(dir.path(), MemoryLimits::default()).unwrap();
+        let session = catalog.session(session_config()).unwrap();
+        let files = |sql: String| {
+            let session = &session;
+            async move {
+                let explained = text(session, &format!("EXPLAIN ANALYZE {sql}")).await;
+                let count = explained.split("NameDamageExec: files=").nth(1).and_then(|rest| {
+                    rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse::<usize>().ok())
+                });
+                count.unwrap_or(0)
+            }
+        };
+        let filtered = [
+            ("deployments", "finished_at >= '2026-05-01'"),
+            ("deployments", "finished_at < '2026-02-01' AND service = 'a'"),
+            ("changes", "deployed_at BETWEEN '2026-03-01' AND '2026-03-10'"),
+            ("incidents", "opened_at > '2026-04-28' AND opened_at < '2026-05-03'"),
+            ("dora_metrics('week', '2026-05-11')", "environment = 'production'"),
+            ("dora_metrics('month')", "bucket_start < '2026-02-01'"),
+        ];
+        for (source, filter) in filtered {
+            let whole = if source.starts_with("dora_metrics('week'") { "dora_metrics('week')" } else { source };
+            let all = files(format!("SELECT * FROM {whole}")).await;
+            let some = files(format!("SELECT * FROM {source} WHERE {filter}")).await;
+            assert!(some > 0 && some < all, "{source} WHERE {filter}: {some} of {all} files");
+            let (pushed, after) = filtered_both_ways(&session, source, filter).await;
+            assert_eq!(pushed, after, "{source} WHERE {filter}");
+            assert!(pushed.lines().count() > 4, "{source} WHERE {filter}: {pushed}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_session_reads_its_pinned_view_until_it_refreshes() {
         let dir = tempfile::tempdir().unwrap();
         let mut appender = worked(dir.path());

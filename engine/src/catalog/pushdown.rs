@@ -1,20 +1,24 @@
 //! A query's filters applied to the keys of what the read model stores
-//! (services, teams, (service, environment) pairs, bucket starts), so a scan reads
-//! only the components and builds only the `dora_metrics` rows they keep.
+//! (services, teams, (service, environment) pairs, bucket starts, each
+//! epoch's time bounds), so a scan reads only the components and epochs and
+//! builds only the `dora_metrics` rows they keep.
 //! Each filter is one conjunct of the query's WHERE, applied only to the
 //! columns it reads, so what is kept is a superset of the answer; the scan
 //! reports its filters as inexact and DataFusion still applies them all.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
+use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema};
+use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::Expr;
-use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 
 use crate::event::UTC;
 
@@ -100,6 +104,80 @@ impl KeyFilter {
         let column = TimestampMicrosecondArray::from(starts.to_vec()).with_timezone(UTC);
         let keep = self.kept(vec![Arc::new(column)], starts.len());
         starts.iter().zip(keep).filter(|(_, k)| *k).map(|(s, _)| *s).collect()
+    }
+}
+
+/// The conjuncts of `filters` over columns whose values each stored epoch
+/// bounds (see `readmodel::bounded_columns`), as a DataFusion pruning
+/// predicate over the epochs' bounds: a scan reads only the epochs whose
+/// bounds the filters can meet. Anything it cannot judge keeps the epoch.
+#[derive(Debug, Default)]
+pub(super) struct SpanFilter {
+    predicate: Option<Arc<PruningPredicate>>,
+    columns: Vec<String>,
+}
+
+impl SpanFilter {
+    pub(super) fn new(state: &dyn Session, filters: &[Expr], table: &SchemaRef, columns: &[&str]) -> Self {
+        let conjuncts: Vec<Expr> = filters
+            .iter()
+            .flat_map(split_conjunction)
+            .filter(|e| !e.is_volatile() && e.column_refs().iter().all(|c| columns.contains(&c.name.as_str())))
+            .filter_map(|e| unqualified(e.clone()).ok())
+            .collect();
+        let Some(expr) = conjunction(conjuncts) else { return Self::default() };
+        let Ok(df_schema) = DFSchema::try_from(table.as_ref().clone()) else { return Self::default() };
+        let predicate = state
+            .create_physical_expr(expr, &df_schema)
+            .ok()
+            .and_then(|e| PruningPredicateBuilder::new().with_file_schema(table.clone()).build(e));
+        Self { predicate, columns: columns.iter().map(|c| c.to_string()).collect() }
+    }
+
+    /// Which of the epochs with `bounds` ([lo, hi) of the columns, `None`:
+    /// unbounded) the filters may keep rows of.
+    pub(super) fn keeps(&self, bounds: &[(Option<i64>, Option<i64>)]) -> Vec<bool> {
+        let Some(predicate) = &self.predicate else { return vec![true; bounds.len()] };
+        let stats = EpochBounds { bounds, columns: &self.columns };
+        predicate.prune(&stats).unwrap_or_else(|_| vec![true; bounds.len()])
+    }
+}
+
+/// Epochs' bounds as the statistics of a pruning predicate: every bounded
+/// column of an epoch lies in [lo, hi), that is between lo and hi - 1 µs.
+struct EpochBounds<'a> {
+    bounds: &'a [(Option<i64>, Option<i64>)],
+    columns: &'a [String],
+}
+
+impl EpochBounds<'_> {
+    fn times(&self, column: &Column, at: impl Fn(&(Option<i64>, Option<i64>)) -> Option<i64>) -> Option<ArrayRef> {
+        if !self.columns.contains(&column.name) {
+            return None;
+        }
+        let times: TimestampMicrosecondArray = self.bounds.iter().map(at).collect();
+        Some(Arc::new(times.with_timezone(UTC)))
+    }
+}
+
+impl PruningStatistics for EpochBounds<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.times(column, |(lo, _)| *lo)
+    }
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.times(column, |(_, hi)| hi.map(|hi| hi - 1))
+    }
+    fn num_containers(&self) -> usize {
+        self.bounds.len()
+    }
+    fn null_counts(&self, _: &Column) -> Option<ArrayRef> {
+        None
+    }
+    fn row_counts(&self) -> Option<ArrayRef> {
+        None
+    }
+    fn contained(&self, _: &Column, _: &HashSet<ScalarValue>) -> Option<BooleanArray> {
+        None
     }
 }
 

@@ -20,14 +20,14 @@ use leadline_udfs::Grain;
 
 use super::damage::{NameDamageExec, ScannedFile, explain, is_read_error};
 use super::grid::{Grid, MetricGridExec};
-use super::pushdown::KeyFilter;
+use super::pushdown::{KeyFilter, SpanFilter};
 use super::{Catalog, LeadlineOptions, View, blocking};
 use crate::event::{UTC, events_schema, rejected_schema};
 use crate::log::Snapshot;
 use crate::log::files::{log_file_affects, parquet_plan};
 use crate::metrics;
 use crate::project::tables::Table;
-use crate::readmodel::{Part, ReadModel, Refolded};
+use crate::readmodel::{self, Part, ReadModel, Refolded};
 
 /// Registers every table and function on `ctx`, reading `pinned`.
 pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
@@ -153,18 +153,32 @@ impl TableProvider for ProjectionTable {
         let batches = match stored {
             Some(m) => match kind {
                 Kind::Table(t) => {
-                    // Only the components with a service and a team the filters keep.
+                    // Only the components with a service and a team the
+                    // filters keep, and of those the epochs within their times.
                     let index = m.index();
-                    let by_service = KeyFilter::new(state, filters, &t.schema(), &["service"]);
-                    let by_team = KeyFilter::new(state, filters, &t.schema(), &["team"]);
-                    let which: Option<Vec<usize>> = (!by_service.is_empty() || !by_team.is_empty()).then(|| {
-                        let service_kept = |i: usize| by_service.services(&index.services[i]).contains(&true);
-                        let team_kept = |i: usize| index.teams[i].as_ref().is_none_or(|t| by_team.teams(t));
-                        (0..index.services.len()).filter(|&i| service_kept(i) && team_kept(i)).collect()
-                    });
                     let schema = t.schema();
-                    let files = ScannedFile::of_model(m.table_files(t, which.as_deref()));
-                    return match m.table_plan(t, which.as_deref())? {
+                    let by_service = KeyFilter::new(state, filters, &schema, &["service"]);
+                    let by_team = KeyFilter::new(state, filters, &schema, &["team"]);
+                    let part = Part::Rows(t);
+                    let by_time = SpanFilter::new(state, filters, &schema, readmodel::bounded_columns(part));
+                    let service_kept = |i: usize| by_service.services(&index.services[i]).contains(&true);
+                    let team_kept = |i: usize| index.teams[i].as_ref().is_none_or(|t| by_team.teams(t));
+                    let components = (0..index.services.len()).filter(|&i| service_kept(i) && team_kept(i));
+                    let epochs: Vec<(usize, usize)> =
+                        components.flat_map(|c| (0..index.epochs[c].len()).map(move |e| (c, e))).collect();
+                    let bounds: Vec<(Option<i64>, Option<i64>)> = epochs
+                        .iter()
+                        .map(|&(c, e)| {
+                            let (from, to) = index.epochs[c][e];
+                            readmodel::epoch_bounds(part, from, to)
+                        })
+                        .collect();
+                    let kept = by_time.keeps(&bounds);
+                    let which: Vec<(usize, usize)> =
+                        epochs.into_iter().zip(kept).filter_map(|(epoch, keep)| keep.then_some(epoch)).collect();
+                    let which = Some(which.as_slice());
+                    let files = ScannedFile::of_model(m.table_files(t, which));
+                    return match m.table_plan(t, which)? {
                         Some(plan) => {
                             let catalog = self.reader.catalog.clone();
                             finish_scan(state, &catalog, plan, &schema, projection, filters, limit, files).await
@@ -251,10 +265,20 @@ async fn metrics_scan(
         pairs,
         starts,
     });
+    // Of the kept components, the epochs holding rows of the grid's buckets.
+    let part = Part::Metrics(grain);
+    let within = |&(c, e): &(usize, usize)| {
+        let (from, to) = index.epochs[c][e];
+        let (lo, hi) = readmodel::epoch_bounds(part, from, to);
+        let (Some(&first), Some(&last)) = (grid.starts.first(), grid.starts.last()) else { return false };
+        lo.is_none_or(|lo| lo <= last) && hi.is_none_or(|hi| hi > first)
+    };
+    let epochs: Vec<(usize, usize)> =
+        components.iter().flat_map(|&c| (0..index.epochs[c].len()).map(move |e| (c, e))).filter(within).collect();
     let stored = metrics::dora_metrics_schema();
-    let input = match m.metrics_plan(grain, &components)? {
+    let input = match m.metrics_plan(grain, &epochs)? {
         Some(plan) => {
-            let files = ScannedFile::of_model(m.metrics_files(grain, &components));
+            let files = ScannedFile::of_model(m.metrics_files(grain, &epochs));
             // The grid ignores rows outside it: filtering the stored rows
             // only keeps them from being collected. For a panel's few
             // components (hundreds of rows each, one row group per file:

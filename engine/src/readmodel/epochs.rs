@@ -45,8 +45,9 @@
 //! Files: each epoch has one file per published table. A component folded
 //! whole keeps its settled history as one epoch and its last
 //! [`RECENT_MONTHS`] months as epochs of their own; an append later than
-//! everything opens a new epoch for its month, up to [`MAX_EPOCHS`], after
-//! which the component is folded whole again (once every few months).
+//! everything opens a new epoch for its month; past [`MAX_EPOCHS`], the two
+//! adjacent recent epochs with the fewest events are joined and folded
+//! again as one (the settled history is not, see [`join_smallest`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -65,10 +66,10 @@ use crate::log::files::events_batch;
 use crate::log::{Ingested, Stamped, read_stored_events_in};
 use crate::metrics::{PartialBucket, ProjectedCounts, metric_rows_within};
 use crate::project::changes::{self, Carried};
-use crate::project::tables::table_batch;
+use crate::project::tables::{Table, table_batch};
 use crate::project::{Projected, project_carrying};
 
-/// Most epochs a component has; one more makes it folded whole again.
+/// Most epochs a component has; one more joins two (see [`join_smallest`]).
 pub(super) const MAX_EPOCHS: usize = 5;
 /// Months a component folded whole keeps as epochs of their own.
 const RECENT_MONTHS: usize = 2;
@@ -189,6 +190,33 @@ pub(super) fn clean(before: &Summary, after: &Summary, window: Option<i64>) -> b
         }
     }
     true
+}
+
+/// The columns of `part` whose every value in an epoch's rows lies in the
+/// epoch's time bounds ([`bounds`]), so a scan filtered on them skips the
+/// epochs outside its range. By (a) every entity's events are in one
+/// epoch, so are its own times: a deployment's start and finish, an
+/// incident's opening and resolution, and a change's `deployed_at` (its
+/// row is the shipping deployment's epoch's; a commit's own time may be
+/// earlier: it can be carried). Metric rows: see the module doc.
+pub fn bounded_columns(part: Part) -> &'static [&'static str] {
+    match part {
+        Part::Rows(Table::Deployments) => &["started_at", "finished_at"],
+        Part::Rows(Table::Changes) => &["deployed_at"],
+        Part::Rows(Table::Incidents) => &["opened_at", "resolved_at"],
+        Part::Metrics(_) => &["bucket_start"],
+    }
+}
+
+/// The range [lo, hi) holding the [`bounded_columns`] of `part` in the rows
+/// of the epoch of events from `from` to `to` (`None`: unbounded): a week
+/// row belongs to the epoch holding the week's end, so it may start up to
+/// six days before `from`; day and month rows never straddle a cut.
+pub fn bounds(part: Part, from: Option<i64>, to: Option<i64>) -> (Option<i64>, Option<i64>) {
+    match part {
+        Part::Metrics(grain) => (from.map(|f| bucket_start(f, grain)), to),
+        Part::Rows(_) => (from, to),
+    }
 }
 
 fn month_start(t: i64) -> i64 {
@@ -539,7 +567,7 @@ fn fold_piece(
 /// too many.
 fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<Vec<Slot>>> {
     let epochs = &old.epochs;
-    let last = epochs.len() - 1;
+    let mut last = epochs.len() - 1;
     let mut touched: BTreeSet<usize> =
         plan.touched.iter().filter_map(|f| epochs.iter().position(|e| e.from == *f)).collect();
     if touched.len() != plan.touched.len() {
@@ -567,7 +595,10 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                     read.insert(last, (events, false));
                 } else {
                     if epochs.len() >= MAX_EPOCHS {
-                        return Ok(None);
+                        let Some(l) = join_smallest(&mut slots, &mut touched, &mut read, last) else {
+                            return Ok(None);
+                        };
+                        last = l;
                     }
                     touched.remove(&last);
                     // The last epoch is unchanged; its rows change only if
@@ -599,7 +630,10 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                             && epochs[last].unclean != Some(cut) =>
                     {
                         if epochs.len() >= MAX_EPOCHS {
-                            return Ok(None);
+                            let Some(l) = join_smallest(&mut slots, &mut touched, &mut read, last) else {
+                                return Ok(None);
+                            };
+                            last = l;
                         }
                         let (before, after) = split(&events, cut);
                         read.insert(last, (before, true));
@@ -643,6 +677,34 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         }
     }
     Ok(Some(settle(reader, slots, Ids::NewerThan(plan.after))?))
+}
+
+/// Makes room for one more epoch: joins the two adjacent epochs, after the
+/// first (the settled history) and before `last`, with the fewest events
+/// between them, to be folded again as one (removing a cut is always right).
+/// Joining the smallest keeps the epochs' sizes growing towards the past,
+/// so an event is folded again a few times over its life, never the whole
+/// history at once. Returns where `last` is now; `None` when there are not
+/// two such epochs.
+fn join_smallest(
+    slots: &mut Vec<Slot>,
+    touched: &mut BTreeSet<usize>,
+    read: &mut HashMap<usize, (Stamped, bool)>,
+    last: usize,
+) -> Option<usize> {
+    let events = |s: &Slot| match s {
+        Slot::Kept(e) => e.counts.events,
+        Slot::Fresh(p) => p.counts.events,
+    };
+    let j = (1..last.saturating_sub(1)).min_by_key(|&j| events(&slots[j]) + events(&slots[j + 1]))?;
+    slots.remove(j + 1);
+    // Indices after the removed epoch move down one; its own go to `j`.
+    let moved = |i: usize| if i > j + 1 { i - 1 } else { i.min(j) };
+    *touched = touched.iter().map(|&i| moved(i)).chain([j]).collect();
+    read.remove(&j);
+    read.remove(&(j + 1));
+    *read = std::mem::take(read).into_iter().map(|(i, r)| (moved(i), r)).collect();
+    Some(last - 1)
 }
 
 /// Whether every id the new events of `events` (one epoch's) name that an
@@ -850,11 +912,12 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
 
-    use arrow::array::RecordBatch;
+    use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
     use arrow::util::display::array_value_to_string;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::super::{Manifest, PARTS, Publication, ReadModel, Refolded, catch_up, read_manifest};
     use super::{MAX_EPOCHS, month_start};
@@ -918,7 +981,8 @@ mod tests {
         out
     }
 
-    fn days(services: &[&str], range: std::ops::Range<i64>) -> Vec<String> {
+    /// Days `range` (from 2026-01-05) of `services`, as NDJSON lines.
+    pub(crate) fn days(services: &[&str], range: std::ops::Range<i64>) -> Vec<String> {
         range.flat_map(|d| services.iter().flat_map(move |s| day(s, d))).collect()
     }
 
@@ -971,6 +1035,28 @@ mod tests {
                 assert_eq!(rows(&stored), rows(&whole.parts[k]), "{}", part.name());
             }
             assert_eq!(model.counts(), whole.counts);
+            // Each epoch's rows lie within its bounds, which scans prune by.
+            for c in model.manifest.components.values() {
+                for (k, e) in c.epochs.iter().enumerate() {
+                    let to = c.epochs.get(k + 1).and_then(|next| next.from);
+                    for part in PARTS {
+                        let (lo, hi) = super::bounds(part, e.from, to);
+                        let bytes = std::fs::read(super::published::file(self.root(), part, &e.id)).unwrap();
+                        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
+                        for batch in reader.build().unwrap() {
+                            let batch = batch.unwrap();
+                            for name in super::bounded_columns(part) {
+                                let column = batch.column_by_name(name).unwrap();
+                                let times = column.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+                                for t in times.iter().flatten() {
+                                    let within = lo.is_none_or(|lo| t >= lo) && hi.is_none_or(|hi| t < hi);
+                                    assert!(within, "{}.{name} {t} outside {lo:?}..{hi:?}", part.name());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             // Each segment lies within one epoch of its component.
             let m = &model.manifest;
             for (s, segments) in m.segments.iter().enumerate() {
@@ -1033,6 +1119,26 @@ mod tests {
         let after = ids(&m);
         let kept = before.iter().filter(|id| after.contains(id)).count();
         assert_eq!(kept, before.len() - 2, "one epoch per component refolded: {before:?} {after:?}");
+    }
+
+    #[test]
+    fn months_of_appends_join_recent_epochs_and_never_refold_the_settled_history() {
+        let mut data = Data::new(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
+        // Eight weeks first: one fold, its settled history and recent months.
+        data.append(&days(&SERVICES, 0..56));
+        let settled = |m: &Manifest| m.components.values().map(|c| c.epochs[0].id.clone()).collect::<Vec<_>>();
+        let first = settled(&data.manifest());
+        let mut most = 0;
+        // Then ten months a week at a time, each checked against a whole fold.
+        for w in 8..52 {
+            let m = data.append(&days(&SERVICES, w * 7..w * 7 + 7));
+            for c in m.components.values() {
+                most = most.max(c.epochs.len());
+                assert!(c.epochs.len() <= MAX_EPOCHS, "{:?}", c.epochs.len());
+            }
+            assert_eq!(settled(&m), first, "week {w}: the settled history was folded again");
+        }
+        assert_eq!(most, MAX_EPOCHS, "the epochs reached their most and were joined");
     }
 
     #[test]

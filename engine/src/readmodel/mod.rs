@@ -57,6 +57,10 @@ use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_
 use crate::metrics::{ProjectedCounts, dora_metrics};
 use crate::parallel::{cores, in_parallel};
 use crate::project::tables::Table;
+/// A small delivery history for tests: see `epochs::tests::days`.
+#[cfg(test)]
+pub(crate) use epochs::tests::days as test_days;
+pub use epochs::{bounded_columns, bounds as epoch_bounds};
 pub use published::Publication;
 pub use published::{PARTS, Part};
 pub use refold::Refolded;
@@ -207,6 +211,9 @@ pub struct ModelIndex {
     pub services: Vec<Vec<String>>,
     /// Per component: the teams its rows name (`None`: not known).
     pub teams: Vec<Option<Vec<String>>>,
+    /// Per component: its epochs' spans of `occurred_at`, [from, to)
+    /// (`None`: unbounded); see [`epoch_bounds`].
+    pub epochs: Vec<Vec<(Option<i64>, Option<i64>)>>,
     /// The span of `occurred_at` over the whole log.
     pub span: Option<(i64, i64)>,
 }
@@ -256,23 +263,32 @@ impl ReadModel {
                 }
             }
             let teams = m.components.values().map(|c| c.teams.clone()).collect();
-            ModelIndex { pairs: pairs.into_iter().collect(), services, teams, span }
+            let epochs = m
+                .components
+                .values()
+                .map(|c| {
+                    let starts: Vec<Option<i64>> = c.epochs.iter().map(|e| e.from).collect();
+                    (0..starts.len()).map(|k| (starts[k], starts.get(k + 1).copied().flatten())).collect()
+                })
+                .collect();
+            ModelIndex { pairs: pairs.into_iter().collect(), services, teams, epochs, span }
         })
     }
 
-    /// A plan reading `table` of the components `which` (indices into
-    /// [`ModelIndex::services`]; `None`: all), or `None` if that is none.
-    pub fn table_plan(&self, table: Table, which: Option<&[usize]>) -> DfResult<Option<LogicalPlanBuilder>> {
+    /// A plan reading `table` of the epochs `which` ((component, epoch)
+    /// indices into [`ModelIndex::epochs`]; `None`: all), or `None` if that
+    /// is none.
+    pub fn table_plan(&self, table: Table, which: Option<&[(usize, usize)]>) -> DfResult<Option<LogicalPlanBuilder>> {
         self.part_plan(Part::Rows(table), which)
     }
 
     /// A plan reading the stored `dora_metrics` rows of `grain` of the
-    /// components `which`, or `None` if that is none.
-    pub fn metrics_plan(&self, grain: Grain, which: &[usize]) -> DfResult<Option<LogicalPlanBuilder>> {
+    /// epochs `which`, or `None` if that is none.
+    pub fn metrics_plan(&self, grain: Grain, which: &[(usize, usize)]) -> DfResult<Option<LogicalPlanBuilder>> {
         self.part_plan(Part::Metrics(grain), Some(which))
     }
 
-    fn part_plan(&self, part: Part, which: Option<&[usize]>) -> DfResult<Option<LogicalPlanBuilder>> {
+    fn part_plan(&self, part: Part, which: Option<&[(usize, usize)]>) -> DfResult<Option<LogicalPlanBuilder>> {
         let files: Vec<PathBuf> = self.part_files(part, which).into_iter().map(|(path, _)| path).collect();
         if files.is_empty() {
             return Ok(None);
@@ -281,27 +297,27 @@ impl ReadModel {
         Ok(Some(parquet_plan(files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?))
     }
 
-    /// The files holding `table` of the components `which` (`None`: all),
-    /// one per epoch, with their checksums.
-    pub fn table_files(&self, table: Table, which: Option<&[usize]>) -> Vec<(PathBuf, Option<u64>)> {
+    /// The files holding `table` of the epochs `which` (`None`: all), with
+    /// their checksums.
+    pub fn table_files(&self, table: Table, which: Option<&[(usize, usize)]>) -> Vec<(PathBuf, Option<u64>)> {
         self.part_files(Part::Rows(table), which)
     }
 
-    /// The files holding the `dora_metrics` rows of `grain` of the components `which`.
-    pub fn metrics_files(&self, grain: Grain, which: &[usize]) -> Vec<(PathBuf, Option<u64>)> {
+    /// The files holding the `dora_metrics` rows of `grain` of the epochs `which`.
+    pub fn metrics_files(&self, grain: Grain, which: &[(usize, usize)]) -> Vec<(PathBuf, Option<u64>)> {
         self.part_files(Part::Metrics(grain), Some(which))
     }
 
-    fn part_files(&self, part: Part, which: Option<&[usize]>) -> Vec<(PathBuf, Option<u64>)> {
-        let files = |c: &Component| {
-            c.ids()
-                .map(|id| (published::file(&self.root, part, id), self.checksum(&component_file(part, id))))
-                .collect::<Vec<_>>()
-        };
+    fn part_files(&self, part: Part, which: Option<&[(usize, usize)]>) -> Vec<(PathBuf, Option<u64>)> {
+        let file = |id: &str| (published::file(&self.root, part, id), self.checksum(&component_file(part, id)));
         let all: Vec<&Component> = self.manifest.components.values().collect();
         match which {
-            None => all.into_iter().flat_map(files).collect(),
-            Some(which) => which.iter().filter_map(|&i| all.get(i)).flat_map(|c| files(c)).collect(),
+            None => all.into_iter().flat_map(Component::ids).map(file).collect(),
+            Some(which) => which
+                .iter()
+                .filter_map(|&(c, e)| all.get(c).and_then(|c| c.epochs.get(e)))
+                .map(|e| file(&e.id))
+                .collect(),
         }
     }
 
