@@ -143,6 +143,11 @@ pub fn metric_rows_within<'a>(
     let pairs: std::collections::HashSet<(&str, &str)> =
         p.pairs.iter().map(|(s, e)| (s.as_str(), e.as_str())).collect();
     owned.retain(|(s, e, _), _| pairs.contains(&(*s, *e)));
+    // What the parts before collected for a bucket goes with this part's
+    // before the tail is cut: a bucket longer than a part passes through.
+    for h in head {
+        owned.entry((&h.service, &h.environment, h.start)).or_default().absorb(&h.bucket);
+    }
     let mut tail = Vec::new();
     if let Some(end) = end.filter(|&end| bucket_start(end, grain) < end) {
         let cut = bucket_start(end, grain);
@@ -154,9 +159,6 @@ pub fn metric_rows_within<'a>(
             tail.push(PartialBucket { service: s.to_string(), environment: e.to_string(), start, bucket });
             false
         });
-    }
-    for h in head {
-        owned.entry((&h.service, &h.environment, h.start)).or_default().absorb(&h.bucket);
     }
     let mut rows = MetricRows::with_capacity(owned.len());
     for ((s, e, start), b) in owned {

@@ -1,5 +1,5 @@
-//! A component's history folded in *epochs*: spans of time cut at UTC
-//! month starts, each folded on its own and stored as its own files, so an
+//! A component's history folded in *epochs*: spans of time cut at the
+//! starts of ISO weeks (Mondays, UTC: [`PERIOD`]), each folded on its own and stored as its own files, so an
 //! append refolds the epochs its events land in, not the whole history.
 //!
 //! A cut at T is *clean* when folding the events before T (L) and those at
@@ -36,16 +36,16 @@
 //! carried commits, the environments they deployed each service to, and the
 //! previous epoch's tails, below); an epoch whose head changes is refolded.
 //!
-//! Metric rows: day and month buckets never straddle a cut, a week can. Its
-//! row belongs to the epoch holding the week's end: the epoch before keeps
-//! what it collected for that week ([`PartialBucket`]s, its `tails`) and the
+//! Metric rows: day and week buckets never straddle a cut, a month can. Its
+//! row belongs to the epoch holding the month's end: the epoch before keeps
+//! what it collected for that month ([`PartialBucket`]s, its `tails`) and the
 //! later one adds them to its own (`metric_rows_within`), so every row is
 //! the whole fold's. An epoch whose tails change makes the next one refold.
 //!
 //! Files: each epoch has one file per published table. A component folded
 //! whole keeps its settled history as one epoch and its last
-//! [`RECENT_MONTHS`] months as epochs of their own; an append later than
-//! everything opens a new epoch for its month; past [`MAX_EPOCHS`], the two
+//! [`RECENT_EPOCHS`] weeks as epochs of their own; an append later than
+//! everything opens a new epoch for its week; past [`MAX_EPOCHS`], the two
 //! adjacent recent epochs with the fewest events are joined and folded
 //! again as one (the settled history is not, see [`join_smallest`]).
 
@@ -71,8 +71,8 @@ use crate::project::{Projected, project_carrying};
 
 /// Most epochs a component has; one more joins two (see [`join_smallest`]).
 pub(super) const MAX_EPOCHS: usize = 5;
-/// Months a component folded whole keeps as epochs of their own.
-const RECENT_MONTHS: usize = 2;
+/// Periods a component folded whole keeps as epochs of their own.
+const RECENT_EPOCHS: usize = 2;
 
 /// One epoch of a component: its events are those with `occurred_at` from
 /// `from` (`None`: the beginning) to the next epoch's `from`.
@@ -209,9 +209,9 @@ pub fn bounded_columns(part: Part) -> &'static [&'static str] {
 }
 
 /// The range [lo, hi) holding the [`bounded_columns`] of `part` in the rows
-/// of the epoch of events from `from` to `to` (`None`: unbounded): a week
-/// row belongs to the epoch holding the week's end, so it may start up to
-/// six days before `from`; day and month rows never straddle a cut.
+/// of the epoch of events from `from` to `to` (`None`: unbounded): a
+/// bucket's row belongs to the epoch holding the bucket's end, so it may
+/// start before `from` (a month's row; day and week rows never straddle a cut).
 pub fn bounds(part: Part, from: Option<i64>, to: Option<i64>) -> (Option<i64>, Option<i64>) {
     match part {
         Part::Metrics(grain) => (from.map(|f| bucket_start(f, grain)), to),
@@ -219,8 +219,11 @@ pub fn bounds(part: Part, from: Option<i64>, to: Option<i64>) -> (Option<i64>, O
     }
 }
 
-fn month_start(t: i64) -> i64 {
-    bucket_start(t, Grain::Month)
+/// The calendar period epochs are cut at the starts of.
+const PERIOD: Grain = Grain::Week;
+
+fn period_start(t: i64) -> i64 {
+    bucket_start(t, PERIOD)
 }
 
 /// The metric grains, in [`PARTS`] order.
@@ -316,7 +319,7 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
     {
         return finish(data, &reader, root, slots, None);
     }
-    // Folded whole: its settled history and its last months apart.
+    // Folded whole: its settled history and its last periods apart.
     let all = reader.read(None, None)?;
     let span = all
         .iter()
@@ -325,10 +328,10 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
         .fold(None, |acc: Option<(i64, i64)>, t| Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)))));
     let mut cuts = Vec::new();
     if let Some((lo, hi)) = span {
-        let mut c = month_start(hi);
-        while cuts.len() < RECENT_MONTHS && c > lo {
+        let mut c = period_start(hi);
+        while cuts.len() < RECENT_EPOCHS && c > lo {
             cuts.push(c);
-            c = month_start(c - 1);
+            c = period_start(c - 1);
         }
         cuts.reverse();
     }
@@ -561,7 +564,7 @@ fn fold_piece(
 }
 
 /// The slots of an append to `old`: its epochs, those the new events land
-/// in folded again (and a new epoch for a month later than everything).
+/// in folded again (and a new epoch for a period later than everything).
 /// `None` when the component must be folded whole: a new event names an id
 /// that an event of an epoch not folded here names, or the epochs would be
 /// too many.
@@ -583,10 +586,10 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         let events = flatten(reader.read(epochs[last].from, None)?);
         let new = |at: i64| plan.after.is_none_or(|a| at > a);
         let first_new = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| new(**at)).map(|(e, _)| e);
-        let cut = first_new.map(|e| e.occurred_at).min().map(month_start);
+        let cut = first_new.map(|e| e.occurred_at).min().map(period_start);
         let last_old = epochs[last].span.map(|(_, hi)| hi);
         match cut {
-            // New events all in a month after the last epoch's events: they
+            // New events all in a period after the last epoch's events: they
             // open an epoch of their own.
             Some(cut) if epochs[last].from.is_none_or(|f| cut > f) && last_old.is_some_and(|hi| hi < cut) => {
                 let (before, after) = split(&events, cut);
@@ -602,9 +605,9 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                     }
                     touched.remove(&last);
                     // The last epoch is unchanged; its rows change only if
-                    // its events reach into the week the new cut falls in.
-                    let week = bucket_start(cut, Grain::Week);
-                    if week < cut && last_old.is_some_and(|hi| hi >= week) {
+                    // its events reach into a bucket the new cut falls in.
+                    let straddled = grains().map(|g| bucket_start(cut, g)).filter(|&b| b < cut).min();
+                    if straddled.is_some_and(|b| last_old.is_some_and(|hi| hi >= b)) {
                         touched.insert(last);
                         read.insert(last, (before, true));
                     }
@@ -615,15 +618,15 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             }
             _ => {
                 // The last epoch, folded again anyway, is cut at the start
-                // of its last month when it spans more than one (`settle`
+                // of its last period when it spans more than one (`settle`
                 // joins them again if that cut is unclean; it is not tried
-                // again at the same month).
+                // again at the same period).
                 if !ids_stay(&events, plan) {
                     return Ok(None);
                 }
                 let hi = events.events.iter().map(|e| e.occurred_at).max();
                 let lo = events.events.iter().map(|e| e.occurred_at).min();
-                match (lo, hi.map(month_start)) {
+                match (lo, hi.map(period_start)) {
                     (Some(lo), Some(cut))
                         if lo < cut
                             && epochs[last].from.is_none_or(|f| cut > f)
@@ -920,7 +923,7 @@ pub(super) mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::super::{Manifest, PARTS, Publication, ReadModel, Refolded, catch_up, read_manifest};
-    use super::{MAX_EPOCHS, month_start};
+    use super::{MAX_EPOCHS, period_start};
     use crate::input::ndjson_rows;
     use crate::log::{Writer, load_events};
 
@@ -1109,13 +1112,17 @@ pub(super) mod tests {
 
     #[test]
     fn appends_later_than_everything_open_epochs_and_fold_only_those() {
-        let mut data = in_order(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
-        let m = data.manifest();
+        let mut data = Data::new(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
+        for w in 0..21 {
+            data.append(&days(&SERVICES, w * 7..w * 7 + 7));
+        }
+        // Monday to Wednesday of week 21 (from 2026-06-01, a month start too).
+        let m = data.append(&days(&SERVICES, 147..150));
         assert_eq!(m.components.len(), 2);
         assert!(cuts(&m).len() > 1, "{:?}", cuts(&m));
-        // A batch in the last epoch's month: only the last epoch is new.
+        // A batch in the last epoch's week: only the last epoch is new.
         let before = ids(&m);
-        let m = data.append(&days(&SERVICES, 154..156));
+        let m = data.append(&days(&SERVICES, 150..152));
         let after = ids(&m);
         let kept = before.iter().filter(|id| after.contains(id)).count();
         assert_eq!(kept, before.len() - 2, "one epoch per component refolded: {before:?} {after:?}");
@@ -1210,7 +1217,7 @@ pub(super) mod tests {
         let mut data = in_order(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
         let c = cuts(&data.manifest());
         let last = c.last().unwrap().unwrap();
-        let next = month_start(last + 32 * DAY);
+        let next = period_start(last + 32 * DAY);
         let first_day = (next - START) / DAY;
         // Started at the end of the last epoch's month, finished in the next
         // month: cutting the last epoch at that month would split it.
