@@ -164,15 +164,7 @@ impl TableProvider for ProjectionTable {
                     let service_kept = |i: usize| by_service.services(&index.services[i]).contains(&true);
                     let team_kept = |i: usize| index.teams[i].as_ref().is_none_or(|t| by_team.teams(t));
                     let components = (0..index.services.len()).filter(|&i| service_kept(i) && team_kept(i));
-                    let epochs: Vec<(usize, usize)> =
-                        components.flat_map(|c| (0..index.epochs[c].len()).map(move |e| (c, e))).collect();
-                    let bounds: Vec<(Option<i64>, Option<i64>)> = epochs
-                        .iter()
-                        .map(|&(c, e)| {
-                            let (from, to) = index.epochs[c][e];
-                            readmodel::epoch_bounds(part, from, to)
-                        })
-                        .collect();
+                    let (epochs, bounds): (Vec<_>, Vec<_>) = index.epochs_of(part, components).into_iter().unzip();
                     let kept = by_time.keeps(&bounds);
                     let which: Vec<(usize, usize)> =
                         epochs.into_iter().zip(kept).filter_map(|(epoch, keep)| keep.then_some(epoch)).collect();
@@ -267,14 +259,15 @@ async fn metrics_scan(
     });
     // Of the kept components, the epochs holding rows of the grid's buckets.
     let part = Part::Metrics(grain);
-    let within = |&(c, e): &(usize, usize)| {
-        let (from, to) = index.epochs[c][e];
-        let (lo, hi) = readmodel::epoch_bounds(part, from, to);
-        let (Some(&first), Some(&last)) = (grid.starts.first(), grid.starts.last()) else { return false };
-        lo.is_none_or(|lo| lo <= last) && hi.is_none_or(|hi| hi > first)
+    let within = |(lo, hi): (Option<i64>, Option<i64>)| match (grid.starts.first(), grid.starts.last()) {
+        (Some(&first), Some(&last)) => lo.is_none_or(|lo| lo <= last) && hi.is_none_or(|hi| hi > first),
+        _ => false,
     };
-    let epochs: Vec<(usize, usize)> =
-        components.iter().flat_map(|&c| (0..index.epochs[c].len()).map(move |e| (c, e))).filter(within).collect();
+    let epochs: Vec<(usize, usize)> = index
+        .epochs_of(part, components.iter().copied())
+        .into_iter()
+        .filter_map(|(epoch, bounds)| within(bounds).then_some(epoch))
+        .collect();
     let stored = metrics::dora_metrics_schema();
     let input = match m.metrics_plan(grain, &epochs)? {
         Some(plan) => {

@@ -57,10 +57,10 @@ use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_
 use crate::metrics::{ProjectedCounts, dora_metrics};
 use crate::parallel::{cores, in_parallel};
 use crate::project::tables::Table;
+pub use epochs::bounded_columns;
 /// A small delivery history for tests: see `epochs::tests::days`.
 #[cfg(test)]
 pub(crate) use epochs::tests::days as test_days;
-pub use epochs::{bounded_columns, bounds as epoch_bounds};
 pub use published::Publication;
 pub use published::{PARTS, Part};
 pub use refold::Refolded;
@@ -212,10 +212,27 @@ pub struct ModelIndex {
     /// Per component: the teams its rows name (`None`: not known).
     pub teams: Vec<Option<Vec<String>>>,
     /// Per component: its epochs' spans of `occurred_at`, [from, to)
-    /// (`None`: unbounded); see [`epoch_bounds`].
+    /// (`None`: unbounded); see [`ModelIndex::epochs_of`].
     pub epochs: Vec<Vec<(Option<i64>, Option<i64>)>>,
     /// The span of `occurred_at` over the whole log.
     pub span: Option<(i64, i64)>,
+}
+
+impl ModelIndex {
+    /// The epochs of `components` as (component, epoch) indices into
+    /// [`ModelIndex::epochs`], each with the range [lo, hi) its rows of
+    /// `part` hold in their [`bounded_columns`] (`None`: unbounded).
+    pub fn epochs_of(
+        &self,
+        part: Part,
+        components: impl IntoIterator<Item = usize>,
+    ) -> Vec<((usize, usize), (Option<i64>, Option<i64>))> {
+        let epochs = |c: usize| {
+            let spans = self.epochs[c].iter().enumerate();
+            spans.map(move |(e, &(from, to))| ((c, e), epochs::bounds(part, from, to)))
+        };
+        components.into_iter().flat_map(epochs).collect()
+    }
 }
 
 impl ReadModel {
