@@ -218,15 +218,16 @@ pub struct ModelIndex {
     pub span: Option<(i64, i64)>,
 }
 
+/// An epoch of the model: (component, epoch) indices into [`ModelIndex::epochs`].
+pub type EpochRef = (usize, usize);
+/// A range [lo, hi) of times in µs (`None`: unbounded).
+pub type Bounds = (Option<i64>, Option<i64>);
+
 impl ModelIndex {
     /// The epochs of `components` as (component, epoch) indices into
     /// [`ModelIndex::epochs`], each with the range [lo, hi) its rows of
     /// `part` hold in their [`bounded_columns`] (`None`: unbounded).
-    pub fn epochs_of(
-        &self,
-        part: Part,
-        components: impl IntoIterator<Item = usize>,
-    ) -> Vec<((usize, usize), (Option<i64>, Option<i64>))> {
+    pub fn epochs_of(&self, part: Part, components: impl IntoIterator<Item = usize>) -> Vec<(EpochRef, Bounds)> {
         let epochs = |c: usize| {
             let spans = self.epochs[c].iter().enumerate();
             spans.map(move |(e, &(from, to))| ((c, e), epochs::bounds(part, from, to)))
