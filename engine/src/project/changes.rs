@@ -42,9 +42,12 @@ impl Change {
     }
 }
 
+/// Commits by sha.
+pub type Commits<'a> = HashMap<&'a str, Commit<'a>>;
+
 /// Commits by sha: when several events share one, the earliest wins (ties:
 /// smallest event_id).
-pub fn commits(events: &[Event]) -> HashMap<&str, Commit<'_>> {
+pub fn commits(events: &[Event]) -> Commits<'_> {
     let mut best: HashMap<&str, &Event> = HashMap::new();
     for e in events.iter().filter(|e| e.event_type == EventType::Commit) {
         let Some(sha) = e.commit_sha.as_deref() else { continue };

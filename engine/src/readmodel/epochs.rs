@@ -115,9 +115,8 @@ pub(super) struct Summary {
 }
 
 impl Summary {
-    fn of(events: &[Event], p: &Projected) -> Summary {
+    fn of(commits: &changes::Commits, p: &Projected) -> Summary {
         let mut s = Summary::default();
-        let commits = changes::commits(events);
         for c in commits.values() {
             *s.commits.entry(c.service.to_string()).or_default() += 1;
         }
@@ -482,7 +481,7 @@ fn head_after(slots: &[Slot]) -> Head {
 /// shipped by its end to every environment their service was deployed to
 /// (`envs`) by then, in time order.
 fn carry_out(
-    events: &[Event],
+    commits: &changes::Commits,
     p: &Projected,
     carried: &[Carried],
     envs: &BTreeMap<String, BTreeSet<String>>,
@@ -500,7 +499,7 @@ fn carry_out(
             out.push(Carried { sha: sha.to_string(), service: service.to_string(), committed_at, shipped_to });
         }
     };
-    for c in changes::commits(events).values() {
+    for c in commits.values() {
         keep(c.sha, c.service, c.committed_at, &[]);
     }
     for c in carried {
@@ -541,12 +540,14 @@ fn fold_piece(
             id_hashes(e, &mut hashes);
         }
     }
-    let summary = Summary::of(&events.events, &p);
+    // The epoch's own commits, for its summary and what it carries out.
+    let commits = changes::commits(&events.events);
+    let summary = Summary::of(&commits, &p);
     let mut envs = head.envs.clone();
     for (service, live) in &summary.live {
         envs.entry(service.clone()).or_default().extend(live.keys().cloned());
     }
-    let carry = carry_out(&events.events, &p, &head.carry, &envs);
+    let carry = carry_out(&commits, &p, &head.carry, &envs);
     Ok(Piece {
         from,
         parts,
