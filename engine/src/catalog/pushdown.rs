@@ -21,6 +21,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 
 use crate::event::UTC;
+use crate::readmodel::Bounds;
 
 /// The conjuncts of `filters` that read only the columns of `schema` (some of
 /// the table's, with the table's types), compiled for batches of `schema`.
@@ -42,13 +43,9 @@ impl KeyFilter {
         let Ok(df_schema) = DFSchema::try_from(schema.as_ref().clone()) else {
             return Self::default();
         };
-        let exprs = filters
-            .iter()
-            .flat_map(split_conjunction)
-            .filter(|e| !e.is_volatile() && e.column_refs().iter().all(|c| columns.contains(&c.name.as_str())))
-            .filter_map(|e| unqualified(e.clone()).ok())
-            .filter_map(|e| state.create_physical_expr(e, &df_schema).ok())
-            .collect();
+        let exprs =
+            conjuncts_over(filters, columns).into_iter().filter_map(|e| state.create_physical_expr(e, &df_schema).ok());
+        let exprs = exprs.collect();
         Self { schema: Some(schema), exprs }
     }
 
@@ -119,13 +116,7 @@ pub(super) struct SpanFilter {
 
 impl SpanFilter {
     pub(super) fn new(state: &dyn Session, filters: &[Expr], table: &SchemaRef, columns: &[&str]) -> Self {
-        let conjuncts: Vec<Expr> = filters
-            .iter()
-            .flat_map(split_conjunction)
-            .filter(|e| !e.is_volatile() && e.column_refs().iter().all(|c| columns.contains(&c.name.as_str())))
-            .filter_map(|e| unqualified(e.clone()).ok())
-            .collect();
-        let Some(expr) = conjunction(conjuncts) else { return Self::default() };
+        let Some(expr) = conjunction(conjuncts_over(filters, columns)) else { return Self::default() };
         let Ok(df_schema) = DFSchema::try_from(table.as_ref().clone()) else { return Self::default() };
         let predicate = state
             .create_physical_expr(expr, &df_schema)
@@ -136,7 +127,7 @@ impl SpanFilter {
 
     /// Which of the epochs with `bounds` ([lo, hi) of the columns, `None`:
     /// unbounded) the filters may keep rows of.
-    pub(super) fn keeps(&self, bounds: &[(Option<i64>, Option<i64>)]) -> Vec<bool> {
+    pub(super) fn keeps(&self, bounds: &[Bounds]) -> Vec<bool> {
         let Some(predicate) = &self.predicate else { return vec![true; bounds.len()] };
         let stats = EpochBounds { bounds, columns: &self.columns };
         predicate.prune(&stats).unwrap_or_else(|_| vec![true; bounds.len()])
@@ -146,12 +137,12 @@ impl SpanFilter {
 /// Epochs' bounds as the statistics of a pruning predicate: every bounded
 /// column of an epoch lies in [lo, hi), that is between lo and hi - 1 µs.
 struct EpochBounds<'a> {
-    bounds: &'a [(Option<i64>, Option<i64>)],
+    bounds: &'a [Bounds],
     columns: &'a [String],
 }
 
 impl EpochBounds<'_> {
-    fn times(&self, column: &Column, at: impl Fn(&(Option<i64>, Option<i64>)) -> Option<i64>) -> Option<ArrayRef> {
+    fn times(&self, column: &Column, at: impl Fn(&Bounds) -> Option<i64>) -> Option<ArrayRef> {
         if !self.columns.contains(&column.name) {
             return None;
         }
@@ -179,6 +170,17 @@ impl PruningStatistics for EpochBounds<'_> {
     fn contained(&self, _: &Column, _: &HashSet<ScalarValue>) -> Option<BooleanArray> {
         None
     }
+}
+
+/// The conjuncts of `filters` that read only `columns`, unqualified; volatile
+/// ones are left out (keeping more is always right).
+fn conjuncts_over(filters: &[Expr], columns: &[&str]) -> Vec<Expr> {
+    filters
+        .iter()
+        .flat_map(split_conjunction)
+        .filter(|e| !e.is_volatile() && e.column_refs().iter().all(|c| columns.contains(&c.name.as_str())))
+        .filter_map(|e| unqualified(e.clone()).ok())
+        .collect()
 }
 
 /// `expr` with its columns unqualified (a scan's filters name the table).

@@ -27,7 +27,7 @@ use crate::log::Snapshot;
 use crate::log::files::{log_file_affects, parquet_plan};
 use crate::metrics;
 use crate::project::tables::Table;
-use crate::readmodel::{self, Part, ReadModel, Refolded};
+use crate::readmodel::{self, Bounds, EpochRef, Part, ReadModel, Refolded};
 
 /// Registers every table and function on `ctx`, reading `pinned`.
 pub(super) fn register(ctx: &SessionContext, catalog: Arc<Catalog>, pinned: Arc<RwLock<View>>) -> DfResult<()> {
@@ -166,11 +166,10 @@ impl TableProvider for ProjectionTable {
                     let components = (0..index.services.len()).filter(|&i| service_kept(i) && team_kept(i));
                     let (epochs, bounds): (Vec<_>, Vec<_>) = index.epochs_of(part, components).into_iter().unzip();
                     let kept = by_time.keeps(&bounds);
-                    let which: Vec<(usize, usize)> =
+                    let which: Vec<EpochRef> =
                         epochs.into_iter().zip(kept).filter_map(|(epoch, keep)| keep.then_some(epoch)).collect();
-                    let which = Some(which.as_slice());
-                    let files = ScannedFile::of_model(m.table_files(t, which));
-                    return match m.table_plan(t, which)? {
+                    let files = ScannedFile::of_model(m.table_files(t, &which));
+                    return match m.table_plan(t, &which)? {
                         Some(plan) => {
                             let catalog = self.reader.catalog.clone();
                             finish_scan(state, &catalog, plan, &schema, projection, filters, limit, files).await
@@ -259,11 +258,11 @@ async fn metrics_scan(
     });
     // Of the kept components, the epochs holding rows of the grid's buckets.
     let part = Part::Metrics(grain);
-    let within = |(lo, hi): (Option<i64>, Option<i64>)| match (grid.starts.first(), grid.starts.last()) {
+    let within = |(lo, hi): Bounds| match (grid.starts.first(), grid.starts.last()) {
         (Some(&first), Some(&last)) => lo.is_none_or(|lo| lo <= last) && hi.is_none_or(|hi| hi > first),
         _ => false,
     };
-    let epochs: Vec<(usize, usize)> = index
+    let epochs: Vec<EpochRef> = index
         .epochs_of(part, components.iter().copied())
         .into_iter()
         .filter_map(|(epoch, bounds)| within(bounds).then_some(epoch))

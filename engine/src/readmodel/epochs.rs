@@ -1,6 +1,7 @@
 //! A component's history folded in *epochs*: spans of time cut at the
-//! starts of ISO weeks (Mondays, UTC: [`PERIOD`]), each folded on its own and stored as its own files, so an
-//! append refolds the epochs its events land in, not the whole history.
+//! starts of ISO weeks (Mondays, UTC: [`PERIOD`]), each folded on its own
+//! and stored as its own files, so an append refolds the epochs its events
+//! land in, not the whole history.
 //!
 //! A cut at T is *clean* when folding the events before T (L) and those at
 //! or after T (R) apart gives the rows of folding them together. It is when
@@ -47,18 +48,18 @@
 //! [`RECENT_EPOCHS`] weeks as epochs of their own; an append later than
 //! everything opens a new epoch for its week; past [`MAX_EPOCHS`], the two
 //! adjacent recent epochs with the fewest events are joined and folded
-//! again as one (the settled history is not, see [`join_smallest`]).
+//! again as one (the settled history is not, see [`make_room`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, RecordBatch, StringArray};
 use leadline_udfs::{Grain, bucket_start};
 use serde::{Deserialize, Serialize};
 
 use super::{
     Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, entity_keys,
-    keys, published, read_checked, refold, segment, write_parquet,
+    keys, published, read_checked, segment, write_parquet,
 };
 use crate::error::Result;
 use crate::event::Event;
@@ -69,7 +70,7 @@ use crate::project::changes::{self, Carried};
 use crate::project::tables::{Table, table_batch};
 use crate::project::{Projected, project_carrying};
 
-/// Most epochs a component has; one more joins two (see [`join_smallest`]).
+/// Most epochs a component has; one more joins two (see [`make_room`]).
 pub(super) const MAX_EPOCHS: usize = 5;
 /// Periods a component folded whole keeps as epochs of their own.
 const RECENT_EPOCHS: usize = 2;
@@ -598,12 +599,8 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                     // It names ids of the epoch before: one epoch with it.
                     read.insert(last, (events, false));
                 } else {
-                    if epochs.len() >= MAX_EPOCHS {
-                        let Some(l) = join_smallest(&mut slots, &mut touched, &mut read, last) else {
-                            return Ok(None);
-                        };
-                        last = l;
-                    }
+                    let Some(l) = make_room(&mut slots, &mut touched, &mut read, last) else { return Ok(None) };
+                    last = l;
                     touched.remove(&last);
                     // The last epoch is unchanged; its rows change only if
                     // its events reach into a bucket the new cut falls in.
@@ -633,12 +630,8 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                             && epochs[last].from.is_none_or(|f| cut > f)
                             && epochs[last].unclean != Some(cut) =>
                     {
-                        if epochs.len() >= MAX_EPOCHS {
-                            let Some(l) = join_smallest(&mut slots, &mut touched, &mut read, last) else {
-                                return Ok(None);
-                            };
-                            last = l;
-                        }
+                        let Some(l) = make_room(&mut slots, &mut touched, &mut read, last) else { return Ok(None) };
+                        last = l;
                         let (before, after) = split(&events, cut);
                         read.insert(last, (before, true));
                         slots.push(Slot::Kept(Epoch { from: Some(cut), ..placeholder() }));
@@ -683,19 +676,22 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
     Ok(Some(settle(reader, slots, Ids::NewerThan(plan.after))?))
 }
 
-/// Makes room for one more epoch: joins the two adjacent epochs, after the
-/// first (the settled history) and before `last`, with the fewest events
-/// between them, to be folded again as one (removing a cut is always right).
-/// Joining the smallest keeps the epochs' sizes growing towards the past,
-/// so an event is folded again a few times over its life, never the whole
-/// history at once. Returns where `last` is now; `None` when there are not
-/// two such epochs.
-fn join_smallest(
+/// Makes room for one more epoch when there are [`MAX_EPOCHS`]: joins the
+/// two adjacent epochs, after the first (the settled history) and before
+/// `last`, with the fewest events between them, to be folded again as one
+/// (removing a cut is always right). Joining the smallest keeps the epochs'
+/// sizes growing towards the past, so an event is folded again a few times
+/// over its life, never the whole history at once. Returns where `last` is
+/// now; `None` when there are not two such epochs.
+fn make_room(
     slots: &mut Vec<Slot>,
     touched: &mut BTreeSet<usize>,
     read: &mut HashMap<usize, (Stamped, bool)>,
     last: usize,
 ) -> Option<usize> {
+    if slots.len() < MAX_EPOCHS {
+        return Some(last);
+    }
     let events = |s: &Slot| match s {
         Slot::Kept(e) => e.counts.events,
         Slot::Fresh(p) => p.counts.events,
@@ -811,6 +807,20 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>, ids: Ids) -> Result<Vec<Slot>> 
     }
 }
 
+/// The distinct teams the rows of `parts` name, sorted.
+fn teams_of(parts: &[Vec<RecordBatch>]) -> Result<Vec<String>> {
+    let mut teams = BTreeSet::new();
+    for batch in parts.iter().flatten() {
+        let Some(column) = batch.column_by_name("team") else { continue };
+        let column = column
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| crate::Error::Internal("a team column that is not text".into()))?;
+        teams.extend(column.iter().flatten().map(str::to_string));
+    }
+    Ok(teams.into_iter().collect())
+}
+
 fn placeholder() -> Epoch {
     Epoch {
         from: None,
@@ -846,7 +856,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
                     checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
                 }
                 written.push(id.clone());
-                let teams = Some(refold::teams_of(&p.parts)?);
+                let teams = Some(teams_of(&p.parts)?);
                 Epoch {
                     from: p.from,
                     id,

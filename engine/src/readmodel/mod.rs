@@ -293,20 +293,18 @@ impl ReadModel {
         })
     }
 
-    /// A plan reading `table` of the epochs `which` ((component, epoch)
-    /// indices into [`ModelIndex::epochs`]; `None`: all), or `None` if that
-    /// is none.
-    pub fn table_plan(&self, table: Table, which: Option<&[(usize, usize)]>) -> DfResult<Option<LogicalPlanBuilder>> {
+    /// A plan reading `table` of the epochs `which`, or `None` if that is none.
+    pub fn table_plan(&self, table: Table, which: &[EpochRef]) -> DfResult<Option<LogicalPlanBuilder>> {
         self.part_plan(Part::Rows(table), which)
     }
 
     /// A plan reading the stored `dora_metrics` rows of `grain` of the
     /// epochs `which`, or `None` if that is none.
-    pub fn metrics_plan(&self, grain: Grain, which: &[(usize, usize)]) -> DfResult<Option<LogicalPlanBuilder>> {
-        self.part_plan(Part::Metrics(grain), Some(which))
+    pub fn metrics_plan(&self, grain: Grain, which: &[EpochRef]) -> DfResult<Option<LogicalPlanBuilder>> {
+        self.part_plan(Part::Metrics(grain), which)
     }
 
-    fn part_plan(&self, part: Part, which: Option<&[(usize, usize)]>) -> DfResult<Option<LogicalPlanBuilder>> {
+    fn part_plan(&self, part: Part, which: &[EpochRef]) -> DfResult<Option<LogicalPlanBuilder>> {
         let files: Vec<PathBuf> = self.part_files(part, which).into_iter().map(|(path, _)| path).collect();
         if files.is_empty() {
             return Ok(None);
@@ -315,28 +313,22 @@ impl ReadModel {
         Ok(Some(parquet_plan(files, stored::stored_schema(&schema))?.project(stored::read_as(&schema))?))
     }
 
-    /// The files holding `table` of the epochs `which` (`None`: all), with
-    /// their checksums.
-    pub fn table_files(&self, table: Table, which: Option<&[(usize, usize)]>) -> Vec<(PathBuf, Option<u64>)> {
+    /// The files holding `table` of the epochs `which`, with their checksums.
+    pub fn table_files(&self, table: Table, which: &[EpochRef]) -> Vec<(PathBuf, Option<u64>)> {
         self.part_files(Part::Rows(table), which)
     }
 
     /// The files holding the `dora_metrics` rows of `grain` of the epochs `which`.
-    pub fn metrics_files(&self, grain: Grain, which: &[(usize, usize)]) -> Vec<(PathBuf, Option<u64>)> {
-        self.part_files(Part::Metrics(grain), Some(which))
+    pub fn metrics_files(&self, grain: Grain, which: &[EpochRef]) -> Vec<(PathBuf, Option<u64>)> {
+        self.part_files(Part::Metrics(grain), which)
     }
 
-    fn part_files(&self, part: Part, which: Option<&[(usize, usize)]>) -> Vec<(PathBuf, Option<u64>)> {
-        let file = |id: &str| (published::file(&self.root, part, id), self.checksum(&component_file(part, id)));
+    fn part_files(&self, part: Part, which: &[EpochRef]) -> Vec<(PathBuf, Option<u64>)> {
         let all: Vec<&Component> = self.manifest.components.values().collect();
-        match which {
-            None => all.into_iter().flat_map(Component::ids).map(file).collect(),
-            Some(which) => which
-                .iter()
-                .filter_map(|&(c, e)| all.get(c).and_then(|c| c.epochs.get(e)))
-                .map(|e| file(&e.id))
-                .collect(),
-        }
+        let epochs = which.iter().filter_map(|&(c, e)| all.get(c).and_then(|c| c.epochs.get(e)));
+        epochs
+            .map(|e| (published::file(&self.root, part, &e.id), self.checksum(&component_file(part, &e.id))))
+            .collect()
     }
 
     /// The rows of `table` as stored, every component's (`leadline check`

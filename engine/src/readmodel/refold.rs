@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::array::RecordBatch;
 
 use super::{DIR, Part, ReadModel, component_events};
 use crate::error::Result;
@@ -106,18 +106,4 @@ impl ReadModel {
         folded.into_iter().for_each(|f| out.add(f));
         Ok(out)
     }
-}
-
-/// The distinct teams the rows of `parts` name, sorted.
-pub(super) fn teams_of(parts: &[Vec<RecordBatch>]) -> Result<Vec<String>> {
-    let mut teams = BTreeSet::new();
-    for batch in parts.iter().flatten() {
-        let Some(column) = batch.column_by_name("team") else { continue };
-        let column = column
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| crate::Error::Internal("a team column that is not text".into()))?;
-        teams.extend(column.iter().flatten().map(str::to_string));
-    }
-    Ok(teams.into_iter().collect())
 }
