@@ -117,7 +117,8 @@ pub fn changes<'a>(
         let mut swept = 0;
         for d in stream {
             let Some(finished_at) = d.finished_at else { continue };
-            for id in shipped_by(d, finished_at, commits, service_commits, &shipped, &mut swept) {
+            let before = |id: &str| shipped_before.contains(&(id, env));
+            for id in shipped_by(d, finished_at, commits, service_commits, &shipped, &before, &mut swept) {
                 shipped.insert(id);
                 first
                     .entry((id, env))
@@ -149,13 +150,17 @@ pub fn changes<'a>(
         .collect()
 }
 
-/// The three linking rules, in order.
+/// The three linking rules, in order. `shipped_before`: whether a carried
+/// commit shipped to this environment in an earlier part (its first
+/// shipment there was that part's, so an explicit list naming it again
+/// ships nothing here, as in the whole history's fold).
 fn shipped_by<'a>(
     d: &'a Deployment,
     finished_at: i64,
     commits: &HashMap<&'a str, Commit<'a>>,
     service_commits: &[&Commit<'a>],
     shipped: &HashSet<&str>,
+    shipped_before: &dyn Fn(&str) -> bool,
     swept: &mut usize,
 ) -> Vec<&'a str> {
     // 1. An explicit list, plus the head commit and each part's.
@@ -166,6 +171,7 @@ fn shipped_by<'a>(
                 out.push(h);
             }
         }
+        out.retain(|id| !shipped_before(id));
         return out;
     }
     // 2. Everything of the service up to the head commit; 3. up to finishing.

@@ -28,6 +28,13 @@
 //!     resolved in L, so its fix finished in L; one of R opened in R. So do
 //!     failed deployments and recovery times (rollbacks by (a), incidents
 //!     by (a) and (d)), and the quality counts, which add up.
+//! A sha that R *links* (a deployment's head commit, an explicit list)
+//! while its commit events lie in L is named on both sides, yet the cut is
+//! clean when L carries that commit into R: R's fold then knows when it was
+//! committed and where it had shipped, which is all rules 1-3 ask of it (an
+//! explicit list does not ship a carried commit again where it had). R
+//! keeps such shas ([`Epoch::borrowed`]) and is clean only while the carry
+//! into it still holds them.
 //! (a) and (b) are checked on the events of the epochs being folded (see
 //! [`fold_component`]); (c) and (d) on each epoch's [`Summary`], kept in the
 //! manifest, so a cut is checked without reading the other side's events.
@@ -58,11 +65,11 @@ use leadline_udfs::{Grain, bucket_start};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, entity_keys,
-    keys, published, read_checked, segment, write_parquet,
+    Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, keys, published,
+    read_checked, segment, write_parquet,
 };
 use crate::error::Result;
-use crate::event::Event;
+use crate::event::{Event, EventType};
 use crate::log::files::events_batch;
 use crate::log::{Ingested, Stamped, read_stored_events_in};
 use crate::metrics::{PartialBucket, ProjectedCounts, metric_rows_within};
@@ -99,6 +106,10 @@ pub(super) struct Epoch {
     /// The distinct teams its rows name (`None`: not known).
     #[serde(default)]
     pub teams: Option<Vec<String>>,
+    /// The shas its events link whose commit events lie in an earlier epoch
+    /// (see the module doc): a fold of it must find them in the carry.
+    #[serde(default)]
+    pub borrowed: Vec<String>,
 }
 
 /// What the checks of a cut need to know of each side (see the module doc).
@@ -248,8 +259,18 @@ struct Piece {
     unclean: Option<i64>,
     /// What it was folded with.
     head: Head,
-    /// Hashes of the ids its events name (conditions (a) and (b); see [`Ids`]).
+    /// Hashes of the ids its events name (conditions (a) and (b); see
+    /// [`Ids`]), but for the shas it borrows.
     keys: HashSet<u64>,
+    /// The shas its events link that the carry into it holds (see [`Epoch::borrowed`]).
+    borrowed: Vec<String>,
+    /// Shas it must find in the carry if its events link them: those the
+    /// epochs it was folded from borrowed, and those new events link that
+    /// older events of other epochs named.
+    expect: BTreeSet<String>,
+    /// Whether it links one of `expect` that the carry into it does not hold
+    /// (nor it defines): its cut with the epoch before is then unclean.
+    unmet: bool,
 }
 
 /// An epoch as the fold goes: the stored one, or a fold of it.
@@ -282,6 +303,14 @@ impl Slot {
             Slot::Kept(e) => &e.carry,
             Slot::Fresh(p) => &p.carry,
         }
+    }
+    /// The shas a fold of it must find in the carry if it links them.
+    fn expected(&self) -> impl Iterator<Item = &String> {
+        let (borrowed, expect) = match self {
+            Slot::Kept(e) => (&e.borrowed, None),
+            Slot::Fresh(p) => (&p.borrowed, Some(&p.expect)),
+        };
+        borrowed.iter().chain(expect.into_iter().flatten())
     }
 }
 
@@ -342,9 +371,10 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
         let to = bounds.get(i + 1).copied().flatten();
         let head = head_after(&slots);
         let events = within(&all, from, to);
-        slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, Ids::All)?));
+        let checks = Checks { ids: Ids::All, seen: None };
+        slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, checks, BTreeSet::new())?));
     }
-    let slots = settle(&reader, slots, Ids::All)?;
+    let slots = settle(&reader, slots, Checks { ids: Ids::All, seen: None })?;
     finish(data, &reader, root, slots, Some(all))
 }
 
@@ -428,11 +458,14 @@ fn flatten(per_service: Vec<Stamped>) -> Stamped {
     out
 }
 
-/// Hashes of the ids `e` names (see [`keys`]).
-fn id_hashes(e: &Event, out: &mut Vec<u64>) {
-    let start = out.len();
-    entity_keys(e, 0, out);
-    out[start..].iter_mut().for_each(|k| *k = keys::hash(*k));
+/// The hash of an id as [`keys`] has it (without its service).
+fn id_hash(kind: u8, id: &str) -> u64 {
+    keys::hash(keys::key(kind, id, 0))
+}
+
+/// The shas of `carry`.
+fn carried(carry: &[Carried]) -> HashSet<&str> {
+    carry.iter().map(|c| c.sha.as_str()).collect()
 }
 
 /// Which events' ids a fold keeps for the checks of (a) and (b) between the
@@ -451,6 +484,15 @@ impl Ids {
             Ids::NewerThan(after) => after.is_none_or(|a| ingested_at > a),
         }
     }
+}
+
+/// What a fold checks of its events' ids: which it keeps for (a) and (b),
+/// and, appending, the new events (ingested after `.0`) and the hashes of
+/// the ids they name that older events named (`.1`, see [`Plan`]).
+#[derive(Clone, Copy)]
+struct Checks<'a> {
+    ids: Ids,
+    seen: Option<(Option<i64>, &'a HashSet<u64>)>,
 }
 
 /// What folding an epoch takes from the epochs before it.
@@ -518,7 +560,8 @@ fn fold_piece(
     to: Option<i64>,
     head: Head,
     window: Option<i64>,
-    ids: Ids,
+    checks: Checks,
+    mut expect: BTreeSet<String>,
 ) -> Result<Piece> {
     let p = project_carrying(&events.events, window, &head.carry);
     let mut parts = Vec::with_capacity(PARTS.len());
@@ -535,14 +578,37 @@ fn fold_piece(
             }
         }]);
     }
-    let mut hashes = Vec::new();
-    for (e, &at) in events.events.iter().zip(&events.ingested_at) {
-        if ids.includes(at) {
-            id_hashes(e, &mut hashes);
-        }
-    }
     // The epoch's own commits, for its summary and what it carries out.
     let commits = changes::commits(&events.events);
+    let carried_in = carried(&head.carry);
+    let mut keys = HashSet::new();
+    let mut borrowed = BTreeSet::new();
+    let mut linked = HashSet::new();
+    let mut old: Option<HashSet<(u8, &str)>> = None;
+    for (e, &at) in events.events.iter().zip(&events.ingested_at) {
+        for (kind, id, link) in named(e) {
+            if link {
+                linked.insert(id);
+                if let Some((after, seen)) = checks.seen
+                    && after.is_none_or(|a| at > a)
+                    && seen.contains(&id_hash(kind, id))
+                    && !old.get_or_insert_with(|| old_names(events, after)).contains(&(kind, id))
+                {
+                    expect.insert(id.to_string());
+                }
+            }
+            if link && !commits.contains_key(id) && carried_in.contains(id) {
+                borrowed.insert(id);
+            } else if checks.ids.includes(at) {
+                keys.insert(id_hash(kind, id));
+            }
+        }
+    }
+    let unmet = expect.iter().any(|x| {
+        let x = x.as_str();
+        linked.contains(x) && !commits.contains_key(x) && !carried_in.contains(x)
+    });
+    let borrowed = borrowed.into_iter().map(str::to_string).collect();
     let summary = Summary::of(&commits, &p);
     let mut envs = head.envs.clone();
     for (service, live) in &summary.live {
@@ -561,7 +627,10 @@ fn fold_piece(
         carry,
         unclean: None,
         head,
-        keys: hashes.into_iter().collect(),
+        keys,
+        borrowed,
+        expect,
+        unmet,
     })
 }
 
@@ -595,7 +664,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             // open an epoch of their own.
             Some(cut) if epochs[last].from.is_none_or(|f| cut > f) && last_old.is_some_and(|hi| hi < cut) => {
                 let (before, after) = split(&events, cut);
-                if !ids_stay(&after, plan) {
+                if !ids_stay(&after, plan, &carried(slots[last].carry())) {
                     // It names ids of the epoch before: one epoch with it.
                     read.insert(last, (events, false));
                 } else {
@@ -619,7 +688,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                 // of its last period when it spans more than one (`settle`
                 // joins them again if that cut is unclean; it is not tried
                 // again at the same period).
-                if !ids_stay(&events, plan) {
+                if !ids_stay(&events, plan, &carried(&head_after(&slots[..last]).carry)) {
                     return Ok(None);
                 }
                 let hi = events.events.iter().map(|e| e.occurred_at).max();
@@ -634,7 +703,9 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                         last = l;
                         let (before, after) = split(&events, cut);
                         read.insert(last, (before, true));
-                        slots.push(Slot::Kept(Epoch { from: Some(cut), ..placeholder() }));
+                        // Either half may link what the last epoch borrowed.
+                        let borrowed = slots[last].expected().cloned().collect();
+                        slots.push(Slot::Kept(Epoch { from: Some(cut), borrowed, ..placeholder() }));
                         touched.insert(last + 1);
                         read.insert(last + 1, (after, true));
                         split_at = Some((last, last + 1));
@@ -657,13 +728,16 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             Some(read) => read,
             None => (flatten(reader.read(from, to)?), false),
         };
-        if !checked && !ids_stay(&events, plan) {
+        let head = head_after(&slots[..i]);
+        if !checked && !ids_stay(&events, plan, &carried(&head.carry)) {
             return Ok(None);
         }
         // The two halves of a last epoch cut in two: their old events may
         // name ids across the new cut.
         let ids = if split_at.is_some_and(|(a, b)| i == a || i == b) { Ids::All } else { Ids::NewerThan(plan.after) };
-        let mut piece = fold_piece(&events, from, to, head_after(&slots[..i]), reader.m.window, ids)?;
+        let checks = Checks { ids, seen: Some((plan.after, plan.seen)) };
+        let expect = slots[i].expected().cloned().collect();
+        let mut piece = fold_piece(&events, from, to, head, reader.m.window, checks, expect)?;
         if let Slot::Kept(e) = &slots[i] {
             piece.unclean = e.unclean;
         }
@@ -673,7 +747,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             touched.insert(i + 1);
         }
     }
-    Ok(Some(settle(reader, slots, Ids::NewerThan(plan.after))?))
+    Ok(Some(settle(reader, slots, Checks { ids: Ids::NewerThan(plan.after), seen: Some((plan.after, plan.seen)) })?))
 }
 
 /// Makes room for one more epoch when there are [`MAX_EPOCHS`]: joins the
@@ -697,7 +771,16 @@ fn make_room(
         Slot::Fresh(p) => p.counts.events,
     };
     let j = (1..last.saturating_sub(1)).min_by_key(|&j| events(&slots[j]) + events(&slots[j + 1]))?;
-    slots.remove(j + 1);
+    let removed = slots.remove(j + 1);
+    let borrowed = removed.expected().cloned();
+    match &mut slots[j] {
+        Slot::Kept(e) => {
+            e.borrowed.extend(borrowed);
+            e.borrowed.sort_unstable();
+            e.borrowed.dedup();
+        }
+        Slot::Fresh(p) => p.expect.extend(borrowed),
+    }
     // Indices after the removed epoch move down one; its own go to `j`.
     let moved = |i: usize| if i > j + 1 { i - 1 } else { i.min(j) };
     *touched = touched.iter().map(|&i| moved(i)).chain([j]).collect();
@@ -708,24 +791,28 @@ fn make_room(
 }
 
 /// Whether every id the new events of `events` (one epoch's) name that an
-/// older event named is named by an older event of this epoch: then, the
-/// cuts having been clean, by none of another.
-fn ids_stay(events: &Stamped, plan: &Plan) -> bool {
-    let new = |at: i64| plan.after.is_none_or(|a| at > a);
-    let mut old_ids: Option<HashSet<(u8, &str)>> = None;
+/// older event named is named by an older event of this epoch, or is a
+/// commit carried into it (`carried`) that they link: then, the cuts having
+/// been clean, by none of another (but as a commit the next epochs borrow).
+fn ids_stay(events: &Stamped, plan: &Plan, carried: &HashSet<&str>) -> bool {
+    let mut old: Option<HashSet<(u8, &str)>> = None;
     for (e, &at) in events.events.iter().zip(&events.ingested_at) {
-        if !new(at) {
+        if plan.after.is_some_and(|a| at <= a) {
             continue;
         }
-        for (kind, id) in named(e) {
-            if !plan.seen.contains(&keys::hash(keys::key(kind, id, 0))) {
+        for (kind, id, link) in named(e) {
+            if !plan.seen.contains(&id_hash(kind, id)) {
                 continue;
             }
-            let old = old_ids.get_or_insert_with(|| {
-                let olds = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| !new(**at));
-                olds.flat_map(|(e, _)| named(e)).collect()
-            });
-            if !old.contains(&(kind, id)) {
+            if kind == 2 && carried.contains(id) {
+                // Linked, it is borrowed; committed again, it would have
+                // commit events in two epochs.
+                if link {
+                    continue;
+                }
+                return false;
+            }
+            if !old.get_or_insert_with(|| old_names(events, plan.after)).contains(&(kind, id)) {
                 return false;
             }
         }
@@ -733,17 +820,26 @@ fn ids_stay(events: &Stamped, plan: &Plan) -> bool {
     true
 }
 
-/// The ids `e` names, by kind (as [`entity_keys`] keys them).
-fn named(e: &Event) -> impl Iterator<Item = (u8, &str)> {
-    let d = e.deployment_id.as_deref().map(|d| (0, d));
-    let i = e.incident_id.as_deref().map(|i| (1, i));
-    let shas = e.commit_sha.iter().chain(e.change_ids.iter().flatten()).map(|s| (2, s.as_str()));
-    d.into_iter().chain(i).chain(shas)
+/// The ids the events of `events` ingested by `after` name.
+fn old_names(events: &Stamped, after: Option<i64>) -> HashSet<(u8, &str)> {
+    let olds = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| after.is_some_and(|a| **at <= a));
+    olds.flat_map(|(e, _)| named(e)).map(|(kind, id, _)| (kind, id)).collect()
+}
+
+/// The ids `e` names, by kind (as `entity_keys` keys them), each with
+/// whether it is a link: a sha named by any event but a commit's own.
+fn named(e: &Event) -> impl Iterator<Item = (u8, &str, bool)> {
+    let own = e.event_type == EventType::Commit;
+    let d = e.deployment_id.as_deref().map(|d| (0, d, false));
+    let i = e.incident_id.as_deref().map(|i| (1, i, false));
+    let head = e.commit_sha.iter().map(move |s| (2, s.as_str(), !own));
+    let listed = e.change_ids.iter().flatten().map(|s| (2, s.as_str(), true));
+    d.into_iter().chain(i).chain(head).chain(listed)
 }
 
 /// Removes unclean cuts until every cut is clean: two epochs whose cut is
 /// unclean are folded as one (and the epoch after, if its head changed).
-fn settle(reader: &Reader, mut slots: Vec<Slot>, ids: Ids) -> Result<Vec<Slot>> {
+fn settle(reader: &Reader, mut slots: Vec<Slot>, checks: Checks) -> Result<Vec<Slot>> {
     loop {
         let mut unclean: BTreeSet<usize> = BTreeSet::new();
         // (a), (b) between fresh epochs: an id named in two. (A new event
@@ -760,6 +856,16 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>, ids: Ids) -> Result<Vec<Slot>> 
                         owner.insert(h, i);
                     }
                 }
+            }
+        }
+        // (b) for what a fresh epoch borrows: the carry into it holds it.
+        for (i, slot) in slots.iter().enumerate() {
+            match slot {
+                Slot::Fresh(p) if p.unmet && i == 0 => unclean.extend(1..slots.len()),
+                Slot::Fresh(p) if p.unmet => {
+                    unclean.insert(i);
+                }
+                _ => {}
             }
         }
         // (c), (d) at each cut.
@@ -799,7 +905,8 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>, ids: Ids) -> Result<Vec<Slot>> 
                 continue;
             }
             let events = flatten(reader.read(from, to)?);
-            let mut piece = fold_piece(&events, from, to, head, reader.m.window, ids)?;
+            let expect = old[first..=last].iter().flatten().flat_map(Slot::expected).cloned().collect();
+            let mut piece = fold_piece(&events, from, to, head, reader.m.window, checks, expect)?;
             piece.unclean = (first < last).then(|| old[last].as_ref().and_then(Slot::from)).flatten();
             next.push(Slot::Fresh(piece));
         }
@@ -834,6 +941,7 @@ fn placeholder() -> Epoch {
         carry: Vec::new(),
         unclean: None,
         teams: None,
+        borrowed: Vec::new(),
     }
 }
 
@@ -869,6 +977,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
                     carry: p.carry,
                     unclean: p.unclean,
                     teams,
+                    borrowed: p.borrowed,
                 }
             }
         });
@@ -1221,6 +1330,48 @@ pub(super) mod tests {
             let m = data.append(&[incident("opened", "b", "inside", late)]);
             assert!(m.components.values().nth(1).map(|c| c.epochs.len()).unwrap() > 1);
         }
+    }
+
+    #[test]
+    fn deployments_linking_commits_carried_across_a_cut_keep_it() {
+        const MINUTE: i64 = 60_000_000;
+        let mut data = in_order(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
+        let cuts_before = cuts(&data.manifest());
+        let cut = cuts_before.last().unwrap().unwrap();
+        let epochs = |m: &Manifest, k: usize| m.components.values().nth(k).unwrap().epochs.clone();
+        // A commit of `a` after the last production deployment before the
+        // cut: carried into the last epoch.
+        let m = data.append(&[commit("a", "z", cut - 90 * MINUTE)]);
+        let earlier: Vec<String> = epochs(&m, 0).iter().rev().skip(1).map(|e| e.id.clone()).collect();
+        // Its production deployment after the cut names it as its head
+        // (rule 2): the last epoch borrows it, and only it is folded again.
+        let m = data.append(&[deploy("a", "production", "z-prod", cut + 2 * HOUR, Some("z"))]);
+        assert_eq!(cuts(&m), cuts_before, "a link to a carried commit keeps the cut");
+        let a = epochs(&m, 0);
+        assert_eq!(a.last().unwrap().borrowed, ["z"]);
+        assert_eq!(a.iter().rev().skip(1).map(|e| e.id.clone()).collect::<Vec<_>>(), earlier);
+        // A production deployment before the cut ships it there first (it
+        // is still carried: staging has not had it) ...
+        let m = data.append(&[deploy("a", "production", "z-early", cut - 30 * MINUTE, Some("z"))]);
+        assert_eq!(cuts(&m), cuts_before);
+        // ... and then staging: the carry no longer holds it, and the cut goes.
+        let m = data.append(&[deploy("a", "staging", "z-staging", cut - 20 * MINUTE, Some("z"))]);
+        assert!(!cuts(&m).contains(&Some(cut)), "{:?}", cuts(&m));
+
+        // `b`: a commit shipped everywhere before the cut, then listed by a
+        // deployment after it (rule 1): not carried, so the cut goes.
+        data.append(&[
+            commit("b", "y", cut - 5 * HOUR),
+            deploy("b", "staging", "y-st", cut - 4 * HOUR, None),
+            deploy("b", "production", "y-prod", cut - 3 * HOUR, None),
+        ]);
+        let listed = format!(
+            r#"{{"event_id":"d-y-list","event_type":"deployment_succeeded","occurred_at":"{}","service":"b","environment":"production","deployment_id":"y-list","change_ids":["y"]}}"#,
+            at(cut + 2 * HOUR)
+        );
+        let m = data.append(&[listed]);
+        let b: Vec<Option<i64>> = epochs(&m, 1).iter().map(|e| e.from).collect();
+        assert!(!b.contains(&Some(cut)), "{b:?}");
     }
 
     #[test]

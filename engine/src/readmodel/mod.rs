@@ -72,8 +72,9 @@ pub use refold::Refolded;
 /// queries refold from them), components the range of theirs. 6: input
 /// segments keep only what folding reads, commit SHAs as bytes
 /// (`segment.rs`). 7: components folded in epochs (`epochs.rs`), each with
-/// its own files; segments carry their span of `occurred_at`.
-const FORMAT: u32 = 7;
+/// its own files; segments carry their span of `occurred_at`. 8: an epoch
+/// may link commits of an earlier one that the carry holds (`borrowed`).
+const FORMAT: u32 = 8;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
