@@ -1,7 +1,8 @@
 //! A component's history folded in *epochs*: spans of time cut at the
-//! starts of ISO weeks (Mondays, UTC: [`PERIOD`]), each folded on its own
-//! and stored as its own files, so an append refolds the epochs its events
-//! land in, not the whole history.
+//! starts of ISO weeks (Mondays, UTC: [`PERIOD`]), or, when a deployment or
+//! an incident is in progress then, at the latest time before when none is
+//! ([`Quiet::before`]); each folded on its own and stored as its own files,
+//! so an append refolds the epochs its events land in, not the whole history.
 //!
 //! A cut at T is *clean* when folding the events before T (L) and those at
 //! or after T (R) apart gives the rows of folding them together. It is when
@@ -44,11 +45,11 @@
 //! carried commits, the environments they deployed each service to, and the
 //! previous epoch's tails, below); an epoch whose head changes is refolded.
 //!
-//! Metric rows: day and week buckets never straddle a cut, a month can. Its
-//! row belongs to the epoch holding the month's end: the epoch before keeps
-//! what it collected for that month ([`PartialBucket`]s, its `tails`) and the
-//! later one adds them to its own (`metric_rows_within`), so every row is
-//! the whole fold's. An epoch whose tails change makes the next one refold.
+//! Metric rows: a bucket (a month; a day or week too when the cut is not at
+//! a week's start) can straddle a cut. Its row belongs to the epoch holding
+//! the bucket's end: the epoch before keeps what it collected for that
+//! bucket ([`PartialBucket`]s, its `tails`) and the later one adds them to
+//! its own (`metric_rows_within`), so every row is the whole fold's. An epoch whose tails change makes the next one refold.
 //!
 //! Files: each epoch has one file per published table. A component folded
 //! whole keeps its settled history as one epoch and its last
@@ -222,7 +223,7 @@ pub fn bounded_columns(part: Part) -> &'static [&'static str] {
 /// The range [lo, hi) holding the [`bounded_columns`] of `part` in the rows
 /// of the epoch of events from `from` to `to` (`None`: unbounded): a
 /// bucket's row belongs to the epoch holding the bucket's end, so it may
-/// start before `from` (a month's row; day and week rows never straddle a cut).
+/// start before `from` (a bucket that straddles the cut).
 pub fn bounds(part: Part, from: Option<i64>, to: Option<i64>) -> (Option<i64>, Option<i64>) {
     match part {
         Part::Metrics(grain) => (from.map(|f| bucket_start(f, grain)), to),
@@ -235,6 +236,87 @@ const PERIOD: Grain = Grain::Week;
 
 fn period_start(t: i64) -> i64 {
     bucket_start(t, PERIOD)
+}
+
+/// Where a component's events allow a clean cut, as far as they tell
+/// without folding (`settle` still checks the cut): (a) for deployments and
+/// incidents, and (d).
+struct Quiet<'a> {
+    /// The spans [first, last] of `occurred_at` of each deployment and
+    /// incident whose events are not all at one time.
+    spans: Vec<(i64, i64)>,
+    pairs: HashMap<(&'a str, &'a str), PairTimes>,
+    window: Option<i64>,
+}
+
+/// Of one (service, environment): its deployments' first event and first
+/// success, by success; its incidents' openings, in order.
+#[derive(Default)]
+struct PairTimes {
+    deployments: Vec<(i64, i64)>,
+    incidents: Vec<i64>,
+}
+
+impl<'a> Quiet<'a> {
+    fn of(all: &'a [Stamped], window: Option<i64>) -> Quiet<'a> {
+        let mut spans: HashMap<(u8, &str), (i64, i64)> = HashMap::new();
+        let mut succeeded: HashMap<&str, ((&str, &str), i64)> = HashMap::new();
+        let mut pairs: HashMap<(&str, &str), PairTimes> = HashMap::new();
+        for e in all.iter().flat_map(|s| &s.events) {
+            let t = e.occurred_at;
+            let pair = (e.service.as_str(), e.environment.as_deref().unwrap_or_default());
+            let ids = e.deployment_id.as_deref().map(|d| (0, d)).into_iter();
+            for id in ids.chain(e.incident_id.as_deref().map(|i| (1, i))) {
+                spans.entry(id).and_modify(|(lo, hi)| (*lo, *hi) = ((*lo).min(t), (*hi).max(t))).or_insert((t, t));
+            }
+            match (e.event_type, e.deployment_id.as_deref()) {
+                (EventType::DeploymentSucceeded, Some(d)) => {
+                    succeeded.entry(d).and_modify(|(_, at)| *at = (*at).min(t)).or_insert((pair, t));
+                }
+                (EventType::IncidentOpened, _) => pairs.entry(pair).or_default().incidents.push(t),
+                _ => {}
+            }
+        }
+        for (d, (pair, at)) in succeeded {
+            pairs.entry(pair).or_default().deployments.push((spans[&(0, d)].0, at));
+        }
+        for p in pairs.values_mut() {
+            p.deployments.sort_unstable_by_key(|&(_, at)| at);
+            p.incidents.sort_unstable();
+        }
+        Quiet { spans: spans.into_values().filter(|(lo, hi)| lo < hi).collect(), pairs, window }
+    }
+
+    /// The latest time at or before `t` where a cut keeps every deployment
+    /// and incident on one side (a), and blames no incident after it on a
+    /// deployment before it (d): a cut at a period's start can split a
+    /// deployment still running or an incident still open, or leave the
+    /// first incident of the week to the last deployment of the one before.
+    fn before(&self, mut t: i64) -> i64 {
+        // Each step moves `t` earlier; the bound only caps pathological histories.
+        for _ in 0..1000 {
+            if let Some(start) = self.spans.iter().filter(|&&(lo, hi)| lo < t && t <= hi).map(|&(lo, _)| lo).min() {
+                t = start;
+                continue;
+            }
+            let mut earlier: Option<i64> = None;
+            for PairTimes { deployments, incidents } in self.pairs.values() {
+                let Some(&opened) = incidents.get(incidents.partition_point(|&o| o < t)) else { continue };
+                let after = deployments.partition_point(|&(_, at)| at < t);
+                let Some(&(start, live)) = after.checked_sub(1).map(|i| &deployments[i]) else { continue };
+                let blamed = self.window.is_none_or(|w| opened - live <= w);
+                if blamed && deployments.get(after).is_none_or(|&(_, at)| at > opened) {
+                    // Cut before that deployment: it goes live after the cut.
+                    earlier = Some(earlier.map_or(start, |e| e.min(start)));
+                }
+            }
+            match earlier {
+                Some(e) if e < t => t = e,
+                _ => break,
+            }
+        }
+        t
+    }
 }
 
 /// The metric grains, in [`PARTS`] order.
@@ -357,10 +439,11 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
         .fold(None, |acc: Option<(i64, i64)>, t| Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)))));
     let mut cuts = Vec::new();
     if let Some((lo, hi)) = span {
-        let mut c = period_start(hi);
+        let quiet = Quiet::of(&all, m.window);
+        let mut c = quiet.before(period_start(hi));
         while cuts.len() < RECENT_EPOCHS && c > lo {
             cuts.push(c);
-            c = period_start(c - 1);
+            c = quiet.before(period_start(c - 1));
         }
         cuts.reverse();
     }
@@ -693,7 +776,8 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                 }
                 let hi = events.events.iter().map(|e| e.occurred_at).max();
                 let lo = events.events.iter().map(|e| e.occurred_at).min();
-                match (lo, hi.map(period_start)) {
+                let quiet = Quiet::of(std::slice::from_ref(&events), reader.m.window);
+                match (lo, hi.map(|hi| quiet.before(period_start(hi)))) {
                     (Some(lo), Some(cut))
                         if lo < cut
                             && epochs[last].from.is_none_or(|f| cut > f)
@@ -1372,6 +1456,27 @@ pub(super) mod tests {
         let m = data.append(&[listed]);
         let b: Vec<Option<i64>> = epochs(&m, 1).iter().map(|e| e.from).collect();
         assert!(!b.contains(&Some(cut)), "{b:?}");
+    }
+
+    #[test]
+    fn a_cut_moves_back_to_where_no_incident_is_open_or_blamed_across_it() {
+        let mut data = Data::new(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
+        // Eight weeks, with an incident of `a` open across the start of the
+        // last (day 49, a Monday), 8 h after the day's production deployment.
+        let mut lines = days(&SERVICES, 0..56);
+        lines.push(incident("opened", "a", "night", START + 49 * DAY - HOUR));
+        lines.push(incident("resolved", "a", "night", START + 49 * DAY + HOUR));
+        let m = data.append(&lines);
+        // Before the incident would blame a deployment across the cut: the
+        // cut is just before that deployment, and splits its day and week.
+        let a = cuts(&m);
+        assert_eq!(a.last(), Some(&Some(START + 48 * DAY + 15 * HOUR)), "{a:?}");
+        let b: Vec<Option<i64>> = m.components.values().nth(1).unwrap().epochs.iter().map(|e| e.from).collect();
+        assert_eq!(b.last(), Some(&Some(START + 49 * DAY)), "{b:?}");
+        // Later weeks, appended one at a time, stay exact.
+        for w in 8..12 {
+            data.append(&days(&SERVICES, w * 7..w * 7 + 7));
+        }
     }
 
     #[test]
