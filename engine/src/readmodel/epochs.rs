@@ -1073,30 +1073,27 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
     let mut segments = Vec::new();
     for (k, &s) in reader.services.iter().enumerate() {
         let names = &m.segments[s as usize];
+        // Those that straddle a cut, and those of an epoch with too many,
+        // are written again; the others stay as they are.
         let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-        let mut straddles = false;
+        let mut rewrite = Vec::new();
         for seg in names {
             match m.spans.get(seg) {
                 Some(&(lo, hi)) if epoch_of(lo) == epoch_of(hi) => {
                     groups.entry(epoch_of(lo)).or_default().push(seg.clone())
                 }
-                _ => straddles = true,
+                _ => rewrite.push(seg.clone()),
             }
         }
-        let (old_names, events) = if straddles {
-            let events = match all.as_mut() {
-                Some(all) => std::mem::take(&mut all[k]),
-                None => reader.segments(names)?,
-            };
-            (names.clone(), events)
-        } else {
-            let crowded: Vec<String> = groups.into_values().filter(|g| g.len() > MAX_SEGMENTS).flatten().collect();
-            if crowded.is_empty() {
-                continue;
-            }
-            let events = reader.segments(&crowded)?;
-            (crowded, events)
+        rewrite.extend(groups.into_values().filter(|g| g.len() > MAX_SEGMENTS).flatten());
+        if rewrite.is_empty() {
+            continue;
+        }
+        let events = match all.as_mut() {
+            Some(all) if rewrite.len() == names.len() => std::mem::take(&mut all[k]),
+            _ => reader.segments(&rewrite)?,
         };
+        let old_names = rewrite;
         let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, e) in events.events.iter().enumerate() {
             parts.entry(epoch_of(e.occurred_at)).or_default().push(i);
