@@ -49,7 +49,8 @@
 //! a week's start) can straddle a cut. Its row belongs to the epoch holding
 //! the bucket's end: the epoch before keeps what it collected for that
 //! bucket ([`PartialBucket`]s, its `tails`) and the later one adds them to
-//! its own (`metric_rows_within`), so every row is the whole fold's. An epoch whose tails change makes the next one refold.
+//! its own (`metric_rows_within`), so every row is the whole fold's. An
+//! epoch whose tails change makes the next one refold.
 //!
 //! Files: each epoch has one file per published table. A component folded
 //! whole keeps its settled history as one epoch and its last
@@ -454,10 +455,9 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
         let to = bounds.get(i + 1).copied().flatten();
         let head = head_after(&slots);
         let events = within(&all, from, to);
-        let checks = Checks { ids: Ids::All, seen: None };
-        slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, checks, BTreeSet::new())?));
+        slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, WHOLE, BTreeSet::new())?));
     }
-    let slots = settle(&reader, slots, Checks { ids: Ids::All, seen: None })?;
+    let slots = settle(&reader, slots, WHOLE)?;
     finish(data, &reader, root, slots, Some(all))
 }
 
@@ -577,6 +577,9 @@ struct Checks<'a> {
     ids: Ids,
     seen: Option<(Option<i64>, &'a HashSet<u64>)>,
 }
+
+/// The checks of a component folded whole: every id, nothing older.
+const WHOLE: Checks = Checks { ids: Ids::All, seen: None };
 
 /// What folding an epoch takes from the epochs before it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -731,6 +734,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         return Ok(None);
     }
     let mut slots: Vec<Slot> = epochs.iter().cloned().map(Slot::Kept).collect();
+    let appended = Checks { ids: Ids::NewerThan(plan.after), seen: Some((plan.after, plan.seen)) };
     // Events already read, by slot, and whether the ids of their new events
     // were checked (see `ids_stay`).
     let mut read: HashMap<usize, (Stamped, bool)> = HashMap::new();
@@ -818,8 +822,8 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         }
         // The two halves of a last epoch cut in two: their old events may
         // name ids across the new cut.
-        let ids = if split_at.is_some_and(|(a, b)| i == a || i == b) { Ids::All } else { Ids::NewerThan(plan.after) };
-        let checks = Checks { ids, seen: Some((plan.after, plan.seen)) };
+        let halves = split_at.is_some_and(|(a, b)| i == a || i == b);
+        let checks = if halves { Checks { ids: Ids::All, ..appended } } else { appended };
         let expect = slots[i].expected().cloned().collect();
         let mut piece = fold_piece(&events, from, to, head, reader.m.window, checks, expect)?;
         if let Slot::Kept(e) = &slots[i] {
@@ -831,7 +835,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             touched.insert(i + 1);
         }
     }
-    Ok(Some(settle(reader, slots, Checks { ids: Ids::NewerThan(plan.after), seen: Some((plan.after, plan.seen)) })?))
+    Ok(Some(settle(reader, slots, appended)?))
 }
 
 /// Makes room for one more epoch when there are [`MAX_EPOCHS`]: joins the
