@@ -83,7 +83,7 @@ pub struct Carried {
 /// environment) of carried commits already shipped there.
 pub fn changes<'a>(
     deployments: &'a [Deployment],
-    commits: &HashMap<&'a str, Commit<'a>>,
+    commits: &Commits<'a>,
     shipped_before: &HashSet<(&str, &str)>,
 ) -> Vec<Change> {
     // Each service's commits in time order, for the "every commit up to" rules.
@@ -157,7 +157,7 @@ pub fn changes<'a>(
 fn shipped_by<'a>(
     d: &'a Deployment,
     finished_at: i64,
-    commits: &HashMap<&'a str, Commit<'a>>,
+    commits: &Commits<'a>,
     service_commits: &[&Commit<'a>],
     shipped: &HashSet<&str>,
     shipped_before: &dyn Fn(&str) -> bool,

@@ -343,7 +343,7 @@ struct Piece {
     /// What it was folded with.
     head: Head,
     /// Hashes of the ids its events name (conditions (a) and (b); see
-    /// [`Ids`]), but for the shas it borrows.
+    /// [`Checks`]), but for the shas it borrows.
     keys: HashSet<u64>,
     /// The shas its events link that the carry into it holds (see [`Epoch::borrowed`]).
     borrowed: Vec<String>,
@@ -420,6 +420,13 @@ pub(super) struct Plan<'a> {
     pub touched: BTreeSet<Option<i64>>,
     pub after: Option<i64>,
     pub seen: &'a HashSet<u64>,
+}
+
+impl Plan<'_> {
+    /// Whether an event ingested at `ingested_at` is one this update appends.
+    fn is_new(&self, ingested_at: i64) -> bool {
+        self.after.is_none_or(|a| ingested_at > a)
+    }
 }
 
 /// Folds the epochs of component `root` (its `services`) that `plan` needs
@@ -551,35 +558,26 @@ fn carried(carry: &[Carried]) -> HashSet<&str> {
     carry.iter().map(|c| c.sha.as_str()).collect()
 }
 
-/// Which events' ids a fold keeps for the checks of (a) and (b) between the
-/// epochs folded in one update: all, or (appending to epochs whose cuts were
-/// clean) those of the events ingested after the given time.
-#[derive(Debug, Clone, Copy)]
-enum Ids {
-    All,
-    NewerThan(Option<i64>),
+/// What a fold checks of its events' ids between the epochs folded in one
+/// update (conditions (a) and (b)).
+#[derive(Clone, Copy)]
+struct Checks<'a> {
+    /// Keep the ids of every event; otherwise (appending to epochs whose
+    /// cuts were clean) only those of the plan's new events.
+    every_id: bool,
+    /// Appending: which events are new, and the ids they name that older
+    /// events named.
+    plan: Option<&'a Plan<'a>>,
 }
 
-impl Ids {
-    fn includes(self, ingested_at: i64) -> bool {
-        match self {
-            Ids::All => true,
-            Ids::NewerThan(after) => after.is_none_or(|a| ingested_at > a),
-        }
+impl Checks<'_> {
+    fn keeps(&self, ingested_at: i64) -> bool {
+        self.every_id || self.plan.is_some_and(|p| p.is_new(ingested_at))
     }
 }
 
-/// What a fold checks of its events' ids: which it keeps for (a) and (b),
-/// and, appending, the new events (ingested after `.0`) and the hashes of
-/// the ids they name that older events named (`.1`, see [`Plan`]).
-#[derive(Clone, Copy)]
-struct Checks<'a> {
-    ids: Ids,
-    seen: Option<(Option<i64>, &'a HashSet<u64>)>,
-}
-
 /// The checks of a component folded whole: every id, nothing older.
-const WHOLE: Checks = Checks { ids: Ids::All, seen: None };
+const WHOLE: Checks = Checks { every_id: true, plan: None };
 
 /// What folding an epoch takes from the epochs before it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -675,17 +673,17 @@ fn fold_piece(
         for (kind, id, link) in named(e) {
             if link {
                 linked.insert(id);
-                if let Some((after, seen)) = checks.seen
-                    && after.is_none_or(|a| at > a)
-                    && seen.contains(&id_hash(kind, id))
-                    && !old.get_or_insert_with(|| old_names(events, after)).contains(&(kind, id))
+                if let Some(plan) = checks.plan
+                    && plan.is_new(at)
+                    && plan.seen.contains(&id_hash(kind, id))
+                    && !old.get_or_insert_with(|| old_names(events, plan)).contains(&(kind, id))
                 {
                     expect.insert(id.to_string());
                 }
             }
             if link && !commits.contains_key(id) && carried_in.contains(id) {
                 borrowed.insert(id);
-            } else if checks.ids.includes(at) {
+            } else if checks.keeps(at) {
                 keys.insert(id_hash(kind, id));
             }
         }
@@ -734,7 +732,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         return Ok(None);
     }
     let mut slots: Vec<Slot> = epochs.iter().cloned().map(Slot::Kept).collect();
-    let appended = Checks { ids: Ids::NewerThan(plan.after), seen: Some((plan.after, plan.seen)) };
+    let appended = Checks { every_id: false, plan: Some(plan) };
     // Events already read, by slot, and whether the ids of their new events
     // were checked (see `ids_stay`).
     let mut read: HashMap<usize, (Stamped, bool)> = HashMap::new();
@@ -742,8 +740,8 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
     let mut split_at: Option<(usize, usize)> = None;
     if touched.contains(&last) {
         let events = flatten(reader.read(epochs[last].from, None)?);
-        let new = |at: i64| plan.after.is_none_or(|a| at > a);
-        let first_new = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| new(**at)).map(|(e, _)| e);
+        let news = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| plan.is_new(**at));
+        let first_new = news.map(|(e, _)| e);
         let cut = first_new.map(|e| e.occurred_at).min().map(period_start);
         let last_old = epochs[last].span.map(|(_, hi)| hi);
         match cut {
@@ -823,7 +821,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         // The two halves of a last epoch cut in two: their old events may
         // name ids across the new cut.
         let halves = split_at.is_some_and(|(a, b)| i == a || i == b);
-        let checks = if halves { Checks { ids: Ids::All, ..appended } } else { appended };
+        let checks = Checks { every_id: halves, ..appended };
         let expect = slots[i].expected().cloned().collect();
         let mut piece = fold_piece(&events, from, to, head, reader.m.window, checks, expect)?;
         if let Slot::Kept(e) = &slots[i] {
@@ -885,7 +883,7 @@ fn make_room(
 fn ids_stay(events: &Stamped, plan: &Plan, carried: &HashSet<&str>) -> bool {
     let mut old: Option<HashSet<(u8, &str)>> = None;
     for (e, &at) in events.events.iter().zip(&events.ingested_at) {
-        if plan.after.is_some_and(|a| at <= a) {
+        if !plan.is_new(at) {
             continue;
         }
         for (kind, id, link) in named(e) {
@@ -900,7 +898,7 @@ fn ids_stay(events: &Stamped, plan: &Plan, carried: &HashSet<&str>) -> bool {
                 }
                 return false;
             }
-            if !old.get_or_insert_with(|| old_names(events, plan.after)).contains(&(kind, id)) {
+            if !old.get_or_insert_with(|| old_names(events, plan)).contains(&(kind, id)) {
                 return false;
             }
         }
@@ -908,9 +906,9 @@ fn ids_stay(events: &Stamped, plan: &Plan, carried: &HashSet<&str>) -> bool {
     true
 }
 
-/// The ids the events of `events` ingested by `after` name.
-fn old_names(events: &Stamped, after: Option<i64>) -> HashSet<(u8, &str)> {
-    let olds = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| after.is_some_and(|a| **at <= a));
+/// The ids the events of `events` that `plan` does not append name.
+fn old_names<'e>(events: &'e Stamped, plan: &Plan) -> HashSet<(u8, &'e str)> {
+    let olds = events.events.iter().zip(&events.ingested_at).filter(|(_, at)| !plan.is_new(**at));
     olds.flat_map(|(e, _)| named(e)).map(|(kind, id, _)| (kind, id)).collect()
 }
 

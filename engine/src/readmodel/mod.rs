@@ -214,7 +214,7 @@ pub struct ModelIndex {
     pub teams: Vec<Option<Vec<String>>>,
     /// Per component: its epochs' spans of `occurred_at`, [from, to)
     /// (`None`: unbounded); see [`ModelIndex::epochs_of`].
-    pub epochs: Vec<Vec<(Option<i64>, Option<i64>)>>,
+    pub epochs: Vec<Vec<Bounds>>,
     /// The span of `occurred_at` over the whole log.
     pub span: Option<(i64, i64)>,
 }
