@@ -1335,7 +1335,17 @@ pub(super) mod tests {
     fn months_of_appends_join_recent_epochs_and_never_refold_the_settled_history() {
         let mut data = Data::new(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
         // Eight weeks first: one fold, its settled history and recent months.
-        data.append(&days(&SERVICES, 0..56));
+        let m = data.append(&days(&SERVICES, 0..56));
+        // Its segments were split at the cuts in the same update: the
+        // whole ones, which no manifest named, are gone rather than kept.
+        assert!(m.segments.iter().all(|s| s.len() > 1), "{:?}", m.segments);
+        assert!(m.garbage.is_empty(), "{:?}", m.garbage);
+        let input = data.root().join(super::super::DIR).join("input");
+        let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(input)
+            .unwrap()
+            .map(|e| format!("input/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        assert_eq!(on_disk, m.segments.iter().flatten().cloned().collect());
         let settled = |m: &Manifest| m.components.values().map(|c| c.epochs[0].id.clone()).collect::<Vec<_>>();
         let first = settled(&data.manifest());
         let mut most = 0;

@@ -665,10 +665,16 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     // Every file this update writes, made durable together before the
     // manifest names it (see `sync_files`).
     let mut unsynced: Vec<PathBuf> = Vec::new();
+    // Files this update wrote that no manifest has named yet: one it
+    // replaces before the manifest is written no reader can have seen, so
+    // it goes at once (never synced, never kept as garbage).
+    let mut fresh: BTreeSet<String> = BTreeSet::new();
+    let mut discarded: Vec<String> = Vec::new();
     for ((s, epoch), w) in writers {
         touched.entry(s).or_default().insert(epoch);
         let (name, checksum, span) = w.finish()?;
         unsynced.push(dir.join(&name));
+        fresh.insert(name.clone());
         m.checksums.insert(name.clone(), checksum);
         m.spans.insert(name.clone(), span);
         m.segments[s as usize].push(name);
@@ -739,7 +745,13 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
                 m.spans.insert(name.clone(), span);
                 m.segments[s as usize].push(name);
             }
-            old.into_iter().for_each(|seg| m.let_go(seg));
+            for seg in old {
+                if fresh.remove(&seg) {
+                    discarded.push(seg);
+                } else {
+                    m.let_go(seg);
+                }
+            }
         }
         for id in &folded.written {
             unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, id)));
@@ -752,6 +764,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let gone: Vec<String> =
         old_components.values().flat_map(Component::ids).filter(|id| !live.contains(id)).map(str::to_string).collect();
     gone.into_iter().for_each(|id| m.retire(id));
+    let discarded: BTreeSet<PathBuf> = discarded.iter().map(|seg| dir.join(seg)).collect();
+    unsynced.retain(|path| !discarded.contains(path));
+    discarded.iter().for_each(|path| remove(path));
     sync_files(&unsynced)?;
     sync_dir(&dir.join("input"))?;
     for part in PARTS {
