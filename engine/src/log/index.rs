@@ -21,7 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::delta::{create_dir_durable, remove_temp_files, sync_dir, write_atomic};
+use super::delta::{create_dir_durable, remove_temp_files, sync_dir, sync_files, write_atomic};
 use crate::error::{Error, Result};
 
 pub const BUCKETS: usize = 1024;
@@ -35,6 +35,11 @@ const SHARDS: usize = 1 << SHARD_BITS;
 const SHARDS_PER_BUCKET: usize = SHARDS / BUCKETS;
 /// New entries a shard keeps unsorted before merging them into its sorted run.
 const FRESH: usize = 64;
+/// Ids of a bucket an append looks up in its file before it loads the
+/// bucket: an append of a few ids per bucket (a small batch into a big log)
+/// reads each bucket it touches instead of sorting all its records into
+/// memory; one with more loads it.
+const LOOKUPS_BEFORE_LOAD: u8 = 4;
 /// Unwritten new records buffered before they go to the bucket files.
 const PENDING_BUDGET: usize = 1_000_000;
 /// What a damaged bucket affects.
@@ -141,6 +146,8 @@ pub struct IdIndex {
     /// on its first id.
     shards: Vec<Shard>,
     loaded: Vec<bool>,
+    /// Per bucket not loaded, the ids looked up in its file so far.
+    looked_up: Vec<u8>,
     cached: usize,
     /// New records per bucket not yet written to its file.
     unwritten: Vec<Vec<u8>>,
@@ -490,6 +497,7 @@ impl IdIndex {
             dir: dir.to_path_buf(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             loaded: vec![false; BUCKETS],
+            looked_up: vec![0; BUCKETS],
             cached: 0,
             unwritten: vec![Vec::new(); BUCKETS],
             unwritten_count: 0,
@@ -536,8 +544,8 @@ impl IdIndex {
         Ok(())
     }
 
-    /// What bucket `b`'s records say of id `key` with `content`: a
-    /// duplicate, a conflict, or nothing (another id sharing loaded bits).
+    /// What bucket `b`'s records (written and unwritten) say of id `key`
+    /// with `content`: a duplicate, a conflict, or nothing.
     fn find_in_bucket(&self, b: usize, key: u64, content: u64) -> Result<Option<Seen>> {
         let bytes = self.read_bucket(b)?;
         let mut found = None;
@@ -556,19 +564,27 @@ impl IdIndex {
     pub fn check_and_insert(&mut self, id: u128, content: u64) -> Result<Seen> {
         let (key, content) = (id_key(id), content_key(content));
         let b = bucket_of_key(key);
-        self.load(b)?;
-        let (s, k) = (shard_of(key), key_in_shard(key));
-        match self.shards[s].probe(k, content) {
-            Probe::SameContent => return Ok(Seen::Duplicate),
-            Probe::KeyOnly => {
-                if let Some(seen) = self.find_in_bucket(b, key, content)? {
-                    return Ok(seen);
-                }
+        if !self.loaded[b] && self.looked_up[b] < LOOKUPS_BEFORE_LOAD {
+            self.looked_up[b] += 1;
+            if let Some(seen) = self.find_in_bucket(b, key, content)? {
+                return Ok(seen);
             }
-            Probe::Absent => {}
+        } else {
+            self.load(b)?;
+            let (s, k) = (shard_of(key), key_in_shard(key));
+            match self.shards[s].probe(k, content) {
+                Probe::SameContent => return Ok(Seen::Duplicate),
+                Probe::KeyOnly => {
+                    if let Some(seen) = self.find_in_bucket(b, key, content)? {
+                        return Ok(seen);
+                    }
+                }
+                Probe::Absent => {}
+            }
+            self.shards[s].insert(k, content);
+            self.cached += 1;
         }
-        self.shards[s].insert(k, content);
-        self.cached += 1;
+        // A bucket loaded later reads this record with the rest.
         self.unwritten[b].extend_from_slice(&encode_record(key, content));
         self.unwritten_count += 1;
         if self.unwritten_count >= PENDING_BUDGET {
@@ -595,12 +611,9 @@ impl IdIndex {
     /// Makes every record of this append durable. Call before the commit.
     pub fn flush(&mut self) -> Result<()> {
         self.write_unwritten()?;
-        for b in 0..BUCKETS {
-            if self.dirty[b] {
-                let path = Self::bucket_path(&self.dir, b);
-                File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, e))?;
-            }
-        }
+        let dirty: Vec<PathBuf> =
+            (0..BUCKETS).filter(|&b| self.dirty[b]).map(|b| Self::bucket_path(&self.dir, b)).collect();
+        sync_files(&dirty)?;
         sync_dir(&self.dir)
     }
 
@@ -663,6 +676,43 @@ mod tests {
             assert_eq!(ix.check_and_insert(id(i), i as u64 + 1).unwrap(), Seen::Conflict);
         }
         assert_eq!(ix.check_and_insert(id(n), 1).unwrap(), Seen::New);
+    }
+
+    #[test]
+    fn a_few_ids_of_a_bucket_are_looked_up_in_its_file_and_more_load_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        for i in 0..5_000 {
+            ix.check_and_insert(id(i), i as u64).unwrap();
+        }
+        ix.flush().unwrap();
+        ix.finish().unwrap();
+        // The ids 0.. and 5000.. of one bucket.
+        let b = bucket_of(id(0));
+        let old: Vec<u128> = (0..5_000).map(id).filter(|&i| bucket_of(i) == b).take(3).collect();
+        let new: Vec<u128> = (5_000..).map(id).filter(|&i| bucket_of(i) == b).take(3).collect();
+        let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
+        let content = |i: u128| (0..5_000).find(|&n| id(n) == i).unwrap_or(7) as u64;
+        // Four lookups in the file: a redelivery, a conflict, a new id, and
+        // that id again (found among this append's unwritten records).
+        assert_eq!(ix.check_and_insert(old[0], content(old[0])).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(old[1], content(old[1]) + 1).unwrap(), Seen::Conflict);
+        assert_eq!(ix.check_and_insert(new[0], 1).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(new[0], 1).unwrap(), Seen::Duplicate);
+        assert!(!ix.loaded[b] && ix.cached == 0, "looked up, not loaded");
+        // The fifth loads the bucket, this append's new record with it.
+        assert_eq!(ix.check_and_insert(new[0], 2).unwrap(), Seen::Conflict);
+        assert!(ix.loaded[b]);
+        assert_eq!(ix.check_and_insert(old[2], content(old[2])).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(new[1], 1).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(new[1], 1).unwrap(), Seen::Duplicate);
+        ix.flush().unwrap();
+        ix.finish().unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 3).unwrap();
+        assert_eq!(ix.check_and_insert(new[0], 1).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(new[1], 3).unwrap(), Seen::Conflict);
+        assert_eq!(ix.check_and_insert(new[2], 1).unwrap(), Seen::New);
     }
 
     #[test]
