@@ -48,9 +48,10 @@
 //! Metric rows: a bucket (a month; a day or week too when the cut is not at
 //! a week's start) can straddle a cut. Its row belongs to the epoch holding
 //! the bucket's end: the epoch before keeps what it collected for that
-//! bucket ([`PartialBucket`]s, its `tails`) and the later one adds them to
-//! its own (`metric_rows_within`), so every row is the whole fold's. An
-//! epoch whose tails change makes the next one refold.
+//! bucket ([`PartialBucket`]s, its `tails`, kept in a file of their own
+//! beside the manifest) and the later one adds them to its own
+//! (`metric_rows_within`), so every row is the whole fold's. An epoch whose
+//! tails change makes the next one refold.
 //!
 //! Files: each epoch has one file per published table. A component folded
 //! whole keeps its settled history as one epoch and its last
@@ -68,7 +69,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, keys, published,
-    read_checked, segment, write_parquet,
+    read_checked, segment, tails_file, write_file, write_parquet,
 };
 use crate::error::Result;
 use crate::event::{Event, EventType};
@@ -97,7 +98,11 @@ pub(super) struct Epoch {
     pub ingested: Option<(i64, i64)>,
     pub summary: Summary,
     /// Per metric grain (in [`PARTS`] order): what it collected for the
-    /// bucket its end cuts, which the next epoch's row includes.
+    /// bucket its end cuts, which the next epoch's row includes. Kept beside
+    /// the manifest (`model/tails/<id>.json`, when any): they hold every
+    /// lead time of those buckets, most of a manifest that carried them, and
+    /// only a fold of a later epoch reads them ([`Reader::tails`]).
+    #[serde(skip)]
     pub tails: Vec<Vec<PartialBucket>>,
     /// The commits it (and the epochs before) left unshipped somewhere,
     /// which the next epoch's deployments may ship.
@@ -496,6 +501,15 @@ impl Reader<'_> {
         Ok(out)
     }
 
+    /// The tails epoch `id` keeps (see [`Epoch::tails`]).
+    fn tails(&self, id: &str) -> Result<Vec<Vec<PartialBucket>>> {
+        let name = tails_file(id);
+        let Some(&checksum) = self.m.checksums.get(&name) else { return Ok(vec![Vec::new(); grains().count()]) };
+        let path = self.dir.join(&name);
+        let bytes = read_checked(&path, Some(checksum))?;
+        serde_json::from_slice(&bytes).map_err(|e| crate::Error::damaged(&path, e, super::MODEL_AFFECTS))
+    }
+
     /// The events of the segments `names`.
     fn segments(&self, names: &[String]) -> Result<Stamped> {
         let mut events = Stamped::default();
@@ -731,7 +745,10 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
     if touched.len() != plan.touched.len() {
         return Ok(None);
     }
-    let mut slots: Vec<Slot> = epochs.iter().cloned().map(Slot::Kept).collect();
+    let mut slots = Vec::with_capacity(epochs.len());
+    for e in epochs {
+        slots.push(Slot::Kept(Epoch { tails: reader.tails(&e.id)?, ..e.clone() }));
+    }
     let appended = Checks { every_id: false, plan: Some(plan) };
     // Events already read, by slot, and whether the ids of their new events
     // were checked (see `ids_stay`).
@@ -1049,6 +1066,12 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
                     let path = published::file(data, part, &id);
                     checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
                 }
+                if p.tails.iter().any(|t| !t.is_empty()) {
+                    let name = tails_file(&id);
+                    let text = serde_json::to_vec(&p.tails)
+                        .map_err(|e| crate::Error::Internal(format!("an epoch's tails: {e}")))?;
+                    checksums.insert(name.clone(), write_file(&dir.join(&name), &text)?);
+                }
                 written.push(id.clone());
                 let teams = Some(teams_of(&p.parts)?);
                 Epoch {
@@ -1346,6 +1369,14 @@ pub(super) mod tests {
             .map(|e| format!("input/{}", e.unwrap().file_name().to_string_lossy()))
             .collect();
         assert_eq!(on_disk, m.segments.iter().flatten().cloned().collect());
+        // The month the last cut falls in straddles it: the epoch before
+        // keeps its part in a file beside the manifest, not in it.
+        for c in m.components.values() {
+            let kept = c.epochs.iter().filter(|e| m.checksums.contains_key(&super::super::tails_file(&e.id)));
+            assert!(kept.count() > 0, "{:?}", m.checksums.keys());
+        }
+        let text = std::fs::read_to_string(data.root().join(super::super::DIR).join(super::super::MANIFEST)).unwrap();
+        assert!(!text.contains("\"tails\"") && text.contains("\"epochs\""), "tails in the manifest");
         let settled = |m: &Manifest| m.components.values().map(|c| c.epochs[0].id.clone()).collect::<Vec<_>>();
         let first = settled(&data.manifest());
         let mut most = 0;

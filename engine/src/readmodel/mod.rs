@@ -74,7 +74,8 @@ pub use refold::Refolded;
 /// (`segment.rs`). 7: components folded in epochs (`epochs.rs`), each with
 /// its own files; segments carry their span of `occurred_at`. 8: an epoch
 /// may link commits of an earlier one that the carry holds (`borrowed`).
-const FORMAT: u32 = 8;
+/// 9: epochs' tails kept beside the manifest (`tails/`).
+const FORMAT: u32 = 9;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// A service's input segments are merged into one when it has more.
@@ -136,6 +137,11 @@ pub const MODEL_AFFECTS: &str = "the read model (derived from the log): queries 
 /// The published tables of data directory `root` (for `leadline check`).
 pub fn published_tables(root: &Path) -> Vec<crate::log::delta::DeltaTable> {
     PARTS.map(|part| crate::log::delta::DeltaTable::new(published::table_root(root, part))).into()
+}
+
+/// The file under `model/` keeping epoch `id`'s tails (see `epochs`).
+fn tails_file(id: &str) -> String {
+    format!("tails/{id}.json")
 }
 
 /// The name a component's file of `part` has in the manifest's checksums
@@ -382,10 +388,15 @@ impl ReadModel {
             m.segments.iter().flatten().chain(&m.key_runs).map(|f| (dir.join(f), f.clone())).collect();
         for id in m.components.values().flat_map(Component::ids) {
             live.extend(PARTS.map(|part| (published::file(&self.root, part, id), component_file(part, id))));
+            let tails = tails_file(id);
+            if m.checksums.contains_key(&tails) {
+                live.push((dir.join(&tails), tails));
+            }
         }
-        let named = m.named_files();
+        let mut named = m.named_files();
+        named.extend(m.named_components().into_iter().map(tails_file));
         let mut unnamed = Vec::new();
-        for sub in ["input", "keys"] {
+        for sub in ["input", "keys", "tails"] {
             for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
                 if !named.contains(&format!("{sub}/{}", entry.file_name().to_string_lossy())) {
                     unnamed.push(entry.path());
@@ -564,7 +575,7 @@ fn read_checked(path: &Path, checksum: Option<u64>) -> Result<bytes::Bytes> {
 
 fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut Publication) -> Result<Manifest> {
     let dir = snap.root.join(DIR);
-    for sub in ["", "input", "keys"] {
+    for sub in ["", "input", "keys", "tails"] {
         create_dir_durable(&dir.join(sub))?;
     }
     let lock_path = dir.join("lock");
@@ -737,7 +748,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let roots: Vec<u32> = work.iter().map(|(root, _, _)| *root).collect();
     drop(work);
     for (root, folded) in roots.into_iter().zip(folded) {
-        m.checksums.extend(folded.checksums);
+        m.checksums.extend(folded.checksums.iter().map(|(name, &sum)| (name.clone(), sum)));
         for (s, old, new) in folded.segments {
             m.segments[s as usize].retain(|seg| !old.contains(seg));
             for (name, span) in new {
@@ -755,6 +766,10 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         }
         for id in &folded.written {
             unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, id)));
+            let tails = tails_file(id);
+            if folded.checksums.contains_key(&tails) {
+                unsynced.push(dir.join(tails));
+            }
         }
         m.components.insert(root, folded.component);
     }
@@ -769,6 +784,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     discarded.iter().for_each(|path| remove(path));
     sync_files(&unsynced)?;
     sync_dir(&dir.join("input"))?;
+    sync_dir(&dir.join("tails"))?;
     for part in PARTS {
         sync_dir(&published::table_root(&snap.root, part))?;
     }
@@ -806,7 +822,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         .components
         .values()
         .flat_map(Component::ids)
-        .flat_map(|id| PARTS.map(|part| component_file(part, id)))
+        .flat_map(|id| PARTS.map(|part| component_file(part, id)).into_iter().chain([tails_file(id)]))
         .collect();
     m.checksums.retain(|name, _| live.contains(name) || components.contains(name));
     m.spans.retain(|name, _| live.contains(name));
@@ -818,6 +834,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     for (_, id) in expired_components {
         PARTS.into_iter().for_each(|part| remove(&published::file(&snap.root, part, &id)));
+        remove(&dir.join(tails_file(&id)));
     }
     tracing::info!(
         new_events,
@@ -861,6 +878,13 @@ fn component_events(dir: &Path, m: &Manifest, services: &[u32], range: Ingested)
         out.push(events);
     }
     Ok(out)
+}
+
+/// Writes `bytes` as the new file `path` (made durable with the update's
+/// other files); returns its checksum.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
+    Ok(xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
 /// Writes `batches` (at least one) as the Parquet file `path`, durably;
@@ -953,6 +977,13 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()>
         }
     }
     let mut components = m.named_components();
+    for entry in read_dir(&dir.join("tails"))? {
+        let name = entry.file_name();
+        let id = name.to_string_lossy();
+        if id.strip_suffix(".json").is_none_or(|id| !components.contains(id)) {
+            remove(&entry.path());
+        }
+    }
     components.extend(tables.live_components());
     for part in PARTS {
         let d = published::table_root(root, part);
@@ -1190,5 +1221,28 @@ mod tests {
             appender.append("late", input::ndjson_rows(std::io::Cursor::new(late.into_bytes())), &mut |_| {}).unwrap();
         let model = ReadModel::open(dir.path()).unwrap().unwrap();
         assert_eq!(model.version(), report.version, "the model was rebuilt from the log");
+    }
+
+    #[test]
+    fn a_damaged_tails_file_is_named_and_the_model_rebuilt_by_the_next_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut appender = Appender::open(root, "test").unwrap();
+        let lines = epochs::tests::days(&["a"], 0..56).join("\n");
+        appender.append("t", input::ndjson_rows(std::io::Cursor::new(lines.into_bytes())), &mut |_| {}).unwrap();
+        let m = manifest(root);
+        let tails = m.checksums.keys().find(|f| f.starts_with("tails/")).expect("an epoch keeps tails").clone();
+        std::fs::write(root.join(DIR).join(&tails), b"[[]]").unwrap();
+        let model = ReadModel::open(root).unwrap().unwrap();
+        let (live, unnamed) = model.files();
+        assert!(live.iter().any(|(_, name)| *name == tails) && unnamed.is_empty());
+        // An event in the last epoch: its fold reads the tails before it.
+        let lines = epochs::tests::days(&["a"], 56..57).join("\n");
+        let report = appender.append("t", input::ndjson_rows(std::io::Cursor::new(lines.into_bytes())), &mut |_| {});
+        let model = ReadModel::open(root).unwrap().unwrap();
+        assert_eq!(model.version(), report.unwrap().version, "the model was rebuilt from the log");
+        assert!(
+            !root.join(DIR).join(&tails).exists() || manifest(root).retired.iter().any(|(_, id)| tails.contains(id))
+        );
     }
 }
