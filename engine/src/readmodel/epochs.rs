@@ -411,6 +411,8 @@ pub(super) struct Folded {
     pub segments: Vec<(u32, Vec<String>, Vec<Segment>)>,
     /// Epochs it wrote.
     pub written: Vec<String>,
+    /// Their files' `add`s, by table.
+    pub added: Vec<(Part, crate::log::delta::AddFile)>,
 }
 
 /// A segment written: its name and span of `occurred_at`.
@@ -1056,6 +1058,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
     let mut checksums = BTreeMap::new();
     let mut epochs = Vec::with_capacity(slots.len());
     let mut written = Vec::new();
+    let mut added = Vec::new();
     let cuts: Vec<i64> = slots.iter().filter_map(Slot::from).collect();
     for slot in slots {
         epochs.push(match slot {
@@ -1063,8 +1066,9 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
             Slot::Fresh(p) => {
                 let id = format!("c{root}-{}", uuid::Uuid::new_v4());
                 for (part, batches) in PARTS.into_iter().zip(&p.parts) {
-                    let path = published::file(data, part, &id);
-                    checksums.insert(component_file(part, &id), write_parquet(&path, batches)?);
+                    let add = write_parquet(&published::file(data, part, &id), batches)?;
+                    checksums.insert(component_file(part, &id), add.checksum.unwrap_or_default());
+                    added.push((part, add));
                 }
                 if p.tails.iter().any(|t| !t.is_empty()) {
                     let name = tails_file(&id);
@@ -1137,7 +1141,7 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
         }
         segments.push((s, old_names, new));
     }
-    Ok(Folded { component: Component::of(epochs), checksums, segments, written })
+    Ok(Folded { component: Component::of(epochs), checksums, segments, written, added })
 }
 
 #[cfg(test)]

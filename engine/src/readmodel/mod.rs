@@ -681,6 +681,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     // it goes at once (never synced, never kept as garbage).
     let mut fresh: BTreeSet<String> = BTreeSet::new();
     let mut discarded: Vec<String> = Vec::new();
+    // The published files this update wrote, by table and name.
+    let mut added: HashMap<(String, String), crate::log::delta::AddFile> = HashMap::new();
     for ((s, epoch), w) in writers {
         touched.entry(s).or_default().insert(epoch);
         let (name, checksum, span) = w.finish()?;
@@ -764,6 +766,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
                 }
             }
         }
+        added.extend(folded.added.into_iter().map(|(part, add)| ((part.name(), add.path.clone()), add)));
         for id in &folded.written {
             unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, id)));
             let tails = tails_file(id);
@@ -801,7 +804,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let publish_started = std::time::Instant::now();
     let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
     let ids: BTreeSet<&str> = m.components.values().flat_map(Component::ids).collect();
-    let unpublished = tables.publish(&snap.root, &ids, &facts)?;
+    let unpublished = tables.publish(&snap.root, &ids, &facts, &added)?;
     let retired: BTreeSet<String> = m.retired.iter().map(|(_, id)| id.clone()).collect();
     // Files of an update that crashed after its commits: readers saw them.
     unpublished.into_iter().filter(|id| !retired.contains(id)).for_each(|id| m.retire(id));
@@ -887,9 +890,10 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
     Ok(xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
-/// Writes `batches` (at least one) as the Parquet file `path`, durably;
-/// returns its checksum.
-fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
+/// Writes `batches` (at least one) as the Parquet file `path` (made
+/// durable with the update's other files); returns its `add` (named by the
+/// file's name), so that publishing it reads nothing back.
+fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<crate::log::delta::AddFile> {
     let batches = batches.iter().map(stored::to_stored).collect::<Result<Vec<_>>>()?;
     let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("no batch to write".into()))?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
@@ -903,8 +907,17 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<u64> {
     for batch in &batches {
         w.write(batch).map_err(failed)?;
     }
-    let (_file, checksum) = w.into_inner().map_err(failed)?.finish();
-    Ok(checksum)
+    let (file, checksum) = w.into_inner().map_err(failed)?.finish();
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let num_records = batches.iter().map(|b| b.num_rows() as u64).sum();
+    Ok(crate::log::delta::AddFile {
+        path: name,
+        partition_values: BTreeMap::new(),
+        size,
+        num_records,
+        checksum: Some(checksum),
+    })
 }
 
 /// A new input segment of one service. A few hundred are open at once
@@ -1050,6 +1063,11 @@ mod tests {
             let live: BTreeSet<String> =
                 state.files.keys().map(|f| published::component_of(f).unwrap().to_string()).collect();
             assert_eq!(live, ids(m), "{}", part.name());
+            // Each `add` says what its file holds (the writer's own count).
+            for (name, add) in &state.files {
+                let read = published::data_file(&published::table_root(root, part), name.clone()).unwrap();
+                assert_eq!((add.size, add.num_records, add.checksum), (read.size, read.num_records, read.checksum));
+            }
             assert_eq!(snapshot["tables"][part.name()].as_u64(), state.version, "{}", part.name());
             assert_eq!(m.published.get(&part.name()).copied(), state.version);
         }

@@ -20,7 +20,7 @@
 //! Durations are stored as µs (`<name>_us`, see [`stored`](super::stored));
 //! the metric tables hold only the buckets with something in them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -140,9 +140,16 @@ impl Publication {
 
     /// Commits, in each table whose files differ from `components`', one
     /// version that removes the files of every other component and adds
-    /// theirs. `facts` go in each commit's `commitInfo`. Returns the
-    /// components whose files it removed.
-    pub fn publish(&mut self, root: &Path, components: &BTreeSet<&str>, facts: &Value) -> Result<BTreeSet<String>> {
+    /// theirs (`added`, by table and file name: the `add`s of the files
+    /// this update wrote; any other is read for its own). `facts` go in each
+    /// commit's `commitInfo`. Returns the components whose files it removed.
+    pub fn publish(
+        &mut self,
+        root: &Path,
+        components: &BTreeSet<&str>,
+        facts: &Value,
+        added: &HashMap<(String, String), AddFile>,
+    ) -> Result<BTreeSet<String>> {
         // The tables are independent: their commits (each a file and a
         // directory made durable, after hashing the new data files) are
         // made at once rather than one after another.
@@ -160,7 +167,11 @@ impl Publication {
             for id in components {
                 let name = file_name(id);
                 if !state.files.contains_key(&name) {
-                    actions.push(add_action(&data_file(table.root(), name)?));
+                    let add = match added.get(&(part.name(), name)) {
+                        Some(add) => add.clone(),
+                        None => data_file(table.root(), file_name(id))?,
+                    };
+                    actions.push(add_action(&add));
                 }
             }
             if actions.is_empty() {
@@ -197,7 +208,7 @@ pub fn intact(root: &Path, versions: &BTreeMap<String, u64>) -> bool {
 
 /// An `add` for a data file already written (size, checksum and row count
 /// from the file).
-fn data_file(table_root: &Path, name: String) -> Result<AddFile> {
+pub(super) fn data_file(table_root: &Path, name: String) -> Result<AddFile> {
     let path = table_root.join(&name);
     let (size, checksum) = hash_file(&path).map_err(|e| Error::io(&path, e))?;
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
