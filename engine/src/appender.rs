@@ -127,4 +127,37 @@ mod tests {
         let sources: Vec<_> = report.first_rejections.iter().map(|r| (r.source.as_str(), r.line, r.kind)).collect();
         assert_eq!(sources, [("INSERT by x", 2, RejectionKind::Invalid), ("COPY by x", 3, RejectionKind::Conflict)]);
     }
+
+    #[test]
+    fn each_event_file_names_when_its_rows_were_ingested_through_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = Appender::open(dir.path(), "test").unwrap();
+        let commit = |id: &str, day: u32| {
+            format!(
+                r#"{{"event_id":"{id}","event_type":"commit","occurred_at":"2026-03-{day:02}T09:00:00Z","service":"s","commit_sha":"{id}"}}"#
+            )
+        };
+        for batch in [["a", "b"], ["c", "d"]] {
+            let lines = [commit(batch[0], 9), commit(batch[1], 10)];
+            let inputs = vec![("t".to_string(), rows(&[&lines[0], &lines[1]]).into_iter().map(Ok))];
+            appender.append_inputs("t", inputs.into_iter(), &mut |_| {}).unwrap();
+        }
+        let snap = EventLog::open(dir.path()).unwrap().snapshot().unwrap();
+        let at: Vec<i64> = snap.appends.iter().map(|a| a.ingested_at).collect();
+        let mut ranges: Vec<_> = snap.event_files.iter().map(|f| f.ingested).collect();
+        ranges.sort();
+        assert_eq!(ranges, [(at[0], at[0]), (at[0], at[0]), (at[1], at[1]), (at[1], at[1])].map(Some));
+        // Compaction joins each day's two files: the range spans both appends.
+        appender.compact().unwrap();
+        let snap = EventLog::open(dir.path()).unwrap().snapshot().unwrap();
+        let ranges: Vec<_> = snap.event_files.iter().map(|f| f.ingested).collect();
+        assert_eq!(ranges, [Some((at[0], at[1])); 2]);
+        // An append after it folds only its own rows, and exactly.
+        let line = commit("e", 11);
+        appender
+            .append_inputs("t", vec![("t".to_string(), rows(&[&line]).into_iter().map(Ok))].into_iter(), &mut |_| {})
+            .unwrap();
+        let model = crate::readmodel::ReadModel::open(dir.path()).unwrap().unwrap();
+        assert_eq!(model.counts().events, 5);
+    }
 }

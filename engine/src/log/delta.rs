@@ -42,6 +42,7 @@ use crate::error::{Error, Result};
 pub const LOG_DIR: &str = "_delta_log";
 /// The `add` tag holding a data file's xxh3-64 checksum (16 hex digits).
 const CHECKSUM_TAG: &str = "leadline.xxh3";
+const INGESTED_TAG: &str = "leadline.ingested";
 /// The key holding a sealed JSON text's own checksum (see [`seal`]), and
 /// the value it has while the checksum is computed.
 pub const SEAL_KEY: &str = "leadlineChecksum";
@@ -61,6 +62,11 @@ pub struct AddFile {
     /// xxh3-64 of the file's bytes; `None` for files written before
     /// leadline recorded checksums.
     pub checksum: Option<u64>,
+    /// The least and greatest `ingested_at` of its rows (a tag): what an
+    /// update of the read model reads of the log without opening files
+    /// older than its last. `None` when not known (another table, or a file
+    /// written before leadline kept it).
+    pub ingested: Option<(i64, i64)>,
 }
 
 /// What one commit says about itself (our `commitInfo`).
@@ -616,7 +622,12 @@ fn parse_add(add: &Value) -> Option<AddFile> {
         None => None,
         Some(v) => Some(u64::from_str_radix(v.as_str()?, 16).ok()?),
     };
-    Some(AddFile { path, partition_values, size, num_records, checksum })
+    let tag = |name| add.get("tags").and_then(|t| t.get(name)).and_then(Value::as_str);
+    let ingested = tag(INGESTED_TAG).and_then(|v| {
+        let (lo, hi) = v.split_once(',')?;
+        Some((lo.parse().ok()?, hi.parse().ok()?))
+    });
+    Some(AddFile { path, partition_values, size, num_records, checksum, ingested })
 }
 
 /// The `add` action for a file just written.
@@ -629,8 +640,15 @@ pub fn add_action(file: &AddFile) -> Value {
         "dataChange": true,
         "stats": json!({"numRecords": file.num_records}).to_string(),
     });
+    let mut tags = serde_json::Map::new();
     if let Some(sum) = file.checksum {
-        add["tags"] = json!({ CHECKSUM_TAG: format!("{sum:016x}") });
+        tags.insert(CHECKSUM_TAG.into(), json!(format!("{sum:016x}")));
+    }
+    if let Some((lo, hi)) = file.ingested {
+        tags.insert(INGESTED_TAG.into(), json!(format!("{lo},{hi}")));
+    }
+    if !tags.is_empty() {
+        add["tags"] = Value::Object(tags);
     }
     json!({ "add": add })
 }
@@ -822,6 +840,7 @@ mod tests {
             size: 10,
             num_records: 3,
             checksum: Some(0xfeed),
+            ingested: Some((1_767_571_200_000_000, 1_767_571_200_000_007)),
         };
         let f2 = AddFile { path: "p2.parquet".into(), ..f1.clone() };
         t.commit(1, &[add_action(&f1), commit_info("WRITE", json!({"appended": 3}))]).unwrap();
@@ -856,6 +875,8 @@ mod tests {
             size: 100 + v,
             num_records: v,
             checksum: Some(v * 7),
+            // Kept through checkpoints, when a file has it.
+            ingested: (v % 2 == 0).then_some((v as i64, v as i64 * 3)),
         };
         for v in 1..=250 {
             let mut actions = vec![add_action(&file(v))];
@@ -936,6 +957,7 @@ mod tests {
             size: 10,
             num_records: 3,
             checksum: Some(7),
+            ingested: None,
         };
         t.commit(1, &[add_action(&f("a.parquet")), add_action(&f("b.parquet")), commit_info("WRITE", json!({}))])
             .unwrap();

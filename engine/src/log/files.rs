@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int16Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, AsArray, Int16Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
+use arrow::datatypes::TimestampMicrosecondType;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -278,6 +279,8 @@ struct OpenFile {
     rel: String,
     partition_values: BTreeMap<String, String>,
     rows: u64,
+    /// The least and greatest `ingested_at` written (tables that have it).
+    ingested: Option<(i64, i64)>,
 }
 
 impl OpenFile {
@@ -294,11 +297,18 @@ impl OpenFile {
         let path = dir.join(&name);
         let file = File::create_new(&path).map_err(|e| Error::io(&path, e))?;
         let writer = ArrowWriter::try_new(HashingFile::new(file), schema, Some(writer_props()))?;
-        Ok(Self { writer, rel: format!("{rel_dir}{name}"), partition_values, rows: 0 })
+        Ok(Self { writer, rel: format!("{rel_dir}{name}"), partition_values, rows: 0, ingested: None })
     }
 
     fn write(&mut self, batch: &RecordBatch, root: &Path) -> Result<()> {
         self.rows += batch.num_rows() as u64;
+        let ingested =
+            batch.column_by_name("ingested_at").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+        if let Some(times) = ingested
+            && let (Some(lo), Some(hi)) = (arrow::compute::min(times), arrow::compute::max(times))
+        {
+            self.ingested = Some(self.ingested.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
+        }
         self.writer.write(batch).map_err(|e| written(&root.join(&self.rel), e))
     }
 
@@ -314,6 +324,7 @@ impl OpenFile {
             size,
             num_records: self.rows,
             checksum: Some(checksum),
+            ingested: self.ingested,
         })
     }
 }

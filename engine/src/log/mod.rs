@@ -212,6 +212,7 @@ fn pending_rejects(leadline: &Value) -> Vec<AddFile> {
                 size: f.get("size")?.as_u64()?,
                 num_records: f.get("num_records")?.as_u64()?,
                 checksum: f.get("checksum").and_then(Value::as_str).and_then(|h| u64::from_str_radix(h, 16).ok()),
+                ingested: None,
             })
         })
         .into_iter()

@@ -661,6 +661,10 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         Ok(())
     };
     for f in &snap.event_files {
+        if range.after.is_some_and(|after| f.ingested.is_some_and(|(_, hi)| hi <= after)) {
+            // Its rows were all folded before: not even its footer is read.
+            continue;
+        }
         let path = snap.events_root().join(&f.path);
         let affects = log_file_affects(&snap.events_root(), f);
         if range.after.is_none() {
@@ -917,6 +921,7 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<crate::log::del
         size,
         num_records,
         checksum: Some(checksum),
+        ingested: None,
     })
 }
 

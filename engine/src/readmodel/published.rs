@@ -213,7 +213,14 @@ pub(super) fn data_file(table_root: &Path, name: String) -> Result<AddFile> {
     let (size, checksum) = hash_file(&path).map_err(|e| Error::io(&path, e))?;
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let num_records = SerializedFileReader::new(file)?.metadata().file_metadata().num_rows() as u64;
-    Ok(AddFile { path: name, partition_values: BTreeMap::new(), size, num_records, checksum: Some(checksum) })
+    Ok(AddFile {
+        path: name,
+        partition_values: BTreeMap::new(),
+        size,
+        num_records,
+        checksum: Some(checksum),
+        ingested: None,
+    })
 }
 
 /// Replaces `tables/_snapshot.json`, atomically.
