@@ -876,7 +876,7 @@ mod tests {
             num_records: v,
             checksum: Some(v * 7),
             // Kept through checkpoints, when a file has it.
-            ingested: (v % 2 == 0).then_some((v as i64, v as i64 * 3)),
+            ingested: v.is_multiple_of(2).then_some((v as i64, v as i64 * 3)),
         };
         for v in 1..=250 {
             let mut actions = vec![add_action(&file(v))];
