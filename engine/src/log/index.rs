@@ -8,8 +8,10 @@
 //! turning a redelivery into a new event or a conflict. (Two ids whose 64-bit
 //! keys agree are taken for one id, a conflict: ~N²/2^65 such pairs among N
 //! ids, 7·10^-5 at 50M. A duplicate needs the content hash to agree too.)
-//! An append loads only the buckets its ids fall in, each once, into a
-//! compact form of 12 bytes an id (48 bits of the key and the content hash;
+//! An append looks its first few ids of a bucket up in the bucket's file
+//! ([`LOOKUPS_BEFORE_LOAD`]; a small batch into a big log reads each bucket
+//! it touches once or twice) and loads a bucket it touches more, once, into
+//! a compact form of 12 bytes an id (48 bits of the key and the content hash;
 //! when those bits agree but the content does not, the bucket file decides),
 //! and writes its new records before it commits; a `PENDING` marker names the
 //! version being written and each bucket's length before it, so that, after a
