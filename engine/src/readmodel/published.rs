@@ -113,6 +113,10 @@ struct SnapshotFile<'a> {
 #[derive(Debug, Default)]
 pub struct Publication {
     states: Vec<TableState>,
+    /// Whether every file under the model and the tables is one the model
+    /// or a table names: false for a new writer (another may have died
+    /// mid-update) and during an update, until it has finished.
+    pub(super) swept: bool,
 }
 
 impl Publication {
