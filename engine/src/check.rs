@@ -529,6 +529,11 @@ fn check_model_file(model: &ReadModel, path: &Path, name: &str, found: &mut Foun
         if keys.windows(2).any(|w| w[0] > w[1]) {
             damaged("its keys are out of order".into());
         }
+    } else if path.extension().is_some_and(|e| e == "json") {
+        // An epoch's tails (`model/tails/`).
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            damaged(format!("not JSON: {e}"));
+        }
     } else if let Some(problem) = undecodable(bytes) {
         damaged(problem);
     }
@@ -669,6 +674,21 @@ mod tests {
         // Rebuilt from the log, it checks clean again.
         Appender::open(dir.path(), "test").unwrap().rebuild_index().unwrap();
         assert!(check(dir.path(), &mut |_| {}).unwrap().damage.is_empty());
+    }
+
+    #[test]
+    fn a_model_in_epochs_checks_clean_and_a_damaged_tails_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut appender = Appender::open(dir.path(), "test").unwrap();
+        append(&mut appender, &crate::readmodel::test_days(&["a", "b"], 0..56));
+        drop(appender);
+        let report = check(dir.path(), &mut |_| {}).unwrap();
+        assert!(report.damage.is_empty() && report.notes.is_empty(), "{:?} {:?}", report.damage, report.notes);
+        let tails = std::fs::read_dir(dir.path().join("model/tails")).unwrap().next().unwrap().unwrap().path();
+        std::fs::write(&tails, b"[[").unwrap();
+        let report = check(dir.path(), &mut |_| {}).unwrap();
+        assert_eq!(areas(&report), vec![DamageArea::ReadModel]);
+        assert_eq!(report.damage[0].path, tails);
     }
 
     #[test]
