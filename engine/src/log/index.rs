@@ -145,7 +145,7 @@ impl Shard {
 pub struct IdIndex {
     dir: PathBuf,
     /// Loaded entries, by [`shard_of`]; a bucket is loaded once per append,
-    /// on its first id.
+    /// at its first id past [`LOOKUPS_BEFORE_LOAD`].
     shards: Vec<Shard>,
     loaded: Vec<bool>,
     /// Per bucket not loaded, the ids looked up in its file so far.

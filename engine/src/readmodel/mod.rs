@@ -920,14 +920,7 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<crate::log::del
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let num_records = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(crate::log::delta::AddFile {
-        path: name,
-        partition_values: BTreeMap::new(),
-        size,
-        num_records,
-        checksum: Some(checksum),
-        ingested: None,
-    })
+    Ok(published::add_of(name, size, num_records, checksum))
 }
 
 /// A new input segment of one service. A few hundred are open at once

@@ -217,14 +217,20 @@ pub(super) fn data_file(table_root: &Path, name: String) -> Result<AddFile> {
     let (size, checksum) = hash_file(&path).map_err(|e| Error::io(&path, e))?;
     let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
     let num_records = SerializedFileReader::new(file)?.metadata().file_metadata().num_rows() as u64;
-    Ok(AddFile {
+    Ok(add_of(name, size, num_records, checksum))
+}
+
+/// The `add` of a published table's data file `name` (the tables are not
+/// partitioned).
+pub(super) fn add_of(name: String, size: u64, num_records: u64, checksum: u64) -> AddFile {
+    AddFile {
         path: name,
         partition_values: BTreeMap::new(),
         size,
         num_records,
         checksum: Some(checksum),
         ingested: None,
-    })
+    }
 }
 
 /// Replaces `tables/_snapshot.json`, atomically.
