@@ -618,12 +618,12 @@ fn parse_add(add: &Value) -> Option<AddFile> {
         .and_then(|s| serde_json::from_str::<Value>(s).ok())
         .and_then(|s| s.get("numRecords").and_then(Value::as_u64))
         .unwrap_or(0);
-    let checksum = match add.get("tags").and_then(|t| t.get(CHECKSUM_TAG)) {
+    let tag = |name| add.get("tags").and_then(|t| t.get(name));
+    let checksum = match tag(CHECKSUM_TAG) {
         None => None,
         Some(v) => Some(u64::from_str_radix(v.as_str()?, 16).ok()?),
     };
-    let tag = |name| add.get("tags").and_then(|t| t.get(name)).and_then(Value::as_str);
-    let ingested = tag(INGESTED_TAG).and_then(|v| {
+    let ingested = tag(INGESTED_TAG).and_then(Value::as_str).and_then(|v| {
         let (lo, hi) = v.split_once(',')?;
         Some((lo.parse().ok()?, hi.parse().ok()?))
     });

@@ -931,9 +931,10 @@ fn old_names<'e>(events: &'e Stamped, plan: &Plan) -> HashSet<(u8, &'e str)> {
     olds.flat_map(|(e, _)| named(e)).map(|(kind, id, _)| (kind, id)).collect()
 }
 
-/// The ids `e` names, by kind (as `entity_keys` keys them), each with
-/// whether it is a link: a sha named by any event but a commit's own.
-fn named(e: &Event) -> impl Iterator<Item = (u8, &str, bool)> {
+/// The ids `e` names, by kind (0 a deployment, 1 an incident, 2 a sha: the
+/// kinds [`keys`] keeps apart), each with whether it is a link: a sha named
+/// by any event but a commit's own.
+pub(super) fn named(e: &Event) -> impl Iterator<Item = (u8, &str, bool)> {
     let own = e.event_type == EventType::Commit;
     let d = e.deployment_id.as_deref().map(|d| (0, d, false));
     let i = e.incident_id.as_deref().map(|i| (1, i, false));

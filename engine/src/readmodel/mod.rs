@@ -394,7 +394,7 @@ impl ReadModel {
             }
         }
         let mut named = m.named_files();
-        named.extend(m.named_components().into_iter().map(tails_file));
+        named.extend(m.named_tails());
         let mut unnamed = Vec::new();
         for sub in ["input", "keys", "tails"] {
             for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
@@ -463,6 +463,12 @@ impl Manifest {
         named.extend(self.key_runs.iter().cloned());
         named.extend(self.garbage.iter().map(|(_, f)| f.clone()));
         named
+    }
+
+    /// The tails files (under `model/`) of the components whose files it
+    /// names: a retired epoch's go with its table files.
+    fn named_tails(&self) -> impl Iterator<Item = String> {
+        self.named_components().into_iter().map(tails_file)
     }
 
     /// Components whose files it names: its own and the retired.
@@ -860,17 +866,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     Ok(m)
 }
 
-/// Keys of the ids `e` names; their kinds are kept apart.
+/// Keys of the ids `e` names ([`epochs::named`]); their kinds are kept apart.
 fn entity_keys(e: &Event, service: u32, out: &mut Vec<u64>) {
-    if let Some(d) = &e.deployment_id {
-        out.push(keys::key(0, d, service));
-    }
-    if let Some(i) = &e.incident_id {
-        out.push(keys::key(1, i, service));
-    }
-    for sha in e.commit_sha.iter().chain(e.change_ids.iter().flatten()) {
-        out.push(keys::key(2, sha, service));
-    }
+    out.extend(epochs::named(e).map(|(kind, id, _)| keys::key(kind, id, service)));
 }
 
 /// The events of `services` (one component) in the model's input segments,
@@ -984,8 +982,9 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()>
     remove_temp_files(&dir);
     // Where format 2 kept its components; no model reads them any more.
     remove(&dir.join("out"));
-    let named = m.named_files();
-    for sub in ["input", "keys"] {
+    let mut named = m.named_files();
+    named.extend(m.named_tails());
+    for sub in ["input", "keys", "tails"] {
         let d = dir.join(sub);
         for entry in read_dir(&d)? {
             let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
@@ -995,13 +994,6 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()>
         }
     }
     let mut components = m.named_components();
-    for entry in read_dir(&dir.join("tails"))? {
-        let name = entry.file_name();
-        let id = name.to_string_lossy();
-        if id.strip_suffix(".json").is_none_or(|id| !components.contains(id)) {
-            remove(&entry.path());
-        }
-    }
     components.extend(tables.live_components());
     for part in PARTS {
         let d = published::table_root(root, part);
