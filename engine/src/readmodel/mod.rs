@@ -764,7 +764,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let roots: Vec<u32> = work.iter().map(|(root, _, _)| *root).collect();
     drop(work);
     for (root, folded) in roots.into_iter().zip(folded) {
-        m.checksums.extend(folded.checksums.iter().map(|(name, &sum)| (name.clone(), sum)));
+        m.checksums.extend(folded.checksums);
         for (s, old, new) in folded.segments {
             m.segments[s as usize].retain(|seg| !old.contains(seg));
             for (name, span) in new {
@@ -783,8 +783,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         added.extend(folded.added.into_iter().map(|(part, add)| ((part.name(), add.path.clone()), add)));
         for id in &folded.written {
             unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, id)));
+            // A new epoch's tails file is named only if it wrote one.
             let tails = tails_file(id);
-            if folded.checksums.contains_key(&tails) {
+            if m.checksums.contains_key(&tails) {
                 unsynced.push(dir.join(tails));
             }
         }
