@@ -97,13 +97,6 @@ pub(super) struct Epoch {
     pub pairs: Vec<(String, String)>,
     pub ingested: Option<(i64, i64)>,
     pub summary: Summary,
-    /// Per metric grain (in [`PARTS`] order): what it collected for the
-    /// bucket its end cuts, which the next epoch's row includes. Kept beside
-    /// the manifest (`model/tails/<id>.json`, when any): they hold every
-    /// lead time of those buckets, most of a manifest that carried them, and
-    /// only a fold of a later epoch reads them ([`Reader::tails`]).
-    #[serde(skip)]
-    pub tails: Vec<Vec<PartialBucket>>,
     /// The commits it (and the epochs before) left unshipped somewhere,
     /// which the next epoch's deployments may ship.
     pub carry: Vec<Carried>,
@@ -380,12 +373,6 @@ impl Slot {
             Slot::Fresh(p) => &p.summary,
         }
     }
-    fn tails(&self) -> &[Vec<PartialBucket>] {
-        match self {
-            Slot::Kept(e) => &e.tails,
-            Slot::Fresh(p) => &p.tails,
-        }
-    }
     fn carry(&self) -> &[Carried] {
         match self {
             Slot::Kept(e) => &e.carry,
@@ -467,7 +454,7 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
     let mut slots = Vec::new();
     for (i, &from) in bounds.iter().enumerate() {
         let to = bounds.get(i + 1).copied().flatten();
-        let head = head_after(&slots);
+        let head = head_after(&reader, &slots)?;
         let events = within(&all, from, to);
         slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, WHOLE, BTreeSet::new())?));
     }
@@ -503,7 +490,11 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// The tails epoch `id` keeps (see [`Epoch::tails`]).
+    /// The tails epoch `id` keeps: per metric grain (in [`PARTS`] order),
+    /// what it collected for the bucket its end cuts, which the next epoch's
+    /// row includes. Kept beside the manifest (`model/tails/<id>.json`, when
+    /// any): they hold every lead time of those buckets, most of a manifest
+    /// that carried them, and only a fold of the epoch after reads them.
     fn tails(&self, id: &str) -> Result<Vec<Vec<PartialBucket>>> {
         let name = tails_file(id);
         let Some(&checksum) = self.m.checksums.get(&name) else { return Ok(vec![Vec::new(); grains().count()]) };
@@ -606,18 +597,20 @@ struct Head {
     envs: BTreeMap<String, BTreeSet<String>>,
 }
 
-/// The head of the epoch after `slots`.
-fn head_after(slots: &[Slot]) -> Head {
+/// The head of the epoch after `slots` (a kept epoch's tails are read only
+/// here, when a fold needs them).
+fn head_after(reader: &Reader, slots: &[Slot]) -> Result<Head> {
     let mut envs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for slot in slots {
         for (service, live) in &slot.summary().live {
             envs.entry(service.clone()).or_default().extend(live.keys().cloned());
         }
     }
-    match slots.last() {
-        Some(last) => Head { tails: last.tails().to_vec(), carry: last.carry().to_vec(), envs },
+    Ok(match slots.last() {
+        Some(Slot::Kept(e)) => Head { tails: reader.tails(&e.id)?, carry: e.carry.clone(), envs },
+        Some(Slot::Fresh(p)) => Head { tails: p.tails.clone(), carry: p.carry.clone(), envs },
         None => Head { tails: vec![Vec::new(); grains().count()], carry: Vec::new(), envs },
-    }
+    })
 }
 
 /// The commits of an epoch (its own and those `carried` into it) not
@@ -747,10 +740,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
     if touched.len() != plan.touched.len() {
         return Ok(None);
     }
-    let mut slots = Vec::with_capacity(epochs.len());
-    for e in epochs {
-        slots.push(Slot::Kept(Epoch { tails: reader.tails(&e.id)?, ..e.clone() }));
-    }
+    let mut slots: Vec<Slot> = epochs.iter().cloned().map(Slot::Kept).collect();
     let appended = Checks { every_id: false, plan: Some(plan) };
     // Events already read, by slot, and whether the ids of their new events
     // were checked (see `ids_stay`).
@@ -792,7 +782,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                 // of its last period when it spans more than one (`settle`
                 // joins them again if that cut is unclean; it is not tried
                 // again at the same period).
-                if !ids_stay(&events, plan, &carried(&head_after(&slots[..last]).carry)) {
+                if !ids_stay(&events, plan, &carried(&head_after(reader, &slots[..last])?.carry)) {
                     return Ok(None);
                 }
                 let hi = events.events.iter().map(|e| e.occurred_at).max();
@@ -833,7 +823,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             Some(read) => read,
             None => (flatten(reader.read(from, to)?), false),
         };
-        let head = head_after(&slots[..i]);
+        let head = head_after(reader, &slots[..i])?;
         if !checked && !ids_stay(&events, plan, &carried(&head.carry)) {
             return Ok(None);
         }
@@ -846,9 +836,9 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
         if let Slot::Kept(e) = &slots[i] {
             piece.unclean = e.unclean;
         }
-        let before = head_after(&slots[..=i]);
+        let before = head_after(reader, &slots[..=i])?;
         slots[i] = Slot::Fresh(piece);
-        if head_after(&slots[..=i]) != before {
+        if head_after(reader, &slots[..=i])? != before {
             touched.insert(i + 1);
         }
     }
@@ -988,10 +978,10 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>, checks: Checks) -> Result<Vec<S
         // The head each slot was folded with.
         let heads: Vec<Head> = (0..slots.len())
             .map(|i| match &slots[i] {
-                Slot::Fresh(p) => p.head.clone(),
-                Slot::Kept(_) => head_after(&slots[..i]),
+                Slot::Fresh(p) => Ok(p.head.clone()),
+                Slot::Kept(_) => head_after(reader, &slots[..i]),
             })
-            .collect();
+            .collect::<Result<_>>()?;
         // Runs of slots joined by unclean cuts: (first, last) positions.
         let mut runs: Vec<(usize, usize)> = Vec::new();
         for i in 0..slots.len() {
@@ -1005,7 +995,7 @@ fn settle(reader: &Reader, mut slots: Vec<Slot>, checks: Checks) -> Result<Vec<S
         for (k, &(first, last)) in runs.iter().enumerate() {
             let from = old[first].as_ref().and_then(Slot::from);
             let to = runs.get(k + 1).and_then(|&(f, _)| old[f].as_ref().and_then(Slot::from));
-            let head = head_after(&next);
+            let head = head_after(reader, &next)?;
             if first == last && heads[first] == head {
                 next.extend(old[first].take());
                 continue;
@@ -1043,7 +1033,6 @@ fn placeholder() -> Epoch {
         pairs: Vec::new(),
         ingested: None,
         summary: Summary::default(),
-        tails: Vec::new(),
         carry: Vec::new(),
         unclean: None,
         teams: None,
@@ -1087,7 +1076,6 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
                     pairs: p.pairs,
                     ingested: p.ingested,
                     summary: p.summary,
-                    tails: p.tails,
                     carry: p.carry,
                     unclean: p.unclean,
                     teams,

@@ -5,7 +5,10 @@
 //! every service of one id together. Runs are files of sorted keys; a new run
 //! is looked up against the old ones (by binary search with positioned reads
 //! when it is small, by one sequential pass when it is large) and then kept
-//! beside them, and runs are merged once there are too many. A hash
+//! beside them. Once there are too many, the newest are merged, up to an
+//! older run much larger than they are together ([`to_merge`]): a small
+//! append into a big history merges a few small runs, not the whole
+//! history's keys (hundreds of MB at 50M events) every few appends. A hash
 //! collision can only join two components that need not be joined: slower,
 //! never wrong.
 
@@ -20,8 +23,11 @@ use crate::log::files::HashingFile;
 
 /// Services a key can name: 16 bits.
 pub const MAX_SERVICES: usize = 1 << 16;
-/// More runs than this are merged into one.
+/// More runs than this are merged (see [`to_merge`]).
 const MAX_RUNS: usize = 8;
+/// A run this many times larger than the newer runs together is not merged
+/// with them: each key is merged again only a few times over its life.
+const TIER: u64 = 4;
 
 /// The key of id `id` of kind `kind` named by service `service`.
 pub fn key(kind: u8, id: &str, service: u32) -> u64 {
@@ -137,9 +143,27 @@ pub fn write_run(path: &Path, keys: impl Iterator<Item = u64>) -> Result<u64> {
     Ok(checksum)
 }
 
-/// Whether `runs` should be merged by [`merge_runs`].
-pub fn too_many(runs: &[String]) -> bool {
-    runs.len() > MAX_RUNS
+/// Where the runs to merge start, when there are too many: the newest two,
+/// and each older one no larger than [`TIER`] times those after it.
+pub fn to_merge(dir: &Path, runs: &[String]) -> Result<Option<usize>> {
+    if runs.len() <= MAX_RUNS {
+        return Ok(None);
+    }
+    let size = |run: &String| {
+        let path = dir.join(run);
+        std::fs::metadata(&path).map(|m| m.len()).map_err(|e| Error::io(&path, e))
+    };
+    let mut from = runs.len() - 2;
+    let mut newer = size(&runs[from])? + size(&runs[from + 1])?;
+    while from > 0 {
+        let older = size(&runs[from - 1])?;
+        if older > TIER * newer {
+            break;
+        }
+        from -= 1;
+        newer += older;
+    }
+    Ok(Some(from))
 }
 
 /// Merges sorted runs into one sorted, deduplicated run at `into`; returns
@@ -222,5 +246,26 @@ mod tests {
         let bytes = std::fs::read(dir.path().join("c")).unwrap();
         let got: Vec<u64> = bytes.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()) >> 16).collect();
         assert_eq!(got, vec![1, 2, 3, 5]);
+    }
+
+    #[test]
+    fn too_many_runs_merge_the_newest_up_to_a_much_larger_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |name: &str, n: u64| {
+            write_run(&dir.path().join(name), (0..n).map(|k| k << 16)).unwrap();
+            name.to_string()
+        };
+        // A big history, a middle run, then small appends' runs.
+        let mut runs = vec![run("big", 10_000), run("mid", 250)];
+        assert_eq!(to_merge(dir.path(), &runs).unwrap(), None);
+        for i in 0..7 {
+            runs.push(run(&format!("s{i}"), 10));
+        }
+        // Nine runs: the seven small ones merge with `mid` (250 ≤ 4 × 70),
+        // not with `big`.
+        assert_eq!(to_merge(dir.path(), &runs).unwrap(), Some(1));
+        // Each about as large as all newer ones: all merge.
+        let even: Vec<String> = (0..9).map(|i| run(&format!("e{i}"), 1 << (9 - i).min(8))).collect();
+        assert_eq!(to_merge(dir.path(), &even).unwrap(), Some(0));
     }
 }

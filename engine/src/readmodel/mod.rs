@@ -130,6 +130,9 @@ struct Manifest {
     checksum: String,
 }
 
+/// A manifest as its writer wrote it, with its bytes (see [`read_manifest_after`]).
+type Written = (Vec<u8>, Arc<Manifest>);
+
 /// What a damaged file of the read model affects.
 pub const MODEL_AFFECTS: &str = "the read model (derived from the log): queries fold the log in memory or fail \
     naming this file until the next append or `leadline rebuild --from-scratch` rebuilds it from the log";
@@ -533,18 +536,30 @@ pub fn catch_up(
         }
         other => other?,
     };
-    Ok(ReadModel { root: snap.root.clone(), manifest: Arc::new(manifest), index: Default::default() })
+    Ok(ReadModel { root: snap.root.clone(), manifest, index: Default::default() })
 }
 
 /// The manifest in `dir`: `None` when there is none, `Damaged` when it is
 /// not what was written.
 fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
+    read_manifest_after(dir, None)
+}
+
+/// [`read_manifest`] by the writer that wrote `last` (the manifest and its
+/// bytes): when the file still holds those bytes, that manifest, without
+/// parsing it again.
+fn read_manifest_after(dir: &Path, last: Option<Written>) -> Result<Option<Manifest>> {
     let path = dir.join(MANIFEST);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(&path, e)),
     };
+    if let Some((written, m)) = last
+        && written == bytes
+    {
+        return Ok(Some(Arc::unwrap_or_clone(m)));
+    }
     let damaged = |problem: String| Error::damaged(&path, problem, MODEL_AFFECTS);
     let text = std::str::from_utf8(&bytes).map_err(|e| damaged(format!("not UTF-8 text ({e})")))?;
     let sealed = unseal(text).map_err(damaged)?;
@@ -579,7 +594,7 @@ fn read_checked(path: &Path, checksum: Option<u64>) -> Result<bytes::Bytes> {
     Ok(bytes.into())
 }
 
-fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut Publication) -> Result<Manifest> {
+fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut Publication) -> Result<Arc<Manifest>> {
     let dir = snap.root.join(DIR);
     for sub in ["", "input", "keys", "tails"] {
         create_dir_durable(&dir.join(sub))?;
@@ -592,13 +607,13 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         .open(&lock_path)
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-    let mut m = match read_manifest(&dir) {
+    let mut m = match read_manifest_after(&dir, tables.written.take()) {
         Ok(Some(m)) if m.usable(&snap.root) && m.window == window && !from_scratch => m,
         Err(e) if !from_scratch => return Err(e),
         old => Manifest::replacing(old.ok().flatten().filter(|o| o.format == FORMAT), window),
     };
     if m.version >= snap.version {
-        return Ok(m);
+        return Ok(Arc::new(m));
     }
     let refreshing = std::time::Instant::now();
     tables.refresh(&snap.root)?;
@@ -724,13 +739,14 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         m.key_runs.push(run);
     }
     drop(new_keys);
-    if keys::too_many(&m.key_runs) {
+    if let Some(from) = keys::to_merge(&dir, &m.key_runs)? {
         let run = format!("keys/{}.keys", uuid::Uuid::new_v4());
-        let checksum = keys::merge_runs(&dir, &m.key_runs, &dir.join(&run))?;
+        let checksum = keys::merge_runs(&dir, &m.key_runs[from..], &dir.join(&run))?;
         m.checksums.insert(run.clone(), checksum);
-        for old in std::mem::replace(&mut m.key_runs, vec![run]) {
+        for old in m.key_runs.split_off(from) {
             m.let_go(old);
         }
+        m.key_runs.push(run);
     }
     sync_dir(&dir.join("keys"))?;
 
@@ -846,7 +862,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     m.spans.retain(|name, _| live.contains(name));
     m.checksum = SEAL_PLACEHOLDER.into();
     let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
-    write_atomic(&dir.join(MANIFEST), seal(text).as_bytes())?;
+    let sealed = seal(text).into_bytes();
+    write_atomic(&dir.join(MANIFEST), &sealed)?;
     for (_, f) in expired {
         remove(&dir.join(f));
     }
@@ -864,6 +881,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         "read model updated"
     );
     tables.swept = true;
+    let m = Arc::new(m);
+    tables.written = Some((sealed, m.clone()));
     Ok(m)
 }
 
@@ -1250,7 +1269,10 @@ mod tests {
         let lines = epochs::tests::days(&["a"], 0..56).join("\n");
         appender.append("t", input::ndjson_rows(std::io::Cursor::new(lines.into_bytes())), &mut |_| {}).unwrap();
         let m = manifest(root);
-        let tails = m.checksums.keys().find(|f| f.starts_with("tails/")).expect("an epoch keeps tails").clone();
+        // The tails of the epoch before the last: a fold of the last reads them.
+        let epochs = &m.components.values().next().unwrap().epochs;
+        let tails = tails_file(&epochs[epochs.len() - 2].id);
+        assert!(m.checksums.contains_key(&tails), "the epoch keeps tails");
         std::fs::write(root.join(DIR).join(&tails), b"[[]]").unwrap();
         let model = ReadModel::open(root).unwrap().unwrap();
         let (live, unnamed) = model.files();

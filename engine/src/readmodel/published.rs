@@ -117,6 +117,9 @@ pub struct Publication {
     /// or a table names: false for a new writer (another may have died
     /// mid-update) and during an update, until it has finished.
     pub(super) swept: bool,
+    /// The manifest the writer wrote last, which its next update reads
+    /// without parsing it when the file is still that one.
+    pub(super) written: Option<super::Written>,
 }
 
 impl Publication {
