@@ -714,7 +714,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
-/// fsyncs the files at `paths`, many at a time. Issued together, the
+/// fsyncs the files (or directories) at `paths`, many at a time. Issued together, the
 /// filesystem's journal commits them together; one after another, an
 /// update that wrote a file for each of hundreds of services waited for
 /// hundreds of journal commits (seconds on a busy disk).

@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::log::delta::{
-    SEAL_PLACEHOLDER, create_dir_durable, remove_temp_files, seal, sync_dir, sync_files, unseal, write_atomic,
+    SEAL_PLACEHOLDER, create_dir_durable, remove_temp_files, seal, sync_files, unseal, write_atomic,
 };
 use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
 use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_stored_events_in};
@@ -748,7 +748,6 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         }
         m.key_runs.push(run);
     }
-    sync_dir(&dir.join("keys"))?;
 
     // 3. Refold every component an event touched: the epochs the events
     //    land in when it is the component it was, whole when services
@@ -816,12 +815,10 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let discarded: BTreeSet<PathBuf> = discarded.iter().map(|seg| dir.join(seg)).collect();
     unsynced.retain(|path| !discarded.contains(path));
     discarded.iter().for_each(|path| remove(path));
+    // The directories' new entries with the files, all at once.
+    unsynced.extend([dir.join("input"), dir.join("keys"), dir.join("tails")]);
+    unsynced.extend(PARTS.map(|part| published::table_root(&snap.root, part)));
     sync_files(&unsynced)?;
-    sync_dir(&dir.join("input"))?;
-    sync_dir(&dir.join("tails"))?;
-    for part in PARTS {
-        sync_dir(&published::table_root(&snap.root, part))?;
-    }
 
     m.version = snap.version;
     m.ingested_through = through.or(m.ingested_through);
