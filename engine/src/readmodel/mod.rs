@@ -78,6 +78,9 @@ pub use refold::Refolded;
 const FORMAT: u32 = 9;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
+/// The directories under `model/` holding the files a manifest names:
+/// input segments, key runs, epochs' tails.
+const SUBDIRS: [&str; 3] = ["input", "keys", "tails"];
 /// A service's input segments are merged into one when it has more.
 const MAX_SEGMENTS: usize = 8;
 /// Files the manifest no longer names are kept this long for queries (and
@@ -396,10 +399,9 @@ impl ReadModel {
                 live.push((dir.join(&tails), tails));
             }
         }
-        let mut named = m.named_files();
-        named.extend(m.named_tails());
+        let named = m.named_files();
         let mut unnamed = Vec::new();
-        for sub in ["input", "keys", "tails"] {
+        for sub in SUBDIRS {
             for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
                 if !named.contains(&format!("{sub}/{}", entry.file_name().to_string_lossy())) {
                     unnamed.push(entry.path());
@@ -460,18 +462,15 @@ impl Manifest {
         self.format == FORMAT && published::intact(root, &self.published)
     }
 
-    /// Files under `model/` it names.
+    /// Files under `model/` it names: segments and key runs, live or
+    /// garbage, and the tails files of the components whose files it names
+    /// (a retired epoch's go with its table files; an epoch may have none).
     fn named_files(&self) -> BTreeSet<String> {
         let mut named: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
         named.extend(self.key_runs.iter().cloned());
         named.extend(self.garbage.iter().map(|(_, f)| f.clone()));
+        named.extend(self.named_components().into_iter().map(tails_file));
         named
-    }
-
-    /// The tails files (under `model/`) of the components whose files it
-    /// names: a retired epoch's go with its table files.
-    fn named_tails(&self) -> impl Iterator<Item = String> {
-        self.named_components().into_iter().map(tails_file)
     }
 
     /// Components whose files it names: its own and the retired.
@@ -596,7 +595,7 @@ fn read_checked(path: &Path, checksum: Option<u64>) -> Result<bytes::Bytes> {
 
 fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut Publication) -> Result<Arc<Manifest>> {
     let dir = snap.root.join(DIR);
-    for sub in ["", "input", "keys", "tails"] {
+    for sub in [""].into_iter().chain(SUBDIRS) {
         create_dir_durable(&dir.join(sub))?;
     }
     let lock_path = dir.join("lock");
@@ -816,7 +815,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     unsynced.retain(|path| !discarded.contains(path));
     discarded.iter().for_each(|path| remove(path));
     // The directories' new entries with the files, all at once.
-    unsynced.extend([dir.join("input"), dir.join("keys"), dir.join("tails")]);
+    unsynced.extend(SUBDIRS.map(|sub| dir.join(sub)));
     unsynced.extend(PARTS.map(|part| published::table_root(&snap.root, part)));
     sync_files(&unsynced)?;
 
@@ -999,9 +998,8 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()>
     remove_temp_files(&dir);
     // Where format 2 kept its components; no model reads them any more.
     remove(&dir.join("out"));
-    let mut named = m.named_files();
-    named.extend(m.named_tails());
-    for sub in ["input", "keys", "tails"] {
+    let named = m.named_files();
+    for sub in SUBDIRS {
         let d = dir.join(sub);
         for entry in read_dir(&d)? {
             let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
@@ -1172,7 +1170,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut appender = worked(dir.path());
         let before = manifest(dir.path());
-        let named = before.named_files();
+        // Its segments and key runs (tails go with their epochs' files).
+        let mut named = before.named_files();
+        named.retain(|f| !f.starts_with("tails/"));
         assert!(named.iter().any(|f| f.starts_with("input/")), "{named:?}");
         appender.catch_up(true).unwrap();
         let after = manifest(dir.path());
