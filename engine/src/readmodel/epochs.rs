@@ -68,8 +68,8 @@ use leadline_udfs::{Grain, bucket_start};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, keys, published,
-    read_checked, segment, tails_file, write_file, write_parquet,
+    Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, encode_parquet,
+    keys, published, read_checked, segment, tails_file, write_file,
 };
 use crate::error::Result;
 use crate::event::{Event, EventType};
@@ -90,8 +90,13 @@ const RECENT_EPOCHS: usize = 2;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Epoch {
     pub from: Option<i64>,
-    /// Names its files: `tables/<table>/<id>.parquet`, one per published table.
+    /// Names the files it writes (`tables/<table>/<id>.parquet`) and its tails.
     pub id: String,
+    /// The name (`id`) of its file in each published table, in [`PARTS`]
+    /// order: its own, or that of the epoch it replaced, of the same start,
+    /// when its rows there encode to the same bytes (an append of commits
+    /// alone rewrites `changes`, not the other five tables).
+    pub files: Vec<String>,
     pub counts: ProjectedCounts,
     pub span: Option<(i64, i64)>,
     pub pairs: Vec<(String, String)>,
@@ -110,6 +115,14 @@ pub(super) struct Epoch {
     /// (see the module doc): a fold of it must find them in the carry.
     #[serde(default)]
     pub borrowed: Vec<String>,
+}
+
+impl Epoch {
+    /// The name (`id`) of its file in `part`'s table.
+    pub fn file(&self, part: Part) -> &str {
+        let k = PARTS.iter().position(|&p| p == part).unwrap_or_default();
+        self.files.get(k).map_or(self.id.as_str(), String::as_str)
+    }
 }
 
 /// What the checks of a cut need to know of each side (see the module doc).
@@ -396,9 +409,9 @@ pub(super) struct Folded {
     pub checksums: BTreeMap<String, u64>,
     /// Per service whose segments were rewritten: the old ones and the new.
     pub segments: Vec<(u32, Vec<String>, Vec<Segment>)>,
-    /// Epochs it wrote.
-    pub written: Vec<String>,
-    /// Their files' `add`s, by table.
+    /// The files it wrote (tables and tails), to make durable.
+    pub written: Vec<std::path::PathBuf>,
+    /// Its new table files' `add`s, by table.
     pub added: Vec<(Part, crate::log::delta::AddFile)>,
 }
 
@@ -430,7 +443,7 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
     if let Some(old) = plan.old
         && let Some(slots) = incremental(&reader, old, plan)?
     {
-        return finish(data, &reader, root, slots, None);
+        return finish(data, &reader, root, slots, plan.old, None);
     }
     // Folded whole: its settled history and its last periods apart.
     let all = reader.read(None, None)?;
@@ -459,7 +472,7 @@ pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u
         slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, WHOLE, BTreeSet::new())?));
     }
     let slots = settle(&reader, slots, WHOLE)?;
-    finish(data, &reader, root, slots, Some(all))
+    finish(data, &reader, root, slots, plan.old, Some(all))
 }
 
 /// The events of a component's services, read from their segments.
@@ -1028,6 +1041,7 @@ fn placeholder() -> Epoch {
     Epoch {
         from: None,
         id: String::new(),
+        files: Vec::new(),
         counts: ProjectedCounts::default(),
         span: None,
         pairs: Vec::new(),
@@ -1040,9 +1054,18 @@ fn placeholder() -> Epoch {
     }
 }
 
-/// Writes the fresh epochs' files and the segments to rewrite; `all`: the
-/// component's events per service when it was read whole.
-fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Option<Vec<Stamped>>) -> Result<Folded> {
+/// Writes the fresh epochs' files and the segments to rewrite; `old`: the
+/// component before this update (a fresh epoch keeps the file of the old
+/// one of its start for each table where it encodes the same bytes);
+/// `all`: the component's events per service when it was read whole.
+fn finish(
+    data: &Path,
+    reader: &Reader,
+    root: u32,
+    slots: Vec<Slot>,
+    old: Option<&Component>,
+    mut all: Option<Vec<Stamped>>,
+) -> Result<Folded> {
     let dir = reader.dir;
     let m = reader.m;
     let mut checksums = BTreeMap::new();
@@ -1055,22 +1078,43 @@ fn finish(data: &Path, reader: &Reader, root: u32, slots: Vec<Slot>, mut all: Op
             Slot::Kept(e) => e,
             Slot::Fresh(p) => {
                 let id = format!("c{root}-{}", uuid::Uuid::new_v4());
+                let before = old.and_then(|c| c.epochs.iter().find(|e| e.from == p.from));
+                let mut files = Vec::with_capacity(PARTS.len());
                 for (part, batches) in PARTS.into_iter().zip(&p.parts) {
-                    let add = write_parquet(&published::file(data, part, &id), batches)?;
-                    checksums.insert(component_file(part, &id), add.checksum.unwrap_or_default());
-                    added.push((part, add));
+                    let (bytes, num_records) = encode_parquet(batches)?;
+                    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes);
+                    let same = before.map(|e| e.file(part)).filter(|name| {
+                        m.checksums.get(&component_file(part, name)) == Some(&checksum)
+                            && published::file(data, part, name).metadata().is_ok_and(|f| f.len() == bytes.len() as u64)
+                    });
+                    let name = match same {
+                        Some(name) => name.to_string(),
+                        None => {
+                            let path = published::file(data, part, &id);
+                            write_file(&path, &bytes)?;
+                            written.push(path);
+                            added.push((
+                                part,
+                                published::add_of(published::file_name(&id), bytes.len() as u64, num_records, checksum),
+                            ));
+                            id.clone()
+                        }
+                    };
+                    checksums.insert(component_file(part, &name), checksum);
+                    files.push(name);
                 }
                 if p.tails.iter().any(|t| !t.is_empty()) {
                     let name = tails_file(&id);
                     let text = serde_json::to_vec(&p.tails)
                         .map_err(|e| crate::Error::Internal(format!("an epoch's tails: {e}")))?;
                     checksums.insert(name.clone(), write_file(&dir.join(&name), &text)?);
+                    written.push(dir.join(&name));
                 }
-                written.push(id.clone());
                 let teams = Some(teams_of(&p.parts)?);
                 Epoch {
                     from: p.from,
                     id,
+                    files,
                     counts: p.counts,
                     span: p.span,
                     pairs: p.pairs,
@@ -1263,7 +1307,7 @@ pub(super) mod tests {
                     let to = c.epochs.get(k + 1).and_then(|next| next.from);
                     for part in PARTS {
                         let (lo, hi) = super::bounds(part, e.from, to);
-                        let bytes = std::fs::read(super::published::file(self.root(), part, &e.id)).unwrap();
+                        let bytes = std::fs::read(super::published::file(self.root(), part, e.file(part))).unwrap();
                         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).unwrap();
                         for batch in reader.build().unwrap() {
                             let batch = batch.unwrap();

@@ -74,8 +74,10 @@ pub use refold::Refolded;
 /// (`segment.rs`). 7: components folded in epochs (`epochs.rs`), each with
 /// its own files; segments carry their span of `occurred_at`. 8: an epoch
 /// may link commits of an earlier one that the carry holds (`borrowed`).
-/// 9: epochs' tails kept beside the manifest (`tails/`).
-const FORMAT: u32 = 9;
+/// 9: epochs' tails kept beside the manifest (`tails/`). 10: an epoch may
+/// keep the file of the one it replaced in a table (`Epoch::files`); the
+/// retired are files, not epochs.
+const FORMAT: u32 = 10;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// The directories under `model/` holding the files a manifest names:
@@ -119,8 +121,9 @@ struct Manifest {
     components: BTreeMap<u32, Component>,
     /// Files under `model/` no longer named, with the time (ms) they were let go.
     garbage: Vec<(i64, String)>,
-    /// Components no longer in the model (their files in the published
-    /// tables), with the time (ms) they were let go.
+    /// Files of the published tables no epoch names any more (by their
+    /// name in `checksums`: `tables/<table>/<id>.parquet`), with the time
+    /// (ms) they were let go.
     retired: Vec<(i64, String)>,
     /// Each published table's Delta version holding this model.
     published: BTreeMap<String, u64>,
@@ -150,8 +153,8 @@ fn tails_file(id: &str) -> String {
     format!("tails/{id}.json")
 }
 
-/// The name a component's file of `part` has in the manifest's checksums
-/// (its path relative to the data directory).
+/// The name file `id` of `part`'s table has in the manifest's checksums
+/// and `retired` (its path relative to the data directory).
 fn component_file(part: Part, id: &str) -> String {
     format!("{}/{}/{id}.parquet", published::DIR, part.name())
 }
@@ -195,9 +198,14 @@ impl Component {
         Component { epochs, counts, span, pairs: pairs.into_iter().collect(), ingested, teams }
     }
 
-    /// The ids of its epochs' files.
+    /// Its epochs' ids.
     fn ids(&self) -> impl Iterator<Item = &str> {
         self.epochs.iter().map(|e| e.id.as_str())
+    }
+
+    /// The names (see [`component_file`]) of its epochs' files in every table.
+    fn table_files(&self) -> impl Iterator<Item = String> {
+        self.epochs.iter().flat_map(|e| PARTS.map(|part| component_file(part, e.file(part))))
     }
 }
 
@@ -340,7 +348,10 @@ impl ReadModel {
         let all: Vec<&Component> = self.manifest.components.values().collect();
         let epochs = which.iter().filter_map(|&(c, e)| all.get(c).and_then(|c| c.epochs.get(e)));
         epochs
-            .map(|e| (published::file(&self.root, part, &e.id), self.checksum(&component_file(part, &e.id))))
+            .map(|e| {
+                let id = e.file(part);
+                (published::file(&self.root, part, id), self.checksum(&component_file(part, id)))
+            })
             .collect()
     }
 
@@ -357,15 +368,15 @@ impl ReadModel {
     /// The rows of component `c`'s files of `part` (in SQL form).
     fn read_component(&self, part: Part, c: &Component) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
-        for id in c.ids() {
-            for batch in self.read_epoch(part, id)? {
+        for e in &c.epochs {
+            for batch in self.read_epoch(part, e.file(part))? {
                 out.push(stored::from_stored(&batch, part.schema())?);
             }
         }
         Ok(out)
     }
 
-    /// The batches of epoch `id`'s file of `part`, read whole and checked
+    /// The batches of file `id` of `part`'s table, read whole and checked
     /// against its checksum first.
     fn read_epoch(&self, part: Part, id: &str) -> Result<Vec<RecordBatch>> {
         let path = published::file(&self.root, part, id);
@@ -392,9 +403,11 @@ impl ReadModel {
         let dir = self.root.join(DIR);
         let mut live: Vec<(PathBuf, String)> =
             m.segments.iter().flatten().chain(&m.key_runs).map(|f| (dir.join(f), f.clone())).collect();
-        for id in m.components.values().flat_map(Component::ids) {
-            live.extend(PARTS.map(|part| (published::file(&self.root, part, id), component_file(part, id))));
-            let tails = tails_file(id);
+        for e in m.components.values().flat_map(|c| &c.epochs) {
+            live.extend(
+                PARTS.map(|part| (published::file(&self.root, part, e.file(part)), component_file(part, e.file(part)))),
+            );
+            let tails = tails_file(&e.id);
             if m.checksums.contains_key(&tails) {
                 live.push((dir.join(&tails), tails));
             }
@@ -446,8 +459,10 @@ impl Manifest {
         if let Some(old) = old {
             m.garbage = old.garbage;
             m.retired = old.retired;
-            old.components.values().flat_map(Component::ids).for_each(|id| m.retire(id.to_string()));
-            old.segments.into_iter().flatten().chain(old.key_runs).for_each(|f| m.let_go(f));
+            old.components.values().flat_map(Component::table_files).for_each(|f| m.retire(f));
+            let tails = old.components.values().flat_map(Component::ids).map(tails_file);
+            let tails: Vec<String> = tails.filter(|t| old.checksums.contains_key(t)).collect();
+            old.segments.into_iter().flatten().chain(old.key_runs).chain(tails).for_each(|f| m.let_go(f));
         }
         m
     }
@@ -463,20 +478,21 @@ impl Manifest {
     }
 
     /// Files under `model/` it names: segments and key runs, live or
-    /// garbage, and the tails files of the components whose files it names
-    /// (a retired epoch's go with its table files; an epoch may have none).
+    /// garbage, and its epochs' tails files (an epoch may have none; a gone
+    /// epoch's are garbage).
     fn named_files(&self) -> BTreeSet<String> {
         let mut named: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
         named.extend(self.key_runs.iter().cloned());
         named.extend(self.garbage.iter().map(|(_, f)| f.clone()));
-        named.extend(self.named_components().into_iter().map(tails_file));
+        named.extend(self.components.values().flat_map(Component::ids).map(tails_file));
         named
     }
 
-    /// Components whose files it names: its own and the retired.
-    fn named_components(&self) -> BTreeSet<&str> {
-        let own = self.components.values().flat_map(Component::ids);
-        own.chain(self.retired.iter().map(|(_, id)| id.as_str())).collect()
+    /// Files of the published tables it names (see [`component_file`]):
+    /// its epochs' and the retired.
+    fn named_tables_files(&self) -> BTreeSet<String> {
+        let own = self.components.values().flat_map(Component::table_files);
+        own.chain(self.retired.iter().map(|(_, f)| f.clone())).collect()
     }
 
     fn find(&self, mut s: u32) -> u32 {
@@ -497,8 +513,8 @@ impl Manifest {
         self.garbage.push((chrono::Utc::now().timestamp_millis(), file));
     }
 
-    fn retire(&mut self, component: String) {
-        self.retired.push((chrono::Utc::now().timestamp_millis(), component));
+    fn retire(&mut self, table_file: String) {
+        self.retired.push((chrono::Utc::now().timestamp_millis(), table_file));
     }
 }
 
@@ -795,22 +811,25 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
             }
         }
         added.extend(folded.added.into_iter().map(|(part, add)| ((part.name(), add.path.clone()), add)));
-        for id in &folded.written {
-            unsynced.extend(PARTS.map(|part| published::file(&snap.root, part, id)));
-            // A new epoch's tails file is named only if it wrote one.
-            let tails = tails_file(id);
-            if m.checksums.contains_key(&tails) {
-                unsynced.push(dir.join(tails));
-            }
-        }
+        unsynced.extend(folded.written);
         m.components.insert(root, folded.component);
     }
-    // Epochs no component has any more (refolded, or of a component that
-    // another joined).
-    let live: BTreeSet<&str> = m.components.values().flat_map(Component::ids).collect();
+    // Files no epoch names any more (refolded epochs' whose rows changed,
+    // those of a component that another joined), and the tails of epochs
+    // no component has any more.
+    let named: BTreeSet<String> = m.components.values().flat_map(Component::table_files).collect();
+    let ids: BTreeSet<&str> = m.components.values().flat_map(Component::ids).collect();
+    let gone_tails: Vec<String> = old_components
+        .values()
+        .flat_map(Component::ids)
+        .filter(|id| !ids.contains(id))
+        .map(tails_file)
+        .filter(|t| m.checksums.contains_key(t))
+        .collect();
     let gone: Vec<String> =
-        old_components.values().flat_map(Component::ids).filter(|id| !live.contains(id)).map(str::to_string).collect();
-    gone.into_iter().for_each(|id| m.retire(id));
+        old_components.values().flat_map(Component::table_files).filter(|f| !named.contains(f)).collect();
+    gone.into_iter().for_each(|f| m.retire(f));
+    gone_tails.into_iter().for_each(|t| m.let_go(t));
     let discarded: BTreeSet<PathBuf> = discarded.iter().map(|seg| dir.join(seg)).collect();
     unsynced.retain(|path| !discarded.contains(path));
     discarded.iter().for_each(|path| remove(path));
@@ -830,11 +849,14 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     //    manifest, which the next update's commits bring back in line.
     let publish_started = std::time::Instant::now();
     let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
-    let ids: BTreeSet<&str> = m.components.values().flat_map(Component::ids).collect();
-    let unpublished = tables.publish(&snap.root, &ids, &facts, &added)?;
-    let retired: BTreeSet<String> = m.retired.iter().map(|(_, id)| id.clone()).collect();
+    let live: Vec<BTreeSet<&str>> =
+        PARTS.map(|part| m.components.values().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect()).into();
+    let unpublished = tables.publish(&snap.root, &live, &facts, &added)?;
+    drop(live);
+    let retired: BTreeSet<String> = m.retired.iter().map(|(_, f)| f.clone()).collect();
     // Files of an update that crashed after its commits: readers saw them.
-    unpublished.into_iter().filter(|id| !retired.contains(id)).for_each(|id| m.retire(id));
+    let unpublished = unpublished.into_iter().map(|(part, id)| component_file(part, &id));
+    unpublished.filter(|f| !retired.contains(f)).collect::<Vec<_>>().into_iter().for_each(|f| m.retire(f));
     m.published = tables.versions();
     published::write_snapshot(&snap.root, FORMAT, m.version, m.ingested_through, &m.published)?;
     publishing += publish_started.elapsed();
@@ -848,12 +870,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     m.retired = kept;
     // Checksums of files no longer named go with them.
     let live = m.live_files();
-    let components: BTreeSet<String> = m
-        .components
-        .values()
-        .flat_map(Component::ids)
-        .flat_map(|id| PARTS.map(|part| component_file(part, id)).into_iter().chain([tails_file(id)]))
-        .collect();
+    let components: BTreeSet<String> =
+        m.components.values().flat_map(|c| c.table_files().chain(c.ids().map(tails_file))).collect();
     m.checksums.retain(|name, _| live.contains(name) || components.contains(name));
     m.spans.retain(|name, _| live.contains(name));
     m.checksum = SEAL_PLACEHOLDER.into();
@@ -863,9 +881,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     for (_, f) in expired {
         remove(&dir.join(f));
     }
-    for (_, id) in expired_components {
-        PARTS.into_iter().for_each(|part| remove(&published::file(&snap.root, part, &id)));
-        remove(&dir.join(tails_file(&id)));
+    for (_, f) in expired_components {
+        remove(&snap.root.join(f));
     }
     tracing::info!(
         new_events,
@@ -913,28 +930,18 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
     Ok(xxhash_rust::xxh3::xxh3_64(bytes))
 }
 
-/// Writes `batches` (at least one) as the Parquet file `path` (made
-/// durable with the update's other files); returns its `add` (named by the
-/// file's name), so that publishing it reads nothing back.
-fn write_parquet(path: &Path, batches: &[RecordBatch]) -> Result<crate::log::delta::AddFile> {
+/// `batches` (at least one) as the bytes of a Parquet file of the stored
+/// form, with their row count: encoded in memory so that an epoch whose
+/// file would not change keeps the one it has (see `Epoch::files`).
+fn encode_parquet(batches: &[RecordBatch]) -> Result<(Vec<u8>, u64)> {
     let batches = batches.iter().map(stored::to_stored).collect::<Result<Vec<_>>>()?;
     let schema = batches.first().map(RecordBatch::schema).ok_or_else(|| Error::Internal("no batch to write".into()))?;
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let failed = |e: parquet::errors::ParquetError| written(path, e);
-    let mut w = ArrowWriter::try_new_with_options(
-        HashingFile::new(file),
-        schema.clone(),
-        stored::options(&schema, 1 << 20, &[]),
-    )
-    .map_err(failed)?;
+    let mut w = ArrowWriter::try_new_with_options(Vec::new(), schema.clone(), stored::options(&schema, 1 << 20, &[]))?;
     for batch in &batches {
-        w.write(batch).map_err(failed)?;
+        w.write(batch)?;
     }
-    let (file, checksum) = w.into_inner().map_err(failed)?.finish();
-    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let num_records = batches.iter().map(|b| b.num_rows() as u64).sum();
-    Ok(published::add_of(name, size, num_records, checksum))
+    Ok((w.into_inner()?, num_records))
 }
 
 /// A new input segment of one service. A few hundred are open at once
@@ -1008,14 +1015,15 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()>
             }
         }
     }
-    let mut components = m.named_components();
-    components.extend(tables.live_components());
+    let named = m.named_tables_files();
     for part in PARTS {
+        let live = tables.live_in(part);
         let d = published::table_root(root, part);
         for entry in read_dir(&d)? {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if published::component_of(&name).is_some_and(|id| !components.contains(id)) {
+            let unnamed = |id: &&str| !live.contains(id) && !named.contains(&component_file(part, id));
+            if published::component_of(&name).is_some_and(|id| unnamed(&id)) {
                 remove(&entry.path());
             }
         }
@@ -1060,12 +1068,13 @@ mod tests {
         read_manifest(&root.join(DIR)).unwrap().unwrap()
     }
 
-    fn ids(m: &Manifest) -> BTreeSet<String> {
-        m.components.values().flat_map(Component::ids).map(str::to_string).collect()
+    /// The table files `m`'s epochs name (see [`component_file`]).
+    fn table_files(m: &Manifest) -> BTreeSet<String> {
+        m.components.values().flat_map(Component::table_files).collect()
     }
 
     /// Asserts that every table's latest version, and the version
-    /// `_snapshot.json` names, hold exactly the files of `m`'s components.
+    /// `_snapshot.json` names, hold exactly the files of `m`'s epochs.
     fn assert_published(root: &Path, m: &Manifest) {
         let text = std::fs::read_to_string(root.join("tables/_snapshot.json")).unwrap();
         let snapshot: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -1073,8 +1082,12 @@ mod tests {
         for part in PARTS {
             let state = DeltaTable::new(published::table_root(root, part)).state().unwrap();
             let live: BTreeSet<String> =
-                state.files.keys().map(|f| published::component_of(f).unwrap().to_string()).collect();
-            assert_eq!(live, ids(m), "{}", part.name());
+                state.files.keys().map(|f| format!("{}/{}/{f}", published::DIR, part.name())).collect();
+            let named: BTreeSet<String> = table_files(m)
+                .into_iter()
+                .filter(|f| f.starts_with(&format!("{}/{}/", published::DIR, part.name())))
+                .collect();
+            assert_eq!(live, named, "{}", part.name());
             // Each `add` says what its file holds (the writer's own count).
             for (name, add) in &state.files {
                 let read = published::data_file(&published::table_root(root, part), name.clone()).unwrap();
@@ -1085,8 +1098,8 @@ mod tests {
         }
     }
 
-    fn files_exist(root: &Path, id: &str) -> bool {
-        PARTS.iter().all(|&part| published::file(root, part, id).is_file())
+    fn retired(m: &Manifest, f: &str) -> bool {
+        m.retired.iter().any(|(_, r)| r == f)
     }
 
     #[test]
@@ -1100,25 +1113,28 @@ mod tests {
         assert_eq!(first.components.len(), 2);
         assert_published(root, &first);
 
-        // Only b's component is refolded: a's files stay, b's old ones are
-        // retired (still on disk for pinned readers) and replaced.
+        // Only b's component is refolded: a's files stay; b's that changed
+        // are retired (still on disk for pinned readers) and replaced.
         deploy(&mut appender, "b", 2);
         let second = manifest(root);
         assert_published(root, &second);
-        let (kept, replaced): (Vec<_>, Vec<_>) = ids(&first).into_iter().partition(|id| ids(&second).contains(id));
-        assert_eq!((kept.len(), replaced.len()), (1, 1));
-        assert!(second.retired.iter().any(|(_, id)| *id == replaced[0]));
-        assert!(files_exist(root, &replaced[0]), "a retired component waits out the grace period");
+        let (kept, replaced): (Vec<_>, Vec<_>) =
+            table_files(&first).into_iter().partition(|f| table_files(&second).contains(f));
+        let a = first.components.values().next().unwrap();
+        assert!(a.table_files().all(|f| kept.contains(&f)) && !replaced.is_empty(), "{replaced:?}");
+        for f in &replaced {
+            assert!(retired(&second, f) && root.join(f).is_file(), "{f} waits out the grace period");
+        }
 
         // A crash after the tables' commits but before the manifest's swap
         // (the old manifest back in place), and a stray file of a crashed
         // fold: the next update brings the tables in line with its model.
         let before = std::fs::read(root.join("model/MANIFEST.json")).unwrap();
         deploy(&mut appender, "a", 2);
-        let crashed = ids(&manifest(root));
+        let crashed = table_files(&manifest(root));
         write_atomic(&root.join("model/MANIFEST.json"), &before).unwrap();
         let stray = published::file(root, PARTS[1], "c9-stray");
-        std::fs::copy(published::file(root, PARTS[1], &kept[0]), &stray).unwrap();
+        std::fs::copy(root.join(kept.iter().find(|f| f.contains("/changes/")).unwrap()), &stray).unwrap();
         // The writer after the crash (a new process) sweeps first.
         drop(appender);
         let mut appender = Appender::open(root, "test").unwrap();
@@ -1126,9 +1142,9 @@ mod tests {
         let third = manifest(root);
         assert_published(root, &third);
         assert!(!stray.exists(), "a file no version named is deleted");
-        for id in crashed.difference(&ids(&third)) {
-            assert!(third.retired.iter().any(|(_, r)| r == id), "{id}: readers may have seen it");
-            assert!(files_exist(root, id));
+        for f in crashed.difference(&table_files(&third)) {
+            assert!(retired(&third, f), "{f}: readers may have seen it");
+            assert!(root.join(f).is_file());
         }
 
         // Tables deleted by hand: the model is not read (queries fold the
@@ -1140,14 +1156,52 @@ mod tests {
         assert_published(root, &third);
         assert!(ReadModel::open(root).unwrap().is_some());
 
-        // A rebuild from scratch retires every old component too.
+        // A rebuild from scratch retires every old file too.
         appender.catch_up(true).unwrap();
         let rebuilt = manifest(root);
         assert_published(root, &rebuilt);
-        assert!(ids(&third).is_disjoint(&ids(&rebuilt)));
-        for id in ids(&third) {
-            assert!(rebuilt.retired.iter().any(|(_, r)| *r == id) && files_exist(root, &id));
+        assert!(table_files(&third).is_disjoint(&table_files(&rebuilt)));
+        for f in table_files(&third) {
+            assert!(retired(&rebuilt, &f) && root.join(&f).is_file());
         }
+    }
+
+    #[test]
+    fn an_append_rewrites_only_the_tables_whose_rows_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = &dir.path().canonicalize().unwrap();
+        let mut appender = Appender::open(root, "test").unwrap();
+        let append = |appender: &mut Appender, line: &str| {
+            let rows = crate::input::ndjson_rows(std::io::Cursor::new(line.as_bytes().to_vec()));
+            assert_eq!(appender.append("test", rows, &mut |_| {}).unwrap().appended, 1);
+            manifest(root)
+        };
+        let tables = |files: &BTreeSet<String>| -> BTreeSet<String> {
+            files.iter().map(|f| f.split('/').nth(1).unwrap().to_string()).collect()
+        };
+        deploy(&mut appender, "a", 3);
+        let first = manifest(root);
+        // A commit no deployment ships yet: no table's rows change, so no
+        // file is written and no table gets a version.
+        let commit = r#"{"event_id":"c1","event_type":"commit","occurred_at":"2026-03-04T09:00:00Z","service":"a","commit_sha":"abc1"}"#;
+        let second = append(&mut appender, commit);
+        assert_eq!(second.version, first.version.map(|v| v + 1));
+        assert_eq!(table_files(&second), table_files(&first));
+        assert_eq!(second.published, first.published);
+        assert!(second.retired.is_empty());
+        assert_published(root, &second);
+        // Its deployment: every table but incidents changes.
+        let shipped = r#"{"event_id":"d2","event_type":"deployment_succeeded","occurred_at":"2026-03-05T10:00:00Z","service":"a","environment":"production","deployment_id":"a-9","commit_sha":"abc1"}"#;
+        let third = append(&mut appender, shipped);
+        let replaced: BTreeSet<String> = table_files(&second).difference(&table_files(&third)).cloned().collect();
+        let expected = ["changes", "deployments", "dora_metrics_day", "dora_metrics_month", "dora_metrics_week"];
+        assert_eq!(tables(&replaced), expected.map(str::to_string).into());
+        assert_eq!(third.published.get("incidents"), second.published.get("incidents"));
+        assert!(replaced.iter().all(|f| retired(&third, f) && root.join(f).is_file()));
+        assert_published(root, &third);
+        let model = ReadModel::open(root).unwrap().unwrap();
+        let rows = |t: Table| model.table_batches(t).unwrap().iter().map(RecordBatch::num_rows).sum::<usize>();
+        assert_eq!((rows(Table::Deployments), rows(Table::Changes), model.counts().events), (2, 1, 3));
     }
 
     /// A data directory with the `worked` fixture, appended in two halves.
@@ -1279,11 +1333,11 @@ mod tests {
         let report = appender.append("t", input::ndjson_rows(std::io::Cursor::new(lines.into_bytes())), &mut |_| {});
         let model = ReadModel::open(root).unwrap().unwrap();
         assert_eq!(model.version(), report.unwrap().version);
-        // Rebuilt from the log: no epoch is kept, the settled history's
+        // Rebuilt from the log: no file is kept, the settled history's
         // neither (an append to the last epoch keeps it), and the damaged
-        // file is retired with its epoch.
+        // file waits out the grace period with its epoch's.
         let after = manifest(root);
-        assert!(ids(&m).is_disjoint(&ids(&after)), "the model was rebuilt");
-        assert!(after.retired.iter().any(|(_, id)| tails.contains(id.as_str())));
+        assert!(table_files(&m).is_disjoint(&table_files(&after)), "the model was rebuilt");
+        assert!(after.garbage.iter().any(|(_, f)| *f == tails));
     }
 }

@@ -5,15 +5,16 @@
 //! ```text
 //! DIR/tables/_snapshot.json                   the tables' Delta versions of one model
 //! DIR/tables/<table>/_delta_log/*.json        one commit per update that changed it
-//! DIR/tables/<table>/<component>.parquet      one file per component of the model
+//! DIR/tables/<table>/<epoch>.parquet          one file per epoch of a component (shared by the
+//!                                             next epoch of its start when its rows are the same)
 //! ```
 //!
 //! `<table>` is one of `deployments`, `changes`, `incidents`,
 //! `dora_metrics_day`, `dora_metrics_week`, `dora_metrics_month`. The files
 //! are the model's own (leadline's queries read the same ones, through the
-//! manifest): each update writes the files of the components it refolded,
-//! then commits each table's change (the files of replaced components
-//! removed, the new ones added), then names the new versions in
+//! manifest): each update writes the files of the epochs it refolded whose
+//! rows changed, then commits each table whose files changed (the replaced
+//! files removed, the new ones added), then names the new versions in
 //! `_snapshot.json`, then swaps the manifest. Removed files stay for the
 //! grace period, so a reader pinned to a recent snapshot keeps reading it.
 //!
@@ -80,16 +81,16 @@ pub fn table_root(root: &Path, part: Part) -> PathBuf {
     root.join(DIR).join(part.name())
 }
 
-/// The file of component `id` in `part`'s table.
+/// The file `id` (an epoch's, see `Epoch::files`) in `part`'s table.
 pub fn file(root: &Path, part: Part, id: &str) -> PathBuf {
     table_root(root, part).join(file_name(id))
 }
 
-fn file_name(id: &str) -> String {
+pub(super) fn file_name(id: &str) -> String {
     format!("{id}.parquet")
 }
 
-/// The component a data file belongs to.
+/// The id of a data file (see [`file`]).
 pub fn component_of(file_name: &str) -> Option<&str> {
     file_name.strip_suffix(".parquet")
 }
@@ -139,39 +140,48 @@ impl Publication {
         Ok(())
     }
 
-    /// Components whose files the latest version of a table names (a
-    /// reader of the latest version may be reading them).
-    pub fn live_components(&self) -> BTreeSet<&str> {
-        self.states.iter().flat_map(|s| s.files.keys()).filter_map(|f| component_of(f)).collect()
+    /// The files (by component id) the latest version of `part`'s table
+    /// names (a reader of the latest version may be reading them).
+    pub fn live_in(&self, part: Part) -> BTreeSet<&str> {
+        let k = PARTS.iter().position(|&p| p == part);
+        let state = k.and_then(|k| self.states.get(k));
+        state.into_iter().flat_map(|s| s.files.keys()).filter_map(|f| component_of(f)).collect()
     }
 
-    /// Commits, in each table whose files differ from `components`', one
-    /// version that removes the files of every other component and adds
-    /// theirs (`added`, by table and file name: the `add`s of the files
-    /// this update wrote; any other is read for its own). `facts` go in each
-    /// commit's `commitInfo`. Returns the components whose files it removed.
+    /// Commits, in each table whose files differ from `live`'s (the ids of
+    /// the files the model names, in [`PARTS`] order), one version that
+    /// removes every other file and adds theirs (`added`, by table and file
+    /// name: the `add`s of the files this update wrote; any other is read
+    /// for its own). `facts` go in each commit's `commitInfo`. Returns the
+    /// files it removed, by table.
     pub fn publish(
         &mut self,
         root: &Path,
-        components: &BTreeSet<&str>,
+        live: &[BTreeSet<&str>],
         facts: &Value,
         added: &HashMap<(String, String), AddFile>,
-    ) -> Result<BTreeSet<String>> {
+    ) -> Result<Vec<(Part, String)>> {
         // The tables are independent: their commits (each a file and a
         // directory made durable, after hashing the new data files) are
         // made at once rather than one after another.
-        let tables: Vec<(Part, &TableState)> = PARTS.into_iter().zip(&self.states).collect();
-        let committed = in_parallel(&tables, PARTS.len(), |&(part, state)| {
+        let empty = BTreeSet::new();
+        let tables: Vec<(Part, &TableState, &BTreeSet<&str>)> = PARTS
+            .into_iter()
+            .zip(&self.states)
+            .enumerate()
+            .map(|(k, (p, s))| (p, s, live.get(k).unwrap_or(&empty)))
+            .collect();
+        let committed = in_parallel(&tables, PARTS.len(), |&(part, state, live)| {
             let table = DeltaTable::new(table_root(root, part));
             let mut actions = Vec::new();
-            let mut removed = BTreeSet::new();
+            let mut removed = Vec::new();
             for f in state.files.values() {
-                if let Some(id) = component_of(&f.path).filter(|id| !components.contains(id)) {
+                if let Some(id) = component_of(&f.path).filter(|id| !live.contains(id)) {
                     actions.push(remove_action(f, true));
-                    removed.insert(id.to_string());
+                    removed.push((part, id.to_string()));
                 }
             }
-            for id in components {
+            for id in live {
                 let name = file_name(id);
                 if !state.files.contains_key(&name) {
                     let add = match added.get(&(part.name(), name)) {
@@ -188,7 +198,7 @@ impl Publication {
             table.commit(state.version.map_or(0, |v| v + 1), &actions)?;
             Ok(Some((table, removed)))
         })?;
-        let mut removed = BTreeSet::new();
+        let mut removed = Vec::new();
         for (state, committed) in self.states.iter_mut().zip(committed) {
             if let Some((table, gone)) = committed {
                 table.refresh(state)?;
