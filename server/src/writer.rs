@@ -14,6 +14,14 @@
 //! to the requests it belongs to (appends are idempotent by `event_id`, so a
 //! retry never stores an event twice).
 //!
+//! When the last batch was larger than what is waiting now, the committer
+//! waits a moment (at most [`GATHER`], and a quarter of the last batch's
+//! time) for the rest: writers answered by the last commit are sending their
+//! next request. Taken at once, the one or two already waiting would be a
+//! commit of their own, costing almost what a full batch costs, and the
+//! batches would alternate between nearly all writers and one (PostgreSQL's
+//! `commit_delay` waits for the same reason). A lone writer never waits.
+//!
 //! The writer is opened on the first append and kept while appends keep
 //! coming; it is released after a quiet second so that `leadline ingest` can
 //! take the lock in between.
@@ -30,6 +38,8 @@ use crate::telemetry;
 
 /// How long an idle writer keeps the data directory's lock.
 const KEEP_IDLE: Duration = Duration::from_secs(1);
+/// The longest the committer waits for the writers of the last batch.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// One input of an append: its source (how its rejected rows are named) and rows.
 pub type Input = (String, Vec<InputRow>);
@@ -104,6 +114,8 @@ impl SharedWriter {
 /// quiet second. Ends when the server drops its [`SharedWriter`].
 async fn committer(dir: PathBuf, mut queue: mpsc::UnboundedReceiver<Request>) {
     let mut appender: Option<Appender> = None;
+    // The last batch's size and how long it took.
+    let mut last = (0usize, Duration::ZERO);
     loop {
         let first = if appender.is_some() {
             match tokio::time::timeout(KEEP_IDLE, queue.recv()).await {
@@ -126,6 +138,16 @@ async fn committer(dir: PathBuf, mut queue: mpsc::UnboundedReceiver<Request>) {
             works.push(r.work);
             replies.push(r.reply);
         }
+        if works.len() < last.0 {
+            let until = tokio::time::Instant::now() + GATHER.min(last.1 / 4);
+            while works.len() < last.0 {
+                let Ok(Some(r)) = tokio::time::timeout_at(until, queue.recv()).await else { break };
+                works.push(r.work);
+                replies.push(r.reply);
+            }
+        }
+        let started = std::time::Instant::now();
+        last.0 = works.len();
         let dir = dir.clone();
         let mut taken = appender.take();
         let done = tokio::task::spawn_blocking(move || {
@@ -133,6 +155,7 @@ async fn committer(dir: PathBuf, mut queue: mpsc::UnboundedReceiver<Request>) {
             (taken, answers)
         })
         .await;
+        last.1 = started.elapsed();
         match done {
             Ok((kept, answers)) => {
                 appender = kept;

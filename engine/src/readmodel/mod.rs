@@ -793,7 +793,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     })?;
     let roots: Vec<u32> = work.iter().map(|(root, _, _)| *root).collect();
     drop(work);
-    for (root, folded) in roots.into_iter().zip(folded) {
+    for (&root, folded) in roots.iter().zip(folded) {
         m.checksums.extend(folded.checksums);
         for (s, old, new) in folded.segments {
             m.segments[s as usize].retain(|seg| !old.contains(seg));
@@ -816,9 +816,11 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     // Files no epoch names any more (refolded epochs' whose rows changed,
     // those of a component that another joined), and the tails of epochs
-    // no component has any more.
-    let named: BTreeSet<String> = m.components.values().flat_map(Component::table_files).collect();
-    let ids: BTreeSet<&str> = m.components.values().flat_map(Component::ids).collect();
+    // no component has any more. Only a refolded component can name an old
+    // one's file (its own, see `Epoch::files`).
+    let refolded = || roots.iter().filter_map(|root| m.components.get(root));
+    let named: BTreeSet<String> = refolded().flat_map(Component::table_files).collect();
+    let ids: BTreeSet<&str> = refolded().flat_map(Component::ids).collect();
     let gone_tails: Vec<String> = old_components
         .values()
         .flat_map(Component::ids)
