@@ -28,6 +28,7 @@
 //! damaged file, fail naming it.
 
 mod epochs;
+mod grace;
 mod keys;
 mod published;
 mod refold;
@@ -119,12 +120,14 @@ struct Manifest {
     key_runs: Vec<String>,
     /// Per component root: its folded projections.
     components: BTreeMap<u32, Component>,
-    /// Files under `model/` no longer named, with the time (ms) they were let go.
-    garbage: Vec<(i64, String)>,
-    /// Files of the published tables no epoch names any more (by their
-    /// name in `checksums`: `tables/<table>/<id>.parquet`), with the time
-    /// (ms) they were let go.
-    retired: Vec<(i64, String)>,
+    /// Files under `model/` an update is letting go (listed in `LET_GO`
+    /// before the manifest no longer naming them is written, see [`grace`]).
+    #[serde(skip)]
+    garbage: Vec<String>,
+    /// Files of the published tables an update is letting go (by their
+    /// name in `checksums`: `tables/<table>/<id>.parquet`).
+    #[serde(skip)]
+    retired: Vec<String>,
     /// Each published table's Delta version holding this model.
     published: BTreeMap<String, u64>,
     /// xxh3-64 of every file named, by its name: `input/…` and `keys/…`
@@ -412,7 +415,8 @@ impl ReadModel {
                 live.push((dir.join(&tails), tails));
             }
         }
-        let named = m.named_files();
+        let mut named = m.named_files();
+        named.extend(grace::LetGo::read(&dir).model_files().cloned());
         let mut unnamed = Vec::new();
         for sub in SUBDIRS {
             for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
@@ -457,8 +461,6 @@ impl Manifest {
     fn replacing(old: Option<Manifest>, window: Option<i64>) -> Manifest {
         let mut m = Manifest { format: FORMAT, window, ..Manifest::default() };
         if let Some(old) = old {
-            m.garbage = old.garbage;
-            m.retired = old.retired;
             old.components.values().flat_map(Component::table_files).for_each(|f| m.retire(f));
             let tails = old.components.values().flat_map(Component::ids).map(tails_file);
             let tails: Vec<String> = tails.filter(|t| old.checksums.contains_key(t)).collect();
@@ -483,7 +485,7 @@ impl Manifest {
     fn named_files(&self) -> BTreeSet<String> {
         let mut named: BTreeSet<String> = self.segments.iter().flatten().cloned().collect();
         named.extend(self.key_runs.iter().cloned());
-        named.extend(self.garbage.iter().map(|(_, f)| f.clone()));
+        named.extend(self.garbage.iter().cloned());
         named.extend(self.components.values().flat_map(Component::ids).map(tails_file));
         named
     }
@@ -492,7 +494,7 @@ impl Manifest {
     /// its epochs' and the retired.
     fn named_tables_files(&self) -> BTreeSet<String> {
         let own = self.components.values().flat_map(Component::table_files);
-        own.chain(self.retired.iter().map(|(_, f)| f.clone())).collect()
+        own.chain(self.retired.iter().cloned()).collect()
     }
 
     fn find(&self, mut s: u32) -> u32 {
@@ -510,11 +512,11 @@ impl Manifest {
     }
 
     fn let_go(&mut self, file: String) {
-        self.garbage.push((chrono::Utc::now().timestamp_millis(), file));
+        self.garbage.push(file);
     }
 
     fn retire(&mut self, table_file: String) {
-        self.retired.push((chrono::Utc::now().timestamp_millis(), table_file));
+        self.retired.push(table_file);
     }
 }
 
@@ -633,8 +635,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let refreshing = std::time::Instant::now();
     tables.refresh(&snap.root)?;
     let mut publishing = refreshing.elapsed();
+    let mut let_go = tables.let_go.take().unwrap_or_else(|| grace::LetGo::read(&dir));
     if !tables.swept {
-        remove_unnamed(&snap.root, &m, tables)?;
+        remove_unnamed(&snap.root, &m, tables, &let_go)?;
     }
     // An update that fails from here on may leave files behind.
     tables.swept = false;
@@ -855,21 +858,15 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         PARTS.map(|part| m.components.values().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect()).into();
     let unpublished = tables.publish(&snap.root, &live, &facts, &added)?;
     drop(live);
-    let retired: BTreeSet<String> = m.retired.iter().map(|(_, f)| f.clone()).collect();
+    let mut listed: BTreeSet<String> = let_go.table_files().cloned().collect();
+    listed.extend(m.retired.iter().cloned());
     // Files of an update that crashed after its commits: readers saw them.
     let unpublished = unpublished.into_iter().map(|(part, id)| component_file(part, &id));
-    unpublished.filter(|f| !retired.contains(f)).collect::<Vec<_>>().into_iter().for_each(|f| m.retire(f));
+    unpublished.filter(|f| !listed.contains(f)).for_each(|f| m.retire(f));
     m.published = tables.versions();
     published::write_snapshot(&snap.root, FORMAT, m.version, m.ingested_through, &m.published)?;
     publishing += publish_started.elapsed();
 
-    let now = chrono::Utc::now().timestamp_millis();
-    let (expired, kept): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut m.garbage).into_iter().partition(|(at, _)| now - at > GRACE_MS);
-    m.garbage = kept;
-    let (expired_components, kept): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut m.retired).into_iter().partition(|(at, _)| now - at > GRACE_MS);
-    m.retired = kept;
     // Checksums of files no longer named go with them.
     let live = m.live_files();
     let components: BTreeSet<String> =
@@ -879,13 +876,10 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     m.checksum = SEAL_PLACEHOLDER.into();
     let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
     let sealed = seal(text).into_bytes();
+    // Listed before the manifest that no longer names them is written.
+    let_go.add(&dir, std::mem::take(&mut m.garbage), std::mem::take(&mut m.retired))?;
     write_atomic(&dir.join(MANIFEST), &sealed)?;
-    for (_, f) in expired {
-        remove(&dir.join(f));
-    }
-    for (_, f) in expired_components {
-        remove(&snap.root.join(f));
-    }
+    let_go.expire(&snap.root, &dir, || [m.named_files(), m.named_tables_files()])?;
     tracing::info!(
         new_events,
         components = affected.len(),
@@ -896,6 +890,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         "read model updated"
     );
     tables.swept = true;
+    tables.let_go = Some(let_go);
     let m = Arc::new(m);
     tables.written = Some((sealed, m.clone()));
     Ok(m)
@@ -1002,12 +997,13 @@ impl SegmentWriter {
 /// does not name, and
 /// data files of the published tables that neither the manifest nor a
 /// table's latest version names.
-fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()> {
+fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication, let_go: &grace::LetGo) -> Result<()> {
     let dir = root.join(DIR);
     remove_temp_files(&dir);
     // Where format 2 kept its components; no model reads them any more.
     remove(&dir.join("out"));
-    let named = m.named_files();
+    let mut named = m.named_files();
+    named.extend(let_go.model_files().cloned());
     for sub in SUBDIRS {
         let d = dir.join(sub);
         for entry in read_dir(&d)? {
@@ -1017,7 +1013,8 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication) -> Result<()>
             }
         }
     }
-    let named = m.named_tables_files();
+    let mut named = m.named_tables_files();
+    named.extend(let_go.table_files().cloned());
     for part in PARTS {
         let live = tables.live_in(part);
         let d = published::table_root(root, part);
@@ -1100,8 +1097,9 @@ mod tests {
         }
     }
 
-    fn retired(m: &Manifest, f: &str) -> bool {
-        m.retired.iter().any(|(_, r)| r == f)
+    /// Whether the let-go list of data directory `root` lists table file `f`.
+    fn retired(root: &Path, f: &str) -> bool {
+        grace::LetGo::read(&root.join(DIR)).table_files().any(|r| r == f)
     }
 
     #[test]
@@ -1125,7 +1123,7 @@ mod tests {
         let a = first.components.values().next().unwrap();
         assert!(a.table_files().all(|f| kept.contains(&f)) && !replaced.is_empty(), "{replaced:?}");
         for f in &replaced {
-            assert!(retired(&second, f) && root.join(f).is_file(), "{f} waits out the grace period");
+            assert!(retired(root, f) && root.join(f).is_file(), "{f} waits out the grace period");
         }
 
         // A crash after the tables' commits but before the manifest's swap
@@ -1145,7 +1143,7 @@ mod tests {
         assert_published(root, &third);
         assert!(!stray.exists(), "a file no version named is deleted");
         for f in crashed.difference(&table_files(&third)) {
-            assert!(retired(&third, f), "{f}: readers may have seen it");
+            assert!(retired(root, f), "{f}: readers may have seen it");
             assert!(root.join(f).is_file());
         }
 
@@ -1164,7 +1162,7 @@ mod tests {
         assert_published(root, &rebuilt);
         assert!(table_files(&third).is_disjoint(&table_files(&rebuilt)));
         for f in table_files(&third) {
-            assert!(retired(&rebuilt, &f) && root.join(&f).is_file());
+            assert!(retired(root, &f) && root.join(&f).is_file());
         }
     }
 
@@ -1190,7 +1188,7 @@ mod tests {
         assert_eq!(second.version, first.version.map(|v| v + 1));
         assert_eq!(table_files(&second), table_files(&first));
         assert_eq!(second.published, first.published);
-        assert!(second.retired.is_empty());
+        assert!(grace::LetGo::read(&root.join(DIR)).table_files().next().is_none());
         assert_published(root, &second);
         // Its deployment: every table but incidents changes.
         let shipped = r#"{"event_id":"d2","event_type":"deployment_succeeded","occurred_at":"2026-03-05T10:00:00Z","service":"a","environment":"production","deployment_id":"a-9","commit_sha":"abc1"}"#;
@@ -1199,7 +1197,7 @@ mod tests {
         let expected = ["changes", "deployments", "dora_metrics_day", "dora_metrics_month", "dora_metrics_week"];
         assert_eq!(tables(&replaced), expected.map(str::to_string).into());
         assert_eq!(third.published.get("incidents"), second.published.get("incidents"));
-        assert!(replaced.iter().all(|f| retired(&third, f) && root.join(f).is_file()));
+        assert!(replaced.iter().all(|f| retired(root, f) && root.join(f).is_file()));
         assert_published(root, &third);
         let model = ReadModel::open(root).unwrap().unwrap();
         let rows = |t: Table| model.table_batches(t).unwrap().iter().map(RecordBatch::num_rows).sum::<usize>();
@@ -1232,7 +1230,8 @@ mod tests {
         assert!(named.iter().any(|f| f.starts_with("input/")), "{named:?}");
         appender.catch_up(true).unwrap();
         let after = manifest(dir.path());
-        let garbage: BTreeSet<&String> = after.garbage.iter().map(|(_, f)| f).collect();
+        let let_go = grace::LetGo::read(&dir.path().join(DIR));
+        let garbage: BTreeSet<&String> = let_go.model_files().collect();
         for f in &named {
             assert!(dir.path().join(DIR).join(f).exists(), "{f} was deleted at once");
             assert!(garbage.contains(f), "{f} is neither named nor garbage");
@@ -1340,6 +1339,6 @@ mod tests {
         // file waits out the grace period with its epoch's.
         let after = manifest(root);
         assert!(table_files(&m).is_disjoint(&table_files(&after)), "the model was rebuilt");
-        assert!(after.garbage.iter().any(|(_, f)| *f == tails));
+        assert!(grace::LetGo::read(&root.join(DIR)).model_files().any(|f| *f == tails));
     }
 }

@@ -121,6 +121,8 @@ pub struct Publication {
     /// The manifest the writer wrote last, which its next update reads
     /// without parsing it when the file is still that one.
     pub(super) written: Option<super::Written>,
+    /// The let-go list as the writer's last update left it.
+    pub(super) let_go: Option<super::grace::LetGo>,
 }
 
 impl Publication {
