@@ -138,8 +138,8 @@ async fn committer(dir: PathBuf, mut queue: mpsc::UnboundedReceiver<Request>) {
             works.push(r.work);
             replies.push(r.reply);
         }
-        if works.len() < last.0 {
-            let until = tokio::time::Instant::now() + GATHER.min(last.1 / 4);
+        if let Some(wait) = gather_for(works.len(), last) {
+            let until = tokio::time::Instant::now() + wait;
             while works.len() < last.0 {
                 let Ok(Some(r)) = tokio::time::timeout_at(until, queue.recv()).await else { break };
                 works.push(r.work);
@@ -174,6 +174,13 @@ async fn committer(dir: PathBuf, mut queue: mpsc::UnboundedReceiver<Request>) {
             }
         }
     }
+}
+
+/// How long a batch of `waiting` requests waits for more, given the last
+/// batch's size and time (see the module doc): not at all when no fewer
+/// are waiting than the last batch held.
+fn gather_for(waiting: usize, (size, took): (usize, Duration)) -> Option<Duration> {
+    (waiting < size).then(|| GATHER.min(took / 4))
 }
 
 /// Opens the writer if it is not open.
@@ -293,6 +300,17 @@ mod tests {
 
     fn versions(dir: &Path) -> Option<u64> {
         leadline_engine::EventLog::open(dir).unwrap().snapshot().unwrap().version
+    }
+
+    #[test]
+    fn a_batch_waits_for_the_last_batchs_writers_only_when_fewer_wait_and_briefly() {
+        let ms = Duration::from_millis;
+        // A lone writer, or as many waiting as the last batch held: no wait.
+        assert_eq!(gather_for(1, (1, ms(40))), None);
+        assert_eq!(gather_for(50, (49, ms(120))), None);
+        // One waiting after a batch of 49: a quarter of its time, at most GATHER.
+        assert_eq!(gather_for(1, (49, ms(120))), Some(GATHER));
+        assert_eq!(gather_for(1, (49, ms(20))), Some(ms(5)));
     }
 
     #[test]
