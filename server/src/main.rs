@@ -631,10 +631,13 @@ fn ingest(dir: &std::path::Path, files: &[String]) -> anyhow::Result<ExitCode> {
     let (mut any_rejected, mut any_error) = (false, false);
     for file in files {
         let bar = progress_bar(&format!("ingesting {file}"));
+        // Until the log's commit (see `allocator`).
+        let mut sooner = Some(allocator::SoonerPurge::start());
         let result = leadline_engine::input::open(file).and_then(|rows| {
             appender.append(file, rows, &mut |p| match p {
                 Progress::Rows(n) => bar.set_position(n),
                 Progress::ReadModel => {
+                    sooner = None;
                     // No rows move now: keep the spinner and clock alive.
                     bar.set_message(format!("{file}: updating the read model;"));
                     bar.enable_steady_tick(std::time::Duration::from_millis(200));
