@@ -73,6 +73,12 @@ unsafe extern "C" {
     fn getenv(name: *const c_char) -> *const c_char;
 }
 
+/// Whether the linked mimalloc is 3.x, whose option numbers these are.
+fn is_mimalloc3() -> bool {
+    // SAFETY: reads a constant; allocates nothing (called before `main` too).
+    (30_000..40_000).contains(&unsafe { mi_version() })
+}
+
 /// mimalloc 3.x's `mi_option_purge_delay` (mimalloc.h `mi_option_e`).
 const PURGE_DELAY: c_int = 15;
 /// Its value (ms) while the log is appended.
@@ -89,8 +95,7 @@ impl SoonerPurge {
         // SAFETY: getenv returns null or a valid C string; the mimalloc
         // calls read and store one option (thread-safe in mimalloc).
         unsafe {
-            let mimalloc3 = USE_MIMALLOC.load(Relaxed) && (30_000..40_000).contains(&mi_version());
-            if !mimalloc3 || !getenv(c"MIMALLOC_PURGE_DELAY".as_ptr()).is_null() {
+            if !USE_MIMALLOC.load(Relaxed) || !is_mimalloc3() || !getenv(c"MIMALLOC_PURGE_DELAY".as_ptr()).is_null() {
                 return SoonerPurge(None);
             }
             let before = mi_option_get(PURGE_DELAY);
@@ -139,7 +144,7 @@ extern "C" fn choose(argc: c_int, argv: *const *const c_char, _envp: *const *con
         // measurable. A default only: MIMALLOC_ARENA_EAGER_COMMIT still wins.
         // The option's number in mimalloc 3.x's `mi_option_e` (mimalloc.h):
         const ARENA_EAGER_COMMIT: c_int = 4;
-        if (30_000..40_000).contains(&mi_version()) {
+        if is_mimalloc3() {
             mi_option_set_default(ARENA_EAGER_COMMIT, 0);
         }
         USE_MIMALLOC.store(true, Relaxed);

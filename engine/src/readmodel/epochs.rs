@@ -120,8 +120,7 @@ pub(super) struct Epoch {
 impl Epoch {
     /// The name (`id`) of its file in `part`'s table.
     pub fn file(&self, part: Part) -> &str {
-        let k = PARTS.iter().position(|&p| p == part).unwrap_or_default();
-        self.files.get(k).map_or(self.id.as_str(), String::as_str)
+        self.files.get(part.index()).map_or(self.id.as_str(), String::as_str)
     }
 }
 
@@ -1107,7 +1106,8 @@ fn finish(
                     let name = tails_file(&id);
                     let text = serde_json::to_vec(&p.tails)
                         .map_err(|e| crate::Error::Internal(format!("an epoch's tails: {e}")))?;
-                    checksums.insert(name.clone(), write_file(&dir.join(&name), &text)?);
+                    write_file(&dir.join(&name), &text)?;
+                    checksums.insert(name.clone(), xxhash_rust::xxh3::xxh3_64(&text));
                     written.push(dir.join(&name));
                 }
                 let teams = Some(teams_of(&p.parts)?);

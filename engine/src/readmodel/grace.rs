@@ -37,6 +37,15 @@ struct Line {
     tables: Vec<String>,
 }
 
+impl Line {
+    /// Its text in the list. Each line starts with its line break, so that
+    /// one appended after a line cut short is a line of its own.
+    fn text(&self) -> Result<String> {
+        let json = serde_json::to_string(self).map_err(|e| Error::Internal(format!("let-go list: {e}")))?;
+        Ok(format!("\n{json}"))
+    }
+}
+
 /// The list as its writer keeps it between updates.
 #[derive(Debug, Default)]
 pub(super) struct LetGo {
@@ -66,10 +75,7 @@ impl LetGo {
             return Ok(());
         }
         let line = Line { at: chrono::Utc::now().timestamp_millis(), model, tables };
-        // Each line starts with its line break, so that one appended after
-        // a line cut short is a line of its own.
-        let text =
-            format!("\n{}", serde_json::to_string(&line).map_err(|e| Error::Internal(format!("let-go list: {e}")))?);
+        let text = line.text()?;
         let path = dir.join(FILE);
         let mut file =
             std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
@@ -91,11 +97,7 @@ impl LetGo {
             return Ok(());
         }
         let kept = self.lines.split_off(expired);
-        let mut text = String::new();
-        for line in &kept {
-            text.push('\n');
-            text.push_str(&serde_json::to_string(line).map_err(|e| Error::Internal(format!("let-go list: {e}")))?);
-        }
+        let text = kept.iter().map(Line::text).collect::<Result<String>>()?;
         // The list first: a crash in between leaves files no list names,
         // which the next writer's sweep deletes.
         write_atomic(&dir.join(FILE), text.as_bytes())?;

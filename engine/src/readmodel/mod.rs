@@ -854,15 +854,17 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     //    manifest, which the next update's commits bring back in line.
     let publish_started = std::time::Instant::now();
     let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
-    let live: Vec<BTreeSet<&str>> =
-        PARTS.map(|part| m.components.values().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect()).into();
+    let live = PARTS.map(|part| m.components.values().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect());
     let unpublished = tables.publish(&snap.root, &live, &facts, &added)?;
     drop(live);
-    let mut listed: BTreeSet<String> = let_go.table_files().cloned().collect();
-    listed.extend(m.retired.iter().cloned());
     // Files of an update that crashed after its commits: readers saw them.
-    let unpublished = unpublished.into_iter().map(|(part, id)| component_file(part, &id));
-    unpublished.filter(|f| !listed.contains(f)).for_each(|f| m.retire(f));
+    // (Rare: the let-go list, which steady appends make long, is read only then.)
+    if !unpublished.is_empty() {
+        let mut listed: BTreeSet<String> = let_go.table_files().cloned().collect();
+        listed.extend(m.retired.iter().cloned());
+        let unpublished = unpublished.into_iter().map(|(part, id)| component_file(part, &id));
+        unpublished.filter(|f| !listed.contains(f)).for_each(|f| m.retire(f));
+    }
     m.published = tables.versions();
     published::write_snapshot(&snap.root, FORMAT, m.version, m.ingested_through, &m.published)?;
     publishing += publish_started.elapsed();
@@ -921,10 +923,9 @@ fn component_events(dir: &Path, m: &Manifest, services: &[u32], range: Ingested)
 }
 
 /// Writes `bytes` as the new file `path` (made durable with the update's
-/// other files); returns its checksum.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<u64> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))?;
-    Ok(xxhash_rust::xxh3::xxh3_64(bytes))
+/// other files).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
 }
 
 /// `batches` (at least one) as the bytes of a Parquet file of the stored

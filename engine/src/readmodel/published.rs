@@ -67,6 +67,11 @@ impl Part {
         }
     }
 
+    /// Its place in [`PARTS`].
+    pub fn index(self) -> usize {
+        PARTS.iter().position(|&p| p == self).unwrap_or_default()
+    }
+
     /// The schema as SQL reads it (intervals, not µs).
     pub fn schema(self) -> SchemaRef {
         match self {
@@ -142,11 +147,10 @@ impl Publication {
         Ok(())
     }
 
-    /// The files (by component id) the latest version of `part`'s table
-    /// names (a reader of the latest version may be reading them).
+    /// The files (by id) the latest version of `part`'s table names (a
+    /// reader of the latest version may be reading them).
     pub fn live_in(&self, part: Part) -> BTreeSet<&str> {
-        let k = PARTS.iter().position(|&p| p == part);
-        let state = k.and_then(|k| self.states.get(k));
+        let state = self.states.get(part.index());
         state.into_iter().flat_map(|s| s.files.keys()).filter_map(|f| component_of(f)).collect()
     }
 
@@ -159,20 +163,15 @@ impl Publication {
     pub fn publish(
         &mut self,
         root: &Path,
-        live: &[BTreeSet<&str>],
+        live: &[BTreeSet<&str>; PARTS.len()],
         facts: &Value,
         added: &HashMap<(String, String), AddFile>,
     ) -> Result<Vec<(Part, String)>> {
         // The tables are independent: their commits (each a file and a
         // directory made durable, after hashing the new data files) are
         // made at once rather than one after another.
-        let empty = BTreeSet::new();
-        let tables: Vec<(Part, &TableState, &BTreeSet<&str>)> = PARTS
-            .into_iter()
-            .zip(&self.states)
-            .enumerate()
-            .map(|(k, (p, s))| (p, s, live.get(k).unwrap_or(&empty)))
-            .collect();
+        let tables: Vec<(Part, &TableState, &BTreeSet<&str>)> =
+            PARTS.into_iter().zip(&self.states).zip(live).map(|((p, s), l)| (p, s, l)).collect();
         let committed = in_parallel(&tables, PARTS.len(), |&(part, state, live)| {
             let table = DeltaTable::new(table_root(root, part));
             let mut actions = Vec::new();
