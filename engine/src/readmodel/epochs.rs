@@ -60,13 +60,16 @@
 //! adjacent recent epochs with the fewest events are joined and folded
 //! again as one (the settled history is not, see [`make_room`]).
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray};
 use leadline_udfs::{Grain, bucket_start};
 use serde::{Deserialize, Serialize};
 
+use super::memo::{Learnt, Memo, rows_hash};
 use super::{
     Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, encode_parquet,
     keys, published, read_checked, segment, tails_file, write_file,
@@ -412,6 +415,8 @@ pub(super) struct Folded {
     pub written: Vec<std::path::PathBuf>,
     /// Its new table files' `add`s, by table.
     pub added: Vec<(Part, crate::log::delta::AddFile)>,
+    /// What the writer's [`Memo`] gets from it.
+    pub learnt: Learnt,
 }
 
 /// A segment written: its name and span of `occurred_at`.
@@ -437,8 +442,15 @@ impl Plan<'_> {
 
 /// Folds the epochs of component `root` (its `services`) that `plan` needs
 /// and writes their files.
-pub(super) fn fold_component(data: &Path, m: &Manifest, root: u32, services: &[u32], plan: &Plan) -> Result<Folded> {
-    let reader = Reader { dir: &data.join(DIR), m, services };
+pub(super) fn fold_component(
+    data: &Path,
+    m: &Manifest,
+    memo: &Memo,
+    root: u32,
+    services: &[u32],
+    plan: &Plan,
+) -> Result<Folded> {
+    let reader = Reader { dir: &data.join(DIR), m, services, memo, learnt: RefCell::default() };
     if let Some(old) = plan.old
         && let Some(slots) = incremental(&reader, old, plan)?
     {
@@ -479,6 +491,9 @@ struct Reader<'a> {
     dir: &'a Path,
     m: &'a Manifest,
     services: &'a [u32],
+    memo: &'a Memo,
+    /// What this fold adds to `memo`.
+    learnt: RefCell<Learnt>,
 }
 
 impl Reader<'_> {
@@ -525,6 +540,30 @@ impl Reader<'_> {
     /// Adds the events of segment `seg` whose `occurred_at` is `inside` to
     /// `out`, the segment checked against its checksum first.
     fn segment(&self, seg: &str, inside: &dyn Fn(i64) -> bool, out: &mut Stamped) -> Result<()> {
+        let copy = |all: &Stamped, out: &mut Stamped| {
+            for (e, &at) in all.events.iter().zip(&all.ingested_at) {
+                if inside(e.occurred_at) {
+                    out.events.push(e.clone());
+                    out.ingested_at.push(at);
+                }
+            }
+        };
+        if let Some(all) = self.memo.segment(seg) {
+            copy(all, out);
+            self.learnt.borrow_mut().used.push(seg.to_string());
+        } else if self.memo.remembers_segments() {
+            let mut all = Stamped::default();
+            self.decode(seg, &|_| true, &mut all)?;
+            copy(&all, out);
+            self.learnt.borrow_mut().segments.push((seg.to_string(), Arc::new(all)));
+        } else {
+            self.decode(seg, inside, out)?;
+        }
+        Ok(())
+    }
+
+    /// [`Reader::segment`] from the file.
+    fn decode(&self, seg: &str, inside: &dyn Fn(i64) -> bool, out: &mut Stamped) -> Result<()> {
         let path = self.dir.join(seg);
         let bytes = read_checked(&path, self.m.checksums.get(seg).copied())?;
         let range = Ingested::default();
@@ -1071,6 +1110,7 @@ fn finish(
     let mut epochs = Vec::with_capacity(slots.len());
     let mut written = Vec::new();
     let mut added = Vec::new();
+    let mut learnt = Learnt::default();
     let cuts: Vec<i64> = slots.iter().filter_map(Slot::from).collect();
     for slot in slots {
         epochs.push(match slot {
@@ -1080,26 +1120,40 @@ fn finish(
                 let before = old.and_then(|c| c.epochs.iter().find(|e| e.from == p.from));
                 let mut files = Vec::with_capacity(PARTS.len());
                 for (part, batches) in PARTS.into_iter().zip(&p.parts) {
-                    let (bytes, num_records) = encode_parquet(batches)?;
-                    let checksum = xxhash_rust::xxh3::xxh3_64(&bytes);
-                    let same = before.map(|e| e.file(part)).filter(|name| {
-                        m.checksums.get(&component_file(part, name)) == Some(&checksum)
-                            && published::file(data, part, name).metadata().is_ok_and(|f| f.len() == bytes.len() as u64)
+                    let rows = rows_hash(batches);
+                    let before = before.map(|e| e.file(part));
+                    let remembered = before.and_then(|name| {
+                        let file = component_file(part, name);
+                        (reader.memo.rows(&file) == Some(rows)).then(|| Some((name, *m.checksums.get(&file)?)))?
                     });
-                    let name = match same {
-                        Some(name) => name.to_string(),
+                    let (name, checksum) = match remembered {
+                        Some((name, checksum)) => (name.to_string(), checksum),
                         None => {
-                            let path = published::file(data, part, &id);
-                            write_file(&path, &bytes)?;
-                            written.push(path);
-                            added.push((
-                                part,
-                                published::add_of(published::file_name(&id), bytes.len() as u64, num_records, checksum),
-                            ));
-                            id.clone()
+                            let (bytes, num_records) = encode_parquet(batches)?;
+                            let checksum = xxhash_rust::xxh3::xxh3_64(&bytes);
+                            let same = before.filter(|name| {
+                                m.checksums.get(&component_file(part, name)) == Some(&checksum)
+                                    && published::file(data, part, name)
+                                        .metadata()
+                                        .is_ok_and(|f| f.len() == bytes.len() as u64)
+                            });
+                            match same {
+                                Some(name) => (name.to_string(), checksum),
+                                None => {
+                                    let path = published::file(data, part, &id);
+                                    write_file(&path, &bytes)?;
+                                    written.push(path);
+                                    let size = bytes.len() as u64;
+                                    let add = published::add_of(published::file_name(&id), size, num_records, checksum);
+                                    added.push((part, add));
+                                    (id.clone(), checksum)
+                                }
+                            }
                         }
                     };
-                    checksums.insert(component_file(part, &name), checksum);
+                    let file = component_file(part, &name);
+                    learnt.rows.push((file.clone(), rows));
+                    checksums.insert(file, checksum);
                     files.push(name);
                 }
                 if p.tails.iter().any(|t| !t.is_empty()) {
@@ -1163,18 +1217,29 @@ fn finish(
         let mut new = Vec::new();
         for rows in parts.values() {
             let mut w = SegmentWriter::create(dir, s)?;
+            let mut kept = reader.memo.remembers_segments().then(Stamped::default);
             for chunk in rows.chunks(SEGMENT_ROWS) {
                 let evs: Vec<Event> = chunk.iter().map(|&i| events.events[i].clone()).collect();
                 evs.iter().for_each(|e| w.note(e.occurred_at));
                 w.write(&events_batch(&evs, |j| events.ingested_at[chunk[j]])?)?;
+                if let Some(kept) = &mut kept {
+                    kept.ingested_at.extend(chunk.iter().map(|&i| events.ingested_at[i]));
+                    kept.events.extend(evs);
+                }
             }
             let (name, checksum, span) = w.finish()?;
+            if let Some(kept) = kept {
+                learnt.segments.push((name.clone(), Arc::new(kept)));
+            }
             checksums.insert(name.clone(), checksum);
             new.push((name, span));
         }
         segments.push((s, old_names, new));
     }
-    Ok(Folded { component: Component::of(epochs), checksums, segments, written, added })
+    let read = reader.learnt.take();
+    learnt.segments.extend(read.segments);
+    learnt.used.extend(read.used);
+    Ok(Folded { component: Component::of(epochs), checksums, segments, written, added, learnt })
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@
 mod epochs;
 mod grace;
 mod keys;
+mod memo;
 mod published;
 mod refold;
 mod segment;
@@ -665,6 +666,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     }
     let mut new_events = 0u64;
     let mut buffered = 0usize;
+    // A small append's events are remembered as its segments hold them (see `memo`).
+    let mut remember = tables.memo.remembers_segments() && range.after.is_some();
     let mut route = |batch: Stamped| -> Result<()> {
         for (e, ingested_at) in batch.events.into_iter().zip(batch.ingested_at) {
             let s = match numbers.get(&e.service) {
@@ -692,6 +695,12 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
             };
+            if remember {
+                let stored = Event { source: None, attributes: None, ..e.clone() };
+                let kept = w.kept.get_or_insert_default();
+                kept.events.push(stored);
+                kept.ingested_at.push(ingested_at);
+            }
             w.note(e.occurred_at);
             w.rows.events.push(e);
             w.rows.ingested_at.push(ingested_at);
@@ -699,6 +708,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
             if buffered >= ROUTE_BUDGET {
                 writers.values_mut().try_for_each(SegmentWriter::encode)?;
                 buffered = 0;
+                // Not a small append.
+                remember = false;
+                writers.values_mut().for_each(|w| w.kept = None);
             }
         }
         Ok(())
@@ -730,8 +742,12 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let mut discarded: Vec<String> = Vec::new();
     // The published files this update wrote, by table and name.
     let mut added: HashMap<(String, String), crate::log::delta::AddFile> = HashMap::new();
-    for ((s, epoch), w) in writers {
+    let mut written = memo::Learnt::default();
+    for ((s, epoch), mut w) in writers {
         touched.entry(s).or_default().insert(epoch);
+        if let Some(kept) = w.kept.take() {
+            written.segments.push((w.name.clone(), Arc::new(kept)));
+        }
         let (name, checksum, span) = w.finish()?;
         unsynced.push(dir.join(&name));
         fresh.insert(name.clone());
@@ -791,12 +807,15 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         })
         .collect();
     // Components fold independently: as many at a time as there are cores.
+    tables.memo.learn(written);
+    let memo = &tables.memo;
     let folded = in_parallel(&work, cores(), |(root, services, plan)| {
-        epochs::fold_component(&snap.root, &m, *root, services, plan)
+        epochs::fold_component(&snap.root, &m, memo, *root, services, plan)
     })?;
     let roots: Vec<u32> = work.iter().map(|(root, _, _)| *root).collect();
     drop(work);
     for (&root, folded) in roots.iter().zip(folded) {
+        tables.memo.learn(folded.learnt);
         m.checksums.extend(folded.checksums);
         for (s, old, new) in folded.segments {
             m.segments[s as usize].retain(|seg| !old.contains(seg));
@@ -835,6 +854,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         old_components.values().flat_map(Component::table_files).filter(|f| !named.contains(f)).collect();
     gone.into_iter().for_each(|f| m.retire(f));
     gone_tails.into_iter().for_each(|t| m.let_go(t));
+    tables.memo.forget(&discarded);
     let discarded: BTreeSet<PathBuf> = discarded.iter().map(|seg| dir.join(seg)).collect();
     unsynced.retain(|path| !discarded.contains(path));
     discarded.iter().for_each(|path| remove(path));
@@ -879,9 +899,12 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
     let sealed = seal(text).into_bytes();
     // Listed before the manifest that no longer names them is written.
-    let_go.add(&dir, std::mem::take(&mut m.garbage), std::mem::take(&mut m.retired))?;
+    let (garbage, retired) = (std::mem::take(&mut m.garbage), std::mem::take(&mut m.retired));
+    tables.memo.forget(garbage.iter().chain(&retired));
+    let_go.add(&dir, garbage, retired)?;
     write_atomic(&dir.join(MANIFEST), &sealed)?;
     let_go.expire(&snap.root, &dir, || [m.named_files(), m.named_tables_files()])?;
+    tables.memo.end_update();
     tracing::info!(
         new_events,
         components = affected.len(),
@@ -949,6 +972,8 @@ struct SegmentWriter {
     path: PathBuf,
     writer: ArrowWriter<HashingFile>,
     rows: Stamped,
+    /// Its events as read back, kept for the writer's [`memo::Memo`].
+    kept: Option<Stamped>,
     /// The earliest and latest `occurred_at` written.
     span: Option<(i64, i64)>,
 }
@@ -962,7 +987,7 @@ impl SegmentWriter {
         let options = stored::options(&schema, SEGMENT_ROWS, &crate::log::files::PLAIN_COLUMNS);
         let writer = ArrowWriter::try_new_with_options(HashingFile::new(file), schema, options)
             .map_err(|e| written(&path, e))?;
-        Ok(Self { name, path, writer, rows: Stamped::default(), span: None })
+        Ok(Self { name, path, writer, rows: Stamped::default(), kept: None, span: None })
     }
 
     /// Notes an event's `occurred_at` in its span.

@@ -128,6 +128,8 @@ pub struct Publication {
     pub(super) written: Option<super::Written>,
     /// The let-go list as the writer's last update left it.
     pub(super) let_go: Option<super::grace::LetGo>,
+    /// What the writer's updates keep from one to the next.
+    pub(super) memo: super::memo::Memo,
 }
 
 impl Publication {
