@@ -153,8 +153,6 @@ mod tests {
     use arrow::array::{Int64Array, ListArray, StringArray};
     use arrow::datatypes::Int64Type;
 
-    use crate::event::{Event, EventType};
-
     fn batch(names: &[Option<&str>], lists: Vec<Option<Vec<Option<i64>>>>) -> RecordBatch {
         let names: Arc<dyn Array> = Arc::new(StringArray::from(names.to_vec()));
         let lists: Arc<dyn Array> = Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(lists));
@@ -185,21 +183,7 @@ mod tests {
 
     #[test]
     fn files_no_longer_named_are_forgotten_and_segments_kept_within_the_budget() {
-        let event = Event {
-            event_id: "e".into(),
-            event_type: EventType::Commit,
-            occurred_at: 0,
-            service: "s".into(),
-            environment: None,
-            commit_sha: Some("ab".into()),
-            deployment_id: None,
-            incident_id: None,
-            change_ids: None,
-            team: None,
-            source: None,
-            attributes: None,
-            schema_version: 1,
-        };
+        let event = crate::project::tests::ev("e", "commit", 0);
         let events = |n: usize| Arc::new(Stamped { events: vec![event.clone(); n], ingested_at: vec![0; n] });
         let mut memo = Memo::default();
         memo.learn(Learnt {
