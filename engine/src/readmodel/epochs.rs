@@ -76,7 +76,6 @@ use super::{
 };
 use crate::error::Result;
 use crate::event::{Event, EventType};
-use crate::log::files::events_batch;
 use crate::log::{Ingested, Stamped, read_stored_events_in};
 use crate::metrics::{PartialBucket, ProjectedCounts, metric_rows_within};
 use crate::project::changes::{self, Carried};
@@ -1122,12 +1121,14 @@ fn finish(
                 for (part, batches) in PARTS.into_iter().zip(&p.parts) {
                     let rows = rows_hash(batches);
                     let before = before.map(|e| e.file(part));
+                    // Rows the writer knows the file it replaces to hold: kept unencoded.
                     let remembered = before.and_then(|name| {
                         let file = component_file(part, name);
-                        (reader.memo.rows(&file) == Some(rows)).then(|| Some((name, *m.checksums.get(&file)?)))?
+                        let checksum = *m.checksums.get(&file)?;
+                        (reader.memo.rows(&file) == Some(rows)).then(|| (name.to_string(), checksum))
                     });
                     let (name, checksum) = match remembered {
-                        Some((name, checksum)) => (name.to_string(), checksum),
+                        Some(kept) => kept,
                         None => {
                             let (bytes, num_records) = encode_parquet(batches)?;
                             let checksum = xxhash_rust::xxh3::xxh3_64(&bytes);
@@ -1216,21 +1217,13 @@ fn finish(
         }
         let mut new = Vec::new();
         for rows in parts.values() {
-            let mut w = SegmentWriter::create(dir, s)?;
-            let mut kept = reader.memo.remembers_segments().then(Stamped::default);
+            let mut w = SegmentWriter::create(dir, s, reader.memo.remembers_segments())?;
             for chunk in rows.chunks(SEGMENT_ROWS) {
-                let evs: Vec<Event> = chunk.iter().map(|&i| events.events[i].clone()).collect();
-                evs.iter().for_each(|e| w.note(e.occurred_at));
-                w.write(&events_batch(&evs, |j| events.ingested_at[chunk[j]])?)?;
-                if let Some(kept) = &mut kept {
-                    kept.ingested_at.extend(chunk.iter().map(|&i| events.ingested_at[i]));
-                    kept.events.extend(evs);
-                }
+                chunk.iter().for_each(|&i| w.push(events.events[i].clone(), events.ingested_at[i]));
+                w.encode()?;
             }
-            let (name, checksum, span) = w.finish()?;
-            if let Some(kept) = kept {
-                learnt.segments.push((name.clone(), Arc::new(kept)));
-            }
+            let super::SegmentFile { name, checksum, span, events } = w.finish()?;
+            learnt.segments.extend(events.map(|events| (name.clone(), Arc::new(events))));
             checksums.insert(name.clone(), checksum);
             new.push((name, span));
         }

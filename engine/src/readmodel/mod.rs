@@ -693,24 +693,16 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
             let epoch = cuts[s as usize].iter().rev().find(|&&c| c <= e.occurred_at).copied();
             let w = match writers.entry((s, epoch)) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s)?),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s, remember)?),
             };
-            if remember {
-                let stored = Event { source: None, attributes: None, ..e.clone() };
-                let kept = w.kept.get_or_insert_default();
-                kept.events.push(stored);
-                kept.ingested_at.push(ingested_at);
-            }
-            w.note(e.occurred_at);
-            w.rows.events.push(e);
-            w.rows.ingested_at.push(ingested_at);
+            w.push(e, ingested_at);
             buffered += 1;
             if buffered >= ROUTE_BUDGET {
-                writers.values_mut().try_for_each(SegmentWriter::encode)?;
-                buffered = 0;
-                // Not a small append.
+                // Not a small append: nothing to remember.
                 remember = false;
                 writers.values_mut().for_each(|w| w.kept = None);
+                writers.values_mut().try_for_each(SegmentWriter::encode)?;
+                buffered = 0;
             }
         }
         Ok(())
@@ -742,13 +734,11 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let mut discarded: Vec<String> = Vec::new();
     // The published files this update wrote, by table and name.
     let mut added: HashMap<(String, String), crate::log::delta::AddFile> = HashMap::new();
-    let mut written = memo::Learnt::default();
-    for ((s, epoch), mut w) in writers {
+    let mut routed_segments = memo::Learnt::default();
+    for ((s, epoch), w) in writers {
         touched.entry(s).or_default().insert(epoch);
-        if let Some(kept) = w.kept.take() {
-            written.segments.push((w.name.clone(), Arc::new(kept)));
-        }
-        let (name, checksum, span) = w.finish()?;
+        let SegmentFile { name, checksum, span, events } = w.finish()?;
+        routed_segments.segments.extend(events.map(|events| (name.clone(), Arc::new(events))));
         unsynced.push(dir.join(&name));
         fresh.insert(name.clone());
         m.checksums.insert(name.clone(), checksum);
@@ -807,7 +797,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         })
         .collect();
     // Components fold independently: as many at a time as there are cores.
-    tables.memo.learn(written);
+    tables.memo.learn(routed_segments);
     let memo = &tables.memo;
     let folded = in_parallel(&work, cores(), |(root, services, plan)| {
         epochs::fold_component(&snap.root, &m, memo, *root, services, plan)
@@ -972,14 +962,16 @@ struct SegmentWriter {
     path: PathBuf,
     writer: ArrowWriter<HashingFile>,
     rows: Stamped,
-    /// Its events as read back, kept for the writer's [`memo::Memo`].
+    /// Its events as read back ([`segment::as_read_back`]), when kept for
+    /// the writer's [`memo::Memo`].
     kept: Option<Stamped>,
     /// The earliest and latest `occurred_at` written.
     span: Option<(i64, i64)>,
 }
 
 impl SegmentWriter {
-    fn create(dir: &Path, service: u32) -> Result<Self> {
+    /// `remember`: it keeps its events, as read back, for the memo.
+    fn create(dir: &Path, service: u32, remember: bool) -> Result<Self> {
         let name = format!("input/s{service}-{}.parquet", uuid::Uuid::new_v4());
         let path = dir.join(&name);
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
@@ -987,34 +979,48 @@ impl SegmentWriter {
         let options = stored::options(&schema, SEGMENT_ROWS, &crate::log::files::PLAIN_COLUMNS);
         let writer = ArrowWriter::try_new_with_options(HashingFile::new(file), schema, options)
             .map_err(|e| written(&path, e))?;
-        Ok(Self { name, path, writer, rows: Stamped::default(), kept: None, span: None })
+        let kept = remember.then(Stamped::default);
+        Ok(Self { name, path, writer, rows: Stamped::default(), kept, span: None })
     }
 
-    /// Notes an event's `occurred_at` in its span.
-    fn note(&mut self, t: i64) {
+    /// Adds an event, held until the next [`SegmentWriter::encode`].
+    fn push(&mut self, e: Event, ingested_at: i64) {
+        let t = e.occurred_at;
         self.span = Some(self.span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+        self.rows.events.push(e);
+        self.rows.ingested_at.push(ingested_at);
     }
 
-    /// Writes a batch of the `events` schema.
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        self.writer.write(&segment::to_stored(batch)?).map_err(|e| written(&self.path, e))
-    }
-
+    /// Encodes the events held as a row group.
     fn encode(&mut self) -> Result<()> {
         if !self.rows.events.is_empty() {
             let Stamped { events, ingested_at } = std::mem::take(&mut self.rows);
-            self.write(&events_batch(&events, |i| ingested_at[i])?)?;
+            let batch = segment::to_stored(&events_batch(&events, |i| ingested_at[i])?)?;
+            self.writer.write(&batch).map_err(|e| written(&self.path, e))?;
+            if let Some(kept) = &mut self.kept {
+                kept.events.extend(events.into_iter().map(segment::as_read_back));
+                kept.ingested_at.extend(ingested_at);
+            }
         }
         Ok(())
     }
 
-    /// Closes the segment (synced with the update's other files): its
-    /// name, checksum and span (of a segment with no events: (0, 0)).
-    fn finish(mut self) -> Result<(String, u64, (i64, i64))> {
+    /// Closes the segment (synced with the update's other files).
+    fn finish(mut self) -> Result<SegmentFile> {
         self.encode()?;
         let (_file, checksum) = self.writer.into_inner().map_err(|e| written(&self.path, e))?.finish();
-        Ok((self.name, checksum, self.span.unwrap_or_default()))
+        Ok(SegmentFile { name: self.name, checksum, span: self.span.unwrap_or_default(), events: self.kept })
     }
+}
+
+/// An input segment written.
+struct SegmentFile {
+    name: String,
+    checksum: u64,
+    /// The earliest and latest `occurred_at` of its events ((0, 0) when none).
+    span: (i64, i64),
+    /// Its events as read back, when its writer kept them.
+    events: Option<Stamped>,
 }
 
 /// Deletes what an update that did not finish left behind (run by a
