@@ -46,3 +46,37 @@ pub fn in_parallel<T: Sync, R: Send>(
     done.sort_by_key(|(index, _)| *index);
     done.into_iter().map(|(_, r)| r).collect()
 }
+
+/// [`in_parallel`] for work that takes its item (closing a writer, say).
+pub fn in_parallel_owned<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let items: Vec<Mutex<Option<T>>> = items.into_iter().map(|item| Mutex::new(Some(item))).collect();
+    in_parallel(&items, threads, |item| {
+        let taken = item.lock().ok().and_then(|mut item| item.take());
+        f(taken.ok_or_else(|| Error::Internal("an item was taken twice".into()))?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_items_are_each_taken_once_and_answered_in_order() {
+        let items: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+        let lengths = in_parallel_owned(items.clone(), 4, |s: String| Ok(s.len())).unwrap();
+        assert_eq!(lengths, items.iter().map(String::len).collect::<Vec<_>>());
+        let failed =
+            in_parallel_owned(
+                items,
+                4,
+                |s: String| {
+                    if s == "42" { Err(Error::Internal(format!("item {s}"))) } else { Ok(s) }
+                },
+            );
+        assert!(matches!(failed, Err(Error::Internal(m)) if m == "item 42"));
+    }
+}

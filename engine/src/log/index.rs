@@ -613,10 +613,11 @@ impl IdIndex {
     /// Makes every record of this append durable. Call before the commit.
     pub fn flush(&mut self) -> Result<()> {
         self.write_unwritten()?;
-        let dirty: Vec<PathBuf> =
+        let mut dirty: Vec<PathBuf> =
             (0..BUCKETS).filter(|&b| self.dirty[b]).map(|b| Self::bucket_path(&self.dir, b)).collect();
-        sync_files(&dirty)?;
-        sync_dir(&self.dir)
+        // With the directory: the buckets created here.
+        dirty.push(self.dir.clone());
+        sync_files(&dirty)
     }
 
     /// After the commit: the records are now valid, the marker goes.

@@ -57,7 +57,7 @@ use crate::log::delta::{
 use crate::log::files::{HashingFile, events_batch, log_file_affects, parquet_plan, read_verified, written};
 use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_stored_events_in};
 use crate::metrics::{ProjectedCounts, dora_metrics};
-use crate::parallel::{cores, in_parallel};
+use crate::parallel::{cores, in_parallel, in_parallel_owned};
 use crate::project::tables::Table;
 pub use epochs::bounded_columns;
 /// A small delivery history for tests: see `epochs::tests::days`.
@@ -735,9 +735,11 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     // The published files this update wrote, by table and name.
     let mut added: HashMap<(String, String), crate::log::delta::AddFile> = HashMap::new();
     let mut routed_segments = memo::Learnt::default();
-    for ((s, epoch), w) in writers {
+    // Each of the (small) segments of an append is encoded as it closes: on every core.
+    let (starts, writers): (Vec<(u32, Option<i64>)>, Vec<SegmentWriter>) = writers.into_iter().unzip();
+    let closed = in_parallel_owned(writers, cores(), SegmentWriter::finish)?;
+    for ((s, epoch), SegmentFile { name, checksum, span, events }) in starts.into_iter().zip(closed) {
         touched.entry(s).or_default().insert(epoch);
-        let SegmentFile { name, checksum, span, events } = w.finish()?;
         routed_segments.segments.extend(events.map(|events| (name.clone(), Arc::new(events))));
         unsynced.push(dir.join(&name));
         fresh.insert(name.clone());
