@@ -122,7 +122,11 @@ async fn committer(dir: PathBuf, mut queue: mpsc::UnboundedReceiver<Request>) {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(_) => {
-                    appender = None;
+                    // Off the async workers: closing waits for the files
+                    // its last update let go to be deleted.
+                    if let Some(idle) = appender.take() {
+                        let _ = tokio::task::spawn_blocking(move || drop(idle)).await;
+                    }
                     continue;
                 }
             }

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -84,29 +84,78 @@ impl LetGo {
         Ok(())
     }
 
-    /// Deletes the files past the grace period (of data directory `root`,
-    /// model directory `dir`) once they are at least half the list, and
-    /// writes the list again without them. `named` gives the files the
-    /// manifest names (under `model/`, of the tables), which are never
-    /// deleted: an update whose manifest could not be written after it
-    /// listed files leaves them named.
-    pub fn expire(&mut self, root: &Path, dir: &Path, named: impl FnOnce() -> [BTreeSet<String>; 2]) -> Result<()> {
+    /// Takes the files past the grace period (of data directory `root`,
+    /// model directory `dir`) off the list once they are at least half of
+    /// it, writes the list again without them, and returns them to be
+    /// deleted. `named` gives the files the manifest names (under `model/`,
+    /// of the tables), which are never deleted: an update whose manifest
+    /// could not be written after it listed files leaves them named.
+    pub fn expire(
+        &mut self,
+        root: &Path,
+        dir: &Path,
+        named: impl FnOnce() -> [BTreeSet<String>; 2],
+    ) -> Result<Vec<PathBuf>> {
         let now = chrono::Utc::now().timestamp_millis();
         let expired = self.lines.iter().take_while(|l| now - l.at > GRACE_MS).count();
         if expired == 0 || expired * 2 < self.lines.len() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let kept = self.lines.split_off(expired);
         let text = kept.iter().map(Line::text).collect::<Result<String>>()?;
-        // The list first: a crash in between leaves files no list names,
-        // which the next writer's sweep deletes.
+        // The list first: a crash before the files are deleted leaves files
+        // no list names, which the next writer's sweep deletes.
         write_atomic(&dir.join(FILE), text.as_bytes())?;
         let [model, tables] = named();
+        let mut gone = Vec::new();
         for line in std::mem::replace(&mut self.lines, kept) {
-            line.model.iter().filter(|f| !model.contains(*f)).for_each(|f| super::remove(&dir.join(f)));
-            line.tables.iter().filter(|f| !tables.contains(*f)).for_each(|f| super::remove(&root.join(f)));
+            gone.extend(line.model.iter().filter(|f| !model.contains(*f)).map(|f| dir.join(f)));
+            gone.extend(line.tables.iter().filter(|f| !tables.contains(*f)).map(|f| root.join(f)));
         }
-        Ok(())
+        Ok(gone)
+    }
+}
+
+/// Deletes files no model names any more off the update's path: an update
+/// that deleted the let-go files of ten minutes (thousands; on a disk
+/// mounted with `discard` each unlink waits for the device) kept the
+/// appends waiting on it for seconds. One batch at a time; the next waits
+/// for the last, and so does dropping it. Files a crash leaves undeleted
+/// are named by nothing, and the next writer's sweep deletes them.
+#[derive(Debug, Default)]
+pub(super) struct Deleter {
+    deleting: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Deleter {
+    pub fn delete(&mut self, paths: Vec<PathBuf>) {
+        if paths.is_empty() {
+            return;
+        }
+        self.wait();
+        let spawned = std::thread::Builder::new().name("leadline-delete".into()).spawn({
+            let paths = paths.clone();
+            move || paths.iter().for_each(|p| super::remove(p))
+        });
+        match spawned {
+            Ok(thread) => self.deleting = Some(thread),
+            // No thread to be had: deleted here.
+            Err(_) => paths.iter().for_each(|p| super::remove(p)),
+        }
+    }
+
+    pub fn wait(&mut self) {
+        if let Some(thread) = self.deleting.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("deleting old read-model files failed; the next writer's sweep deletes them");
+        }
+    }
+}
+
+impl Drop for Deleter {
+    fn drop(&mut self) {
+        self.wait();
     }
 }
 
@@ -134,11 +183,15 @@ mod tests {
         let named = || [BTreeSet::from(["input/b".to_string()]), BTreeSet::new()];
         // One line of three past the grace period: not yet half the list.
         list.lines[0].at -= GRACE_MS + 1;
-        list.expire(root, &dir, named).unwrap();
+        assert!(list.expire(root, &dir, named).unwrap().is_empty());
         assert!(root.join("model/input/a").exists() && LetGo::read(&dir).lines.len() == 3);
         // Two of three: their files go, but for one the manifest still names.
         list.lines[1].at -= GRACE_MS + 1;
-        list.expire(root, &dir, named).unwrap();
+        let gone = list.expire(root, &dir, named).unwrap();
+        assert!(root.join("model/input/a").exists(), "returned, not deleted");
+        let mut deleter = Deleter::default();
+        deleter.delete(gone);
+        deleter.wait();
         let exists = |f: &str| root.join(f).exists();
         assert!(!exists("model/input/a") && exists("model/input/b"));
         assert!(!exists("tables/t/x.parquet") && !exists("tables/t/y.parquet") && exists("tables/t/z.parquet"));

@@ -638,7 +638,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let mut publishing = refreshing.elapsed();
     let mut let_go = tables.let_go.take().unwrap_or_else(|| grace::LetGo::read(&dir));
     if !tables.swept {
-        remove_unnamed(&snap.root, &m, tables, &let_go)?;
+        let unnamed = unnamed_files(&snap.root, &m, tables, &let_go)?;
+        tables.deleter.delete(unnamed);
     }
     // An update that fails from here on may leave files behind.
     tables.swept = false;
@@ -895,7 +896,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     tables.memo.forget(garbage.iter().chain(&retired));
     let_go.add(&dir, garbage, retired)?;
     write_atomic(&dir.join(MANIFEST), &sealed)?;
-    let_go.expire(&snap.root, &dir, || [m.named_files(), m.named_tables_files()])?;
+    let expired = let_go.expire(&snap.root, &dir, || [m.named_files(), m.named_tables_files()])?;
+    tables.deleter.delete(expired);
     tables.memo.end_update();
     tracing::info!(
         new_events,
@@ -1025,17 +1027,17 @@ struct SegmentFile {
     events: Option<Stamped>,
 }
 
-/// Deletes what an update that did not finish left behind (run by a
-/// writer's first update, and by the next after one that failed): files
+/// What an update that did not finish left behind, to be deleted (found by
+/// a writer's first update, and by the next after one that failed): files
 /// under `model/input/`, `model/keys/` and `model/tails/` that the manifest
 /// does not name, and
 /// data files of the published tables that neither the manifest nor a
 /// table's latest version names.
-fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication, let_go: &grace::LetGo) -> Result<()> {
+fn unnamed_files(root: &Path, m: &Manifest, tables: &Publication, let_go: &grace::LetGo) -> Result<Vec<PathBuf>> {
     let dir = root.join(DIR);
     remove_temp_files(&dir);
     // Where format 2 kept its components; no model reads them any more.
-    remove(&dir.join("out"));
+    let mut unnamed = vec![dir.join("out")];
     let mut named = m.named_files();
     named.extend(let_go.model_files().cloned());
     for sub in SUBDIRS {
@@ -1043,7 +1045,7 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication, let_go: &grac
         for entry in read_dir(&d)? {
             let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
             if !named.contains(&rel) {
-                remove(&entry.path());
+                unnamed.push(entry.path());
             }
         }
     }
@@ -1055,13 +1057,13 @@ fn remove_unnamed(root: &Path, m: &Manifest, tables: &Publication, let_go: &grac
         for entry in read_dir(&d)? {
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            let unnamed = |id: &&str| !live.contains(id) && !named.contains(&component_file(part, id));
-            if published::component_of(&name).is_some_and(|id| unnamed(&id)) {
-                remove(&entry.path());
+            let unnamed_id = |id: &&str| !live.contains(id) && !named.contains(&component_file(part, id));
+            if published::component_of(&name).is_some_and(|id| unnamed_id(&id)) {
+                unnamed.push(entry.path());
             }
         }
     }
-    Ok(())
+    Ok(unnamed)
 }
 
 /// The entries of `dir`; none if it does not exist.

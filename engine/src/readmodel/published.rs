@@ -130,6 +130,8 @@ pub struct Publication {
     pub(super) let_go: Option<super::grace::LetGo>,
     /// What the writer's updates keep from one to the next.
     pub(super) memo: super::memo::Memo,
+    /// Deletes the files the updates let go.
+    pub(super) deleter: super::grace::Deleter,
 }
 
 impl Publication {
