@@ -133,6 +133,8 @@ impl Deleter {
             return;
         }
         self.wait();
+        // Shared with the thread, so that they are still here if it cannot start.
+        let paths = std::sync::Arc::new(paths);
         let spawned = std::thread::Builder::new().name("leadline-delete".into()).spawn({
             let paths = paths.clone();
             move || paths.iter().for_each(|p| super::remove(p))

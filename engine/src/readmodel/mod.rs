@@ -416,16 +416,8 @@ impl ReadModel {
                 live.push((dir.join(&tails), tails));
             }
         }
-        let mut named = m.named_files();
-        named.extend(grace::LetGo::read(&dir).model_files().cloned());
-        let mut unnamed = Vec::new();
-        for sub in SUBDIRS {
-            for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
-                if !named.contains(&format!("{sub}/{}", entry.file_name().to_string_lossy())) {
-                    unnamed.push(entry.path());
-                }
-            }
-        }
+        // An unreadable directory's files are for the checks of the live files to find.
+        let unnamed = unnamed_model_files(&dir, m, &grace::LetGo::read(&dir)).unwrap_or_default();
         (live, unnamed)
     }
 
@@ -637,10 +629,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     tables.refresh(&snap.root)?;
     let mut publishing = refreshing.elapsed();
     let mut let_go = tables.let_go.take().unwrap_or_else(|| grace::LetGo::read(&dir));
-    if !tables.swept {
-        let unnamed = unnamed_files(&snap.root, &m, tables, &let_go)?;
-        tables.deleter.delete(unnamed);
-    }
+    // Deleted with the files this update lets go, at its end (one batch:
+    // a second would wait for the first).
+    let unnamed = if tables.swept { Vec::new() } else { unnamed_files(&snap.root, &m, tables, &let_go)? };
     // An update that fails from here on may leave files behind.
     tables.swept = false;
     let started = std::time::Instant::now();
@@ -897,7 +888,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let_go.add(&dir, garbage, retired)?;
     write_atomic(&dir.join(MANIFEST), &sealed)?;
     let expired = let_go.expire(&snap.root, &dir, || [m.named_files(), m.named_tables_files()])?;
-    tables.deleter.delete(expired);
+    tables.deleter.delete(unnamed.into_iter().chain(expired).collect());
     tables.memo.end_update();
     tracing::info!(
         new_events,
@@ -1038,17 +1029,7 @@ fn unnamed_files(root: &Path, m: &Manifest, tables: &Publication, let_go: &grace
     remove_temp_files(&dir);
     // Where format 2 kept its components; no model reads them any more.
     let mut unnamed = vec![dir.join("out")];
-    let mut named = m.named_files();
-    named.extend(let_go.model_files().cloned());
-    for sub in SUBDIRS {
-        let d = dir.join(sub);
-        for entry in read_dir(&d)? {
-            let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
-            if !named.contains(&rel) {
-                unnamed.push(entry.path());
-            }
-        }
-    }
+    unnamed.extend(unnamed_model_files(&dir, m, let_go)?);
     let mut named = m.named_tables_files();
     named.extend(let_go.table_files().cloned());
     for part in PARTS {
@@ -1059,6 +1040,22 @@ fn unnamed_files(root: &Path, m: &Manifest, tables: &Publication, let_go: &grace
             let name = name.to_string_lossy();
             let unnamed_id = |id: &&str| !live.contains(id) && !named.contains(&component_file(part, id));
             if published::component_of(&name).is_some_and(|id| unnamed_id(&id)) {
+                unnamed.push(entry.path());
+            }
+        }
+    }
+    Ok(unnamed)
+}
+
+/// The files under model directory `dir`'s [`SUBDIRS`] that neither the
+/// manifest nor the let-go list names.
+fn unnamed_model_files(dir: &Path, m: &Manifest, let_go: &grace::LetGo) -> Result<Vec<PathBuf>> {
+    let mut named = m.named_files();
+    named.extend(let_go.model_files().cloned());
+    let mut unnamed = Vec::new();
+    for sub in SUBDIRS {
+        for entry in read_dir(&dir.join(sub))? {
+            if !named.contains(&format!("{sub}/{}", entry.file_name().to_string_lossy())) {
                 unnamed.push(entry.path());
             }
         }
@@ -1175,6 +1172,9 @@ mod tests {
         drop(appender);
         let mut appender = Appender::open(root, "test").unwrap();
         deploy(&mut appender, "b", 3);
+        // Its deletions run on a thread of their own; closing the writer waits for them.
+        drop(appender);
+        let mut appender = Appender::open(root, "test").unwrap();
         let third = manifest(root);
         assert_published(root, &third);
         assert!(!stray.exists(), "a file no version named is deleted");
