@@ -617,10 +617,10 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         .open(&lock_path)
         .map_err(|e| Error::io(&lock_path, e))?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-    let mut m = match read_manifest_after(&dir, tables.written.take()) {
-        Ok(Some(m)) if m.usable(&snap.root) && m.window == window && !from_scratch => m,
+    let (mut m, replaced) = match read_manifest_after(&dir, tables.written.take()) {
+        Ok(Some(m)) if m.usable(&snap.root) && m.window == window && !from_scratch => (m, false),
         Err(e) if !from_scratch => return Err(e),
-        old => Manifest::replacing(old.ok().flatten().filter(|o| o.format == FORMAT), window),
+        old => (Manifest::replacing(old.ok().flatten().filter(|o| o.format == FORMAT), window), true),
     };
     if m.version >= snap.version {
         return Ok(Arc::new(m));
@@ -631,9 +631,12 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let mut let_go = tables.let_go.take().unwrap_or_else(|| grace::LetGo::read(&dir));
     // Deleted with the files this update lets go, at its end (one batch:
     // a second would wait for the first).
-    let unnamed = if tables.swept { Vec::new() } else { unnamed_files(&snap.root, &m, tables, &let_go)? };
+    let unnamed = if tables.in_line { Vec::new() } else { unnamed_files(&snap.root, &m, tables, &let_go)? };
+    // Only what this update changes is checked against the tables and the
+    // checksums when the last update left them in line with the model.
+    let in_line = tables.in_line && !replaced;
     // An update that fails from here on may leave files behind.
-    tables.swept = false;
+    tables.in_line = false;
     let started = std::time::Instant::now();
     let through = snap.appends.iter().map(|a| a.ingested_at).max();
     let range = Ingested { after: m.ingested_through, through };
@@ -810,6 +813,8 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
             }
             for seg in old {
                 if fresh.remove(&seg) {
+                    m.checksums.remove(&seg);
+                    m.spans.remove(&seg);
                     discarded.push(seg);
                 } else {
                     m.let_go(seg);
@@ -858,9 +863,16 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     //    manifest, which the next update's commits bring back in line.
     let publish_started = std::time::Instant::now();
     let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
-    let live = PARTS.map(|part| m.components.values().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect());
-    let unpublished = tables.publish(&snap.root, &live, &facts, &added)?;
-    drop(live);
+    // In line, the files of the components refolded and those let go are
+    // all that can differ from the tables.
+    let live_components: Vec<&Component> = match in_line {
+        true => roots.iter().filter_map(|root| m.components.get(root)).collect(),
+        false => m.components.values().collect(),
+    };
+    let live = PARTS.map(|part| live_components.iter().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect());
+    let scope = in_line.then(|| retired_ids(&m.retired));
+    let unpublished = tables.publish(&snap.root, &live, scope.as_ref(), &facts, &added)?;
+    drop((live, live_components));
     // Files of an update that crashed after its commits: readers saw them.
     // (Rare: the let-go list, which steady appends make long, is read only then.)
     if !unpublished.is_empty() {
@@ -873,12 +885,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     published::write_snapshot(&snap.root, FORMAT, m.version, m.ingested_through, &m.published)?;
     publishing += publish_started.elapsed();
 
-    // Checksums of files no longer named go with them.
-    let live = m.live_files();
-    let components: BTreeSet<String> =
-        m.components.values().flat_map(|c| c.table_files().chain(c.ids().map(tails_file))).collect();
-    m.checksums.retain(|name, _| live.contains(name) || components.contains(name));
-    m.spans.retain(|name, _| live.contains(name));
+    forget_unnamed(&mut m, in_line);
     m.checksum = SEAL_PLACEHOLDER.into();
     let text = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("read model manifest: {e}")))?;
     let sealed = seal(text).into_bytes();
@@ -899,11 +906,41 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
         total = ?started.elapsed(),
         "read model updated"
     );
-    tables.swept = true;
+    tables.in_line = true;
     tables.let_go = Some(let_go);
     let m = Arc::new(m);
     tables.written = Some((sealed, m.clone()));
     Ok(m)
+}
+
+/// Drops the checksums and spans of files `m` no longer names: when
+/// `in_line`, those of the files it lets go (it named no others).
+fn forget_unnamed(m: &mut Manifest, in_line: bool) {
+    if in_line {
+        for name in m.garbage.iter().chain(&m.retired) {
+            m.checksums.remove(name);
+            m.spans.remove(name);
+        }
+    }
+    // In line, in debug builds only: a check that nothing else was left.
+    if !in_line || cfg!(debug_assertions) {
+        let live = m.live_files();
+        let components: BTreeSet<String> =
+            m.components.values().flat_map(|c| c.table_files().chain(c.ids().map(tails_file))).collect();
+        let before = (m.checksums.len(), m.spans.len());
+        m.checksums.retain(|name, _| live.contains(name) || components.contains(name));
+        m.spans.retain(|name, _| live.contains(name));
+        debug_assert!(!in_line || before == (m.checksums.len(), m.spans.len()), "an unnamed file's checksum was left");
+    }
+}
+
+/// Per table (in [`PARTS`] order), the ids of the `retired` files (named as
+/// [`component_file`] names them).
+fn retired_ids(retired: &[String]) -> [BTreeSet<&str>; PARTS.len()] {
+    PARTS.map(|part| {
+        let dir = format!("{}/{}/", published::DIR, part.name());
+        retired.iter().filter_map(|f| published::component_of(f.strip_prefix(&dir)?)).collect()
+    })
 }
 
 /// Keys of the ids `e` names ([`epochs::named`]); their kinds are kept apart.

@@ -119,10 +119,12 @@ struct SnapshotFile<'a> {
 #[derive(Debug, Default)]
 pub struct Publication {
     states: Vec<TableState>,
-    /// Whether every file under the model and the tables is one the model
-    /// or a table names: false for a new writer (another may have died
-    /// mid-update) and during an update, until it has finished.
-    pub(super) swept: bool,
+    /// Whether the writer's last update finished: then every file under the
+    /// model and the tables is one the model or a table names, the tables
+    /// hold the model's files, and the manifest's checksums are of files it
+    /// names, so the next update checks only what it changes. False for a
+    /// new writer (another may have died mid-update) and during an update.
+    pub(super) in_line: bool,
     /// The manifest the writer wrote last, which its next update reads
     /// without parsing it when the file is still that one.
     pub(super) written: Option<super::Written>,
@@ -158,16 +160,21 @@ impl Publication {
         state.into_iter().flat_map(|s| s.files.keys()).filter_map(|f| component_of(f)).collect()
     }
 
-    /// Commits, in each table whose files differ from `live`'s (the ids of
-    /// the files the model names, in [`PARTS`] order), one version that
-    /// removes every other file and adds theirs (`added`, by table and file
-    /// name: the `add`s of the files this update wrote; any other is read
-    /// for its own). `facts` go in each commit's `commitInfo`. Returns the
-    /// files it removed, by table.
+    /// Commits, in each table whose files differ from the model's, one
+    /// version that removes the files the model no longer names and adds
+    /// its new ones. `live`: per table (in [`PARTS`] order), ids of files
+    /// the model names; `scope`: the ids whose files may have changed since
+    /// this writer's last update (the files it let go; with `live` those of
+    /// the components it refolded), or `None` to compare every file the
+    /// tables name with `live`, which then names all of the model's.
+    /// `added`, by table and file name: the `add`s of the files this update
+    /// wrote (any other is read for its own). `facts` go in each commit's
+    /// `commitInfo`. Returns the files it removed, by table.
     pub fn publish(
         &mut self,
         root: &Path,
         live: &[BTreeSet<&str>; PARTS.len()],
+        scope: Option<&[BTreeSet<&str>; PARTS.len()]>,
         facts: &Value,
         added: &HashMap<(String, String), AddFile>,
     ) -> Result<Vec<(Part, String)>> {
@@ -180,7 +187,11 @@ impl Publication {
             let table = DeltaTable::new(table_root(root, part));
             let mut actions = Vec::new();
             let mut removed = Vec::new();
-            for f in state.files.values() {
+            let named: Vec<&AddFile> = match scope {
+                None => state.files.values().collect(),
+                Some(scope) => scope[part.index()].iter().filter_map(|id| state.files.get(&file_name(id))).collect(),
+            };
+            for f in named {
                 if let Some(id) = component_of(&f.path).filter(|id| !live.contains(id)) {
                     actions.push(remove_action(f, true));
                     removed.push((part, id.to_string()));
