@@ -156,6 +156,8 @@ pub struct IdIndex {
     unwritten_count: usize,
     /// Buckets written during this append (to fsync before commit).
     dirty: Vec<bool>,
+    /// Each bucket file's length, with what this append wrote.
+    lengths: Vec<u64>,
 }
 
 /// What the index keeps of an id hash: its top 64 bits.
@@ -440,7 +442,7 @@ impl IdIndex {
         }
         let mut records = 0;
         for (_, path) in bucket_files(dir) {
-            let len = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            let len = Self::length(&path)?;
             if !len.is_multiple_of(RECORD as u64) {
                 let problem = format!("{len} bytes long, not a whole number of {RECORD}-byte records");
                 return Err(Error::damaged(&path, problem, BUCKET_AFFECTS));
@@ -487,14 +489,28 @@ impl IdIndex {
         sync_dir(dir)
     }
 
-    /// Starts an append that will commit as table `version`.
-    pub fn begin(dir: &Path, version: u64) -> Result<Self> {
+    fn length(path: &Path) -> Result<u64> {
+        Ok(fs::metadata(path).map_err(|e| Error::io(path, e))?.len())
+    }
+
+    /// Starts an append that will commit as table `version`. `lengths`:
+    /// the bucket files' lengths as the last append of this writer left
+    /// them (see [`IdIndex::finish`]), or `None` to `stat` them.
+    pub fn begin(dir: &Path, version: u64, lengths: Option<Vec<u64>>) -> Result<Self> {
         create_dir_durable(dir)?;
-        let mut lengths = vec![0u64; BUCKETS];
-        for (b, path) in bucket_files(dir) {
-            lengths[b] = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
-        }
-        write_atomic(&Self::marker(dir), Pending { version, lengths: Some(lengths) }.text().as_bytes())?;
+        let lengths = match lengths.filter(|l| l.len() == BUCKETS) {
+            Some(lengths) => lengths,
+            None => {
+                let mut lengths = vec![0u64; BUCKETS];
+                for (b, path) in bucket_files(dir) {
+                    lengths[b] = Self::length(&path)?;
+                }
+                lengths
+            }
+        };
+        let pending = Pending { version, lengths: Some(lengths) };
+        write_atomic(&Self::marker(dir), pending.text().as_bytes())?;
+        let lengths = pending.lengths.unwrap_or_default();
         Ok(Self {
             dir: dir.to_path_buf(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
@@ -504,6 +520,7 @@ impl IdIndex {
             unwritten: vec![Vec::new(); BUCKETS],
             unwritten_count: 0,
             dirty: vec![false; BUCKETS],
+            lengths,
         })
     }
 
@@ -603,6 +620,7 @@ impl IdIndex {
             let path = Self::bucket_path(&self.dir, b);
             let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
             f.write_all(&self.unwritten[b]).map_err(|e| Error::io(&path, e))?;
+            self.lengths[b] += self.unwritten[b].len() as u64;
             self.unwritten[b].clear();
             self.dirty[b] = true;
         }
@@ -621,10 +639,14 @@ impl IdIndex {
     }
 
     /// After the commit: the records are now valid, the marker goes.
-    pub fn finish(self) -> Result<()> {
+    /// Returns the bucket files' lengths, for the writer's next append
+    /// (which so need not `stat` 1,024 files: they change only by appends,
+    /// and the writer holds the data directory's lock).
+    pub fn finish(self) -> Result<Vec<u64>> {
         let marker = Self::marker(&self.dir);
         fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        Ok(self.lengths)
     }
 }
 
@@ -636,7 +658,7 @@ mod tests {
     fn verdicts_survive_reopen_and_uncommitted_records_are_undone() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("index");
-        let mut ix = IdIndex::begin(&d, 1).unwrap();
+        let mut ix = IdIndex::begin(&d, 1, None).unwrap();
         assert_eq!(ix.check_and_insert(7, 1).unwrap(), Seen::New);
         assert_eq!(ix.check_and_insert(7, 1).unwrap(), Seen::Duplicate);
         assert_eq!(ix.check_and_insert(7, 2).unwrap(), Seen::Conflict);
@@ -645,13 +667,13 @@ mod tests {
         IdIndex::recover(&d, Some(1)).unwrap();
 
         // Version 2 writes its records, then "crashes" before committing.
-        let mut ix = IdIndex::begin(&d, 2).unwrap();
+        let mut ix = IdIndex::begin(&d, 2, None).unwrap();
         assert_eq!(ix.check_and_insert(7, 1).unwrap(), Seen::Duplicate);
         assert_eq!(ix.check_and_insert(u128::MAX - 3, 9).unwrap(), Seen::New);
         ix.flush().unwrap();
         drop(ix);
         IdIndex::recover(&d, Some(1)).unwrap();
-        let mut ix = IdIndex::begin(&d, 2).unwrap();
+        let mut ix = IdIndex::begin(&d, 2, None).unwrap();
         assert_eq!(ix.check_and_insert(u128::MAX - 3, 10).unwrap(), Seen::New, "record of the lost version was undone");
         assert_eq!(ix.check_and_insert(7, 3).unwrap(), Seen::Conflict);
     }
@@ -661,7 +683,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
         let n = 20_000u128;
-        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 1, None).unwrap();
         for i in 0..n {
             assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::New);
         }
@@ -671,9 +693,15 @@ mod tests {
         assert_eq!(ix.check_and_insert(id(3), 99).unwrap(), Seen::Conflict);
         assert_eq!(ix.cached, n as usize);
         ix.flush().unwrap();
-        ix.finish().unwrap();
+        // The lengths the writer keeps for its next append are the files'.
+        let lengths = ix.finish().unwrap();
+        let mut stated = vec![0u64; BUCKETS];
+        bucket_files(dir.path()).into_iter().for_each(|(b, p)| stated[b] = fs::metadata(p).unwrap().len());
+        assert_eq!(lengths, stated);
+        assert_eq!(lengths.iter().sum::<u64>(), n as u64 * RECORD as u64);
         // The next append loads the buckets from their files.
-        let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 2, Some(lengths.clone())).unwrap();
+        assert_eq!(Pending::read(dir.path()).unwrap().unwrap().lengths, Some(lengths), "the marker holds them");
         for i in (0..n).step_by(7) {
             assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::Duplicate, "id {i} not loaded");
             assert_eq!(ix.check_and_insert(id(i), i as u64 + 1).unwrap(), Seen::Conflict);
@@ -685,7 +713,7 @@ mod tests {
     fn a_few_ids_of_a_bucket_are_looked_up_in_its_file_and_more_load_it() {
         let dir = tempfile::tempdir().unwrap();
         let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 1, None).unwrap();
         for i in 0..5_000 {
             ix.check_and_insert(id(i), i as u64).unwrap();
         }
@@ -695,7 +723,7 @@ mod tests {
         let b = bucket_of(id(0));
         let old: Vec<u128> = (0..5_000).map(id).filter(|&i| bucket_of(i) == b).take(3).collect();
         let new: Vec<u128> = (5_000..).map(id).filter(|&i| bucket_of(i) == b).take(3).collect();
-        let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 2, None).unwrap();
         let content = |i: u128| (0..5_000).find(|&n| id(n) == i).unwrap_or(7) as u64;
         // Four lookups in the file: a redelivery, a conflict, a new id, and
         // that id again (found among this append's unwritten records).
@@ -712,7 +740,7 @@ mod tests {
         assert_eq!(ix.check_and_insert(new[1], 1).unwrap(), Seen::Duplicate);
         ix.flush().unwrap();
         ix.finish().unwrap();
-        let mut ix = IdIndex::begin(dir.path(), 3).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 3, None).unwrap();
         assert_eq!(ix.check_and_insert(new[0], 1).unwrap(), Seen::Duplicate);
         assert_eq!(ix.check_and_insert(new[1], 3).unwrap(), Seen::Conflict);
         assert_eq!(ix.check_and_insert(new[2], 1).unwrap(), Seen::New);
@@ -726,7 +754,7 @@ mod tests {
         let (a, b, c) = (id(1), id(2), id(3));
         let loaded = |id| (shard_of(id_key(id)), key_in_shard(id_key(id)));
         assert_eq!(loaded(a), loaded(b));
-        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 1, None).unwrap();
         assert_eq!(ix.check_and_insert(a, 10).unwrap(), Seen::New);
         assert_eq!(ix.check_and_insert(b, 20).unwrap(), Seen::New, "b is another id, not a conflict with a");
         assert_eq!(ix.check_and_insert(a, 10).unwrap(), Seen::Duplicate);
@@ -746,7 +774,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = 0x1234_5678_9abc_def0_u128 << 64;
         let other = id + (1 << 64);
-        let mut ix = IdIndex::begin(dir.path(), 1).unwrap();
+        let mut ix = IdIndex::begin(dir.path(), 1, None).unwrap();
         assert_eq!(ix.check_and_insert(id, 1).unwrap(), Seen::New);
         assert_eq!(ix.check_and_insert(other, 2).unwrap(), Seen::New);
         ix.flush().unwrap();
@@ -756,7 +784,7 @@ mod tests {
         assert_eq!(good.len(), 2 * RECORD);
         let damage = |bytes: &[u8]| {
             fs::write(&path, bytes).unwrap();
-            let mut ix = IdIndex::begin(dir.path(), 2).unwrap();
+            let mut ix = IdIndex::begin(dir.path(), 2, None).unwrap();
             match ix.check_and_insert(id, 1) {
                 Err(Error::Damaged { path: p, problem, affects }) => {
                     assert_eq!(p, path);
@@ -814,7 +842,7 @@ mod tests {
         IdIndex::recover(d, Some(1)).unwrap();
         assert!(!legacy::exists(d) && !IdIndex::marker(d).exists() && !IdIndex::of_earlier_release(d));
         IdIndex::verify_lengths(d, 100).unwrap();
-        let mut ix = IdIndex::begin(d, 2).unwrap();
+        let mut ix = IdIndex::begin(d, 2, None).unwrap();
         for i in 0..100u128 {
             assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::Duplicate, "id {i}");
         }
@@ -826,14 +854,14 @@ mod tests {
     fn records_past_the_lengths_of_an_uncommitted_append_are_cut() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let mut ix = IdIndex::begin(d, 0).unwrap();
+        let mut ix = IdIndex::begin(d, 0, None).unwrap();
         let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
         for i in 0..1000u128 {
             assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::New);
         }
         ix.flush().unwrap();
         ix.finish().unwrap();
-        let mut ix = IdIndex::begin(d, 1).unwrap();
+        let mut ix = IdIndex::begin(d, 1, None).unwrap();
         for i in 1000..3000u128 {
             assert_eq!(ix.check_and_insert(id(i), i as u64).unwrap(), Seen::New);
         }
@@ -845,7 +873,7 @@ mod tests {
         IdIndex::recover(d, Some(0)).unwrap();
         IdIndex::verify_lengths(d, 1000).unwrap();
         // A marker of a version that did commit cuts nothing.
-        let mut ix = IdIndex::begin(d, 1).unwrap();
+        let mut ix = IdIndex::begin(d, 1, None).unwrap();
         assert_eq!(ix.check_and_insert(id(5000), 1).unwrap(), Seen::New);
         ix.flush().unwrap();
         drop(ix);

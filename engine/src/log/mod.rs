@@ -246,6 +246,8 @@ pub struct Writer {
     events_state: TableState,
     rejected_state: TableState,
     last_ingested_at: i64,
+    /// The id index's bucket lengths as this writer's last append left them.
+    index_lengths: Option<Vec<u64>>,
 }
 
 impl Writer {
@@ -295,7 +297,7 @@ impl Writer {
             .filter_map(|c| c.leadline.get("ingested_at").and_then(Value::as_i64))
             .max()
             .unwrap_or(i64::MIN);
-        Ok(Self { log, _lock: lock, events_state, rejected_state, last_ingested_at })
+        Ok(Self { log, _lock: lock, events_state, rejected_state, last_ingested_at, index_lengths: None })
     }
 
     pub fn log(&self) -> &EventLog {
@@ -317,8 +319,13 @@ impl Writer {
         let now = chrono::Utc::now().timestamp_micros();
         let ingested_at = now.max(self.last_ingested_at.saturating_add(1));
         let events_root = self.log.events.root().to_path_buf();
-        IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR), stored_events(&self.events_state))?;
-        let mut index = IdIndex::begin(&self.log.root.join(INDEX_DIR), version)?;
+        // Checked against the files once per writer; after that, it knows
+        // them (an append that fails leaves them to be checked again).
+        let known = self.index_lengths.take();
+        if known.is_none() {
+            IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR), stored_events(&self.events_state))?;
+        }
+        let mut index = IdIndex::begin(&self.log.root.join(INDEX_DIR), version, known)?;
         let mut data = EventFilesWriter::new(&events_root, ingested_at);
         let mut quarantine = RejectedFileWriter::new(self.log.rejected.root(), ingested_at);
         let mut report = AppendReport { ingested_at, ..Default::default() };
@@ -418,7 +425,7 @@ impl Writer {
         actions.push(commit_info("WRITE", facts));
         self.log.events.commit(version, &actions)?;
         // From here on the append is acknowledged-durable.
-        index.finish()?;
+        self.index_lengths = Some(index.finish()?);
         self.log.events.refresh(&mut self.events_state)?;
         self.log.events.checkpoint_if_due(&self.events_state);
         self.last_ingested_at = ingested_at;
@@ -452,6 +459,7 @@ impl Writer {
     /// file read whole and verified): the repair of a damaged index.
     /// Returns the number of ids indexed.
     pub fn rebuild_index(&mut self) -> Result<u64> {
+        self.index_lengths = None;
         let root = self.log.events.root().to_path_buf();
         let mut ids = Vec::new();
         for f in self.events_state.files.values() {
