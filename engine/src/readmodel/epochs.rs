@@ -449,7 +449,7 @@ pub(super) fn fold_component(
     services: &[u32],
     plan: &Plan,
 ) -> Result<Folded> {
-    let reader = Reader { dir: &data.join(DIR), m, services, memo, learnt: RefCell::default() };
+    let reader = Reader { data, dir: &data.join(DIR), m, services, memo, learnt: RefCell::default() };
     if let Some(old) = plan.old
         && let Some(slots) = incremental(&reader, old, plan)?
     {
@@ -487,6 +487,9 @@ pub(super) fn fold_component(
 
 /// The events of a component's services, read from their segments.
 struct Reader<'a> {
+    /// The data directory.
+    data: &'a Path,
+    /// Its model's.
     dir: &'a Path,
     m: &'a Manifest,
     services: &'a [u32],
@@ -812,7 +815,9 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                     // It names ids of the epoch before: one epoch with it.
                     read.insert(last, (events, false));
                 } else {
-                    let Some(l) = make_room(&mut slots, &mut touched, &mut read, last) else { return Ok(None) };
+                    let Some(l) = make_room(reader, &mut slots, &mut touched, &mut read, last)? else {
+                        return Ok(None);
+                    };
                     last = l;
                     touched.remove(&last);
                     // The last epoch is unchanged; its rows change only if
@@ -844,7 +849,9 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
                             && epochs[last].from.is_none_or(|f| cut > f)
                             && epochs[last].unclean != Some(cut) =>
                     {
-                        let Some(l) = make_room(&mut slots, &mut touched, &mut read, last) else { return Ok(None) };
+                        let Some(l) = make_room(reader, &mut slots, &mut touched, &mut read, last)? else {
+                            return Ok(None);
+                        };
                         last = l;
                         let (before, after) = split(&events, cut);
                         read.insert(last, (before, true));
@@ -897,42 +904,103 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
 
 /// Makes room for one more epoch when there are [`MAX_EPOCHS`]: joins the
 /// two adjacent epochs, after the first (the settled history) and before
-/// `last`, with the fewest events between them, to be folded again as one
-/// (removing a cut is always right). Joining the smallest keeps the epochs'
-/// sizes growing towards the past, so an event is folded again a few times
-/// over its life, never the whole history at once. Returns where `last` is
-/// now; `None` when there are not two such epochs.
+/// `last`, with the fewest events between them (removing a cut is always
+/// right). Joining the smallest keeps the epochs' sizes growing towards the
+/// past, so an event is folded again a few times over its life, never the
+/// whole history at once. Two epochs the append does not touch are joined
+/// from their rows ([`join_rows`]); else the joined epoch is folded again.
+/// Returns where `last` is now; `None` when there are not two such epochs.
 fn make_room(
+    reader: &Reader,
     slots: &mut Vec<Slot>,
     touched: &mut BTreeSet<usize>,
     read: &mut HashMap<usize, (Stamped, bool)>,
     last: usize,
-) -> Option<usize> {
+) -> Result<Option<usize>> {
     if slots.len() < MAX_EPOCHS {
-        return Some(last);
+        return Ok(Some(last));
     }
     let events = |s: &Slot| match s {
         Slot::Kept(e) => e.counts.events,
         Slot::Fresh(p) => p.counts.events,
     };
-    let j = (1..last.saturating_sub(1)).min_by_key(|&j| events(&slots[j]) + events(&slots[j + 1]))?;
+    let Some(j) = (1..last.saturating_sub(1)).min_by_key(|&j| events(&slots[j]) + events(&slots[j + 1])) else {
+        return Ok(None);
+    };
+    let untouched = !touched.contains(&j) && !touched.contains(&(j + 1));
     let removed = slots.remove(j + 1);
-    let borrowed = removed.expected().cloned();
-    match &mut slots[j] {
-        Slot::Kept(e) => {
-            e.borrowed.extend(borrowed);
-            e.borrowed.sort_unstable();
-            e.borrowed.dedup();
+    let joined = match (&slots[j], &removed) {
+        (Slot::Kept(l), Slot::Kept(r)) if untouched => Some(join_rows(reader, &slots[..j], l, r)?),
+        _ => None,
+    };
+    let refold = joined.is_none();
+    match joined {
+        Some(piece) => slots[j] = Slot::Fresh(piece),
+        None => {
+            let borrowed = removed.expected().cloned();
+            match &mut slots[j] {
+                Slot::Kept(e) => {
+                    e.borrowed.extend(borrowed);
+                    e.borrowed.sort_unstable();
+                    e.borrowed.dedup();
+                }
+                Slot::Fresh(p) => p.expect.extend(borrowed),
+            }
         }
-        Slot::Fresh(p) => p.expect.extend(borrowed),
     }
     // Indices after the removed epoch move down one; its own go to `j`.
     let moved = |i: usize| if i > j + 1 { i - 1 } else { i.min(j) };
-    *touched = touched.iter().map(|&i| moved(i)).chain([j]).collect();
+    *touched = touched.iter().map(|&i| moved(i)).chain(refold.then_some(j)).collect();
     read.remove(&j);
     read.remove(&(j + 1));
     *read = std::mem::take(read).into_iter().map(|(i, r)| (moved(i), r)).collect();
-    Some(last - 1)
+    Ok(Some(last - 1))
+}
+
+/// Kept epochs `l` and `r` (adjacent, after the epochs `before`) as one,
+/// from their stored rows rather than a fold of their events: their cut was
+/// clean, so a fold of both has the rows of each (a bucket the cut falls in
+/// is in `r`'s rows, with what `l` collected of it), their counts and
+/// summaries add up, and what the two carry out and their tails are `r`'s.
+/// What `l`'s events link that `r` borrows, the joined epoch may not: it
+/// borrows both sets, which can only make a later check refold it.
+fn join_rows(reader: &Reader, before: &[Slot], l: &Epoch, r: &Epoch) -> Result<Piece> {
+    let mut parts = Vec::with_capacity(PARTS.len());
+    for part in PARTS {
+        let mut rows = super::epoch_rows(reader.data, reader.m, part, l.file(part))?;
+        rows.extend(super::epoch_rows(reader.data, reader.m, part, r.file(part))?);
+        if rows.is_empty() {
+            // A file of no rows reads back as no batch; a fold's has one.
+            rows.push(RecordBatch::new_empty(part.schema()));
+        }
+        parts.push(rows);
+    }
+    let widen = |a: Option<(i64, i64)>, b: Option<(i64, i64)>| match (a, b) {
+        (Some((lo, hi)), Some((l2, h2))) => Some((lo.min(l2), hi.max(h2))),
+        (a, b) => a.or(b),
+    };
+    let mut counts = l.counts;
+    counts += r.counts;
+    let pairs: BTreeSet<(String, String)> = l.pairs.iter().chain(&r.pairs).cloned().collect();
+    let borrowed: BTreeSet<String> = l.borrowed.iter().chain(&r.borrowed).cloned().collect();
+    Ok(Piece {
+        from: l.from,
+        parts,
+        counts,
+        span: widen(l.span, r.span),
+        pairs: pairs.into_iter().collect(),
+        ingested: widen(l.ingested, r.ingested),
+        summary: Summary::sum([&l.summary, &r.summary].into_iter()),
+        tails: reader.tails(&r.id)?,
+        carry: r.carry.clone(),
+        unclean: r.unclean.or(l.unclean),
+        head: head_after(reader, before)?,
+        // Old events only: `ids_stay` checked the new ones against them.
+        keys: HashSet::new(),
+        borrowed: borrowed.into_iter().collect(),
+        expect: BTreeSet::new(),
+        unmet: false,
+    })
 }
 
 /// Whether every id the new events of `events` (one epoch's) name that an

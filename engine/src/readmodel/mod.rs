@@ -373,24 +373,9 @@ impl ReadModel {
     fn read_component(&self, part: Part, c: &Component) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         for e in &c.epochs {
-            for batch in self.read_epoch(part, e.file(part))? {
-                out.push(stored::from_stored(&batch, part.schema())?);
-            }
+            out.extend(epoch_rows(&self.root, &self.manifest, part, e.file(part))?);
         }
         Ok(out)
-    }
-
-    /// The batches of file `id` of `part`'s table, read whole and checked
-    /// against its checksum first.
-    fn read_epoch(&self, part: Part, id: &str) -> Result<Vec<RecordBatch>> {
-        let path = published::file(&self.root, part, id);
-        let bytes = read_checked(&path, self.checksum(&component_file(part, id)))?;
-        let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, MODEL_AFFECTS);
-        ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.with_batch_size(65_536).build())
-            .map_err(|e| damaged(&e))?
-            .map(|b| b.map_err(|e| damaged(&e)))
-            .collect()
     }
 
     /// What the manifest says the file it names `name` hashes to, if it says.
@@ -965,6 +950,18 @@ fn component_events(dir: &Path, m: &Manifest, services: &[u32], range: Ingested)
         out.push(events);
     }
     Ok(out)
+}
+
+/// The rows (in SQL form) of file `id` of `part`'s table in data directory
+/// `root`, read whole and checked against the checksum `m` names first.
+fn epoch_rows(root: &Path, m: &Manifest, part: Part, id: &str) -> Result<Vec<RecordBatch>> {
+    let path = published::file(root, part, id);
+    let bytes = read_checked(&path, m.checksums.get(&component_file(part, id)).copied())?;
+    let damaged = |e: &dyn std::fmt::Display| Error::damaged(&path, e, MODEL_AFFECTS);
+    let batches = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.with_batch_size(65_536).build())
+        .map_err(|e| damaged(&e))?;
+    batches.map(|b| stored::from_stored(&b.map_err(|e| damaged(&e))?, part.schema())).collect()
 }
 
 /// Writes `bytes` as the new file `path` (made durable with the update's
