@@ -1258,8 +1258,8 @@ fn finish(
     let mut segments = Vec::new();
     for (k, &s) in reader.services.iter().enumerate() {
         let names = &m.segments[s as usize];
-        // Those that straddle a cut, and those of an epoch with too many,
-        // are written again; the others stay as they are.
+        // Those that straddle a cut, and the smallest of an epoch with too
+        // many, are written again; the others stay as they are.
         let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         let mut rewrite = Vec::new();
         for seg in names {
@@ -1270,7 +1270,15 @@ fn finish(
                 _ => rewrite.push(seg.clone()),
             }
         }
-        rewrite.extend(groups.into_values().filter(|g| g.len() > MAX_SEGMENTS).flatten());
+        for group in groups.into_values().filter(|g| g.len() > MAX_SEGMENTS) {
+            // Its smallest, merged into one, bring it back to MAX_SEGMENTS;
+            // the large ones (merged before, or two joined epochs') stay.
+            let size = |seg: &String| dir.join(seg).metadata().map_or(0, |f| f.len());
+            let mut by_size: Vec<(u64, String)> = group.into_iter().map(|seg| (size(&seg), seg)).collect();
+            by_size.sort_unstable();
+            let merged = by_size.len() - MAX_SEGMENTS + 1;
+            rewrite.extend(by_size.into_iter().take(merged).map(|(_, seg)| seg));
+        }
         if rewrite.is_empty() {
             continue;
         }
@@ -1305,6 +1313,7 @@ fn finish(
 
 #[cfg(test)]
 pub(super) mod tests {
+    use std::collections::BTreeMap;
     use std::path::Path;
 
     use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
@@ -1455,10 +1464,16 @@ pub(super) mod tests {
                 let c = &m.components[&m.find(s as u32)];
                 let cuts: Vec<i64> = c.epochs.iter().filter_map(|e| e.from).collect();
                 let epoch = |t: i64| cuts.iter().take_while(|&&c| c <= t).count();
+                let mut per_epoch = BTreeMap::new();
                 for seg in segments {
                     let (lo, hi) = m.spans[seg];
                     assert_eq!(epoch(lo), epoch(hi), "{seg} straddles a cut of {cuts:?}");
+                    *per_epoch.entry(epoch(lo)).or_insert(0) += 1;
                 }
+                assert!(
+                    per_epoch.values().all(|&n| n <= super::super::MAX_SEGMENTS),
+                    "too many segments: {per_epoch:?}"
+                );
             }
         }
     }
