@@ -57,8 +57,9 @@
 //! whole keeps its settled history as one epoch and its last
 //! [`RECENT_EPOCHS`] weeks as epochs of their own; an append later than
 //! everything opens a new epoch for its week; past [`MAX_EPOCHS`], the two
-//! adjacent recent epochs with the fewest events are joined and folded
-//! again as one (the settled history is not, see [`make_room`]).
+//! adjacent recent epochs with the fewest events are joined as one (the
+//! settled history is not, see [`make_room`]): from their stored rows when
+//! the append touches neither ([`join_rows`]), else folded again.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
