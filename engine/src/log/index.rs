@@ -435,17 +435,19 @@ impl IdIndex {
     /// one record, nothing else does, and compaction keeps the count. So a
     /// bucket cut at a record's end is found too (`leadline check` then
     /// names it). Records themselves are checked as buckets load.
-    pub fn verify_lengths(dir: &Path, events: u64) -> Result<()> {
+    /// Returns the lengths it read (for [`IdIndex::begin`]); none for an
+    /// index of an earlier release.
+    pub fn verify_lengths(dir: &Path, events: u64) -> Result<Option<Vec<u64>>> {
         if Self::of_earlier_release(dir) {
             tracing::info!(dir = %dir.display(), "the event-id index is of an earlier release: the next writer converts it");
-            return Ok(());
+            return Ok(None);
         }
+        let lengths = Self::bucket_lengths(dir)?;
         let mut records = 0;
-        for (_, path) in bucket_files(dir) {
-            let len = Self::length(&path)?;
+        for (b, &len) in lengths.iter().enumerate() {
             if !len.is_multiple_of(RECORD as u64) {
                 let problem = format!("{len} bytes long, not a whole number of {RECORD}-byte records");
-                return Err(Error::damaged(&path, problem, BUCKET_AFFECTS));
+                return Err(Error::damaged(&Self::bucket_path(dir, b), problem, BUCKET_AFFECTS));
             }
             records += len / RECORD as u64;
         }
@@ -460,7 +462,7 @@ impl IdIndex {
                 appended until it is rebuilt from the log (`leadline rebuild --index`) or restored from a backup";
             return Err(Error::damaged(dir, problem, affects));
         }
-        Ok(())
+        Ok(Some(lengths))
     }
 
     /// Replaces the index in `dir` by one of `ids` (id hash, content hash),
@@ -489,24 +491,24 @@ impl IdIndex {
         sync_dir(dir)
     }
 
-    fn length(path: &Path) -> Result<u64> {
-        Ok(fs::metadata(path).map_err(|e| Error::io(path, e))?.len())
+    /// Each bucket file's length (0 for one not there).
+    fn bucket_lengths(dir: &Path) -> Result<Vec<u64>> {
+        let mut lengths = vec![0u64; BUCKETS];
+        for (b, path) in bucket_files(dir) {
+            lengths[b] = fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+        }
+        Ok(lengths)
     }
 
     /// Starts an append that will commit as table `version`. `lengths`:
     /// the bucket files' lengths as the last append of this writer left
-    /// them (see [`IdIndex::finish`]), or `None` to `stat` them.
+    /// them (see [`IdIndex::finish`]) or as [`IdIndex::verify_lengths`]
+    /// read them, or `None` to `stat` them.
     pub fn begin(dir: &Path, version: u64, lengths: Option<Vec<u64>>) -> Result<Self> {
         create_dir_durable(dir)?;
         let lengths = match lengths.filter(|l| l.len() == BUCKETS) {
             Some(lengths) => lengths,
-            None => {
-                let mut lengths = vec![0u64; BUCKETS];
-                for (b, path) in bucket_files(dir) {
-                    lengths[b] = Self::length(&path)?;
-                }
-                lengths
-            }
+            None => Self::bucket_lengths(dir)?,
         };
         let pending = Pending { version, lengths: Some(lengths) };
         write_atomic(&Self::marker(dir), pending.text().as_bytes())?;

@@ -271,9 +271,14 @@ impl Writer {
         }
         // A damaged index stops appends (they check it again), not the
         // writer: `leadline rebuild --index` needs one to repair it.
-        if let Err(e) = IdIndex::verify_lengths(&log.root.join(INDEX_DIR), stored_events(&events_state)) {
-            tracing::error!("{e}");
-        }
+        // The lengths it reads serve the writer's first append.
+        let index_lengths = match IdIndex::verify_lengths(&log.root.join(INDEX_DIR), stored_events(&events_state)) {
+            Ok(lengths) => lengths,
+            Err(e) => {
+                tracing::error!("{e}");
+                None
+            }
+        };
         // Roll the quarantine forward to match the events commits (a writer
         // died, or its disk was full, between the two commits).
         let missing: Vec<AddFile> = events_state
@@ -297,7 +302,7 @@ impl Writer {
             .filter_map(|c| c.leadline.get("ingested_at").and_then(Value::as_i64))
             .max()
             .unwrap_or(i64::MIN);
-        Ok(Self { log, _lock: lock, events_state, rejected_state, last_ingested_at, index_lengths: None })
+        Ok(Self { log, _lock: lock, events_state, rejected_state, last_ingested_at, index_lengths })
     }
 
     pub fn log(&self) -> &EventLog {
@@ -321,10 +326,10 @@ impl Writer {
         let events_root = self.log.events.root().to_path_buf();
         // Checked against the files once per writer; after that, it knows
         // them (an append that fails leaves them to be checked again).
-        let known = self.index_lengths.take();
-        if known.is_none() {
-            IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR), stored_events(&self.events_state))?;
-        }
+        let known = match self.index_lengths.take() {
+            Some(lengths) => Some(lengths),
+            None => IdIndex::verify_lengths(&self.log.root.join(INDEX_DIR), stored_events(&self.events_state))?,
+        };
         let mut index = IdIndex::begin(&self.log.root.join(INDEX_DIR), version, known)?;
         let mut data = EventFilesWriter::new(&events_root, ingested_at);
         let mut quarantine = RejectedFileWriter::new(self.log.rejected.root(), ingested_at);
