@@ -976,10 +976,6 @@ fn join_rows(reader: &Reader, before: &[Slot], l: &Epoch, r: &Epoch) -> Result<P
         }
         parts.push(rows);
     }
-    let widen = |a: Option<(i64, i64)>, b: Option<(i64, i64)>| match (a, b) {
-        (Some((lo, hi)), Some((l2, h2))) => Some((lo.min(l2), hi.max(h2))),
-        (a, b) => a.or(b),
-    };
     let mut counts = l.counts;
     counts += r.counts;
     let pairs: BTreeSet<(String, String)> = l.pairs.iter().chain(&r.pairs).cloned().collect();
@@ -988,9 +984,9 @@ fn join_rows(reader: &Reader, before: &[Slot], l: &Epoch, r: &Epoch) -> Result<P
         from: l.from,
         parts,
         counts,
-        span: widen(l.span, r.span),
+        span: super::widen(l.span, r.span),
         pairs: pairs.into_iter().collect(),
-        ingested: widen(l.ingested, r.ingested),
+        ingested: super::widen(l.ingested, r.ingested),
         summary: Summary::sum([&l.summary, &r.summary].into_iter()),
         tails: reader.tails(&r.id)?,
         carry: r.carry.clone(),

@@ -186,13 +186,11 @@ impl Component {
         let mut counts = ProjectedCounts::default();
         let mut pairs = BTreeSet::new();
         let (mut span, mut ingested) = (None, None);
-        let widen =
-            |acc: Option<(i64, i64)>, (lo, hi): (i64, i64)| Some(acc.map_or((lo, hi), |(l, h)| (lo.min(l), hi.max(h))));
         for e in &epochs {
             counts += e.counts;
             pairs.extend(e.pairs.iter().cloned());
-            span = e.span.map_or(span, |s| widen(span, s));
-            ingested = e.ingested.map_or(ingested, |s| widen(ingested, s));
+            span = widen(span, e.span);
+            ingested = widen(ingested, e.ingested);
         }
         let teams = epochs.iter().try_fold(BTreeSet::new(), |mut all, e| {
             all.extend(e.teams.as_ref()?.iter().cloned());
@@ -301,9 +299,7 @@ impl ReadModel {
             let mut span: Option<(i64, i64)> = None;
             for (i, c) in m.components.values().enumerate() {
                 c.pairs.iter().for_each(|p| pairs.entry(p.clone()).or_default().push(i));
-                if let Some((lo, hi)) = c.span {
-                    span = Some(span.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
-                }
+                span = widen(span, c.span);
             }
             let teams = m.components.values().map(|c| c.teams.clone()).collect();
             let epochs = m
@@ -421,9 +417,7 @@ impl ReadModel {
         for c in self.manifest.components.values() {
             rows.extend(self.read_component(Part::Metrics(grain), c)?);
             pairs.extend(c.pairs.iter().cloned());
-            if let Some((lo, hi)) = c.span {
-                span = Some(span.map_or((lo, hi), |(l, h)| (l.min(lo), h.max(hi))));
-            }
+            span = widen(span, c.span);
         }
         dora_metrics(&rows, &pairs, span, grain, from, to)
     }
@@ -850,14 +844,16 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let facts = serde_json::json!({"log_version": m.version, "ingested_through": m.ingested_through});
     // In line, the files of the components refolded and those let go are
     // all that can differ from the tables.
-    let live_components: Vec<&Component> = match in_line {
-        true => roots.iter().filter_map(|root| m.components.get(root)).collect(),
-        false => m.components.values().collect(),
+    let live_components: Vec<&Component> = if in_line {
+        roots.iter().filter_map(|root| m.components.get(root)).collect()
+    } else {
+        m.components.values().collect()
     };
-    let live = PARTS.map(|part| live_components.iter().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect());
-    let scope = in_line.then(|| retired_ids(&m.retired));
+    let live = PARTS.map(|part| files_of(&live_components, part));
+    let old: Vec<&Component> = old_components.values().collect();
+    let scope = in_line.then(|| PARTS.map(|part| files_of(&old, part)));
     let unpublished = tables.publish(&snap.root, &live, scope.as_ref(), &facts, &added)?;
-    drop((live, live_components));
+    drop((live, live_components, old));
     // Files of an update that crashed after its commits: readers saw them.
     // (Rare: the let-go list, which steady appends make long, is read only then.)
     if !unpublished.is_empty() {
@@ -919,13 +915,17 @@ fn forget_unnamed(m: &mut Manifest, in_line: bool) {
     }
 }
 
-/// Per table (in [`PARTS`] order), the ids of the `retired` files (named as
-/// [`component_file`] names them).
-fn retired_ids(retired: &[String]) -> [BTreeSet<&str>; PARTS.len()] {
-    PARTS.map(|part| {
-        let dir = format!("{}/{}/", published::DIR, part.name());
-        retired.iter().filter_map(|f| published::component_of(f.strip_prefix(&dir)?)).collect()
-    })
+/// The ids of `components`' files in `part`'s table.
+fn files_of<'a>(components: &[&'a Component], part: Part) -> BTreeSet<&'a str> {
+    components.iter().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect()
+}
+
+/// The least range holding both `a` and `b` (either may be none).
+fn widen(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((lo, hi)), Some((l, h))) => Some((lo.min(l), hi.max(h))),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Keys of the ids `e` names ([`epochs::named`]); their kinds are kept apart.

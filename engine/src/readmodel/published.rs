@@ -164,9 +164,9 @@ impl Publication {
     /// version that removes the files the model no longer names and adds
     /// its new ones. `live`: per table (in [`PARTS`] order), ids of files
     /// the model names; `scope`: the ids whose files may have changed since
-    /// this writer's last update (the files it let go; with `live` those of
-    /// the components it refolded), or `None` to compare every file the
-    /// tables name with `live`, which then names all of the model's.
+    /// this writer's last update (those the components it refolded had;
+    /// `live` then names those they have now), or `None` to compare every
+    /// file the tables name with `live`, which then names all of the model's.
     /// `added`, by table and file name: the `add`s of the files this update
     /// wrote (any other is read for its own). `facts` go in each commit's
     /// `commitInfo`. Returns the files it removed, by table.
