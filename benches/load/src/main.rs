@@ -53,7 +53,8 @@ successful deployment, late by up to a week) with a unique event_id (--id-prefix
 answers INSERT 0 1. cancel: a long query (--long-query) cancelled with a CancelRequest after --cancel-after-ms; the \
 expected answer is SQLSTATE 57014. A cancel that reaches the server before the query has started is \
 ignored, as in PostgreSQL: the driver sends it again every 2 s until the query answers, and counts the resent ones \
-(`resent`). session: a new connection that sends one trend panel and closes, as a client that does not pool \
+(`resent`). Each cancel is waited for until the server has acted on it (it then closes the cancel's connection), so \
+none is still in flight to cancel the connection's next query. session: a new connection that sends one trend panel and closes, as a client that does not pool \
 connections does (psql, a scheduled report): its latency includes the connection's start-up and session.
 
 Latencies cover every request of a kind, whatever its outcome. Errors are counted by SQLSTATE, or `closed` (the \
@@ -297,6 +298,28 @@ impl Worker {
         Some(client)
     }
 
+    /// Sends a CancelRequest and waits until the server has acted on it: it
+    /// closes the request's connection once it has. Returning earlier (as
+    /// `CancelToken::cancel_query` does) leaves a cancel in flight that can
+    /// land on this connection's next query once the long one has answered.
+    async fn cancel(&self, token: &tokio_postgres::CancelToken) -> Result<(), Failure> {
+        let failed = |e: String| Failure {
+            code: "client".into(),
+            message: format!("sending the cancel request: {e}"),
+            broken: false,
+        };
+        let (host, port) = match (self.config.get_hosts().first(), self.config.get_ports().first()) {
+            (Some(tokio_postgres::config::Host::Tcp(h)), port) => (h.clone(), port.copied().unwrap_or(5432)),
+            _ => return Err(failed("--url names no TCP host".into())),
+        };
+        let mut socket =
+            tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| failed(e.to_string()))?;
+        token.cancel_query_raw(&mut socket, NoTls).await.map_err(|e| failed(e.to_string()))?;
+        let mut rest = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut rest).await.map_err(|e| failed(e.to_string()))?;
+        Ok(())
+    }
+
     /// Sends `sql` in the chosen protocol; the rows it stored or returned.
     async fn statement(&self, client: &Client, sql: &str) -> Result<Option<u64>, Failure> {
         Ok(match self.protocol {
@@ -354,11 +377,7 @@ impl Worker {
                 // RESEND until the query answers, counted apart.
                 let mut sent = 0u32;
                 loop {
-                    token.cancel_query(NoTls).await.map_err(|e| Failure {
-                        code: "client".into(),
-                        message: format!("sending the cancel request: {e}"),
-                        broken: false,
-                    })?;
+                    self.cancel(&token).await?;
                     if sent > 0 {
                         self.recorder.op("resent").ok(Duration::ZERO);
                     }
