@@ -71,9 +71,10 @@ use leadline_udfs::{Grain, bucket_start};
 use serde::{Deserialize, Serialize};
 
 use super::memo::{Learnt, Memo, rows_hash};
+use super::spares::Spares;
 use super::{
     Component, DIR, MAX_SEGMENTS, Manifest, PARTS, Part, SEGMENT_ROWS, SegmentWriter, component_file, encode_parquet,
-    keys, published, read_checked, segment, tails_file, write_file,
+    keys, published, read_checked, segment, tails_file,
 };
 use crate::error::Result;
 use crate::event::{Event, EventType};
@@ -446,11 +447,12 @@ pub(super) fn fold_component(
     data: &Path,
     m: &Manifest,
     memo: &Memo,
+    spares: &Spares,
     root: u32,
     services: &[u32],
     plan: &Plan,
 ) -> Result<Folded> {
-    let reader = Reader { data, dir: &data.join(DIR), m, services, memo, learnt: RefCell::default() };
+    let reader = Reader { data, dir: &data.join(DIR), m, services, memo, spares, learnt: RefCell::default() };
     if let Some(old) = plan.old
         && let Some(slots) = incremental(&reader, old, plan)?
     {
@@ -495,6 +497,8 @@ struct Reader<'a> {
     m: &'a Manifest,
     services: &'a [u32],
     memo: &'a Memo,
+    /// Where its new files come from.
+    spares: &'a Spares,
     /// What this fold adds to `memo`.
     learnt: RefCell<Learnt>,
 }
@@ -1207,7 +1211,7 @@ fn finish(
                                 Some(name) => (name.to_string(), checksum),
                                 None => {
                                     let path = published::file(data, part, &id);
-                                    write_file(&path, &bytes)?;
+                                    reader.spares.write(&path, &bytes)?;
                                     written.push(path);
                                     let size = bytes.len() as u64;
                                     let add = published::add_of(published::file_name(&id), size, num_records, checksum);
@@ -1226,7 +1230,7 @@ fn finish(
                     let name = tails_file(&id);
                     let text = serde_json::to_vec(&p.tails)
                         .map_err(|e| crate::Error::Internal(format!("an epoch's tails: {e}")))?;
-                    write_file(&dir.join(&name), &text)?;
+                    reader.spares.write(&dir.join(&name), &text)?;
                     checksums.insert(name.clone(), xxhash_rust::xxh3::xxh3_64(&text));
                     written.push(dir.join(&name));
                 }
@@ -1290,7 +1294,7 @@ fn finish(
         }
         let mut new = Vec::new();
         for rows in parts.values() {
-            let mut w = SegmentWriter::create(dir, s, reader.memo.remembers_segments())?;
+            let mut w = SegmentWriter::create(dir, s, reader.memo.remembers_segments(), reader.spares)?;
             for chunk in rows.chunks(SEGMENT_ROWS) {
                 chunk.iter().for_each(|&i| w.push(events.events[i].clone(), events.ingested_at[i]));
                 w.encode()?;

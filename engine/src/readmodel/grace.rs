@@ -128,7 +128,8 @@ pub(super) struct Deleter {
 }
 
 impl Deleter {
-    pub fn delete(&mut self, paths: Vec<PathBuf>) {
+    /// Lets `paths` go: each is kept by `spares` or deleted.
+    pub fn delete(&mut self, paths: Vec<PathBuf>, spares: &std::sync::Arc<super::spares::Spares>) {
         if paths.is_empty() {
             return;
         }
@@ -136,13 +137,13 @@ impl Deleter {
         // Shared with the thread, so that they are still here if it cannot start.
         let paths = std::sync::Arc::new(paths);
         let spawned = std::thread::Builder::new().name("leadline-delete".into()).spawn({
-            let paths = paths.clone();
-            move || paths.iter().for_each(|p| super::remove(p))
+            let (paths, spares) = (paths.clone(), spares.clone());
+            move || paths.iter().for_each(|p| spares.give(p))
         });
         match spawned {
             Ok(thread) => self.deleting = Some(thread),
-            // No thread to be had: deleted here.
-            Err(_) => paths.iter().for_each(|p| super::remove(p)),
+            // No thread to be had: let go here.
+            Err(_) => paths.iter().for_each(|p| spares.give(p)),
         }
     }
 
@@ -192,7 +193,8 @@ mod tests {
         let gone = list.expire(root, &dir, named).unwrap();
         assert!(root.join("model/input/a").exists(), "returned, not deleted");
         let mut deleter = Deleter::default();
-        deleter.delete(gone);
+        let spares = std::sync::Arc::new(super::super::spares::Spares::open(&dir));
+        deleter.delete(gone, &spares);
         deleter.wait();
         let exists = |f: &str| root.join(f).exists();
         assert!(!exists("model/input/a") && exists("model/input/b"));

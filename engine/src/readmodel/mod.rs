@@ -34,10 +34,11 @@ mod memo;
 mod published;
 mod refold;
 mod segment;
+mod spares;
 mod stored;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -608,6 +609,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     tables.refresh(&snap.root)?;
     let mut publishing = refreshing.elapsed();
     let mut let_go = tables.let_go.take().unwrap_or_else(|| grace::LetGo::read(&dir));
+    let spares = tables.spares.get_or_insert_with(|| Arc::new(spares::Spares::open(&dir))).clone();
     // Deleted with the files this update lets go, at its end (one batch:
     // a second would wait for the first).
     let unnamed = if tables.in_line { Vec::new() } else { unnamed_files(&snap.root, &m, tables, &let_go)? };
@@ -667,7 +669,9 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
             let epoch = cuts[s as usize].iter().rev().find(|&&c| c <= e.occurred_at).copied();
             let w = match writers.entry((s, epoch)) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => v.insert(SegmentWriter::create(&dir, s, remember)?),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(SegmentWriter::create(&dir, s, remember, &spares)?)
+                }
             };
             w.push(e, ingested_at);
             buffered += 1;
@@ -776,7 +780,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     tables.memo.learn(routed_segments);
     let memo = &tables.memo;
     let folded = in_parallel(&work, cores(), |(root, services, plan)| {
-        epochs::fold_component(&snap.root, &m, memo, *root, services, plan)
+        epochs::fold_component(&snap.root, &m, memo, &spares, *root, services, plan)
     })?;
     let roots: Vec<u32> = work.iter().map(|(root, _, _)| *root).collect();
     drop(work);
@@ -825,7 +829,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     tables.memo.forget(&discarded);
     let discarded: BTreeSet<PathBuf> = discarded.iter().map(|seg| dir.join(seg)).collect();
     unsynced.retain(|path| !discarded.contains(path));
-    discarded.iter().for_each(|path| remove(path));
+    discarded.iter().for_each(|path| spares.give(path));
     // The directories' new entries with the files, all at once.
     unsynced.extend(SUBDIRS.map(|sub| dir.join(sub)));
     unsynced.extend(PARTS.map(|part| published::table_root(&snap.root, part)));
@@ -876,7 +880,7 @@ fn update(snap: &Snapshot, window: Option<i64>, from_scratch: bool, tables: &mut
     let_go.add(&dir, garbage, retired)?;
     write_atomic(&dir.join(MANIFEST), &sealed)?;
     let expired = let_go.expire(&snap.root, &dir, || [m.named_files(), m.named_tables_files()])?;
-    tables.deleter.delete(unnamed.into_iter().chain(expired).collect());
+    tables.deleter.delete(unnamed.into_iter().chain(expired).collect(), &spares);
     tables.memo.end_update();
     tracing::info!(
         new_events,
@@ -964,12 +968,6 @@ fn epoch_rows(root: &Path, m: &Manifest, part: Part, id: &str) -> Result<Vec<Rec
     batches.map(|b| stored::from_stored(&b.map_err(|e| damaged(&e))?, part.schema())).collect()
 }
 
-/// Writes `bytes` as the new file `path` (made durable with the update's
-/// other files).
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
-}
-
 /// `batches` (at least one) as the bytes of a Parquet file of the stored
 /// form, with their row count: encoded in memory so that an epoch whose
 /// file would not change keeps the one it has (see `Epoch::files`).
@@ -1000,10 +998,10 @@ struct SegmentWriter {
 
 impl SegmentWriter {
     /// `remember`: it keeps its events, as read back, for the memo.
-    fn create(dir: &Path, service: u32, remember: bool) -> Result<Self> {
+    fn create(dir: &Path, service: u32, remember: bool, spares: &spares::Spares) -> Result<Self> {
         let name = format!("input/s{service}-{}.parquet", uuid::Uuid::new_v4());
         let path = dir.join(&name);
-        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let file = spares.create(&path)?;
         let schema = segment::schema();
         let options = stored::options(&schema, SEGMENT_ROWS, &crate::log::files::PLAIN_COLUMNS);
         let writer = ArrowWriter::try_new_with_options(HashingFile::new(file), schema, options)

@@ -134,6 +134,8 @@ pub struct Publication {
     pub(super) memo: super::memo::Memo,
     /// Deletes the files the updates let go.
     pub(super) deleter: super::grace::Deleter,
+    /// Keeps them for the updates' new files (opened by the first update).
+    pub(super) spares: Option<std::sync::Arc<super::spares::Spares>>,
 }
 
 impl Publication {
