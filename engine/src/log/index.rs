@@ -269,9 +269,11 @@ impl Pending {
         Ok(Some(Pending { version, lengths }))
     }
 
-    fn text(&self) -> String {
-        let mut s = format!("{}\n", self.version);
-        for (i, len) in self.lengths.iter().flatten().enumerate() {
+    /// The marker's text for an append committing as `version`, its bucket
+    /// files `lengths` long before it.
+    fn text(version: u64, lengths: &[u64]) -> String {
+        let mut s = format!("{version}\n");
+        for (i, len) in lengths.iter().enumerate() {
             s.push_str(if i == 0 { "" } else { " " });
             s.push_str(&len.to_string());
         }
@@ -510,9 +512,7 @@ impl IdIndex {
             Some(lengths) => lengths,
             None => Self::bucket_lengths(dir)?,
         };
-        let pending = Pending { version, lengths: Some(lengths) };
-        write_atomic(&Self::marker(dir), pending.text().as_bytes())?;
-        let lengths = pending.lengths.unwrap_or_default();
+        write_atomic(&Self::marker(dir), Pending::text(version, &lengths).as_bytes())?;
         Ok(Self {
             dir: dir.to_path_buf(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
