@@ -70,11 +70,16 @@ pub fn project_carrying(events: &[Event], window: Option<i64>, carried: &[change
         .map(|e| (e.service.as_str(), e.environment.as_deref().unwrap_or_default()))
         .collect();
     let pairs = pairs.into_iter().map(|(s, e)| (s.to_string(), e.to_string())).collect();
-    let span = events
-        .iter()
-        .map(|e| e.occurred_at)
-        .fold(None, |acc: Option<(i64, i64)>, t| Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)))));
+    let span = events.iter().map(|e| e.occurred_at).fold(None, |acc, t| widen(acc, Some((t, t))));
     Projected { deployments, changes, incidents, orphan_resolves, pairs, span, event_count: events.len() as u64 }
+}
+
+/// The least range holding both `a` and `b` (either may be none).
+pub(crate) fn widen(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((lo, hi)), Some((l, h))) => Some((lo.min(l), hi.max(h))),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Events in a deterministic order: by time, then id. Every "earliest" and

@@ -82,6 +82,7 @@ use crate::log::{Ingested, Stamped, read_stored_events_in};
 use crate::metrics::{PartialBucket, ProjectedCounts, metric_rows_within};
 use crate::project::changes::{self, Carried};
 use crate::project::tables::{Table, table_batch};
+use crate::project::widen;
 use crate::project::{Projected, project_carrying};
 
 /// Most epochs a component has; one more joins two (see [`make_room`]).
@@ -456,15 +457,11 @@ pub(super) fn fold_component(
     if let Some(old) = plan.old
         && let Some(slots) = incremental(&reader, old, plan)?
     {
-        return finish(data, &reader, root, slots, plan.old, None);
+        return finish(&reader, root, slots, plan.old, None);
     }
     // Folded whole: its settled history and its last periods apart.
     let all = reader.read(None, None)?;
-    let span = all
-        .iter()
-        .flat_map(|s| &s.events)
-        .map(|e| e.occurred_at)
-        .fold(None, |acc: Option<(i64, i64)>, t| Some(acc.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t)))));
+    let span = all.iter().flat_map(|s| &s.events).map(|e| e.occurred_at).fold(None, |acc, t| widen(acc, Some((t, t))));
     let mut cuts = Vec::new();
     if let Some((lo, hi)) = span {
         let quiet = Quiet::of(&all, m.window);
@@ -485,7 +482,7 @@ pub(super) fn fold_component(
         slots.push(Slot::Fresh(fold_piece(&events, from, to, head, m.window, WHOLE, BTreeSet::new())?));
     }
     let slots = settle(&reader, slots, WHOLE)?;
-    finish(data, &reader, root, slots, plan.old, Some(all))
+    finish(&reader, root, slots, plan.old, Some(all))
 }
 
 /// The events of a component's services, read from their segments.
@@ -988,9 +985,9 @@ fn join_rows(reader: &Reader, before: &[Slot], l: &Epoch, r: &Epoch) -> Result<P
         from: l.from,
         parts,
         counts,
-        span: super::widen(l.span, r.span),
+        span: widen(l.span, r.span),
         pairs: pairs.into_iter().collect(),
-        ingested: super::widen(l.ingested, r.ingested),
+        ingested: widen(l.ingested, r.ingested),
         summary: Summary::sum([&l.summary, &r.summary].into_iter()),
         tails: reader.tails(&r.id)?,
         carry: r.carry.clone(),
@@ -1165,14 +1162,13 @@ fn placeholder() -> Epoch {
 /// one of its start for each table where it encodes the same bytes);
 /// `all`: the component's events per service when it was read whole.
 fn finish(
-    data: &Path,
     reader: &Reader,
     root: u32,
     slots: Vec<Slot>,
     old: Option<&Component>,
     mut all: Option<Vec<Stamped>>,
 ) -> Result<Folded> {
-    let dir = reader.dir;
+    let (data, dir) = (reader.data, reader.dir);
     let m = reader.m;
     let mut checksums = BTreeMap::new();
     let mut epochs = Vec::with_capacity(slots.len());

@@ -116,7 +116,8 @@ impl LetGo {
     }
 }
 
-/// Deletes files no model names any more off the update's path: an update
+/// Lets files no model names any more go (kept as spares, see `spares`, or
+/// deleted) off the update's path: an update
 /// that deleted the let-go files of ten minutes (thousands; on a disk
 /// mounted with `discard` each unlink waits for the device) kept the
 /// appends waiting on it for seconds. One batch at a time; the next waits

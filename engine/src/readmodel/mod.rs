@@ -60,6 +60,7 @@ use crate::log::{Ingested, Snapshot, Stamped, read_events, read_events_in, read_
 use crate::metrics::{ProjectedCounts, dora_metrics};
 use crate::parallel::{cores, in_parallel, in_parallel_owned};
 use crate::project::tables::Table;
+use crate::project::widen;
 pub use epochs::bounded_columns;
 /// A small delivery history for tests: see `epochs::tests::days`.
 #[cfg(test)]
@@ -924,14 +925,6 @@ fn files_of<'a>(components: &[&'a Component], part: Part) -> BTreeSet<&'a str> {
     components.iter().flat_map(|c| &c.epochs).map(|e| e.file(part)).collect()
 }
 
-/// The least range holding both `a` and `b` (either may be none).
-fn widen(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
-    match (a, b) {
-        (Some((lo, hi)), Some((l, h))) => Some((lo.min(l), hi.max(h))),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Keys of the ids `e` names ([`epochs::named`]); their kinds are kept apart.
 fn entity_keys(e: &Event, service: u32, out: &mut Vec<u64>) {
     out.extend(epochs::named(e).map(|(kind, id, _)| keys::key(kind, id, service)));
@@ -1013,7 +1006,7 @@ impl SegmentWriter {
     /// Adds an event, held until the next [`SegmentWriter::encode`].
     fn push(&mut self, e: Event, ingested_at: i64) {
         let t = e.occurred_at;
-        self.span = Some(self.span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+        self.span = widen(self.span, Some((t, t)));
         self.rows.events.push(e);
         self.rows.ingested_at.push(ingested_at);
     }
