@@ -34,7 +34,7 @@ use crate::event::{Event, event_id_hash};
 use crate::log::delta::{DeltaTable, LOG_DIR, TableState, is_temp_file};
 use crate::log::files::{find_damage, log_file_affects, undecodable};
 use crate::log::index::{
-    BUCKETS, IdIndex, Pending, RECORD, bucket_files, bucket_of, content_key, decode_record, id_key,
+    BUCKETS, IdIndex, Pending, RECORD, bucket_files, bucket_of, content_key, decode_record, id_key, sorted_heads,
 };
 use crate::log::{EventLog, INDEX_DIR, Snapshot, read_whole_events};
 use crate::metrics::{ProjectedCounts, dora_metrics, metric_rows};
@@ -341,6 +341,12 @@ fn check_index(
     }
     // Records of an append that has not committed (yet) are not compared.
     let uncommitted = pending.as_ref().filter(|p| snap.version.is_none_or(|c| c < p.version));
+    let heads = sorted_heads(dir).unwrap_or_else(|e| {
+        if let Error::Damaged { path, problem, affects } = e {
+            found.add(DamageArea::Index, &path, problem, affects);
+        }
+        vec![0; BUCKETS]
+    });
     let mut indexed: Vec<(u64, u64, usize)> = Vec::new();
     let files = bucket_files(dir);
     for (b, path) in &files {
@@ -365,6 +371,12 @@ fn check_index(
             if bucket_of(u128::from(key) << 64) != *b {
                 found.add(DamageArea::Index, path, format!("record {i} belongs in another bucket"), INDEX_AFFECTS);
                 continue;
+            }
+            // Lookups search the head by key: one out of order hides ids from them.
+            let previous = indexed.last().filter(|x| x.2 == *b).map(|x| x.0);
+            if (i as u64) < heads[*b] && previous.is_some_and(|p| p > key) {
+                let problem = format!("record {i} is out of key order in the sorted head (`SORTED`)");
+                found.add(DamageArea::Index, path, problem, INDEX_AFFECTS);
             }
             indexed.push((key, content, *b));
         }
@@ -674,6 +686,22 @@ mod tests {
         // Rebuilt from the log, it checks clean again.
         Appender::open(dir.path(), "test").unwrap().rebuild_index().unwrap();
         assert!(check(dir.path(), &mut |_| {}).unwrap().damage.is_empty());
+
+        // The rebuilt buckets are sorted: two records swapped are named.
+        let index = dir.path().join(INDEX_DIR);
+        assert_eq!(sorted_heads(&index).unwrap().iter().sum::<u64>(), 80);
+        let (_, bucket) =
+            bucket_files(&index).into_iter().find(|(b, _)| sorted_heads(&index).unwrap()[*b] >= 2).unwrap();
+        let mut bytes = std::fs::read(&bucket).unwrap();
+        let (first, second) = bytes.split_at_mut(RECORD);
+        first.swap_with_slice(&mut second[..RECORD]);
+        std::fs::write(&bucket, &bytes).unwrap();
+        let report = check(dir.path(), &mut |_| {}).unwrap();
+        assert_eq!(areas(&report), vec![DamageArea::Index]);
+        assert!(report.damage[0].problem.contains("record 1 is out of key order"), "{:?}", report.damage);
+        std::fs::write(index.join("SORTED"), "1 2 3").unwrap();
+        let report = check(dir.path(), &mut |_| {}).unwrap();
+        assert!(report.damage.iter().any(|d| d.path.ends_with("SORTED")), "{:?}", report.damage);
     }
 
     #[test]

@@ -1,19 +1,31 @@
 //! The event-id index: what makes appends idempotent without holding every id
 //! in memory.
 //!
-//! Ids are hashed (128-bit xxh3) into [`BUCKETS`] append-only files beside the
-//! table (`ids-NNNN.idx`). Each record is 16 bytes: the top 64 bits of the id
+//! Ids are hashed (128-bit xxh3) into [`BUCKETS`] files beside the table
+//! (`ids-NNNN.idx`). Each record is 16 bytes: the top 64 bits of the id
 //! hash (its key), 48 bits of the content hash, and 16 bits of a check of the
-//! record, so a damaged record is found when its bucket is read instead of
-//! turning a redelivery into a new event or a conflict. (Two ids whose 64-bit
-//! keys agree are taken for one id, a conflict: ~N²/2^65 such pairs among N
-//! ids, 7·10^-5 at 50M. A duplicate needs the content hash to agree too.)
-//! An append looks its first few ids of a bucket up in the bucket's file
-//! ([`LOOKUPS_BEFORE_LOAD`]; a small batch into a big log reads each bucket
-//! it touches once or twice) and loads a bucket it touches more, once, into
-//! a compact form of 12 bytes an id (48 bits of the key and the content hash;
-//! when those bits agree but the content does not, the bucket file decides),
-//! and writes its new records before it commits; a `PENDING` marker names the
+//! record, so a damaged record is found when it is read instead of turning a
+//! redelivery into a new event or a conflict. (Two ids whose 64-bit keys
+//! agree are taken for one id, a conflict: ~N²/2^65 such pairs among N ids,
+//! 7·10^-5 at 50M. A duplicate needs the content hash to agree too.) A key
+//! is in the index at most once: a record is added only for an id not there.
+//!
+//! A bucket file is a head of records sorted by key, then a tail in the
+//! order appends wrote it; `SORTED` says how many records each head holds.
+//! A lookup reads a window of the head where the key's hash puts it (keys
+//! are uniform within a bucket), then the tail: kilobytes, where a 50M-event
+//! index has ~780 KB buckets. After each commit, a bucket whose tail has
+//! outgrown [`MIN_TAIL`] and an eighth of its head is rewritten sorted
+//! (atomically, by a rename), then `SORTED` is. Any prefix of a sorted file
+//! is sorted, so a `SORTED` older than its buckets (a crash between the two)
+//! only makes lookups read more; only committed records are ever sorted, so
+//! cutting an uncommitted append's records (below) never reaches a head.
+//!
+//! An append looks an id up in its bucket's file until its lookups there have
+//! read as much as the bucket holds, then loads the bucket, once, into a
+//! compact form of 12 bytes an id (48 bits of the key and the content hash;
+//! when those bits agree but the content does not, the bucket file decides).
+//! It writes its new records before it commits; a `PENDING` marker names the
 //! version being written and each bucket's length before it, so that, after a
 //! crash, records of a version that never committed are cut away again
 //! ([`IdIndex::recover`]). The index of earlier releases (32-byte records in
@@ -21,6 +33,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::delta::{create_dir_durable, remove_temp_files, sync_dir, sync_files, write_atomic};
@@ -37,11 +50,16 @@ const SHARDS: usize = 1 << SHARD_BITS;
 const SHARDS_PER_BUCKET: usize = SHARDS / BUCKETS;
 /// New entries a shard keeps unsorted before merging them into its sorted run.
 const FRESH: usize = 64;
-/// Ids of a bucket an append looks up in its file before it loads the
-/// bucket: an append of a few ids per bucket (a small batch into a big log)
-/// reads each bucket it touches instead of sorting all its records into
-/// memory; one with more loads it.
-const LOOKUPS_BEFORE_LOAD: u8 = 4;
+/// Records a lookup reads from a bucket's sorted head at a time (8 KiB):
+/// where the key's hash puts it, ± 2.3 standard deviations of where it is
+/// in a 50M-event index's buckets.
+const WINDOW: u64 = 512;
+/// Fewest records of a bucket's tail that are sorted into its head.
+const MIN_TAIL: u64 = 512;
+/// A tail is sorted into its head once it holds more than 1/`TAIL_SHARE`
+/// of the head: so each record is rewritten ~`TAIL_SHARE` times as its
+/// bucket grows, and a lookup reads at most that share of it unsorted.
+const TAIL_SHARE: u64 = 8;
 /// Unwritten new records buffered before they go to the bucket files.
 const PENDING_BUDGET: usize = 1_000_000;
 /// What a damaged bucket affects.
@@ -145,11 +163,11 @@ impl Shard {
 pub struct IdIndex {
     dir: PathBuf,
     /// Loaded entries, by [`shard_of`]; a bucket is loaded once per append,
-    /// at its first id past [`LOOKUPS_BEFORE_LOAD`].
+    /// when its lookups have read as much as it holds.
     shards: Vec<Shard>,
     loaded: Vec<bool>,
-    /// Per bucket not loaded, the ids looked up in its file so far.
-    looked_up: Vec<u8>,
+    /// Per bucket not loaded, the bytes its lookups have read so far.
+    read_by_lookups: Vec<u64>,
     cached: usize,
     /// New records per bucket not yet written to its file.
     unwritten: Vec<Vec<u8>>,
@@ -158,6 +176,8 @@ pub struct IdIndex {
     dirty: Vec<bool>,
     /// Each bucket file's length, with what this append wrote.
     lengths: Vec<u64>,
+    /// Records at the head of each bucket file sorted by key.
+    sorted: Vec<u64>,
 }
 
 /// What the index keeps of an id hash: its top 64 bits.
@@ -174,8 +194,18 @@ pub fn bucket_of(id_hash: u128) -> usize {
     bucket_of_key(id_key(id_hash))
 }
 
+/// Bits of an id key below those that pick its bucket.
+const BUCKET_SHIFT: u32 = 64 - BUCKETS.trailing_zeros();
+
 fn bucket_of_key(key: u64) -> usize {
-    (key >> 54) as usize % BUCKETS
+    (key >> BUCKET_SHIFT) as usize % BUCKETS
+}
+
+/// Where `key` would be among `records` sorted keys of its bucket, were
+/// the keys spread evenly (they are hashes).
+fn interpolate(key: u64, records: u64) -> u64 {
+    let within = u128::from(key & ((1 << BUCKET_SHIFT) - 1));
+    ((within * u128::from(records)) >> BUCKET_SHIFT) as u64
 }
 
 /// Shard of an id key: its top bits, so a bucket's shards are consecutive.
@@ -230,6 +260,76 @@ fn verify_bucket(path: &Path, bytes: &[u8]) -> Result<()> {
         decode_record(r).map_err(|problem| Error::damaged(path, format!("record {i}: {problem}"), BUCKET_AFFECTS))?;
     }
     Ok(())
+}
+
+/// Records `from..to` of bucket file `f` (at `path`), each checked.
+fn read_records(path: &Path, f: &File, from: u64, to: u64) -> Result<Vec<u8>> {
+    let mut bytes = vec![0u8; (to.saturating_sub(from)) as usize * RECORD];
+    f.read_exact_at(&mut bytes, from * RECORD as u64).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            Error::damaged(path, format!("shorter than the {to} records it held"), BUCKET_AFFECTS)
+        }
+        _ => Error::io(path, e),
+    })?;
+    for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
+        decode_record(r).map_err(|problem| {
+            Error::damaged(path, format!("record {}: {problem}", from + i as u64), BUCKET_AFFECTS)
+        })?;
+    }
+    Ok(bytes)
+}
+
+/// The content hash of `key` among the first `head` records of bucket file
+/// `f`, sorted by key: a window where [`interpolate`] puts the key, then
+/// halving what is left until a window spans it. Adds what it read to `read`.
+/// Only the records it reads are checked (`leadline check` reads them all).
+fn search_head(path: &Path, f: &File, head: u64, key: u64, read: &mut u64) -> Result<Option<u64>> {
+    let (mut lo, mut hi) = (0, head);
+    let mut guess = interpolate(key, head);
+    while lo < hi {
+        let start = guess.saturating_sub(WINDOW / 2).clamp(lo, hi.saturating_sub(WINDOW).max(lo));
+        let end = (start + WINDOW).min(hi);
+        let bytes = read_records(path, f, start, end)?;
+        *read += bytes.len() as u64;
+        let keys: Vec<(u64, u64)> = bytes.chunks_exact(RECORD).map(record).collect();
+        if keys.windows(2).any(|w| w[0].0 > w[1].0) {
+            let problem = format!("records {start}..{end} are not sorted by id, though `SORTED` says they are");
+            return Err(Error::damaged(path, problem, BUCKET_AFFECTS));
+        }
+        match (keys.first(), keys.last()) {
+            (Some(first), _) if key < first.0 => hi = start,
+            (_, Some(last)) if key > last.0 => lo = end,
+            _ => return Ok(keys.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| keys[i].1)),
+        }
+        guess = lo + (hi - lo) / 2;
+    }
+    Ok(None)
+}
+
+/// The file that says how many records head each bucket file sorted.
+fn sorted_path(dir: &Path) -> PathBuf {
+    dir.join("SORTED")
+}
+
+/// Records at the head of each bucket of the index in `dir` sorted by key
+/// (none where `SORTED` is missing: an index of an earlier release).
+pub fn sorted_heads(dir: &Path) -> Result<Vec<u64>> {
+    let path = sorted_path(dir);
+    let text = match fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![0; BUCKETS]),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let heads = text.split_whitespace().map(|n| n.parse::<u64>()).collect::<std::result::Result<Vec<_>, _>>();
+    heads.ok().filter(|h| h.len() == BUCKETS).ok_or_else(|| {
+        let affects = "the event-id index's lookups, which read whole buckets until appends sort them again";
+        Error::damaged(&path, format!("not {BUCKETS} record counts"), affects)
+    })
+}
+
+fn write_sorted_heads(dir: &Path, heads: &[u64]) -> Result<()> {
+    let text: Vec<String> = heads.iter().map(u64::to_string).collect();
+    write_atomic(&sorted_path(dir), format!("{}\n", text.join(" ")).as_bytes())
 }
 
 /// The bucket files of the index in `dir` (those that exist), by bucket.
@@ -404,6 +504,11 @@ impl IdIndex {
             return Ok(());
         }
         if legacy {
+            // The converted buckets are not sorted.
+            let sorted = sorted_path(dir);
+            if sorted.exists() {
+                fs::remove_file(&sorted).map_err(|e| Error::io(&sorted, e))?;
+            }
             legacy::convert(dir, pending.as_ref().map(|p| p.version), committed)?;
         } else if let Some(p) = &pending
             && committed.is_none_or(|c| c < p.version)
@@ -490,7 +595,9 @@ impl IdIndex {
                 fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
             }
         }
-        sync_dir(dir)
+        sync_dir(dir)?;
+        // Each bucket is written sorted by key (that is, by id hash).
+        write_sorted_heads(dir, &by_bucket.iter().map(|r| (r.len() / RECORD) as u64).collect::<Vec<_>>())
     }
 
     /// Each bucket file's length (0 for one not there).
@@ -513,16 +620,26 @@ impl IdIndex {
             None => Self::bucket_lengths(dir)?,
         };
         write_atomic(&Self::marker(dir), Pending::text(version, &lengths).as_bytes())?;
+        let sorted = match sorted_heads(dir) {
+            Ok(sorted) => sorted,
+            Err(e) => {
+                tracing::warn!(error = %e, "the index's sorted heads are not known: its lookups read whole buckets until they are sorted again");
+                vec![0; BUCKETS]
+            }
+        };
+        // A head is never longer than its file (`SORTED` may be older than a rebuild).
+        let sorted = sorted.iter().zip(&lengths).map(|(&s, &len)| s.min(len / RECORD as u64)).collect();
         Ok(Self {
             dir: dir.to_path_buf(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             loaded: vec![false; BUCKETS],
-            looked_up: vec![0; BUCKETS],
+            read_by_lookups: vec![0; BUCKETS],
             cached: 0,
             unwritten: vec![Vec::new(); BUCKETS],
             unwritten_count: 0,
             dirty: vec![false; BUCKETS],
             lengths,
+            sorted,
         })
     }
 
@@ -566,27 +683,37 @@ impl IdIndex {
     }
 
     /// What bucket `b`'s records (written and unwritten) say of id `key`
-    /// with `content`: a duplicate, a conflict, or nothing.
-    fn find_in_bucket(&self, b: usize, key: u64, content: u64) -> Result<Option<Seen>> {
-        let bytes = self.read_bucket(b)?;
-        let mut found = None;
-        for (k, c) in bytes.chunks_exact(RECORD).map(record) {
-            if k == key {
-                if c == content {
-                    return Ok(Some(Seen::Duplicate));
-                }
-                found = Some(Seen::Conflict);
+    /// with `content`: a duplicate, a conflict, or nothing. Reads a window
+    /// of the bucket's sorted head and its tail, and counts what it read.
+    fn find_in_bucket(&mut self, b: usize, key: u64, content: u64) -> Result<Option<Seen>> {
+        let verdict = |c: u64| if c == content { Seen::Duplicate } else { Seen::Conflict };
+        let path = Self::bucket_path(&self.dir, b);
+        if !self.lengths[b].is_multiple_of(RECORD as u64) {
+            let problem = format!("{} bytes long, not a whole number of {RECORD}-byte records", self.lengths[b]);
+            return Err(Error::damaged(&path, problem, BUCKET_AFFECTS));
+        }
+        let records = self.lengths[b] / RECORD as u64;
+        if records > 0 {
+            let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let head = self.sorted[b];
+            if let Some(c) = search_head(&path, &f, head, key, &mut self.read_by_lookups[b])? {
+                return Ok(Some(verdict(c)));
+            }
+            let tail = read_records(&path, &f, head, records)?;
+            self.read_by_lookups[b] += tail.len() as u64;
+            if let Some((_, c)) = tail.chunks_exact(RECORD).map(record).find(|&(k, _)| k == key) {
+                return Ok(Some(verdict(c)));
             }
         }
-        Ok(found)
+        let mut unwritten = self.unwritten[b].chunks_exact(RECORD).map(record);
+        Ok(unwritten.find(|&(k, _)| k == key).map(|(_, c)| verdict(c)))
     }
 
     /// Records `id` with `content` unless it is known: the verdict for one row.
     pub fn check_and_insert(&mut self, id: u128, content: u64) -> Result<Seen> {
         let (key, content) = (id_key(id), content_key(content));
         let b = bucket_of_key(key);
-        if !self.loaded[b] && self.looked_up[b] < LOOKUPS_BEFORE_LOAD {
-            self.looked_up[b] += 1;
+        if !self.loaded[b] && self.read_by_lookups[b] < self.lengths[b] {
             if let Some(seen) = self.find_in_bucket(b, key, content)? {
                 return Ok(seen);
             }
@@ -648,7 +775,50 @@ impl IdIndex {
         let marker = Self::marker(&self.dir);
         fs::remove_file(&marker).map_err(|e| Error::io(&marker, e))?;
         sync_dir(&self.dir)?;
+        // The append is committed: what follows only speeds lookups up.
+        if let Err(e) = self.sort_tails() {
+            tracing::warn!(error = %e, "sorting the index's grown buckets failed; a later append sorts them");
+        }
         Ok(self.lengths)
+    }
+
+    /// Rewrites sorted each bucket this append wrote to whose tail has
+    /// outgrown [`MIN_TAIL`] and its share of the head, then `SORTED`.
+    /// Every record is committed by now, so no head ever holds one that
+    /// [`IdIndex::recover`] would cut.
+    fn sort_tails(&self) -> Result<()> {
+        let grown: Vec<usize> = (0..BUCKETS)
+            .filter(|&b| {
+                let tail = self.lengths[b] / RECORD as u64 - self.sorted[b];
+                self.dirty[b] && tail > MIN_TAIL.max(self.sorted[b] / TAIL_SHARE)
+            })
+            .collect();
+        if grown.is_empty() {
+            return Ok(());
+        }
+        let mut written = Vec::with_capacity(grown.len());
+        for &b in &grown {
+            let path = Self::bucket_path(&self.dir, b);
+            let mut bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            verify_bucket(&path, &bytes)?;
+            let records: &mut [[u8; RECORD]] = bytes.as_chunks_mut().0;
+            records.sort_unstable_by_key(|r| record(r).0);
+            let tmp = self.dir.join(format!(".{b:04}.tmp"));
+            fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+            written.push((tmp, path));
+        }
+        let tmps: Vec<PathBuf> = written.iter().map(|(tmp, _)| tmp.clone()).collect();
+        sync_files(&tmps)?;
+        for (tmp, path) in &written {
+            fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
+        }
+        // The sorted files are in place before `SORTED` says so.
+        sync_dir(&self.dir)?;
+        let mut sorted = self.sorted.clone();
+        for &b in &grown {
+            sorted[b] = self.lengths[b] / RECORD as u64;
+        }
+        write_sorted_heads(&self.dir, &sorted)
     }
 }
 
@@ -711,41 +881,121 @@ mod tests {
         assert_eq!(ix.check_and_insert(id(n), 1).unwrap(), Seen::New);
     }
 
-    #[test]
-    fn a_few_ids_of_a_bucket_are_looked_up_in_its_file_and_more_load_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let id = |i: u128| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-        let mut ix = IdIndex::begin(dir.path(), 1, None).unwrap();
-        for i in 0..5_000 {
-            ix.check_and_insert(id(i), i as u64).unwrap();
+    /// Id `i` of those hashed to bucket `b`.
+    fn in_bucket(b: usize, i: u128) -> u128 {
+        ((b as u128) << 118) | (i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) >> 10)
+    }
+
+    /// `n` ids of bucket `b` from `from`, content = their number, committed as `version`.
+    fn commit_ids(d: &Path, version: u64, b: usize, ids: std::ops::Range<u128>) {
+        let mut ix = IdIndex::begin(d, version, None).unwrap();
+        for i in ids {
+            assert_eq!(ix.check_and_insert(in_bucket(b, i), i as u64).unwrap(), Seen::New);
         }
         ix.flush().unwrap();
         ix.finish().unwrap();
-        // The ids 0.. and 5000.. of one bucket.
-        let b = bucket_of(id(0));
-        let old: Vec<u128> = (0..5_000).map(id).filter(|&i| bucket_of(i) == b).take(3).collect();
-        let new: Vec<u128> = (5_000..).map(id).filter(|&i| bucket_of(i) == b).take(3).collect();
+    }
+
+    #[test]
+    fn a_few_ids_of_a_bucket_are_looked_up_in_its_file_and_more_load_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = 5;
+        commit_ids(dir.path(), 1, b, 0..5_000);
+        assert_eq!(sorted_heads(dir.path()).unwrap()[b], 5_000, "the grown tail was sorted");
         let mut ix = IdIndex::begin(dir.path(), 2, None).unwrap();
-        let content = |i: u128| (0..5_000).find(|&n| id(n) == i).unwrap_or(7) as u64;
-        // Four lookups in the file: a redelivery, a conflict, a new id, and
-        // that id again (found among this append's unwritten records).
-        assert_eq!(ix.check_and_insert(old[0], content(old[0])).unwrap(), Seen::Duplicate);
-        assert_eq!(ix.check_and_insert(old[1], content(old[1]) + 1).unwrap(), Seen::Conflict);
-        assert_eq!(ix.check_and_insert(new[0], 1).unwrap(), Seen::New);
-        assert_eq!(ix.check_and_insert(new[0], 1).unwrap(), Seen::Duplicate);
+        let size = ix.lengths[b];
+        // Lookups in the file: a redelivery, a conflict, a new id, and that
+        // id again (found among this append's unwritten records).
+        assert_eq!(ix.check_and_insert(in_bucket(b, 17), 17).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 4_000), 1).unwrap(), Seen::Conflict);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_000), 1).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_000), 1).unwrap(), Seen::Duplicate);
         assert!(!ix.loaded[b] && ix.cached == 0, "looked up, not loaded");
-        // The fifth loads the bucket, this append's new record with it.
-        assert_eq!(ix.check_and_insert(new[0], 2).unwrap(), Seen::Conflict);
-        assert!(ix.loaded[b]);
-        assert_eq!(ix.check_and_insert(old[2], content(old[2])).unwrap(), Seen::Duplicate);
-        assert_eq!(ix.check_and_insert(new[1], 1).unwrap(), Seen::New);
-        assert_eq!(ix.check_and_insert(new[1], 1).unwrap(), Seen::Duplicate);
+        assert!(ix.read_by_lookups[b] <= 4 * 2 * WINDOW * RECORD as u64, "{} bytes read", ix.read_by_lookups[b]);
+        // Once its lookups have read as much as it holds, the bucket loads,
+        // this append's new record with it.
+        let mut i = 0;
+        while !ix.loaded[b] {
+            assert!(ix.read_by_lookups[b] < size + 2 * WINDOW * RECORD as u64);
+            assert_eq!(ix.check_and_insert(in_bucket(b, i), i as u64).unwrap(), Seen::Duplicate);
+            i += 1;
+        }
+        assert!(i >= 4, "loaded after {i} more lookups");
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_000), 2).unwrap(), Seen::Conflict);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 4_999), 4_999).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_001), 1).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_001), 1).unwrap(), Seen::Duplicate);
         ix.flush().unwrap();
         ix.finish().unwrap();
+        // Two records are no tail to sort: they stay after the head.
+        assert_eq!(sorted_heads(dir.path()).unwrap()[b], 5_000);
         let mut ix = IdIndex::begin(dir.path(), 3, None).unwrap();
-        assert_eq!(ix.check_and_insert(new[0], 1).unwrap(), Seen::Duplicate);
-        assert_eq!(ix.check_and_insert(new[1], 3).unwrap(), Seen::Conflict);
-        assert_eq!(ix.check_and_insert(new[2], 1).unwrap(), Seen::New);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_000), 1).unwrap(), Seen::Duplicate);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_001), 3).unwrap(), Seen::Conflict);
+        assert_eq!(ix.check_and_insert(in_bucket(b, 5_002), 1).unwrap(), Seen::New);
+    }
+
+    #[test]
+    fn lookups_in_a_sorted_head_find_every_id_and_a_stale_sorted_file_only_costs_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (b, n) = (700, 20_000u128);
+        commit_ids(d, 1, b, 0..n);
+        // A tail past its share of the head is sorted in; a smaller one stays.
+        commit_ids(d, 2, b, n..n + 2_400);
+        assert_eq!(sorted_heads(d).unwrap()[b], n as u64, "2,400 records are not an eighth of the head");
+        commit_ids(d, 3, b, n + 2_400..n + 2_600);
+        assert_eq!(sorted_heads(d).unwrap()[b], n as u64 + 2_600, "2,600 are: sorted in");
+        commit_ids(d, 4, b, n + 2_600..n + 2_700);
+        assert_eq!(sorted_heads(d).unwrap()[b], n as u64 + 2_600, "100 records stay unsorted");
+        let all = n + 2_700;
+        let bytes = fs::read(IdIndex::bucket_path(d, b)).unwrap();
+        let keys: Vec<u64> = bytes.chunks_exact(RECORD).map(|r| record(r).0).collect();
+        assert!(keys[..(n + 2_600) as usize].is_sorted());
+        // Every id, by lookups alone (a fresh index per probe keeps the bucket unloaded).
+        let verdicts = |expect_sorted: bool| {
+            for i in (0..all).step_by(97).chain([0, n - 1, n, all - 1]) {
+                let mut ix = IdIndex::begin(d, 5, None).unwrap();
+                assert_eq!(ix.check_and_insert(in_bucket(b, i), i as u64).unwrap(), Seen::Duplicate, "id {i}");
+                assert_eq!(ix.check_and_insert(in_bucket(b, i), i as u64 + 1).unwrap(), Seen::Conflict, "id {i}");
+                assert_eq!(ix.check_and_insert(in_bucket(b, all + i), 0).unwrap(), Seen::New, "id {}", all + i);
+                if expect_sorted {
+                    assert!(!ix.loaded[b]);
+                    // Three lookups: windows of the head and the 100-record tail each.
+                    let most = 3 * (3 * WINDOW + 100) * RECORD as u64;
+                    assert!(ix.read_by_lookups[b] <= most, "id {i}: {} bytes read", ix.read_by_lookups[b]);
+                }
+                drop(ix);
+                IdIndex::recover(d, Some(4)).unwrap();
+            }
+        };
+        verdicts(true);
+        // `SORTED` damaged, or older than the buckets (a crash before it
+        // was written), or lost: still every verdict.
+        for stale in ["", "0"] {
+            let heads = if stale.is_empty() { vec![] } else { vec![stale; BUCKETS] };
+            fs::write(sorted_path(d), heads.join(" ")).unwrap();
+            verdicts(false);
+        }
+        fs::remove_file(sorted_path(d)).unwrap();
+        verdicts(false);
+        // A head out of order where `SORTED` says it is sorted: named, not misread.
+        let mut records: Vec<[u8; RECORD]> = bytes.chunks_exact(RECORD).map(|r| r.try_into().unwrap()).collect();
+        records.swap(100, 9_000);
+        fs::write(IdIndex::bucket_path(d, b), records.concat()).unwrap();
+        write_sorted_heads(d, &vec![(n + 2_600) as u64; BUCKETS]).unwrap();
+        let problems: Vec<String> = (0..n)
+            .step_by(50)
+            .filter_map(|i| {
+                let mut ix = IdIndex::begin(d, 5, None).unwrap();
+                match ix.check_and_insert(in_bucket(b, i), i as u64) {
+                    Ok(Seen::Duplicate) => None,
+                    Err(Error::Damaged { problem, .. }) => Some(problem),
+                    other => panic!("id {i}: {other:?}"),
+                }
+            })
+            .collect();
+        assert!(!problems.is_empty() && problems.iter().all(|p| p.contains("not sorted")), "{problems:?}");
     }
 
     #[test]
