@@ -54,12 +54,14 @@
 //! tails change makes the next one refold.
 //!
 //! Files: each epoch has one file per published table. A component folded
-//! whole keeps its settled history as one epoch and its last
-//! [`RECENT_EPOCHS`] weeks as epochs of their own; an append later than
-//! everything opens a new epoch for its week; past [`MAX_EPOCHS`], the two
-//! adjacent recent epochs with the fewest events are joined as one (the
-//! settled history is not, see [`make_room`]): from their stored rows when
-//! the append touches neither ([`join_rows`]), else folded again.
+//! whole keeps its last [`RECENT_EPOCHS`] weeks as epochs of their own and
+//! its settled history in epochs of about [`SETTLED_EVENTS`] events, so a
+//! late event refolds that many, not the history (and, when their head
+//! changes, the epochs after it); an append later than everything opens a
+//! new epoch for its week; past [`max_epochs`], the two adjacent epochs
+//! with the fewest events, after the first, are joined as one (see
+//! [`make_room`]): from their stored rows when the append touches neither
+//! ([`join_rows`]), else folded again.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -85,10 +87,23 @@ use crate::project::tables::{Table, table_batch};
 use crate::project::widen;
 use crate::project::{Projected, project_carrying};
 
-/// Most epochs a component has; one more joins two (see [`make_room`]).
+/// Most epochs a component of few events has; one more joins two (see
+/// [`make_room`]).
 pub(super) const MAX_EPOCHS: usize = 5;
 /// Periods a component folded whole keeps as epochs of their own.
 const RECENT_EPOCHS: usize = 2;
+/// Events (about: its cuts fall at period starts) an epoch of the settled
+/// history of a component folded whole holds: what a late event refolds.
+/// Small enough that a late batch into a 50M-event log refolds a little
+/// of each service it touches; large enough that a component keeps few
+/// epochs (their files and manifest entries). Tests cut at a few weeks.
+const SETTLED_EVENTS: u64 = if cfg!(test) { 40 } else { 16_384 };
+
+/// Most epochs a component of `events` events has: [`MAX_EPOCHS`], and one
+/// more for each [`SETTLED_EVENTS`] of its history.
+pub(super) fn max_epochs(events: u64) -> usize {
+    MAX_EPOCHS + (events / SETTLED_EVENTS) as usize
+}
 
 /// One epoch of a component: its events are those with `occurred_at` from
 /// `from` (`None`: the beginning) to the next epoch's `from`.
@@ -470,6 +485,19 @@ pub(super) fn fold_component(
             cuts.push(c);
             c = quiet.before(period_start(c - 1));
         }
+        // The settled history before them, in epochs of about SETTLED_EVENTS.
+        let mut times: Vec<i64> = all.iter().flat_map(|s| &s.events).map(|e| e.occurred_at).collect();
+        times.sort_unstable();
+        while let Some(&end) = cuts.last() {
+            let before = times.partition_point(|&t| t < end);
+            let Some(&t) = before.checked_sub(SETTLED_EVENTS as usize).and_then(|i| times.get(i)) else { break };
+            // Before `end`, since `period_start(t) <= t < end`.
+            let c = quiet.before(period_start(t));
+            if c <= lo {
+                break;
+            }
+            cuts.push(c);
+        }
         cuts.reverse();
     }
     let mut bounds: Vec<Option<i64>> = vec![None];
@@ -795,6 +823,12 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
     if touched.len() != plan.touched.len() {
         return Ok(None);
     }
+    // An epoch before the last of many more events than the settled
+    // history's (a model of an earlier release kept that history as one
+    // epoch): folded whole, which cuts it, rather than refolded at length.
+    if touched.iter().any(|&i| i < last && epochs[i].counts.events > 4 * SETTLED_EVENTS) {
+        return Ok(None);
+    }
     let mut slots: Vec<Slot> = epochs.iter().cloned().map(Slot::Kept).collect();
     let appended = Checks { every_id: false, plan: Some(plan) };
     // Events already read, by slot, and whether the ids of their new events
@@ -904,8 +938,8 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
     Ok(Some(settle(reader, slots, appended)?))
 }
 
-/// Makes room for one more epoch when there are [`MAX_EPOCHS`]: joins the
-/// two adjacent epochs, after the first (the settled history) and before
+/// Makes room for one more epoch when there are [`max_epochs`]: joins the
+/// two adjacent epochs, after the first and before
 /// `last`, with the fewest events between them (removing a cut is always
 /// right). Joining the smallest keeps the epochs' sizes growing towards the
 /// past, so an event is folded again a few times over its life, never the
@@ -919,13 +953,13 @@ fn make_room(
     read: &mut HashMap<usize, (Stamped, bool)>,
     last: usize,
 ) -> Result<Option<usize>> {
-    if slots.len() < MAX_EPOCHS {
-        return Ok(Some(last));
-    }
     let events = |s: &Slot| match s {
         Slot::Kept(e) => e.counts.events,
         Slot::Fresh(p) => p.counts.events,
     };
+    if slots.len() < max_epochs(slots.iter().map(events).sum()) {
+        return Ok(Some(last));
+    }
     let Some(j) = (1..last.saturating_sub(1)).min_by_key(|&j| events(&slots[j]) + events(&slots[j + 1])) else {
         return Ok(None);
     };
@@ -1259,15 +1293,22 @@ fn finish(
         // many, are written again; the others stay as they are.
         let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         let mut rewrite = Vec::new();
+        // Epochs that a rewritten segment's events may reach: each gets a new segment.
+        let mut reached = BTreeSet::new();
         for seg in names {
             match m.spans.get(seg) {
                 Some(&(lo, hi)) if epoch_of(lo) == epoch_of(hi) => {
                     groups.entry(epoch_of(lo)).or_default().push(seg.clone())
                 }
-                _ => rewrite.push(seg.clone()),
+                span => {
+                    let (lo, hi) = span.map_or((0, cuts.len()), |&(lo, hi)| (epoch_of(lo), epoch_of(hi)));
+                    reached.extend(lo..=hi);
+                    rewrite.push(seg.clone())
+                }
             }
         }
-        for group in groups.into_values().filter(|g| g.len() > MAX_SEGMENTS) {
+        let crowded = |(epoch, g): &(usize, Vec<String>)| g.len() + usize::from(reached.contains(epoch)) > MAX_SEGMENTS;
+        for (_, group) in groups.into_iter().filter(crowded) {
             // Its smallest, merged into one, bring it back to MAX_SEGMENTS;
             // the large ones (merged before, or two joined epochs') stay.
             let size = |seg: &String| dir.join(seg).metadata().map_or(0, |f| f.len());
@@ -1318,7 +1359,7 @@ pub(super) mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::super::{Manifest, PARTS, Publication, ReadModel, Refolded, catch_up, read_manifest};
-    use super::{MAX_EPOCHS, period_start};
+    use super::{max_epochs, period_start};
     use crate::input::ndjson_rows;
     use crate::log::{Writer, load_events};
 
@@ -1505,7 +1546,7 @@ pub(super) mod tests {
         for w in 0..22 {
             let m = data.append(&days(&SERVICES, w * 7..w * 7 + 7));
             for c in m.components.values() {
-                assert!(c.epochs.len() <= MAX_EPOCHS, "{:?}", c.epochs.len());
+                assert!(c.epochs.len() <= max_epochs(c.counts.events), "{:?}", c.epochs.len());
             }
         }
         data
@@ -1555,17 +1596,43 @@ pub(super) mod tests {
         assert!(!text.contains("\"tails\"") && text.contains("\"epochs\""), "tails in the manifest");
         let settled = |m: &Manifest| m.components.values().map(|c| c.epochs[0].id.clone()).collect::<Vec<_>>();
         let first = settled(&data.manifest());
-        let mut most = 0;
+        let mut reached = false;
         // Then ten months a week at a time, each checked against a whole fold.
         for w in 8..52 {
             let m = data.append(&days(&SERVICES, w * 7..w * 7 + 7));
             for c in m.components.values() {
-                most = most.max(c.epochs.len());
-                assert!(c.epochs.len() <= MAX_EPOCHS, "{:?}", c.epochs.len());
+                reached |= c.epochs.len() == max_epochs(c.counts.events);
+                assert!(c.epochs.len() <= max_epochs(c.counts.events), "{:?}", c.epochs.len());
             }
             assert_eq!(settled(&m), first, "week {w}: the settled history was folded again");
         }
-        assert_eq!(most, MAX_EPOCHS, "the epochs reached their most and were joined");
+        assert!(reached, "the epochs reached their most and were joined");
+    }
+
+    #[test]
+    fn a_late_batch_refolds_the_settled_epoch_it_lands_in_not_the_history() {
+        let mut data = Data::new(crate::project::DEFAULT_ATTRIBUTION_WINDOW);
+        // Forty weeks folded whole: the settled history in epochs of about
+        // SETTLED_EVENTS (a cut falls at a period's start: a week more at most).
+        let m = data.append(&days(&SERVICES, 0..280));
+        for c in m.components.values() {
+            let chunks = c.counts.events / (2 * super::SETTLED_EVENTS);
+            assert!(c.epochs.len() > super::RECENT_EPOCHS + chunks as usize, "{:?}", c.epochs.len());
+            let week = c.counts.events / 40;
+            for e in &c.epochs[1..c.epochs.len() - super::RECENT_EPOCHS] {
+                assert!((super::SETTLED_EVENTS..=super::SETTLED_EVENTS + week).contains(&e.counts.events), "{e:?}");
+            }
+        }
+        // New ids in week 14 of `a`: its epoch is folded again (and the one
+        // after, whose head holds its tails), nothing else.
+        let t = START + 100 * DAY;
+        let before = ids(&m);
+        let m = data.append(&[
+            commit("a", "late-1", t + 10 * HOUR),
+            deploy("a", "production", "late-d1", t + 11 * HOUR, Some("late-1")),
+        ]);
+        let changed = ids(&m).iter().filter(|id| !before.contains(id)).count();
+        assert!((1..=2).contains(&changed), "{changed} epochs folded again");
     }
 
     #[test]
