@@ -115,16 +115,15 @@ pub(super) struct Epoch {
     /// The name (`id`) of its file in each published table, in [`PARTS`]
     /// order: its own, or that of the epoch it replaced, of the same start,
     /// when its rows there encode to the same bytes (an append of commits
-    /// alone rewrites `changes`, not the other five tables).
+    /// alone rewrites `changes`, not the other five tables). None when
+    /// every file is its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
     pub counts: ProjectedCounts,
     pub span: Option<(i64, i64)>,
     pub pairs: Vec<(String, String)>,
     pub ingested: Option<(i64, i64)>,
     pub summary: Summary,
-    /// The commits it (and the epochs before) left unshipped somewhere,
-    /// which the next epoch's deployments may ship.
-    pub carry: Vec<Carried>,
     /// The last cut inside it found unclean (not tried again).
     #[serde(default)]
     pub unclean: Option<i64>,
@@ -405,12 +404,6 @@ impl Slot {
             Slot::Fresh(p) => &p.summary,
         }
     }
-    fn carry(&self) -> &[Carried] {
-        match self {
-            Slot::Kept(e) => &e.carry,
-            Slot::Fresh(p) => &p.carry,
-        }
-    }
     /// The shas a fold of it must find in the carry if it links them.
     fn expected(&self) -> impl Iterator<Item = &String> {
         let (borrowed, expect) = match self {
@@ -549,14 +542,14 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    /// The tails epoch `id` keeps: per metric grain (in [`PARTS`] order),
-    /// what it collected for the bucket its end cuts, which the next epoch's
-    /// row includes. Kept beside the manifest (`model/tails/<id>.json`, when
-    /// any): they hold every lead time of those buckets, most of a manifest
-    /// that carried them, and only a fold of the epoch after reads them.
-    fn tails(&self, id: &str) -> Result<Vec<Vec<PartialBucket>>> {
+    /// What epoch `id` passes to the next one's fold, kept beside the
+    /// manifest (`model/tails/<id>.json`, when it passes anything): only a
+    /// fold of the epoch after reads it, and it is most of a manifest that
+    /// held it (every lead time of the buckets its end cuts, and the sha of
+    /// each commit it left unshipped).
+    fn passed(&self, id: &str) -> Result<Passed> {
         let name = tails_file(id);
-        let Some(&checksum) = self.m.checksums.get(&name) else { return Ok(vec![Vec::new(); grains().count()]) };
+        let Some(&checksum) = self.m.checksums.get(&name) else { return Ok(Passed::default()) };
         let path = self.dir.join(&name);
         let bytes = read_checked(&path, Some(checksum))?;
         serde_json::from_slice(&bytes).map_err(|e| crate::Error::damaged(&path, e, super::MODEL_AFFECTS))
@@ -669,6 +662,23 @@ impl Checks<'_> {
 /// The checks of a component folded whole: every id, nothing older.
 const WHOLE: Checks = Checks { every_id: true, plan: None };
 
+/// What an epoch passes to the next one's fold (see [`Reader::passed`]).
+#[derive(Debug, Serialize, Deserialize)]
+struct Passed {
+    /// Per metric grain (in [`PARTS`] order), what it collected for the
+    /// bucket its end cuts, which the next epoch's row includes.
+    tails: Vec<Vec<PartialBucket>>,
+    /// The commits it (and the epochs before) left unshipped somewhere,
+    /// which the next epoch's deployments may ship.
+    carry: Vec<Carried>,
+}
+
+impl Default for Passed {
+    fn default() -> Self {
+        Passed { tails: vec![Vec::new(); grains().count()], carry: Vec::new() }
+    }
+}
+
 /// What folding an epoch takes from the epochs before it.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Head {
@@ -689,11 +699,12 @@ fn head_after(reader: &Reader, slots: &[Slot]) -> Result<Head> {
             envs.entry(service.clone()).or_default().extend(live.keys().cloned());
         }
     }
-    Ok(match slots.last() {
-        Some(Slot::Kept(e)) => Head { tails: reader.tails(&e.id)?, carry: e.carry.clone(), envs },
-        Some(Slot::Fresh(p)) => Head { tails: p.tails.clone(), carry: p.carry.clone(), envs },
-        None => Head { tails: vec![Vec::new(); grains().count()], carry: Vec::new(), envs },
-    })
+    let Passed { tails, carry } = match slots.last() {
+        Some(Slot::Kept(e)) => reader.passed(&e.id)?,
+        Some(Slot::Fresh(p)) => Passed { tails: p.tails.clone(), carry: p.carry.clone() },
+        None => Passed::default(),
+    };
+    Ok(Head { tails, carry, envs })
 }
 
 /// The commits of an epoch (its own and those `carried` into it) not
@@ -847,7 +858,7 @@ fn incremental(reader: &Reader, old: &Component, plan: &Plan) -> Result<Option<V
             // open an epoch of their own.
             Some(cut) if epochs[last].from.is_none_or(|f| cut > f) && last_old.is_some_and(|hi| hi < cut) => {
                 let (before, after) = split(&events, cut);
-                if !ids_stay(&after, plan, &carried(slots[last].carry())) {
+                if !ids_stay(&after, plan, &carried(&head_after(reader, &slots[..=last])?.carry)) {
                     // It names ids of the epoch before: one epoch with it.
                     read.insert(last, (events, false));
                 } else {
@@ -1015,6 +1026,7 @@ fn join_rows(reader: &Reader, before: &[Slot], l: &Epoch, r: &Epoch) -> Result<P
     counts += r.counts;
     let pairs: BTreeSet<(String, String)> = l.pairs.iter().chain(&r.pairs).cloned().collect();
     let borrowed: BTreeSet<String> = l.borrowed.iter().chain(&r.borrowed).cloned().collect();
+    let passed = reader.passed(&r.id)?;
     Ok(Piece {
         from: l.from,
         parts,
@@ -1023,8 +1035,8 @@ fn join_rows(reader: &Reader, before: &[Slot], l: &Epoch, r: &Epoch) -> Result<P
         pairs: pairs.into_iter().collect(),
         ingested: widen(l.ingested, r.ingested),
         summary: Summary::sum([&l.summary, &r.summary].into_iter()),
-        tails: reader.tails(&r.id)?,
-        carry: r.carry.clone(),
+        tails: passed.tails,
+        carry: passed.carry,
         unclean: r.unclean.or(l.unclean),
         head: head_after(reader, before)?,
         // Old events only: `ids_stay` checked the new ones against them.
@@ -1184,7 +1196,6 @@ fn placeholder() -> Epoch {
         pairs: Vec::new(),
         ingested: None,
         summary: Summary::default(),
-        carry: Vec::new(),
         unclean: None,
         teams: None,
         borrowed: Vec::new(),
@@ -1256,15 +1267,20 @@ fn finish(
                     checksums.insert(file, checksum);
                     files.push(name);
                 }
-                if p.tails.iter().any(|t| !t.is_empty()) {
+                if p.tails.iter().any(|t| !t.is_empty()) || !p.carry.is_empty() {
                     let name = tails_file(&id);
-                    let text = serde_json::to_vec(&p.tails)
-                        .map_err(|e| crate::Error::Internal(format!("an epoch's tails: {e}")))?;
+                    let passed = Passed { tails: p.tails, carry: p.carry };
+                    let text = serde_json::to_vec(&passed)
+                        .map_err(|e| crate::Error::Internal(format!("what an epoch passes on: {e}")))?;
                     reader.spares.write(&dir.join(&name), &text)?;
                     checksums.insert(name.clone(), xxhash_rust::xxh3::xxh3_64(&text));
                     written.push(dir.join(&name));
                 }
                 let teams = Some(teams_of(&p.parts)?);
+                // Its own in every table: named by `id` alone (see `Epoch::file`).
+                if files.iter().all(|f| *f == id) {
+                    files.clear();
+                }
                 Epoch {
                     from: p.from,
                     id,
@@ -1274,7 +1290,6 @@ fn finish(
                     pairs: p.pairs,
                     ingested: p.ingested,
                     summary: p.summary,
-                    carry: p.carry,
                     unclean: p.unclean,
                     teams,
                     borrowed: p.borrowed,
@@ -1593,7 +1608,7 @@ pub(super) mod tests {
             assert!(kept.count() > 0, "{:?}", m.checksums.keys());
         }
         let text = std::fs::read_to_string(data.root().join(super::super::DIR).join(super::super::MANIFEST)).unwrap();
-        assert!(!text.contains("\"tails\"") && text.contains("\"epochs\""), "tails in the manifest");
+        assert!(!text.contains("\"tails\"") && !text.contains("\"carry\"") && text.contains("\"epochs\""), "{text}");
         let settled = |m: &Manifest| m.components.values().map(|c| c.epochs[0].id.clone()).collect::<Vec<_>>();
         let first = settled(&data.manifest());
         let mut reached = false;

@@ -80,8 +80,9 @@ pub use refold::Refolded;
 /// may link commits of an earlier one that the carry holds (`borrowed`).
 /// 9: epochs' tails kept beside the manifest (`tails/`). 10: an epoch may
 /// keep the file of the one it replaced in a table (`Epoch::files`); the
-/// retired are files, not epochs.
-const FORMAT: u32 = 10;
+/// retired are files, not epochs. 11: an epoch's carry kept with its
+/// tails, beside the manifest.
+const FORMAT: u32 = 11;
 const DIR: &str = "model";
 const MANIFEST: &str = "MANIFEST.json";
 /// The directories under `model/` holding the files a manifest names:
