@@ -37,6 +37,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::delta::{create_dir_durable, remove_temp_files, sync_dir, sync_files, write_atomic};
+use super::sorted;
 use crate::error::{Error, Result};
 
 pub const BUCKETS: usize = 1024;
@@ -50,10 +51,6 @@ const SHARDS: usize = 1 << SHARD_BITS;
 const SHARDS_PER_BUCKET: usize = SHARDS / BUCKETS;
 /// New entries a shard keeps unsorted before merging them into its sorted run.
 const FRESH: usize = 64;
-/// Records a lookup reads from a bucket's sorted head at a time (8 KiB):
-/// where the key's hash puts it, ± 2.3 standard deviations of where it is
-/// in a 50M-event index's buckets.
-const WINDOW: u64 = 512;
 /// Fewest records of a bucket's tail that are sorted into its head.
 const MIN_TAIL: u64 = 512;
 /// A tail is sorted into its head once it holds more than 1/`TAIL_SHARE`
@@ -201,11 +198,10 @@ fn bucket_of_key(key: u64) -> usize {
     (key >> BUCKET_SHIFT) as usize % BUCKETS
 }
 
-/// Where `key` would be among `records` sorted keys of its bucket, were
-/// the keys spread evenly (they are hashes).
+/// Where `key` would be among `records` sorted keys of its bucket (the
+/// bits below those of the bucket are evenly spread: it is a hash).
 fn interpolate(key: u64, records: u64) -> u64 {
-    let within = u128::from(key & ((1 << BUCKET_SHIFT) - 1));
-    ((within * u128::from(records)) >> BUCKET_SHIFT) as u64
+    sorted::interpolate(key & ((1 << BUCKET_SHIFT) - 1), BUCKET_SHIFT, records)
 }
 
 /// Shard of an id key: its top bits, so a bucket's shards are consecutive.
@@ -280,30 +276,22 @@ fn read_records(path: &Path, f: &File, from: u64, to: u64) -> Result<Vec<u8>> {
 }
 
 /// The content hash of `key` among the first `head` records of bucket file
-/// `f`, sorted by key: a window where [`interpolate`] puts the key, then
-/// halving what is left until a window spans it. Adds what it read to `read`.
-/// Only the records it reads are checked (`leadline check` reads them all).
+/// `f`, sorted by key ([`sorted::equal_range`], from where [`interpolate`]
+/// puts it). Adds what it read to `read`. Only the records it reads are
+/// checked (`leadline check` reads them all).
 fn search_head(path: &Path, f: &File, head: u64, key: u64, read: &mut u64) -> Result<Option<u64>> {
-    let (mut lo, mut hi) = (0, head);
-    let mut guess = interpolate(key, head);
-    while lo < hi {
-        let start = guess.saturating_sub(WINDOW / 2).clamp(lo, hi.saturating_sub(WINDOW).max(lo));
-        let end = (start + WINDOW).min(hi);
-        let bytes = read_records(path, f, start, end)?;
+    let window = |from: u64, to: u64| -> Result<Vec<u8>> {
+        let bytes = read_records(path, f, from, to)?;
         *read += bytes.len() as u64;
-        let keys: Vec<(u64, u64)> = bytes.chunks_exact(RECORD).map(record).collect();
-        if keys.windows(2).any(|w| w[0].0 > w[1].0) {
-            let problem = format!("records {start}..{end} are not sorted by id, though `SORTED` says they are");
-            return Err(Error::damaged(path, problem, BUCKET_AFFECTS));
+        if bytes.chunks_exact(RECORD).map(|r| record(r).0).is_sorted() {
+            Ok(bytes)
+        } else {
+            let problem = format!("records {from}..{to} are not sorted by id, though `SORTED` says they are");
+            Err(Error::damaged(path, problem, BUCKET_AFFECTS))
         }
-        match (keys.first(), keys.last()) {
-            (Some(first), _) if key < first.0 => hi = start,
-            (_, Some(last)) if key > last.0 => lo = end,
-            _ => return Ok(keys.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| keys[i].1)),
-        }
-        guess = lo + (hi - lo) / 2;
-    }
-    Ok(None)
+    };
+    let found = sorted::equal_range(head, RECORD, key, interpolate(key, head), |r| record(r).0, window)?;
+    Ok(found.chunks_exact(RECORD).next().map(|r| record(r).1))
 }
 
 /// The file that says how many records head each bucket file sorted.
@@ -911,12 +899,16 @@ mod tests {
         assert_eq!(ix.check_and_insert(in_bucket(b, 5_000), 1).unwrap(), Seen::New);
         assert_eq!(ix.check_and_insert(in_bucket(b, 5_000), 1).unwrap(), Seen::Duplicate);
         assert!(!ix.loaded[b] && ix.cached == 0, "looked up, not loaded");
-        assert!(ix.read_by_lookups[b] <= 4 * 2 * WINDOW * RECORD as u64, "{} bytes read", ix.read_by_lookups[b]);
+        assert!(
+            ix.read_by_lookups[b] <= 4 * 2 * sorted::WINDOW * RECORD as u64,
+            "{} bytes read",
+            ix.read_by_lookups[b]
+        );
         // Once its lookups have read as much as it holds, the bucket loads,
         // this append's new record with it.
         let mut i = 0;
         while !ix.loaded[b] {
-            assert!(ix.read_by_lookups[b] < size + 2 * WINDOW * RECORD as u64);
+            assert!(ix.read_by_lookups[b] < size + 2 * sorted::WINDOW * RECORD as u64);
             assert_eq!(ix.check_and_insert(in_bucket(b, i), i as u64).unwrap(), Seen::Duplicate);
             i += 1;
         }
@@ -962,7 +954,7 @@ mod tests {
                 if expect_sorted {
                     assert!(!ix.loaded[b]);
                     // Three lookups: windows of the head and the 100-record tail each.
-                    let most = 3 * (3 * WINDOW + 100) * RECORD as u64;
+                    let most = 3 * (3 * sorted::WINDOW + 100) * RECORD as u64;
                     assert!(ix.read_by_lookups[b] <= most, "id {i}: {} bytes read", ix.read_by_lookups[b]);
                 }
                 drop(ix);

@@ -20,6 +20,7 @@ pub mod files;
 pub mod index;
 pub mod lock;
 mod read;
+pub mod sorted;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -3,8 +3,8 @@
 //! A key packs a 48-bit hash of an id (a deployment, incident or commit)
 //! with the 16-bit number of a service that named it, so sorting keys groups
 //! every service of one id together. Runs are files of sorted keys; a new run
-//! is looked up against the old ones (by binary search with positioned reads
-//! when it is small, by one sequential pass when it is large) and then kept
+//! is looked up against the old ones (by windows of positioned reads where
+//! each hash lies when it is small, by one sequential pass when it is large) and then kept
 //! beside them. Once there are too many, the newest are merged, up to an
 //! older run much larger than they are together ([`to_merge`]): a small
 //! append into a big history merges a few small runs, not the whole
@@ -20,6 +20,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::log::files::HashingFile;
+use crate::log::sorted;
 
 /// Services a key can name: 16 bits.
 pub const MAX_SERVICES: usize = 1 << 16;
@@ -65,7 +66,8 @@ pub fn shared(
         let path = dir.join(run);
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let len = file.metadata().map_err(|e| Error::io(&path, e))?.len() / 8;
-        if (keys.len() as u64) * 64 < len {
+        // Looked up when that reads less than the whole run.
+        if (keys.len() as u64) * 2 * sorted::WINDOW < len {
             probe(&file, len, keys, joined, seen).map_err(|e| Error::io(&path, e))?;
         } else {
             let mut reader = Keys(BufReader::with_capacity(1 << 20, file));
@@ -86,7 +88,8 @@ pub fn shared(
     Ok(())
 }
 
-/// Binary search of each of `keys`' hashes in a run of `len` keys.
+/// Each of `keys`' hashes looked up in a run of `len` keys
+/// ([`sorted::equal_range`]: the hashes are evenly spread).
 fn probe(
     file: &File,
     len: u64,
@@ -94,25 +97,16 @@ fn probe(
     joined: &mut dyn FnMut(u32, u32),
     seen: &mut HashSet<u64>,
 ) -> std::io::Result<()> {
-    let at = |i: u64| -> std::io::Result<u64> {
-        let mut b = [0u8; 8];
-        file.read_exact_at(&mut b, i * 8)?;
-        Ok(u64::from_le_bytes(b))
+    let read = |from: u64, to: u64| {
+        let mut b = vec![0u8; (to - from) as usize * 8];
+        file.read_exact_at(&mut b, from * 8).map(|()| b)
     };
+    let key_of = |r: &[u8]| hash(u64::from_le_bytes(r.try_into().unwrap_or_default()));
     for &k in keys {
-        let (mut lo, mut hi) = (0, len);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if at(mid)? < hash(k) { lo = mid + 1 } else { hi = mid }
-        }
-        while lo < len {
-            let old = at(lo)?;
-            if hash(old) != hash(k) {
-                break;
-            }
+        let guess = sorted::interpolate(hash(k) >> 16, 48, len);
+        for old in sorted::equal_range(len, 8, hash(k), guess, key_of, read)?.chunks_exact(8) {
             seen.insert(hash(k));
-            joined(service(k), service(old));
-            lo += 1;
+            joined(service(k), service(u64::from_le_bytes(old.try_into().unwrap_or_default())));
         }
     }
     Ok(())
