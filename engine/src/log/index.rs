@@ -245,17 +245,32 @@ pub fn decode_record(r: &[u8]) -> std::result::Result<(u64, u64), &'static str> 
     Ok(record(r))
 }
 
+/// The records bucket file `path` of `len` bytes holds, or why it is
+/// damaged: not a whole number of them.
+fn whole_records(path: &Path, len: u64) -> Result<u64> {
+    if !len.is_multiple_of(RECORD as u64) {
+        let problem = format!("{len} bytes long, not a whole number of {RECORD}-byte records");
+        return Err(Error::damaged(path, problem, BUCKET_AFFECTS));
+    }
+    Ok(len / RECORD as u64)
+}
+
+/// Checks that each record of `bytes`, records `first..` of bucket file
+/// `path`, is what was written.
+fn check_records(path: &Path, bytes: &[u8], first: u64) -> Result<()> {
+    for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
+        decode_record(r).map_err(|problem| {
+            Error::damaged(path, format!("record {}: {problem}", first + i as u64), BUCKET_AFFECTS)
+        })?;
+    }
+    Ok(())
+}
+
 /// Checks that every record of bucket file `path` (its `bytes`) is whole
 /// and what was written.
 fn verify_bucket(path: &Path, bytes: &[u8]) -> Result<()> {
-    if !bytes.len().is_multiple_of(RECORD) {
-        let problem = format!("{} bytes long, not a whole number of {RECORD}-byte records", bytes.len());
-        return Err(Error::damaged(path, problem, BUCKET_AFFECTS));
-    }
-    for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
-        decode_record(r).map_err(|problem| Error::damaged(path, format!("record {i}: {problem}"), BUCKET_AFFECTS))?;
-    }
-    Ok(())
+    whole_records(path, bytes.len() as u64)?;
+    check_records(path, bytes, 0)
 }
 
 /// Records `from..to` of bucket file `f` (at `path`), each checked.
@@ -267,11 +282,7 @@ fn read_records(path: &Path, f: &File, from: u64, to: u64) -> Result<Vec<u8>> {
         }
         _ => Error::io(path, e),
     })?;
-    for (i, r) in bytes.chunks_exact(RECORD).enumerate() {
-        decode_record(r).map_err(|problem| {
-            Error::damaged(path, format!("record {}: {problem}", from + i as u64), BUCKET_AFFECTS)
-        })?;
-    }
+    check_records(path, &bytes, from)?;
     Ok(bytes)
 }
 
@@ -540,11 +551,7 @@ impl IdIndex {
         let lengths = Self::bucket_lengths(dir)?;
         let mut records = 0;
         for (b, &len) in lengths.iter().enumerate() {
-            if !len.is_multiple_of(RECORD as u64) {
-                let problem = format!("{len} bytes long, not a whole number of {RECORD}-byte records");
-                return Err(Error::damaged(&Self::bucket_path(dir, b), problem, BUCKET_AFFECTS));
-            }
-            records += len / RECORD as u64;
+            records += whole_records(&Self::bucket_path(dir, b), len)?;
         }
         // Records of an append in progress (or of one that died, cut by
         // the next writer) are not in the log's count yet.
@@ -676,11 +683,7 @@ impl IdIndex {
     fn find_in_bucket(&mut self, b: usize, key: u64, content: u64) -> Result<Option<Seen>> {
         let verdict = |c: u64| if c == content { Seen::Duplicate } else { Seen::Conflict };
         let path = Self::bucket_path(&self.dir, b);
-        if !self.lengths[b].is_multiple_of(RECORD as u64) {
-            let problem = format!("{} bytes long, not a whole number of {RECORD}-byte records", self.lengths[b]);
-            return Err(Error::damaged(&path, problem, BUCKET_AFFECTS));
-        }
-        let records = self.lengths[b] / RECORD as u64;
+        let records = whole_records(&path, self.lengths[b])?;
         if records > 0 {
             let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
             let head = self.sorted[b];

@@ -469,9 +469,10 @@ pub(super) fn fold_component(
     }
     // Folded whole: its settled history and its last periods apart.
     let all = reader.read(None, None)?;
-    let span = all.iter().flat_map(|s| &s.events).map(|e| e.occurred_at).fold(None, |acc, t| widen(acc, Some((t, t))));
+    let mut times: Vec<i64> = all.iter().flat_map(|s| &s.events).map(|e| e.occurred_at).collect();
+    times.sort_unstable();
     let mut cuts = Vec::new();
-    if let Some((lo, hi)) = span {
+    if let (Some(&lo), Some(&hi)) = (times.first(), times.last()) {
         let quiet = Quiet::of(&all, m.window);
         let mut c = quiet.before(period_start(hi));
         while cuts.len() < RECENT_EPOCHS && c > lo {
@@ -479,8 +480,6 @@ pub(super) fn fold_component(
             c = quiet.before(period_start(c - 1));
         }
         // The settled history before them, in epochs of about SETTLED_EVENTS.
-        let mut times: Vec<i64> = all.iter().flat_map(|s| &s.events).map(|e| e.occurred_at).collect();
-        times.sort_unstable();
         while let Some(&end) = cuts.last() {
             let before = times.partition_point(|&t| t < end);
             let Some(&t) = before.checked_sub(SETTLED_EVENTS as usize).and_then(|i| times.get(i)) else { break };

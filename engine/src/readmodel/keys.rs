@@ -4,13 +4,13 @@
 //! with the 16-bit number of a service that named it, so sorting keys groups
 //! every service of one id together. Runs are files of sorted keys; a new run
 //! is looked up against the old ones (by windows of positioned reads where
-//! each hash lies when it is small, by one sequential pass when it is large) and then kept
-//! beside them. Once there are too many, the newest are merged, up to an
-//! older run much larger than they are together ([`to_merge`]): a small
-//! append into a big history merges a few small runs, not the whole
-//! history's keys (hundreds of MB at 50M events) every few appends. A hash
-//! collision can only join two components that need not be joined: slower,
-//! never wrong.
+//! each hash lies when it is small, by one sequential pass when it is large)
+//! and then kept beside them. Once there are too many, the newest are
+//! merged, up to an older run much larger than they are together
+//! ([`to_merge`]): a small append into a big history merges a few small
+//! runs, not the whole history's keys (hundreds of MB at 50M events) every
+//! few appends. A hash collision can only join two components that need not
+//! be joined: slower, never wrong.
 
 use std::collections::HashSet;
 use std::fs::File;
